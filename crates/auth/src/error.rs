@@ -1,0 +1,57 @@
+//! The crate's one error type. Each variant knows its HTTP status and a message that is safe to show.
+
+use http::StatusCode;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Same message for an unknown user and a wrong password, so it reveals nothing.
+    #[error("Invalid username or password.")]
+    InvalidCredentials,
+    #[error("Too many sign-in attempts. Try again in {} seconds.", retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("That username is already taken.")]
+    UsernameTaken,
+    #[error("Not found.")]
+    NotFound,
+    /// Storage or hashing failures: logged with detail, shown as a generic message.
+    #[error("Something went wrong on our side.")]
+    Internal(String),
+}
+
+impl AuthError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AuthError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AuthError::UsernameTaken => StatusCode::CONFLICT,
+            AuthError::NotFound => StatusCode::NOT_FOUND,
+            AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The number for a `Retry-After` header, if this error has one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            AuthError::Throttled { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error");
+        AuthError::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for AuthError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        tracing::error!(error = %e, "migration error");
+        AuthError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,22 @@
+//! Accounts and sessions for Implementation-Eng: Argon2id password hashing, the user store, failed-login
+//! throttling and the registry of signed-in sessions. Plain library code: the web layer lives in `server/`.
+
+pub mod db;
+pub mod error;
+pub mod password;
+pub mod service;
+pub mod sessions;
+pub mod throttle;
+pub mod users;
+
+pub use error::AuthError;
+pub use password::PasswordHasher;
+pub use service::{Authenticator, LoginAttempt};
+pub use sessions::{SessionInfo, SessionPolicy, SessionRegistry};
+pub use throttle::{LoginThrottle, ThrottleConfig};
+pub use users::{User, UserStore};
+
+/// Seconds since the Unix epoch, the one clock every table in this crate uses.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
