@@ -82,6 +82,7 @@ pub struct SessionInfo {
 }
 
 pub struct NewSession<'a> {
+    pub handle: &'a str,
     pub store_id: &'a str,
     pub user_id: i64,
     pub created_at: i64,
@@ -106,16 +107,15 @@ impl SessionRegistry {
         Self { pool }
     }
 
-    /// Records a new signed-in session and returns its handle.
-    pub async fn register(&self, s: NewSession<'_>) -> Result<String, AuthError> {
-        let handle = new_handle();
+    /// Records a new signed-in session under `s.handle` (see [`new_handle`]).
+    pub async fn register(&self, s: NewSession<'_>) -> Result<(), AuthError> {
         // Bound what a client can make us store about itself.
         let ua: String = s.user_agent.chars().take(256).collect();
         sqlx::query(
             "INSERT INTO user_sessions (handle, store_id, user_id, created_at, last_seen_at, expires_at, user_agent, client_ip) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&handle)
+        .bind(s.handle)
         .bind(s.store_id)
         .bind(s.user_id)
         .bind(s.created_at)
@@ -125,7 +125,7 @@ impl SessionRegistry {
         .bind(s.client_ip)
         .execute(&self.pool)
         .await?;
-        Ok(handle)
+        Ok(())
     }
 
     /// Is this handle still registered to this user? A revoked session fails this check.

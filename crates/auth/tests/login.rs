@@ -77,18 +77,28 @@ async fn registry_lists_and_revokes_only_the_owners_sessions() {
     let a = auth.create_user("dave", SecretString::from("pw")).await.unwrap();
     let b = auth.create_user("erin", SecretString::from("pw")).await.unwrap();
     let reg = SessionRegistry::new(pool);
-    let new = |store_id: &'static str, user_id| NewSession {
-        store_id,
-        user_id,
-        created_at: 1000,
-        expires_at: 5000,
-        user_agent: "test",
-        client_ip: "127.0.0.1",
+    let register = |store_id: &'static str, user_id| {
+        let reg = reg.clone();
+        async move {
+            let handle = auth::sessions::new_handle();
+            reg.register(NewSession {
+                handle: &handle,
+                store_id,
+                user_id,
+                created_at: 1000,
+                expires_at: 5000,
+                user_agent: "test",
+                client_ip: "127.0.0.1",
+            })
+            .await
+            .unwrap();
+            handle
+        }
     };
-    let a1 = reg.register(new("s-a1", a.id)).await.unwrap();
-    let a2 = reg.register(new("s-a2", a.id)).await.unwrap();
-    let a3 = reg.register(new("s-a3", a.id)).await.unwrap();
-    let b1 = reg.register(new("s-b1", b.id)).await.unwrap();
+    let a1 = register("s-a1", a.id).await;
+    let a2 = register("s-a2", a.id).await;
+    let a3 = register("s-a3", a.id).await;
+    let b1 = register("s-b1", b.id).await;
     assert_eq!(reg.list_for_user(a.id, 2000).await.unwrap().len(), 3);
     assert!(reg.list_for_user(a.id, 6000).await.unwrap().is_empty(), "expired rows are not listed");
 

@@ -1,0 +1,98 @@
+//! Server functions the pages call, and the types they exchange. The bodies only gather what the domain
+//! crates already computed; the server provides the services through Leptos context.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One signed-in session as the success page shows it. `handle` is a public name for the session,
+/// never its cookie value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub handle: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub user_agent: String,
+    pub client_ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub username: String,
+    pub current: SessionView,
+    /// When this session ends however active it is.
+    pub absolute_expires_at: i64,
+    /// When this session ends if it sees no request before then.
+    pub idle_expires_at: i64,
+    pub idle_timeout_secs: i64,
+    pub others: Vec<SessionView>,
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use auth::{SessionPolicy, SessionRegistry};
+
+    /// What the server hands to server functions through context.
+    #[derive(Clone)]
+    pub struct PageServices {
+        pub registry: SessionRegistry,
+        pub policy: SessionPolicy,
+    }
+
+    /// The signed-in user of the current request, put there by the server's session middleware.
+    pub fn signed_in() -> Option<auth::sessions::SignedIn> {
+        leptos::prelude::use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<auth::sessions::SignedIn>().cloned())
+    }
+}
+
+/// The signed-in user's current session and their other sessions; `None` when signed out.
+#[server]
+pub async fn session_overview() -> Result<Option<Overview>, ServerFnError> {
+    use ssr::{signed_in, PageServices};
+    let Some(me) = signed_in() else {
+        return Ok(None);
+    };
+    let services = use_context::<PageServices>().ok_or_else(|| ServerFnError::new("services missing"))?;
+    let now = auth::now_unix();
+    let rows = services.registry.list_for_user(me.user_id, now).await.map_err(|e| ServerFnError::new(e.to_string()))?;
+    let to_view = |r: auth::SessionInfo| SessionView {
+        handle: r.handle,
+        created_at: r.created_at,
+        last_seen_at: r.last_seen_at,
+        expires_at: r.expires_at,
+        user_agent: r.user_agent,
+        client_ip: r.client_ip,
+    };
+    let (mine, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.handle == me.handle);
+    let current = mine.into_iter().next().map(to_view).unwrap_or(SessionView {
+        handle: me.handle.clone(),
+        created_at: me.created_at,
+        last_seen_at: me.last_seen_at,
+        expires_at: services.policy.expires_at(me.created_at, me.last_seen_at),
+        user_agent: String::new(),
+        client_ip: String::new(),
+    });
+    Ok(Some(Overview {
+        username: me.username.clone(),
+        current,
+        absolute_expires_at: services.policy.absolute_expiry(me.created_at),
+        idle_expires_at: services.policy.expires_at(me.created_at, me.last_seen_at),
+        idle_timeout_secs: services.policy.idle_timeout.as_secs() as i64,
+        others: others.into_iter().map(to_view).collect(),
+    }))
+}
+
+/// The signed-in username, for the header; `None` when signed out.
+#[server]
+pub async fn whoami() -> Result<Option<String>, ServerFnError> {
+    Ok(ssr::signed_in().map(|s| s.username))
+}
+
+/// Why the server re-rendered the login page after a plain (no-JavaScript) form post failed.
+/// The server provides it as context; the page ships it to the browser for hydration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFailure {
+    pub message: String,
+    pub username: String,
+}

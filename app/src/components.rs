@@ -1,0 +1,43 @@
+//! Pieces every page shares: the header with the signed-in user and the sign-out button.
+
+use leptos::prelude::*;
+
+use crate::api::whoami;
+
+/// Bumped after anything that changes who is signed in, so the header refetches.
+#[derive(Clone, Copy)]
+pub struct AuthVersion(pub RwSignal<u32>);
+
+impl AuthVersion {
+    pub fn bump(&self) {
+        self.0.update(|v| *v += 1);
+    }
+}
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let version = AuthVersion(RwSignal::new(0));
+    provide_context(version);
+    let who = Resource::new(move || version.0.get(), |_| whoami());
+    view! {
+        <a class="skip-link" href="#main">"Skip to content"</a>
+        <header class="app-header">
+            <a class="brand" href="/">"Implementation-Eng"</a>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match who.await {
+                        Ok(Some(name)) => view! {
+                            <div class="account">
+                                <span class="who" data-testid="header-user">{name}</span>
+                                <form method="post" action="/logout">
+                                    <button type="submit" class="btn btn-secondary">"Sign out"</button>
+                                </form>
+                            </div>
+                        }.into_any(),
+                        _ => ().into_any(),
+                    }
+                })}
+            </Transition>
+        </header>
+    }
+}

@@ -1,0 +1,112 @@
+//! The Leptos application: the HTML shell, the routes, and the pages. Pages stay thin: they render
+//! what a server function returns and post forms to the server; the rules live in `crates/`.
+
+pub mod api;
+pub mod components;
+pub mod enhance;
+pub mod pages;
+pub mod time_fmt;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+/// Where a successful login lands unless a safe `next` says otherwise.
+pub const DEFAULT_AFTER_LOGIN: &str = "/success";
+
+/// Pages that need a signed-in user. The server redirects anonymous visitors to
+/// `/login?next=<path>` before rendering any of them.
+pub const PROTECTED_PAGES: &[&str] = &["/success"];
+
+/// Accepts `next` only if it is a path on this site: starts with one `/`, no scheme, no `//host`, no
+/// backslash tricks, no control characters. Anything else falls back to the default.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control())
+                && n.len() <= 512 =>
+        {
+            n.to_string()
+        }
+        _ => DEFAULT_AFTER_LOGIN.to_string(),
+    }
+}
+
+/// The HTML document around the app. On the server it also picks this response's CSP nonce.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        let nonce = leptos::nonce::Nonce::new();
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(v) = http::HeaderValue::from_str(&content_security_policy(&nonce)) {
+                res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
+            }
+        }
+        provide_context(nonce);
+    }
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// Only our own scripts (by nonce) and WASM compilation; nothing may frame us.
+#[cfg(feature = "ssr")]
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title formatter=|t: String| if t.is_empty() { "Implementation-Eng".to_string() } else { format!("{t} · Implementation-Eng") }/>
+        <Router>
+            <components::Header/>
+            <main id="main" class="page">
+                <Routes fallback=pages::not_found::NotFound>
+                    <Route path=path!("/login") view=pages::login::LoginPage/>
+                    <Route path=path!("/success") view=pages::success::SuccessPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_only_allows_local_paths() {
+        assert_eq!(safe_next(Some("/success")), "/success");
+        assert_eq!(safe_next(Some("/a/b?c=d")), "/a/b?c=d");
+        for bad in ["https://evil.example/", "//evil.example", "/\\evil.example", "evil", "", "/a\nb", "javascript:alert(1)"] {
+            assert_eq!(safe_next(Some(bad)), DEFAULT_AFTER_LOGIN, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), DEFAULT_AFTER_LOGIN);
+    }
+}

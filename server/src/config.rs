@@ -1,0 +1,134 @@
+//! Settings, layered: built-in defaults, then an optional TOML file (`APP_CONFIG_FILE`, default
+//! `config/app.toml` if present), then `APP_`-prefixed environment variables with `__` between levels
+//! (`APP_SESSION__IDLE_TIMEOUT_SECS=600`). Read once at start-up and passed down.
+
+use auth::ThrottleConfig;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Local development: plain-HTTP cookies allowed, demo user created.
+    Dev,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub mode: Mode,
+    /// SQLite URL; the file is created and migrated on first start.
+    pub database_url: String,
+    pub session: SessionSettings,
+    pub throttle: ThrottleConfig,
+    /// Trust `X-Real-IP` / `X-Forwarded-Proto` from a reverse proxy on loopback (nginx).
+    pub trust_proxy_headers: bool,
+    /// Extra origins allowed to post forms (besides the request's own host), e.g. `https://example.com`.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body for form routes, in bytes.
+    pub max_form_bytes: usize,
+    pub demo_user: DemoUser,
+    /// `json` for one JSON object per log line, `pretty` for humans.
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub idle_timeout_secs: u64,
+    pub absolute_lifetime_secs: u64,
+    /// `Secure` + `__Host-` cookie. `None` means: on in production mode, off in dev mode.
+    pub cookie_secure: Option<bool>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DemoUser {
+    pub username: String,
+    pub password: SecretString,
+}
+
+impl std::fmt::Debug for DemoUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoUser").field("username", &self.username).field("password", &"[redacted]").finish()
+    }
+}
+
+pub const DEMO_USERNAME: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo-password-2026";
+
+impl Settings {
+    pub fn load() -> Result<Self, config::ConfigError> {
+        let file = std::env::var("APP_CONFIG_FILE").unwrap_or_else(|_| "config/app.toml".into());
+        Self::builder()?
+            .add_source(config::File::with_name(&file).required(std::env::var("APP_CONFIG_FILE").is_ok()))
+            .add_source(
+                config::Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("allowed_origins")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()
+    }
+
+    fn builder() -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
+        let t = ThrottleConfig::default();
+        config::Config::builder()
+            .set_default("mode", "production")?
+            .set_default("database_url", "sqlite://data/app.db")?
+            .set_default("session.idle_timeout_secs", 30 * 60)?
+            .set_default("session.absolute_lifetime_secs", 8 * 3600)?
+            .set_default("throttle.account_burst", t.account_burst)?
+            .set_default("throttle.account_refill_secs", t.account_refill_secs)?
+            .set_default("throttle.ip_burst", t.ip_burst)?
+            .set_default("throttle.ip_refill_secs", t.ip_refill_secs)?
+            .set_default("trust_proxy_headers", true)?
+            .set_default("allowed_origins", Vec::<String>::new())?
+            .set_default("max_form_bytes", 16 * 1024)?
+            .set_default("demo_user.username", DEMO_USERNAME)?
+            .set_default("demo_user.password", DEMO_PASSWORD)?
+            .set_default("log_format", "pretty")
+    }
+
+    /// Defaults only, for tests.
+    pub fn defaults() -> Self {
+        Self::builder().and_then(|b| b.build()).and_then(|c| c.try_deserialize()).expect("defaults are valid")
+    }
+
+    pub fn cookie_secure(&self) -> bool {
+        self.session.cookie_secure.unwrap_or(self.mode == Mode::Production)
+    }
+
+    pub fn session_policy(&self) -> auth::SessionPolicy {
+        auth::SessionPolicy {
+            idle_timeout: Duration::from_secs(self.session.idle_timeout_secs.max(1)),
+            absolute_lifetime: Duration::from_secs(self.session.absolute_lifetime_secs.max(1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_production_safe() {
+        let s = Settings::defaults();
+        assert_eq!(s.mode, Mode::Production);
+        assert!(s.cookie_secure());
+        assert_eq!(s.session.idle_timeout_secs, 1800);
+        assert_eq!(s.session.absolute_lifetime_secs, 28800);
+        assert!(!format!("{:?}", s.demo_user).contains(DEMO_PASSWORD), "secrets never print");
+    }
+
+    #[test]
+    fn dev_mode_allows_plain_http_cookies_unless_overridden() {
+        let mut s = Settings::defaults();
+        s.mode = Mode::Dev;
+        assert!(!s.cookie_secure());
+        s.session.cookie_secure = Some(true);
+        assert!(s.cookie_secure());
+    }
+}

@@ -1,0 +1,86 @@
+//! The Implementation-Eng server: one axum router with the Leptos pages, their server functions, the
+//! form routes, and the middleware that keeps sessions safe.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod form;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+pub mod web_session;
+
+use app::api::ssr::PageServices;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+pub use state::AppState;
+
+/// No request body anywhere may exceed this; form routes have a tighter limit from the settings.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Context every page render and server function gets.
+fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
+    let services = PageServices { registry: state.sessions.registry.clone(), policy: state.sessions.policy };
+    move || provide_context(services.clone())
+}
+
+/// Renders a page for `req` outside the router (used to re-render the login page with an error).
+pub async fn render_page(state: &AppState, req: Request) -> Response {
+    let options = state.leptos_options.clone();
+    let handler = leptos_axum::render_app_to_stream_with_context(page_context(state), move || app::shell(options.clone()));
+    handler(req).await
+}
+
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    // `__Host-` makes the browser insist on Secure, Path=/ and no Domain.
+    if secure { "__Host-session" } else { "session" }
+}
+
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let secure = settings.cookie_secure();
+    let session_layer = SessionManagerLayer::new(state.session_store.clone())
+        .with_name(session_cookie_name(secure))
+        .with_secure(secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(settings.session.idle_timeout_secs as i64)));
+
+    let options = state.leptos_options.clone();
+    let routes = generate_route_list(app::App);
+    let shell = move || app::shell(options.clone());
+
+    Router::new()
+        .route("/", get(|| async { Redirect::to(app::DEFAULT_AFTER_LOGIN) }))
+        .route("/login", post(routes::login))
+        .route("/logout", post(routes::logout))
+        .route("/sessions/revoke", post(routes::revoke_session))
+        .route("/sessions/revoke-others", post(routes::revoke_other_sessions))
+        .route("/healthz", get(routes::healthz))
+        .leptos_routes_with_context(&state, routes, page_context(&state), shell)
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
+        .layer(axum::middleware::from_fn(middleware::require_sign_in))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::load_signed_in))
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::refuse_cross_site))
+        .layer(DefaultBodyLimit::max(settings.max_form_bytes))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+            // Method and path only: query strings may carry `next=` and the like, never secrets, but
+            // headers (cookies) are left out on purpose.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(state)
+}

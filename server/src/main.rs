@@ -1,0 +1,117 @@
+use clap::Parser;
+use secrecy::SecretString;
+use server::cli::{read_new_password, Cli, Command, UserCommand};
+use server::config::{Mode, Settings};
+use server::AppState;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use tower_sessions::ExpiredDeletion;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => auth::db::connect(&settings.database_url).await.map(|_| ()).map_err(|e| e.to_string()),
+        Command::User { action: UserCommand::Create { username, password_stdin } } => {
+            create_user(settings, &username, password_stdin).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn create_user(settings: Settings, username: &str, password_stdin: bool) -> Result<(), String> {
+    let password = read_new_password(password_stdin)?;
+    let state = AppState::new(settings, leptos_options()?).await.map_err(|e| e.public_message())?;
+    let user = state.auth.create_user(username, SecretString::from(password)).await.map_err(|e| e.to_string())?;
+    println!("created user {} (id {})", user.username, user.id);
+    Ok(())
+}
+
+fn leptos_options() -> Result<leptos::config::LeptosOptions, String> {
+    leptos::config::get_configuration(None).map(|c| c.leptos_options).map_err(|e| format!("leptos configuration: {e}"))
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let options = leptos_options()?;
+    let addr = options.site_addr;
+    let mode = settings.mode;
+    let demo = settings.demo_user.clone();
+    let state = AppState::new(settings, options).await.map_err(|e| e.public_message())?;
+
+    if mode == Mode::Dev {
+        match state.auth.users.find_by_username(&demo.username).await {
+            Ok(Some(_)) => tracing::info!(username = %demo.username, "demo user present (dev mode)"),
+            Ok(None) => match state.auth.create_user(&demo.username, demo.password.clone()).await {
+                Ok(_) => tracing::info!(username = %demo.username, "demo user created (dev mode; see README)"),
+                Err(e) => tracing::warn!(error = %e, "could not create demo user"),
+            },
+            Err(e) => tracing::warn!(error = %e, "could not look up demo user"),
+        }
+    }
+
+    // Expired sessions are refused on read; this only reclaims their rows.
+    let store = state.session_store.clone();
+    let registry = state.sessions.registry.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+            if let Err(e) = registry.purge_expired(auth::now_unix()).await {
+                tracing::warn!(error = %e, "could not purge session registry");
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, ?mode, "listening");
+    axum::serve(listener, server::router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,121 @@
+//! Signed-in sessions on top of tower-sessions: establish on login (new id), enforce the idle and
+//! absolute limits on every request, end one, end all others. The session data lives in the
+//! tower-sessions store; `auth::SessionRegistry` indexes it by user.
+
+use auth::sessions::{new_handle, Liveness, NewSession, SignedIn};
+use auth::{now_unix, SessionPolicy, SessionRegistry, User};
+use std::str::FromStr;
+use std::sync::Arc;
+use tower_sessions::session::Id;
+use tower_sessions::{Session, SessionStore};
+
+use crate::error::AppError;
+
+/// Key of the signed-in record inside the session data.
+pub const SIGNED_IN_KEY: &str = "signed_in";
+
+#[derive(Clone)]
+pub struct SessionManager {
+    pub registry: SessionRegistry,
+    pub store: Arc<dyn SessionStore>,
+    pub policy: SessionPolicy,
+}
+
+impl SessionManager {
+    /// Signs `user` in on this session. The session id is replaced first, so an id planted before
+    /// login (session fixation) is worthless afterwards.
+    pub async fn establish(&self, session: &Session, user: &User, user_agent: &str, client_ip: &str) -> Result<SignedIn, AppError> {
+        if let Ok(Some(previous)) = session.get::<SignedIn>(SIGNED_IN_KEY).await {
+            self.registry.remove(&previous.handle).await?;
+        }
+        session.cycle_id().await?;
+        session.clear().await;
+        let now = now_unix();
+        let signed = SignedIn {
+            user_id: user.id,
+            username: user.username.clone(),
+            handle: new_handle(),
+            created_at: now,
+            last_seen_at: now,
+        };
+        session.insert(SIGNED_IN_KEY, &signed).await?;
+        // Save now to learn the new store id, which the registry needs for revocation.
+        session.save().await?;
+        let store_id = session.id().ok_or_else(|| AppError::Internal("session has no id after save".into()))?;
+        self.registry
+            .register(NewSession {
+                handle: &signed.handle,
+                store_id: &store_id.to_string(),
+                user_id: user.id,
+                created_at: now,
+                expires_at: self.policy.expires_at(now, now),
+                user_agent,
+                client_ip,
+            })
+            .await?;
+        Ok(signed)
+    }
+
+    /// The signed-in record of this session if it is still valid; an expired or revoked one is
+    /// destroyed. Refreshes the idle clock at most every [`SessionPolicy::touch_interval`].
+    pub async fn current(&self, session: &Session) -> Result<Option<SignedIn>, AppError> {
+        let Some(mut signed) = session.get::<SignedIn>(SIGNED_IN_KEY).await? else {
+            return Ok(None);
+        };
+        let now = now_unix();
+        let live = self.policy.liveness(signed.created_at, signed.last_seen_at, now) == Liveness::Active
+            && self.registry.is_live(&signed.handle, signed.user_id).await?;
+        if !live {
+            self.registry.remove(&signed.handle).await?;
+            session.flush().await?;
+            return Ok(None);
+        }
+        if now - signed.last_seen_at >= self.policy.touch_interval() {
+            signed.last_seen_at = now;
+            session.insert(SIGNED_IN_KEY, &signed).await?;
+            self.registry.touch(&signed.handle, now, self.policy.expires_at(signed.created_at, now)).await?;
+        }
+        Ok(Some(signed))
+    }
+
+    /// Logout: forget the session server-side, so a copy of the old cookie is useless.
+    pub async fn end_current(&self, session: &Session) -> Result<(), AppError> {
+        if let Some(signed) = session.get::<SignedIn>(SIGNED_IN_KEY).await? {
+            self.registry.remove(&signed.handle).await?;
+        }
+        session.flush().await?;
+        Ok(())
+    }
+
+    /// Ends one of `me`'s other sessions by its public handle.
+    pub async fn revoke(&self, me: &SignedIn, handle: &str) -> Result<(), AppError> {
+        if handle == me.handle {
+            return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
+        }
+        let store_id = self.registry.revoke(me.user_id, handle).await?;
+        self.delete_data(&store_id).await;
+        Ok(())
+    }
+
+    /// Ends every session of `me` but the current one; returns how many.
+    pub async fn revoke_others(&self, me: &SignedIn) -> Result<usize, AppError> {
+        let ids = self.registry.revoke_others(me.user_id, &me.handle).await?;
+        for id in &ids {
+            self.delete_data(id).await;
+        }
+        Ok(ids.len())
+    }
+
+    /// Deletes a session's data from the store. The registry row is already gone, which by itself
+    /// makes the session invalid, so a failure here is logged rather than reported.
+    async fn delete_data(&self, store_id: &str) {
+        match Id::from_str(store_id) {
+            Ok(id) => {
+                if let Err(e) = self.store.delete(&id).await {
+                    tracing::warn!(error = %e, "could not delete revoked session data");
+                }
+            }
+            Err(_) => tracing::warn!("registry held a malformed session id"),
+        }
+    }
+}

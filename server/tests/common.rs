@@ -1,0 +1,115 @@
+//! Test helpers: a router over a fresh SQLite file, and a tiny cookie-aware request builder.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{header, Request, Response, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use secrecy::SecretString;
+use server::config::Settings;
+use server::AppState;
+use tower::ServiceExt;
+
+pub const HOST: &str = "app.test";
+pub const ORIGIN: &str = "https://app.test";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn leptos_options() -> leptos::config::LeptosOptions {
+    leptos::config::LeptosOptions::builder().output_name("implementation-eng").site_root("target/site").build()
+}
+
+pub async fn spawn_with(settings: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    spawn_in(dir, settings).await
+}
+
+/// Builds the app over `dir/app.db` (so a second call on the same folder is a "restart").
+pub async fn spawn_in(dir: tempfile::TempDir, settings: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut s = Settings::defaults();
+    s.database_url = format!("sqlite://{}", dir.path().join("app.db").display());
+    settings(&mut s);
+    let state = AppState::new(s, leptos_options()).await.unwrap();
+    let router = server::router(state.clone());
+    TestApp { router, state, dir }
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+impl TestApp {
+    pub async fn create_user(&self, name: &str, password: &str) {
+        self.state.auth.create_user(name, SecretString::from(password)).await.unwrap();
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Response<Body> {
+        self.router.clone().oneshot(req).await.unwrap()
+    }
+
+    /// Logs in with a plain form post and returns the session cookie (`name=value`).
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let res = self.send(post_form("/login", &[("username", user), ("password", password)], None)).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "login should redirect");
+        session_cookie(&res).expect("login sets a session cookie")
+    }
+}
+
+pub fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path).header(header::HOST, HOST);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+pub fn encode(fields: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish()
+}
+
+/// A same-site form post, as a browser would send it.
+pub fn post_form(path: &str, fields: &[(&str, &str)], cookie: Option<&str>) -> Request<Body> {
+    post_raw(path, encode(fields).into_bytes(), cookie, &[("sec-fetch-site", "same-origin")])
+}
+
+pub fn post_raw(path: &str, body: Vec<u8>, cookie: Option<&str>, extra: &[(&str, &str)]) -> Request<Body> {
+    let mut b = Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+/// The session cookie set by a response, as `name=value`.
+pub fn session_cookie(res: &Response<Body>) -> Option<String> {
+    set_cookie_header(res).map(|h| h.split(';').next().unwrap().trim().to_string())
+}
+
+pub fn set_cookie_header(res: &Response<Body>) -> Option<String> {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-session=") || v.starts_with("session="))
+        .map(str::to_string)
+}
+
+pub fn location(res: &Response<Body>) -> String {
+    res.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+pub async fn body_text(res: Response<Body>) -> String {
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
