@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# README command 1: install what is missing, build the release, and run the app in dev mode on
+# http://127.0.0.1:3000 with a SQLite file in data/ and the demo user (see README).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+scripts/setup.sh
+. scripts/env.sh
+cargo leptos build --release
+mkdir -p data
+export APP_MODE="${APP_MODE:-dev}"
+export APP_DATABASE_URL="${APP_DATABASE_URL:-sqlite://$ROOT/data/app.db}"
+export LEPTOS_SITE_ADDR="${LEPTOS_SITE_ADDR:-127.0.0.1:3000}"
+echo
+echo "Implementation-Eng on http://$LEPTOS_SITE_ADDR  (sign in as demo / demo-password-2026; Ctrl-C stops)"
+exec target/release/server serve
