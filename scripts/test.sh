@@ -18,8 +18,10 @@ RUN="$ROOT/.run/e2e"
 
 say() { printf '\n== %s\n' "$*"; }
 
-say "cargo test (workspace)"
-cargo test --workspace --exclude frontend
+if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
+  say "cargo test (workspace)"
+  cargo test --workspace --exclude frontend
+fi
 
 say "release build (cargo leptos, wasm-opt)"
 cargo leptos build --release

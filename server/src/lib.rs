@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(middleware::require_sign_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::load_signed_in))
         .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::complete_session_cookie_attributes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::refuse_cross_site))
         .layer(DefaultBodyLimit::max(settings.max_form_bytes))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -134,6 +134,12 @@ async fn logout_destroys_the_session_server_side() {
     let res = app.send(post_form("/logout", &[], Some(&cookie))).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/login");
+    // The browser is told to drop the cookie, with attributes a `__Host-` cookie needs to be accepted.
+    let removal = set_cookie_header(&res).expect("removal cookie");
+    assert!(removal.starts_with("__Host-session=;"), "{removal}");
+    for attr in ["Max-Age=0", "Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(removal.contains(attr), "missing {attr}: {removal}");
+    }
     // Replaying the old cookie does not work.
     let replay = app.send(get("/success", Some(&cookie))).await;
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
