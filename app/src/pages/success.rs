@@ -62,6 +62,7 @@ fn SessionDetails(overview: Overview, version: RwSignal<u32>) -> impl IntoView {
                 <dd data-testid="absolute-expiry"><time datetime=iso(absolute_expires_at)>{utc(absolute_expires_at)}</time></dd>
             </dl>
         </section>
+        <Capabilities/>
         <section class="card" aria-labelledby="other-sessions">
             <div class="card-header">
                 <h2 id="other-sessions">"Your other sessions"</h2>
@@ -117,6 +118,36 @@ fn SessionRow(
                 </form>
             </td>
         </tr>
+    }
+}
+
+/// What the product does, each with the seed question it answers. The success page doubles as the
+/// landing page after login.
+#[component]
+fn Capabilities() -> impl IntoView {
+    // (name, what it is, seed question, link once the page exists)
+    const CAPABILITIES: &[(&str, &str, &str, Option<&str>)] = &[
+        ("Secure login and sessions", "Argon2id passwords, rotating server-side sessions you can list and end.", "B.1", Some("/success")),
+        ("Crypto lab", "Hashing and encryption in your browser (WASM), cross-checked by the server.", "A.3", None),
+        ("Integration protocols", "REST API, signed webhooks in and out, orchestrated workflows.", "A.1", None),
+        ("Notification streaming", "A million notifications an hour: queue, retries, dead letters, live dashboard.", "A.2", None),
+    ];
+    view! {
+        <section class="card" aria-labelledby="capabilities">
+            <h2 id="capabilities">"What you can do here"</h2>
+            <ul class="capabilities">
+                {CAPABILITIES.iter().map(|(name, what, seed, link)| view! {
+                    <li>
+                        {match link {
+                            Some(href) => view! { <a href=*href class="capability-name">{*name}</a> }.into_any(),
+                            None => view! { <span class="capability-name">{*name}</span> <span class="badge">"Coming soon"</span> }.into_any(),
+                        }}
+                        <span class="badge badge-neutral">{format!("Seed {seed}")}</span>
+                        <p class="muted">{*what}</p>
+                    </li>
+                }).collect_view()}
+            </ul>
+        </section>
     }
 }
 

@@ -1,0 +1,58 @@
+import AxeBuilder from "@axe-core/playwright";
+import { expect, test, type Page } from "@playwright/test";
+import { hydrated, signIn } from "./helpers";
+
+async function expectNoViolations(page: Page) {
+  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]).analyze();
+  const summary = results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+  expect(summary).toEqual([]);
+}
+
+for (const [name, viewport] of [["desktop", { width: 1280, height: 800 }], ["phone", { width: 360, height: 780 }]] as const) {
+  for (const scheme of ["light", "dark"] as const) {
+    test.describe(`${name}, ${scheme}`, () => {
+      test.use({ viewport, colorScheme: scheme });
+
+      test("login page has no axe violations, also when showing an error", async ({ page }) => {
+        await page.goto("/login");
+        await hydrated(page);
+        await expectNoViolations(page);
+        await page.getByLabel("Username").fill("nobody");
+        await page.getByLabel("Password").fill("wrong");
+        await page.getByRole("button", { name: "Sign in" }).click();
+        await expect(page.locator("#login-error")).toBeVisible();
+        await expectNoViolations(page);
+      });
+
+      test("success page has no axe violations", async ({ page }) => {
+        await signIn(page, "e2e-alice");
+        await expect(page.getByTestId("username")).toBeVisible();
+        await expectNoViolations(page);
+      });
+
+      test("404 page has no axe violations", async ({ page }) => {
+        const res = await page.goto("/no-such-page");
+        expect(res?.status()).toBe(404);
+        await expectNoViolations(page);
+      });
+    });
+  }
+}
+
+test("the login works from the keyboard alone, with visible focus", async ({ page }) => {
+  await page.goto("/login");
+  await hydrated(page);
+  await page.keyboard.press("Tab"); // skip link
+  await expect(page.getByRole("link", { name: "Skip to content" })).toBeFocused();
+  await page.keyboard.press("Tab"); // brand
+  await page.keyboard.press("Tab");
+  await expect(page.getByLabel("Username")).toBeFocused();
+  const outline = await page.getByLabel("Username").evaluate((el) => getComputedStyle(el).outlineStyle);
+  expect(outline).not.toBe("none");
+  await page.keyboard.type("e2e-bob");
+  await page.keyboard.press("Tab");
+  await expect(page.getByLabel("Password")).toBeFocused();
+  await page.keyboard.type("password-of-e2e-bob");
+  await page.keyboard.press("Enter");
+  await expect(page.getByTestId("username")).toHaveText("e2e-bob");
+});
