@@ -48,6 +48,14 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
     if secure { "__Host-session" } else { "session" }
 }
 
+/// The Leptos route list, generated once per process. Generating it runs the app with resource loading
+/// suppressed through a process-global flag, so a page rendering on another thread at that moment would
+/// wait forever (leptos issue #4773); doing it once, before anything serves, rules that out.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let secure = settings.cookie_secure();
@@ -60,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(settings.session.idle_timeout_secs as i64)));
 
     let options = state.leptos_options.clone();
-    let routes = generate_route_list(app::App);
+    let routes = route_list();
     let shell = move || app::shell(options.clone());
 
     Router::new()

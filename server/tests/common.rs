@@ -47,8 +47,9 @@ impl TestApp {
         self.state.auth.create_user(name, SecretString::from(password)).await.unwrap();
     }
 
+    /// Sends a request; a response that does not arrive in time fails the test instead of hanging it.
     pub async fn send(&self, req: Request<Body>) -> Response<Body> {
-        self.router.clone().oneshot(req).await.unwrap()
+        tokio::time::timeout(TIMEOUT, self.router.clone().oneshot(req)).await.expect("response timed out").unwrap()
     }
 
     /// Logs in with a plain form post and returns the session cookie (`name=value`).
@@ -109,7 +110,16 @@ pub fn location(res: &Response<Body>) -> String {
     res.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub async fn body_text(res: Response<Body>) -> String {
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let bytes = tokio::time::timeout(TIMEOUT, res.into_body().collect()).await.expect("body timed out").unwrap().to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Runs a test on one multi-threaded runtime shared by every test in the binary, as in production.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+        .block_on(fut)
 }

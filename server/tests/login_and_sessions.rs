@@ -6,8 +6,9 @@ use axum::http::{header, StatusCode};
 use common::*;
 use std::time::Duration;
 
-#[tokio::test]
-async fn login_page_renders_with_strict_security_headers() {
+#[test]
+fn login_page_renders_with_strict_security_headers() {
+    block_on(async {
     let app = spawn().await;
     let res = app.send(get("/login", None)).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -31,18 +32,22 @@ async fn login_page_renders_with_strict_security_headers() {
             assert!(tag.contains(&format!("nonce=\"{nonce}\"")), "inline script without nonce: {tag}");
         }
     }
+    })
 }
 
-#[tokio::test]
-async fn success_without_session_redirects_to_login_with_next() {
+#[test]
+fn success_without_session_redirects_to_login_with_next() {
+    block_on(async {
     let app = spawn().await;
     let res = app.send(get("/success", None)).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/login?next=%2Fsuccess");
+    })
 }
 
-#[tokio::test]
-async fn login_sets_a_hardened_cookie_and_success_shows_the_user() {
+#[test]
+fn login_sets_a_hardened_cookie_and_success_shows_the_user() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("alice", "alice-password-1").await;
     let res = app.send(post_form("/login", &[("username", "alice"), ("password", "alice-password-1"), ("next", "/success")], None)).await;
@@ -64,10 +69,12 @@ async fn login_sets_a_hardened_cookie_and_success_shows_the_user() {
     assert!(html.contains(">alice<"), "username shown");
     assert!(html.contains("Absolute expiry") && html.contains("Expires if inactive at"));
     assert!(!html.contains(cookie.split('=').nth(1).unwrap()), "the session id never appears in the page");
+    })
 }
 
-#[tokio::test]
-async fn wrong_password_and_unknown_user_look_identical_and_set_no_session() {
+#[test]
+fn wrong_password_and_unknown_user_look_identical_and_set_no_session() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("bob", "bob-password-1").await;
     let wrong = app.send(post_form("/login", &[("username", "bob"), ("password", "nope")], None)).await;
@@ -86,10 +93,12 @@ async fn wrong_password_and_unknown_user_look_identical_and_set_no_session() {
     assert_eq!(x.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(y.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(body_text(x).await, body_text(y).await);
+    })
 }
 
-#[tokio::test]
-async fn json_login_answers_with_the_redirect() {
+#[test]
+fn json_login_answers_with_the_redirect() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("carol", "carol-password-1").await;
     let body = encode(&[("username", "carol"), ("password", "carol-password-1"), ("next", "/success")]);
@@ -97,20 +106,24 @@ async fn json_login_answers_with_the_redirect() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(session_cookie(&res).is_some());
     assert_eq!(body_text(res).await, r#"{"redirect":"/success"}"#);
+    })
 }
 
-#[tokio::test]
-async fn next_only_redirects_to_local_paths() {
+#[test]
+fn next_only_redirects_to_local_paths() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("dan", "dan-password-1").await;
     for (next, expected) in [("https://evil.example/", "/success"), ("//evil.example", "/success"), ("/success?tab=1", "/success?tab=1")] {
         let res = app.send(post_form("/login", &[("username", "dan"), ("password", "dan-password-1"), ("next", next)], None)).await;
         assert_eq!(location(&res), expected, "next={next}");
     }
+    })
 }
 
-#[tokio::test]
-async fn session_id_is_rotated_on_login() {
+#[test]
+fn session_id_is_rotated_on_login() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("erin", "erin-password-1").await;
     // A planted (fixated) cookie is not adopted.
@@ -124,10 +137,12 @@ async fn session_id_is_rotated_on_login() {
     assert_ne!(first, second);
     assert_eq!(app.send(get("/success", Some(&first))).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.send(get("/success", Some(&second))).await.status(), StatusCode::OK);
+    })
 }
 
-#[tokio::test]
-async fn logout_destroys_the_session_server_side() {
+#[test]
+fn logout_destroys_the_session_server_side() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("fay", "fay-password-1").await;
     let cookie = app.login("fay", "fay-password-1").await;
@@ -145,10 +160,12 @@ async fn logout_destroys_the_session_server_side() {
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
     // Logout is POST only.
     assert_ne!(app.send(get("/logout", Some(&cookie))).await.status(), StatusCode::OK);
+    })
 }
 
-#[tokio::test]
-async fn cross_site_posts_are_refused() {
+#[test]
+fn cross_site_posts_are_refused() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("gus", "gus-password-1").await;
     let fields = encode(&[("username", "gus"), ("password", "gus-password-1")]);
@@ -174,6 +191,7 @@ async fn cross_site_posts_are_refused() {
     let path = server_fn_path("whoami");
     *sf.uri_mut() = path.parse().unwrap();
     assert_eq!(app.send(sf).await.status(), StatusCode::FORBIDDEN);
+    })
 }
 
 fn server_fn_path(name: &str) -> String {
@@ -183,8 +201,9 @@ fn server_fn_path(name: &str) -> String {
     path.to_string()
 }
 
-#[tokio::test]
-async fn repeated_failures_are_throttled_with_retry_after() {
+#[test]
+fn repeated_failures_are_throttled_with_retry_after() {
+    block_on(async {
     let app = spawn_with(|s| s.throttle.account_burst = 3).await;
     app.create_user("hal", "hal-password-1").await;
     for _ in 0..3 {
@@ -198,10 +217,12 @@ async fn repeated_failures_are_throttled_with_retry_after() {
     assert!((1..=60).contains(&retry));
     assert!(set_cookie_header(&res).is_none());
     assert!(body_text(res).await.contains("Too many sign-in attempts"));
+    })
 }
 
-#[tokio::test]
-async fn idle_timeout_is_enforced_server_side() {
+#[test]
+fn idle_timeout_is_enforced_server_side() {
+    block_on(async {
     let app = spawn_with(|s| {
         s.session.idle_timeout_secs = 2;
         s.session.absolute_lifetime_secs = 60;
@@ -212,10 +233,12 @@ async fn idle_timeout_is_enforced_server_side() {
     assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::SEE_OTHER);
+    })
 }
 
-#[tokio::test]
-async fn absolute_lifetime_is_enforced_even_when_active() {
+#[test]
+fn absolute_lifetime_is_enforced_even_when_active() {
+    block_on(async {
     let app = spawn_with(|s| {
         s.session.idle_timeout_secs = 60;
         s.session.absolute_lifetime_secs = 3;
@@ -229,20 +252,24 @@ async fn absolute_lifetime_is_enforced_even_when_active() {
     }
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::SEE_OTHER);
+    })
 }
 
-#[tokio::test]
-async fn sessions_survive_a_restart() {
+#[test]
+fn sessions_survive_a_restart() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("kim", "kim-password-1").await;
     let cookie = app.login("kim", "kim-password-1").await;
     let TestApp { dir, .. } = app;
     let restarted = spawn_in(dir, |_| {}).await;
     assert_eq!(restarted.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
+    })
 }
 
-#[tokio::test]
-async fn ending_other_sessions_signs_them_out_but_not_this_one() {
+#[test]
+fn ending_other_sessions_signs_them_out_but_not_this_one() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("lea", "lea-password-1").await;
     app.create_user("max", "max-password-1").await;
@@ -279,10 +306,12 @@ async fn ending_other_sessions_signs_them_out_but_not_this_one() {
     // Revoking needs a session.
     let res = app.send(post_form("/sessions/revoke-others", &[], None)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    })
 }
 
-#[tokio::test]
-async fn revoking_a_single_session_by_handle() {
+#[test]
+fn revoking_a_single_session_by_handle() {
+    block_on(async {
     let app = spawn().await;
     app.create_user("ned", "ned-password-1").await;
     let a = app.login("ned", "ned-password-1").await;
@@ -296,4 +325,5 @@ async fn revoking_a_single_session_by_handle() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.send(get("/success", Some(&a))).await.status(), StatusCode::OK);
+    })
 }
