@@ -93,6 +93,13 @@ async fn serve(settings: Settings) -> Result<(), String> {
     });
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    // Without TCP_NODELAY small responses wait on delayed ACKs (a flat ~40 ms per request behind nginx).
+    let listener = {
+        use axum::serve::ListenerExt;
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        })
+    };
     tracing::info!(%addr, ?mode, "listening");
     axum::serve(listener, server::router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
