@@ -3,7 +3,8 @@
 #   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files);
 #   2. the release build, served by the app behind nginx (this repository's nginx.conf, TLS, loopback
 #      ports), and the Playwright suite in Debian's Chromium through it;
-#   3. nginx's login rate limit.
+#   3. the Python examples against the same live server;
+#   4. nginx's login rate limit.
 # Every server it starts is stopped on exit, pass or fail.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,6 +35,16 @@ say "Playwright (Debian Chromium, through nginx)"
 export E2E_BASE_URL="https://127.0.0.1:$HTTPS_PORT"
 export E2E_HTTP_URL="http://127.0.0.1:$HTTP_PORT"
 (cd end2end && npx playwright test)
+
+say "Python examples against the live server (through nginx)"
+VENV="$ROOT/.run/venv"
+if [ ! -x "$VENV/bin/python" ] || [ examples/python/requirements.txt -nt "$VENV/.installed" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+  touch "$VENV/.installed"
+fi
+IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx/certs/server.crt" \
+  "$VENV/bin/python" -m unittest -v examples/python/test_examples.py
 
 say "nginx: login POST rate limit"
 codes=$(for _ in $(seq 1 60); do

@@ -14,15 +14,25 @@ impl AuthVersion {
     }
 }
 
+/// The main navigation: every page a person may want to reach.
+pub const NAV: &[(&str, &str)] = &[("/success", "Account"), ("/crypto", "Crypto lab")];
+
 #[component]
 pub fn Header() -> impl IntoView {
     let version = AuthVersion(RwSignal::new(0));
     provide_context(version);
     let who = Resource::new(move || version.0.get(), |_| whoami());
+    let location = leptos_router::hooks::use_location();
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="app-header">
             <a class="brand" href="/">"Implementation-Eng"</a>
+            <nav class="main-nav" aria-label="Main">
+                {NAV.iter().map(|(href, label)| {
+                    let current = move || (location.pathname.get() == *href).then_some("page");
+                    view! { <a href=*href aria-current=current>{*label}</a> }
+                }).collect_view()}
+            </nav>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match who.await {
@@ -34,7 +44,7 @@ pub fn Header() -> impl IntoView {
                                 </form>
                             </div>
                         }.into_any(),
-                        _ => ().into_any(),
+                        _ => view! { <a class="btn btn-secondary" href="/login">"Sign in"</a> }.into_any(),
                     }
                 })}
             </Transition>

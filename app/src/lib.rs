@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod components;
+pub mod crypto_api;
 pub mod enhance;
 pub mod pages;
 pub mod time_fmt;
@@ -11,7 +12,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 /// Where a successful login lands unless a safe `next` says otherwise.
@@ -95,8 +96,11 @@ pub fn App() -> impl IntoView {
             <components::Header/>
             <main id="main" class="page">
                 <Routes fallback=pages::not_found::NotFound>
-                    <Route path=path!("/login") view=pages::login::LoginPage/>
-                    <Route path=path!("/success") view=pages::success::SuccessPage/>
+                    // Async: the whole page is rendered before it is sent, so it is complete without
+                    // JavaScript (streamed Suspense chunks need a script to swap them in).
+                    <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/success") view=pages::success::SuccessPage ssr=SsrMode::Async/>
+                    <Route path=path!("/crypto") view=pages::crypto::CryptoPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -24,6 +24,11 @@ for (const [width, viewport] of [["desktop", { width: 1280, height: 800 }], ["mo
       await page.screenshot({ path: out("success"), fullPage: true });
       await other.close();
 
+      await page.goto("/crypto");
+      await hydrated(page);
+      await page.getByTestId("method").selectOption("aes256_gcm_encrypt");
+      await page.screenshot({ path: out("crypto"), fullPage: true });
+
       await page.goto("/no-such-page");
       await page.screenshot({ path: out("not-found"), fullPage: true });
     });

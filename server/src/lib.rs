@@ -39,7 +39,7 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
 /// Renders a page for `req` outside the router (used to re-render the login page with an error).
 pub async fn render_page(state: &AppState, req: Request) -> Response {
     let options = state.leptos_options.clone();
-    let handler = leptos_axum::render_app_to_stream_with_context(page_context(state), move || app::shell(options.clone()));
+    let handler = leptos_axum::render_app_async_with_context(page_context(state), move || app::shell(options.clone()));
     handler(req).await
 }
 
@@ -78,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/revoke", post(routes::revoke_session))
         .route("/sessions/revoke-others", post(routes::revoke_other_sessions))
         .route("/healthz", get(routes::healthz))
+        .route("/api/crypto", post(routes::crypto_lab))
+        .route("/api/crypto/methods", get(routes::crypto_methods))
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
         .layer(axum::middleware::from_fn(middleware::require_sign_in))

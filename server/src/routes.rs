@@ -143,3 +143,24 @@ pub async fn revoke_other_sessions(
 pub async fn healthz() -> &'static str {
     "ok"
 }
+
+/// `POST /api/crypto`: runs one lab method natively (the Python examples and other clients use it).
+/// Crypto failures (bad hex, wrong key, tampering) are 422 with a stable `code`.
+pub async fn crypto_lab(body: Result<Json<crypto::lab::LabRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            return AppError::Status(rejection.status(), format!("The request could not be read: {}", rejection.body_text()))
+                .into_response()
+        }
+    };
+    match app::crypto_api::ssr::run_on_server(req).await {
+        Ok(out) => Json(out).into_response(),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "error": e.message, "code": e.code }))).into_response(),
+    }
+}
+
+/// `GET /api/crypto/methods`: what each method is for and when not to use it.
+pub async fn crypto_methods() -> Json<&'static [crypto::MethodInfo]> {
+    Json(crypto::methods())
+}

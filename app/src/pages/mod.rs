@@ -1,3 +1,4 @@
+pub mod crypto;
 pub mod login;
 pub mod not_found;
 pub mod success;

@@ -128,7 +128,7 @@ fn Capabilities() -> impl IntoView {
     // (name, what it is, seed question, link once the page exists)
     const CAPABILITIES: &[(&str, &str, &str, Option<&str>)] = &[
         ("Secure login and sessions", "Argon2id passwords, rotating server-side sessions you can list and end.", "B.1", Some("/success")),
-        ("Crypto lab", "Hashing and encryption in your browser (WASM), cross-checked by the server.", "A.3", None),
+        ("Crypto lab", "Hashing and encryption in your browser (WASM), cross-checked by the server.", "A.3", Some("/crypto")),
         ("Integration protocols", "REST API, signed webhooks in and out, orchestrated workflows.", "A.1", None),
         ("Notification streaming", "A million notifications an hour: queue, retries, dead letters, live dashboard.", "A.2", None),
     ];

@@ -7,6 +7,7 @@
 mod encoding;
 mod error;
 pub mod hash;
+pub mod lab;
 pub mod methods;
 pub mod password;
 pub mod signature;
