@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, then run every test:
-#   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files);
+#   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files), and the
+#      crypto known-answer tests again as WASM in headless Chromium;
 #   2. the release build, served by the app behind nginx (this repository's nginx.conf, TLS, loopback
 #      ports), and the Playwright suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
@@ -20,6 +21,10 @@ say() { printf '\n== %s\n' "$*"; }
 if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
   say "cargo test (workspace)"
   cargo test --workspace --exclude frontend
+
+  say "crypto known-answer tests compiled to WASM, in headless Chromium"
+  CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test -p crypto --features kat --target wasm32-unknown-unknown --test wasm_known_answers
 fi
 
 say "release build (cargo leptos, wasm-opt)"

@@ -1,3 +1,4 @@
+import AxeBuilder from "@axe-core/playwright";
 import { expect, test, type Page } from "@playwright/test";
 import { hydrated } from "./helpers";
 
@@ -63,4 +64,26 @@ test("Ed25519 signs in the browser and the server produces the same signature", 
     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
   );
   await verifyOnServer(page);
+});
+
+test("the benchmark panel measures our WASM against WebCrypto and lists the figures", async ({ page }) => {
+  await openLab(page);
+  await expect(page.getByText("Not measured yet.")).toBeVisible();
+  await page.getByTestId("run-bench").click();
+  const table = page.getByTestId("bench-table");
+  await expect(table.locator("tbody tr")).toHaveCount(6, { timeout: 30_000 });
+  await expect(page.getByTestId("run-bench")).toHaveText("Run benchmark");
+  const rows = await table.locator("tbody tr").evaluateAll((trs) =>
+    trs.map((tr) => Array.from(tr.querySelectorAll("td")).map((td) => td.textContent ?? "")),
+  );
+  for (const [algorithm, size, ours, webcrypto] of rows) {
+    expect(Number(ours), `${algorithm} ${size} ours`).toBeGreaterThan(0);
+    expect(Number(webcrypto), `${algorithm} ${size} WebCrypto`).toBeGreaterThan(0);
+  }
+  // The figures go into docs/benchmarks.md from this output.
+  console.log("browser benchmark (MB/s): " + JSON.stringify(rows));
+  await expect(page.locator("svg.chart")).toBeVisible();
+  // The chart and its table pass axe too.
+  const axe = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]).analyze();
+  expect(axe.violations.map((v) => v.id)).toEqual([]);
 });

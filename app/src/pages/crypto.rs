@@ -278,6 +278,8 @@ pub fn CryptoPage() -> impl IntoView {
                 }}
             </div>
         </section>
+
+        <crate::pages::crypto_bench::BenchPanel/>
     }
 }
 

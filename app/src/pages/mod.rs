@@ -1,4 +1,5 @@
 pub mod crypto;
+pub mod crypto_bench;
 pub mod login;
 pub mod not_found;
 pub mod success;

@@ -9,7 +9,12 @@ use sha3::Sha3_256;
 use crate::{parse_hex, CryptoError, Digest, Encoded};
 
 pub fn sha256(data: &[u8]) -> Digest {
-    Encoded::from_bytes(&Sha256::digest(data))
+    Encoded::from_bytes(&sha256_bytes(data))
+}
+
+/// The raw digest, for callers that do not want the text encodings (the browser benchmark).
+pub fn sha256_bytes(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
 }
 
 pub fn sha512(data: &[u8]) -> Digest {

@@ -53,6 +53,15 @@ fn seal<C: KeyInit + Aead>(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Ciphertext, CryptoError> {
+    seal_bytes::<C>(key, nonce, plaintext, aad).map(|ciphertext| Encoded::from_bytes(&ciphertext))
+}
+
+fn seal_bytes<C: KeyInit + Aead>(
+    key: &[u8],
+    nonce: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     check_key_and_nonce(key, nonce)?;
     let cipher = C::new_from_slice(key).map_err(|_| CryptoError::InvalidKey {
         expected_len: KEY_LEN,
@@ -66,7 +75,6 @@ fn seal<C: KeyInit + Aead>(
                 aad,
             },
         )
-        .map(|ciphertext| Encoded::from_bytes(&ciphertext))
         // Only reachable for plaintexts beyond the cipher's limit (64 GiB for GCM).
         .map_err(|_| CryptoError::InvalidParams("plaintext is too long".into()))
 }
@@ -93,6 +101,11 @@ fn open<C: KeyInit + Aead>(
         )
         .map(|plaintext| Plaintext::from_bytes(&plaintext))
         .map_err(|_| CryptoError::DecryptionFailed)
+}
+
+/// AES-256-GCM as raw bytes (ciphertext || tag), for the browser benchmark.
+pub fn aes256gcm_encrypt_bytes(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    seal_bytes::<Aes256Gcm>(key, nonce, plaintext, aad)
 }
 
 /// AES-256-GCM. Output is ciphertext || 16-byte tag.
