@@ -92,10 +92,15 @@ pub async fn require_sign_in(req: Request, next: Next) -> Response {
     let protected = app::PROTECTED_PAGES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
     if protected && req.extensions().get::<auth::sessions::SignedIn>().is_none() {
         let target = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or(path);
-        let next_param: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-        return Redirect::to(&format!("/login?next={next_param}")).into_response();
+        return Redirect::to(&login_path(target)).into_response();
     }
     next.run(req).await
+}
+
+/// `/login?next=<target>`, with `target` percent-encoded.
+pub fn login_path(target: &str) -> String {
+    let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    format!("/login?next={next}")
 }
 
 /// The client's address: the peer, or nginx's `X-Real-IP` when the peer is a trusted local proxy.

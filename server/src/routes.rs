@@ -17,7 +17,7 @@ use tower_sessions::Session;
 
 use crate::error::AppError;
 use crate::form::StrictForm;
-use crate::middleware::client_ip;
+use crate::middleware::{client_ip, login_path};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -86,8 +86,7 @@ pub async fn login(
 /// Renders `/login` with the error, with the error's status (and `Retry-After`), for browsers without
 /// JavaScript. The page reads the failure from the request extensions.
 async fn rerender_login(state: &AppState, headers: HeaderMap, next: &str, failure: LoginFailure, e: &AppError) -> Response {
-    let next_param: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-    let uri: Uri = format!("/login?next={next_param}").parse().unwrap_or_else(|_| Uri::from_static("/login"));
+    let uri: Uri = login_path(next).parse().unwrap_or_else(|_| Uri::from_static("/login"));
     let mut req = Request::builder().method(Method::GET).uri(uri).body(Body::empty()).expect("valid request");
     for (k, v) in headers.iter() {
         if k != header::CONTENT_LENGTH && k != header::CONTENT_TYPE {

@@ -60,6 +60,12 @@ impl From<Encoded> for LabOutput {
     }
 }
 
+impl From<crate::Plaintext> for LabOutput {
+    fn from(p: crate::Plaintext) -> Self {
+        LabOutput { hex: Some(p.hex), base64: Some(p.base64), text: p.utf8 }
+    }
+}
+
 fn text(s: impl Into<String>) -> LabOutput {
     LabOutput { text: Some(s.into()), ..Default::default() }
 }
@@ -83,15 +89,13 @@ pub fn run(req: &LabRequest) -> Result<LabOutput, CryptoError> {
             aes256gcm_encrypt(&parse_hex(key_hex)?, &parse_hex(nonce_hex)?, plaintext.as_bytes(), aad.as_bytes())?.into()
         }
         LabRequest::Aes256GcmDecrypt { key_hex, nonce_hex, ciphertext_hex, aad } => {
-            let p = aes256gcm_decrypt(&parse_hex(key_hex)?, &parse_hex(nonce_hex)?, &parse_hex(ciphertext_hex)?, aad.as_bytes())?;
-            LabOutput { hex: Some(p.hex), base64: Some(p.base64), text: p.utf8 }
+            aes256gcm_decrypt(&parse_hex(key_hex)?, &parse_hex(nonce_hex)?, &parse_hex(ciphertext_hex)?, aad.as_bytes())?.into()
         }
         LabRequest::Chacha20Poly1305Encrypt { key_hex, nonce_hex, plaintext, aad } => {
             chacha20poly1305_encrypt(&parse_hex(key_hex)?, &parse_hex(nonce_hex)?, plaintext.as_bytes(), aad.as_bytes())?.into()
         }
         LabRequest::Chacha20Poly1305Decrypt { key_hex, nonce_hex, ciphertext_hex, aad } => {
-            let p = chacha20poly1305_decrypt(&parse_hex(key_hex)?, &parse_hex(nonce_hex)?, &parse_hex(ciphertext_hex)?, aad.as_bytes())?;
-            LabOutput { hex: Some(p.hex), base64: Some(p.base64), text: p.utf8 }
+            chacha20poly1305_decrypt(&parse_hex(key_hex)?, &parse_hex(nonce_hex)?, &parse_hex(ciphertext_hex)?, aad.as_bytes())?.into()
         }
         LabRequest::Ed25519Sign { secret_hex, message } => ed25519_sign(&parse_hex(secret_hex)?, message.as_bytes())?.into(),
         LabRequest::Ed25519Verify { public_hex, message, signature_hex } => {

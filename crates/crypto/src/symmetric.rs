@@ -47,6 +47,15 @@ fn check_key_and_nonce(key: &[u8], nonce: &[u8]) -> Result<(), CryptoError> {
     Ok(())
 }
 
+/// The cipher for `key`, after checking both lengths so the user hears which input is wrong.
+fn cipher<C: KeyInit>(key: &[u8], nonce: &[u8]) -> Result<C, CryptoError> {
+    check_key_and_nonce(key, nonce)?;
+    C::new_from_slice(key).map_err(|_| CryptoError::InvalidKey {
+        expected_len: KEY_LEN,
+        got: key.len(),
+    })
+}
+
 fn seal<C: KeyInit + Aead>(
     key: &[u8],
     nonce: &[u8],
@@ -62,11 +71,7 @@ fn seal_bytes<C: KeyInit + Aead>(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    check_key_and_nonce(key, nonce)?;
-    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::InvalidKey {
-        expected_len: KEY_LEN,
-        got: key.len(),
-    })?;
+    let cipher = cipher::<C>(key, nonce)?;
     cipher
         .encrypt(
             nonce.into(),
@@ -85,11 +90,7 @@ fn open<C: KeyInit + Aead>(
     ciphertext: &[u8],
     aad: &[u8],
 ) -> Result<Plaintext, CryptoError> {
-    check_key_and_nonce(key, nonce)?;
-    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::InvalidKey {
-        expected_len: KEY_LEN,
-        got: key.len(),
-    })?;
+    let cipher = cipher::<C>(key, nonce)?;
     // Too short to hold a tag is indistinguishable, for the user, from a damaged ciphertext.
     cipher
         .decrypt(
