@@ -1,0 +1,42 @@
+//! The notification pipeline: producers enqueue notifications on a durable queue (embedded SQLite or
+//! Redis Streams); a worker pool delivers them under rate limits with retries, dead letters and an
+//! attempt history; simulation runs load it for the dashboard. No web framework in here.
+//!
+//! # API (used by the server and the dashboard)
+//! - [`NotifyService::new`]`(PipelineConfig)`, then [`start`](NotifyService::start) (workers, monitor,
+//!   resumes interrupted runs) and [`shutdown`](NotifyService::shutdown) (stop leasing, finish in-flight
+//!   deliveries, release leases).
+//! - [`enqueue`](NotifyService::enqueue)`(Vec<NewNotification>) -> Result<Vec<NotificationId>, NotifyError>`
+//!   (and [`enqueue_to`](NotifyService::enqueue_to) for the Redis backend); `NotifyError::Backpressure
+//!   { retry_after }` above the high-water mark.
+//! - [`start_run`](NotifyService::start_run)`(owner, SimParams) -> RunId`, [`cancel_run`](NotifyService::cancel_run)`(owner, id)`,
+//!   [`list_runs`](NotifyService::list_runs)`(owner) -> Vec<RunSummary>`,
+//!   [`run_snapshot`](NotifyService::run_snapshot)`(id) -> Option<RunSnapshot>` (cheap: call it every 500 ms),
+//!   [`run_owner`](NotifyService::run_owner)`(id)`.
+//! - [`dead_letters`](NotifyService::dead_letters)`(limit)`, [`replay_dead_letters`](NotifyService::replay_dead_letters)`(Replay)`,
+//!   [`attempts`](NotifyService::attempts)`(NotificationId)`.
+//! - [`metrics_text`](NotifyService::metrics_text) (Prometheus text format).
+//! - [`RedisWorker`]: a worker-only process against Redis.
+//! - [`signature`]: Standard Webhooks signing and verification; [`sink`]: a local webhook receiver that
+//!   verifies and counts deliveries.
+//! - [`SimParams::from_json`] / `validate`: field-level errors for bad simulation parameters.
+
+pub mod channels;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod queue;
+pub mod runs;
+pub mod service;
+pub mod signature;
+pub mod sim;
+pub mod sink;
+mod worker;
+
+pub use config::{PipelineConfig, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
+pub use error::{FieldError, NotifyError};
+pub use model::{Attempt, AttemptOutcome, Backend, Channel, DeadLetter, NewNotification, NotificationId, Replay, RunId};
+pub use runs::{Percentiles, RunSnapshot, RunStatus, RunSummary};
+pub use service::{NotifyService, RedisWorker};
+pub use sim::{ChannelMix, Rate, SimParams};

@@ -1,0 +1,353 @@
+//! The values that flow through the pipeline: what producers hand in, what workers lease, and what is
+//! recorded about each attempt.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::NotifyError;
+
+/// Where a notification goes. Email, SMS and push are simulated providers (no real messages leave).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Webhook,
+    Email,
+    Sms,
+    Push,
+    /// Does nothing and succeeds: measures the pipeline itself.
+    Noop,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 5] = [Channel::Webhook, Channel::Email, Channel::Sms, Channel::Push, Channel::Noop];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Webhook => "webhook",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Push => "push",
+            Channel::Noop => "noop",
+        }
+    }
+
+    pub(crate) fn code(self) -> i64 {
+        self as i64
+    }
+
+    pub(crate) fn from_code(code: i64) -> Option<Channel> {
+        Channel::ALL.get(usize::try_from(code).ok()?).copied()
+    }
+
+    pub fn is_simulated(self) -> bool {
+        matches!(self, Channel::Email | Channel::Sms | Channel::Push)
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown channel {:?} (expected webhook, email, sms, push or noop)", truncate(s, 40)))
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// Which queue carries a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The durable SQLite queue inside the server process (the default; nothing else to install).
+    #[default]
+    Embedded,
+    /// Redis Streams with a consumer group; workers on other machines can join.
+    Redis,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Redis => "redis",
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "embedded" | "sqlite" => Ok(Backend::Embedded),
+            "redis" => Ok(Backend::Redis),
+            _ => Err(format!("unknown backend {:?} (expected embedded or redis)", truncate(s, 40))),
+        }
+    }
+}
+
+/// A notification's id: unique per backend, stable across retries, and the receiver's dedup key
+/// (sent as `webhook-id`). Written `emb_<n>` or `red_<n>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NotificationId {
+    pub backend: Backend,
+    pub seq: u64,
+}
+
+impl NotificationId {
+    pub fn embedded(seq: u64) -> Self {
+        Self { backend: Backend::Embedded, seq }
+    }
+    pub fn redis(seq: u64) -> Self {
+        Self { backend: Backend::Redis, seq }
+    }
+}
+
+impl fmt::Display for NotificationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = match self.backend {
+            Backend::Embedded => "emb",
+            Backend::Redis => "red",
+        };
+        write!(f, "{prefix}_{}", self.seq)
+    }
+}
+
+impl FromStr for NotificationId {
+    type Err = NotifyError;
+    fn from_str(s: &str) -> Result<Self, NotifyError> {
+        let bad = || NotifyError::invalid("id", "not a notification id (emb_<n> or red_<n>)");
+        let (prefix, n) = s.split_once('_').ok_or_else(bad)?;
+        let seq = n.parse().map_err(|_| bad())?;
+        match prefix {
+            "emb" => Ok(Self::embedded(seq)),
+            "red" => Ok(Self::redis(seq)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Serialize for NotificationId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NotificationId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|e: NotifyError| serde::de::Error::custom(e.to_string()))
+    }
+}
+
+/// The id of a simulation run.
+pub type RunId = i64;
+
+/// Longest recipient and idempotency key, and largest payload (serialised JSON), accepted.
+pub const MAX_RECIPIENT_LEN: usize = 320;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+/// Most notifications in one enqueue call.
+pub const MAX_BATCH: usize = 10_000;
+
+/// What a producer hands in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NewNotification {
+    pub recipient: String,
+    pub channel: Channel,
+    /// Any JSON; delivered as the `data` of the webhook body (or to the simulated provider).
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// A second enqueue with the same key returns the first one's id and adds nothing.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+impl NewNotification {
+    pub fn new(channel: Channel, recipient: impl Into<String>, payload: serde_json::Value) -> Self {
+        Self { recipient: recipient.into(), channel, payload, idempotency_key: None }
+    }
+
+    /// Field-level checks; `index` names the position in a batch.
+    pub fn validate(&self, index: usize, errors: &mut Vec<crate::FieldError>) {
+        let field = |name: &str| format!("notifications[{index}].{name}");
+        if self.recipient.trim().is_empty() {
+            errors.push(crate::FieldError::new(field("recipient"), "must not be empty"));
+        } else if self.recipient.len() > MAX_RECIPIENT_LEN {
+            errors.push(crate::FieldError::new(field("recipient"), format!("at most {MAX_RECIPIENT_LEN} bytes")));
+        } else if self.recipient.contains('\0') {
+            errors.push(crate::FieldError::new(field("recipient"), "must not contain NUL"));
+        }
+        if let Some(k) = &self.idempotency_key {
+            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN {
+                errors.push(crate::FieldError::new(
+                    field("idempotency_key"),
+                    format!("1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
+                ));
+            }
+        }
+        let size = serde_json::to_string(&self.payload).map(|s| s.len()).unwrap_or(usize::MAX);
+        if size > MAX_PAYLOAD_BYTES {
+            errors.push(crate::FieldError::new(field("payload"), format!("at most {MAX_PAYLOAD_BYTES} bytes of JSON")));
+        }
+    }
+}
+
+/// A notification ready to insert: validated, payload serialised, simulation knobs attached.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub run: Option<RunId>,
+    pub channel: Channel,
+    pub recipient: String,
+    pub payload: String,
+    pub idempotency_key: Option<String>,
+    pub sim: SimKnobs,
+}
+
+/// Injected behaviour for the simulated providers (per run; the configured defaults otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SimKnobs {
+    pub failure_rate: f32,
+    pub latency_ms: u32,
+}
+
+/// A leased notification, as a worker sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: NotificationId,
+    pub run: Option<RunId>,
+    pub channel: Channel,
+    pub recipient: String,
+    pub payload: String,
+    /// Attempts already made before this one.
+    pub attempts: u32,
+    pub created_ms: i64,
+    pub sim: SimKnobs,
+    /// Backend-specific handle (the Redis stream entry id); empty for SQLite.
+    pub(crate) receipt: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Failed; will be retried.
+    Retrying,
+    /// Failed for the last time; moved to the dead-letter queue.
+    DeadLettered,
+}
+
+impl AttemptOutcome {
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            AttemptOutcome::Delivered => 0,
+            AttemptOutcome::Retrying => 1,
+            AttemptOutcome::DeadLettered => 2,
+        }
+    }
+    pub(crate) fn from_code(c: i64) -> Self {
+        match c {
+            0 => AttemptOutcome::Delivered,
+            1 => AttemptOutcome::Retrying,
+            _ => AttemptOutcome::DeadLettered,
+        }
+    }
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// Unix milliseconds when the attempt finished.
+    pub at_ms: i64,
+    pub outcome: AttemptOutcome,
+    pub latency_us: u64,
+    pub error: Option<String>,
+}
+
+/// What a worker reports back for one job.
+#[derive(Debug, Clone)]
+pub(crate) struct Completion {
+    pub job: Job,
+    pub attempt: Attempt,
+    /// When to try again (unix ms), for `Retrying`.
+    pub retry_at_ms: Option<i64>,
+    /// Its run was cancelled: dropped without an attempt (`attempt` is then meaningless).
+    pub cancelled: bool,
+}
+
+/// A notification that ran out of attempts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeadLetter {
+    pub id: NotificationId,
+    pub run: Option<RunId>,
+    pub channel: Channel,
+    pub recipient: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub dead_at_ms: i64,
+}
+
+/// Which dead letters to put back in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    All,
+    Ids(Vec<NotificationId>),
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_refuse_garbage() {
+        let id = NotificationId::redis(42);
+        assert_eq!(id.to_string(), "red_42");
+        assert_eq!("red_42".parse::<NotificationId>().unwrap(), id);
+        assert_eq!("emb_7".parse::<NotificationId>().unwrap(), NotificationId::embedded(7));
+        for bad in ["", "emb", "emb_", "emb_-1", "xyz_1", "emb_1x"] {
+            assert!(bad.parse::<NotificationId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn channels_parse_with_a_clear_error() {
+        assert_eq!("SMS".parse::<Channel>().unwrap(), Channel::Sms);
+        let e = "fax".parse::<Channel>().unwrap_err();
+        assert!(e.contains("unknown channel \"fax\""), "{e}");
+        for c in Channel::ALL {
+            assert_eq!(Channel::from_code(c.code()), Some(c));
+        }
+        assert_eq!(Channel::from_code(99), None);
+    }
+
+    #[test]
+    fn new_notifications_are_checked_field_by_field() {
+        let mut n = NewNotification::new(Channel::Email, "", serde_json::json!({}));
+        n.idempotency_key = Some(String::new());
+        let mut errors = vec![];
+        n.validate(3, &mut errors);
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["notifications[3].recipient", "notifications[3].idempotency_key"]);
+        let big = NewNotification::new(Channel::Email, "a@b", serde_json::json!("x".repeat(MAX_PAYLOAD_BYTES)));
+        let mut errors = vec![];
+        big.validate(0, &mut errors);
+        assert_eq!(errors[0].field, "notifications[0].payload");
+    }
+}

@@ -1,0 +1,620 @@
+//! The Redis Streams backend: one stream read through a consumer group (so any number of worker
+//! processes share it), acknowledged and deleted after delivery; `XAUTOCLAIM` takes over messages a
+//! dead consumer left pending; a sorted set holds delayed retries until a Lua script moves the due ones
+//! back into the stream; dead letters live in a sorted set + hash.
+//!
+//! Keys (all under the configured prefix, `notify` by default): `:stream`, `:seq` (id counter),
+//! `:delayed`, `:dead`, `:deadmsg`, `:att:<id>` (attempt history, kept 7 days), `:idem:<key>`,
+//! `:run:<id>` (a run's counters and checkpoint), `:cancelled`. The scripts touch keys they build
+//! themselves, so this targets a single Redis server (not Cluster).
+
+use redis::aio::ConnectionManager;
+use redis::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use super::{run_deltas, Checkpoint, LatencyBuckets, Queue, RunCounters};
+use crate::config::PipelineConfig;
+use crate::error::NotifyError;
+use crate::model::*;
+use crate::worker::CancelledRuns;
+
+const GROUP: &str = "workers";
+const ATTEMPT_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// Adds a batch atomically with the run's checkpoint. KEYS: stream, seq, run hash (or ""), idem prefix.
+/// ARGV: n, produced ("" for none), then per item: idempotency key ("" for none), wire JSON without id.
+const ENQUEUE_LUA: &str = r#"
+local n = tonumber(ARGV[1])
+local last = redis.call('INCRBY', KEYS[2], n)
+local ids = {}
+for i = 1, n do
+  local id = last - n + i
+  local key = ARGV[1 + 2 * i]
+  local fresh = true
+  if key ~= '' then
+    local ok = redis.call('SET', KEYS[4] .. key, id, 'NX', 'EX', 604800)
+    if not ok then
+      id = tonumber(redis.call('GET', KEYS[4] .. key))
+      fresh = false
+    end
+  end
+  if fresh then
+    local body = ARGV[2 + 2 * i]
+    redis.call('XADD', KEYS[1], '*', 'm', '{"i":' .. id .. ',' .. string.sub(body, 2))
+  end
+  ids[i] = id
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[3], 'produced', ARGV[2])
+end
+return ids
+"#;
+
+/// Moves due retries from the sorted set back into the stream. KEYS: delayed, stream. ARGV: now, limit.
+const MOVE_DUE_LUA: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'm', m)
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+"#;
+
+/// Puts dead letters back. KEYS: dead, deadmsg, stream, run-key prefix. ARGV: ids.
+const REPLAY_LUA: &str = r#"
+local n = 0
+for _, id in ipairs(ARGV) do
+  local v = redis.call('HGET', KEYS[2], id)
+  if v then
+    local d = cjson.decode(v)
+    redis.call('XADD', KEYS[3], '*', 'm', d.w)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[1], id)
+    if d.r then
+      redis.call('HINCRBY', KEYS[4] .. d.r, 'dead', -1)
+    end
+    n = n + 1
+  end
+end
+return n
+"#;
+
+/// What the stream carries for one notification (short names: it is written a million times).
+#[derive(Serialize, Deserialize)]
+struct Wire<'a> {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    i: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    r: Option<RunId>,
+    c: i64,
+    #[serde(borrow)]
+    t: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    p: std::borrow::Cow<'a, str>,
+    a: u32,
+    k: i64,
+    f: f32,
+    l: u32,
+}
+
+impl<'a> Wire<'a> {
+    fn of_job(j: &'a Job, attempts: u32) -> Self {
+        Wire {
+            i: Some(j.id.seq),
+            r: j.run,
+            c: j.channel.code(),
+            t: j.recipient.as_str().into(),
+            p: j.payload.as_str().into(),
+            a: attempts,
+            k: j.created_ms,
+            f: j.sim.failure_rate,
+            l: j.sim.latency_ms,
+        }
+    }
+
+    fn into_job(self, receipt: String) -> Option<Job> {
+        Some(Job {
+            id: NotificationId::redis(self.i?),
+            run: self.r,
+            channel: Channel::from_code(self.c)?,
+            recipient: self.t.into_owned(),
+            payload: self.p.into_owned(),
+            attempts: self.a,
+            created_ms: self.k,
+            sim: SimKnobs { failure_rate: self.f, latency_ms: self.l },
+            receipt,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeadRecord {
+    /// The wire message with a fresh attempt budget, ready to go back in the stream.
+    w: String,
+    r: Option<RunId>,
+    e: Option<String>,
+    at: i64,
+    n: u32,
+}
+
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    /// Blocking reads get their own connection so they never hold up acks and enqueues.
+    lease_conn: Mutex<ConnectionManager>,
+    consumer: String,
+    keys: Keys,
+    backlog: Arc<AtomicU64>,
+    reclaim_idle_ms: u64,
+    last_reclaim: std::sync::Mutex<Instant>,
+    enqueue_script: redis::Script,
+    move_script: redis::Script,
+    replay_script: redis::Script,
+}
+
+struct Keys {
+    stream: String,
+    seq: String,
+    delayed: String,
+    dead: String,
+    deadmsg: String,
+    cancelled: String,
+    prefix: String,
+}
+
+impl Keys {
+    fn run(&self, id: RunId) -> String {
+        format!("{}:run:{id}", self.prefix)
+    }
+    fn attempts(&self, seq: u64) -> String {
+        format!("{}:att:{seq}", self.prefix)
+    }
+}
+
+fn redis_err(context: &str) -> impl Fn(redis::RedisError) -> NotifyError + '_ {
+    move |e| NotifyError::internal(context, e)
+}
+
+impl RedisQueue {
+    pub async fn connect(url: &str, cfg: &PipelineConfig) -> Result<Self, NotifyError> {
+        let client = redis::Client::open(url).map_err(|_| NotifyError::invalid("notify.redis_url", "is not a redis:// URL"))?;
+        let mut conn = ConnectionManager::new(client.clone()).await.map_err(redis_err("cannot connect to Redis"))?;
+        let lease_conn = ConnectionManager::new(client).await.map_err(redis_err("cannot connect to Redis"))?;
+        let p = &cfg.redis_prefix;
+        let keys = Keys {
+            stream: format!("{p}:stream"),
+            seq: format!("{p}:seq"),
+            delayed: format!("{p}:delayed"),
+            dead: format!("{p}:dead"),
+            deadmsg: format!("{p}:deadmsg"),
+            cancelled: format!("{p}:cancelled"),
+            prefix: p.clone(),
+        };
+        let created: Result<Value, _> =
+            redis::cmd("XGROUP").arg("CREATE").arg(&keys.stream).arg(GROUP).arg("0").arg("MKSTREAM").query_async(&mut conn).await;
+        if let Err(e) = created {
+            if e.code() != Some("BUSYGROUP") {
+                return Err(NotifyError::internal("cannot create the consumer group", e));
+            }
+        }
+        let consumer = cfg.consumer_name.clone().unwrap_or_else(default_consumer_name);
+        let q = Self {
+            conn,
+            lease_conn: Mutex::new(lease_conn),
+            consumer,
+            keys,
+            backlog: Arc::new(AtomicU64::new(0)),
+            reclaim_idle_ms: cfg.reclaim_idle_ms.max(100),
+            last_reclaim: std::sync::Mutex::new(Instant::now() - Duration::from_secs(3600)),
+            enqueue_script: redis::Script::new(ENQUEUE_LUA),
+            move_script: redis::Script::new(MOVE_DUE_LUA),
+            replay_script: redis::Script::new(REPLAY_LUA),
+        };
+        q.refresh_backlog().await?;
+        Ok(q)
+    }
+
+    pub fn consumer_name(&self) -> &str {
+        &self.consumer
+    }
+
+    async fn refresh_backlog(&self) -> Result<u64, NotifyError> {
+        let mut c = self.conn.clone();
+        let (len, delayed): (u64, u64) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.keys.stream)
+            .cmd("ZCARD")
+            .arg(&self.keys.delayed)
+            .query_async(&mut c)
+            .await?;
+        self.backlog.store(len + delayed, Ordering::Relaxed);
+        Ok(len + delayed)
+    }
+
+    async fn move_due(&self) -> Result<u64, NotifyError> {
+        let mut c = self.conn.clone();
+        let n: u64 = self
+            .move_script
+            .key(&self.keys.delayed)
+            .key(&self.keys.stream)
+            .arg(now_ms())
+            .arg(1000)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n)
+    }
+
+    async fn refresh_cancelled(&self, cancelled: &CancelledRuns) -> Result<(), NotifyError> {
+        let mut c = self.conn.clone();
+        let ids: Vec<RunId> = redis::cmd("SMEMBERS").arg(&self.keys.cancelled).query_async(&mut c).await?;
+        if let Ok(mut set) = cancelled.write() {
+            set.extend(ids);
+        }
+        Ok(())
+    }
+
+    /// Background upkeep: due retries back into the stream (every 100 ms), the backlog figure and the
+    /// set of cancelled runs (every 250 ms).
+    pub(crate) fn spawn_maintenance(self: &Arc<Self>, mut stop: watch::Receiver<bool>, cancelled: CancelledRuns) -> Vec<JoinHandle<()>> {
+        let q = self.clone();
+        vec![tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                n += 1;
+                loop {
+                    match q.move_due().await {
+                        Ok(1000) => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "moving due retries failed");
+                            break;
+                        }
+                    }
+                }
+                if n % 3 == 0 {
+                    let _ = q.refresh_backlog().await;
+                    let _ = q.refresh_cancelled(&cancelled).await;
+                }
+            }
+        })]
+    }
+
+    fn parse_entries(entries: &Value, out: &mut Vec<Job>, acks: &mut Vec<String>) {
+        let Value::Array(entries) = entries else { return };
+        for e in entries {
+            let Value::Array(parts) = e else { continue };
+            let (Some(Value::BulkString(id)), Some(Value::Array(fields))) = (parts.first(), parts.get(1)) else { continue };
+            let rid = String::from_utf8_lossy(id).into_owned();
+            let body = fields.chunks(2).find_map(|kv| match kv {
+                [Value::BulkString(k), Value::BulkString(v)] if k == b"m" => Some(v),
+                _ => None,
+            });
+            match body.and_then(|b| serde_json::from_slice::<Wire>(b).ok()).and_then(|w| w.into_job(rid.clone())) {
+                Some(job) => out.push(job),
+                // Unreadable: acknowledge and drop it rather than loop on it forever.
+                None => acks.push(rid),
+            }
+        }
+    }
+
+    async fn ack_garbage(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        tracing::error!(n = ids.len(), "dropping unreadable stream entries");
+        let mut c = self.conn.clone();
+        let _: Result<Value, _> = redis::pipe()
+            .cmd("XACK").arg(&self.keys.stream).arg(GROUP).arg(&ids)
+            .cmd("XDEL").arg(&self.keys.stream).arg(&ids)
+            .query_async(&mut c)
+            .await;
+    }
+
+    /// Takes over messages pending on any consumer for longer than the reclaim idle time.
+    async fn reclaim(&self, max: usize) -> Result<Vec<Job>, NotifyError> {
+        let mut c = self.conn.clone();
+        let mut cursor = "0-0".to_string();
+        let mut jobs = vec![];
+        let mut garbage = vec![];
+        for _ in 0..16 {
+            let v: Value = redis::cmd("XAUTOCLAIM")
+                .arg(&self.keys.stream)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(self.reclaim_idle_ms)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(max)
+                .query_async(&mut c)
+                .await?;
+            let Value::Array(parts) = v else { break };
+            if let Some(entries) = parts.get(1) {
+                Self::parse_entries(entries, &mut jobs, &mut garbage);
+            }
+            cursor = match parts.first() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => "0-0".into(),
+            };
+            if cursor == "0-0" || jobs.len() >= max {
+                break;
+            }
+        }
+        self.ack_garbage(garbage).await;
+        if !jobs.is_empty() {
+            tracing::info!(n = jobs.len(), consumer = %self.consumer, "reclaimed messages from an idle consumer");
+        }
+        Ok(jobs)
+    }
+}
+
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn wire_json(j: &Job, attempts: u32) -> String {
+    serde_json::to_string(&Wire::of_job(j, attempts)).unwrap_or_default()
+}
+
+impl Queue for RedisQueue {
+    fn backend(&self) -> Backend {
+        Backend::Redis
+    }
+
+    async fn enqueue(&self, items: Vec<Prepared>, checkpoint: Option<Checkpoint>) -> Result<Vec<NotificationId>, NotifyError> {
+        let mut inv = self.enqueue_script.prepare_invoke();
+        inv.key(&self.keys.stream).key(&self.keys.seq);
+        inv.key(checkpoint.map(|c| self.keys.run(c.run)).unwrap_or_default());
+        inv.key(format!("{}:idem:", self.keys.prefix));
+        inv.arg(items.len()).arg(checkpoint.map(|c| c.produced.to_string()).unwrap_or_default());
+        let created = now_ms();
+        for it in &items {
+            let w = Wire {
+                i: None,
+                r: it.run,
+                c: it.channel.code(),
+                t: it.recipient.as_str().into(),
+                p: it.payload.as_str().into(),
+                a: 0,
+                k: created,
+                f: it.sim.failure_rate,
+                l: it.sim.latency_ms,
+            };
+            inv.arg(it.idempotency_key.as_deref().unwrap_or("")).arg(serde_json::to_string(&w).unwrap_or_default());
+        }
+        let mut c = self.conn.clone();
+        let ids: Vec<u64> = inv.invoke_async(&mut c).await?;
+        self.backlog.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        Ok(ids.into_iter().map(NotificationId::redis).collect())
+    }
+
+    async fn lease(&self, max: usize) -> Result<Vec<Job>, NotifyError> {
+        let due_reclaim = {
+            let mut last = self.last_reclaim.lock().expect("reclaim lock");
+            let due = last.elapsed() >= Duration::from_millis((self.reclaim_idle_ms / 2).clamp(50, 5_000));
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        if due_reclaim {
+            let jobs = self.reclaim(max).await?;
+            if !jobs.is_empty() {
+                return Ok(jobs);
+            }
+        }
+        let mut c = self.lease_conn.lock().await;
+        let v: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(max)
+            .arg("BLOCK")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(&self.keys.stream)
+            .arg(">")
+            .query_async(&mut *c)
+            .await?;
+        drop(c);
+        let mut jobs = vec![];
+        let mut garbage = vec![];
+        if let Value::Array(streams) = v {
+            for s in streams {
+                if let Value::Array(parts) = s {
+                    if let Some(entries) = parts.get(1) {
+                        Self::parse_entries(entries, &mut jobs, &mut garbage);
+                    }
+                }
+            }
+        }
+        self.ack_garbage(garbage).await;
+        Ok(jobs)
+    }
+
+    async fn complete(&self, done: Vec<Completion>) -> Result<(), NotifyError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let k = &self.keys;
+        let mut p = redis::pipe();
+        p.atomic();
+        let receipts: Vec<&str> = done.iter().map(|c| c.job.receipt.as_str()).collect();
+        p.cmd("XACK").arg(&k.stream).arg(GROUP).arg(&receipts).ignore();
+        p.cmd("XDEL").arg(&k.stream).arg(&receipts).ignore();
+        let mut settled = 0u64;
+        let mut cancelled_per_run: HashMap<RunId, i64> = HashMap::new();
+        for c in &done {
+            if c.cancelled {
+                settled += 1;
+                if let Some(r) = c.job.run {
+                    *cancelled_per_run.entry(r).or_default() += 1;
+                }
+                continue;
+            }
+            let a = &c.attempt;
+            let att_key = k.attempts(c.job.id.seq);
+            p.cmd("RPUSH").arg(&att_key).arg(serde_json::to_string(a).unwrap_or_default()).ignore();
+            p.cmd("EXPIRE").arg(&att_key).arg(ATTEMPT_TTL_SECS).ignore();
+            match a.outcome {
+                AttemptOutcome::Delivered => settled += 1,
+                AttemptOutcome::Retrying => {
+                    p.cmd("ZADD").arg(&k.delayed).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).ignore();
+                }
+                AttemptOutcome::DeadLettered => {
+                    settled += 1;
+                    let rec = DeadRecord { w: wire_json(&c.job, 0), r: c.job.run, e: a.error.clone(), at: a.at_ms, n: a.number };
+                    p.cmd("HSET").arg(&k.deadmsg).arg(c.job.id.seq).arg(serde_json::to_string(&rec).unwrap_or_default()).ignore();
+                    p.cmd("ZADD").arg(&k.dead).arg(a.at_ms).arg(c.job.id.seq).ignore();
+                }
+            }
+        }
+        for (run, n) in cancelled_per_run {
+            p.cmd("HINCRBY").arg(k.run(run)).arg("cancelled").arg(n).ignore();
+        }
+        for (run, d) in run_deltas(&done, now) {
+            let key = k.run(run);
+            for (field, n) in [("delivered", d.delivered), ("failed", d.failed), ("retried", d.retried), ("dead", d.dead)] {
+                if n > 0 {
+                    p.cmd("HINCRBY").arg(&key).arg(field).arg(n).ignore();
+                }
+            }
+            for (prefix, h) in [("a", &d.attempt_latency), ("e", &d.end_to_end)] {
+                for (b, n) in h.nonzero() {
+                    p.cmd("HINCRBY").arg(&key).arg(format!("{prefix}{b}")).arg(n).ignore();
+                }
+            }
+        }
+        let mut c = self.conn.clone();
+        p.query_async::<()>(&mut c).await?;
+        let _ = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
+        Ok(())
+    }
+
+    async fn release(&self, jobs: Vec<Job>) -> Result<(), NotifyError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // Re-add and acknowledge in one transaction, so another worker can take them at once instead of
+        // waiting for the reclaim timeout.
+        let mut p = redis::pipe();
+        p.atomic();
+        let receipts: Vec<&str> = jobs.iter().map(|j| j.receipt.as_str()).collect();
+        for j in &jobs {
+            p.cmd("XADD").arg(&self.keys.stream).arg("*").arg("m").arg(wire_json(j, j.attempts)).ignore();
+        }
+        p.cmd("XACK").arg(&self.keys.stream).arg(GROUP).arg(&receipts).ignore();
+        p.cmd("XDEL").arg(&self.keys.stream).arg(&receipts).ignore();
+        let mut c = self.conn.clone();
+        p.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
+        let mut c = self.conn.clone();
+        let ids: Vec<u64> = redis::cmd("ZREVRANGE").arg(&self.keys.dead).arg(0).arg(limit.saturating_sub(1)).query_async(&mut c).await?;
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let recs: Vec<Option<String>> = redis::cmd("HMGET").arg(&self.keys.deadmsg).arg(&ids).query_async(&mut c).await?;
+        Ok(ids
+            .into_iter()
+            .zip(recs)
+            .filter_map(|(id, rec)| {
+                let rec: DeadRecord = serde_json::from_str(rec.as_deref()?).ok()?;
+                let w: Wire = serde_json::from_str(&rec.w).ok()?;
+                Some(DeadLetter {
+                    id: NotificationId::redis(id),
+                    run: rec.r,
+                    channel: Channel::from_code(w.c)?,
+                    recipient: w.t.into_owned(),
+                    attempts: rec.n,
+                    last_error: rec.e,
+                    dead_at_ms: rec.at,
+                })
+            })
+            .collect())
+    }
+
+    async fn replay(&self, which: Replay) -> Result<u64, NotifyError> {
+        let mut c = self.conn.clone();
+        let ids: Vec<u64> = match which {
+            Replay::All => redis::cmd("ZRANGE").arg(&self.keys.dead).arg(0).arg(-1).query_async(&mut c).await?,
+            Replay::Ids(ids) => ids.into_iter().filter(|i| i.backend == Backend::Redis).map(|i| i.seq).collect(),
+        };
+        let mut total = 0;
+        for chunk in ids.chunks(1000) {
+            let n: u64 = self
+                .replay_script
+                .key(&self.keys.dead)
+                .key(&self.keys.deadmsg)
+                .key(&self.keys.stream)
+                .key(format!("{}:run:", self.keys.prefix))
+                .arg(chunk)
+                .invoke_async(&mut c)
+                .await?;
+            total += n;
+        }
+        self.backlog.fetch_add(total, Ordering::Relaxed);
+        Ok(total)
+    }
+
+    async fn attempts(&self, id: NotificationId) -> Result<Vec<Attempt>, NotifyError> {
+        if id.backend != Backend::Redis {
+            return Err(NotifyError::NotFound);
+        }
+        let mut c = self.conn.clone();
+        let rows: Vec<String> = redis::cmd("LRANGE").arg(self.keys.attempts(id.seq)).arg(0).arg(-1).query_async(&mut c).await?;
+        Ok(rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect())
+    }
+
+    async fn run_counters(&self, run: RunId) -> Result<RunCounters, NotifyError> {
+        let mut c = self.conn.clone();
+        let h: HashMap<String, i64> = redis::cmd("HGETALL").arg(self.keys.run(run)).query_async(&mut c).await?;
+        let get = |k: &str| h.get(k).copied().unwrap_or(0).max(0) as u64;
+        let mut out = RunCounters {
+            produced: get("produced"),
+            delivered: get("delivered"),
+            failed_attempts: get("failed"),
+            retried: get("retried"),
+            dead_lettered: get("dead"),
+            cancelled: get("cancelled"),
+            ..Default::default()
+        };
+        for (k, v) in &h {
+            let (hist, rest): (&mut LatencyBuckets, &str) = match k.split_at(1) {
+                ("a", rest) => (&mut out.attempt_latency, rest),
+                ("e", rest) => (&mut out.end_to_end, rest),
+                _ => continue,
+            };
+            if let Ok(b) = rest.parse::<usize>() {
+                hist.add(b, (*v).max(0) as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cancel_run(&self, run: RunId) -> Result<u64, NotifyError> {
+        // Workers everywhere drop this run's messages as they read them (see the cancelled set).
+        let mut c = self.conn.clone();
+        let _: i64 = redis::cmd("SADD").arg(&self.keys.cancelled).arg(run).query_async(&mut c).await?;
+        Ok(0)
+    }
+}

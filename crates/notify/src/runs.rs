@@ -1,0 +1,271 @@
+//! Simulation runs: their records (in the embedded queue's SQLite file, whichever backend carries the
+//! notifications), the producer that paces a run, and what the dashboard reads.
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+use crate::error::NotifyError;
+use crate::model::{now_ms, Prepared, RunId, SimKnobs};
+use crate::queue::sqlite::SqliteQueue;
+use crate::queue::{Checkpoint, Queue};
+use crate::sim::{Rate, SimParams};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> RunStatus {
+        match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => RunStatus::Failed,
+        }
+    }
+}
+
+/// A run as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSummary {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub params: SimParams,
+    pub produced: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    /// Unix seconds.
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// A run's progress, cheap enough to read twice a second.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSnapshot {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub params: SimParams,
+    pub produced: u64,
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    pub cancelled: u64,
+    /// This run's notifications not yet settled (waiting, in flight or scheduled for retry).
+    pub backlog: u64,
+    /// Duration of successful delivery attempts, milliseconds.
+    pub latency_ms: Percentiles,
+    /// From enqueue to delivery, milliseconds (includes time waiting in the queue).
+    pub end_to_end_ms: Percentiles,
+    /// (seconds since start, delivered in that second), one entry per second while this process watched.
+    pub throughput: Vec<(u32, u32)>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub(crate) struct RunRecord {
+    pub id: RunId,
+    pub owner: String,
+    pub status: RunStatus,
+    pub params: SimParams,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub stored: crate::queue::RunCounters,
+}
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let params_json: String = r.get(2)?;
+    let status: String = r.get(3)?;
+    Ok(RunRecord {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        status: RunStatus::parse(&status),
+        params: serde_json::from_str(&params_json).unwrap_or_default(),
+        started_ms: r.get(4)?,
+        finished_ms: r.get(5)?,
+        stored: crate::queue::RunCounters {
+            produced: r.get::<_, i64>(6)? as u64,
+            delivered: r.get::<_, i64>(7)? as u64,
+            failed_attempts: r.get::<_, i64>(8)? as u64,
+            retried: r.get::<_, i64>(9)? as u64,
+            dead_lettered: r.get::<_, i64>(10)? as u64,
+            cancelled: r.get::<_, i64>(11)? as u64,
+            ..Default::default()
+        },
+    })
+}
+
+const RUN_COLUMNS: &str =
+    "id, owner, params, status, started_ms, finished_ms, produced, delivered, failed, retried, dead, cancelled";
+
+impl SqliteQueue {
+    pub(crate) async fn create_run(&self, owner: &str, params: &SimParams) -> Result<RunId, NotifyError> {
+        let (owner, json, backend) =
+            (owner.to_string(), serde_json::to_string(params).unwrap_or_default(), params.backend.as_str());
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO runs (owner, params, backend, status, started_ms) VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![owner, json, backend, now_ms()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    pub(crate) async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, NotifyError> {
+        self.call(move |c| {
+            Ok(c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_row([id], record_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_runs(&self, owner: Option<&str>, only_running: bool, limit: usize) -> Result<Vec<RunRecord>, NotifyError> {
+        let owner = owner.map(str::to_string);
+        self.call(move |c| {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR owner = ?1) AND (?2 = 0 OR status = 'running') \
+                 ORDER BY id DESC LIMIT ?3"
+            );
+            let rows = c
+                .prepare_cached(&sql)?
+                .query_map(params![owner, only_running as i64, limit as i64], record_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Moves a run out of `running`; `final_counts` stores a Redis run's counters with it.
+    pub(crate) async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        final_counts: Option<crate::queue::RunCounters>,
+    ) -> Result<bool, NotifyError> {
+        self.call(move |c| {
+            let n = c.execute(
+                "UPDATE runs SET status = ?2, finished_ms = ?3 WHERE id = ?1 AND status = 'running'",
+                params![id, status.as_str(), now_ms()],
+            )?;
+            if let (1, Some(k)) = (n, final_counts) {
+                c.execute(
+                    "UPDATE runs SET produced = ?2, delivered = ?3, failed = ?4, retried = ?5, dead = ?6, cancelled = ?7 WHERE id = ?1",
+                    params![id, k.produced as i64, k.delivered as i64, k.failed_attempts as i64, k.retried as i64, k.dead_lettered as i64, k.cancelled as i64],
+                )?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+/// The `seq`-th notification of a run (deterministic, so a resumed run produces the same ones).
+pub(crate) fn simulated(run: RunId, seq: u64, p: &SimParams) -> Prepared {
+    let channel = p.mix.pick(seq);
+    let recipient = match channel {
+        crate::Channel::Webhook => format!("endpoint-{}", seq % 100),
+        crate::Channel::Email => format!("user{}@example.test", seq % 10_000),
+        crate::Channel::Sms => format!("+1555{:07}", seq % 10_000_000),
+        crate::Channel::Push => format!("device-{}", seq % 10_000),
+        crate::Channel::Noop => format!("noop-{}", seq % 100),
+    };
+    Prepared {
+        run: Some(run),
+        channel,
+        recipient,
+        payload: format!(r#"{{"run":{run},"seq":{seq},"text":"Simulated notification {seq} of run {run}"}}"#),
+        idempotency_key: None,
+        sim: SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms },
+    }
+}
+
+pub(crate) const PRODUCE_BATCH: u64 = 1000;
+
+/// Produces a run's notifications from `produced` on, paced by its rate and held back by the high-water
+/// mark (a simulation waits instead of failing). Each batch commits its checkpoint with it.
+pub(crate) async fn produce<Q: Queue>(
+    queue: &Q,
+    run: RunId,
+    params: &SimParams,
+    mut produced: u64,
+    high_water: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    on_batch: impl Fn(&[u64; 5]),
+) -> Result<u64, NotifyError> {
+    let clock = Instant::now();
+    let base = produced;
+    let mut failures = 0;
+    while produced < params.count {
+        if *stop.borrow() {
+            break;
+        }
+        let target = match params.rate {
+            Rate::Max => params.count,
+            Rate::PerHour(r) => {
+                (base + (r as f64 * clock.elapsed().as_secs_f64() / 3600.0) as u64).min(params.count)
+            }
+        };
+        let wait = if target <= produced {
+            // The next one is due in 3600/r seconds; sleep at most 50 ms so a cancel is seen quickly.
+            let per = match params.rate {
+                Rate::PerHour(r) => Duration::from_secs_f64(3600.0 / r as f64),
+                Rate::Max => Duration::ZERO,
+            };
+            Some(per.clamp(Duration::from_millis(1), Duration::from_millis(50)))
+        } else if queue.backlog() + PRODUCE_BATCH > high_water {
+            Some(Duration::from_millis(10))
+        } else {
+            None
+        };
+        if let Some(wait) = wait {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {},
+                _ = stop.changed() => {},
+            }
+            continue;
+        }
+        let n = (target - produced).min(PRODUCE_BATCH);
+        let items: Vec<Prepared> = (produced..produced + n).map(|s| simulated(run, s, params)).collect();
+        let mut per_channel = [0u64; 5];
+        for it in &items {
+            per_channel[it.channel as usize] += 1;
+        }
+        match queue.enqueue(items, Some(Checkpoint { run, produced: produced + n })).await {
+            Ok(_) => {
+                produced += n;
+                failures = 0;
+                on_batch(&per_channel);
+            }
+            Err(e) if failures < 10 => {
+                failures += 1;
+                tracing::warn!(run, error = %e, "producing a batch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * failures)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(produced)
+}

@@ -1,0 +1,621 @@
+//! [`NotifyService`]: the handle the server holds. It owns both queues, the worker pools, the run
+//! producers and the monitor that samples runs for the dashboard.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::channels::Deliverer;
+use crate::config::PipelineConfig;
+use crate::error::NotifyError;
+use crate::metrics::Metrics;
+use crate::model::*;
+use crate::queue::redis::RedisQueue;
+use crate::queue::sqlite::{read_run_counters, SqliteQueue};
+use crate::queue::{Queue, RunCounters};
+use crate::runs::{produce, Percentiles, RunRecord, RunSnapshot, RunStatus, RunSummary};
+use crate::sim::SimParams;
+use crate::worker::{CancelledRuns, Limiters, WorkerPool};
+
+/// The pipeline. Clone it freely; every clone is the same pipeline.
+#[derive(Clone)]
+pub struct NotifyService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PipelineConfig,
+    embedded: Arc<SqliteQueue>,
+    redis: Option<Arc<RedisQueue>>,
+    deliverer: Arc<Deliverer>,
+    limits: Arc<Limiters>,
+    metrics: Metrics,
+    cancelled: CancelledRuns,
+    stop_tx: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    live: Mutex<HashMap<RunId, LiveRun>>,
+    finished: Mutex<HashMap<RunId, RunSnapshot>>,
+    started: AtomicBool,
+}
+
+const PRODUCING: u8 = 0;
+const PRODUCED: u8 = 1;
+const PRODUCER_FAILED: u8 = 2;
+
+struct LiveRun {
+    params: SimParams,
+    started_ms: i64,
+    producer: Arc<AtomicU8>,
+    stop: watch::Sender<bool>,
+    handle: Option<JoinHandle<()>>,
+    series: Vec<(u32, u32)>,
+    last_sample: Option<(Instant, u64)>,
+    latest: RunCounters,
+}
+
+const MAX_SERIES: usize = 24 * 3600;
+const MAX_FINISHED_CACHE: usize = 256;
+
+impl NotifyService {
+    /// Opens the embedded queue (and connects to Redis when configured). Nothing runs until [`start`].
+    ///
+    /// [`start`]: NotifyService::start
+    pub async fn new(config: PipelineConfig) -> Result<Self, NotifyError> {
+        validate_config(&config)?;
+        let url = config.queue_url.clone();
+        let embedded = tokio::task::spawn_blocking(move || SqliteQueue::open(&url))
+            .await
+            .map_err(|e| NotifyError::internal("queue open", e))??;
+        let redis = match &config.redis_url {
+            Some(url) if !url.is_empty() => Some(Arc::new(RedisQueue::connect(url, &config).await?)),
+            _ => None,
+        };
+        let (stop_tx, _) = watch::channel(false);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                deliverer: Arc::new(Deliverer::new(&config.webhook)?),
+                limits: Arc::new(Limiters::new(&config.rate_limits)),
+                metrics: Metrics::new(),
+                cancelled: Default::default(),
+                stop_tx,
+                tasks: Mutex::new(vec![]),
+                live: Mutex::new(HashMap::new()),
+                finished: Mutex::new(HashMap::new()),
+                started: AtomicBool::new(false),
+                embedded: Arc::new(embedded),
+                redis,
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.inner.config
+    }
+
+    pub fn has_redis(&self) -> bool {
+        self.inner.redis.is_some()
+    }
+
+    /// Spawns the worker pools (when `config.workers`), the run monitor, and resumes runs that were
+    /// running when the process last stopped. Calling it twice does nothing.
+    pub async fn start(&self) -> Result<(), NotifyError> {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let mut tasks = vec![];
+        if inner.config.workers {
+            tasks.push(tokio::spawn(self.pool(inner.embedded.clone()).run(inner.stop_tx.subscribe())));
+            if let Some(r) = &inner.redis {
+                tasks.push(tokio::spawn(self.pool(r.clone()).run(inner.stop_tx.subscribe())));
+            }
+        }
+        if let Some(r) = &inner.redis {
+            tasks.extend(r.spawn_maintenance(inner.stop_tx.subscribe(), inner.cancelled.clone()));
+        }
+        let me = self.clone();
+        let mut stop = inner.stop_tx.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => me.monitor_tick().await,
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+        inner.tasks.lock().expect("tasks lock").extend(tasks);
+        self.resume_runs().await
+    }
+
+    fn pool<Q: Queue>(&self, queue: Arc<Q>) -> WorkerPool<Q> {
+        let c = &self.inner.config;
+        WorkerPool {
+            queue,
+            deliverer: self.inner.deliverer.clone(),
+            limits: self.inner.limits.clone(),
+            metrics: self.inner.metrics.clone(),
+            retry: c.retry.clone(),
+            concurrency: c.concurrency,
+            lease_batch: c.lease_batch,
+            cancelled: self.inner.cancelled.clone(),
+        }
+    }
+
+    /// Stops taking work: producers pause (their runs resume on the next start), workers stop leasing,
+    /// finish and record in-flight deliveries, and hand back leased notifications not yet started.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop_tx.send(true);
+        let producers: Vec<JoinHandle<()>> = {
+            let mut live = self.inner.live.lock().expect("live lock");
+            live.values_mut()
+                .filter_map(|r| {
+                    let _ = r.stop.send(true);
+                    r.handle.take()
+                })
+                .collect()
+        };
+        for p in producers {
+            let _ = p.await;
+        }
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("tasks lock"));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.inner.stop_tx.borrow()
+    }
+
+    /// Enqueues on the embedded queue. See [`enqueue_to`](NotifyService::enqueue_to).
+    pub async fn enqueue(&self, items: Vec<NewNotification>) -> Result<Vec<NotificationId>, NotifyError> {
+        self.enqueue_to(Backend::Embedded, items).await
+    }
+
+    /// Validates and enqueues a batch (1 to [`MAX_BATCH`]); `Backpressure` when the backlog would pass the
+    /// high-water mark. Ids come back in input order.
+    pub async fn enqueue_to(&self, backend: Backend, items: Vec<NewNotification>) -> Result<Vec<NotificationId>, NotifyError> {
+        if self.is_stopping() {
+            return Err(NotifyError::ShuttingDown);
+        }
+        if items.is_empty() {
+            return Err(NotifyError::invalid("notifications", "send at least one notification"));
+        }
+        if items.len() > MAX_BATCH {
+            return Err(NotifyError::invalid("notifications", format!("at most {MAX_BATCH} in one request")));
+        }
+        let mut errors = vec![];
+        for (i, n) in items.iter().enumerate() {
+            n.validate(i, &mut errors);
+        }
+        if !errors.is_empty() {
+            return Err(NotifyError::Invalid(errors));
+        }
+        let p = &self.inner.config.providers;
+        let sim = SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms };
+        let mut per_channel = [0u64; 5];
+        let prepared: Vec<Prepared> = items
+            .into_iter()
+            .map(|n| {
+                per_channel[n.channel as usize] += 1;
+                Prepared {
+                    run: None,
+                    channel: n.channel,
+                    recipient: n.recipient,
+                    payload: serde_json::to_string(&n.payload).unwrap_or_else(|_| "null".into()),
+                    idempotency_key: n.idempotency_key,
+                    sim,
+                }
+            })
+            .collect();
+        let n = prepared.len() as u64;
+        let ids = match backend {
+            Backend::Embedded => self.admit(&*self.inner.embedded, n)?.enqueue(prepared, None).await?,
+            Backend::Redis => {
+                let q = self.inner.redis.as_deref().ok_or(NotifyError::BackendUnavailable)?;
+                self.admit(q, n)?.enqueue(prepared, None).await?
+            }
+        };
+        self.count_enqueued(&per_channel);
+        Ok(ids)
+    }
+
+    fn admit<'q, Q: Queue>(&self, q: &'q Q, n: u64) -> Result<&'q Q, NotifyError> {
+        if q.backlog() + n > self.inner.config.high_water {
+            return Err(NotifyError::Backpressure { retry_after: Duration::from_secs(1) });
+        }
+        Ok(q)
+    }
+
+    fn count_enqueued(&self, per_channel: &[u64; 5]) {
+        for (c, n) in Channel::ALL.iter().zip(per_channel) {
+            if *n > 0 {
+                self.inner.metrics.enqueued.with_label_values(&[c.as_str()]).inc_by(*n);
+            }
+        }
+    }
+
+    /// Starts a simulation run owned by `owner`.
+    pub async fn start_run(&self, owner: &str, params: SimParams) -> Result<RunId, NotifyError> {
+        if self.is_stopping() {
+            return Err(NotifyError::ShuttingDown);
+        }
+        params.validate()?;
+        if params.backend == Backend::Redis && self.inner.redis.is_none() {
+            return Err(NotifyError::invalid("backend", "Redis is not configured on this server"));
+        }
+        let id = self.inner.embedded.create_run(owner, &params).await?;
+        self.spawn_producer(id, params, now_ms(), 0);
+        Ok(id)
+    }
+
+    fn spawn_producer(&self, id: RunId, params: SimParams, started_ms: i64, from: u64) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = Arc::new(AtomicU8::new(PRODUCING));
+        let (me, p, st) = (self.clone(), params.clone(), state.clone());
+        let handle = tokio::spawn(async move {
+            let hw = me.inner.config.high_water;
+            let count = |c: &[u64; 5]| me.count_enqueued(c);
+            let result = match p.backend {
+                Backend::Embedded => produce(&*me.inner.embedded, id, &p, from, hw, stop_rx, count).await,
+                Backend::Redis => match me.inner.redis.clone() {
+                    Some(q) => produce(&*q, id, &p, from, hw, stop_rx, count).await,
+                    None => Err(NotifyError::BackendUnavailable),
+                },
+            };
+            match result {
+                Ok(n) if n >= p.count => st.store(PRODUCED, Ordering::SeqCst),
+                Ok(_) => {} // stopped: resumes on the next start
+                Err(e) => {
+                    tracing::error!(run = id, error = %e, "run producer failed");
+                    st.store(PRODUCER_FAILED, Ordering::SeqCst);
+                }
+            }
+        });
+        let live = LiveRun {
+            params,
+            started_ms,
+            producer: state,
+            stop: stop_tx,
+            handle: Some(handle),
+            series: vec![],
+            last_sample: None,
+            latest: RunCounters { produced: from, ..Default::default() },
+        };
+        self.inner.live.lock().expect("live lock").insert(id, live);
+    }
+
+    async fn resume_runs(&self) -> Result<(), NotifyError> {
+        let running = self.inner.embedded.list_runs(None, true, 10_000).await?;
+        for r in running {
+            let counters = match self.counters(r.params.backend, r.id).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(run = r.id, error = %e, "cannot resume run; marking it failed");
+                    let _ = self.inner.embedded.finish_run(r.id, RunStatus::Failed, None).await;
+                    continue;
+                }
+            };
+            tracing::info!(run = r.id, produced = counters.produced, count = r.params.count, "resuming run");
+            self.spawn_producer(r.id, r.params, r.started_ms, counters.produced);
+        }
+        Ok(())
+    }
+
+    async fn counters(&self, backend: Backend, run: RunId) -> Result<RunCounters, NotifyError> {
+        match backend {
+            Backend::Embedded => self.inner.embedded.run_counters(run).await,
+            Backend::Redis => self.inner.redis.as_deref().ok_or(NotifyError::BackendUnavailable)?.run_counters(run).await,
+        }
+    }
+
+    async fn monitor_tick(&self) {
+        let ids: Vec<(RunId, Backend)> =
+            self.inner.live.lock().expect("live lock").iter().map(|(id, r)| (*id, r.params.backend)).collect();
+        for (id, backend) in ids {
+            let Ok(counters) = self.counters(backend, id).await else { continue };
+            let finish = {
+                let mut live = self.inner.live.lock().expect("live lock");
+                let Some(run) = live.get_mut(&id) else { continue };
+                let now = Instant::now();
+                match run.last_sample {
+                    None => run.last_sample = Some((now, counters.delivered)),
+                    Some((at, before)) if now.duration_since(at) >= Duration::from_millis(950) => {
+                        let secs = now.duration_since(at).as_secs_f64();
+                        let rate = (counters.delivered.saturating_sub(before) as f64 / secs).round() as u32;
+                        let since = ((now_ms() - run.started_ms).max(0) / 1000) as u32;
+                        if run.series.len() < MAX_SERIES {
+                            run.series.push((since, rate));
+                        }
+                        run.last_sample = Some((now, counters.delivered));
+                    }
+                    _ => {}
+                }
+                run.latest = counters.clone();
+                let producer = run.producer.load(Ordering::SeqCst);
+                if producer == PRODUCER_FAILED {
+                    Some(RunStatus::Failed)
+                } else if producer == PRODUCED && counters.settled() >= run.params.count {
+                    Some(RunStatus::Completed)
+                } else {
+                    None
+                }
+            };
+            if let Some(status) = finish {
+                let final_counts = (backend == Backend::Redis).then(|| counters.clone());
+                if let Err(e) = self.inner.embedded.finish_run(id, status, final_counts).await {
+                    tracing::warn!(run = id, error = %e, "could not record the end of a run");
+                    continue;
+                }
+                self.retire(id).await;
+            }
+        }
+        let m = &self.inner.metrics;
+        m.set_backlog(Backend::Embedded, self.inner.embedded.backlog());
+        if let Some(r) = &self.inner.redis {
+            m.set_backlog(Backend::Redis, r.backlog());
+        }
+    }
+
+    /// Moves a run from the live table to the finished cache (with its throughput series).
+    async fn retire(&self, id: RunId) {
+        let run = self.inner.live.lock().expect("live lock").remove(&id);
+        if let Some(mut run) = run {
+            let _ = run.stop.send(true);
+            if let Some(h) = run.handle.take() {
+                let _ = h.await;
+            }
+            if let Ok(Some(mut snap)) = self.stored_snapshot(id).await {
+                snap.throughput = run.series;
+                let mut fin = self.inner.finished.lock().expect("finished lock");
+                if fin.len() >= MAX_FINISHED_CACHE {
+                    fin.clear();
+                }
+                fin.insert(id, snap);
+            }
+        }
+    }
+
+    /// Cancels a running run of `owner`: production stops, its waiting notifications are dropped,
+    /// in-flight ones finish.
+    pub async fn cancel_run(&self, owner: &str, id: RunId) -> Result<(), NotifyError> {
+        let rec = self.inner.embedded.get_run(id).await?.filter(|r| r.owner == owner).ok_or(NotifyError::NotFound)?;
+        if rec.status != RunStatus::Running {
+            return Err(NotifyError::Conflict("This run is not running.".into()));
+        }
+        self.inner.cancelled.write().expect("cancelled lock").insert(id);
+        let producer = self.inner.live.lock().expect("live lock").get_mut(&id).and_then(|r| {
+            let _ = r.stop.send(true);
+            r.handle.take()
+        });
+        if let Some(p) = producer {
+            let _ = p.await;
+        }
+        match rec.params.backend {
+            Backend::Embedded => {
+                self.inner.embedded.cancel_run(id).await?;
+            }
+            Backend::Redis => {
+                if let Some(r) = &self.inner.redis {
+                    r.cancel_run(id).await?;
+                }
+            }
+        }
+        let counts = self.counters(rec.params.backend, id).await.ok().filter(|_| rec.params.backend == Backend::Redis);
+        self.inner.embedded.finish_run(id, RunStatus::Cancelled, counts).await?;
+        self.retire(id).await;
+        Ok(())
+    }
+
+    /// The owner's runs, newest first (at most 100).
+    pub async fn list_runs(&self, owner: &str) -> Result<Vec<RunSummary>, NotifyError> {
+        let records = self.inner.embedded.list_runs(Some(owner), false, 100).await?;
+        let live = self.inner.live.lock().expect("live lock");
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let c = live.get(&r.id).map(|l| l.latest.clone()).unwrap_or_else(|| r.stored.clone());
+                RunSummary {
+                    id: r.id,
+                    status: r.status,
+                    params: r.params,
+                    produced: c.produced,
+                    delivered: c.delivered,
+                    dead_lettered: c.dead_lettered,
+                    started_at: r.started_ms / 1000,
+                    finished_at: r.finished_ms.map(|m| m / 1000),
+                }
+            })
+            .collect())
+    }
+
+    /// The owner of a run, if it exists (for access checks before [`run_snapshot`](Self::run_snapshot)).
+    pub async fn run_owner(&self, id: RunId) -> Result<Option<String>, NotifyError> {
+        Ok(self.inner.embedded.get_run(id).await?.map(|r| r.owner))
+    }
+
+    /// A run's progress. Live runs are served from the monitor's last sample (no storage access).
+    pub async fn run_snapshot(&self, id: RunId) -> Result<Option<RunSnapshot>, NotifyError> {
+        if let Some(s) = self.inner.finished.lock().expect("finished lock").get(&id) {
+            return Ok(Some(s.clone()));
+        }
+        let live = {
+            let live = self.inner.live.lock().expect("live lock");
+            live.get(&id).map(|r| (r.params.clone(), r.started_ms, r.latest.clone(), r.series.clone()))
+        };
+        if let Some((params, started_ms, c, series)) = live {
+            return Ok(Some(snapshot(id, RunStatus::Running, params, &c, series, started_ms, None)));
+        }
+        self.stored_snapshot(id).await
+    }
+
+    async fn stored_snapshot(&self, id: RunId) -> Result<Option<RunSnapshot>, NotifyError> {
+        let Some(RunRecord { status, params, started_ms, finished_ms, stored, .. }) = self.inner.embedded.get_run(id).await? else {
+            return Ok(None);
+        };
+        let c = match params.backend {
+            Backend::Embedded => self.inner.embedded.call(move |c| read_run_counters(c, id)).await?,
+            Backend::Redis => match &self.inner.redis {
+                Some(r) => r.run_counters(id).await.unwrap_or(stored),
+                None => stored,
+            },
+        };
+        Ok(Some(snapshot(id, status, params, &c, vec![], started_ms, finished_ms)))
+    }
+
+    /// Newest dead letters first, from every backend.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
+        let limit = limit.clamp(1, 10_000);
+        let mut all = self.inner.embedded.dead_letters(limit).await?;
+        if let Some(r) = &self.inner.redis {
+            all.extend(r.dead_letters(limit).await?);
+        }
+        all.sort_by(|a, b| b.dead_at_ms.cmp(&a.dead_at_ms));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Puts dead letters back in their queue with a fresh attempt budget. Returns how many.
+    pub async fn replay_dead_letters(&self, which: Replay) -> Result<u64, NotifyError> {
+        let (emb, red) = match &which {
+            Replay::All => (Replay::All, Replay::All),
+            Replay::Ids(ids) => {
+                let (e, r): (Vec<_>, Vec<_>) = ids.iter().partition(|i| i.backend == Backend::Embedded);
+                (Replay::Ids(e), Replay::Ids(r))
+            }
+        };
+        let mut n = self.inner.embedded.replay(emb).await?;
+        if let Some(r) = &self.inner.redis {
+            n += r.replay(red).await?;
+        }
+        Ok(n)
+    }
+
+    /// Every recorded attempt for one notification, oldest first.
+    pub async fn attempts(&self, id: NotificationId) -> Result<Vec<Attempt>, NotifyError> {
+        match id.backend {
+            Backend::Embedded => self.inner.embedded.attempts(id).await,
+            Backend::Redis => self.inner.redis.as_deref().ok_or(NotifyError::NotFound)?.attempts(id).await,
+        }
+    }
+
+    /// Backlog of one backend (0 for an unconfigured one).
+    pub fn backlog(&self, backend: Backend) -> u64 {
+        match backend {
+            Backend::Embedded => self.inner.embedded.backlog(),
+            Backend::Redis => self.inner.redis.as_ref().map(|r| r.backlog()).unwrap_or(0),
+        }
+    }
+
+    /// This process's metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.inner.metrics;
+        m.set_backlog(Backend::Embedded, self.inner.embedded.backlog());
+        if let Some(r) = &self.inner.redis {
+            m.set_backlog(Backend::Redis, r.backlog());
+        }
+        m.render()
+    }
+}
+
+fn percentiles(h: &crate::queue::LatencyBuckets) -> Percentiles {
+    let r = |v: f64| (v * 1000.0).round() / 1000.0;
+    Percentiles { p50: r(h.quantile_ms(0.5)), p95: r(h.quantile_ms(0.95)), p99: r(h.quantile_ms(0.99)) }
+}
+
+fn snapshot(
+    id: RunId,
+    status: RunStatus,
+    params: SimParams,
+    c: &RunCounters,
+    throughput: Vec<(u32, u32)>,
+    started_ms: i64,
+    finished_ms: Option<i64>,
+) -> RunSnapshot {
+    RunSnapshot {
+        id,
+        status,
+        produced: c.produced,
+        delivered: c.delivered,
+        failed_attempts: c.failed_attempts,
+        retried: c.retried,
+        dead_lettered: c.dead_lettered,
+        cancelled: c.cancelled,
+        backlog: c.produced.saturating_sub(c.settled()),
+        latency_ms: percentiles(&c.attempt_latency),
+        end_to_end_ms: percentiles(&c.end_to_end),
+        throughput,
+        started_at: started_ms / 1000,
+        finished_at: finished_ms.map(|m| m / 1000),
+        params,
+    }
+}
+
+fn validate_config(c: &PipelineConfig) -> Result<(), NotifyError> {
+    let mut e = vec![];
+    if c.concurrency == 0 || c.concurrency > 100_000 {
+        e.push(crate::FieldError::new("notify.concurrency", "must be from 1 to 100000"));
+    }
+    if c.lease_batch == 0 || c.lease_batch > 100_000 {
+        e.push(crate::FieldError::new("notify.lease_batch", "must be from 1 to 100000"));
+    }
+    if c.high_water == 0 {
+        e.push(crate::FieldError::new("notify.high_water", "must be above 0"));
+    }
+    if c.retry.max_attempts == 0 {
+        e.push(crate::FieldError::new("notify.retry.max_attempts", "must be at least 1"));
+    }
+    if !(0.0..=1.0).contains(&c.providers.failure_rate) {
+        e.push(crate::FieldError::new("notify.providers.failure_rate", "must be between 0 and 1"));
+    }
+    if e.is_empty() { Ok(()) } else { Err(NotifyError::Invalid(e)) }
+}
+
+/// A worker-only process against Redis (`server worker --redis URL`): no runs, no embedded queue.
+pub struct RedisWorker {
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    metrics: Metrics,
+}
+
+impl RedisWorker {
+    pub async fn start(config: PipelineConfig) -> Result<Self, NotifyError> {
+        validate_config(&config)?;
+        let url = config.redis_url.clone().filter(|u| !u.is_empty()).ok_or(NotifyError::BackendUnavailable)?;
+        let queue = Arc::new(RedisQueue::connect(&url, &config).await?);
+        let (stop_tx, _) = watch::channel(false);
+        let cancelled: CancelledRuns = Default::default();
+        let metrics = Metrics::new();
+        let pool = WorkerPool {
+            queue: queue.clone(),
+            deliverer: Arc::new(Deliverer::new(&config.webhook)?),
+            limits: Arc::new(Limiters::new(&config.rate_limits)),
+            metrics: metrics.clone(),
+            retry: config.retry.clone(),
+            concurrency: config.concurrency,
+            lease_batch: config.lease_batch,
+            cancelled: cancelled.clone(),
+        };
+        let mut tasks = vec![tokio::spawn(pool.run(stop_tx.subscribe()))];
+        tasks.extend(queue.spawn_maintenance(stop_tx.subscribe(), cancelled));
+        Ok(Self { stop_tx, tasks, metrics })
+    }
+
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+
+    /// Finishes in-flight deliveries, acknowledges them, and hands back unstarted leases.
+    pub async fn shutdown(self) {
+        let _ = self.stop_tx.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! A small local webhook receiver for tests and demos: verifies Standard Webhooks signatures, counts
+//! deliveries per `webhook-id` (so exactly-once-after-dedup can be checked), can be told to fail a share
+//! of requests or to stall some past the sender's timeout, and reports its counts at `GET /stats`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::signature::{SigningKey, DEFAULT_TOLERANCE_SECS, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub secret: String,
+    /// Share of valid requests answered with 503 on purpose.
+    pub fail_rate: f64,
+    /// Added to every request.
+    pub delay_ms: u64,
+    /// Share of valid requests held for `stall_ms` (past the sender's timeout) and then failed.
+    pub stall_rate: f64,
+    pub stall_ms: u64,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self { secret: crate::config::DEV_WEBHOOK_SECRET.into(), fail_rate: 0.0, delay_ms: 0, stall_rate: 0.0, stall_ms: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SinkStats {
+    pub received: u64,
+    /// Answered 2xx: a delivery.
+    pub accepted: u64,
+    pub bad_signature: u64,
+    pub failed_on_purpose: u64,
+    pub stalled: u64,
+    /// Distinct ids accepted at least once.
+    pub unique_ids: u64,
+    /// Accepted deliveries beyond the first per id.
+    pub duplicates: u64,
+}
+
+struct State {
+    key: SigningKey,
+    cfg: SinkConfig,
+    received: AtomicU64,
+    bad_signature: AtomicU64,
+    failed_on_purpose: AtomicU64,
+    stalled: AtomicU64,
+    accepted: Mutex<HashMap<String, u32>>,
+}
+
+pub struct Sink {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Sink {
+    /// Binds `addr` (port 0 for any free port) and serves until dropped or stopped.
+    pub async fn start(addr: SocketAddr, cfg: SinkConfig) -> Result<Sink, String> {
+        let key = SigningKey::from_secret(&cfg.secret).map_err(|e| format!("secret: {e}"))?;
+        if !(0.0..=1.0).contains(&cfg.fail_rate) || !(0.0..=1.0).contains(&cfg.stall_rate) {
+            return Err("fail and stall rates must be between 0 and 1".into());
+        }
+        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let state = Arc::new(State {
+            key,
+            cfg,
+            received: AtomicU64::new(0),
+            bad_signature: AtomicU64::new(0),
+            failed_on_purpose: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
+            accepted: Mutex::new(HashMap::new()),
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let _ = tcp.set_nodelay(true);
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(tcp), svc).await;
+                });
+            }
+        });
+        Ok(Sink { addr, state, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL to point the webhook channel at.
+    pub fn url(&self) -> String {
+        format!("http://{}/webhook", self.addr)
+    }
+
+    pub fn stats(&self) -> SinkStats {
+        stats(&self.state)
+    }
+
+    /// Accepted deliveries per `webhook-id`.
+    pub fn counts(&self) -> HashMap<String, u32> {
+        self.state.accepted.lock().expect("sink lock").clone()
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn stats(s: &State) -> SinkStats {
+    let accepted = s.accepted.lock().expect("sink lock");
+    let total: u64 = accepted.values().map(|n| *n as u64).sum();
+    SinkStats {
+        received: s.received.load(Ordering::Relaxed),
+        accepted: total,
+        bad_signature: s.bad_signature.load(Ordering::Relaxed),
+        failed_on_purpose: s.failed_on_purpose.load(Ordering::Relaxed),
+        stalled: s.stalled.load(Ordering::Relaxed),
+        unique_ids: accepted.len() as u64,
+        duplicates: total - accepted.len() as u64,
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("valid response")
+}
+
+async fn handle(s: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if req.method() == Method::GET && req.uri().path() == "/stats" {
+        let body = serde_json::to_vec(&stats(&s)).unwrap_or_default();
+        return Ok(text(StatusCode::OK, body, "application/json"));
+    }
+    if req.method() != Method::POST {
+        return Ok(text(StatusCode::NOT_FOUND, "not found\n", "text/plain"));
+    }
+    s.received.fetch_add(1, Ordering::Relaxed);
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (id, ts, sig) = (header(HEADER_ID), header(HEADER_TIMESTAMP), header(HEADER_SIGNATURE));
+    let body = match Limited::new(req.into_body(), 1024 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n", "text/plain")),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let verified = match (&id, &ts, &sig) {
+        (Some(id), Some(ts), Some(sig)) => s.key.verify(id, ts, sig, &body, now, DEFAULT_TOLERANCE_SECS).is_ok(),
+        _ => false,
+    };
+    let Some(id) = id.filter(|_| verified) else {
+        s.bad_signature.fetch_add(1, Ordering::Relaxed);
+        return Ok(text(StatusCode::UNAUTHORIZED, "bad signature\n", "text/plain"));
+    };
+    if s.cfg.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(s.cfg.delay_ms)).await;
+    }
+    if s.cfg.stall_rate > 0.0 && rand::random::<f64>() < s.cfg.stall_rate {
+        s.stalled.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(s.cfg.stall_ms)).await;
+        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "stalled on purpose\n", "text/plain"));
+    }
+    if s.cfg.fail_rate > 0.0 && rand::random::<f64>() < s.cfg.fail_rate {
+        s.failed_on_purpose.fetch_add(1, Ordering::Relaxed);
+        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "failed on purpose\n", "text/plain"));
+    }
+    *s.accepted.lock().expect("sink lock").entry(id).or_default() += 1;
+    Ok(text(StatusCode::NO_CONTENT, Bytes::new(), "text/plain"))
+}

@@ -1,0 +1,195 @@
+//! The worker pool: lease a batch (the next one is leased while this one is delivered), deliver with
+//! bounded concurrency under the rate limits, and report outcomes back in batches.
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::channels::Deliverer;
+use crate::config::{RateLimits, RetrySchedule};
+use crate::metrics::Metrics;
+use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, RunId};
+use crate::queue::Queue;
+
+/// Token buckets: one for everything, one per channel (absent = unlimited).
+pub(crate) struct Limiters {
+    global: Option<DefaultDirectRateLimiter>,
+    per_channel: [Option<DefaultDirectRateLimiter>; 5],
+}
+
+fn bucket(per_sec: u32) -> Option<DefaultDirectRateLimiter> {
+    // Burst of a tenth of a second's worth keeps the rate smooth without starving short bursts.
+    NonZeroU32::new(per_sec).map(|r| {
+        let burst = NonZeroU32::new((per_sec / 10).max(1)).expect("at least 1");
+        RateLimiter::direct(Quota::per_second(r).allow_burst(burst))
+    })
+}
+
+impl Limiters {
+    pub fn new(cfg: &RateLimits) -> Self {
+        Self { global: bucket(cfg.global_per_sec), per_channel: Channel::ALL.map(|c| bucket(cfg.for_channel(c))) }
+    }
+
+    async fn acquire(&self, channel: Channel) {
+        if let Some(l) = &self.per_channel[channel as usize] {
+            l.until_ready().await;
+        }
+        if let Some(l) = &self.global {
+            l.until_ready().await;
+        }
+    }
+}
+
+/// Runs whose waiting notifications are dropped instead of delivered.
+pub(crate) type CancelledRuns = Arc<RwLock<HashSet<RunId>>>;
+
+pub(crate) struct WorkerPool<Q: Queue> {
+    pub queue: Arc<Q>,
+    pub deliverer: Arc<Deliverer>,
+    pub limits: Arc<Limiters>,
+    pub metrics: Metrics,
+    pub retry: RetrySchedule,
+    pub concurrency: usize,
+    pub lease_batch: usize,
+    pub cancelled: CancelledRuns,
+}
+
+impl<Q: Queue> WorkerPool<Q> {
+    /// Runs until `stop` turns true, then stops leasing, finishes what is in flight, records it, and hands
+    /// back what was leased but not started.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<Job>>(1);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+
+        let leaser = {
+            let queue = self.queue.clone();
+            let mut stop = stop.clone();
+            let n = self.lease_batch.max(1);
+            tokio::spawn(async move {
+                loop {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    let jobs = tokio::select! {
+                        r = queue.lease(n) => r,
+                        _ = stop.changed() => break,
+                    };
+                    match jobs {
+                        Ok(jobs) if jobs.is_empty() => {}
+                        Ok(jobs) => {
+                            if let Err(back) = batch_tx.send(jobs).await {
+                                let _ = queue.release(back.0).await;
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, backend = queue.backend().as_str(), "lease failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            })
+        };
+
+        let completer = {
+            let queue = self.queue.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(4096);
+                while done_rx.recv_many(&mut buf, 4096).await > 0 {
+                    let batch = std::mem::take(&mut buf);
+                    // A failed report leaves the jobs leased; they are delivered again later (at-least-once).
+                    let mut tries = 0;
+                    let mut pending = batch;
+                    loop {
+                        match queue.complete(pending.clone()).await {
+                            Ok(()) => break,
+                            Err(e) if tries < 5 => {
+                                tries += 1;
+                                tracing::warn!(error = %e, "recording outcomes failed; retrying");
+                                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, n = pending.len(), "could not record outcomes");
+                                pending.clear();
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+
+        let sem = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let shared = Arc::new(self);
+        let mut unstarted = Vec::new();
+        'outer: while let Some(batch) = batch_rx.recv().await {
+            let mut jobs = batch.into_iter();
+            while let Some(job) = jobs.next() {
+                let permit = tokio::select! {
+                    p = sem.clone().acquire_owned() => p.expect("semaphore open"),
+                    _ = stop.wait_for(|s| *s) => {
+                        unstarted.push(job);
+                        unstarted.extend(jobs);
+                        break 'outer;
+                    }
+                };
+                let (pool, done) = (shared.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let c = pool.deliver_one(job).await;
+                    let _ = done.send(c);
+                    drop(permit);
+                });
+            }
+        }
+        // Stop: no more leases; hand back the prefetched batch; wait for in-flight deliveries.
+        batch_rx.close();
+        while let Some(batch) = batch_rx.recv().await {
+            unstarted.extend(batch);
+        }
+        let _ = leaser.await;
+        let _ = sem.acquire_many(shared.concurrency.max(1) as u32).await;
+        drop(done_tx);
+        let _ = completer.await;
+        if let Err(e) = shared.queue.release(unstarted).await {
+            tracing::warn!(error = %e, "could not release leases on shutdown (they will be recovered)");
+        }
+    }
+
+    async fn deliver_one(&self, job: Job) -> Completion {
+        let cancelled = job.run.is_some_and(|r| self.cancelled.read().map(|s| s.contains(&r)).unwrap_or(false));
+        let number = job.attempts + 1;
+        if cancelled {
+            let attempt = Attempt { number, at_ms: now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
+            return Completion { job, attempt, retry_at_ms: None, cancelled: true };
+        }
+        self.limits.acquire(job.channel).await;
+        let started = Instant::now();
+        let result = self.deliverer.deliver(&job).await;
+        let latency = started.elapsed();
+        let ch = job.channel.as_str();
+        let at_ms = now_ms();
+        let (outcome, error, retry_at_ms) = match result {
+            Ok(()) => {
+                self.metrics.delivered.with_label_values(&[ch]).inc();
+                self.metrics.latency.with_label_values(&[ch]).observe(latency.as_secs_f64());
+                (AttemptOutcome::Delivered, None, None)
+            }
+            Err(e) => {
+                self.metrics.failed.with_label_values(&[ch]).inc();
+                if number >= self.retry.max_attempts.max(1) {
+                    self.metrics.dead_lettered.with_label_values(&[ch]).inc();
+                    (AttemptOutcome::DeadLettered, Some(e), None)
+                } else {
+                    self.metrics.retried.with_label_values(&[ch]).inc();
+                    let due = at_ms + self.retry.delay(number).as_millis() as i64;
+                    (AttemptOutcome::Retrying, Some(e), Some(due))
+                }
+            }
+        };
+        let attempt = Attempt { number, at_ms, outcome, latency_us: latency.as_micros() as u64, error };
+        Completion { job, attempt, retry_at_ms, cancelled: false }
+    }
+}

@@ -1,0 +1,129 @@
+//! Shared test helpers: a pipeline over a fresh SQLite file, a real redis-server on a free port, and
+//! polling with a deadline (a condition that never comes true fails the test instead of hanging it).
+#![allow(dead_code)]
+
+use notify::{NotifyService, PipelineConfig};
+use std::future::Future;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn config(dir: &tempfile::TempDir) -> PipelineConfig {
+    let mut c = PipelineConfig::default();
+    c.queue_url = format!("sqlite://{}", dir.path().join("notify.db").display());
+    c.retry.base_ms = 10;
+    c.retry.max_delay_ms = 100;
+    c
+}
+
+pub async fn service(cfg: PipelineConfig) -> NotifyService {
+    let s = NotifyService::new(cfg).await.expect("service");
+    s.start().await.expect("start");
+    s
+}
+
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private redis-server, killed on drop. Missing redis-server fails the test loudly.
+pub struct Redis {
+    child: Child,
+    pub url: String,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server must be installed for these tests (apt-get install -y redis-server)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, url }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process killed on drop (the tests SIGKILL it on purpose before that).
+pub struct Node(pub Child);
+
+impl Node {
+    pub fn spawn(args: &[&str]) -> Node {
+        let child = Command::new(env!("CARGO_BIN_EXE_notify-node"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn notify-node");
+        Node(child)
+    }
+
+    pub fn sigkill(&mut self) {
+        // Child::kill sends SIGKILL on Unix: no destructor, no shutdown, no flush.
+        self.0.kill().expect("SIGKILL");
+        let _ = self.0.wait();
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "notify-node did not finish within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Resident memory of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
