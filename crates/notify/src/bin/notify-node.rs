@@ -30,6 +30,9 @@ fn main() {
         cfg.reclaim_idle_ms = n;
     }
     cfg.consumer_name = value("--consumer");
+    if let Some(p) = value("--prefix") {
+        cfg.redis_prefix = p;
+    }
     let count: Option<u64> = value("--count").and_then(|v| v.parse().ok());
     let backend = if value("--backend").as_deref() == Some("redis") { Backend::Redis } else { Backend::Embedded };
 

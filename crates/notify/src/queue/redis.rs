@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use super::{run_deltas, Checkpoint, LatencyBuckets, Queue, RunCounters};
+use super::{Checkpoint, LatencyBuckets, Queue, RunCounters};
 use crate::config::PipelineConfig;
 use crate::error::NotifyError;
 use crate::model::*;
 use crate::worker::CancelledRuns;
 
 const GROUP: &str = "workers";
-const ATTEMPT_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// Adds a batch atomically with the run's checkpoint. KEYS: stream, seq, run hash (or ""), idem prefix.
 /// ARGV: n, produced ("" for none), then per item: idempotency key ("" for none), wire JSON without id.
@@ -83,6 +82,68 @@ for _, id in ipairs(ARGV) do
   end
 end
 return n
+"#;
+
+/// Acknowledges a batch of outcomes. Only a message this call actually acknowledges (XACK = 1) has
+/// effects, so a message that was reclaimed and delivered twice is counted once. KEYS: stream, delayed,
+/// dead, deadmsg, key prefix. ARGV: 8 per item — receipt, id, kind (d delivered, r retry, x dead,
+/// c cancelled), run ("" for none), attempt JSON, score, member, latency buckets ("a12 e40").
+/// Returns how many items were settled (delivered, dead or cancelled).
+const COMPLETE_LUA: &str = r#"
+local stream, delayed, dead, deadmsg, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local deltas = {}
+local function bump(run, field, n)
+  if run == '' then return end
+  local t = deltas[run]
+  if not t then t = {}; deltas[run] = t end
+  t[field] = (t[field] or 0) + n
+end
+local settled = 0
+for i = 1, #ARGV, 8 do
+  local rid, seq, kind, run = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if redis.call('XACK', stream, 'workers', rid) == 1 then
+    redis.call('XDEL', stream, rid)
+    if kind == 'c' then
+      bump(run, 'cancelled', 1)
+      settled = settled + 1
+    else
+      local ak = prefix .. ':att:' .. seq
+      redis.call('RPUSH', ak, ARGV[i + 4])
+      redis.call('EXPIRE', ak, 604800)
+      if kind == 'd' then
+        bump(run, 'delivered', 1)
+        for b in string.gmatch(ARGV[i + 7], '%S+') do bump(run, b, 1) end
+        settled = settled + 1
+      elseif kind == 'r' then
+        redis.call('ZADD', delayed, ARGV[i + 5], ARGV[i + 6])
+        bump(run, 'failed', 1)
+        bump(run, 'retried', 1)
+      else
+        redis.call('HSET', deadmsg, seq, ARGV[i + 6])
+        redis.call('ZADD', dead, ARGV[i + 5], seq)
+        bump(run, 'failed', 1)
+        bump(run, 'dead', 1)
+        settled = settled + 1
+      end
+    end
+  end
+end
+for run, t in pairs(deltas) do
+  for f, n in pairs(t) do redis.call('HINCRBY', prefix .. ':run:' .. run, f, n) end
+end
+return settled
+"#;
+
+/// Hands leased messages back: re-added for any consumer, but only those still ours (XACK = 1).
+/// KEYS: stream. ARGV: pairs of receipt, message.
+const RELEASE_LUA: &str = r#"
+for i = 1, #ARGV, 2 do
+  if redis.call('XACK', KEYS[1], 'workers', ARGV[i]) == 1 then
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
+  end
+end
+return 0
 "#;
 
 /// What the stream carries for one notification (short names: it is written a million times).
@@ -155,6 +216,8 @@ pub struct RedisQueue {
     enqueue_script: redis::Script,
     move_script: redis::Script,
     replay_script: redis::Script,
+    complete_script: redis::Script,
+    release_script: redis::Script,
 }
 
 struct Keys {
@@ -214,6 +277,8 @@ impl RedisQueue {
             enqueue_script: redis::Script::new(ENQUEUE_LUA),
             move_script: redis::Script::new(MOVE_DUE_LUA),
             replay_script: redis::Script::new(REPLAY_LUA),
+            complete_script: redis::Script::new(COMPLETE_LUA),
+            release_script: redis::Script::new(RELEASE_LUA),
         };
         q.refresh_backlog().await?;
         Ok(q)
@@ -450,56 +515,34 @@ impl Queue for RedisQueue {
         }
         let now = now_ms();
         let k = &self.keys;
-        let mut p = redis::pipe();
-        p.atomic();
-        let receipts: Vec<&str> = done.iter().map(|c| c.job.receipt.as_str()).collect();
-        p.cmd("XACK").arg(&k.stream).arg(GROUP).arg(&receipts).ignore();
-        p.cmd("XDEL").arg(&k.stream).arg(&receipts).ignore();
-        let mut settled = 0u64;
-        let mut cancelled_per_run: HashMap<RunId, i64> = HashMap::new();
+        let mut inv = self.complete_script.prepare_invoke();
+        inv.key(&k.stream).key(&k.delayed).key(&k.dead).key(&k.deadmsg).key(&k.prefix);
         for c in &done {
+            let run = c.job.run.map(|r| r.to_string()).unwrap_or_default();
+            inv.arg(&c.job.receipt).arg(c.job.id.seq);
             if c.cancelled {
-                settled += 1;
-                if let Some(r) = c.job.run {
-                    *cancelled_per_run.entry(r).or_default() += 1;
-                }
+                inv.arg("c").arg(run).arg("").arg(0).arg("").arg("");
                 continue;
             }
             let a = &c.attempt;
-            let att_key = k.attempts(c.job.id.seq);
-            p.cmd("RPUSH").arg(&att_key).arg(serde_json::to_string(a).unwrap_or_default()).ignore();
-            p.cmd("EXPIRE").arg(&att_key).arg(ATTEMPT_TTL_SECS).ignore();
+            let att = serde_json::to_string(a).unwrap_or_default();
             match a.outcome {
-                AttemptOutcome::Delivered => settled += 1,
+                AttemptOutcome::Delivered => {
+                    let e2e_us = ((now - c.job.created_ms).max(0) as u64) * 1000;
+                    let buckets = format!("a{} e{}", LatencyBuckets::bucket_of(a.latency_us), LatencyBuckets::bucket_of(e2e_us));
+                    inv.arg("d").arg(run).arg(att).arg(0).arg("").arg(buckets);
+                }
                 AttemptOutcome::Retrying => {
-                    p.cmd("ZADD").arg(&k.delayed).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).ignore();
+                    inv.arg("r").arg(run).arg(att).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).arg("");
                 }
                 AttemptOutcome::DeadLettered => {
-                    settled += 1;
                     let rec = DeadRecord { w: wire_json(&c.job, 0), r: c.job.run, e: a.error.clone(), at: a.at_ms, n: a.number };
-                    p.cmd("HSET").arg(&k.deadmsg).arg(c.job.id.seq).arg(serde_json::to_string(&rec).unwrap_or_default()).ignore();
-                    p.cmd("ZADD").arg(&k.dead).arg(a.at_ms).arg(c.job.id.seq).ignore();
-                }
-            }
-        }
-        for (run, n) in cancelled_per_run {
-            p.cmd("HINCRBY").arg(k.run(run)).arg("cancelled").arg(n).ignore();
-        }
-        for (run, d) in run_deltas(&done, now) {
-            let key = k.run(run);
-            for (field, n) in [("delivered", d.delivered), ("failed", d.failed), ("retried", d.retried), ("dead", d.dead)] {
-                if n > 0 {
-                    p.cmd("HINCRBY").arg(&key).arg(field).arg(n).ignore();
-                }
-            }
-            for (prefix, h) in [("a", &d.attempt_latency), ("e", &d.end_to_end)] {
-                for (b, n) in h.nonzero() {
-                    p.cmd("HINCRBY").arg(&key).arg(format!("{prefix}{b}")).arg(n).ignore();
+                    inv.arg("x").arg(run).arg(att).arg(a.at_ms).arg(serde_json::to_string(&rec).unwrap_or_default()).arg("");
                 }
             }
         }
         let mut c = self.conn.clone();
-        p.query_async::<()>(&mut c).await?;
+        let settled: u64 = inv.invoke_async(&mut c).await?;
         let _ = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
         Ok(())
     }
@@ -508,18 +551,13 @@ impl Queue for RedisQueue {
         if jobs.is_empty() {
             return Ok(());
         }
-        // Re-add and acknowledge in one transaction, so another worker can take them at once instead of
-        // waiting for the reclaim timeout.
-        let mut p = redis::pipe();
-        p.atomic();
-        let receipts: Vec<&str> = jobs.iter().map(|j| j.receipt.as_str()).collect();
+        let mut inv = self.release_script.prepare_invoke();
+        inv.key(&self.keys.stream);
         for j in &jobs {
-            p.cmd("XADD").arg(&self.keys.stream).arg("*").arg("m").arg(wire_json(j, j.attempts)).ignore();
+            inv.arg(&j.receipt).arg(wire_json(j, j.attempts));
         }
-        p.cmd("XACK").arg(&self.keys.stream).arg(GROUP).arg(&receipts).ignore();
-        p.cmd("XDEL").arg(&self.keys.stream).arg(&receipts).ignore();
         let mut c = self.conn.clone();
-        p.query_async::<()>(&mut c).await?;
+        let _: i64 = inv.invoke_async(&mut c).await?;
         Ok(())
     }
 
