@@ -440,7 +440,7 @@ impl NotifyService {
         Ok(self.inner.embedded.get_run(id).await?.map(|r| r.owner))
     }
 
-    /// A run's progress. Live runs are served from the monitor's last sample (no storage access).
+    /// A run's progress: counters read fresh (one small query), the throughput series from the monitor.
     pub async fn run_snapshot(&self, id: RunId) -> Result<Option<RunSnapshot>, NotifyError> {
         if let Some(s) = self.inner.finished.lock().expect("finished lock").get(&id) {
             return Ok(Some(s.clone()));
@@ -449,7 +449,9 @@ impl NotifyService {
             let live = self.inner.live.lock().expect("live lock");
             live.get(&id).map(|r| (r.params.clone(), r.started_ms, r.latest.clone(), r.series.clone()))
         };
-        if let Some((params, started_ms, c, series)) = live {
+        if let Some((params, started_ms, cached, series)) = live {
+            // Counters fresh from the backend (one small read); the series comes from the monitor.
+            let c = self.counters(params.backend, id).await.unwrap_or(cached);
             return Ok(Some(snapshot(id, RunStatus::Running, params, &c, series, started_ms, None)));
         }
         self.stored_snapshot(id).await
