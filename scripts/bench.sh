@@ -9,7 +9,7 @@ scripts/setup.sh
 . scripts/env.sh
 . scripts/stack.sh
 DURATION=${DURATION:-20s}
-cargo leptos build --release
+scripts/build.sh
 stack_start "$ROOT/.run/bench" 's/rate=60r\/m/rate=100000r\/s/'
 stack_user bench-user bench-password-123
 BASE="https://127.0.0.1:$HTTPS_PORT"

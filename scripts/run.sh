@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 scripts/setup.sh
 . scripts/env.sh
-cargo leptos build --release
+scripts/build.sh
 mkdir -p data
 export APP_MODE="${APP_MODE:-dev}"
 export APP_DATABASE_URL="${APP_DATABASE_URL:-sqlite://$ROOT/data/app.db}"

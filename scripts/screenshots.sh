@@ -7,7 +7,7 @@ cd "$ROOT"
 scripts/setup.sh
 . scripts/env.sh
 . scripts/stack.sh
-cargo leptos build --release
+scripts/build.sh
 stack_start "$ROOT/.run/screenshots"
 stack_user e2e-carol password-of-e2e-carol
 mkdir -p mockups/screenshots

@@ -15,7 +15,7 @@ impl AuthVersion {
 }
 
 /// The main navigation: every page a person may want to reach.
-pub const NAV: &[(&str, &str)] = &[("/success", "Account"), ("/crypto", "Crypto lab")];
+pub const NAV: &[(&str, &str)] = &[("/success", "Account"), ("/crypto", "Crypto lab"), ("/notifications", "Notifications")];
 
 #[component]
 pub fn Header() -> impl IntoView {

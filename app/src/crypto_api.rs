@@ -1,25 +1,10 @@
 //! The crypto lab's server side: the same `crypto::lab::run` the browser runs, executed natively so the
 //! page can show whether both agree. Also used by the server's JSON endpoint for the Python scripts.
 
-use crypto::lab::{LabOutput, LabRequest};
+use crypto::lab::LabRequest;
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
 
-/// A crypto failure as data (wrong key, tampered ciphertext, bad hex, ...): a normal answer, not a
-/// server error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabError {
-    pub code: String,
-    pub message: String,
-}
-
-impl From<crypto::CryptoError> for LabError {
-    fn from(e: crypto::CryptoError) -> Self {
-        LabError { code: e.code().to_string(), message: e.to_string() }
-    }
-}
-
-pub type LabResult = Result<LabOutput, LabError>;
+pub use crypto::lab::{LabError, LabResult};
 
 #[cfg(feature = "ssr")]
 pub mod ssr {

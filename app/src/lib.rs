@@ -4,7 +4,10 @@
 pub mod api;
 pub mod components;
 pub mod crypto_api;
+#[cfg(feature = "hydrate")]
+pub mod crypto_wasm;
 pub mod enhance;
+pub mod notify_api;
 pub mod pages;
 pub mod time_fmt;
 
@@ -12,7 +15,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path, SsrMode,
+    path, Lazy, SsrMode,
 };
 
 /// Where a successful login lands unless a safe `next` says otherwise.
@@ -20,7 +23,7 @@ pub const DEFAULT_AFTER_LOGIN: &str = "/success";
 
 /// Pages that need a signed-in user. The server redirects anonymous visitors to
 /// `/login?next=<path>` before rendering any of them.
-pub const PROTECTED_PAGES: &[&str] = &["/success"];
+pub const PROTECTED_PAGES: &[&str] = &["/success", "/notifications"];
 
 /// Accepts `next` only if it is a path on this site: starts with one `/`, no scheme, no `//host`, no
 /// backslash tricks, no control characters. Anything else falls back to the default.
@@ -97,10 +100,12 @@ pub fn App() -> impl IntoView {
             <main id="main" class="page">
                 <Routes fallback=pages::not_found::NotFound>
                     // Async: the whole page is rendered before it is sent, so it is complete without
-                    // JavaScript (streamed Suspense chunks need a script to swap them in).
+                    // JavaScript (streamed Suspense chunks need a script to swap them in). The crypto
+                    // lab and the dashboard are lazy routes: their code loads when they are opened.
                     <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/success") view=pages::success::SuccessPage ssr=SsrMode::Async/>
-                    <Route path=path!("/crypto") view=pages::crypto::CryptoPage ssr=SsrMode::Async/>
+                    <Route path=path!("/crypto") view={Lazy::<pages::crypto::CryptoRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/notifications") view={Lazy::<pages::notifications::NotificationsRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -55,6 +55,48 @@ test("Argon2id runs in the browser with a busy state and matches the server", as
   await verifyOnServer(page);
 });
 
+test("Argon2id runs in a Web Worker: the page stays responsive and Cancel stops it", async ({ page }) => {
+  await openLab(page);
+  await page.getByTestId("method").selectOption("argon2id");
+  // Deliberately heavy (256 MiB, 8 passes: several seconds) so there is time to watch it run.
+  await page.getByLabel("m (KiB)").fill("262144");
+  await page.getByLabel("t (passes)").fill("8");
+  await page.getByTestId("run-slow").click();
+  await expect(page.getByTestId("run-slow")).toHaveText("Working…");
+  await expect(page.getByTestId("cancel-slow")).toBeVisible();
+  // The main thread is free while the worker hashes: a round trip through it is quick, and the
+  // page still takes input.
+  const started = Date.now();
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve(true))));
+  expect(Date.now() - started).toBeLessThan(1000);
+  await page.getByLabel("Password").fill("still typing");
+  await expect(page.getByLabel("Password")).toHaveValue("still typing");
+  await page.getByTestId("cancel-slow").click();
+  await expect(page.getByTestId("browser-error")).toHaveText("Cancelled.");
+  await expect(page.getByTestId("run-slow")).toHaveText("Run in the browser");
+  await expect(page.getByTestId("run-slow")).toBeEnabled();
+  await expect(page.getByTestId("cancel-slow")).toHaveCount(0);
+  // A cancelled worker is replaced: the next run completes.
+  await page.getByLabel("m (KiB)").fill("8192");
+  await page.getByLabel("t (passes)").fill("1");
+  await page.getByTestId("run-slow").click();
+  await expect(page.getByTestId("browser-output-text")).toHaveText(/^\$argon2id\$v=19\$m=8192,t=1,p=1\$/, { timeout: 30_000 });
+  await verifyOnServer(page);
+});
+
+test("the crypto module is loaded by the lab only, from a content-hashed folder", async ({ page }) => {
+  const requested: string[] = [];
+  page.on("request", (r) => requested.push(new URL(r.url()).pathname));
+  await page.goto("/login");
+  await hydrated(page);
+  expect(requested.filter((p) => p.includes("crypto_wasm"))).toEqual([]);
+  await openLab(page);
+  await expect(page.getByTestId("browser-output-hex")).toHaveText(/^[0-9a-f]{64}$/);
+  const module = requested.filter((p) => p.endsWith("crypto_wasm_bg.wasm"));
+  expect(module.length).toBeGreaterThan(0);
+  expect(module[0]).toMatch(/^\/pkg\/crypto-[0-9a-f]{16}\/crypto_wasm_bg\.wasm$/);
+});
+
 test("Ed25519 signs in the browser and the server produces the same signature", async ({ page }) => {
   await openLab(page);
   await page.getByTestId("method").selectOption("ed25519_sign");

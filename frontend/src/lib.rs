@@ -3,5 +3,6 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    // hydrate_lazy: the crypto lab and the dashboard are lazy routes (split into their own WASM chunks).
+    leptos::mount::hydrate_lazy(app::App);
 }

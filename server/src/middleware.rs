@@ -23,10 +23,14 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
-        );
+        // A static script's CSP is what a Web Worker started from it runs under: the crypto lab's
+        // worker imports its module and compiles WASM from this site, nothing else.
+        let csp = if is_static {
+            "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+        } else {
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        };
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     }
     // Pages and API answers depend on who is signed in: never store them. Hashed assets are cached
     // by nginx's rules instead.

@@ -6,7 +6,7 @@ use crypto::lab::{LabOutput, LabRequest};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::crypto_api::{lab_on_server, LabError, LabResult};
+use crate::crypto_api::{lab_on_server, LabResult};
 
 /// (select value, label, group, id in `crypto::methods()`)
 const METHODS: &[(&str, &str, &str, &str)] = &[
@@ -124,22 +124,53 @@ fn shows(method: &str, field: &str) -> bool {
     }
 }
 
+/// `/crypto` as a lazily loaded route: with `cargo leptos build --split` its code is its own WASM chunk,
+/// fetched when the page is opened, so other pages do not carry it.
+pub struct CryptoRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for CryptoRoute {
+    fn data() -> Self {
+        CryptoRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <CryptoPage/> }.into_any()
+    }
+}
+
 #[component]
 pub fn CryptoPage() -> impl IntoView {
     let f = Fields::new();
-    // Cheap methods recompute on every keystroke; Argon2 waits for the button (it takes 19 MiB and
-    // a noticeable fraction of a second).
+    // Cheap methods recompute on every keystroke; Argon2 waits for the button and runs in a Web Worker
+    // (it takes 19 MiB and a noticeable fraction of a second), so the page stays usable and it can be
+    // cancelled. Both run the lab's own WASM module, loaded the first time this page needs it.
+    let fast_result = RwSignal::new(None::<LabResult>);
     let slow_result = RwSignal::new(None::<LabResult>);
     let busy = RwSignal::new(false);
-    let browser = Memo::new(move |_| -> Option<LabResult> {
-        if is_slow(&f.method.get()) {
-            return slow_result.get();
-        }
-        Some(match f.request() {
-            Ok(req) => crypto::lab::run(&req).map_err(LabError::from),
-            Err(message) => Err(LabError { code: "invalid_input".into(), message }),
-        })
-    });
+    let browser = Memo::new(move |_| if is_slow(&f.method.get()) { slow_result.get() } else { fast_result.get() });
+    #[cfg(feature = "hydrate")]
+    {
+        // Answers can arrive out of order while typing: only the newest request's answer is shown.
+        let generation = StoredValue::new(0u64);
+        Effect::new(move |_| {
+            if is_slow(&f.method.get()) {
+                return;
+            }
+            let req = f.request();
+            let current = generation.get_value() + 1;
+            generation.set_value(current);
+            match req {
+                Err(message) => fast_result.set(Some(Err(crate::crypto_api::LabError { code: "invalid_input".into(), message }))),
+                Ok(req) => leptos::task::spawn_local(async move {
+                    let answer = crate::crypto_wasm::lab_run(&req).await.unwrap_or_else(|e| Err(crate::crypto_wasm::as_lab_error(e)));
+                    if generation.get_value() == current {
+                        fast_result.set(Some(answer));
+                    }
+                }),
+            }
+        });
+    }
     let server = Action::new(|req: &LabRequest| lab_on_server(req.clone()));
     // A new method or new inputs make the previous server answer stale.
     Effect::new(move |_| {
@@ -148,21 +179,27 @@ pub fn CryptoPage() -> impl IntoView {
     });
     Effect::new(move |_| {
         f.method.track();
+        if busy.get_untracked() {
+            cancel_worker();
+        }
         slow_result.set(None);
     });
 
     let run_slow = move |_| {
         let Ok(req) = f.request() else { return };
         busy.set(true);
-        // Give the browser a frame to paint the busy state before the blocking computation.
-        set_timeout(
-            move || {
-                slow_result.set(Some(crypto::lab::run(&req).map_err(LabError::from)));
-                busy.set(false);
-            },
-            std::time::Duration::from_millis(30),
-        );
+        slow_result.set(None);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            use crate::crypto_wasm::{as_lab_error, lab_run_in_worker};
+            let answer = lab_run_in_worker(&req).await.unwrap_or_else(|e| Err(as_lab_error(e)));
+            slow_result.set(Some(answer));
+            busy.set(false);
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = req;
     };
+    let cancel_slow = move |_| cancel_worker();
     let verify = move |_| {
         if let Ok(req) = f.request() {
             server.dispatch(req);
@@ -241,10 +278,15 @@ pub fn CryptoPage() -> impl IntoView {
                 <TextField id="signature" label="Signature (hex, 64 bytes)" value=f.signature_hex/>
             </Show>
             <Show when=move || is_slow(&f.method.get())>
-                <button type="button" class="btn btn-primary" data-testid="run-slow" on:click=run_slow disabled=move || busy.get()>
-                    {move || if busy.get() { "Working…" } else { "Run in the browser" }}
-                </button>
-                <p class="muted" role="status">{move || busy.get().then_some("Argon2 is deliberately slow: this takes a moment.")}</p>
+                <div class="row">
+                    <button type="button" class="btn btn-primary" data-testid="run-slow" on:click=run_slow disabled=move || busy.get()>
+                        {move || if busy.get() { "Working…" } else { "Run in the browser" }}
+                    </button>
+                    <Show when=move || busy.get()>
+                        <button type="button" class="btn btn-secondary" data-testid="cancel-slow" on:click=cancel_slow>"Cancel"</button>
+                    </Show>
+                </div>
+                <p class="muted" role="status">{move || busy.get().then_some("Argon2 is deliberately slow: it runs in a background worker, so the page stays usable.")}</p>
             </Show>
         </section>
 
@@ -339,12 +381,19 @@ fn HexField(id: &'static str, label: &'static str, value: RwSignal<String>, gene
     }
 }
 
+/// `bytes` random bytes from the browser's CSPRNG (`crypto.getRandomValues`), as hex.
 fn random_hex(bytes: usize) -> String {
-    // The crate's key generator (OsRng: crypto.getRandomValues in the browser), 32 bytes at a time.
-    let mut out = String::new();
-    while out.len() < bytes * 2 {
-        out += &crypto::generate_key().hex;
+    #[allow(unused_mut)]
+    let mut buf = vec![0u8; bytes];
+    #[cfg(feature = "hydrate")]
+    if let Some(c) = web_sys::window().and_then(|w| w.crypto().ok()) {
+        let _ = c.get_random_values_with_u8_array(&mut buf);
     }
-    out.truncate(bytes * 2);
-    out
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Stops a running Argon2 worker (the answer becomes "Cancelled.").
+fn cancel_worker() {
+    #[cfg(feature = "hydrate")]
+    crate::crypto_wasm::cancel_worker();
 }

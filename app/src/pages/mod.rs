@@ -1,5 +1,6 @@
 pub mod crypto;
 pub mod crypto_bench;
 pub mod login;
+pub mod notifications;
 pub mod not_found;
 pub mod success;

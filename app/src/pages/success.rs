@@ -130,7 +130,7 @@ fn Capabilities() -> impl IntoView {
         ("Secure login and sessions", "Argon2id passwords, rotating server-side sessions you can list and end.", "B.1", Some("/success")),
         ("Crypto lab", "Hashing and encryption in your browser (WASM), cross-checked by the server.", "A.3", Some("/crypto")),
         ("Integration protocols", "REST API, signed webhooks in and out, orchestrated workflows.", "A.1", None),
-        ("Notification streaming", "A million notifications an hour: queue, retries, dead letters, live dashboard.", "A.2", None),
+        ("Notification streaming", "A million notifications an hour: queue, retries, dead letters, live dashboard.", "A.2", Some("/notifications")),
     ];
     view! {
         <section class="card" aria-labelledby="capabilities">

@@ -66,6 +66,32 @@ impl From<crate::Plaintext> for LabOutput {
     }
 }
 
+/// A crypto failure as data (wrong key, tampered ciphertext, bad hex, ...): a normal answer, not a
+/// server error. What the browser module, the server function and the JSON endpoint all return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<CryptoError> for LabError {
+    fn from(e: CryptoError) -> Self {
+        LabError { code: e.code().to_string(), message: e.to_string() }
+    }
+}
+
+pub type LabResult = Result<LabOutput, LabError>;
+
+/// [`run`] over JSON: a `LabRequest` in, a `LabResult` out. The browser's WASM module exposes this,
+/// so only strings cross the JavaScript boundary.
+pub fn run_json(request_json: &str) -> String {
+    let result: LabResult = match serde_json::from_str::<LabRequest>(request_json) {
+        Ok(req) => run(&req).map_err(LabError::from),
+        Err(e) => Err(LabError { code: "invalid_request".into(), message: format!("not a lab request: {e}") }),
+    };
+    serde_json::to_string(&result).unwrap_or_else(|_| r#"{"Err":{"code":"internal","message":"could not encode the result"}}"#.into())
+}
+
 fn text(s: impl Into<String>) -> LabOutput {
     LabOutput { text: Some(s.into()), ..Default::default() }
 }
@@ -152,6 +178,16 @@ mod tests {
         assert_eq!(ok.text.as_deref(), Some("valid"));
         let bad = run(&LabRequest::Argon2Verify { phc: a, password: "nope".into() }).unwrap();
         assert_eq!(bad.text.as_deref(), Some("invalid"));
+    }
+
+    #[test]
+    fn run_json_answers_results_and_errors_as_data() {
+        let ok: LabResult = serde_json::from_str(&run_json(r#"{"method":"sha256","input":"abc"}"#)).unwrap();
+        assert_eq!(ok.unwrap().hex.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        let bad: LabResult = serde_json::from_str(&run_json(r#"{"method":"aes256_gcm_encrypt","key_hex":"zz","nonce_hex":"","plaintext":"","aad":""}"#)).unwrap();
+        assert_eq!(bad.unwrap_err().code, "invalid_hex");
+        let junk: LabResult = serde_json::from_str(&run_json("{not json")).unwrap();
+        assert_eq!(junk.unwrap_err().code, "invalid_request");
     }
 
     #[test]
