@@ -1,5 +1,6 @@
 //! Command line: `server` (or `server serve`) runs the app; `server user create NAME` adds an account,
-//! reading the password without echo (or one line from stdin with `--password-stdin`).
+//! reading the password without echo (or one line from stdin with `--password-stdin`); `simulate`,
+//! `worker` and `sink` drive the notification pipeline (see `notify_cli`).
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,67 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Run a notification simulation headless, with a progress bar, and print a summary.
+    Simulate(SimulateArgs),
+    /// Deliver notifications from Redis only (start one per machine to scale out).
+    Worker {
+        /// Redis URL (default: the `notify.redis_url` setting).
+        #[arg(long)]
+        redis: Option<String>,
+    },
+    /// A local webhook receiver that verifies signatures and counts deliveries per webhook-id.
+    Sink {
+        #[arg(long, default_value = "127.0.0.1:3100")]
+        addr: std::net::SocketAddr,
+        /// The `whsec_` secret the pipeline signs with.
+        #[arg(long, env = "SINK_SECRET", default_value = notify::config::DEV_WEBHOOK_SECRET, hide_default_value = true)]
+        secret: String,
+        /// Share of requests answered 503 on purpose (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+        /// Delay added to every request, milliseconds.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Share of requests held for --stall-ms and then failed (to provoke sender timeouts).
+        #[arg(long, default_value_t = 0.0)]
+        stall_rate: f64,
+        #[arg(long, default_value_t = 10_000)]
+        stall_ms: u64,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// How many notifications (1 to 10,000,000).
+    #[arg(long, default_value_t = 10_000, allow_negative_numbers = true)]
+    pub count: u64,
+    /// `max`, or `<n>-per-hour` such as `1m-per-hour`, `10m-per-hour`, `50000-per-hour`.
+    #[arg(long, default_value = "1m-per-hour")]
+    pub rate: String,
+    /// Channel weights, e.g. `webhook=1,email=1,sms=1,push=1,noop=0`.
+    #[arg(long, default_value = "webhook=1,email=1,sms=1,push=1")]
+    pub mix: String,
+    /// Share of simulated email/SMS/push calls that fail (0 to 1).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub failure_rate: f64,
+    /// Latency the simulated providers add, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u32,
+    /// `embedded` (SQLite) or `redis`.
+    #[arg(long, default_value = "embedded")]
+    pub backend: String,
+    /// Redis URL for `--backend redis` (default: the `notify.redis_url` setting).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Only produce: leave delivery to `server worker` processes (Redis backend).
+    #[arg(long)]
+    pub no_local_workers: bool,
+    /// The embedded queue file (default: notify-simulate.db beside the app database).
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Where webhook notifications go (default: the `notify.webhook.url` setting).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,6 +31,10 @@ pub struct Settings {
     pub demo_user: DemoUser,
     /// `json` for one JSON object per log line, `pretty` for humans.
     pub log_format: String,
+    /// The notification pipeline (`APP_NOTIFY__...`); every key has a default (see the notify crate's
+    /// `PipelineConfig`). An empty `queue_url` means `notify.db` beside the app database.
+    #[serde(default)]
+    pub notify: notify::PipelineConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,12 +93,27 @@ impl Settings {
             .set_default("max_form_bytes", 16 * 1024)?
             .set_default("demo_user.username", DEMO_USERNAME)?
             .set_default("demo_user.password", DEMO_PASSWORD)?
-            .set_default("log_format", "pretty")
+            .set_default("log_format", "pretty")?
+            .set_default("notify.queue_url", "")
     }
 
     /// Defaults only, for tests.
     pub fn defaults() -> Self {
         Self::builder().and_then(|b| b.build()).and_then(|c| c.try_deserialize()).expect("defaults are valid")
+    }
+
+    /// The pipeline settings with the queue file resolved (beside the app database unless set).
+    pub fn notify_config(&self) -> notify::PipelineConfig {
+        let mut c = self.notify.clone();
+        if c.queue_url.trim().is_empty() {
+            let db = self.database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let db = db.split('?').next().unwrap_or(db);
+            let dir = std::path::Path::new(db).parent().filter(|d| !d.as_os_str().is_empty());
+            let file = dir.map(|d| d.join("notify.db")).unwrap_or_else(|| "notify.db".into());
+            c.queue_url = format!("sqlite://{}", file.display());
+        }
+        c.redis_url = c.redis_url.filter(|u| !u.trim().is_empty());
+        c
     }
 
     pub fn cookie_secure(&self) -> bool {
@@ -121,6 +140,17 @@ mod tests {
         assert_eq!(s.session.idle_timeout_secs, 1800);
         assert_eq!(s.session.absolute_lifetime_secs, 28800);
         assert!(!format!("{:?}", s.demo_user).contains(DEMO_PASSWORD), "secrets never print");
+    }
+
+    #[test]
+    fn the_notification_queue_sits_beside_the_app_database() {
+        let mut s = Settings::defaults();
+        assert_eq!(s.notify_config().queue_url, "sqlite://data/notify.db");
+        assert_eq!(s.notify_config().high_water, notify::PipelineConfig::default().high_water);
+        s.database_url = "sqlite:///tmp/x/app.db?mode=rwc".into();
+        assert_eq!(s.notify_config().queue_url, "sqlite:///tmp/x/notify.db");
+        s.notify.queue_url = "sqlite://q.db".into();
+        assert_eq!(s.notify_config().queue_url, "sqlite://q.db");
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod error;
 pub mod error_page;
 pub mod form;
 pub mod middleware;
+pub mod notifications;
+pub mod notify_cli;
 pub mod routes;
 pub mod state;
 pub mod web_session;
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/api/crypto", post(routes::crypto_lab))
         .route("/api/crypto/methods", get(routes::crypto_methods))
+        .merge(notifications::router())
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
         .layer(axum::middleware::from_fn(middleware::require_sign_in))

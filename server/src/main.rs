@@ -25,6 +25,12 @@ async fn main() -> ExitCode {
         Command::User { action: UserCommand::Create { username, password_stdin } } => {
             create_user(settings, &username, password_stdin).await
         }
+        Command::Simulate(args) => server::notify_cli::simulate(settings.notify_config(), args).await,
+        Command::Worker { redis } => server::notify_cli::worker(settings.notify_config(), redis).await,
+        Command::Sink { addr, secret, fail_rate, delay_ms, stall_rate, stall_ms } => {
+            let cfg = notify::sink::SinkConfig { secret, fail_rate, delay_ms, stall_rate, stall_ms };
+            server::notify_cli::sink(addr, cfg).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,6 +70,8 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let mode = settings.mode;
     let demo = settings.demo_user.clone();
     let state = AppState::new(settings, options).await.map_err(|e| e.public_message())?;
+    state.notify.start().await.map_err(|e| format!("notification pipeline: {e:?}"))?;
+    let notify = state.notify.clone();
 
     if mode == Mode::Dev {
         match state.auth.users.find_by_username(&demo.username).await {
@@ -101,10 +109,13 @@ async fn serve(settings: Settings) -> Result<(), String> {
         })
     };
     tracing::info!(%addr, ?mode, "listening");
-    axum::serve(listener, server::router(state).into_make_service_with_connect_info::<SocketAddr>())
+    let served = axum::serve(listener, server::router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    // Finish in-flight deliveries and release leases; runs resume on the next start.
+    notify.shutdown().await;
+    served
 }
 
 async fn shutdown_signal() {

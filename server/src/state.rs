@@ -18,6 +18,8 @@ pub struct AppState {
     pub sessions: SessionManager,
     pub session_store: SqliteStore,
     pub pool: SqlitePool,
+    /// The notification pipeline (its own SQLite file); `serve` starts its workers.
+    pub notify: notify::NotifyService,
 }
 
 impl AppState {
@@ -44,6 +46,9 @@ impl AppState {
             store: Arc::new(session_store.clone()),
             policy: settings.session_policy(),
         };
-        Ok(Self { leptos_options, settings: Arc::new(settings), auth, sessions, session_store, pool })
+        let notify = notify::NotifyService::new(settings.notify_config())
+            .await
+            .map_err(|e| crate::error::AppError::Internal(format!("notification pipeline: {e:?}")))?;
+        Ok(Self { leptos_options, settings: Arc::new(settings), auth, sessions, session_store, pool, notify })
     }
 }

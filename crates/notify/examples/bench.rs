@@ -29,8 +29,7 @@ async fn main() {
     let scenario = args.first().map(String::as_str).unwrap_or("sqlite");
     let n: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = PipelineConfig::default();
-    cfg.queue_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let mut cfg = PipelineConfig { queue_url: format!("sqlite://{}", dir.path().join("bench.db").display()), ..PipelineConfig::default() };
 
     let peak = Arc::new(AtomicU64::new(0));
     {

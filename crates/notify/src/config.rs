@@ -54,8 +54,9 @@ impl Default for PipelineConfig {
     }
 }
 
-/// Token buckets, in deliveries per second; 0 means no limit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Token buckets, in deliveries per second; 0 means no limit (the default, so benchmarks measure the
+/// pipeline; real provider contracts go here).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimits {
     pub global_per_sec: u32,
@@ -64,13 +65,6 @@ pub struct RateLimits {
     pub sms_per_sec: u32,
     pub push_per_sec: u32,
     pub noop_per_sec: u32,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        // Unlimited by default so benchmarks measure the pipeline; real provider contracts go here.
-        Self { global_per_sec: 0, webhook_per_sec: 0, email_per_sec: 0, sms_per_sec: 0, push_per_sec: 0, noop_per_sec: 0 }
-    }
 }
 
 impl RateLimits {

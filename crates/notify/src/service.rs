@@ -478,7 +478,7 @@ impl NotifyService {
         if let Some(r) = &self.inner.redis {
             all.extend(r.dead_letters(limit).await?);
         }
-        all.sort_by(|a, b| b.dead_at_ms.cmp(&a.dead_at_ms));
+        all.sort_by_key(|d| std::cmp::Reverse(d.dead_at_ms));
         all.truncate(limit);
         Ok(all)
     }

@@ -347,7 +347,7 @@ impl RedisQueue {
                         }
                     }
                 }
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     let _ = q.refresh_backlog().await;
                     let _ = q.refresh_cancelled(&cancelled).await;
                 }

@@ -2,18 +2,18 @@
 //! polling with a deadline (a condition that never comes true fails the test instead of hanging it).
 #![allow(dead_code)]
 
-use notify::{NotifyService, PipelineConfig};
+use notify::{NotifyService, PipelineConfig, RetrySchedule};
 use std::future::Future;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn config(dir: &tempfile::TempDir) -> PipelineConfig {
-    let mut c = PipelineConfig::default();
-    c.queue_url = format!("sqlite://{}", dir.path().join("notify.db").display());
-    c.retry.base_ms = 10;
-    c.retry.max_delay_ms = 100;
-    c
+    PipelineConfig {
+        queue_url: format!("sqlite://{}", dir.path().join("notify.db").display()),
+        retry: RetrySchedule { base_ms: 10, max_delay_ms: 100, ..RetrySchedule::default() },
+        ..PipelineConfig::default()
+    }
 }
 
 pub async fn service(cfg: PipelineConfig) -> NotifyService {
