@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, then run every test:
-#   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files), and the
+#   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files; the
+#      notification pipeline's tests start their own redis-server and kill real processes), and the
 #      crypto known-answer tests again as WASM in headless Chromium;
-#   2. the release build, served by the app behind nginx (this repository's nginx.conf, TLS, loopback
-#      ports), and the Playwright suite in Debian's Chromium through it;
+#   2. the release build (scripts/build.sh), served by the app behind nginx (this repository's
+#      nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the Playwright
+#      suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
 #   4. nginx's login rate limit.
 # Every server it starts is stopped on exit, pass or fail.
@@ -28,11 +30,13 @@ if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite
 fi
 
 say "release build (cargo leptos, wasm-opt)"
-cargo leptos build --release
+scripts/build.sh
 
-say "starting the app and nginx on loopback"
+say "starting Redis, the webhook sink, the app and nginx on loopback"
+# A short retry base so the end-to-end tests see dead letters within seconds.
+export APP_NOTIFY__RETRY__BASE_MS=50
 stack_start "$RUN"
-for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank; do
+for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank; do
   stack_user "$user" "password-of-$user"
 done
 

@@ -184,6 +184,15 @@ pub mod ssr {
         Ok(service.run_snapshot(id).await?.map(view_of))
     }
 
+    /// Dead letters of the user's own runs (the queue's list is everyone's), newest first.
+    pub async fn my_dead_letters(service: &NotifyService, my_runs: &[i64]) -> Result<Vec<notify::DeadLetter>, ServerFnError> {
+        let all = service.dead_letters(MAX_DEAD_LETTERS_SCANNED).await.map_err(public)?;
+        Ok(all.into_iter().filter(|d| d.run.is_some_and(|r| my_runs.contains(&r))).collect())
+    }
+
+    /// How many dead letters one dashboard request looks through.
+    pub const MAX_DEAD_LETTERS_SCANNED: usize = 10_000;
+
     pub fn public(e: notify::NotifyError) -> ServerFnError {
         ServerFnError::new(e.to_string())
     }
@@ -195,12 +204,12 @@ pub async fn notification_dashboard() -> Result<Option<Dashboard>, ServerFnError
     use ssr::*;
     let Ok(me) = owner() else { return Ok(None) };
     let service = service()?;
-    let runs = service.list_runs(&me).await.map_err(public)?.into_iter().map(row_of).collect();
-    let dead_letters = service
-        .dead_letters(DEAD_LETTERS_SHOWN)
-        .await
-        .map_err(public)?
+    let runs: Vec<RunRow> = service.list_runs(&me).await.map_err(public)?.into_iter().map(row_of).collect();
+    let mine: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let dead_letters = my_dead_letters(&service, &mine)
+        .await?
         .into_iter()
+        .take(DEAD_LETTERS_SHOWN)
         .map(|d| DeadLetterView {
             id: d.id.to_string(),
             run: d.run,
@@ -296,11 +305,22 @@ pub async fn cancel_simulation(id: i64) -> Result<(), ServerFnError> {
 /// Puts dead letters back in the queue: `which` is a notification id, or `all`. Answers how many.
 #[server]
 pub async fn replay_dead_letters(which: String) -> Result<u64, ServerFnError> {
-    ssr::owner()?;
-    let replay = if which == "all" {
-        notify::Replay::All
+    let me = ssr::owner()?;
+    let service = ssr::service()?;
+    let my_runs: Vec<i64> = service.list_runs(&me).await.map_err(ssr::public)?.into_iter().map(|r| r.id).collect();
+    let mine: Vec<notify::NotificationId> = ssr::my_dead_letters(&service, &my_runs).await?.into_iter().map(|d| d.id).collect();
+    // Only the user's own dead letters, whatever was asked for.
+    let ids = if which == "all" {
+        mine
     } else {
-        notify::Replay::Ids(vec![which.parse().map_err(ssr::public)?])
+        let id: notify::NotificationId = which.parse().map_err(ssr::public)?;
+        if !mine.contains(&id) {
+            return Err(ServerFnError::new("No such dead letter of yours."));
+        }
+        vec![id]
     };
-    ssr::service()?.replay_dead_letters(replay).await.map_err(ssr::public)
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    service.replay_dead_letters(notify::Replay::Ids(ids)).await.map_err(ssr::public)
 }

@@ -38,6 +38,14 @@ for (const [name, viewport] of [["desktop", { width: 1280, height: 800 }], ["pho
         await expectNoViolations(page);
       });
 
+      test("notifications dashboard has no axe violations", async ({ page }) => {
+        await signIn(page, "e2e-alice");
+        await expect(page.getByTestId("username")).toBeVisible();
+        await page.goto("/notifications");
+        await hydrated(page);
+        await expectNoViolations(page);
+      });
+
       test("404 page has no axe violations", async ({ page }) => {
         const res = await page.goto("/no-such-page");
         expect(res?.status()).toBe(404);

@@ -29,6 +29,10 @@ for (const [width, viewport] of [["desktop", { width: 1280, height: 800 }], ["mo
       await page.getByTestId("method").selectOption("aes256_gcm_encrypt");
       await page.screenshot({ path: out("crypto"), fullPage: true });
 
+      await page.goto("/notifications");
+      await hydrated(page);
+      await page.screenshot({ path: out("notifications"), fullPage: true });
+
       await page.goto("/no-such-page");
       await page.screenshot({ path: out("not-found"), fullPage: true });
     });

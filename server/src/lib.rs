@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod error_page;
 pub mod form;
+pub mod live;
 pub mod middleware;
 pub mod notifications;
 pub mod notify_cli;
@@ -35,7 +36,11 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Context every page render and server function gets.
 fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let services = PageServices { registry: state.sessions.registry.clone(), policy: state.sessions.policy };
-    move || provide_context(services.clone())
+    let notify = state.notify.clone();
+    move || {
+        provide_context(services.clone());
+        provide_context(notify.clone());
+    }
 }
 
 /// Renders a page for `req` outside the router (used to re-render the login page with an error).
@@ -83,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/crypto", post(routes::crypto_lab))
         .route("/api/crypto/methods", get(routes::crypto_methods))
         .merge(notifications::router())
+        .route("/notifications/runs/{id}/events", get(live::run_events))
+        .route("/docs/notifications", get(live::notifications_doc))
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
         .layer(axum::middleware::from_fn(middleware::require_sign_in))

@@ -31,6 +31,14 @@ pub fn NotificationsPage() -> impl IntoView {
     // Bumped after anything that changes the run list or the dead letters.
     let version = RwSignal::new(0u32);
     let dashboard = Resource::new(move || version.get(), |_| notification_dashboard());
+    // Owned here, not by the dead-letter list: the list is rebuilt when the dashboard reloads, and the
+    // replay's answer must outlive that.
+    let replay = ServerAction::<ReplayDeadLetters>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = replay.value().get() {
+            version.update(|v| *v += 1);
+        }
+    });
     let query = use_query_map();
     let requested = Memo::new(move |_| query.read().get("run").and_then(|v| v.parse::<i64>().ok()));
     view! {
@@ -43,7 +51,7 @@ pub fn NotificationsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match dashboard.await {
-                    Ok(Some(d)) => view! { <DashboardView dashboard=d requested=requested.get() version/> }.into_any(),
+                    Ok(Some(d)) => view! { <DashboardView dashboard=d requested=requested.get() version replay/> }.into_any(),
                     Ok(None) => view! { <p><a href="/login?next=/notifications">"Sign in"</a>" to run simulations."</p> }.into_any(),
                     Err(_) => view! { <p class="alert alert-error" role="alert">"Could not load the dashboard. Reload the page to try again."</p> }.into_any(),
                 }
@@ -53,7 +61,7 @@ pub fn NotificationsPage() -> impl IntoView {
 }
 
 #[component]
-fn DashboardView(dashboard: Dashboard, requested: Option<i64>, version: RwSignal<u32>) -> impl IntoView {
+fn DashboardView(dashboard: Dashboard, requested: Option<i64>, version: RwSignal<u32>, replay: ServerAction<ReplayDeadLetters>) -> impl IntoView {
     let Dashboard { runs, dead_letters, redis_available } = dashboard;
     let selected = requested.filter(|id| runs.iter().any(|r| r.id == *id)).or_else(|| runs.first().map(|r| r.id));
     let running = runs.iter().any(|r| r.status == "running");
@@ -66,7 +74,7 @@ fn DashboardView(dashboard: Dashboard, requested: Option<i64>, version: RwSignal
             Some(id) => view! { <RunPanel id version/> }.into_any(),
             None => ().into_any(),
         }}
-        <DeadLetters letters=dead_letters version/>
+        <DeadLetters letters=dead_letters replay/>
     }
 }
 
@@ -251,9 +259,13 @@ fn RunDetails(run: Signal<RunView>) -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="run-heading" data-testid="run-panel">
             <div class="card-header">
-                <h2 id="run-heading">{move || format!("Run #{}", id())} " " {move || view! { <StatusBadge status=run.with(|r| r.status.clone())/> }}</h2>
+                <div class="heading-with-status">
+                    <h2 id="run-heading">{move || format!("Run #{}", id())} " " {move || view! { <StatusBadge status=run.with(|r| r.status.clone())/> }}</h2>
+                    <Show when=move || run.with(|r| r.is_running())>
+                        <span class="live" data-testid="live">"● Live"</span>
+                    </Show>
+                </div>
                 <Show when=move || run.with(|r| r.is_running())>
-                    <span class="live" data-testid="live">"● Live"</span>
                     <ActionForm action=cancel>
                         <input type="hidden" name="id" value=id/>
                         <button type="submit" class="btn btn-danger" data-testid="cancel-run">"Cancel run"</button>
@@ -288,7 +300,7 @@ fn RunDetails(run: Signal<RunView>) -> impl IntoView {
 #[component]
 fn ThroughputChart(series: Vec<(u32, u32)>, target: Option<f64>) -> impl IntoView {
     if series.is_empty() {
-        return view! { <p class="empty">"No deliveries yet."</p> }.into_any();
+        return view! { <p class="empty">"No one-second samples yet (a run that finishes within its first second has none)."</p> }.into_any();
     }
     let (w, h, left, bottom) = (600.0_f64, 200.0_f64, 48.0_f64, 24.0_f64);
     let t_max = series.iter().map(|(t, _)| *t).max().unwrap_or(0).max(1) as f64;
@@ -341,13 +353,7 @@ pub fn windows_of(series: &[(u32, u32)], size: u32) -> Vec<(u32, f64)> {
 }
 
 #[component]
-fn DeadLetters(letters: Vec<DeadLetterView>, version: RwSignal<u32>) -> impl IntoView {
-    let replay = ServerAction::<ReplayDeadLetters>::new();
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = replay.value().get() {
-            version.update(|v| *v += 1);
-        }
-    });
+fn DeadLetters(letters: Vec<DeadLetterView>, replay: ServerAction<ReplayDeadLetters>) -> impl IntoView {
     let replayed = move || replay.value().get().and_then(|r| r.ok()).map(|n| format!("{n} put back in the queue."));
     view! {
         <section class="card" aria-labelledby="dead-heading">

@@ -1,0 +1,62 @@
+//! Live updates for the notifications dashboard: `GET /notifications/runs/{id}/events` streams the run's
+//! [`app::notify_api::RunView`] as server-sent events, twice a second while it runs, then once more
+//! with its final state, and ends. Only the run's owner may follow it.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use auth::sessions::SignedIn;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use http::{HeaderValue, StatusCode};
+
+use crate::AppState;
+
+/// How often a running run's state is sent.
+const INTERVAL: Duration = Duration::from_millis(500);
+
+pub async fn run_events(State(state): State<AppState>, me: Option<Extension<SignedIn>>, Path(id): Path<i64>) -> Response {
+    let Some(Extension(me)) = me else {
+        return (StatusCode::UNAUTHORIZED, "Sign in first.").into_response();
+    };
+    let service = state.notify.clone();
+    match app::notify_api::ssr::run_for(&service, &me.username, id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return (StatusCode::NOT_FOUND, "No such run.").into_response(),
+        Err(e) => return (e.status(), e.to_string()).into_response(),
+    }
+    let owner = me.username;
+    // State: whether to wait before reading (every read but the first); `None` once the run ended.
+    let stream = futures_util::stream::unfold(Some(false), move |wait| {
+        let service = service.clone();
+        let owner = owner.clone();
+        async move {
+            if wait? {
+                tokio::time::sleep(INTERVAL).await;
+            }
+            let view = match app::notify_api::ssr::run_for(&service, &owner, id).await {
+                Ok(Some(v)) => v,
+                _ => return None,
+            };
+            let next = view.is_running().then_some(true);
+            let event = Event::default().json_data(&view).unwrap_or_else(|_| Event::default().comment("encoding failed"));
+            Some((Ok::<_, Infallible>(event), next))
+        }
+    });
+    let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
+    // nginx passes each event on at once instead of buffering the response.
+    res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `GET /docs/notifications`: the design walk-through the dashboard links to, as text.
+pub async fn notifications_doc() -> Response {
+    (
+        [(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        include_str!("../../docs/notifications.md"),
+    )
+        .into_response()
+}
