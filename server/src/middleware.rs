@@ -118,6 +118,38 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<&ConnectInfo<SocketAddr>>, tr
     peer_ip
 }
 
+
+/// tower-sessions builds its removal cookie (on logout or expiry) from the request's cookie, which has
+/// no attributes; browsers ignore a `__Host-` cookie without `Secure`, so the stale cookie would stay.
+/// This gives every session `Set-Cookie` the full set of attributes.
+pub async fn complete_session_cookie_attributes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let secure = state.settings.cookie_secure();
+    let prefix = format!("{}=", crate::session_cookie_name(secure));
+    let fixed: Vec<HeaderValue> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| match v.to_str() {
+            Ok(s) if s.starts_with(&prefix) => {
+                let mut s = s.to_string();
+                for (attr, text) in [("httponly", "; HttpOnly"), ("samesite", "; SameSite=Strict"), ("secure", "; Secure")] {
+                    if (attr != "secure" || secure) && !s.to_ascii_lowercase().contains(attr) {
+                        s.push_str(text);
+                    }
+                }
+                HeaderValue::from_str(&s).unwrap_or_else(|_| v.clone())
+            }
+            _ => v.clone(),
+        })
+        .collect();
+    res.headers_mut().remove(header::SET_COOKIE);
+    for v in fixed {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,35 +184,4 @@ mod tests {
         assert_eq!(client_ip(&h, Some(&remote), true), Some("198.51.100.1".parse().unwrap()));
         assert_eq!(client_ip(&h, Some(&local), false), Some("127.0.0.1".parse().unwrap()));
     }
-}
-
-/// tower-sessions builds its removal cookie (on logout or expiry) from the request's cookie, which has
-/// no attributes; browsers ignore a `__Host-` cookie without `Secure`, so the stale cookie would stay.
-/// This gives every session `Set-Cookie` the full set of attributes.
-pub async fn complete_session_cookie_attributes(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let secure = state.settings.cookie_secure();
-    let prefix = format!("{}=", crate::session_cookie_name(secure));
-    let fixed: Vec<HeaderValue> = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| match v.to_str() {
-            Ok(s) if s.starts_with(&prefix) => {
-                let mut s = s.to_string();
-                for (attr, text) in [("httponly", "; HttpOnly"), ("samesite", "; SameSite=Strict"), ("secure", "; Secure")] {
-                    if (attr != "secure" || secure) && !s.to_ascii_lowercase().contains(attr) {
-                        s.push_str(text);
-                    }
-                }
-                HeaderValue::from_str(&s).unwrap_or_else(|_| v.clone())
-            }
-            _ => v.clone(),
-        })
-        .collect();
-    res.headers_mut().remove(header::SET_COOKIE);
-    for v in fixed {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
-    res
 }
