@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: install what is missing, build the release, and run the app in dev mode on
-# http://127.0.0.1:3000 with a SQLite file in data/ and the demo user (see README).
+# http://127.0.0.1:3000 with a SQLite file in data/ and the demo user (see README), with the local
+# webhook sink beside it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -13,4 +14,9 @@ export APP_DATABASE_URL="${APP_DATABASE_URL:-sqlite://$ROOT/data/app.db}"
 export LEPTOS_SITE_ADDR="${LEPTOS_SITE_ADDR:-127.0.0.1:3000}"
 echo
 echo "Implementation-Eng on http://$LEPTOS_SITE_ADDR  (sign in as demo / demo-password-2026; Ctrl-C stops)"
-exec target/release/server serve
+# The local webhook receiver that the notification pipeline's webhook channel posts to by default
+# (http://127.0.0.1:3100/webhook), so dashboard simulations with webhooks deliver out of the box.
+target/release/server sink --addr 127.0.0.1:3100 >data/sink.log 2>&1 &
+sink_pid=$!
+trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
+target/release/server serve
