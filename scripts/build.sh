@@ -4,7 +4,7 @@
 #      named by its content hash so nginx can cache it forever;
 #   2. the app with cargo-leptos (server + hydrating WASM, lazy routes split into chunks), told
 #      where that module lives;
-#   3. the module copied into the site under /pkg/crypto-<hash>/.
+#   3. the module copied into the site under /pkg/crypto-<hash>/, and a .gz beside every asset.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -26,4 +26,7 @@ CRYPTO_WASM_BASE="/pkg/crypto-$hash/" cargo leptos build --release --split
 
 rm -rf target/site/pkg/crypto-*
 cp -r "$OUT" "target/site/pkg/crypto-$hash"
+# Precompressed copies for nginx's gzip_static (the names are content-hashed, so they never go stale).
+find target/site/pkg -type f \( -name '*.js' -o -name '*.wasm' -o -name '*.css' -o -name '*.json' \) \
+  -exec gzip -9 -k -f {} \;
 echo "crypto module: /pkg/crypto-$hash/"

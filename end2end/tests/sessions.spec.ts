@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { signIn } from "./helpers";
+import { hydrated, signIn } from "./helpers";
 
 test("ending all other sessions from one browser signs out the other", async ({ browser }) => {
   const laptop = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -38,6 +38,24 @@ test("security headers arrive through nginx", async ({ page }) => {
   const css = await page.request.get(await page.locator('link[rel="stylesheet"]').getAttribute("href") as string);
   expect(css.status()).toBe(200);
   expect(css.headers()["cache-control"]).toContain("immutable");
+  // HTTPS only from now on, pages and assets alike.
+  expect(h["strict-transport-security"]).toMatch(/max-age=\d{8}/);
+  expect(css.headers()["strict-transport-security"]).toMatch(/max-age=\d{8}/);
+  // The build precompresses assets; nginx serves the .gz beside each one (gzip_static), which keeps
+  // a strong ETag (on-the-fly gzip would weaken it).
+  await hydrated(page);
+  const wasm = await page.request.get((await page.evaluate(() => performance.getEntriesByType("resource").map((e) => e.name).find((n) => n.endsWith(".wasm")))) as string, {
+    headers: { "Accept-Encoding": "gzip" },
+  });
+  expect(wasm.status()).toBe(200);
+  expect(wasm.headers()["content-encoding"]).toBe("gzip");
+  expect(wasm.headers()["etag"]).toMatch(/^"/);
+});
+
+test("readiness is answered through nginx", async ({ request }) => {
+  const res = await request.get("/readyz");
+  expect(res.status()).toBe(200);
+  expect(await res.json()).toEqual({ ready: true, database: "ok", redis: "ok" });
 });
 
 test("the success page is never cached", async ({ page }) => {

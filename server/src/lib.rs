@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/revoke", post(routes::revoke_session))
         .route("/sessions/revoke-others", post(routes::revoke_other_sessions))
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .route("/api/crypto", post(routes::crypto_lab))
         .route("/api/crypto/methods", get(routes::crypto_methods))
         .merge(notifications::router())

@@ -139,8 +139,32 @@ pub async fn revoke_other_sessions(
     Ok(go_to(wants_json(&headers), "/success"))
 }
 
+/// Liveness: the process answers. Says nothing about its dependencies (see [`readyz`]).
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness: the app database answers and, when configured, Redis does. 200 with each check, or 503
+/// naming the one that failed (a load balancer stops sending traffic; details stay in the log).
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let database = match tokio::time::timeout(std::time::Duration::from_secs(1), sqlx::query("SELECT 1").execute(&state.pool)).await {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database");
+            "unavailable"
+        }
+        Err(_) => "unavailable",
+    };
+    let redis = if !state.notify.has_redis() {
+        "not configured"
+    } else if state.notify.ready().await.is_ok() {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    let ready = database == "ok" && redis != "unavailable";
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "ready": ready, "database": database, "redis": redis }))).into_response()
 }
 
 /// `POST /api/crypto`: runs one lab method natively (the Python examples and other clients use it).

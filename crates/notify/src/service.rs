@@ -100,6 +100,16 @@ impl NotifyService {
         self.inner.redis.is_some()
     }
 
+    /// Readiness: Redis answers within a second, when one is configured. (The embedded queue lives in
+    /// this process; its file was opened at start-up.)
+    pub async fn ready(&self) -> Result<(), NotifyError> {
+        let Some(redis) = &self.inner.redis else { return Ok(()) };
+        match tokio::time::timeout(std::time::Duration::from_secs(1), redis.ping()).await {
+            Ok(result) => result,
+            Err(_) => Err(NotifyError::internal("readiness", "Redis did not answer within a second")),
+        }
+    }
+
     /// Spawns the worker pools (when `config.workers`), the run monitor, and resumes runs that were
     /// running when the process last stopped. Calling it twice does nothing.
     pub async fn start(&self) -> Result<(), NotifyError> {

@@ -288,6 +288,13 @@ impl RedisQueue {
         &self.consumer
     }
 
+    /// Whether Redis answers (for readiness checks).
+    pub async fn ping(&self) -> Result<(), NotifyError> {
+        let mut c = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut c).await.map_err(redis_err("Redis does not answer"))?;
+        Ok(())
+    }
+
     async fn refresh_backlog(&self) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
         let (len, delayed): (u64, u64) = redis::pipe()

@@ -1,0 +1,66 @@
+//! Liveness and readiness through the real router: `/readyz` answers 200 while the database (and Redis,
+//! when configured) answer, and 503 naming Redis once a real redis-server is gone.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use std::process::{Child, Command, Stdio};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Debian's redis-server on a free loopback port; the test fails loudly if it is not installed.
+fn start_redis(port: u16) -> Child {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/setup.sh installs it)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start on port {port}");
+}
+
+async fn readiness(app: &TestApp) -> (StatusCode, serde_json::Value) {
+    let res = app.send(get("/readyz", None)).await;
+    let status = res.status();
+    (status, serde_json::from_str(&body_text(res).await).unwrap())
+}
+
+#[test]
+fn ready_without_redis_when_none_is_configured() {
+    block_on(async {
+        let app = spawn().await;
+        assert_eq!(app.send(get("/healthz", None)).await.status(), StatusCode::OK);
+        let (status, body) = readiness(&app).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["database"], "ok");
+        assert_eq!(body["redis"], "not configured");
+    })
+}
+
+#[test]
+fn not_ready_once_redis_is_gone() {
+    let port = free_port();
+    let mut redis = start_redis(port);
+    block_on(async {
+        let app = spawn_with(|s| s.notify.redis_url = Some(format!("redis://127.0.0.1:{port}"))).await;
+        let (status, body) = readiness(&app).await;
+        assert_eq!((status, body["redis"].as_str()), (StatusCode::OK, Some("ok")));
+        redis.kill().unwrap();
+        redis.wait().unwrap();
+        let (status, body) = readiness(&app).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["redis"], "unavailable");
+        assert_eq!(body["ready"], false);
+        assert_eq!(body["database"], "ok");
+    });
+}
