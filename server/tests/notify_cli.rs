@@ -85,3 +85,50 @@ fn the_sink_counts_signed_deliveries_and_refuses_bad_signatures() {
     let _ = sink.kill();
     let _ = sink.wait();
 }
+
+/// The scale-out story as two commands: `simulate --backend redis --no-local-workers` only produces,
+/// and a separate `server worker --redis URL` process delivers everything (here on one machine, over
+/// a real redis-server on a free loopback port).
+#[test]
+fn a_worker_process_delivers_what_another_process_produces_on_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/setup.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut worker = server(&["worker", "--redis", &url], &dir).spawn().unwrap();
+    let mut simulate = server(
+        &["simulate", "--count", "2000", "--rate", "max", "--mix", "noop=1,email=1", "--backend", "redis", "--redis", &url, "--no-local-workers"],
+        &dir,
+    )
+    .spawn()
+    .unwrap();
+    // Without a working worker the producer would wait forever: fail instead of hanging.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while simulate.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = simulate.kill();
+            let _ = worker.kill();
+            let _ = redis.kill();
+            panic!("nothing delivered the run within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = simulate.wait_with_output().unwrap();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("completed: 2000 produced"), "{stdout}");
+    assert!(stdout.contains("2000 delivered"), "{stdout}");
+}
