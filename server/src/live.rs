@@ -22,25 +22,26 @@ pub async fn run_events(State(state): State<AppState>, me: Option<Extension<Sign
         return (StatusCode::UNAUTHORIZED, "Sign in first.").into_response();
     };
     let service = state.notify.clone();
-    match app::notify_api::ssr::run_for(&service, &me.username, id).await {
-        Ok(Some(_)) => {}
+    let first = match app::notify_api::ssr::run_for(&service, &me.username, id).await {
+        Ok(Some(view)) => view,
         Ok(None) => return (StatusCode::NOT_FOUND, "No such run.").into_response(),
         Err(e) => return (e.status(), e.to_string()).into_response(),
-    }
+    };
     let owner = me.username;
-    // State: whether to wait before reading (every read but the first); `None` once the run ended.
-    let stream = futures_util::stream::unfold(Some(false), move |wait| {
+    // The state already read is the first event; after it, one read every INTERVAL while the run is
+    // running. `None` once the final state has gone out.
+    let stream = futures_util::stream::unfold(Some(Some(first)), move |next| {
         let service = service.clone();
         let owner = owner.clone();
         async move {
-            if wait? {
-                tokio::time::sleep(INTERVAL).await;
-            }
-            let view = match app::notify_api::ssr::run_for(&service, &owner, id).await {
-                Ok(Some(v)) => v,
-                _ => return None,
+            let view = match next? {
+                Some(view) => view,
+                None => {
+                    tokio::time::sleep(INTERVAL).await;
+                    app::notify_api::ssr::run_for(&service, &owner, id).await.ok()??
+                }
             };
-            let next = view.is_running().then_some(true);
+            let next = view.is_running().then_some(None);
             let event = Event::default().json_data(&view).unwrap_or_else(|_| Event::default().comment("encoding failed"));
             Some((Ok::<_, Infallible>(event), next))
         }

@@ -104,15 +104,7 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         params: serde_json::from_str(&params_json).unwrap_or_default(),
         started_ms: r.get(4)?,
         finished_ms: r.get(5)?,
-        stored: crate::queue::RunCounters {
-            produced: r.get::<_, i64>(6)? as u64,
-            delivered: r.get::<_, i64>(7)? as u64,
-            failed_attempts: r.get::<_, i64>(8)? as u64,
-            retried: r.get::<_, i64>(9)? as u64,
-            dead_lettered: r.get::<_, i64>(10)? as u64,
-            cancelled: r.get::<_, i64>(11)? as u64,
-            ..Default::default()
-        },
+        stored: crate::queue::sqlite::counters_from_row(r, 6)?,
     })
 }
 

@@ -599,20 +599,25 @@ impl Queue for SqliteQueue {
     }
 }
 
+/// The six counter columns of `runs` (produced, delivered, failed, retried, dead, cancelled), read
+/// from `row` starting at column `first`.
+pub(crate) fn counters_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RunCounters> {
+    let n = |i: usize| row.get::<_, i64>(first + i).map(|v| v as u64);
+    Ok(RunCounters {
+        produced: n(0)?,
+        delivered: n(1)?,
+        failed_attempts: n(2)?,
+        retried: n(3)?,
+        dead_lettered: n(4)?,
+        cancelled: n(5)?,
+        ..Default::default()
+    })
+}
+
 pub(crate) fn read_run_counters(conn: &Connection, run: RunId) -> Result<RunCounters, NotifyError> {
     let mut c = conn
         .prepare_cached("SELECT produced, delivered, failed, retried, dead, cancelled FROM runs WHERE id = ?1")?
-        .query_row([run], |r| {
-            Ok(RunCounters {
-                produced: r.get::<_, i64>(0)? as u64,
-                delivered: r.get::<_, i64>(1)? as u64,
-                failed_attempts: r.get::<_, i64>(2)? as u64,
-                retried: r.get::<_, i64>(3)? as u64,
-                dead_lettered: r.get::<_, i64>(4)? as u64,
-                cancelled: r.get::<_, i64>(5)? as u64,
-                ..Default::default()
-            })
-        })
+        .query_row([run], |r| counters_from_row(r, 0))
         .optional()?
         .ok_or(NotifyError::NotFound)?;
     let mut stmt = conn.prepare_cached("SELECT kind, bucket, count FROM run_latency WHERE run_id = ?1")?;
