@@ -1,0 +1,1 @@
+//! Orchestrated workflows (being built).
