@@ -18,7 +18,8 @@ pub enum Mode {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub mode: Mode,
-    /// SQLite URL; the file is created and migrated on first start.
+    /// `sqlite://path` (created and migrated on first start) or `postgres://user@host/db` (migrated on
+    /// start): the same tables and queries on both.
     pub database_url: String,
     pub session: SessionSettings,
     pub throttle: ThrottleConfig,
@@ -43,6 +44,18 @@ pub struct SessionSettings {
     pub absolute_lifetime_secs: u64,
     /// `Secure` + `__Host-` cookie. `None` means: on in production mode, off in dev mode.
     pub cookie_secure: Option<bool>,
+    /// Where session data lives: `database` (the app database) or `redis` (every instance sees every
+    /// session; needed behind a load balancer with several instances).
+    pub store: SessionStoreKind,
+    /// Redis for `store = "redis"`; empty means the pipeline's `notify.redis_url` (one Redis for both).
+    pub redis_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    Database,
+    Redis,
 }
 
 #[derive(Clone, Deserialize)]
@@ -84,6 +97,7 @@ impl Settings {
             .set_default("database_url", "sqlite://data/app.db")?
             .set_default("session.idle_timeout_secs", 30 * 60)?
             .set_default("session.absolute_lifetime_secs", 8 * 3600)?
+            .set_default("session.store", "database")?
             .set_default("throttle.account_burst", t.account_burst)?
             .set_default("throttle.account_refill_secs", t.account_refill_secs)?
             .set_default("throttle.ip_burst", t.ip_burst)?
@@ -106,14 +120,24 @@ impl Settings {
     pub fn notify_config(&self) -> notify::PipelineConfig {
         let mut c = self.notify.clone();
         if c.queue_url.trim().is_empty() {
-            let db = self.database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-            let db = db.split('?').next().unwrap_or(db);
-            let dir = std::path::Path::new(db).parent().filter(|d| !d.as_os_str().is_empty());
-            let file = dir.map(|d| d.join("notify.db")).unwrap_or_else(|| "notify.db".into());
+            // Beside a SQLite app database; under data/ when the app database is PostgreSQL.
+            let file = match db::sqlite_path(&self.database_url) {
+                Some(db) => {
+                    let dir = std::path::Path::new(&db).parent().filter(|d| !d.as_os_str().is_empty()).map(|d| d.to_owned());
+                    dir.map(|d| d.join("notify.db")).unwrap_or_else(|| "notify.db".into())
+                }
+                None => std::path::PathBuf::from("data/notify.db"),
+            };
             c.queue_url = format!("sqlite://{}", file.display());
         }
         c.redis_url = c.redis_url.filter(|u| !u.trim().is_empty());
         c
+    }
+
+    /// The Redis URL sessions use when `session.store = "redis"`.
+    pub fn session_redis_url(&self) -> Option<String> {
+        let own = self.session.redis_url.clone().filter(|u| !u.trim().is_empty());
+        own.or_else(|| self.notify.redis_url.clone().filter(|u| !u.trim().is_empty()))
     }
 
     pub fn cookie_secure(&self) -> bool {
@@ -149,6 +173,8 @@ mod tests {
         assert_eq!(s.notify_config().high_water, notify::PipelineConfig::default().high_water);
         s.database_url = "sqlite:///tmp/x/app.db?mode=rwc".into();
         assert_eq!(s.notify_config().queue_url, "sqlite:///tmp/x/notify.db");
+        s.database_url = "postgres://app@db.internal/app".into();
+        assert_eq!(s.notify_config().queue_url, "sqlite://data/notify.db");
         s.notify.queue_url = "sqlite://q.db".into();
         assert_eq!(s.notify_config().queue_url, "sqlite://q.db");
     }

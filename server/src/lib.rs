@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod notifications;
 pub mod notify_cli;
 pub mod routes;
+pub mod session_store;
 pub mod state;
 pub mod web_session;
 

@@ -6,7 +6,6 @@ use server::AppState;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
-use tower_sessions::ExpiredDeletion;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -155,12 +155,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
         Err(_) => "unavailable",
     };
-    let redis = if !state.notify.has_redis() {
-        "not configured"
-    } else if state.notify.ready().await.is_ok() {
-        "ok"
-    } else {
-        "unavailable"
+    // The pipeline's Redis and the session store's (usually the same server) must both answer.
+    let pipeline = if state.notify.has_redis() { Some(state.notify.ready().await.is_ok()) } else { None };
+    let sessions = state.session_store.redis_ready().await;
+    let redis = match (pipeline, sessions) {
+        (None, None) => "not configured",
+        (a, b) if a.unwrap_or(true) && b.unwrap_or(true) => "ok",
+        _ => "unavailable",
     };
     let ready = database == "ok" && redis != "unavailable";
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

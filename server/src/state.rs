@@ -3,11 +3,11 @@
 use auth::{Authenticator, LoginThrottle, PasswordHasher, SessionRegistry, UserStore};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use std::sync::Arc;
-use tower_sessions_sqlx_store::SqliteStore;
 
-use crate::config::Settings;
+use crate::config::{SessionStoreKind, Settings};
+use crate::session_store::AnyStore;
 use crate::web_session::SessionManager;
 
 #[derive(Clone, FromRef)]
@@ -16,8 +16,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub auth: Authenticator,
     pub sessions: SessionManager,
-    pub session_store: SqliteStore,
-    pub pool: SqlitePool,
+    pub session_store: AnyStore,
+    /// The app database (SQLite or PostgreSQL).
+    pub pool: AnyPool,
     /// The notification pipeline (its own SQLite file); `serve` starts its workers.
     pub notify: notify::NotifyService,
 }
@@ -31,11 +32,20 @@ impl AppState {
     pub async fn with_pool(
         settings: Settings,
         leptos_options: LeptosOptions,
-        pool: SqlitePool,
+        pool: AnyPool,
         hasher: PasswordHasher,
     ) -> Result<Self, crate::error::AppError> {
-        let session_store = SqliteStore::new(pool.clone());
-        session_store.migrate().await.map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
+        let session_store = match settings.session.store {
+            SessionStoreKind::Database => AnyStore::database(&settings.database_url).await?,
+            SessionStoreKind::Redis => {
+                let url = settings.session_redis_url().ok_or_else(|| {
+                    crate::error::AppError::Internal(
+                        "session.store = \"redis\" needs session.redis_url or notify.redis_url".into(),
+                    )
+                })?;
+                AnyStore::redis(&url).await?
+            }
+        };
         let auth = Authenticator {
             users: UserStore::new(pool.clone()),
             hasher,

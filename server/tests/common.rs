@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use server::config::Settings;
 use server::AppState;
+use std::process::{Child, Command, Stdio};
 use tower::ServiceExt;
 
 pub const HOST: &str = "app.test";
@@ -28,14 +29,30 @@ pub async fn spawn_with(settings: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_in(dir, settings).await
 }
 
-/// Builds the app over `dir/app.db` (so a second call on the same folder is a "restart").
+/// Builds the app over `dir/app.db` (so a second call on the same folder is a "restart"). With
+/// `APP_TEST_DATABASE=postgres` (the test command runs the router suites a second time so) the app
+/// database is a fresh PostgreSQL database instead, remembered in the folder for the restart.
 pub async fn spawn_in(dir: tempfile::TempDir, settings: impl FnOnce(&mut Settings)) -> TestApp {
     let mut s = Settings::defaults();
-    s.database_url = format!("sqlite://{}", dir.path().join("app.db").display());
+    s.database_url = database_url(dir.path()).await;
+    s.notify.queue_url = format!("sqlite://{}", dir.path().join("notify.db").display());
     settings(&mut s);
     let state = AppState::new(s, leptos_options()).await.unwrap();
     let router = server::router(state.clone());
     TestApp { router, state, dir }
+}
+
+async fn database_url(dir: &std::path::Path) -> String {
+    if std::env::var("APP_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return format!("sqlite://{}", dir.join("app.db").display());
+    }
+    let remembered = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    let pg = db::testing::postgres().await.expect("APP_TEST_DATABASE=postgres needs APP_TEST_POSTGRES_URL");
+    std::fs::write(&remembered, &pg.url).unwrap();
+    pg.url
 }
 
 pub async fn spawn() -> TestApp {
@@ -122,4 +139,26 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
         .block_on(fut)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Debian's redis-server on a free loopback port; the test fails loudly if it is not installed.
+pub fn start_redis(port: u16) -> Child {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/setup.sh installs it)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start on port {port}");
 }

@@ -1,6 +1,8 @@
 //! The notification subcommands as an operator runs them: `simulate` (bad flags refused by name; a
 //! small run to completion with a summary) and `sink` (verifies signatures and counts per id).
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,17 +94,8 @@ fn the_sink_counts_signed_deliveries_and_refuses_bad_signatures() {
 #[test]
 fn a_worker_process_delivers_what_another_process_produces_on_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (scripts/setup.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let port = common::free_port();
+    let mut redis = common::start_redis(port);
     let url = format!("redis://127.0.0.1:{port}");
     let mut worker = server(&["worker", "--redis", &url], &dir).spawn().unwrap();
     let mut simulate = server(

@@ -5,29 +5,6 @@ mod common;
 
 use axum::http::StatusCode;
 use common::*;
-use std::process::{Child, Command, Stdio};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Debian's redis-server on a free loopback port; the test fails loudly if it is not installed.
-fn start_redis(port: u16) -> Child {
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (scripts/setup.sh installs it)");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("redis-server did not start on port {port}");
-}
 
 async fn readiness(app: &TestApp) -> (StatusCode, serde_json::Value) {
     let res = app.send(get("/readyz", None)).await;

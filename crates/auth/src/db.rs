@@ -1,24 +1,17 @@
-//! Opening the SQLite database: created on first use, WAL mode, migrated.
+//! Opening the auth database (SQLite by default, PostgreSQL when the URL says so) and migrating it.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::AnyPool;
 
 use crate::AuthError;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The auth tables' migrations, one folder per engine with the same versions.
+pub fn migrations() -> db::Migrations {
+    db::Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") }
+}
 
-/// Opens (creating if needed) the database at `url` and applies pending migrations.
-pub async fn connect(url: &str) -> Result<SqlitePool, AuthError> {
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| AuthError::InvalidInput(format!("bad database URL: {e}")))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-    MIGRATOR.run(&pool).await?;
+/// Opens (creating a SQLite file if needed) the database at `url` and applies pending migrations.
+pub async fn connect(url: &str) -> Result<AnyPool, AuthError> {
+    let pool = db::connect(url).await?;
+    db::migrate(&pool, &migrations()).await?;
     Ok(pool)
 }

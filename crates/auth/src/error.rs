@@ -49,6 +49,18 @@ impl From<sqlx::Error> for AuthError {
     }
 }
 
+impl From<db::DbError> for AuthError {
+    fn from(e: db::DbError) -> Self {
+        match e {
+            db::DbError::BadUrl(m) => AuthError::InvalidInput(m),
+            other => {
+                tracing::error!(error = %other, "database error");
+                AuthError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for AuthError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         tracing::error!(error = %e, "migration error");

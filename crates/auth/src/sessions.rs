@@ -7,7 +7,7 @@
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use std::time::Duration;
 
 use crate::AuthError;
@@ -99,11 +99,11 @@ pub fn new_handle() -> String {
 
 #[derive(Clone, Debug)]
 pub struct SessionRegistry {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl SessionRegistry {
-    pub fn new(pool: SqlitePool) -> Self {
+    pub fn new(pool: AnyPool) -> Self {
         Self { pool }
     }
 
@@ -113,7 +113,7 @@ impl SessionRegistry {
         let ua: String = s.user_agent.chars().take(256).collect();
         sqlx::query(
             "INSERT INTO user_sessions (handle, store_id, user_id, created_at, last_seen_at, expires_at, user_agent, client_ip) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(s.handle)
         .bind(s.store_id)
@@ -130,7 +130,7 @@ impl SessionRegistry {
 
     /// Is this handle still registered to this user? A revoked session fails this check.
     pub async fn is_live(&self, handle: &str, user_id: i64) -> Result<bool, AuthError> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM user_sessions WHERE handle = ? AND user_id = ?")
+        let row: Option<(String,)> = sqlx::query_as("SELECT handle FROM user_sessions WHERE handle = $1 AND user_id = $2")
             .bind(handle)
             .bind(user_id)
             .fetch_optional(&self.pool)
@@ -139,7 +139,7 @@ impl SessionRegistry {
     }
 
     pub async fn touch(&self, handle: &str, last_seen_at: i64, expires_at: i64) -> Result<(), AuthError> {
-        sqlx::query("UPDATE user_sessions SET last_seen_at = ?, expires_at = ? WHERE handle = ?")
+        sqlx::query("UPDATE user_sessions SET last_seen_at = $1, expires_at = $2 WHERE handle = $3")
             .bind(last_seen_at)
             .bind(expires_at)
             .bind(handle)
@@ -152,7 +152,7 @@ impl SessionRegistry {
     pub async fn list_for_user(&self, user_id: i64, now: i64) -> Result<Vec<SessionInfo>, AuthError> {
         Ok(sqlx::query_as::<_, SessionInfo>(
             "SELECT handle, created_at, last_seen_at, expires_at, user_agent, client_ip FROM user_sessions \
-             WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC, handle",
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, handle",
         )
         .bind(user_id)
         .bind(now)
@@ -164,7 +164,7 @@ impl SessionRegistry {
     /// A handle that belongs to someone else is treated as not found.
     pub async fn revoke(&self, user_id: i64, handle: &str) -> Result<String, AuthError> {
         let row: Option<(String,)> =
-            sqlx::query_as("DELETE FROM user_sessions WHERE handle = ? AND user_id = ? RETURNING store_id")
+            sqlx::query_as("DELETE FROM user_sessions WHERE handle = $1 AND user_id = $2 RETURNING store_id")
                 .bind(handle)
                 .bind(user_id)
                 .fetch_optional(&self.pool)
@@ -175,7 +175,7 @@ impl SessionRegistry {
     /// Removes every session of the user except `keep`; returns the store ids removed.
     pub async fn revoke_others(&self, user_id: i64, keep: &str) -> Result<Vec<String>, AuthError> {
         let rows: Vec<(String,)> =
-            sqlx::query_as("DELETE FROM user_sessions WHERE user_id = ? AND handle <> ? RETURNING store_id")
+            sqlx::query_as("DELETE FROM user_sessions WHERE user_id = $1 AND handle <> $2 RETURNING store_id")
                 .bind(user_id)
                 .bind(keep)
                 .fetch_all(&self.pool)
@@ -185,13 +185,13 @@ impl SessionRegistry {
 
     /// Forgets a session (logout).
     pub async fn remove(&self, handle: &str) -> Result<(), AuthError> {
-        sqlx::query("DELETE FROM user_sessions WHERE handle = ?").bind(handle).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM user_sessions WHERE handle = $1").bind(handle).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Deletes rows whose session has expired; returns how many.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, AuthError> {
-        let r = sqlx::query("DELETE FROM user_sessions WHERE expires_at <= ?").bind(now).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM user_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
 }

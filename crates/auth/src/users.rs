@@ -1,6 +1,6 @@
 //! The user table: create, look up, and store an upgraded hash.
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::{now_unix, AuthError};
 
@@ -51,23 +51,23 @@ pub fn validate_password(password: &str) -> Result<(), AuthError> {
 
 #[derive(Clone, Debug)]
 pub struct UserStore {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl UserStore {
-    pub fn new(pool: SqlitePool) -> Self {
+    pub fn new(pool: AnyPool) -> Self {
         Self { pool }
     }
 
     pub async fn find_by_username(&self, username: &str) -> Result<Option<User>, AuthError> {
-        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at FROM users WHERE username = ?")
+        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at FROM users WHERE lower(username) = lower($1)")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?)
     }
 
     pub async fn find_by_id(&self, id: i64) -> Result<Option<User>, AuthError> {
-        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at FROM users WHERE id = ?")
+        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
@@ -77,7 +77,7 @@ impl UserStore {
     pub async fn insert(&self, username: &str, password_hash: &str) -> Result<User, AuthError> {
         validate_username(username)?;
         let result = sqlx::query_as::<_, User>(
-            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) \
+            "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
              RETURNING id, username, password_hash, created_at",
         )
         .bind(username)
@@ -93,7 +93,7 @@ impl UserStore {
     }
 
     pub async fn set_password_hash(&self, user_id: i64, password_hash: &str) -> Result<(), AuthError> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)
             .execute(&self.pool)
