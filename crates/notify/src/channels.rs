@@ -2,65 +2,177 @@
 //! email/SMS/push providers (they only wait and fail as told — no message leaves the machine), and a
 //! no-op channel that measures the pipeline itself.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::config::WebhookConfig;
 use crate::error::NotifyError;
 use crate::model::{Channel, Job};
-use crate::signature::{SigningKey, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use crate::routing::{refused_by_policy, AttemptObserver, AttemptReport, GuardedResolver, RouteError, WebhookRouting};
+use crate::signature::{sign_with_all, SigningKey, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 pub(crate) struct Deliverer {
     http: reqwest::Client,
     webhook_url: String,
     key: SigningKey,
+    timeout: Duration,
+    pool_max_idle: usize,
+    /// Set once the endpoint owner plugs in (before workers start, usually); read per webhook job.
+    routed: RwLock<Option<Arc<Routed>>>,
+    observers: RwLock<Arc<[Arc<dyn AttemptObserver>]>>,
+}
+
+/// Routed deliveries get their own client: its resolver applies the address policy, and it ignores
+/// proxy settings (a proxy would resolve the name itself, out of the policy's sight).
+struct Routed {
+    routing: WebhookRouting,
+    http: reqwest::Client,
+}
+
+/// What one attempt came to.
+pub(crate) struct Delivery {
+    pub result: Result<(), String>,
+    pub status: Option<u16>,
+    /// No request was made and none should be retried (the target is gone or disabled).
+    pub give_up: bool,
+}
+
+impl Delivery {
+    fn of(result: Result<(), String>) -> Self {
+        Self { result, status: None, give_up: false }
+    }
+}
+
+fn client(timeout: Duration, pool_max_idle: usize) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(pool_max_idle)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none()) // a redirect is a failure (Standard Webhooks)
 }
 
 impl Deliverer {
     pub fn new(cfg: &WebhookConfig) -> Result<Self, NotifyError> {
         let key = SigningKey::from_secret(&cfg.secret)
             .map_err(|_| NotifyError::invalid("notify.webhook.secret", "must be whsec_ followed by base64"))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.timeout_ms.max(1)))
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(cfg.pool_max_idle)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none()) // a redirect is a failure (Standard Webhooks)
-            .build()
-            .map_err(|e| NotifyError::internal("cannot build HTTP client", e))?;
-        Ok(Self { http, webhook_url: cfg.url.clone(), key })
+        let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+        let http = client(timeout, cfg.pool_max_idle).build().map_err(|e| NotifyError::internal("cannot build HTTP client", e))?;
+        Ok(Self {
+            http,
+            webhook_url: cfg.url.clone(),
+            key,
+            timeout,
+            pool_max_idle: cfg.pool_max_idle,
+            routed: RwLock::new(None),
+            observers: RwLock::new(Arc::from(Vec::new())),
+        })
     }
 
-    /// One attempt. The error string is short and safe to store in the attempt history.
-    pub async fn deliver(&self, job: &Job) -> Result<(), String> {
-        match job.channel {
-            Channel::Noop => Ok(()),
-            Channel::Webhook => self.deliver_webhook(job).await,
-            Channel::Email | Channel::Sms | Channel::Push => simulate_provider(job).await,
+    pub fn set_routing(&self, routing: WebhookRouting) -> Result<(), NotifyError> {
+        let http = client(self.timeout, self.pool_max_idle)
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { policy: routing.policy.clone() }))
+            .build()
+            .map_err(|e| NotifyError::internal("cannot build HTTP client", e))?;
+        *self.routed.write().expect("routing lock") = Some(Arc::new(Routed { routing, http }));
+        Ok(())
+    }
+
+    pub fn add_observer(&self, observer: Arc<dyn AttemptObserver>) {
+        let mut o = self.observers.write().expect("observers lock");
+        let mut all: Vec<_> = o.iter().cloned().collect();
+        all.push(observer);
+        *o = Arc::from(all);
+    }
+
+    pub fn has_observers(&self) -> bool {
+        !self.observers.read().expect("observers lock").is_empty()
+    }
+
+    pub async fn observe(&self, report: &AttemptReport) {
+        let observers = self.observers.read().expect("observers lock").clone();
+        for o in observers.iter() {
+            o.on_attempt(report).await;
         }
     }
 
-    async fn deliver_webhook(&self, job: &Job) -> Result<(), String> {
-        let id = job.id.to_string();
-        let body = webhook_body(job);
-        let ts = (crate::model::now_ms() / 1000).to_string();
-        let signature = self.key.sign(&id, ts.parse().unwrap_or(0), body.as_bytes());
-        let res = self
-            .http
-            .post(&self.webhook_url)
-            .header(HEADER_ID, &id)
-            .header(HEADER_TIMESTAMP, ts)
-            .header(HEADER_SIGNATURE, signature)
+    /// One attempt. The error string is short and safe to store in the attempt history.
+    pub async fn deliver(&self, job: &Job) -> Delivery {
+        match job.channel {
+            Channel::Noop => Delivery::of(Ok(())),
+            Channel::Webhook => self.deliver_webhook(job).await,
+            Channel::Email | Channel::Sms | Channel::Push => Delivery::of(simulate_provider(job).await),
+        }
+    }
+
+    async fn deliver_webhook(&self, job: &Job) -> Delivery {
+        let routed = self.routed.read().expect("routing lock").clone();
+        let target = match &routed {
+            Some(r) => match r.routing.targets.resolve(job).await {
+                Ok(t) => t,
+                Err(RouteError::Retry(e)) => return Delivery::of(Err(e)),
+                Err(RouteError::GiveUp(e)) => return Delivery { result: Err(e), status: None, give_up: true },
+            },
+            None => None,
+        };
+        let ts = crate::model::now_ms() / 1000;
+        let request = match (&routed, target) {
+            (Some(r), Some(t)) => {
+                if t.keys.is_empty() {
+                    return Delivery { result: Err("no signing key".into()), status: None, give_up: true };
+                }
+                // IP-literal hosts never reach the resolver, so the policy is applied here as well.
+                if let Some(ip) = literal_ip(&t.url) {
+                    if !r.routing.policy.permits(ip) {
+                        return Delivery { result: Err("address not allowed".into()), status: None, give_up: true };
+                    }
+                }
+                let signature = sign_with_all(&t.keys, &t.message_id, ts, t.body.as_bytes());
+                r.http.post(&t.url).header(HEADER_ID, &t.message_id).header(HEADER_SIGNATURE, signature).body(t.body)
+            }
+            _ => {
+                let id = job.id.to_string();
+                let body = webhook_body(job);
+                let signature = self.key.sign(&id, ts, body.as_bytes());
+                self.http.post(&self.webhook_url).header(HEADER_ID, id).header(HEADER_SIGNATURE, signature).body(body)
+            }
+        };
+        let sent = request
+            .header(HEADER_TIMESTAMP, ts.to_string())
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
             .send()
-            .await
-            .map_err(|e| if e.is_timeout() { "timed out".to_string() } else if e.is_connect() { "connection failed".to_string() } else { "request failed".to_string() })?;
+            .await;
+        let res = match sent {
+            Ok(res) => res,
+            Err(e) => {
+                let msg = if refused_by_policy(&e) {
+                    "address not allowed"
+                } else if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                return Delivery::of(Err(msg.to_string()));
+            }
+        };
         let status = res.status();
         // Read the (small) body so the connection goes back to the pool.
         let _ = res.bytes().await;
-        if status.is_success() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) }
+        let result = if status.is_success() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) };
+        Delivery { result, status: Some(status.as_u16()), give_up: false }
     }
+}
+
+/// The host of `url` when it is an IP address (as the URL parser normalises it: `http://2130706433/`
+/// is 127.0.0.1).
+fn literal_ip(url: &str) -> Option<std::net::IpAddr> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 /// The webhook body: the payload as `data`, with the id, channel and recipient alongside.

@@ -16,7 +16,12 @@
 //! - [`dead_letters`](NotifyService::dead_letters)`(limit)`, [`replay_dead_letters`](NotifyService::replay_dead_letters)`(Replay)`,
 //!   [`attempts`](NotifyService::attempts)`(NotificationId)`.
 //! - [`metrics_text`](NotifyService::metrics_text) (Prometheus text format).
-//! - [`RedisWorker`]: a worker-only process against Redis.
+//! - [`RedisWorker`]: a worker-only process against Redis ([`start_with`](RedisWorker::start_with) takes
+//!   the same [`DeliveryExtensions`]).
+//! - [`set_webhook_routing`](NotifyService::set_webhook_routing)`(WebhookRouting)`: per-job webhook targets
+//!   (URL, keys, `webhook-id`, body) from a [`WebhookTargets`] resolver, with an [`AddressPolicy`] checked
+//!   at connect time; [`add_attempt_observer`](NotifyService::add_attempt_observer) for every attempt's
+//!   outcome and HTTP status ([`routing`]).
 //! - [`signature`]: Standard Webhooks signing and verification; [`sink`]: a local webhook receiver that
 //!   verifies and counts deliveries.
 //! - [`SimParams::from_json`] / `validate`: field-level errors for bad simulation parameters.
@@ -27,6 +32,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+pub mod routing;
 pub mod runs;
 pub mod service;
 pub mod signature;
@@ -36,7 +42,10 @@ mod worker;
 
 pub use config::{PipelineConfig, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
 pub use error::{FieldError, NotifyError};
-pub use model::{Attempt, AttemptOutcome, Backend, Channel, DeadLetter, NewNotification, NotificationId, Replay, RunId};
+pub use model::{Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, Replay, RunId};
+pub use routing::{
+    AddressPolicy, AttemptObserver, AttemptReport, BoxFuture, DeliveryExtensions, RouteError, WebhookRouting, WebhookTarget, WebhookTargets,
+};
 pub use runs::{Percentiles, RunSnapshot, RunStatus, RunSummary};
 pub use service::{NotifyService, RedisWorker};
 pub use sim::{ChannelMix, Rate, SimParams};

@@ -16,6 +16,7 @@ use crate::model::*;
 use crate::queue::redis::RedisQueue;
 use crate::queue::sqlite::{read_run_counters, SqliteQueue};
 use crate::queue::{Queue, RunCounters};
+use crate::routing::{AttemptObserver, DeliveryExtensions, WebhookRouting};
 use crate::runs::{produce, Percentiles, RunRecord, RunSnapshot, RunStatus, RunSummary};
 use crate::sim::SimParams;
 use crate::worker::{CancelledRuns, Limiters, WorkerPool};
@@ -94,6 +95,17 @@ impl NotifyService {
 
     pub fn config(&self) -> &PipelineConfig {
         &self.inner.config
+    }
+
+    /// Routes webhook jobs through `routing.targets` (jobs it does not claim still go to the configured
+    /// URL) and holds those deliveries to `routing.policy`. Takes effect for the next attempt.
+    pub fn set_webhook_routing(&self, routing: WebhookRouting) -> Result<(), NotifyError> {
+        self.inner.deliverer.set_routing(routing)
+    }
+
+    /// Adds an observer that hears about every attempt of every job (see [`AttemptObserver`]).
+    pub fn add_attempt_observer(&self, observer: Arc<dyn AttemptObserver>) {
+        self.inner.deliverer.add_observer(observer);
     }
 
     pub fn has_redis(&self) -> bool {
@@ -598,7 +610,20 @@ pub struct RedisWorker {
 
 impl RedisWorker {
     pub async fn start(config: PipelineConfig) -> Result<Self, NotifyError> {
+        Self::start_with(config, DeliveryExtensions::default()).await
+    }
+
+    /// [`start`](Self::start) with webhook routing and attempt observers plugged in (a worker process
+    /// that delivers to registered endpoints).
+    pub async fn start_with(config: PipelineConfig, extensions: DeliveryExtensions) -> Result<Self, NotifyError> {
         validate_config(&config)?;
+        let deliverer = Deliverer::new(&config.webhook)?;
+        if let Some(routing) = extensions.routing {
+            deliverer.set_routing(routing)?;
+        }
+        for o in extensions.observers {
+            deliverer.add_observer(o);
+        }
         let url = config.redis_url.clone().filter(|u| !u.is_empty()).ok_or(NotifyError::BackendUnavailable)?;
         let queue = Arc::new(RedisQueue::connect(&url, &config).await?);
         let (stop_tx, _) = watch::channel(false);
@@ -606,7 +631,7 @@ impl RedisWorker {
         let metrics = Metrics::new();
         let pool = WorkerPool {
             queue: queue.clone(),
-            deliverer: Arc::new(Deliverer::new(&config.webhook)?),
+            deliverer: Arc::new(deliverer),
             limits: Arc::new(Limiters::new(&config.rate_limits)),
             metrics: metrics.clone(),
             retry: config.retry.clone(),

@@ -80,10 +80,11 @@ impl SigningKey {
         now: i64,
         tolerance_secs: u64,
     ) -> Result<(), SignatureError> {
-        let timestamp: i64 = timestamp_header.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-        if now.abs_diff(timestamp) > tolerance_secs {
-            return Err(SignatureError::TimestampOutOfTolerance);
-        }
+        verify_with_any(std::slice::from_ref(self), id, timestamp_header, signature_header, body, now, tolerance_secs)
+    }
+
+    /// Does any `v1,` entry of the header carry this key's signature? (Constant time per entry.)
+    fn matches(&self, id: &str, timestamp: i64, signature_header: &str, body: &[u8]) -> bool {
         let expected = self.mac(id, timestamp, body);
         let mut matched = subtle::Choice::from(0u8);
         for entry in signature_header.split(' ').filter(|s| !s.is_empty()) {
@@ -93,8 +94,34 @@ impl SigningKey {
                 matched |= sig.as_slice().ct_eq(&expected);
             }
         }
-        if bool::from(matched) { Ok(()) } else { Err(SignatureError::NoMatch) }
+        bool::from(matched)
     }
+}
+
+/// The `webhook-signature` header signed by every key, one `v1,` entry each, space-separated: what a
+/// sender sends while a secret is being rotated, so receivers holding either secret accept it.
+pub fn sign_with_all(keys: &[SigningKey], id: &str, timestamp: i64, body: &[u8]) -> String {
+    keys.iter().map(|k| k.sign(id, timestamp, body)).collect::<Vec<_>>().join(" ")
+}
+
+/// [`SigningKey::verify`] against several keys (a receiver that accepts an old and a new secret while
+/// they rotate): the timestamp must be within tolerance and any entry must match any key.
+pub fn verify_with_any(
+    keys: &[SigningKey],
+    id: &str,
+    timestamp_header: &str,
+    signature_header: &str,
+    body: &[u8],
+    now: i64,
+    tolerance_secs: u64,
+) -> Result<(), SignatureError> {
+    let timestamp: i64 = timestamp_header.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    if now.abs_diff(timestamp) > tolerance_secs {
+        return Err(SignatureError::TimestampOutOfTolerance);
+    }
+    // Every key is tried, so the time taken does not say which one matched.
+    let matched = keys.iter().fold(false, |acc, k| k.matches(id, timestamp, signature_header, body) | acc);
+    if matched { Ok(()) } else { Err(SignatureError::NoMatch) }
 }
 
 #[cfg(test)]
@@ -133,6 +160,21 @@ mod tests {
         assert_eq!(key.verify(ID, "1614265330", "", BODY, TS, 300), Err(SignatureError::NoMatch));
         assert_eq!(SigningKey::from_secret("whsec_***").unwrap_err(), SignatureError::BadSecret);
         assert_eq!(SigningKey::from_secret("whsec_").unwrap_err(), SignatureError::BadSecret);
+    }
+
+    #[test]
+    fn several_keys_sign_one_entry_each_and_either_verifies() {
+        let old = SigningKey::from_secret(SECRET).unwrap();
+        let new = SigningKey::from_secret(&SigningKey::generate_secret()).unwrap();
+        let header = sign_with_all(&[new.clone(), old.clone()], ID, TS, BODY);
+        let entries: Vec<&str> = header.split(' ').collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1], SIG);
+        old.verify(ID, "1614265330", &header, BODY, TS, 300).unwrap();
+        new.verify(ID, "1614265330", &header, BODY, TS, 300).unwrap();
+        verify_with_any(&[new.clone(), old], ID, "1614265330", SIG, BODY, TS, 300).unwrap();
+        assert_eq!(verify_with_any(&[new], ID, "1614265330", SIG, BODY, TS, 300), Err(SignatureError::NoMatch));
+        assert_eq!(verify_with_any(&[], ID, "1614265330", SIG, BODY, TS, 300), Err(SignatureError::NoMatch));
     }
 
     #[test]

@@ -32,8 +32,23 @@ pub struct SinkConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        Self { secret: crate::config::DEV_WEBHOOK_SECRET.into(), fail_rate: 0.0, delay_ms: 0, stall_rate: 0.0, stall_ms: 10_000 }
+        Self {
+            secret: crate::config::DEV_WEBHOOK_SECRET.into(),
+            fail_rate: 0.0,
+            delay_ms: 0,
+            stall_rate: 0.0,
+            stall_ms: 10_000,
+        }
     }
+}
+
+/// A verified request as received (see [`Sink::capture`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapturedRequest {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: Bytes,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -58,6 +73,9 @@ struct State {
     failed_on_purpose: AtomicU64,
     stalled: AtomicU64,
     accepted: Mutex<HashMap<String, u32>>,
+    /// How many more verified requests to keep for [`Sink::captured`].
+    capture_left: AtomicU64,
+    captured: Mutex<Vec<CapturedRequest>>,
 }
 
 pub struct Sink {
@@ -83,6 +101,8 @@ impl Sink {
             failed_on_purpose: AtomicU64::new(0),
             stalled: AtomicU64::new(0),
             accepted: Mutex::new(HashMap::new()),
+            capture_left: AtomicU64::new(0),
+            captured: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -115,6 +135,16 @@ impl Sink {
     /// Accepted deliveries per `webhook-id`.
     pub fn counts(&self) -> HashMap<String, u32> {
         self.state.accepted.lock().expect("sink lock").clone()
+    }
+
+    /// Keeps the headers and body of the next `n` verified requests, for tests to inspect.
+    pub fn capture(&self, n: u64) {
+        self.state.capture_left.store(n, Ordering::SeqCst);
+    }
+
+    /// The verified requests kept so far, oldest first (see [`capture`](Self::capture)).
+    pub fn captured(&self) -> Vec<CapturedRequest> {
+        self.state.captured.lock().expect("sink lock").clone()
     }
 
     pub fn stop(self) {
@@ -174,6 +204,12 @@ async fn handle(s: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<B
         s.bad_signature.fetch_add(1, Ordering::Relaxed);
         return Ok(text(StatusCode::UNAUTHORIZED, "bad signature\n", "text/plain"));
     };
+    if s.capture_left.load(Ordering::Relaxed) > 0
+        && s.capture_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    {
+        let (timestamp, signature) = (ts.unwrap_or_default(), sig.unwrap_or_default());
+        s.captured.lock().expect("sink lock").push(CapturedRequest { id: id.clone(), timestamp, signature, body: body.clone() });
+    }
     if s.cfg.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(s.cfg.delay_ms)).await;
     }

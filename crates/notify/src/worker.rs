@@ -13,6 +13,7 @@ use crate::config::{RateLimits, RetrySchedule};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, RunId};
 use crate::queue::Queue;
+use crate::routing::AttemptReport;
 
 /// Token buckets: one for everything, one per channel (absent = unlimited).
 pub(crate) struct Limiters {
@@ -167,11 +168,11 @@ impl<Q: Queue> WorkerPool<Q> {
         }
         self.limits.acquire(job.channel).await;
         let started = Instant::now();
-        let result = self.deliverer.deliver(&job).await;
+        let delivery = self.deliverer.deliver(&job).await;
         let latency = started.elapsed();
         let ch = job.channel.as_str();
         let at_ms = now_ms();
-        let (outcome, error, retry_at_ms) = match result {
+        let (outcome, error, retry_at_ms) = match delivery.result {
             Ok(()) => {
                 self.metrics.delivered.with_label_values(&[ch]).inc();
                 self.metrics.latency.with_label_values(&[ch]).observe(latency.as_secs_f64());
@@ -179,7 +180,7 @@ impl<Q: Queue> WorkerPool<Q> {
             }
             Err(e) => {
                 self.metrics.failed.with_label_values(&[ch]).inc();
-                if number >= self.retry.max_attempts.max(1) {
+                if delivery.give_up || number >= self.retry.max_attempts.max(1) {
                     self.metrics.dead_lettered.with_label_values(&[ch]).inc();
                     (AttemptOutcome::DeadLettered, Some(e), None)
                 } else {
@@ -190,6 +191,12 @@ impl<Q: Queue> WorkerPool<Q> {
             }
         };
         let attempt = Attempt { number, at_ms, outcome, latency_us: latency.as_micros() as u64, error };
+        if self.deliverer.has_observers() {
+            let report = AttemptReport { job, attempt, status: delivery.status, refused: delivery.give_up };
+            self.deliverer.observe(&report).await;
+            let AttemptReport { job, attempt, .. } = report;
+            return Completion { job, attempt, retry_at_ms, cancelled: false };
+        }
         Completion { job, attempt, retry_at_ms, cancelled: false }
     }
 }
