@@ -1,0 +1,746 @@
+//! The workflow tables on sqlx `Any` (SQLite or PostgreSQL, one query text for both): definitions,
+//! runs with their lease, the attempt log and the inbound inbox. Everything a REST API needs is here and
+//! needs no running engine; the engine's own writes are fenced by its lease token.
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::definition::{Format, WorkflowDefinition};
+use crate::error::FlowsError;
+use crate::run::*;
+
+pub static MIGRATIONS: db::Migrations =
+    db::Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+/// Outputs and inbound payloads are stored with the run: keep them small.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A stored definition with its parsed form.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DefinitionRecord {
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+    /// 1 on creation, +1 on every update. Runs record the version they started with.
+    pub version: i64,
+    pub format: Format,
+    pub source: String,
+    pub definition: WorkflowDefinition,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Which definition a run starts from.
+#[derive(Debug, Clone)]
+pub enum DefinitionRef {
+    Id(i64),
+    Name(String),
+    /// Not stored (tests, one-off runs): the run keeps it as its snapshot all the same.
+    Inline(WorkflowDefinition),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub definition: DefinitionRef,
+    pub input: Value,
+    /// Starting twice with the same key (per owner) returns the first run.
+    pub idempotency_key: Option<String>,
+}
+
+/// A run as the engine holds it: the record plus what only the engine needs.
+#[derive(Debug, Clone)]
+pub(crate) struct RunRow {
+    pub rec: RunRecord,
+    pub definition: WorkflowDefinition,
+    pub wait_until_ms: Option<i64>,
+    pub waiting_token: Option<String>,
+}
+
+/// A change to the attempt log, written in the same transaction as the run.
+#[derive(Debug, Clone)]
+pub(crate) enum AttemptOp {
+    /// Close an attempt left `running` by a worker that died.
+    Interrupt,
+    Begin { step_index: i64, step_name: String, phase: Phase, attempt: i64, outcome: AttemptOutcome },
+    /// Close the open attempt of the run.
+    Finish { outcome: AttemptOutcome, output: Option<Value>, error: Option<(String, String)>, next_attempt_at_ms: Option<i64> },
+}
+
+const RUN_COLUMNS: &str = "id, owner, definition_id, workflow, definition_version, definition, idempotency_key, input, status, \
+    current_step, attempt, state, cancel_requested, failed_step, error_code, error_message, wake_at_ms, wait_until_ms, \
+    waiting_source, waiting_correlation, waiting_token, created_at_ms, updated_at_ms, finished_at_ms";
+
+const ACTIVE_SQL: &str = "('running', 'waiting', 'compensating')";
+
+fn json_col(row: &AnyRow, col: &str) -> Result<Value, FlowsError> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| FlowsError::internal("stored JSON does not parse", format!("{col}: {e}")))
+}
+
+fn run_from_row(row: &AnyRow) -> Result<RunRow, FlowsError> {
+    let status: String = row.try_get("status")?;
+    let definition: WorkflowDefinition = serde_json::from_value(json_col(row, "definition")?)
+        .map_err(|e| FlowsError::internal("stored definition snapshot does not parse", e))?;
+    let state: RunState =
+        serde_json::from_value(json_col(row, "state")?).map_err(|e| FlowsError::internal("stored run state does not parse", e))?;
+    let rec = RunRecord {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        definition_id: row.try_get("definition_id")?,
+        workflow: row.try_get("workflow")?,
+        definition_version: row.try_get("definition_version")?,
+        status: RunStatus::parse(&status).ok_or_else(|| FlowsError::internal("unknown run status", &status))?,
+        input: json_col(row, "input")?,
+        current_step: row.try_get("current_step")?,
+        attempt: row.try_get("attempt")?,
+        steps: state.steps,
+        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        failed_step: row.try_get("failed_step")?,
+        error_code: row.try_get("error_code")?,
+        error_message: row.try_get("error_message")?,
+        wake_at_ms: row.try_get("wake_at_ms")?,
+        waiting_source: row.try_get("waiting_source")?,
+        waiting_correlation: row.try_get("waiting_correlation")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+        finished_at_ms: row.try_get("finished_at_ms")?,
+    };
+    Ok(RunRow { rec, definition, wait_until_ms: row.try_get("wait_until_ms")?, waiting_token: row.try_get("waiting_token")? })
+}
+
+fn definition_from_row(row: &AnyRow) -> Result<DefinitionRecord, FlowsError> {
+    let format = Format::parse(&row.try_get::<String, _>("format")?).map_err(|e| FlowsError::internal("stored format", e))?;
+    let source: String = row.try_get("source")?;
+    // Stored definitions were valid when written; parse without re-validating so that a stricter
+    // validator later never makes an old definition unreadable.
+    let definition = match format {
+        Format::Toml => toml::from_str(&source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
+        Format::Json => serde_json::from_str(&source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
+    }?;
+    Ok(DefinitionRecord {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        format,
+        source,
+        definition,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+fn attempt_from_row(row: &AnyRow) -> Result<AttemptRecord, FlowsError> {
+    let output: Option<String> = row.try_get("output")?;
+    Ok(AttemptRecord {
+        id: row.try_get("id")?,
+        step_index: row.try_get("step_index")?,
+        step_name: row.try_get("step_name")?,
+        phase: Phase::parse(&row.try_get::<String, _>("phase")?),
+        attempt: row.try_get("attempt")?,
+        outcome: AttemptOutcome::parse(&row.try_get::<String, _>("outcome")?),
+        started_at_ms: row.try_get("started_at_ms")?,
+        finished_at_ms: row.try_get("finished_at_ms")?,
+        output: output.and_then(|o| serde_json::from_str(&o).ok()),
+        error_code: row.try_get("error_code")?,
+        error_message: row.try_get("error_message")?,
+        next_attempt_at_ms: row.try_get("next_attempt_at_ms")?,
+        worker: row.try_get("worker")?,
+    })
+}
+
+fn page_bounds(page: &Page) -> Result<(i64, Option<i64>), FlowsError> {
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as i64;
+    let cursor = match &page.cursor {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| FlowsError::BadRequest("invalid cursor".into()))?),
+    };
+    Ok((limit, cursor))
+}
+
+fn to_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("JSON values serialize")
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    pub fn new(pool: AnyPool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Creates or upgrades the workflow tables.
+    pub async fn migrate(&self) -> Result<(), FlowsError> {
+        db::migrate(&self.pool, &MIGRATIONS).await?;
+        Ok(())
+    }
+
+    // ---- definitions ----
+
+    /// Validates and stores a definition; its `name` must be new for this owner (409 otherwise).
+    pub async fn create_definition(&self, owner: &str, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
+        let def = WorkflowDefinition::parse(source, format)?;
+        let now = now_ms();
+        let r = sqlx::query(
+            "INSERT INTO workflow_definitions (owner, name, version, format, source, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, 1, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(owner)
+        .bind(&def.name)
+        .bind(format.as_str())
+        .bind(source)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await;
+        match r {
+            Ok(row) => self.get_definition(owner, row.try_get("id")?).await,
+            Err(e) if db::is_unique_violation(&e) => Err(FlowsError::Conflict(format!("a workflow named {:?} already exists", def.name))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a definition's text (the name may change if the new one is free); version + 1.
+    /// Runs already started keep the snapshot they started with.
+    pub async fn update_definition(&self, owner: &str, id: i64, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
+        let def = WorkflowDefinition::parse(source, format)?;
+        let r = sqlx::query(
+            "UPDATE workflow_definitions SET name = $1, format = $2, source = $3, version = version + 1, updated_at_ms = $4 \
+             WHERE id = $5 AND owner = $6",
+        )
+        .bind(&def.name)
+        .bind(format.as_str())
+        .bind(source)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(done) if done.rows_affected() == 0 => Err(FlowsError::NotFound),
+            Ok(_) => self.get_definition(owner, id).await,
+            Err(e) if db::is_unique_violation(&e) => Err(FlowsError::Conflict(format!("a workflow named {:?} already exists", def.name))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_definition(&self, owner: &str, id: i64) -> Result<DefinitionRecord, FlowsError> {
+        let row = sqlx::query("SELECT * FROM workflow_definitions WHERE id = $1 AND owner = $2")
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(FlowsError::NotFound)?;
+        definition_from_row(&row)
+    }
+
+    pub async fn find_definition(&self, owner: &str, name: &str) -> Result<DefinitionRecord, FlowsError> {
+        let row = sqlx::query("SELECT * FROM workflow_definitions WHERE owner = $1 AND name = $2")
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(FlowsError::NotFound)?;
+        definition_from_row(&row)
+    }
+
+    /// Newest first.
+    pub async fn list_definitions(&self, owner: &str, page: Page) -> Result<Paged<DefinitionRecord>, FlowsError> {
+        let (limit, cursor) = page_bounds(&page)?;
+        let rows = sqlx::query("SELECT * FROM workflow_definitions WHERE owner = $1 AND id < $2 ORDER BY id DESC LIMIT $3")
+            .bind(owner)
+            .bind(cursor.unwrap_or(i64::MAX))
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows.iter().map(definition_from_row).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = (items.len() as i64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|d| d.id.to_string()).unwrap_or_default()
+        });
+        Ok(Paged { items, next_cursor })
+    }
+
+    /// Deletes a definition. Its runs stay (they carry their own snapshot).
+    pub async fn delete_definition(&self, owner: &str, id: i64) -> Result<(), FlowsError> {
+        let done = sqlx::query("DELETE FROM workflow_definitions WHERE id = $1 AND owner = $2").bind(id).bind(owner).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(FlowsError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Stores the built-in workflows for `owner`, skipping those already there (by name).
+    pub async fn install_builtins(&self, owner: &str) -> Result<Vec<DefinitionRecord>, FlowsError> {
+        let mut out = Vec::new();
+        for (name, source) in crate::builtin::all() {
+            match self.find_definition(owner, name).await {
+                Ok(d) => out.push(d),
+                Err(FlowsError::NotFound) => out.push(self.create_definition(owner, source, Format::Toml).await?),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- runs: what the API does ----
+
+    /// Records a new run, ready for the next engine poll. Returns its id (the existing run's id for a
+    /// repeated idempotency key).
+    pub async fn start_run(&self, owner: &str, new: NewRun) -> Result<RunId, FlowsError> {
+        if let Some(k) = &new.idempotency_key {
+            if k.is_empty() || k.len() > 200 {
+                return Err(FlowsError::invalid("idempotency_key", "must be 1 to 200 characters"));
+            }
+            if let Some(id) = self.run_by_idempotency_key(owner, k).await? {
+                return Ok(id);
+            }
+        }
+        let (definition_id, version, def) = match new.definition {
+            DefinitionRef::Id(id) => {
+                let d = self.get_definition(owner, id).await?;
+                (Some(d.id), d.version, d.definition)
+            }
+            DefinitionRef::Name(name) => {
+                let d = self.find_definition(owner, &name).await?;
+                (Some(d.id), d.version, d.definition)
+            }
+            DefinitionRef::Inline(def) => {
+                def.validate()?;
+                (None, 0, def)
+            }
+        };
+        def.check_input(&new.input)?;
+        let input = to_text(&new.input);
+        if input.len() > MAX_PAYLOAD_BYTES {
+            return Err(FlowsError::invalid("input", format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")));
+        }
+        let state = RunState { steps: vec![StepState::default(); def.steps.len()] };
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now_ms();
+        let r = sqlx::query(
+            "INSERT INTO workflow_runs (id, owner, definition_id, workflow, definition_version, definition, idempotency_key, input, \
+             status, current_step, attempt, state, wake_at_ms, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', 0, 0, $9, $10, $10, $10)",
+        )
+        .bind(&id)
+        .bind(owner)
+        .bind(definition_id)
+        .bind(&def.name)
+        .bind(version)
+        .bind(to_text(&def))
+        .bind(new.idempotency_key.as_deref())
+        .bind(input)
+        .bind(to_text(&state))
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(id),
+            Err(e) if db::is_unique_violation(&e) && new.idempotency_key.is_some() => {
+                // Lost a race with the same key: the winner's run is the answer.
+                let k = new.idempotency_key.as_deref().unwrap_or_default();
+                self.run_by_idempotency_key(owner, k).await?.ok_or_else(|| FlowsError::internal("idempotent start", "winner vanished"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn run_by_idempotency_key(&self, owner: &str, key: &str) -> Result<Option<RunId>, FlowsError> {
+        let row = sqlx::query("SELECT id FROM workflow_runs WHERE owner = $1 AND idempotency_key = $2")
+            .bind(owner)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("id")?),
+            None => None,
+        })
+    }
+
+    pub(crate) async fn load_run(&self, id: &str) -> Result<Option<RunRow>, FlowsError> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn owned_run(&self, owner: &str, id: &str) -> Result<RunRow, FlowsError> {
+        match self.load_run(id).await? {
+            Some(r) if r.rec.owner == owner => Ok(r),
+            // Someone else's run does not exist, as far as this owner can tell.
+            _ => Err(FlowsError::NotFound),
+        }
+    }
+
+    pub async fn get_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+        Ok(self.owned_run(owner, id).await?.rec)
+    }
+
+    /// Newest first.
+    pub async fn list_runs(&self, owner: &str, filter: &RunFilter, page: Page) -> Result<Paged<RunRecord>, FlowsError> {
+        let (limit, cursor) = page_bounds(&page)?;
+        let mut sql = format!("SELECT seq, {RUN_COLUMNS} FROM workflow_runs WHERE owner = $1 AND seq < $2");
+        let mut n = 2;
+        if filter.status.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND status = ${n}"));
+        }
+        if filter.workflow.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND workflow = ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", n + 1));
+        let mut q = sqlx::query(&sql).bind(owner).bind(cursor.unwrap_or(i64::MAX));
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_str());
+        }
+        if let Some(w) = &filter.workflow {
+            q = q.bind(w.as_str());
+        }
+        let rows = q.bind(limit + 1).fetch_all(&self.pool).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut last_seq = 0i64;
+        for (i, row) in rows.iter().enumerate() {
+            if i as i64 == limit {
+                break;
+            }
+            last_seq = row.try_get("seq")?;
+            items.push(run_from_row(row)?.rec);
+        }
+        let next_cursor = (rows.len() as i64 > limit).then(|| last_seq.to_string());
+        Ok(Paged { items, next_cursor })
+    }
+
+    /// The run's attempts in the order they happened, compensations included, grouped by step.
+    pub async fn timeline(&self, owner: &str, id: &str) -> Result<Timeline, FlowsError> {
+        let run = self.owned_run(owner, id).await?.rec;
+        let attempts = self.attempts(id).await?;
+        Ok(Timeline::group(run, attempts))
+    }
+
+    pub(crate) async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>, FlowsError> {
+        let rows = sqlx::query("SELECT * FROM workflow_step_attempts WHERE run_id = $1 ORDER BY id").bind(run_id).fetch_all(&self.pool).await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    /// Manual retry of a run that ended badly.
+    ///
+    /// - `failed`: the run goes forward again from its first step that is not `completed` — the step
+    ///   that failed, or an earlier one whose compensation undid it. Steps whose effects still stand
+    ///   (completed and never compensated, e.g. ones without a compensation) are not executed again
+    ///   and keep their outputs. Attempt counts start afresh.
+    /// - `compensation_failed`: the compensations resume at the one that failed; the run then ends
+    ///   `failed` (and can be retried forward from there).
+    /// - anything else: 409.
+    pub async fn retry_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+        let run = self.owned_run(owner, id).await?;
+        let now = now_ms();
+        let (status, current_step, steps) = match run.rec.status {
+            RunStatus::Failed => {
+                let mut steps = run.rec.steps.clone();
+                for s in steps.iter_mut().filter(|s| s.status != StepStatus::Completed) {
+                    *s = StepState::default();
+                }
+                let first = steps.iter().position(|s| s.status != StepStatus::Completed).unwrap_or(steps.len());
+                (RunStatus::Running, first as i64, steps)
+            }
+            RunStatus::CompensationFailed => (RunStatus::Compensating, run.rec.current_step, run.rec.steps.clone()),
+            s => return Err(FlowsError::Conflict(format!("a {} run cannot be retried", s.as_str()))),
+        };
+        let done = sqlx::query(
+            "UPDATE workflow_runs SET status = $1, current_step = $2, attempt = 0, state = $3, cancel_requested = 0, \
+             failed_step = CASE WHEN $4 = 1 THEN failed_step ELSE NULL END, \
+             error_code = CASE WHEN $4 = 1 THEN error_code ELSE NULL END, \
+             error_message = CASE WHEN $4 = 1 THEN error_message ELSE NULL END, \
+             wake_at_ms = $5, nudged = 1, wait_until_ms = NULL, waiting_source = NULL, waiting_correlation = NULL, \
+             waiting_token = NULL, finished_at_ms = NULL, updated_at_ms = $5 \
+             WHERE id = $6 AND status = $7",
+        )
+        .bind(status.as_str())
+        .bind(current_step)
+        .bind(to_text(&RunState { steps }))
+        .bind(i64::from(status == RunStatus::Compensating))
+        .bind(now)
+        .bind(id)
+        .bind(run.rec.status.as_str())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(FlowsError::Conflict("the run changed meanwhile; reload it".into()));
+        }
+        self.get_run(owner, id).await
+    }
+
+    /// Asks the engine to stop the run and undo its completed steps (last first); the run ends
+    /// `cancelled` (or `compensation_failed`). An attempt in flight finishes first. 409 if the run is
+    /// final or already compensating.
+    pub async fn cancel_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+        let run = self.owned_run(owner, id).await?;
+        let done = sqlx::query(
+            "UPDATE workflow_runs SET cancel_requested = 1, nudged = 1, updated_at_ms = $1 \
+             WHERE id = $2 AND status IN ('running', 'waiting')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(FlowsError::Conflict(format!("a {} run cannot be cancelled", run.rec.status.as_str())));
+        }
+        self.get_run(owner, id).await
+    }
+
+    /// An inbound message for `wait_inbound` steps. The first run waiting on (`source`, `correlation`)
+    /// takes it as its step output: returns that run. With no run waiting yet, the message is kept and
+    /// the next run to reach a matching wait takes it (so a fast confirmation cannot race the run).
+    pub async fn deliver_inbound(&self, source: &str, correlation: &str, payload: &Value) -> Result<Option<RunId>, FlowsError> {
+        let text = to_text(payload);
+        if text.len() > MAX_PAYLOAD_BYTES {
+            return Err(FlowsError::invalid("payload", format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")));
+        }
+        let now = now_ms();
+        // Insert first, then look for a waiter: together with the engine's order (record the wait, then
+        // look in the inbox) one of the two always sees the other.
+        let msg: i64 = sqlx::query(
+            "INSERT INTO workflow_inbox (source, correlation, payload, received_at_ms) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(source)
+        .bind(correlation)
+        .bind(&text)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("id")?;
+        let waiters = sqlx::query(
+            "SELECT id, waiting_token FROM workflow_runs WHERE status = 'waiting' AND waiting_source = $1 AND waiting_correlation = $2 \
+             ORDER BY seq LIMIT 5",
+        )
+        .bind(source)
+        .bind(correlation)
+        .fetch_all(&self.pool)
+        .await?;
+        let waiters: Vec<(String, String)> = waiters
+            .iter()
+            .filter_map(|w| match (w.try_get::<String, _>("id"), w.try_get::<Option<String>, _>("waiting_token")) {
+                (Ok(id), Ok(Some(token))) => Some((id, token)),
+                _ => None,
+            })
+            .collect();
+        for (run_id, token) in &waiters {
+            let taken = sqlx::query("UPDATE workflow_inbox SET consumed_by = $1, consumed_at_ms = $2 WHERE id = $3 AND consumed_by IS NULL")
+                .bind(token)
+                .bind(now)
+                .bind(msg)
+                .execute(&self.pool)
+                .await?;
+            if taken.rows_affected() == 0 {
+                // A waiting run took the message from the inbox itself meanwhile: say which.
+                let by: Option<String> =
+                    sqlx::query("SELECT consumed_by FROM workflow_inbox WHERE id = $1").bind(msg).fetch_one(&self.pool).await?.try_get("consumed_by")?;
+                return Ok(waiters.iter().find(|(_, t)| Some(t) == by.as_ref()).map(|(id, _)| id.clone()));
+            }
+            let woken = sqlx::query("UPDATE workflow_runs SET nudged = 1 WHERE id = $1 AND waiting_token = $2")
+                .bind(run_id)
+                .bind(token)
+                .execute(&self.pool)
+                .await?;
+            if woken.rows_affected() == 1 {
+                return Ok(Some(run_id.clone()));
+            }
+            // That wait ended meanwhile (timeout): give the message back and try the next waiter.
+            sqlx::query("UPDATE workflow_inbox SET consumed_by = NULL, consumed_at_ms = NULL WHERE id = $1").bind(msg).execute(&self.pool).await?;
+        }
+        Ok(None)
+    }
+
+    /// Drops inbound messages no run took, received before `before_ms`.
+    pub async fn purge_inbox(&self, before_ms: i64) -> Result<u64, FlowsError> {
+        let done = sqlx::query("DELETE FROM workflow_inbox WHERE consumed_by IS NULL AND received_at_ms < $1").bind(before_ms).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- runs: what the engine does ----
+
+    /// Leases up to `limit` runs that are due (timer passed or nudged) and not leased by anyone alive.
+    pub(crate) async fn claim_due(&self, token: &str, lease_ms: i64, limit: usize) -> Result<Vec<RunId>, FlowsError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let due = format!(
+            "status IN {ACTIVE_SQL} AND (nudged = 1 OR wake_at_ms <= $1) AND (lease_until_ms IS NULL OR lease_until_ms < $1)"
+        );
+        let rows = sqlx::query(&format!("SELECT id FROM workflow_runs WHERE {due} ORDER BY wake_at_ms LIMIT $2"))
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claimed = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            // The same condition again, atomically: of two instances racing for a run, one updates it
+            // and the other finds the condition false (PostgreSQL re-checks it after the winner commits).
+            let done = sqlx::query(&format!(
+                "UPDATE workflow_runs SET lease_owner = $2, lease_until_ms = $3, nudged = 0 WHERE id = $4 AND {due}"
+            ))
+            .bind(now)
+            .bind(token)
+            .bind(now + lease_ms)
+            .bind(&id)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                claimed.push(id);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// The run, if `token` still holds its lease.
+    pub(crate) async fn load_leased(&self, id: &str, token: &str) -> Result<Option<RunRow>, FlowsError> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = $1 AND lease_owner = $2"))
+            .bind(id)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    pub(crate) async fn renew_lease(&self, id: &str, token: &str, lease_ms: i64) -> Result<bool, FlowsError> {
+        let done = sqlx::query("UPDATE workflow_runs SET lease_until_ms = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(now_ms() + lease_ms)
+            .bind(id)
+            .bind(token)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn release_lease(&self, id: &str, token: &str) -> Result<(), FlowsError> {
+        sqlx::query("UPDATE workflow_runs SET lease_owner = NULL, lease_until_ms = NULL WHERE id = $1 AND lease_owner = $2")
+            .bind(id)
+            .bind(token)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the engine's view of the run and the attempt-log changes in one transaction, if `token`
+    /// still holds the lease. `false`: the lease is gone (another instance owns the run now).
+    pub(crate) async fn save(&self, run: &RunRow, token: &str, worker: &str, ops: &[AttemptOp]) -> Result<bool, FlowsError> {
+        let now = now_ms();
+        let r = &run.rec;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE workflow_runs SET status = $1, current_step = $2, attempt = $3, state = $4, failed_step = $5, error_code = $6, \
+             error_message = $7, wake_at_ms = $8, wait_until_ms = $9, waiting_source = $10, waiting_correlation = $11, \
+             waiting_token = $12, updated_at_ms = $13, finished_at_ms = $14 WHERE id = $15 AND lease_owner = $16",
+        )
+        .bind(r.status.as_str())
+        .bind(r.current_step)
+        .bind(r.attempt)
+        .bind(to_text(&RunState { steps: r.steps.clone() }))
+        .bind(r.failed_step)
+        .bind(r.error_code.as_deref())
+        .bind(r.error_message.as_deref())
+        .bind(r.wake_at_ms)
+        .bind(run.wait_until_ms)
+        .bind(r.waiting_source.as_deref())
+        .bind(r.waiting_correlation.as_deref())
+        .bind(run.waiting_token.as_deref())
+        .bind(now)
+        .bind(r.finished_at_ms)
+        .bind(&r.id)
+        .bind(token)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for op in ops {
+            match op {
+                AttemptOp::Interrupt => {
+                    sqlx::query(
+                        "UPDATE workflow_step_attempts SET outcome = 'interrupted', finished_at_ms = $1, error_code = 'interrupted', \
+                         error_message = 'the worker stopped during this attempt; it may or may not have taken effect' \
+                         WHERE run_id = $2 AND finished_at_ms IS NULL AND outcome = 'running'",
+                    )
+                    .bind(now)
+                    .bind(&r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AttemptOp::Begin { step_index, step_name, phase, attempt, outcome } => {
+                    sqlx::query(
+                        "INSERT INTO workflow_step_attempts (run_id, step_index, step_name, phase, attempt, outcome, started_at_ms, worker) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&r.id)
+                    .bind(*step_index)
+                    .bind(step_name.as_str())
+                    .bind(phase.as_str())
+                    .bind(*attempt)
+                    .bind(outcome.as_str())
+                    .bind(now)
+                    .bind(worker)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AttemptOp::Finish { outcome, output, error, next_attempt_at_ms } => {
+                    sqlx::query(
+                        "UPDATE workflow_step_attempts SET outcome = $1, finished_at_ms = $2, output = $3, error_code = $4, \
+                         error_message = $5, next_attempt_at_ms = $6 WHERE run_id = $7 AND finished_at_ms IS NULL",
+                    )
+                    .bind(outcome.as_str())
+                    .bind(now)
+                    .bind(output.as_ref().map(to_text))
+                    .bind(error.as_ref().map(|e| e.0.as_str()))
+                    .bind(error.as_ref().map(|e| e.1.as_str()))
+                    .bind(*next_attempt_at_ms)
+                    .bind(&r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Takes the oldest unclaimed inbound message for a wait, marking it with the wait's token.
+    pub(crate) async fn take_inbound(&self, source: &str, correlation: &str, token: &str) -> Result<Option<Value>, FlowsError> {
+        if let Some(v) = self.inbound_taken_by(token).await? {
+            return Ok(Some(v));
+        }
+        sqlx::query(
+            "UPDATE workflow_inbox SET consumed_by = $1, consumed_at_ms = $2 WHERE consumed_by IS NULL AND id = \
+             (SELECT id FROM workflow_inbox WHERE source = $3 AND correlation = $4 AND consumed_by IS NULL ORDER BY id LIMIT 1)",
+        )
+        .bind(token)
+        .bind(now_ms())
+        .bind(source)
+        .bind(correlation)
+        .execute(&self.pool)
+        .await?;
+        self.inbound_taken_by(token).await
+    }
+
+    async fn inbound_taken_by(&self, token: &str) -> Result<Option<Value>, FlowsError> {
+        let row = sqlx::query("SELECT payload FROM workflow_inbox WHERE consumed_by = $1 ORDER BY id LIMIT 1").bind(token).fetch_optional(&self.pool).await?;
+        row.map(|r| json_col(&r, "payload")).transpose()
+    }
+}
