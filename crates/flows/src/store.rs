@@ -744,3 +744,82 @@ impl Store {
         row.map(|r| json_col(&r, "payload")).transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    async fn one_run(store: &Store) -> RunId {
+        let def = WorkflowDefinition::from_json(r#"{"name":"x","steps":[{"name":"a","action":{"type":"call","name":"a"}}]}"#).unwrap();
+        store.start_run("alice", NewRun { definition: DefinitionRef::Inline(def), input: json!({}), idempotency_key: None }).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_lease_excludes_other_instances_until_it_expires_and_fences_the_old_holder() {
+        for db in db::testing::engines().await {
+            let store = Store::new(db.connect().await);
+            store.migrate().await.unwrap();
+            let id = one_run(&store).await;
+            assert_eq!(store.claim_due("a#1", 300, 10).await.unwrap(), vec![id.clone()]);
+            assert!(store.claim_due("b#1", 300, 10).await.unwrap().is_empty(), "{}: leased by a", db.engine.as_str());
+            let mut run = store.load_leased(&id, "a#1").await.unwrap().expect("a holds it");
+            assert!(store.load_leased(&id, "b#1").await.unwrap().is_none());
+            run.rec.attempt = 1;
+            assert!(store.save(&run, "a#1", "a", &[]).await.unwrap());
+
+            // a stops renewing (a crash): after the lease, b takes the run and a's writes bounce.
+            tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+            assert_eq!(store.claim_due("b#1", 300, 10).await.unwrap(), vec![id.clone()]);
+            run.rec.attempt = 99;
+            assert!(!store.save(&run, "a#1", "a", &[]).await.unwrap(), "fenced: a no longer holds the lease");
+            assert!(!store.renew_lease(&id, "a#1", 300).await.unwrap());
+            store.release_lease(&id, "a#1").await.unwrap();
+            assert_eq!(store.load_leased(&id, "b#1").await.unwrap().unwrap().rec.attempt, 1, "a's late write did not land, nor its release");
+
+            // Released by its holder, a run that is not due is not claimed; a nudge makes it due.
+            store.release_lease(&id, "b#1").await.unwrap();
+            sqlx::query("UPDATE workflow_runs SET wake_at_ms = $1 WHERE id = $2").bind(now_ms() + 60_000).bind(&id).execute(store.pool()).await.unwrap();
+            assert!(store.claim_due("c#1", 300, 10).await.unwrap().is_empty(), "timer in the future");
+            store.cancel_run("alice", &id).await.unwrap();
+            assert_eq!(store.claim_due("c#1", 300, 10).await.unwrap(), vec![id.clone()], "the cancel nudged it");
+            assert!(store.claim_due("d#1", 300, 10).await.unwrap().is_empty(), "the claim consumed the nudge and holds the lease");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_attempt_log_is_written_with_the_run_in_one_transaction() {
+        for db in db::testing::engines().await {
+            let store = Store::new(db.connect().await);
+            store.migrate().await.unwrap();
+            let id = one_run(&store).await;
+            store.claim_due("a#1", 10_000, 1).await.unwrap();
+            let run = store.load_leased(&id, "a#1").await.unwrap().unwrap();
+            let begin = AttemptOp::Begin { step_index: 0, step_name: "a".into(), phase: Phase::Forward, attempt: 1, outcome: AttemptOutcome::Running };
+            assert!(store.save(&run, "a#1", "a", &[begin.clone()]).await.unwrap());
+            // A new attempt after a crash closes the open one as interrupted.
+            assert!(store.save(&run, "a#1", "a", &[AttemptOp::Interrupt, begin]).await.unwrap());
+            let fin = AttemptOp::Finish { outcome: AttemptOutcome::Succeeded, output: Some(json!({"ok": true})), error: None, next_attempt_at_ms: None };
+            assert!(store.save(&run, "a#1", "a", &[fin.clone()]).await.unwrap());
+            // Fenced: nothing of a rejected save reaches the log.
+            assert!(!store.save(&run, "z#9", "z", &[AttemptOp::Interrupt, fin]).await.unwrap());
+            let log: Vec<(AttemptOutcome, Option<Value>)> = store.attempts(&id).await.unwrap().into_iter().map(|a| (a.outcome, a.output)).collect();
+            assert_eq!(log, [(AttemptOutcome::Interrupted, None), (AttemptOutcome::Succeeded, Some(json!({"ok": true})))]);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inbound_message_is_taken_once() {
+        for db in db::testing::engines().await {
+            let store = Store::new(db.connect().await);
+            store.migrate().await.unwrap();
+            store.deliver_inbound("crm", "c-1", &json!({"n": 1})).await.unwrap();
+            store.deliver_inbound("crm", "c-1", &json!({"n": 2})).await.unwrap();
+            assert_eq!(store.take_inbound("crm", "c-1", "t1").await.unwrap(), Some(json!({"n": 1})), "oldest first");
+            assert_eq!(store.take_inbound("crm", "c-1", "t1").await.unwrap(), Some(json!({"n": 1})), "the same wait sees its message again");
+            assert_eq!(store.take_inbound("crm", "c-1", "t2").await.unwrap(), Some(json!({"n": 2})));
+            assert_eq!(store.take_inbound("crm", "c-1", "t3").await.unwrap(), None);
+            assert_eq!(store.take_inbound("crm", "c-2", "t4").await.unwrap(), None);
+        }
+    }
+}
