@@ -1,0 +1,97 @@
+//! Everything the webhooks can be tuned with, and its defaults. The server fills this from its
+//! `hooks.*` settings; nothing here reads the environment.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// A secret from config. Its Debug output never shows it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HooksConfig {
+    /// Networks (CIDR or bare address) that endpoint URLs may point at although they are not public,
+    /// e.g. `["127.0.0.1/32"]` for tests. Empty: public addresses only.
+    pub allow_networks: Vec<String>,
+    /// How long the previous secret keeps signing (beside the new one) after a rotation.
+    pub rotation_overlap_secs: u64,
+    pub auto_disable: AutoDisable,
+    pub max_endpoints_per_owner: u32,
+    /// Which notification queue carries deliveries.
+    pub backend: notify::Backend,
+    pub inbound: InboundConfig,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_networks: vec![],
+            rotation_overlap_secs: 24 * 3600,
+            auto_disable: AutoDisable::default(),
+            max_endpoints_per_owner: 50,
+            backend: notify::Backend::Embedded,
+            inbound: InboundConfig::default(),
+        }
+    }
+}
+
+/// When an endpoint that keeps failing is disabled: after `after_failed_messages` messages in a row
+/// were dead-lettered (each after the pipeline's full retry schedule) *and* the endpoint has been failing
+/// for at least `min_failing_secs` (since its first failed attempt after the last success). Any
+/// successful delivery resets both. `after_failed_messages = 0` never disables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AutoDisable {
+    pub after_failed_messages: u32,
+    pub min_failing_secs: u64,
+}
+
+impl Default for AutoDisable {
+    fn default() -> Self {
+        Self { after_failed_messages: 5, min_failing_secs: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct InboundConfig {
+    /// How far `webhook-timestamp` may be from now, either way.
+    pub tolerance_secs: u64,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// By the `{source}` of `/api/v1/inbound/{source}`.
+    pub sources: HashMap<String, InboundSource>,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        Self { tolerance_secs: notify::signature::DEFAULT_TOLERANCE_SECS, max_body_bytes: 256 * 1024, sources: HashMap::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct InboundSource {
+    /// `whsec_` secrets shared with the sender; a signature by any of them is accepted (list two while
+    /// the sender rotates).
+    pub secrets: Vec<Secret>,
+    /// The workflow an accepted webhook triggers (passed through to the caller as `InboundEvent::workflow`).
+    pub workflow: Option<String>,
+}

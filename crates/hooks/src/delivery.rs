@@ -1,0 +1,574 @@
+//! Events out: a message is stored once and fanned out as one `notify` webhook notification per
+//! subscribed endpoint (recipient `endpoint:<id>`, payload `{"message_id": …}`). At each attempt the
+//! pipeline asks [`EndpointTargets`] where to send it (URL, current and overlapping secrets, body) and
+//! tells [`DeliveryLog`] how it went: the attempt log, the failure streak and automatic disabling live
+//! here; signing, retries, backoff and dead letters are the pipeline's.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::sync::{Arc, Weak};
+
+use crate::error::HooksError;
+use crate::events;
+use crate::{new_id, now_ms, page, rfc3339, Hooks, Inner, Page, PageRequest};
+use notify::signature::SigningKey;
+use notify::{
+    AttemptObserver, AttemptOutcome, AttemptReport, BoxFuture, Channel, DeliveryExtensions, Job, NewNotification, RouteError,
+    WebhookRouting, WebhookTarget, WebhookTargets,
+};
+
+/// Recipient prefix of the notifications that carry endpoint deliveries.
+pub const RECIPIENT_PREFIX: &str = "endpoint:";
+/// Largest `data` accepted by [`Hooks::emit`], serialised.
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
+
+/// Is this notification an endpoint delivery? Observers that turn notification outcomes into
+/// `notification.*` events must skip these, or every event delivery would cause another event.
+pub fn is_endpoint_delivery(job: &Job) -> bool {
+    job.channel == Channel::Webhook && job.recipient.starts_with(RECIPIENT_PREFIX)
+}
+
+/// A stored event message.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub event_type: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MessageDetail {
+    pub message: Message,
+    /// The exact body sent: `{"type", "timestamp", "data"}`.
+    pub payload: serde_json::Value,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// One notification enqueued for a (message, endpoint); replays add more.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeliveryRecord {
+    pub notification_id: String,
+    pub message_id: String,
+    pub endpoint_id: String,
+    /// `pending`, `retrying`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub last_attempt_ms: Option<i64>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AttemptRecord {
+    pub message_id: String,
+    pub endpoint_id: String,
+    pub notification_id: String,
+    /// 1 for the first attempt of this delivery.
+    pub attempt: i64,
+    pub at_ms: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    /// `delivered`, `retrying` or `failed` (no attempts left, or the endpoint was gone or disabled).
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// Something the owner should be told about, shown in the UI until read.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OwnerNotice {
+    pub id: i64,
+    pub kind: String,
+    pub endpoint_id: Option<String>,
+    pub message: String,
+    pub created_ms: i64,
+    pub read: bool,
+}
+
+fn outcome_name(o: AttemptOutcome) -> &'static str {
+    match o {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::Retrying => "retrying",
+        AttemptOutcome::DeadLettered => "failed",
+    }
+}
+
+fn message_id_of(job: &Job) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&job.payload).ok()?;
+    v.get("message_id")?.as_str().map(str::to_string)
+}
+
+fn delivery_from_row(r: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
+    Ok(DeliveryRecord {
+        notification_id: r.try_get("notification_id")?,
+        message_id: r.try_get("message_id")?,
+        endpoint_id: r.try_get("endpoint_id")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        last_attempt_ms: r.try_get("last_attempt_ms")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+fn attempt_from_row(r: &AnyRow) -> Result<(i64, AttemptRecord), sqlx::Error> {
+    Ok((
+        r.try_get("seq")?,
+        AttemptRecord {
+            message_id: r.try_get("message_id")?,
+            endpoint_id: r.try_get("endpoint_id")?,
+            notification_id: r.try_get("notification_id")?,
+            attempt: r.try_get("attempt")?,
+            at_ms: r.try_get("at_ms")?,
+            duration_ms: r.try_get("duration_ms")?,
+            status_code: r.try_get("status_code")?,
+            outcome: r.try_get("outcome")?,
+            error: r.try_get("error")?,
+        },
+    ))
+}
+
+const ATTEMPT_COLUMNS: &str = "seq, message_id, endpoint_id, notification_id, attempt, at_ms, duration_ms, status_code, outcome, error";
+const DELIVERY_COLUMNS: &str = "notification_id, message_id, endpoint_id, state, attempts, last_attempt_ms, created_ms";
+
+impl Hooks {
+    /// Plugs endpoint routing and the attempt log into a pipeline (the one given to [`Hooks::new`], or
+    /// another in the same process).
+    pub fn attach(&self, notify: &notify::NotifyService) -> Result<(), HooksError> {
+        let ext = self.extensions();
+        if let Some(r) = ext.routing {
+            notify.set_webhook_routing(r)?;
+        }
+        for o in ext.observers {
+            notify.add_attempt_observer(o);
+        }
+        Ok(())
+    }
+
+    /// The same, for `notify::RedisWorker::start_with` in a worker process.
+    pub fn extensions(&self) -> DeliveryExtensions {
+        let weak = Arc::downgrade(&self.inner);
+        DeliveryExtensions {
+            routing: Some(WebhookRouting {
+                targets: Arc::new(EndpointTargets(weak.clone())),
+                policy: self.inner.guard.clone(),
+            }),
+            observers: vec![Arc::new(DeliveryLog(weak))],
+        }
+    }
+
+    fn notify(&self) -> Result<&notify::NotifyService, HooksError> {
+        self.inner.notify.as_ref().ok_or(HooksError::Unavailable)
+    }
+
+    /// Stores an event for `owner` and sends it to each of the owner's enabled endpoints subscribed to
+    /// its type. The message id is the `webhook-id` of every delivery, retries and replays included.
+    pub async fn emit(&self, owner: &str, event_type: &str, data: serde_json::Value) -> Result<Message, HooksError> {
+        let message = self.store_message(owner, event_type, &data).await?;
+        let endpoints: Vec<String> = self.subscribers(owner, event_type).await?.into_iter().map(|e| e.id).collect();
+        if let Err(e) = self.fan_out(&message.id, &endpoints).await {
+            // All or nothing: the caller may try again (e.g. after a 429) without a half-sent twin.
+            let _ = sqlx::query("DELETE FROM webhook_messages WHERE id = $1").bind(&message.id).execute(self.pool()).await;
+            return Err(e);
+        }
+        Ok(message)
+    }
+
+    /// "Send test event": a `test.ping` to this one endpoint, whatever it subscribes to.
+    pub async fn send_test(&self, owner: &str, endpoint_id: &str) -> Result<Message, HooksError> {
+        let ep = self.get_endpoint(owner, endpoint_id).await?;
+        if !ep.enabled {
+            return Err(HooksError::Conflict("This endpoint is disabled; enable it first.".into()));
+        }
+        let data = serde_json::json!({ "endpoint_id": ep.id, "message": "This is a test event." });
+        let message = self.store_message(owner, events::TEST_PING, &data).await?;
+        self.fan_out(&message.id, &[ep.id]).await?;
+        Ok(message)
+    }
+
+    async fn store_message(&self, owner: &str, event_type: &str, data: &serde_json::Value) -> Result<Message, HooksError> {
+        if !events::is_known(event_type) {
+            return Err(HooksError::invalid("event_type", "unknown event type"));
+        }
+        let data = serde_json::to_string(data).map_err(|e| HooksError::internal("serialising event data", e))?;
+        if data.len() > MAX_DATA_BYTES {
+            return Err(HooksError::invalid("data", format!("at most {MAX_DATA_BYTES} bytes of JSON")));
+        }
+        self.notify()?;
+        let (id, now) = (new_id("msg"), now_ms());
+        // Written once, sent byte for byte on every attempt: the Standard Webhooks payload shape.
+        let payload = format!(
+            r#"{{"type":{},"timestamp":{},"data":{}}}"#,
+            serde_json::Value::from(event_type),
+            serde_json::Value::from(rfc3339(now)),
+            data
+        );
+        sqlx::query("INSERT INTO webhook_messages (id, owner, event_type, payload, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&id)
+            .bind(owner)
+            .bind(event_type)
+            .bind(&payload)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(Message { id, event_type: event_type.to_string(), created_ms: now })
+    }
+
+    /// One notification per endpoint, and a delivery row for each.
+    async fn fan_out(&self, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
+        if endpoints.is_empty() {
+            return Ok(vec![]);
+        }
+        let items = endpoints
+            .iter()
+            .map(|ep| {
+                NewNotification::new(Channel::Webhook, format!("{RECIPIENT_PREFIX}{ep}"), serde_json::json!({ "message_id": message_id }))
+            })
+            .collect();
+        let ids = self.notify()?.enqueue_to(self.inner.config.backend, items).await?;
+        let now = now_ms();
+        let mut out = vec![];
+        for (ep, id) in endpoints.iter().zip(ids) {
+            // The worker may have got there first (its row then holds the real state).
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (notification_id, message_id, endpoint_id, state, attempts, created_ms) \
+                 VALUES ($1, $2, $3, 'pending', 0, $4) ON CONFLICT (notification_id) DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(message_id)
+            .bind(ep)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+            out.push(DeliveryRecord {
+                notification_id: id.to_string(),
+                message_id: message_id.to_string(),
+                endpoint_id: ep.clone(),
+                state: "pending".into(),
+                attempts: 0,
+                last_attempt_ms: None,
+                created_ms: now,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sends a message again, with the same `webhook-id`: to one endpoint, or (without one) to every
+    /// enabled endpoint it was sent to before. Returns the new deliveries.
+    pub async fn replay(&self, owner: &str, message_id: &str, endpoint_id: Option<&str>) -> Result<Vec<DeliveryRecord>, HooksError> {
+        self.message(owner, message_id).await?;
+        let targets: Vec<String> = match endpoint_id {
+            Some(ep) => {
+                let ep = self.get_endpoint(owner, ep).await?;
+                if !ep.enabled {
+                    return Err(HooksError::Conflict("This endpoint is disabled; enable it first.".into()));
+                }
+                vec![ep.id]
+            }
+            None => sqlx::query_scalar(
+                "SELECT DISTINCT d.endpoint_id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                 WHERE d.message_id = $1 AND e.owner = $2 AND e.enabled = 1 ORDER BY d.endpoint_id",
+            )
+            .bind(message_id)
+            .bind(owner)
+            .fetch_all(self.pool())
+            .await?,
+        };
+        self.fan_out(message_id, &targets).await
+    }
+
+    async fn message(&self, owner: &str, id: &str) -> Result<(Message, String), HooksError> {
+        let row = sqlx::query("SELECT id, event_type, payload, created_ms FROM webhook_messages WHERE owner = $1 AND id = $2")
+            .bind(owner)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(HooksError::NotFound)?;
+        Ok((
+            Message { id: row.try_get("id")?, event_type: row.try_get("event_type")?, created_ms: row.try_get("created_ms")? },
+            row.try_get("payload")?,
+        ))
+    }
+
+    /// A message with its body and every delivery of it.
+    pub async fn get_message(&self, owner: &str, id: &str) -> Result<MessageDetail, HooksError> {
+        let (message, payload) = self.message(owner, id).await?;
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE message_id = $1 ORDER BY seq");
+        let rows = sqlx::query(&sql).bind(id).fetch_all(self.pool()).await?;
+        let deliveries = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(MessageDetail { message, payload: serde_json::from_str(&payload).unwrap_or_default(), deliveries })
+    }
+
+    /// The owner's messages, newest first.
+    pub async fn list_messages(&self, owner: &str, req: PageRequest) -> Result<Page<Message>, HooksError> {
+        let (fetch, before) = req.bounds()?;
+        let rows = sqlx::query(
+            "SELECT seq, id, event_type, created_ms FROM webhook_messages WHERE owner = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(owner)
+        .bind(before)
+        .bind(fetch)
+        .fetch_all(self.pool())
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    Message { id: r.try_get("id")?, event_type: r.try_get("event_type")?, created_ms: r.try_get("created_ms")? },
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(page(rows, fetch))
+    }
+
+    /// Every attempt to deliver one message, newest first.
+    pub async fn message_attempts(&self, owner: &str, message_id: &str, req: PageRequest) -> Result<Page<AttemptRecord>, HooksError> {
+        self.message(owner, message_id).await?;
+        self.attempts_where("message_id", message_id, req).await
+    }
+
+    /// Every attempt made to one endpoint, newest first.
+    pub async fn endpoint_attempts(&self, owner: &str, endpoint_id: &str, req: PageRequest) -> Result<Page<AttemptRecord>, HooksError> {
+        self.get_endpoint(owner, endpoint_id).await?;
+        self.attempts_where("endpoint_id", endpoint_id, req).await
+    }
+
+    async fn attempts_where(&self, column: &'static str, value: &str, req: PageRequest) -> Result<Page<AttemptRecord>, HooksError> {
+        let (fetch, before) = req.bounds()?;
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts WHERE {column} = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3");
+        let rows = sqlx::query(&sql).bind(value).bind(before).bind(fetch).fetch_all(self.pool()).await?;
+        let rows = rows.iter().map(attempt_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(page(rows, fetch))
+    }
+
+    /// Notices for the owner (e.g. "endpoint disabled"), newest first.
+    pub async fn notices(&self, owner: &str, req: PageRequest) -> Result<Page<OwnerNotice>, HooksError> {
+        let (fetch, before) = req.bounds()?;
+        let rows = sqlx::query(
+            "SELECT seq, kind, endpoint_id, message, created_ms, read_ms FROM webhook_owner_notices \
+             WHERE owner = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(owner)
+        .bind(before)
+        .bind(fetch)
+        .fetch_all(self.pool())
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let seq: i64 = r.try_get("seq")?;
+                Ok((
+                    seq,
+                    OwnerNotice {
+                        id: seq,
+                        kind: r.try_get("kind")?,
+                        endpoint_id: r.try_get("endpoint_id")?,
+                        message: r.try_get("message")?,
+                        created_ms: r.try_get("created_ms")?,
+                        read: r.try_get::<Option<i64>, _>("read_ms")?.is_some(),
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(page(rows, fetch))
+    }
+
+    pub async fn mark_notice_read(&self, owner: &str, id: i64) -> Result<(), HooksError> {
+        let r = sqlx::query("UPDATE webhook_owner_notices SET read_ms = $1 WHERE owner = $2 AND seq = $3")
+            .bind(now_ms())
+            .bind(owner)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(HooksError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Deletes messages, deliveries and attempts older than `before_ms` (retention). Returns messages deleted.
+    pub async fn purge_before(&self, before_ms: i64) -> Result<u64, HooksError> {
+        sqlx::query("DELETE FROM webhook_attempts WHERE at_ms < $1").bind(before_ms).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE created_ms < $1").bind(before_ms).execute(self.pool()).await?;
+        let r = sqlx::query("DELETE FROM webhook_messages WHERE created_ms < $1").bind(before_ms).execute(self.pool()).await?;
+        Ok(r.rows_affected())
+    }
+}
+
+/// Where each endpoint delivery goes: looked up at every attempt, so a changed URL, a rotated secret or
+/// a disabled endpoint takes effect on the next retry.
+struct EndpointTargets(Weak<Inner>);
+
+impl WebhookTargets for EndpointTargets {
+    fn resolve<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Option<WebhookTarget>, RouteError>> {
+        Box::pin(async move {
+            let Some(endpoint_id) = job.recipient.strip_prefix(RECIPIENT_PREFIX) else { return Ok(None) };
+            let Some(inner) = self.0.upgrade() else { return Err(RouteError::Retry("shutting down".into())) };
+            let message_id = message_id_of(job).ok_or_else(|| RouteError::GiveUp("malformed delivery".into()))?;
+            let row = sqlx::query(
+                "SELECT e.url, e.secret, e.previous_secret, e.previous_secret_until_ms, e.enabled, m.payload \
+                 FROM webhook_endpoints e JOIN webhook_messages m ON m.owner = e.owner WHERE e.id = $1 AND m.id = $2",
+            )
+            .bind(endpoint_id)
+            .bind(&message_id)
+            .fetch_optional(&inner.pool)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "webhook target lookup failed");
+                RouteError::Retry("endpoint lookup failed".into())
+            })?
+            .ok_or_else(|| RouteError::GiveUp("endpoint or message deleted".into()))?;
+            let get = |e: sqlx::Error| {
+                tracing::warn!(error = %e, "webhook target row");
+                RouteError::Retry("endpoint lookup failed".into())
+            };
+            if row.try_get::<i64, _>("enabled").map_err(get)? == 0 {
+                return Err(RouteError::GiveUp("endpoint disabled".into()));
+            }
+            let url: String = row.try_get("url").map_err(get)?;
+            // The allowlist may have changed since registration; names are checked again at connect time.
+            inner.guard.check_syntax(&url).map_err(|_| RouteError::GiveUp("address not allowed".into()))?;
+            let secret: String = row.try_get("secret").map_err(get)?;
+            let mut keys = vec![SigningKey::from_secret(&secret).map_err(|_| RouteError::GiveUp("bad endpoint secret".into()))?];
+            let previous: Option<String> = row.try_get("previous_secret").map_err(get)?;
+            let until: Option<i64> = row.try_get("previous_secret_until_ms").map_err(get)?;
+            if let (Some(p), Some(until)) = (previous, until) {
+                if until > now_ms() {
+                    keys.extend(SigningKey::from_secret(&p).ok());
+                }
+            }
+            Ok(Some(WebhookTarget { url, keys, message_id, body: row.try_get("payload").map_err(get)? }))
+        })
+    }
+}
+
+/// Writes each endpoint attempt to the log and keeps the endpoint's failure streak.
+struct DeliveryLog(Weak<Inner>);
+
+impl AttemptObserver for DeliveryLog {
+    fn on_attempt<'a>(&'a self, report: &'a AttemptReport) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(endpoint_id) = report.job.recipient.strip_prefix(RECIPIENT_PREFIX) else { return };
+            if report.job.channel != Channel::Webhook {
+                return;
+            }
+            let Some(inner) = self.0.upgrade() else { return };
+            let hooks = Hooks { inner };
+            if let Err(e) = hooks.record_attempt(endpoint_id, report).await {
+                tracing::warn!(error = %e, notification = %report.job.id, "could not record a webhook attempt");
+            }
+        })
+    }
+}
+
+impl Hooks {
+    async fn record_attempt(&self, endpoint_id: &str, report: &AttemptReport) -> Result<(), HooksError> {
+        let message_id = message_id_of(&report.job).unwrap_or_default();
+        let a = &report.attempt;
+        let notification_id = report.job.id.to_string();
+        let outcome = outcome_name(a.outcome);
+        sqlx::query(
+            "INSERT INTO webhook_attempts (message_id, endpoint_id, notification_id, attempt, at_ms, duration_ms, status_code, outcome, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&message_id)
+        .bind(endpoint_id)
+        .bind(&notification_id)
+        .bind(a.number as i64)
+        .bind(a.at_ms)
+        .bind((a.latency_us / 1000) as i64)
+        .bind(report.status.map(|s| s as i64))
+        .bind(outcome)
+        .bind(a.error.as_deref())
+        .execute(self.pool())
+        .await?;
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (notification_id, message_id, endpoint_id, state, attempts, last_attempt_ms, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (notification_id) DO UPDATE SET state = $4, attempts = $5, last_attempt_ms = $6",
+        )
+        .bind(&notification_id)
+        .bind(&message_id)
+        .bind(endpoint_id)
+        .bind(outcome)
+        .bind(a.number as i64)
+        .bind(a.at_ms)
+        .execute(self.pool())
+        .await?;
+        if report.refused {
+            // Nothing was sent (the endpoint is gone or disabled): not the receiver's failure.
+            return Ok(());
+        }
+        match a.outcome {
+            AttemptOutcome::Delivered => {
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since_ms = NULL \
+                     WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since_ms IS NOT NULL)",
+                )
+                .bind(endpoint_id)
+                .execute(self.pool())
+                .await?;
+            }
+            AttemptOutcome::Retrying => {
+                sqlx::query("UPDATE webhook_endpoints SET failing_since_ms = $1 WHERE id = $2 AND failing_since_ms IS NULL")
+                    .bind(a.at_ms)
+                    .bind(endpoint_id)
+                    .execute(self.pool())
+                    .await?;
+            }
+            AttemptOutcome::DeadLettered => self.count_failed_message(endpoint_id, a.at_ms).await?,
+        }
+        Ok(())
+    }
+
+    /// One more message that could not be delivered; disables the endpoint when the streak is long enough.
+    async fn count_failed_message(&self, endpoint_id: &str, now: i64) -> Result<(), HooksError> {
+        let row = sqlx::query(
+            "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, failing_since_ms = COALESCE(failing_since_ms, $1) \
+             WHERE id = $2 RETURNING consecutive_failures, failing_since_ms, enabled, owner, url",
+        )
+        .bind(now)
+        .bind(endpoint_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(()) };
+        let failures: i64 = row.try_get("consecutive_failures")?;
+        let since: i64 = row.try_get::<Option<i64>, _>("failing_since_ms")?.unwrap_or(now);
+        let rule = &self.inner.config.auto_disable;
+        let due = rule.after_failed_messages > 0
+            && failures >= rule.after_failed_messages as i64
+            && now - since >= (rule.min_failing_secs as i64).saturating_mul(1000);
+        if !due || row.try_get::<i64, _>("enabled")? == 0 {
+            return Ok(());
+        }
+        let reason = format!("Disabled automatically after {failures} messages in a row could not be delivered.");
+        let r = sqlx::query("UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_ms = $2 WHERE id = $3 AND enabled = 1")
+            .bind(&reason)
+            .bind(now)
+            .bind(endpoint_id)
+            .execute(self.pool())
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(()); // another worker disabled it first and told the owner
+        }
+        let (owner, url): (String, String) = (row.try_get("owner")?, row.try_get("url")?);
+        tracing::info!(endpoint = endpoint_id, failures, "webhook endpoint disabled after repeated failures");
+        sqlx::query("INSERT INTO webhook_owner_notices (owner, kind, endpoint_id, message, created_ms) VALUES ($1, 'endpoint_disabled', $2, $3, $4)")
+            .bind(&owner)
+            .bind(endpoint_id)
+            .bind(format!("Endpoint {url} was disabled after {failures} messages in a row could not be delivered. Fix it, then enable it again."))
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        if self.inner.notify.is_some() {
+            // Tell the owner's other endpoints too (this one is disabled, so it is not among them).
+            let (hooks, endpoint_id) = (self.clone(), endpoint_id.to_string());
+            tokio::spawn(async move {
+                let data = serde_json::json!({ "endpoint_id": endpoint_id, "url": url, "consecutive_failures": failures });
+                if let Err(e) = hooks.emit(&owner, events::ENDPOINT_DISABLED, data).await {
+                    tracing::warn!(error = %e, "could not emit endpoint.disabled");
+                }
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! Shared test helpers: a migrated hooks store on each engine, a real notification pipeline (embedded
+//! SQLite queue, fast retries) with the hooks plugged in, and polling with a deadline.
+#![allow(dead_code)]
+
+use hooks::{Hooks, HooksConfig};
+use notify::{NotifyService, PipelineConfig, RetrySchedule};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub async fn pool(db: &db::testing::TestDb) -> sqlx::AnyPool {
+    let pool = db.connect().await;
+    db::migrate(&pool, &hooks::migrations()).await.expect("migrate");
+    pool
+}
+
+/// Loopback is allowed, as the test receivers listen there.
+pub fn config() -> HooksConfig {
+    HooksConfig { allow_networks: vec!["127.0.0.1/32".into()], ..HooksConfig::default() }
+}
+
+/// A store without a pipeline (endpoint operations only).
+pub async fn store(db: &db::testing::TestDb) -> Hooks {
+    Hooks::new(pool(db).await, config(), None).expect("hooks")
+}
+
+pub struct Pipeline {
+    pub notify: NotifyService,
+    pub hooks: Hooks,
+    _dir: tempfile::TempDir,
+}
+
+/// A started pipeline with `max_attempts` attempts per notification and hooks attached.
+pub async fn pipeline(db: &db::testing::TestDb, cfg: HooksConfig, max_attempts: u32) -> Pipeline {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ncfg = PipelineConfig {
+        queue_url: format!("sqlite://{}", dir.path().join("notify.db").display()),
+        retry: RetrySchedule { base_ms: 10, max_delay_ms: 50, max_attempts },
+        concurrency: 8,
+        ..PipelineConfig::default()
+    };
+    let notify = NotifyService::new(ncfg).await.expect("notify");
+    let hooks = Hooks::new(pool(db).await, cfg, Some(notify.clone())).expect("hooks");
+    hooks.attach(&notify).expect("attach");
+    notify.start().await.expect("start");
+    Pipeline { notify, hooks, _dir: dir }
+}
+
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
