@@ -796,11 +796,11 @@ mod tests {
             store.claim_due("a#1", 10_000, 1).await.unwrap();
             let run = store.load_leased(&id, "a#1").await.unwrap().unwrap();
             let begin = AttemptOp::Begin { step_index: 0, step_name: "a".into(), phase: Phase::Forward, attempt: 1, outcome: AttemptOutcome::Running };
-            assert!(store.save(&run, "a#1", "a", &[begin.clone()]).await.unwrap());
+            assert!(store.save(&run, "a#1", "a", std::slice::from_ref(&begin)).await.unwrap());
             // A new attempt after a crash closes the open one as interrupted.
             assert!(store.save(&run, "a#1", "a", &[AttemptOp::Interrupt, begin]).await.unwrap());
             let fin = AttemptOp::Finish { outcome: AttemptOutcome::Succeeded, output: Some(json!({"ok": true})), error: None, next_attempt_at_ms: None };
-            assert!(store.save(&run, "a#1", "a", &[fin.clone()]).await.unwrap());
+            assert!(store.save(&run, "a#1", "a", std::slice::from_ref(&fin)).await.unwrap());
             // Fenced: nothing of a rejected save reaches the log.
             assert!(!store.save(&run, "z#9", "z", &[AttemptOp::Interrupt, fin]).await.unwrap());
             let log: Vec<(AttemptOutcome, Option<Value>)> = store.attempts(&id).await.unwrap().into_iter().map(|a| (a.outcome, a.output)).collect();
