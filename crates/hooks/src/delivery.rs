@@ -155,6 +155,17 @@ impl Hooks {
         }
     }
 
+    /// An observer that turns the final outcome of ordinary notifications into `notification.delivered`
+    /// and `notification.dead_lettered` events for the owner `owner_of` names (add it with
+    /// `NotifyService::add_attempt_observer`). Endpoint deliveries and simulation runs never produce
+    /// events, so an event delivery cannot cause another event.
+    pub fn notification_events<F>(&self, owner_of: F) -> Arc<dyn AttemptObserver>
+    where
+        F: Fn(&Job) -> Option<String> + Send + Sync + 'static,
+    {
+        Arc::new(NotificationEvents { hooks: Arc::downgrade(&self.inner), owner_of: Box::new(owner_of) })
+    }
+
     fn notify(&self) -> Result<&notify::NotifyService, HooksError> {
         self.inner.notify.as_ref().ok_or(HooksError::Unavailable)
     }
@@ -438,6 +449,42 @@ impl WebhookTargets for EndpointTargets {
             }
             Ok(Some(WebhookTarget { url, keys, message_id, body: row.try_get("payload").map_err(get)? }))
         })
+    }
+}
+
+type OwnerOf = Box<dyn Fn(&Job) -> Option<String> + Send + Sync>;
+
+struct NotificationEvents {
+    hooks: Weak<Inner>,
+    owner_of: OwnerOf,
+}
+
+impl AttemptObserver for NotificationEvents {
+    fn on_attempt<'a>(&'a self, report: &'a AttemptReport) -> BoxFuture<'a, ()> {
+        let event_type = match report.attempt.outcome {
+            AttemptOutcome::Delivered => events::NOTIFICATION_DELIVERED,
+            AttemptOutcome::DeadLettered => events::NOTIFICATION_DEAD_LETTERED,
+            AttemptOutcome::Retrying => return Box::pin(async {}),
+        };
+        let job = &report.job;
+        if is_endpoint_delivery(job) || job.run.is_some() {
+            return Box::pin(async {});
+        }
+        let (Some(owner), Some(inner)) = ((self.owner_of)(job), self.hooks.upgrade()) else { return Box::pin(async {}) };
+        let data = serde_json::json!({
+            "notification_id": job.id.to_string(),
+            "channel": job.channel.as_str(),
+            "recipient": job.recipient,
+            "attempts": report.attempt.number,
+            "error": report.attempt.error,
+        });
+        // Emitting enqueues; do it beside the worker rather than in its way.
+        tokio::spawn(async move {
+            if let Err(e) = (Hooks { inner }).emit(&owner, event_type, data).await {
+                tracing::warn!(error = %e, event_type, "could not emit a notification event");
+            }
+        });
+        Box::pin(async {})
     }
 }
 

@@ -188,3 +188,31 @@ async fn after_the_overlap_only_the_new_secret_signs() {
     assert!(SigningKey::from_secret(&rotated.secret).is_ok());
     p.notify.shutdown().await;
 }
+
+#[tokio::test]
+async fn notification_outcomes_become_events_but_event_deliveries_do_not() {
+    for db in db::testing::engines().await {
+        let p = common::pipeline(&db, common::config(), 2).await;
+        p.notify.add_attempt_observer(p.hooks.notification_events(|job| (job.recipient != "nobody").then(|| "7".to_string())));
+        let (_, _, sink) = endpoint_with_sink(&p.hooks, "7", &["notification.delivered", "notification.dead_lettered"], SinkConfig::default()).await;
+        let ids = p
+            .notify
+            .enqueue(vec![
+                notify::NewNotification::new(notify::Channel::Noop, "user7:a", serde_json::json!({})),
+                notify::NewNotification::new(notify::Channel::Noop, "nobody", serde_json::json!({})),
+            ])
+            .await
+            .unwrap();
+        common::wait_for("notification.delivered", WAIT, || async { sink.stats().accepted == 1 }).await;
+        let event: serde_json::Value = serde_json::from_slice(&sink.captured()[0].body).unwrap();
+        assert_eq!(event["type"], "notification.delivered");
+        assert_eq!(event["data"]["notification_id"], ids[0].to_string());
+        // The event's own delivery is a webhook notification that `owner_of` would claim too: it must not
+        // cause another event.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let messages = p.hooks.list_messages("7", PageRequest::default()).await.unwrap().items;
+        assert_eq!(messages.len(), 1, "{}: {messages:?}", db.engine.as_str());
+        assert_eq!(sink.stats().accepted, 1);
+        p.notify.shutdown().await;
+    }
+}
