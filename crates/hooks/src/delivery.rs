@@ -513,6 +513,8 @@ impl Hooks {
         let a = &report.attempt;
         let notification_id = report.job.id.to_string();
         let outcome = outcome_name(a.outcome);
+        // One transaction, so whoever reads the log sees the delivery's state to match.
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO webhook_attempts (message_id, endpoint_id, notification_id, attempt, at_ms, duration_ms, status_code, outcome, error) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -526,7 +528,7 @@ impl Hooks {
         .bind(report.status.map(|s| s as i64))
         .bind(outcome)
         .bind(a.error.as_deref())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO webhook_deliveries (notification_id, message_id, endpoint_id, state, attempts, last_attempt_ms, created_ms) \
@@ -539,8 +541,9 @@ impl Hooks {
         .bind(outcome)
         .bind(a.number as i64)
         .bind(a.at_ms)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if report.refused {
             // Nothing was sent (the endpoint is gone or disabled): not the receiver's failure.
             return Ok(());
@@ -588,24 +591,27 @@ impl Hooks {
             return Ok(());
         }
         let reason = format!("Disabled automatically after {failures} messages in a row could not be delivered.");
+        // Disabling and telling the owner commit together.
+        let mut tx = self.pool().begin().await?;
         let r = sqlx::query("UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_ms = $2 WHERE id = $3 AND enabled = 1")
             .bind(&reason)
             .bind(now)
             .bind(endpoint_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Ok(()); // another worker disabled it first and told the owner
         }
         let (owner, url): (String, String) = (row.try_get("owner")?, row.try_get("url")?);
-        tracing::info!(endpoint = endpoint_id, failures, "webhook endpoint disabled after repeated failures");
         sqlx::query("INSERT INTO webhook_owner_notices (owner, kind, endpoint_id, message, created_ms) VALUES ($1, 'endpoint_disabled', $2, $3, $4)")
             .bind(&owner)
             .bind(endpoint_id)
             .bind(format!("Endpoint {url} was disabled after {failures} messages in a row could not be delivered. Fix it, then enable it again."))
             .bind(now)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        tracing::info!(endpoint = endpoint_id, failures, "webhook endpoint disabled after repeated failures");
         if self.inner.notify.is_some() {
             // Tell the owner's other endpoints too (this one is disabled, so it is not among them).
             let (hooks, endpoint_id) = (self.clone(), endpoint_id.to_string());
