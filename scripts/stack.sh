@@ -1,23 +1,34 @@
-# Sourced by test.sh and bench.sh: starts Redis, the local webhook sink, the release server and nginx
-# (this repository's nginx.conf, with loopback ports and its own prefix under .run/) and stops them all
-# on exit. Expects ROOT and env.sh.
+# Sourced by test.sh and bench.sh: starts the servers the end-to-end tests and benchmarks need on
+# loopback ports and stops them all on exit. Expects ROOT and env.sh.
+#
+#   stack_start RUN [sed]      one instance on SQLite (the embedded default) with Redis, the webhook
+#                              sink and nginx: what the browser suite and the Python examples use
+#   stack_start_scaled RUN N   the production shape: PostgreSQL, one Redis for sessions and the queue,
+#                              N instances (1 or 2) behind nginx, the sink
+#
+# nginx runs this repository's nginx.conf with only the listen and upstream ports rewritten.
 
 APP_PORT=${APP_PORT:-13000}
+APP_PORT2=${APP_PORT2:-13001}
 HTTPS_PORT=${HTTPS_PORT:-18443}
 HTTP_PORT=${HTTP_PORT:-18080}
 SINK_PORT=${SINK_PORT:-13100}
 REDIS_PORT=${REDIS_PORT:-16390}
+PG_PORT=${PG_PORT:-15440}
+
+. "$ROOT/scripts/pg.sh"
 
 stack_pids=()
 stack_stop() {
   for pid in "${stack_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${stack_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   stack_pids=()
+  pg_stop
 }
 
-# stack_start RUN_DIR [extra sed expression for nginx.conf]
-stack_start() {
-  local run="$1" extra_sed="${2:-}"
+# stack_prepare RUN INSTANCES [sed]: fresh run folder, a self-signed certificate, nginx.conf for it.
+stack_prepare() {
+  local run="$1" instances="$2" extra_sed="${3:-}"
   rm -rf "$run"
   mkdir -p "$run/nginx/logs" "$run/nginx/temp" "$run/nginx/certs"
   chmod 777 "$run/nginx/temp"   # nginx workers run as nobody and buffer into temp/
@@ -25,46 +36,102 @@ stack_start() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$run/nginx/certs/server.key" -out "$run/nginx/certs/server.crt" 2>/dev/null
-  # The repository's nginx.conf with loopback ports; nothing else changes (unless extra_sed says so).
+  local second="s/server 127.0.0.1:3001 /server 127.0.0.1:$APP_PORT2 /"
+  [ "$instances" -ge 2 ] || second="/server 127.0.0.1:3001 /d"
   sed -e "s/listen 443 ssl/listen 127.0.0.1:$HTTPS_PORT ssl/" \
       -e "s/listen 80;/listen 127.0.0.1:$HTTP_PORT;/" \
-      -e "s/server 127.0.0.1:3000;/server 127.0.0.1:$APP_PORT;/" \
+      -e "s/server 127.0.0.1:3000 /server 127.0.0.1:$APP_PORT /" \
+      -e "$second" \
       ${extra_sed:+-e "$extra_sed"} \
       "$ROOT/nginx.conf" > "$run/nginx/nginx.conf"
+  trap stack_stop EXIT
+}
 
-  # Redis (Debian's redis-server) for the notification pipeline's Redis Streams backend, and the local
-  # webhook sink the pipeline's webhook channel delivers to.
+# Debian's redis-server: the queue's Redis Streams backend (and, scaled, the session store).
+stack_redis() {
+  local run="$1"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$run" >"$run/redis.log" 2>&1 &
   stack_pids+=($!)
-  trap stack_stop EXIT
   local ok=""
   for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && { ok=1; break; }; sleep 0.1; done
   [ -n "$ok" ] || { echo "redis-server did not start"; cat "$run/redis.log"; return 1; }
+  export APP_NOTIFY__REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+# The local webhook receiver the pipeline's webhook channel delivers to (verifies signatures, counts).
+stack_sink() {
+  local run="$1"
   "$ROOT/target/release/server" sink --addr "127.0.0.1:$SINK_PORT" >"$run/sink.log" 2>&1 &
   stack_pids+=($!)
-  export APP_NOTIFY__REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
   export APP_NOTIFY__WEBHOOK__URL="http://127.0.0.1:$SINK_PORT/webhook"
+  stack_wait "http://127.0.0.1:$SINK_PORT/stats"
+}
 
-  # Production mode (Secure, __Host- cookie over nginx's TLS) on a fresh database.
+# Production mode (Secure, __Host- cookie over nginx's TLS).
+stack_env() {
   export APP_MODE=production
-  export APP_DATABASE_URL="sqlite://$run/app.db"
-  export LEPTOS_SITE_ADDR="127.0.0.1:$APP_PORT"
   export RUST_LOG="${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}"
-  "$ROOT/target/release/server" migrate
+}
 
-  "$ROOT/target/release/server" serve >"$run/app.log" 2>&1 &
+# stack_app RUN NAME PORT: one `server serve` with its own queue file and log ($RUN/NAME.log).
+stack_app() {
+  local run="$1" name="$2" port="$3"
+  APP_INSTANCE_NAME="$name" LEPTOS_SITE_ADDR="127.0.0.1:$port" \
+    APP_NOTIFY__QUEUE_URL="sqlite://$run/notify-$name.db" \
+    "$ROOT/target/release/server" serve >"$run/$name.log" 2>&1 &
   stack_pids+=($!)
+  echo $! >"$run/$name.pid"
+  stack_wait "http://127.0.0.1:$port/healthz" || { tail -n 50 "$run/$name.log"; return 1; }
+}
+
+stack_nginx() {
+  local run="$1"
   nginx -p "$run/nginx" -c "$run/nginx/nginx.conf" -e logs/error.log -g 'daemon off;' &
   stack_pids+=($!)
+  # The plain-HTTP server answers with a redirect whether or not an instance is up yet.
+  stack_wait "http://127.0.0.1:$HTTP_PORT/" || { tail -n 50 "$run/nginx/logs/error.log"; return 1; }
+}
 
-  local url
-  for url in "http://127.0.0.1:$SINK_PORT/stats"  "http://127.0.0.1:$APP_PORT/healthz" "https://127.0.0.1:$HTTPS_PORT/healthz"; do
-    local ok=""
+stack_wait() {
+  local url ok
+  for url in "$@"; do
+    ok=""
     for _ in $(seq 1 100); do curl -fsk -o /dev/null "$url" && { ok=1; break; }; sleep 0.2; done
-    if [ -z "$ok" ]; then
-      echo "not reachable: $url"; tail -n 50 "$run/app.log" "$run/nginx/logs/error.log" || true; return 1
-    fi
+    [ -n "$ok" ] || { echo "not reachable: $url"; return 1; }
   done
+}
+
+# stack_start RUN [extra sed expression for nginx.conf]
+stack_start() {
+  local run="$1"
+  stack_prepare "$run" 1 "${2:-}"
+  stack_redis "$run"
+  stack_sink "$run"
+  stack_env
+  export APP_DATABASE_URL="sqlite://$run/app.db"
+  "$ROOT/target/release/server" migrate
+  stack_app "$run" app "$APP_PORT"
+  stack_nginx "$run"
+  stack_wait "https://127.0.0.1:$HTTPS_PORT/healthz"
+}
+
+# stack_start_scaled RUN INSTANCES [extra sed]: PostgreSQL + Redis (sessions and queue) + instances.
+# With STACK_NO_APPS=1 the instances are left to the caller (the scale-out test starts and kills them).
+stack_start_scaled() {
+  local run="$1" instances="$2"
+  stack_prepare "$run" "$instances" "${3:-}"
+  pg_start "$run/pg" "$PG_PORT"
+  stack_redis "$run"
+  stack_sink "$run"
+  stack_env
+  export APP_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  export APP_SESSION__STORE=redis
+  "$ROOT/target/release/server" migrate
+  if [ -z "${STACK_NO_APPS:-}" ]; then
+    stack_app "$run" a "$APP_PORT"
+    [ "$instances" -lt 2 ] || stack_app "$run" b "$APP_PORT2"
+  fi
+  stack_nginx "$run"
 }
 
 # stack_user NAME PASSWORD: creates an account with the CLI.

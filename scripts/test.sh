@@ -7,7 +7,11 @@
 #      nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the Playwright
 #      suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
-#   4. nginx's login rate limit.
+#   4. nginx's login rate limit;
+#   5. the production shape: PostgreSQL, one Redis for sessions and the queue, two instances behind
+#      nginx (sessions on both, logout across, an instance killed, SIGTERM during a run).
+# The cargo tests run every database test on SQLite and on a throwaway PostgreSQL (Debian's), and the
+# router suites a second time with PostgreSQL as the app database.
 # Every server it starts is stopped on exit, pass or fail.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,8 +25,17 @@ RUN="$ROOT/.run/e2e"
 say() { printf '\n== %s\n' "$*"; }
 
 if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
-  say "cargo test (workspace)"
+  say "PostgreSQL for the database tests"
+  pg_start "$ROOT/.run/pg-tests" 15441
+  trap pg_stop EXIT
+  export APP_TEST_REQUIRE_POSTGRES=1   # a missing PostgreSQL fails the run instead of skipping it
+
+  say "cargo test (workspace; database tests on SQLite and PostgreSQL)"
   cargo test --workspace --exclude frontend
+
+  say "router suites again, with PostgreSQL as the app database"
+  APP_TEST_DATABASE=postgres cargo test -p server --tests
+  pg_stop
 
   say "crypto known-answer tests compiled to WASM, in headless Chromium"
   CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -69,3 +82,16 @@ if grep -q " 5[0-9][0-9]$" <<<"$codes"; then
   echo "FAILED: a login POST got a 5xx"; exit 1
 fi
 echo "nginx limit_req: ok"
+
+say "deploy/systemd: systemd-analyze verify"
+scripts/verify-units.sh
+
+say "scale-out: PostgreSQL, Redis, two instances behind nginx"
+stack_stop
+STACK_NO_APPS=1 stack_start_scaled "$ROOT/.run/scale" 2
+proto=$(curl -sk --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$HTTPS_PORT/login")
+[ "$proto" = 2 ] || { echo "FAILED: nginx answered over HTTP/$proto, not HTTP/2"; exit 1; }
+echo "nginx: HTTP/2 over TLS"
+SERVER_BIN="$ROOT/target/release/server" RUN_DIR="$ROOT/.run/scale" BASE_URL="https://127.0.0.1:$HTTPS_PORT" \
+  SSL_CERT_FILE="$ROOT/.run/scale/nginx/certs/server.crt" APP_PORT="$APP_PORT" APP_PORT2="$APP_PORT2" \
+  SINK_URL="http://127.0.0.1:$SINK_PORT" python3 -m unittest -v deploy/tests/test_scale_out.py

@@ -228,7 +228,8 @@ pub async fn notification_dashboard() -> Result<Option<Dashboard>, ServerFnError
 }
 
 /// One of the signed-in user's runs; `None` if there is no such run of theirs.
-#[server]
+// Stable endpoint names (no hash suffix): scripts and the scale-out tests call these directly.
+#[server(endpoint = "load_run")]
 pub async fn load_run(id: i64) -> Result<Option<RunView>, ServerFnError> {
     let me = ssr::owner()?;
     ssr::run_for(&ssr::service()?, &me, id).await.map_err(ssr::public)
@@ -236,7 +237,7 @@ pub async fn load_run(id: i64) -> Result<Option<RunView>, ServerFnError> {
 
 /// Starts a simulation from the dashboard's form. Every field arrives as text, so a bad value is a
 /// message under its field rather than a failed request.
-#[server]
+#[server(endpoint = "start_simulation")]
 pub async fn start_simulation(
     count: String,
     rate: String,

@@ -32,6 +32,16 @@ pub struct Settings {
     pub demo_user: DemoUser,
     /// `json` for one JSON object per log line, `pretty` for humans.
     pub log_format: String,
+    /// Where `serve` listens (`host:port`); unset: `LEPTOS_SITE_ADDR`, else 127.0.0.1:3000.
+    #[serde(default)]
+    pub listen_addr: Option<String>,
+    /// The built site (`target/site`); unset: `LEPTOS_SITE_ROOT`.
+    #[serde(default)]
+    pub site_root: Option<String>,
+    /// A name for this instance, sent as `X-Instance` on every answer when set (which instance behind
+    /// the load balancer answered). Empty: no header.
+    #[serde(default)]
+    pub instance_name: Option<String>,
     /// The notification pipeline (`APP_NOTIFY__...`); every key has a default (see the notify crate's
     /// `PipelineConfig`). An empty `queue_url` means `notify.db` beside the app database.
     #[serde(default)]

@@ -35,6 +35,16 @@ impl AppError {
         }
     }
 
+    /// The message for whoever runs the server (start-up and CLI errors): the detail, which clients
+    /// never see.
+    pub fn operator_message(&self) -> String {
+        match self {
+            AppError::Internal(detail) => detail.clone(),
+            AppError::Auth(auth::AuthError::Internal(detail)) => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             AppError::Auth(e) => e.retry_after_secs(),

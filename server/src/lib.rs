@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(error_page::panic_response))
         .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::instance_header))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
             // Method and path only: query strings may carry `next=` and the like, never secrets, but
             // headers (cookies) are left out on purpose.

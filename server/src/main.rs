@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     init_tracing(&settings.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
-        Command::Migrate => auth::db::connect(&settings.database_url).await.map(|_| ()).map_err(|e| e.to_string()),
+        Command::Migrate => migrate(&settings).await,
         Command::User { action: UserCommand::Create { username, password_stdin } } => {
             create_user(settings, &username, password_stdin).await
         }
@@ -53,22 +53,44 @@ fn init_tracing(format: &str) {
 
 async fn create_user(settings: Settings, username: &str, password_stdin: bool) -> Result<(), String> {
     let password = read_new_password(password_stdin)?;
-    let state = AppState::new(settings, leptos_options()?).await.map_err(|e| e.public_message())?;
+    let options = leptos_options(&settings)?;
+    let state = AppState::new(settings, options).await.map_err(|e| e.operator_message())?;
     let user = state.auth.create_user(username, SecretString::from(password)).await.map_err(|e| e.to_string())?;
     println!("created user {} (id {})", user.username, user.id);
     Ok(())
 }
 
-fn leptos_options() -> Result<leptos::config::LeptosOptions, String> {
-    leptos::config::get_configuration(None).map(|c| c.leptos_options).map_err(|e| format!("leptos configuration: {e}"))
+/// Leptos' own settings (Cargo.toml metadata and `LEPTOS_*`), with `APP_LISTEN_ADDR` / `APP_SITE_ROOT`
+/// on top so that a deployment can be configured with `APP_` variables alone.
+fn leptos_options(settings: &Settings) -> Result<leptos::config::LeptosOptions, String> {
+    let mut options =
+        leptos::config::get_configuration(None).map(|c| c.leptos_options).map_err(|e| format!("leptos configuration: {e}"))?;
+    if let Some(addr) = settings.listen_addr.as_deref().filter(|a| !a.trim().is_empty()) {
+        options.site_addr = addr.trim().parse().map_err(|_| format!("listen_addr: {addr:?} is not host:port"))?;
+    }
+    if let Some(root) = settings.site_root.as_deref().filter(|r| !r.trim().is_empty()) {
+        options.site_root = root.trim().into();
+    }
+    Ok(options)
+}
+
+/// Applies every pending migration (the app database, and the session store's table when sessions live
+/// there), then exits: run once before starting several instances on a new database.
+async fn migrate(settings: &Settings) -> Result<(), String> {
+    auth::db::connect(&settings.database_url).await.map_err(|e| e.to_string())?;
+    if settings.session.store == server::config::SessionStoreKind::Database {
+        server::session_store::AnyStore::database(&settings.database_url).await.map_err(|e| e.operator_message())?;
+    }
+    println!("migrations applied to the {} database", db::Engine::of_url(&settings.database_url).map(|e| e.as_str()).unwrap_or("app"));
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    let options = leptos_options()?;
+    let options = leptos_options(&settings)?;
     let addr = options.site_addr;
     let mode = settings.mode;
     let demo = settings.demo_user.clone();
-    let state = AppState::new(settings, options).await.map_err(|e| e.public_message())?;
+    let state = AppState::new(settings, options).await.map_err(|e| e.operator_message())?;
     state.notify.start().await.map_err(|e| format!("notification pipeline: {e:?}"))?;
     let notify = state.notify.clone();
 

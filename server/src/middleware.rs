@@ -11,6 +11,18 @@ use tower_sessions::Session;
 use crate::error::AppError;
 use crate::state::AppState;
 
+/// `X-Instance: <name>` on every answer when `instance_name` is set, so an operator (and the tests of the
+/// two-instance deployment) can tell which instance behind nginx answered. Off by default.
+pub async fn instance_header(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    if let Some(name) = state.settings.instance_name.as_deref().filter(|n| !n.is_empty()) {
+        if let Ok(v) = HeaderValue::from_str(name) {
+            res.headers_mut().insert("x-instance", v);
+        }
+    }
+    res
+}
+
 /// Headers every response carries. HTML pages set their own CSP with a per-response nonce (see
 /// `app::shell`); anything else gets a policy that allows nothing.
 pub async fn security_headers(req: Request, next: Next) -> Response {
