@@ -8,6 +8,12 @@ pub enum AuthError {
     /// Same message for an unknown user and a wrong password, so it reveals nothing.
     #[error("Invalid username or password.")]
     InvalidCredentials,
+    /// An API token that is malformed, unknown, revoked or expired: one answer for all, like above.
+    #[error("Invalid, expired or revoked API token.")]
+    InvalidToken,
+    /// A valid API token without the scope the request needs.
+    #[error("This API token does not have the {scope} scope.")]
+    MissingScope { scope: &'static str },
     #[error("Too many sign-in attempts. Try again in {} seconds.", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
     #[error("{0}")]
@@ -25,6 +31,8 @@ impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
             AuthError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
+            AuthError::MissingScope { .. } => StatusCode::FORBIDDEN,
             AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AuthError::UsernameTaken => StatusCode::CONFLICT,

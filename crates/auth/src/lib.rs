@@ -1,19 +1,24 @@
-//! Accounts and sessions for Implementation-Eng: Argon2id password hashing, the user store, failed-login
-//! throttling and the registry of signed-in sessions. Plain library code: the web layer lives in `server/`.
+//! Accounts and sessions for Implementation-Eng: Argon2id password hashing, the new-password policy, the
+//! user store, failed-login throttling, the registry of signed-in sessions and API tokens.
+//! Plain library code: the web layer lives in `server/`.
 
 pub mod db;
 pub mod error;
 pub mod password;
+pub mod policy;
 pub mod service;
 pub mod sessions;
 pub mod throttle;
+pub mod tokens;
 pub mod users;
 
 pub use error::AuthError;
 pub use password::PasswordHasher;
+pub use policy::{check_new_password, PasswordPolicy};
 pub use service::{Authenticator, LoginAttempt};
 pub use sessions::{SessionInfo, SessionPolicy, SessionRegistry};
 pub use throttle::{LoginThrottle, ThrottleConfig};
+pub use tokens::{ApiTokenStore, Scope, TokenInfo, TokenPrincipal};
 pub use users::{User, UserStore};
 
 /// Seconds since the Unix epoch, the one clock every table in this crate uses.

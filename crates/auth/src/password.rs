@@ -143,6 +143,16 @@ mod tests {
     }
 
     #[test]
+    fn dummy_hash_is_made_with_the_current_parameters() {
+        // An unknown user must cost exactly what a known one does, so the dummy is never a cheaper hash.
+        let h = PasswordHasher::with_params(12 * 1024, 3, 1).unwrap();
+        assert!(h.dummy_hash.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"), "{}", h.dummy_hash);
+        assert!(h.is_current(&PasswordHash::new(&h.dummy_hash).unwrap()));
+        let owasp = PasswordHasher::owasp();
+        assert!(owasp.dummy_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", owasp.dummy_hash);
+    }
+
+    #[test]
     fn weaker_stored_hash_is_flagged_for_upgrade() {
         let weak = PasswordHasher::with_params(8 * 1024, 1, 1).unwrap();
         let phc = weak.hash_blocking("pw").unwrap();

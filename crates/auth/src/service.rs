@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::password::Verification;
+use crate::policy::check_new_password;
 use crate::users::{validate_password, validate_username};
-use crate::{AuthError, LoginThrottle, PasswordHasher, User, UserStore};
+use crate::{now_unix, AuthError, LoginThrottle, PasswordHasher, User, UserStore};
 
 pub struct LoginAttempt {
     pub username: String,
@@ -23,7 +24,11 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// Checks a username and password. Every failure that could reveal whether the account exists is
-    /// [`AuthError::InvalidCredentials`], and an unknown user costs one Argon2 verification like a known one.
+    /// [`AuthError::InvalidCredentials`], and an unknown user costs what a known one does: one user query
+    /// and one Argon2 verification against a dummy hash made with the current parameters (see
+    /// tests/login_timing.rs). The one exception is a known user whose stored hash still has older,
+    /// cheaper parameters: wrong guesses against it are faster until their next successful sign-in
+    /// upgrades it.
     pub async fn login(&self, attempt: LoginAttempt) -> Result<User, AuthError> {
         validate_username(&attempt.username)?;
         validate_password(attempt.password.expose_secret())?;
@@ -58,10 +63,90 @@ impl Authenticator {
         }
     }
 
+    /// Creates an account for an operator (CLI, demo user): only the shape checks, not the new-password
+    /// policy, because the operator chooses deliberately. People signing themselves up go through
+    /// [`Self::sign_up`].
     pub async fn create_user(&self, username: &str, password: SecretString) -> Result<User, AuthError> {
         validate_username(username)?;
         validate_password(password.expose_secret())?;
         let phc = self.hasher.hash(password).await?;
         self.users.insert(username, &phc).await
+    }
+
+    /// Creates an account for someone signing themselves up: the username's shape, then the new-password
+    /// policy ([`crate::policy`]), then one Argon2id hash, then the insert. Whether sign-up is offered at
+    /// all is the server's configuration.
+    ///
+    /// Enumeration trade-off: a taken name answers [`AuthError::UsernameTaken`], which tells anyone that
+    /// the account exists. With self-chosen usernames that cannot be avoided (the person must learn to
+    /// pick another), so the server should rate-limit sign-ups per client address. What this method does
+    /// keep quiet: the policy runs before the database is asked, so a weak password for a taken name only
+    /// says "weak", and free and taken names both cost one hash before the insert decides.
+    pub async fn sign_up(&self, username: &str, password: SecretString) -> Result<User, AuthError> {
+        validate_username(username)?;
+        check_new_password(password.expose_secret(), username)?;
+        let phc = self.hasher.hash(password).await?;
+        self.users.insert(username, &phc).await
+    }
+
+    /// Changes a signed-in user's password. `current` must verify (a wrong one is
+    /// [`AuthError::InvalidCredentials`] and counts as a failed sign-in for the account's throttle, so a
+    /// stolen session cannot be used to guess the password); `new` must pass the policy and differ from
+    /// `current`. Use [`Self::change_password_ending_other_sessions`] from the password-change page.
+    pub async fn change_password(
+        &self,
+        user_id: i64,
+        current: SecretString,
+        new: SecretString,
+    ) -> Result<(), AuthError> {
+        let (user, phc) = self.verify_and_hash_new_password(user_id, current, new).await?;
+        self.users.set_new_password(user.id, &phc, now_unix()).await?;
+        tracing::info!(user_id, "password changed");
+        Ok(())
+    }
+
+    /// [`Self::change_password`], and in the same transaction removes every registry row of the user's
+    /// sessions except `keep_handle` (the session making the change). Returns the store ids removed: the
+    /// caller deletes their session data, and should cycle the kept session's id as after a login.
+    pub async fn change_password_ending_other_sessions(
+        &self,
+        user_id: i64,
+        keep_handle: &str,
+        current: SecretString,
+        new: SecretString,
+    ) -> Result<Vec<String>, AuthError> {
+        let (user, phc) = self.verify_and_hash_new_password(user_id, current, new).await?;
+        let mut tx = self.users.pool().begin().await?;
+        crate::users::set_new_password_on(&mut tx, user.id, &phc, now_unix()).await?;
+        let removed = crate::sessions::revoke_others_on(&mut tx, user.id, keep_handle).await?;
+        tx.commit().await?;
+        tracing::info!(user_id, sessions_ended = removed.len(), "password changed");
+        Ok(removed)
+    }
+
+    /// The checks of a password change, cheapest first: throttle, policy, new ≠ current, then Argon2 on
+    /// `current`, then the new hash.
+    async fn verify_and_hash_new_password(
+        &self,
+        user_id: i64,
+        current: SecretString,
+        new: SecretString,
+    ) -> Result<(User, String), AuthError> {
+        let user = self.users.find_by_id(user_id).await?.ok_or(AuthError::NotFound)?;
+        self.throttle.check(&user.username, None)?;
+        validate_password(current.expose_secret())?;
+        check_new_password(new.expose_secret(), &user.username)?;
+        if new.expose_secret() == current.expose_secret() {
+            return Err(AuthError::InvalidInput("Choose a password different from your current one.".into()));
+        }
+        match self.hasher.verify(Some(user.password_hash.clone()), current).await? {
+            Verification::Valid { .. } => {}
+            Verification::Invalid => {
+                self.throttle.record_failure(&user.username, None);
+                return Err(AuthError::InvalidCredentials);
+            }
+        }
+        let phc = self.hasher.hash(new).await?;
+        Ok((user, phc))
     }
 }

@@ -174,13 +174,8 @@ impl SessionRegistry {
 
     /// Removes every session of the user except `keep`; returns the store ids removed.
     pub async fn revoke_others(&self, user_id: i64, keep: &str) -> Result<Vec<String>, AuthError> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("DELETE FROM user_sessions WHERE user_id = $1 AND handle <> $2 RETURNING store_id")
-                .bind(user_id)
-                .bind(keep)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        let mut conn = self.pool.acquire().await?;
+        revoke_others_on(&mut conn, user_id, keep).await
     }
 
     /// Forgets a session (logout).
@@ -194,6 +189,22 @@ impl SessionRegistry {
         let r = sqlx::query("DELETE FROM user_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
+}
+
+/// [`SessionRegistry::revoke_others`] on a given connection, so a password change can do it in the same
+/// transaction as storing the new hash.
+pub(crate) async fn revoke_others_on(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    keep: &str,
+) -> Result<Vec<String>, AuthError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("DELETE FROM user_sessions WHERE user_id = $1 AND handle <> $2 RETURNING store_id")
+            .bind(user_id)
+            .bind(keep)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 #[cfg(test)]

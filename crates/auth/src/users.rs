@@ -12,6 +12,8 @@ pub struct User {
     pub username: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// When the user last chose a new password; `None` if never since the account was made.
+    pub password_changed_at: Option<i64>,
 }
 
 /// Checks a username's shape; the message is safe to show and says nothing about existing accounts.
@@ -60,14 +62,14 @@ impl UserStore {
     }
 
     pub async fn find_by_username(&self, username: &str) -> Result<Option<User>, AuthError> {
-        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at FROM users WHERE lower(username) = lower($1)")
+        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE lower(username) = lower($1)")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?)
     }
 
     pub async fn find_by_id(&self, id: i64) -> Result<Option<User>, AuthError> {
-        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at FROM users WHERE id = $1")
+        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
@@ -78,7 +80,7 @@ impl UserStore {
         validate_username(username)?;
         let result = sqlx::query_as::<_, User>(
             "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
-             RETURNING id, username, password_hash, created_at",
+             RETURNING id, username, password_hash, created_at, password_changed_at",
         )
         .bind(username)
         .bind(password_hash)
@@ -92,6 +94,17 @@ impl UserStore {
         }
     }
 
+    /// Stores a hash of a password the user has just chosen, and when.
+    pub async fn set_new_password(&self, user_id: i64, password_hash: &str, now: i64) -> Result<(), AuthError> {
+        let mut conn = self.pool.acquire().await?;
+        set_new_password_on(&mut conn, user_id, password_hash, now).await
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Re-stores the same password's hash with current parameters (not a password change).
     pub async fn set_password_hash(&self, user_id: i64, password_hash: &str) -> Result<(), AuthError> {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
@@ -100,6 +113,26 @@ impl UserStore {
             .await?;
         Ok(())
     }
+}
+
+/// [`UserStore::set_new_password`] on a given connection (a transaction, for the password change that
+/// also ends the other sessions).
+pub(crate) async fn set_new_password_on(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    password_hash: &str,
+    now: i64,
+) -> Result<(), AuthError> {
+    let r = sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(AuthError::NotFound);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

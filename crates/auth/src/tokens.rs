@@ -1,0 +1,419 @@
+//! API tokens: a signed-in user creates them on the settings page (the secret is shown once), picks their
+//! scopes and may revoke them; API clients send one as `Authorization: Bearer ie_…`.
+//!
+//! Only the SHA-256 of a token is stored. A fast hash is right here, unlike for passwords: the token is
+//! 192 random bits, so there is nothing to guess from a leaked hash, and Argon2 would only make every API
+//! request cost tens of milliseconds. Lookup is by that hash, so no comparison of secrets happens in our
+//! code; an index lookup's timing could at most hint at a stored *hash*, and knowing part of a SHA-256
+//! output does not help find a 192-bit input, so a constant-time compare would buy nothing.
+
+use base64::Engine;
+use rand::RngCore;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{now_unix, AuthError};
+
+/// What every token starts with, so it is recognisable in logs, secret scanners and support tickets.
+pub const TOKEN_PREFIX: &str = "ie_";
+/// Random bytes after the prefix: 192 bits, 32 URL-safe base64 characters.
+const SECRET_BYTES: usize = 24;
+const TOKEN_LEN: usize = TOKEN_PREFIX.len() + SECRET_BYTES / 3 * 4;
+/// How much of the token is kept in clear for display (`ie_` and 5 random characters, 30 of the 192
+/// bits): enough to tell tokens apart on the settings page, far too little to help guess one.
+pub const DISPLAY_PREFIX_CHARS: usize = 8;
+pub const MAX_NAME_CHARS: usize = 100;
+/// Tokens that are neither revoked nor expired, per user.
+pub const MAX_ACTIVE_TOKENS_PER_USER: i64 = 50;
+/// `last_used_at` is accurate to this many seconds: written at most once a minute per token, not on
+/// every request.
+pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
+
+/// What a token may do. The names are stable (stored in the database and shown in the API docs).
+/// A `write` scope does not imply the `read` one: a token gets exactly what was ticked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "notifications:read")]
+    NotificationsRead,
+    #[serde(rename = "notifications:write")]
+    NotificationsWrite,
+    #[serde(rename = "webhooks:read")]
+    WebhooksRead,
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
+    #[serde(rename = "workflows:read")]
+    WorkflowsRead,
+    #[serde(rename = "workflows:write")]
+    WorkflowsWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 6] = [
+        Scope::NotificationsRead,
+        Scope::NotificationsWrite,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
+        Scope::WorkflowsRead,
+        Scope::WorkflowsWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::NotificationsRead => "notifications:read",
+            Scope::NotificationsWrite => "notifications:write",
+            Scope::WebhooksRead => "webhooks:read",
+            Scope::WebhooksWrite => "webhooks:write",
+            Scope::WorkflowsRead => "workflows:read",
+            Scope::WorkflowsWrite => "workflows:write",
+        }
+    }
+
+    /// Parses a list separated by spaces and/or commas (`"webhooks:read, workflows:write"`); the result
+    /// is sorted and without duplicates. An unknown name is an error that names it.
+    pub fn parse_list(s: &str) -> Result<Vec<Scope>, AuthError> {
+        let scopes = s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .map(Scope::from_str)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(normalise(&scopes))
+    }
+
+    /// The stored form: names separated by single spaces.
+    pub fn join(scopes: &[Scope]) -> String {
+        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl FromStr for Scope {
+    type Err = AuthError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
+            let shown: String = s.chars().take(40).collect();
+            AuthError::InvalidInput(format!(
+                "Unknown scope {shown:?}. Known scopes: {}.",
+                Scope::join(&Scope::ALL).replace(' ', ", ")
+            ))
+        })
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn normalise(scopes: &[Scope]) -> Vec<Scope> {
+    let mut v = scopes.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A token as the settings page may show it: never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    /// The token's first [`DISPLAY_PREFIX_CHARS`] characters, e.g. `ie_Ab3xY`.
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: i64,
+    /// To within [`LAST_USED_RESOLUTION_SECS`]; `None` if never used.
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// Who a valid token speaks for, and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPrincipal {
+    pub user_id: i64,
+    pub token_id: i64,
+    pub scopes: Vec<Scope>,
+}
+
+impl TokenPrincipal {
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// `Ok` if the token has `scope`, else [`AuthError::MissingScope`] (403).
+    pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
+        if self.allows(scope) {
+            Ok(())
+        } else {
+            Err(AuthError::MissingScope { scope: scope.as_str() })
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct InfoRow {
+    id: i64,
+    name: String,
+    prefix: String,
+    scopes: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    expires_at: Option<i64>,
+}
+
+impl InfoRow {
+    fn into_info(self) -> TokenInfo {
+        TokenInfo {
+            id: self.id,
+            name: self.name,
+            prefix: self.prefix,
+            scopes: stored_scopes(&self.scopes, self.id),
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// Scopes as stored. A name this build no longer knows (a scope removed in a later release) is dropped
+/// with a warning rather than locking the token out entirely: the token simply loses that permission.
+fn stored_scopes(s: &str, token_id: i64) -> Vec<Scope> {
+    let known: Vec<Scope> = s
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| match Scope::from_str(p) {
+            Ok(scope) => Some(scope),
+            Err(_) => {
+                tracing::warn!(token_id, scope = p, "stored API token scope is unknown; ignored");
+                None
+            }
+        })
+        .collect();
+    normalise(&known)
+}
+
+/// The stored form of a token: lowercase hex SHA-256 of the whole string, prefix included.
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Could this be one of our tokens at all? Saves a database round trip for junk.
+fn well_formed(token: &str) -> bool {
+    token.len() == TOKEN_LEN
+        && token.starts_with(TOKEN_PREFIX)
+        && token[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; SECRET_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn validate_name(name: &str) -> Result<&str, AuthError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AuthError::InvalidInput("Give the token a name, so you can tell it apart later.".into()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AuthError::InvalidInput(format!("Token names are at most {MAX_NAME_CHARS} characters.")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AuthError::InvalidInput("Token names cannot contain control characters.".into()));
+    }
+    Ok(name)
+}
+
+/// The `api_tokens` table (same database as the users).
+#[derive(Clone, Debug)]
+pub struct ApiTokenStore {
+    pool: AnyPool,
+}
+
+impl ApiTokenStore {
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// Creates a token for `user_id`. Returns what the page may keep showing, and the token itself,
+    /// which is shown to the user once and then exists only on their side.
+    pub async fn create(
+        &self,
+        user_id: i64,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<i64>,
+    ) -> Result<(TokenInfo, SecretString), AuthError> {
+        self.create_at(user_id, name, scopes, expires_at, now_unix()).await
+    }
+
+    /// [`Self::create`] with the clock given (tests).
+    pub async fn create_at(
+        &self,
+        user_id: i64,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<(TokenInfo, SecretString), AuthError> {
+        let name = validate_name(name)?;
+        let scopes = normalise(scopes);
+        if scopes.is_empty() {
+            return Err(AuthError::InvalidInput("Choose at least one scope.".into()));
+        }
+        if expires_at.is_some_and(|t| t <= now) {
+            return Err(AuthError::InvalidInput("Choose an expiry time in the future.".into()));
+        }
+        let token = new_token();
+        let prefix: String = token.chars().take(DISPLAY_PREFIX_CHARS).collect();
+        let stored_scopes = Scope::join(&scopes);
+        // The limit and the insert in one statement, so a burst of requests cannot slip past it on SQLite
+        // (one writer); on PostgreSQL concurrent creations could overshoot by a few, which is harmless.
+        let row: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO api_tokens (user_id, name, prefix, token_hash, scopes, created_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE (SELECT COUNT(*) FROM api_tokens WHERE user_id = $8 AND revoked_at IS NULL \
+                    AND (expires_at IS NULL OR expires_at > $9)) < $10 \
+             RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(&prefix)
+        .bind(token_hash(&token))
+        .bind(&stored_scopes)
+        .bind(now)
+        .bind(expires_at)
+        .bind(user_id)
+        .bind(now)
+        .bind(MAX_ACTIVE_TOKENS_PER_USER)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id,)) = row else {
+            return Err(AuthError::InvalidInput(format!(
+                "You can have at most {MAX_ACTIVE_TOKENS_PER_USER} active API tokens. Revoke one you no longer use first."
+            )));
+        };
+        tracing::info!(user_id, token_id = id, scopes = %stored_scopes, "API token created");
+        let info =
+            TokenInfo { id, name: name.to_string(), prefix, scopes, created_at: now, last_used_at: None, expires_at };
+        Ok((info, SecretString::from(token)))
+    }
+
+    /// Who `token` speaks for. Malformed, unknown, revoked and expired tokens all get
+    /// [`AuthError::InvalidToken`] (401), so the answer does not say which.
+    pub async fn authenticate(&self, token: &str) -> Result<TokenPrincipal, AuthError> {
+        self.authenticate_at(token, now_unix()).await
+    }
+
+    /// [`Self::authenticate`] with the clock given (tests).
+    pub async fn authenticate_at(&self, token: &str, now: i64) -> Result<TokenPrincipal, AuthError> {
+        if !well_formed(token) {
+            return Err(AuthError::InvalidToken);
+        }
+        type Row = (i64, i64, String, Option<i64>, Option<i64>, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, user_id, scopes, last_used_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((token_id, user_id, scopes, last_used_at, expires_at, revoked_at)) = row else {
+            return Err(AuthError::InvalidToken);
+        };
+        if revoked_at.is_some() || expires_at.is_some_and(|t| t <= now) {
+            return Err(AuthError::InvalidToken);
+        }
+        if last_used_at.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS) {
+            // Conditional, so concurrent requests with the same token write once between them. A failure
+            // only costs the page some accuracy; it must not fail the request.
+            let written = sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $1 \
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+            )
+            .bind(now)
+            .bind(token_id)
+            .bind(now - LAST_USED_RESOLUTION_SECS)
+            .execute(&self.pool)
+            .await;
+            if let Err(e) = written {
+                tracing::warn!(token_id, error = %e, "could not record API token use");
+            }
+        }
+        Ok(TokenPrincipal { user_id, token_id, scopes: stored_scopes(&scopes, token_id) })
+    }
+
+    /// The user's tokens that are not revoked, newest first; expired ones are included (their
+    /// `expires_at` says so) so the page can show why a client stopped working.
+    pub async fn list(&self, user_id: i64) -> Result<Vec<TokenInfo>, AuthError> {
+        let rows = sqlx::query_as::<_, InfoRow>(
+            "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at FROM api_tokens \
+             WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(InfoRow::into_info).collect())
+    }
+
+    /// Revokes one of the user's tokens at once. Someone else's token, an unknown id and an already
+    /// revoked token are all [`AuthError::NotFound`].
+    pub async fn revoke(&self, user_id: i64, token_id: i64) -> Result<(), AuthError> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now_unix())
+        .bind(token_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(AuthError::NotFound);
+        }
+        tracing::info!(user_id, token_id, "API token revoked");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_names_round_trip_through_strings_and_serde() {
+        for scope in Scope::ALL {
+            assert_eq!(scope.as_str().parse::<Scope>().unwrap(), scope);
+            let json = serde_json::to_string(&scope).unwrap();
+            assert_eq!(json, format!("\"{}\"", scope.as_str()));
+            assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
+        }
+        assert_eq!(
+            Scope::parse_list("workflows:write, webhooks:read webhooks:read").unwrap(),
+            vec![Scope::WebhooksRead, Scope::WorkflowsWrite]
+        );
+    }
+
+    #[test]
+    fn unknown_scope_is_invalid_input_naming_it() {
+        match "admin:all".parse::<Scope>() {
+            Err(AuthError::InvalidInput(m)) => assert!(m.contains("\"admin:all\""), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Scope::parse_list("webhooks:read, Webhooks:Write").is_err(), "names are case-sensitive");
+    }
+
+    #[test]
+    fn tokens_are_random_url_safe_and_recognisable() {
+        let a = new_token();
+        assert_eq!(a.len(), TOKEN_LEN);
+        assert_eq!(TOKEN_LEN, 35);
+        assert!(well_formed(&a), "{a}");
+        assert_ne!(a, new_token());
+        assert!(!well_formed("ie_short"));
+        assert!(!well_formed(&a.replacen("ie_", "xx_", 1)));
+        assert!(!well_formed(&format!("{}!", &a[..TOKEN_LEN - 1])));
+        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
