@@ -9,8 +9,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// One simulation run as the dashboard shows it, live.
+/// One simulation run as the dashboard shows it, live (and as `/api/v1/runs/{id}` returns it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RunView {
     pub id: i64,
     /// running, completed, cancelled or failed.
@@ -26,10 +27,13 @@ pub struct RunView {
     pub cancelled: u64,
     pub backlog: u64,
     /// Enqueue to delivered, retries included: p50, p95, p99 in milliseconds.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<f64>))]
     pub end_to_end_ms: [f64; 3],
     /// One successful delivery attempt: p50, p95, p99 in milliseconds.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<f64>))]
     pub attempt_ms: [f64; 3],
     /// (seconds since start, delivered in that second).
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<u32>>))]
     pub throughput: Vec<(u32, u32)>,
     /// The paced rate, per second (none for "as fast as possible").
     pub target_per_sec: Option<f64>,
@@ -50,6 +54,7 @@ impl RunView {
 
 /// A run in the list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RunRow {
     pub id: i64,
     pub status: String,

@@ -22,6 +22,11 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
     /// Run a notification simulation headless, with a progress bar, and print a summary.
     Simulate(SimulateArgs),
     /// Deliver notifications from Redis only (start one per machine to scale out).
@@ -83,6 +88,23 @@ pub struct SimulateArgs {
     /// Where webhook notifications go (default: the `notify.webhook.url` setting).
     #[arg(long)]
     pub webhook_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for USERNAME and print it once (stdout, one line).
+    Create {
+        username: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Comma-separated scopes, or `all`: notifications:read, notifications:write, webhooks:read,
+        /// webhooks:write, workflows:read, workflows:write.
+        #[arg(long, default_value = "all")]
+        scopes: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -46,6 +46,11 @@ pub struct Settings {
     /// `PipelineConfig`). An empty `queue_url` means `notify.db` beside the app database.
     #[serde(default)]
     pub notify: notify::PipelineConfig,
+    /// Webhook endpoints and inbound sources (`APP_HOOKS__…`): `allow_networks` (CIDRs endpoint URLs may
+    /// point at although not public), `inbound.sources.<name>.secrets` (`whsec_…`, comma-separated),
+    /// `inbound.sources.<name>.workflow` (`<username>/<workflow>` to start on each webhook).
+    #[serde(default)]
+    pub hooks: hooks::HooksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,7 @@
 //! The Implementation-Eng server: one axum router with the Leptos pages, their server functions, the
 //! form routes, and the middleware that keeps sessions safe.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/crypto", post(routes::crypto_lab))
         .route("/api/crypto/methods", get(routes::crypto_methods))
         .merge(notifications::router())
+        .merge(api::router())
         .route("/notifications/runs/{id}/events", get(live::run_events))
         .route("/docs/notifications", get(live::notifications_doc))
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)

@@ -1,6 +1,6 @@
 use clap::Parser;
 use secrecy::SecretString;
-use server::cli::{read_new_password, Cli, Command, UserCommand};
+use server::cli::{read_new_password, Cli, Command, TokenCommand, UserCommand};
 use server::config::{Mode, Settings};
 use server::AppState;
 use std::net::SocketAddr;
@@ -23,6 +23,9 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(&settings).await,
         Command::User { action: UserCommand::Create { username, password_stdin } } => {
             create_user(settings, &username, password_stdin).await
+        }
+        Command::Token { action: TokenCommand::Create { username, name, scopes, expires_days } } => {
+            create_token(settings, &username, &name, &scopes, expires_days).await
         }
         Command::Simulate(args) => server::notify_cli::simulate(settings.notify_config(), args).await,
         Command::Worker { redis } => server::notify_cli::worker(settings.notify_config(), redis).await,
@@ -62,6 +65,24 @@ async fn create_user(settings: Settings, username: &str, password_stdin: bool) -
 
 /// Leptos' own settings (Cargo.toml metadata and `LEPTOS_*`), with `APP_LISTEN_ADDR` / `APP_SITE_ROOT`
 /// on top so that a deployment can be configured with `APP_` variables alone.
+async fn create_token(settings: Settings, username: &str, name: &str, scopes: &str, expires_days: Option<u32>) -> Result<(), String> {
+    use secrecy::ExposeSecret;
+    let scopes: Vec<auth::tokens::Scope> = if scopes.trim() == "all" {
+        auth::tokens::Scope::ALL.to_vec()
+    } else {
+        scopes.split(',').map(|s| s.trim().parse::<auth::tokens::Scope>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?
+    };
+    let pool = auth::db::connect(&settings.database_url).await.map_err(|e| e.to_string())?;
+    let user = auth::UserStore::new(pool.clone()).find_by_username(username).await.map_err(|e| e.to_string())?;
+    let user = user.ok_or_else(|| format!("no user named {username:?}"))?;
+    let expires_at = expires_days.map(|d| auth::now_unix() + i64::from(d) * 86_400);
+    let (info, secret) =
+        auth::tokens::ApiTokenStore::new(pool).create(user.id, name, &scopes, expires_at).await.map_err(|e| e.to_string())?;
+    eprintln!("token {} ({}) for {}: {}", info.id, info.prefix, user.username, auth::tokens::Scope::join(&info.scopes));
+    println!("{}", secret.expose_secret());
+    Ok(())
+}
+
 fn leptos_options(settings: &Settings) -> Result<leptos::config::LeptosOptions, String> {
     let mut options =
         leptos::config::get_configuration(None).map(|c| c.leptos_options).map_err(|e| format!("leptos configuration: {e}"))?;
@@ -77,7 +98,8 @@ fn leptos_options(settings: &Settings) -> Result<leptos::config::LeptosOptions, 
 /// Applies every pending migration (the app database, and the session store's table when sessions live
 /// there), then exits: run once before starting several instances on a new database.
 async fn migrate(settings: &Settings) -> Result<(), String> {
-    auth::db::connect(&settings.database_url).await.map_err(|e| e.to_string())?;
+    let pool = auth::db::connect(&settings.database_url).await.map_err(|e| e.to_string())?;
+    server::state::migrate_all(&pool).await.map_err(|e| e.operator_message())?;
     if settings.session.store == server::config::SessionStoreKind::Database {
         server::session_store::AnyStore::database(&settings.database_url).await.map_err(|e| e.operator_message())?;
     }
@@ -93,6 +115,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let state = AppState::new(settings, options).await.map_err(|e| e.operator_message())?;
     state.notify.start().await.map_err(|e| format!("notification pipeline: {e:?}"))?;
     let notify = state.notify.clone();
+    // Workflow runs: claimed with leases, so several instances share them; resumes interrupted runs.
+    state.flows.spawn().await;
+    let engine = state.flows.clone();
 
     if mode == Mode::Dev {
         match state.auth.users.find_by_username(&demo.username).await {
@@ -105,9 +130,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
         }
     }
 
-    // Expired sessions are refused on read; this only reclaims their rows.
+    // Expired sessions are refused on read; this only reclaims their rows (and old idempotency answers
+    // and inbound webhook ids, which only need to outlive any retry).
     let store = state.session_store.clone();
     let registry = state.sessions.registry.clone();
+    let cleanup = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         loop {
@@ -117,6 +144,13 @@ async fn serve(settings: Settings) -> Result<(), String> {
             }
             if let Err(e) = registry.purge_expired(auth::now_unix()).await {
                 tracing::warn!(error = %e, "could not purge session registry");
+            }
+            if let Err(e) = server::api::idempotency::purge(&cleanup).await {
+                tracing::warn!(error = %e, "could not purge idempotency answers");
+            }
+            let week_ago_ms = (auth::now_unix() - 7 * 86_400) * 1000;
+            if let Err(e) = cleanup.inbound.prune(week_ago_ms).await {
+                tracing::warn!(error = %e, "could not prune inbound webhook ids");
             }
         }
     });
@@ -134,7 +168,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string());
-    // Finish in-flight deliveries and release leases; runs resume on the next start.
+    // Let step attempts in flight finish and release run leases; then finish in-flight deliveries and
+    // release queue leases. Everything resumes on the next start (here or on another instance).
+    engine.shutdown().await;
     notify.shutdown().await;
     served
 }

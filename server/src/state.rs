@@ -21,6 +21,26 @@ pub struct AppState {
     pub pool: AnyPool,
     /// The notification pipeline (its own SQLite file); `serve` starts its workers.
     pub notify: notify::NotifyService,
+    /// Webhook endpoints; their deliveries go through `notify`'s webhook channel.
+    pub hooks: hooks::Hooks,
+    pub inbound: Arc<hooks::InboundVerifier>,
+    /// Workflows; `serve` spawns the engine.
+    pub flows: flows::Engine,
+    pub tokens: auth::tokens::ApiTokenStore,
+}
+
+/// The REST API's own tables (idempotency answers, the onboarding example's demo customers).
+pub fn api_migrations() -> db::Migrations {
+    db::Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") }
+}
+
+/// Every table of the app database, each crate's migrations in turn.
+pub async fn migrate_all(pool: &AnyPool) -> Result<(), crate::error::AppError> {
+    let fail = |e: db::DbError| crate::error::AppError::Internal(format!("migrations: {e}"));
+    for m in [&hooks::migrations(), &flows::MIGRATIONS, &api_migrations()] {
+        db::migrate(pool, m).await.map_err(fail)?;
+    }
+    Ok(())
 }
 
 impl AppState {
@@ -59,6 +79,18 @@ impl AppState {
         let notify = notify::NotifyService::new(settings.notify_config())
             .await
             .map_err(|e| crate::error::AppError::Internal(format!("notification pipeline: {e:?}")))?;
-        Ok(Self { leptos_options, settings: Arc::new(settings), auth, sessions, session_store, pool, notify })
+        migrate_all(&pool).await?;
+        let internal = |what: &str, e: &dyn std::fmt::Display| crate::error::AppError::Internal(format!("{what}: {e}"));
+        let hooks = hooks::Hooks::new(pool.clone(), settings.hooks.clone(), Some(notify.clone())).map_err(|e| internal("webhooks", &e))?;
+        hooks.attach(&notify).map_err(|e| internal("webhooks", &e))?;
+        let inbound = Arc::new(hooks::InboundVerifier::new(pool.clone(), &settings.hooks.inbound).map_err(|e| internal("inbound webhooks", &e))?);
+        let host = crate::api::host::ServerHost::new(notify.clone(), hooks.clone(), pool.clone());
+        let engine_config = flows::EngineConfig {
+            instance_id: settings.instance_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("server-{}", std::process::id())),
+            ..Default::default()
+        };
+        let flows = flows::Engine::new(flows::Store::new(pool.clone()), Arc::new(host), engine_config);
+        let tokens = auth::tokens::ApiTokenStore::new(pool.clone());
+        Ok(Self { leptos_options, settings: Arc::new(settings), auth, sessions, session_store, pool, notify, hooks, inbound, flows, tokens })
     }
 }

@@ -9,6 +9,7 @@ pub type RunId = String;
 /// the run); the other four are final until a manual [`retry`](crate::Store::retry_run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RunStatus {
     /// Moving forward: executing a step, backing off before a retry, or in a `delay`.
     Running,
@@ -61,6 +62,7 @@ impl RunStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Phase {
     Forward,
     Compensate,
@@ -85,6 +87,7 @@ impl Phase {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum StepStatus {
     #[default]
     Pending,
@@ -97,6 +100,7 @@ pub enum StepStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepState {
     pub status: StepStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,7 @@ pub struct RunState {
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunRecord {
     pub id: RunId,
     pub owner: String,
@@ -118,6 +123,7 @@ pub struct RunRecord {
     pub workflow: String,
     pub definition_version: i64,
     pub status: RunStatus,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input: Value,
     /// The step being executed (forward) or undone (compensating); −1 when compensation is past step 0.
     pub current_step: i64,
@@ -153,6 +159,7 @@ pub struct RunSummary {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AttemptOutcome {
     /// In flight (or its worker died: see `Interrupted`).
     Running,
@@ -192,6 +199,7 @@ impl AttemptOutcome {
 
 /// One attempt at one step (or at its compensation), as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptRecord {
     pub id: i64,
     pub step_index: i64,
@@ -212,6 +220,7 @@ pub struct AttemptRecord {
 
 /// Consecutive attempts at one step in one phase: one row of the run's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     pub step_index: i64,
     pub step_name: String,
@@ -221,6 +230,7 @@ pub struct TimelineEntry {
 
 /// A run's history in the order it happened, compensations included.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timeline {
     pub run: RunRecord,
     pub entries: Vec<TimelineEntry>,

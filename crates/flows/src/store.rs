@@ -24,6 +24,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// A stored definition with its parsed form.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DefinitionRecord {
     pub id: i64,
     pub owner: String,
@@ -32,6 +33,7 @@ pub struct DefinitionRecord {
     pub version: i64,
     pub format: Format,
     pub source: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub definition: WorkflowDefinition,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,

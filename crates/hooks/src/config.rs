@@ -28,7 +28,9 @@ impl std::fmt::Debug for Secret {
 #[serde(default)]
 pub struct HooksConfig {
     /// Networks (CIDR or bare address) that endpoint URLs may point at although they are not public,
-    /// e.g. `["127.0.0.1/32"]` for tests. Empty: public addresses only.
+    /// e.g. `["127.0.0.1/32"]` for tests. Empty: public addresses only. A comma-separated string is
+    /// accepted too (an environment variable).
+    #[serde(deserialize_with = "one_or_many")]
     pub allow_networks: Vec<String>,
     /// How long the previous secret keeps signing (beside the new one) after a rotation.
     pub rotation_overlap_secs: u64,
@@ -90,8 +92,46 @@ impl Default for InboundConfig {
 #[serde(default)]
 pub struct InboundSource {
     /// `whsec_` secrets shared with the sender; a signature by any of them is accepted (list two while
-    /// the sender rotates).
+    /// the sender rotates). A comma-separated string is accepted too (an environment variable).
+    #[serde(deserialize_with = "one_or_many_secrets")]
     pub secrets: Vec<Secret>,
     /// The workflow an accepted webhook triggers (passed through to the caller as `InboundEvent::workflow`).
     pub workflow: Option<String>,
+}
+
+/// A list, or one comma-separated string (how an environment variable arrives).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn one_or_many_secrets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    Ok(one_or_many(d)?.into_iter().map(Secret).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_arrive_as_lists_or_comma_separated_strings() {
+        let c: HooksConfig = serde_json::from_value(serde_json::json!({
+            "allow_networks": "127.0.0.1/32, ::1/128",
+            "inbound": { "sources": { "crm": { "secrets": "whsec_a,whsec_b" } } }
+        }))
+        .unwrap();
+        assert_eq!(c.allow_networks, vec!["127.0.0.1/32", "::1/128"]);
+        let crm = &c.inbound.sources["crm"];
+        assert_eq!(crm.secrets.iter().map(|s| s.expose()).collect::<Vec<_>>(), vec!["whsec_a", "whsec_b"]);
+        let c: HooksConfig = serde_json::from_value(serde_json::json!({ "allow_networks": ["10.0.0.0/8"] })).unwrap();
+        assert_eq!(c.allow_networks, vec!["10.0.0.0/8"]);
+    }
 }

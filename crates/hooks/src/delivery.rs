@@ -31,6 +31,7 @@ pub fn is_endpoint_delivery(job: &Job) -> bool {
 
 /// A stored event message.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: String,
     pub event_type: String,
@@ -38,15 +39,18 @@ pub struct Message {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageDetail {
     pub message: Message,
     /// The exact body sent: `{"type", "timestamp", "data"}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: serde_json::Value,
     pub deliveries: Vec<DeliveryRecord>,
 }
 
 /// One notification enqueued for a (message, endpoint); replays add more.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryRecord {
     pub notification_id: String,
     pub message_id: String,
@@ -59,6 +63,7 @@ pub struct DeliveryRecord {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptRecord {
     pub message_id: String,
     pub endpoint_id: String,
@@ -75,6 +80,7 @@ pub struct AttemptRecord {
 
 /// Something the owner should be told about, shown in the UI until read.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnerNotice {
     pub id: i64,
     pub kind: String,

@@ -15,6 +15,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
 /// An endpoint as its owner sees it (never with its secret).
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Endpoint {
     pub id: String,
     pub url: String,
@@ -34,6 +35,7 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEndpoint {
     pub url: String,
     pub description: String,
@@ -43,6 +45,7 @@ pub struct NewEndpoint {
 /// A partial update; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EndpointUpdate {
     pub url: Option<String>,
     pub description: Option<String>,
@@ -51,6 +54,7 @@ pub struct EndpointUpdate {
 
 /// The answer to a creation: the only time (with rotation) the secret is shown.
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedEndpoint {
     pub endpoint: Endpoint,
     pub secret: String,
@@ -63,6 +67,7 @@ impl std::fmt::Debug for CreatedEndpoint {
 }
 
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotatedSecret {
     pub secret: String,
     /// The old secret signs beside the new one until then (unix ms).

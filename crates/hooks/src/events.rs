@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventType {
     pub name: &'static str,
     pub description: &'static str,
@@ -14,6 +15,8 @@ pub const WORKFLOW_COMPLETED: &str = "workflow.completed";
 pub const WORKFLOW_FAILED: &str = "workflow.failed";
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 pub const TEST_PING: &str = "test.ping";
+pub const CUSTOMER_CREATED: &str = "customer.created";
+pub const CUSTOMER_ONBOARDING_CANCELLED: &str = "customer.onboarding_cancelled";
 
 /// Every event type, for the settings page and validation.
 pub const CATALOGUE: &[EventType] = &[
@@ -23,6 +26,8 @@ pub const CATALOGUE: &[EventType] = &[
     EventType { name: WORKFLOW_FAILED, description: "A workflow run failed." },
     EventType { name: ENDPOINT_DISABLED, description: "One of your endpoints was disabled after failing repeatedly." },
     EventType { name: TEST_PING, description: "Sent by \"Send test event\"." },
+    EventType { name: CUSTOMER_CREATED, description: "The onboarding workflow created a customer account (confirm it with an inbound `crm` webhook)." },
+    EventType { name: CUSTOMER_ONBOARDING_CANCELLED, description: "The onboarding workflow undid a customer account." },
 ];
 
 pub fn is_known(name: &str) -> bool {

@@ -1,0 +1,144 @@
+//! `/api/docs`: the OpenAPI document as a readable page (server-rendered, no scripts), so the reference
+//! needs nothing from outside this server.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn schema_name(v: &Value) -> String {
+    if let Some(r) = v.get("$ref").and_then(Value::as_str) {
+        return r.rsplit('/').next().unwrap_or(r).to_string();
+    }
+    match v.get("type").and_then(Value::as_str) {
+        Some("array") => format!("[{}]", v.get("items").map(schema_name).unwrap_or_default()),
+        Some(t) => t.to_string(),
+        None => "any".into(),
+    }
+}
+
+pub fn render(spec: &Value) -> String {
+    let mut out = String::new();
+    let info = &spec["info"];
+    out.push_str(&format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} — reference</title><style>{}</style></head><body><main>",
+        esc(info["title"].as_str().unwrap_or("API")),
+        STYLE
+    ));
+    out.push_str(&format!(
+        "<h1>{}</h1><p>{}</p><p><a href=\"/api/v1/openapi.json\">OpenAPI document (JSON)</a> · <a href=\"/success\">Back to the app</a></p>",
+        esc(info["title"].as_str().unwrap_or("API")),
+        esc(info["description"].as_str().unwrap_or(""))
+    ));
+    let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+    for tag in spec["tags"].as_array().cloned().unwrap_or_default() {
+        let name = tag["name"].as_str().unwrap_or("");
+        out.push_str(&format!("<section><h2 id=\"{0}\">{0}</h2><p>{1}</p>", esc(name), esc(tag["description"].as_str().unwrap_or(""))));
+        for (path, item) in &paths {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let Some(op) = item.get(method) else { continue };
+                if !op["tags"].as_array().is_some_and(|t| t.iter().any(|x| x == name)) {
+                    continue;
+                }
+                out.push_str(&format!(
+                    "<article><h3><code class=\"m\">{}</code> <code>{}</code></h3>",
+                    method.to_uppercase(),
+                    esc(path)
+                ));
+                let text = [op["summary"].as_str(), op["description"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                if !text.is_empty() {
+                    out.push_str(&format!("<p>{}</p>", esc(&text)));
+                }
+                if let Some(sec) = op["security"].as_array() {
+                    let scopes: Vec<String> = sec.iter().filter_map(|s| s.get("bearer")).flat_map(|v| v.as_array().cloned().unwrap_or_default()).filter_map(|v| v.as_str().map(String::from)).collect();
+                    if !scopes.is_empty() {
+                        out.push_str(&format!("<p class=\"s\">Scope: <code>{}</code></p>", esc(&scopes.join(", "))));
+                    }
+                }
+                if let Some(params) = op["parameters"].as_array() {
+                    out.push_str("<table><tr><th>Parameter</th><th>In</th><th>Type</th><th>About</th></tr>");
+                    for p in params {
+                        out.push_str(&format!(
+                            "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                            esc(p["name"].as_str().unwrap_or("")),
+                            if p["required"].as_bool() == Some(true) { " *" } else { "" },
+                            esc(p["in"].as_str().unwrap_or("")),
+                            esc(&schema_name(&p["schema"])),
+                            esc(p["description"].as_str().unwrap_or(""))
+                        ));
+                    }
+                    out.push_str("</table>");
+                }
+                if let Some(content) = op["requestBody"]["content"].as_object() {
+                    for (ct, c) in content {
+                        out.push_str(&format!("<p>Body <code>{}</code>: <code>{}</code></p>", esc(ct), esc(&schema_name(&c["schema"]))));
+                    }
+                }
+                if let Some(responses) = op["responses"].as_object() {
+                    out.push_str("<ul>");
+                    for (code, r) in responses {
+                        let body = r["content"].as_object().and_then(|c| c.values().next()).map(|c| schema_name(&c["schema"])).unwrap_or_default();
+                        out.push_str(&format!(
+                            "<li><code>{}</code> {} <code>{}</code></li>",
+                            esc(code),
+                            esc(r["description"].as_str().unwrap_or("")),
+                            esc(&body)
+                        ));
+                    }
+                    out.push_str("</ul>");
+                }
+                out.push_str("</article>");
+            }
+        }
+        out.push_str("</section>");
+    }
+    if let Some(schemas) = spec["components"]["schemas"].as_object() {
+        out.push_str("<section><h2 id=\"schemas\">Schemas</h2>");
+        for (name, s) in schemas {
+            out.push_str(&format!("<article><h3 id=\"schema-{0}\"><code>{0}</code></h3>", esc(name)));
+            if let Some(d) = s["description"].as_str() {
+                out.push_str(&format!("<p>{}</p>", esc(d)));
+            }
+            if let Some(props) = s["properties"].as_object() {
+                let required: Vec<&str> = s["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                out.push_str("<table><tr><th>Field</th><th>Type</th><th>About</th></tr>");
+                for (field, p) in props {
+                    out.push_str(&format!(
+                        "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(field),
+                        if required.contains(&field.as_str()) { " *" } else { "" },
+                        esc(&schema_name(p)),
+                        esc(p["description"].as_str().unwrap_or(""))
+                    ));
+                }
+                out.push_str("</table>");
+            } else if let Some(values) = s["enum"].as_array() {
+                let v: Vec<String> = values.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect();
+                out.push_str(&format!("<p>One of <code>{}</code></p>", esc(&v.join(", "))));
+            }
+            out.push_str("</article>");
+        }
+        out.push_str("</section>");
+    }
+    out.push_str("</main></body></html>");
+    out
+}
+
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1a1a2e;background:#fafafa}main{max-width:960px;margin:0 auto;padding:1.5rem}\
+h1{font-size:1.8rem}h2{border-bottom:2px solid #ddd;margin-top:2.5rem}h3{font-size:1.05rem;margin:1.5rem 0 .3rem}code{font:14px ui-monospace,monospace;background:#eef;padding:0 .25rem;border-radius:3px}\
+.m{background:#1a1a2e;color:#fff}table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}article{border-left:3px solid #ccd;padding-left:1rem}.s{color:#555}\
+a{color:#2a4bd7}@media (prefers-color-scheme: dark){body{background:#14141f;color:#e8e8f0}code{background:#2a2a40}th,td{border-color:#444}a{color:#9db0ff}}";
+
+pub async fn page() -> Response {
+    let spec = serde_json::to_value(super::openapi::spec()).unwrap_or(Value::Null);
+    let mut res = axum::response::Html(render(&spec)).into_response();
+    // No scripts at all; the inline stylesheet is the page's own.
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    );
+    res
+}

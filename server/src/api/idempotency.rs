@@ -1,0 +1,127 @@
+//! `Idempotency-Key` on POSTs that create things: the first answer to a key is stored (24 hours) and
+//! given again, with `Idempotency-Replayed: true`, to a retry with the same key and the same request;
+//! the same key with a different request is a 422, and a retry while the first is still running a 409.
+//! Keys are per user. 5xx answers are not kept, so a retry after a failure really retries.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+
+use super::{ApiError, Caller};
+use crate::AppState;
+
+pub const HEADER: &str = "idempotency-key";
+pub const KEEP_MS: i64 = 24 * 3600 * 1000;
+const MAX_STORED_BODY: usize = 256 * 1024;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The key, if the request has one; a malformed key is refused.
+pub fn key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(HEADER) else { return Ok(None) };
+    let k = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()));
+    k.map(|k| Some(k.to_string())).ok_or_else(|| ApiError::invalid("Idempotency-Key", "1 to 255 printable ASCII characters"))
+}
+
+/// Runs `create` at most once per (caller, key, request): see the module docs.
+pub async fn once<F, Fut>(state: &AppState, caller: &Caller, headers: &HeaderMap, route: &str, body: &[u8], create: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let key = match key(headers) {
+        Ok(Some(k)) => k,
+        Ok(None) => return create().await,
+        Err(e) => return e.into_response(),
+    };
+    let hash = {
+        let mut h = Sha256::new();
+        h.update(route.as_bytes());
+        h.update([0]);
+        h.update(body);
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, h.finalize())
+    };
+    let owner = caller.owner();
+    let claimed = sqlx::query("INSERT INTO api_idempotency (owner, idem_key, request_hash, status, body, created_ms) VALUES ($1, $2, $3, 0, '', $4)")
+        .bind(owner)
+        .bind(&key)
+        .bind(&hash)
+        .bind(now_ms())
+        .execute(&state.pool)
+        .await;
+    match claimed {
+        Ok(_) => {}
+        Err(e) if db::is_unique_violation(&e) => return replay(state, owner, &key, &hash).await,
+        Err(e) => return ApiError::internal("idempotency claim", e).into_response(),
+    }
+
+    let res = create().await;
+    let (parts, body) = res.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            forget(state, owner, &key).await;
+            return ApiError::internal("idempotency body", e).into_response();
+        }
+    };
+    if parts.status.is_server_error() {
+        forget(state, owner, &key).await;
+    } else {
+        let stored = sqlx::query("UPDATE api_idempotency SET status = $1, body = $2 WHERE owner = $3 AND idem_key = $4")
+            .bind(parts.status.as_u16() as i64)
+            .bind(String::from_utf8_lossy(&bytes).into_owned())
+            .bind(owner)
+            .bind(&key)
+            .execute(&state.pool)
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not store an idempotent answer");
+        }
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Response {
+    let row: Result<Option<(String, i64, String)>, _> =
+        sqlx::query_as("SELECT request_hash, status, body FROM api_idempotency WHERE owner = $1 AND idem_key = $2")
+            .bind(owner)
+            .bind(key)
+            .fetch_optional(&state.pool)
+            .await;
+    match row {
+        Ok(Some((stored_hash, _, _))) if stored_hash != hash => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request.",
+        )
+        .into_response(),
+        Ok(Some((_, 0, _))) => ApiError::new(StatusCode::CONFLICT, "conflict", "A request with this Idempotency-Key is still in progress.")
+            .into_response(),
+        Ok(Some((_, status, body))) => {
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+            let mut res = (status, body).into_response();
+            let h = res.headers_mut();
+            let ct = if status.is_success() { "application/json" } else { "application/problem+json" };
+            h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            h.insert("idempotency-replayed", HeaderValue::from_static("true"));
+            res
+        }
+        // Purged between the insert and now: tell the client to try again.
+        Ok(None) => ApiError::new(StatusCode::CONFLICT, "conflict", "Retry the request.").into_response(),
+        Err(e) => ApiError::internal("idempotency read", e).into_response(),
+    }
+}
+
+async fn forget(state: &AppState, owner: &str, key: &str) {
+    let _ = sqlx::query("DELETE FROM api_idempotency WHERE owner = $1 AND idem_key = $2").bind(owner).bind(key).execute(&state.pool).await;
+}
+
+/// Drops answers older than a day (called from the server's periodic cleanup).
+pub async fn purge(state: &AppState) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM api_idempotency WHERE created_ms < $1").bind(now_ms() - KEEP_MS).execute(&state.pool).await?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,58 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations (utoipa) and served at
+//! `/api/v1/openapi.json`; `/api/docs` renders it as a page.
+
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{inbound, runs, webhooks, workflows};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Implementation-Eng API",
+        version = "1",
+        description = "Notification runs, signed webhooks out and in, and orchestrated workflows. Authenticate with `Authorization: Bearer ie_…` (an API token made on /settings/tokens or with `server token create`; each route names the scope it needs) or, from the browser, the session cookie. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`. Lists take `limit` (1–100) and `cursor` (the previous page's `next_cursor`). POSTs that create honour `Idempotency-Key`."
+    ),
+    paths(
+        super::me,
+        runs::start, runs::list, runs::show, runs::cancel, runs::enqueue,
+        webhooks::event_types, webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::remove,
+        webhooks::rotate, webhooks::enable, webhooks::disable, webhooks::send_test, webhooks::endpoint_attempts,
+        webhooks::messages, webhooks::message, webhooks::message_attempts, webhooks::replay, webhooks::notices,
+        workflows::list, workflows::create, workflows::show, workflows::replace, workflows::remove, workflows::start,
+        workflows::runs, workflows::run, workflows::retry, workflows::cancel,
+        inbound::receive,
+    ),
+    components(schemas(super::Problem, super::ProblemField)),
+    modifiers(&Security),
+    tags(
+        (name = "account", description = "Who is calling"),
+        (name = "notifications", description = "Notification runs (the load simulator) and single notifications"),
+        (name = "webhooks", description = "Endpoints that receive our signed events, their messages and attempts"),
+        (name = "workflows", description = "Workflows as data, their runs and timelines"),
+        (name = "inbound", description = "Signed webhooks sent to us"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("ie_ token").build()),
+        );
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("__Host-session"))));
+    }
+}
+
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(spec())
+}

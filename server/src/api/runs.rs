@@ -1,0 +1,150 @@
+//! Notification runs (the load simulator) and single notifications, over the API.
+
+use app::notify_api::{RunRow, RunView};
+use auth::tokens::Scope;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{idempotency, ApiError, ApiResult, Caller, Problem};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/runs", post(start).get(list))
+        .route("/api/v1/runs/{id}", get(show))
+        .route("/api/v1/runs/{id}/cancel", post(cancel))
+        .route("/api/v1/notifications", post(enqueue))
+}
+
+/// What `POST /api/v1/runs` takes (the simulator's parameters).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // documentation only: the body is validated by notify's own parser
+pub struct NewRun {
+    /// How many notifications, 1 to 10,000,000.
+    count: u64,
+    /// `max`, or `<n>-per-hour` (`1m-per-hour`, `500k-per-hour`, `2500-per-hour`).
+    rate: String,
+    /// Relative weights per channel, e.g. `{"email": 1, "sms": 1}`.
+    #[schema(value_type = Object)]
+    mix: serde_json::Value,
+    /// Share of simulated-provider attempts that fail, 0 to 1.
+    failure_rate: Option<f64>,
+    /// Simulated provider latency, milliseconds.
+    latency_ms: Option<u64>,
+    /// `embedded` (default) or `redis`.
+    backend: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunList {
+    pub items: Vec<RunRow>,
+    /// Always null: the newest 100 runs are listed at once.
+    pub next_cursor: Option<String>,
+}
+
+fn run_id(raw: &str) -> ApiResult<i64> {
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such run."))
+}
+
+async fn view(state: &AppState, caller: &Caller, id: i64) -> ApiResult<RunView> {
+    app::notify_api::ssr::run_for(&state.notify, caller.owner(), id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such run."))
+}
+
+/// Start a simulation run.
+#[utoipa::path(post, path = "/api/v1/runs", tag = "notifications", request_body = NewRun,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe creation")),
+    responses((status = 201, body = RunView), (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["notifications:write"])))]
+pub async fn start(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(e) = caller.require(Scope::NotificationsWrite) {
+        return e.into_response();
+    }
+    idempotency::once(&state, &caller, &headers, "POST /api/v1/runs", &body, || async {
+        let value: serde_json::Value = match super::parse_json(&body) {
+            Ok(v) => v,
+            Err(e) => return e.into_response(),
+        };
+        let params = match notify::SimParams::from_value(&value) {
+            Ok(p) => p,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        match state.notify.start_run(caller.owner(), params).await {
+            Ok(id) => match view(&state, &caller, id).await {
+                Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+                Err(e) => e.into_response(),
+            },
+            Err(e) => ApiError::from(e).into_response(),
+        }
+    })
+    .await
+}
+
+/// The caller's runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "notifications",
+    responses((status = 200, body = RunList)), security(("bearer" = ["notifications:read"])))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<RunList>> {
+    caller.require(Scope::NotificationsRead)?;
+    let runs = state.notify.list_runs(caller.owner()).await?;
+    Ok(Json(RunList { items: runs.into_iter().map(app::notify_api::ssr::row_of).collect(), next_cursor: None }))
+}
+
+/// One run, live: counters, latency percentiles, throughput.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "notifications", params(("id" = i64, Path)),
+    responses((status = 200, body = RunView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["notifications:read"])))]
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<RunView>> {
+    caller.require(Scope::NotificationsRead)?;
+    Ok(Json(view(&state, &caller, run_id(&id)?).await?))
+}
+
+/// Stop producing; what is queued is dropped.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "notifications", params(("id" = i64, Path)),
+    responses((status = 200, body = RunView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["notifications:write"])))]
+pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<RunView>> {
+    caller.require(Scope::NotificationsWrite)?;
+    let id = run_id(&id)?;
+    view(&state, &caller, id).await?; // someone else's run is not found
+    state.notify.cancel_run(caller.owner(), id).await?;
+    Ok(Json(view(&state, &caller, id).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnqueueQuery {
+    /// `embedded` (default) or `redis`.
+    backend: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Enqueued {
+    pub ids: Vec<String>,
+}
+
+/// Enqueue one notification (`{"recipient", "channel", "payload"?, "idempotency_key"?}`), a list, or
+/// `{"notifications": [...]}`; at most 10,000.
+#[utoipa::path(post, path = "/api/v1/notifications", tag = "notifications", params(EnqueueQuery),
+    request_body(content = Object, description = "A notification, a list of them, or {\"notifications\": [...]}"),
+    responses((status = 202, body = Enqueued), (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["notifications:write"])))]
+pub async fn enqueue(State(state): State<AppState>, caller: Caller, Query(q): Query<EnqueueQuery>, body: Bytes) -> ApiResult<Response> {
+    caller.require(Scope::NotificationsWrite)?;
+    let backend = match q.backend.as_deref().map(str::parse::<notify::Backend>) {
+        None => notify::Backend::Embedded,
+        Some(Ok(b)) => b,
+        Some(Err(m)) => return Err(ApiError::invalid("backend", m)),
+    };
+    let batch = crate::notifications::parse_batch(&body)?;
+    let ids = state.notify.enqueue_to(backend, batch).await?;
+    Ok((StatusCode::ACCEPTED, Json(Enqueued { ids: ids.into_iter().map(|i| i.to_string()).collect() })).into_response())
+}

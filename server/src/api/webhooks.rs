@@ -1,0 +1,221 @@
+//! Webhook endpoints (out) and their messages, attempts, replays and notices: thin handlers over the
+//! `hooks` crate, which owns every rule (SSRF guard, secrets, rotation, auto-disable).
+
+use auth::tokens::Scope;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hooks::{AttemptRecord, CreatedEndpoint, DeliveryRecord, Endpoint, EndpointUpdate, Message, MessageDetail, NewEndpoint, OwnerNotice, PageRequest, RotatedSecret};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/webhooks/event-types", get(event_types))
+        .route("/api/v1/webhooks/endpoints", post(create).get(list))
+        .route("/api/v1/webhooks/endpoints/{id}", get(show).patch(update).delete(remove))
+        .route("/api/v1/webhooks/endpoints/{id}/rotate-secret", post(rotate))
+        .route("/api/v1/webhooks/endpoints/{id}/enable", post(enable))
+        .route("/api/v1/webhooks/endpoints/{id}/disable", post(disable))
+        .route("/api/v1/webhooks/endpoints/{id}/test", post(send_test))
+        .route("/api/v1/webhooks/endpoints/{id}/attempts", get(endpoint_attempts))
+        .route("/api/v1/webhooks/messages", get(messages))
+        .route("/api/v1/webhooks/messages/{id}", get(message))
+        .route("/api/v1/webhooks/messages/{id}/attempts", get(message_attempts))
+        .route("/api/v1/webhooks/messages/{id}/replay", post(replay))
+        .route("/api/v1/webhooks/notices", get(notices))
+}
+
+fn page(q: &PageQuery) -> ApiResult<PageRequest> {
+    Ok(PageRequest { limit: Some(q.checked_limit()?), cursor: q.cursor.clone() })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeInfo {
+    pub name: String,
+    pub description: String,
+}
+
+/// Every event type an endpoint can subscribe to.
+#[utoipa::path(get, path = "/api/v1/webhooks/event-types", tag = "webhooks", responses((status = 200, body = Vec<EventTypeInfo>)),
+    security(("bearer" = ["webhooks:read"])))]
+pub async fn event_types(caller: Caller) -> ApiResult<Json<Vec<EventTypeInfo>>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(hooks::events::CATALOGUE.iter().map(|e| EventTypeInfo { name: e.name.into(), description: e.description.into() }).collect()))
+}
+
+/// Register an endpoint. The answer carries its `whsec_` secret: the only time it is shown.
+#[utoipa::path(post, path = "/api/v1/webhooks/endpoints", tag = "webhooks", request_body = NewEndpoint,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe creation")),
+    responses((status = 201, body = CreatedEndpoint), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["webhooks:write"])))]
+pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(e) = caller.require(Scope::WebhooksWrite) {
+        return e.into_response();
+    }
+    idempotency::once(&state, &caller, &headers, "POST /api/v1/webhooks/endpoints", &body, || async {
+        let new: NewEndpoint = match parse_json(&body) {
+            Ok(n) => n,
+            Err(e) => return e.into_response(),
+        };
+        match state.hooks.create_endpoint(caller.owner(), new).await {
+            Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        }
+    })
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointPage {
+    pub items: Vec<Endpoint>,
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's endpoints, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/endpoints", tag = "webhooks", params(PageQuery),
+    responses((status = 200, body = EndpointPage)), security(("bearer" = ["webhooks:read"])))]
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<Endpoint>>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(state.hooks.list_endpoints(caller.owner(), page(&q)?).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks/endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Endpoint), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["webhooks:read"])))]
+pub async fn show(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<Endpoint>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(state.hooks.get_endpoint(caller.owner(), &id_segment(id)?).await?))
+}
+
+/// Change the URL, description or event types (absent fields stay as they are).
+#[utoipa::path(patch, path = "/api/v1/webhooks/endpoints/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = EndpointUpdate,
+    responses((status = 200, body = Endpoint), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["webhooks:write"])))]
+pub async fn update(State(state): State<AppState>, caller: Caller, id: Path<String>, body: Bytes) -> ApiResult<Json<Endpoint>> {
+    caller.require(Scope::WebhooksWrite)?;
+    let id = id_segment(id)?;
+    let update: EndpointUpdate = parse_json(&body)?;
+    Ok(Json(state.hooks.update_endpoint(caller.owner(), &id, update).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/webhooks/endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["webhooks:write"])))]
+pub async fn remove(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<StatusCode> {
+    caller.require(Scope::WebhooksWrite)?;
+    state.hooks.delete_endpoint(caller.owner(), &id_segment(id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new secret, returned once; the old one keeps signing beside it until `previous_secret_until_ms`.
+#[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = RotatedSecret)), security(("bearer" = ["webhooks:write"])))]
+pub async fn rotate(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<RotatedSecret>> {
+    caller.require(Scope::WebhooksWrite)?;
+    Ok(Json(state.hooks.rotate_secret(caller.owner(), &id_segment(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/enable", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Endpoint)), security(("bearer" = ["webhooks:write"])))]
+pub async fn enable(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<Endpoint>> {
+    caller.require(Scope::WebhooksWrite)?;
+    Ok(Json(state.hooks.set_enabled(caller.owner(), &id_segment(id)?, true).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/disable", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Endpoint)), security(("bearer" = ["webhooks:write"])))]
+pub async fn disable(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<Endpoint>> {
+    caller.require(Scope::WebhooksWrite)?;
+    Ok(Json(state.hooks.set_enabled(caller.owner(), &id_segment(id)?, false).await?))
+}
+
+/// Send a `test.ping` event to this endpoint only.
+#[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/test", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 202, body = Message)), security(("bearer" = ["webhooks:write"])))]
+pub async fn send_test(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<(StatusCode, Json<Message>)> {
+    caller.require(Scope::WebhooksWrite)?;
+    Ok((StatusCode::ACCEPTED, Json(state.hooks.send_test(caller.owner(), &id_segment(id)?).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptPage {
+    pub items: Vec<AttemptRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every delivery attempt to this endpoint, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/endpoints/{id}/attempts", tag = "webhooks", params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = AttemptPage)), security(("bearer" = ["webhooks:read"])))]
+pub async fn endpoint_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(state.hooks.endpoint_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessagePage {
+    pub items: Vec<Message>,
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's event messages, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/messages", tag = "webhooks", params(PageQuery),
+    responses((status = 200, body = MessagePage)), security(("bearer" = ["webhooks:read"])))]
+pub async fn messages(State(state): State<AppState>, caller: Caller, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<Message>>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(state.hooks.list_messages(caller.owner(), page(&q)?).await?))
+}
+
+/// One message: the exact body sent and its deliveries.
+#[utoipa::path(get, path = "/api/v1/webhooks/messages/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = MessageDetail), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["webhooks:read"])))]
+pub async fn message(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<MessageDetail>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(state.hooks.get_message(caller.owner(), &id_segment(id)?).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks/messages/{id}/attempts", tag = "webhooks", params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = AttemptPage)), security(("bearer" = ["webhooks:read"])))]
+pub async fn message_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(state.hooks.message_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Only to this endpoint (default: every endpoint the message went to).
+    pub endpoint_id: Option<String>,
+}
+
+/// Send a message again, with the same `webhook-id` (receivers deduplicate on it).
+#[utoipa::path(post, path = "/api/v1/webhooks/messages/{id}/replay", tag = "webhooks", params(("id" = String, Path)),
+    request_body(content = Option<ReplayRequest>), responses((status = 202, body = Vec<DeliveryRecord>)),
+    security(("bearer" = ["webhooks:write"])))]
+pub async fn replay(State(state): State<AppState>, caller: Caller, id: Path<String>, body: Bytes) -> ApiResult<(StatusCode, Json<Vec<DeliveryRecord>>)> {
+    caller.require(Scope::WebhooksWrite)?;
+    let id = id_segment(id)?;
+    let req: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) { ReplayRequest::default() } else { parse_json(&body)? };
+    Ok((StatusCode::ACCEPTED, Json(state.hooks.replay(caller.owner(), &id, req.endpoint_id.as_deref()).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NoticePage {
+    pub items: Vec<OwnerNotice>,
+    pub next_cursor: Option<String>,
+}
+
+/// What the caller should know (e.g. an endpoint disabled after repeated failures).
+#[utoipa::path(get, path = "/api/v1/webhooks/notices", tag = "webhooks", params(PageQuery),
+    responses((status = 200, body = NoticePage)), security(("bearer" = ["webhooks:read"])))]
+pub async fn notices(State(state): State<AppState>, caller: Caller, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<OwnerNotice>>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(state.hooks.notices(caller.owner(), page(&q)?).await?))
+}
