@@ -67,9 +67,13 @@ stack_sink() {
   stack_wait "http://127.0.0.1:$SINK_PORT/stats"
 }
 
-# Production mode (Secure, __Host- cookie over nginx's TLS).
+# Production mode (Secure, __Host- cookie over nginx's TLS). Webhook endpoints may point at loopback
+# (the sink and the Python receiver), and the `crm` inbound source signs with the spec's example secret.
 stack_env() {
   export APP_MODE=production
+  export APP_HOOKS__ALLOW_NETWORKS="127.0.0.1/32"
+  export IMPLEMENTATION_ENG_CRM_SECRET="${IMPLEMENTATION_ENG_CRM_SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}"
+  export APP_HOOKS__INBOUND__SOURCES__CRM__SECRETS="$IMPLEMENTATION_ENG_CRM_SECRET"
   export RUST_LOG="${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}"
 }
 
