@@ -49,7 +49,7 @@ say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.
 export APP_NOTIFY__RETRY__BASE_MS=50
 stack_start "$RUN"
-for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank; do
+for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-python; do
   stack_user "$user" "password-of-$user"
 done
 
@@ -67,6 +67,14 @@ if [ ! -x "$VENV/bin/python" ] || [ examples/python/requirements.txt -nt "$VENV/
 fi
 IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx/certs/server.crt" \
   "$VENV/bin/python" -m unittest -v examples/python/test_examples.py
+
+say "Python integration scripts (REST API, webhooks out and in, workflows) against the live server"
+api_token=$(target/release/server token create e2e-python --name python-tests --scopes all 2>/dev/null)
+readonly_token=$(target/release/server token create e2e-python --name python-readonly \
+  --scopes notifications:read,webhooks:read,workflows:read 2>/dev/null)
+IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx/certs/server.crt" \
+  IMPLEMENTATION_ENG_TOKEN="$api_token" IMPLEMENTATION_ENG_READONLY_TOKEN="$readonly_token" \
+  IMPLEMENTATION_ENG_REQUIRE_LIVE=1 python3 -m unittest -v examples/python/test_integrations.py
 
 say "nginx: login POST rate limit"
 codes=$(for _ in $(seq 1 60); do

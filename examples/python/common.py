@@ -1,7 +1,8 @@
-"""A tiny client for Implementation-Eng's crypto lab endpoint, shared by the example scripts.
+"""A tiny client for Implementation-Eng, shared by the example scripts.
 
     post_lab("sha256", input="abc")  ->  {"hex": "ba7816bf...", "base64": "...", "text": None}
     get_methods()                    ->  [{"id": "sha256", "name": "SHA-256", "kind": "one-way", ...}, ...]
+    api("POST", "/api/v1/runs", {"count": 10})  ->  {"id": 12, "status": "running", ...}   (REST API v1)
 
 Only the standard library: urllib.request for HTTP, json for the bodies, ssl's default context
 for HTTPS. The default context verifies certificates against the system CAs, or against the file
@@ -14,6 +15,7 @@ import json
 import os
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,18 +61,31 @@ def origin(url=None):
     return f"{parts.scheme.lower()}://{host.lower()}"
 
 
-def parse_args(description, add_arguments=None):
-    """Parses --base-url (and whatever `add_arguments(parser)` adds) and remembers the base URL."""
-    parser = argparse.ArgumentParser(description=description)
+def parse_args(description, add_arguments=None, token=False):
+    """Parses --base-url (and whatever `add_arguments(parser)` adds) and remembers the base URL.
+    With token=True it also parses --token (default $IMPLEMENTATION_ENG_TOKEN) for api() and
+    requires one; with token="optional" it parses it without requiring it."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--base-url",
         default=os.environ.get(ENV_VAR) or DEFAULT_URL,
-        help=f"server to compare against (default: ${ENV_VAR} or {DEFAULT_URL})",
+        help=f"server to talk to (default: ${ENV_VAR} or {DEFAULT_URL})",
     )
+    if token:
+        parser.add_argument(
+            "--token",
+            default=os.environ.get(TOKEN_ENV_VAR),
+            help=f"API token, ie_... (default: ${TOKEN_ENV_VAR}); create one on /settings/tokens "
+            "or with `server token create <username> --name NAME --scopes a,b`",
+        )
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args()
     set_base_url(args.base_url)
+    if token:
+        if not args.token and token != "optional":
+            parser.error(f"an API token is needed: --token or ${TOKEN_ENV_VAR}")
+        set_token(args.token)
     return args
 
 
@@ -173,3 +188,129 @@ def run(main):
         print(f"ERROR: {e}", file=sys.stderr, flush=True)
         code = 2
     sys.exit(code)
+
+
+# --- REST API v1 (/api/v1): token auth, problem details ---------------------------------------
+
+TOKEN_ENV_VAR = "IMPLEMENTATION_ENG_TOKEN"
+API = "/api/v1"
+
+_token = None
+
+
+def set_token(token):
+    global _token
+    _token = token
+
+
+def current_token():
+    """--token if a script set it, else $IMPLEMENTATION_ENG_TOKEN (may be None)."""
+    return _token or os.environ.get(TOKEN_ENV_VAR) or None
+
+
+class ApiError(LabError):
+    """An RFC 9457 problem-details answer (Content-Type: application/problem+json):
+    `code` (e.g. "validation_failed"), `status`, `title`, `detail`, `errors` ([{"field", "message"}])
+    and the whole `problem` object as the server sent it."""
+
+    def __init__(self, status, problem, content_type=""):
+        self.problem = problem if isinstance(problem, dict) else {}
+        self.content_type = content_type
+        self.title = self.problem.get("title") or ""
+        self.detail = self.problem.get("detail") or ""
+        self.errors = self.problem.get("errors") or []
+        code = self.problem.get("code") or f"http_{status}"
+        message = self.detail or self.title or str(problem)[:200]
+        if self.errors:
+            message += " [" + "; ".join(f"{e.get('field')}: {e.get('message')}" for e in self.errors) + "]"
+        super().__init__(status, code, message)
+
+
+class Response:
+    """One HTTP answer: status, headers (case-insensitive lookups), parsed body (JSON or text)."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+def api_request(method, path, body=None, token=None, headers=None, timeout=TIMEOUT_SECONDS):
+    """Sends one request to the API and returns a Response, whatever its status (no raising on
+    4xx/5xx); raises ServerUnreachable when there is no HTTP answer at all.
+
+    `path` is relative to the base URL ("/api/v1/me"). `body`: a dict or list is sent as JSON;
+    str/bytes as they are (set Content-Type in `headers`, e.g. application/toml). `token`: the
+    bearer token; None uses current_token() (--token / $IMPLEMENTATION_ENG_TOKEN); "" sends none."""
+    url = base_url() + path
+    hdrs = {"Accept": "application/json, application/problem+json"}
+    tok = token if token is not None else current_token()
+    if tok:
+        # A bearer token is not sent by browsers on their own, so a token request is not subject to
+        # the same-site (CSRF) check that cookie-authenticated POSTs get: no Origin header here.
+        hdrs["Authorization"] = f"Bearer {tok}"
+    data = None
+    if body is not None:
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode("utf-8")
+            hdrs["Content-Type"] = "application/json"
+        else:
+            data = body.encode("utf-8") if isinstance(body, str) else body
+    hdrs.update(headers or {})
+    req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+    context = ssl.create_default_context() if url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+            status, resp_headers, raw = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        status, resp_headers, raw = e.code, e.headers, e.read()
+    except urllib.error.URLError as e:
+        hint = ""
+        if isinstance(e.reason, ssl.SSLCertVerificationError):
+            hint = " (if the server uses a private CA, point SSL_CERT_FILE at its certificate)"
+        raise ServerUnreachable(f"could not reach {url}: {e.reason}{hint}") from None
+    except (TimeoutError, ConnectionError) as e:
+        raise ServerUnreachable(f"could not reach {url}: {e}") from None
+    text = raw.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(text) if text.strip() else None
+    except ValueError:
+        parsed = text
+    return Response(status, resp_headers, parsed)
+
+
+def api(method, path, body=None, token=None, headers=None):
+    """Like api_request, but returns the parsed body of a 2xx answer and raises ApiError (with the
+    problem's `code`, `errors`, ...) for anything else."""
+    resp = api_request(method, path, body, token=token, headers=headers)
+    if resp.status >= 400:
+        raise ApiError(resp.status, resp.body, resp.headers.get("Content-Type", ""))
+    return resp.body
+
+
+def list_all(path, limit=100):
+    """Every item of a paginated list (`{"items": [...], "next_cursor": ...}`), following cursors."""
+    items, cursor = [], None
+    sep = "&" if "?" in path else "?"
+    while True:
+        query = f"limit={limit}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        page = api("GET", f"{path}{sep}{query}")
+        items += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
+
+
+def wait_for(fetch, done, timeout_s=120, interval_s=0.5, on_change=None):
+    """Calls fetch() until done(value) is true or timeout_s passes; returns the last value.
+    on_change(value) is called whenever the value differs from the previous one (for progress)."""
+    deadline = time.monotonic() + timeout_s
+    last = object()
+    while True:
+        value = fetch()
+        if on_change and value != last:
+            on_change(value)
+        last = value
+        if done(value) or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval_s)

@@ -38,7 +38,8 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(workflows::router())
         .route("/api/v1/inbound/{source}", post(inbound::receive))
-        .fallback_service(axum::routing::any(not_found))
+        // Any other /api/v1 path is a problem, not the app's HTML 404 page.
+        .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY))
 }
 
