@@ -61,12 +61,19 @@ pub async fn refuse_cross_site(State(state): State<AppState>, req: Request, next
     }
     // No ambient credential to abuse: inbound webhooks are signed, and a request carrying a bearer
     // token (which no browser adds by itself, and which the API then uses instead of the cookie).
+    // An API request without a cookie has no session to ride on either: the API answers it (401).
     let path = req.uri().path();
-    if path.starts_with("/api/v1/inbound/") || (path.starts_with("/api/v1/") && req.headers().contains_key(header::AUTHORIZATION)) {
+    let api = path.starts_with("/api/v1/");
+    if path.starts_with("/api/v1/inbound/")
+        || (api && (req.headers().contains_key(header::AUTHORIZATION) || !req.headers().contains_key(header::COOKIE)))
+    {
         return next.run(req).await;
     }
     match is_same_site(req.headers(), &state.settings.allowed_origins) {
         Ok(()) => next.run(req).await,
+        Err(why) if api => {
+            crate::api::ApiError::new(StatusCode::FORBIDDEN, "cross_site", format!("Cross-site request refused: {why}.")).into_response()
+        }
         Err(why) => AppError::Status(StatusCode::FORBIDDEN, format!("Cross-site request refused: {why}.")).into_response(),
     }
 }

@@ -17,9 +17,11 @@ use crate::AppState;
 pub struct InboundAnswer {
     /// `accepted`, or `duplicate` for a `webhook-id` seen before (nothing is done again).
     pub status: String,
-    /// The workflow run this webhook resumed, if any.
-    pub resumed_run: Option<String>,
-    /// The workflow run this webhook started, if its source is configured to start one.
+    /// The workflow run this webhook resumed (null if none); absent on a duplicate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_run: Option<Option<String>>,
+    /// The workflow run this webhook started, when its source is configured to start one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub started_run: Option<String>,
 }
 
@@ -55,5 +57,5 @@ pub async fn receive(State(state): State<AppState>, Path(source): Path<String>, 
         }
         _ => None,
     };
-    Ok(Json(InboundAnswer { status: "accepted".into(), resumed_run, started_run }))
+    Ok(Json(InboundAnswer { status: "accepted".into(), resumed_run: Some(resumed_run), started_run }))
 }
