@@ -777,7 +777,10 @@ class LiveWebhookReceiver(LiveTestCase):
         # A replay is a new delivery of the same message: same webhook-id, so the receiver dedupes it.
         common.api("POST", f"{common.API}/webhooks/messages/{msg['id']}/replay", {"endpoint_id": ep})
         self.assertEqual(rx.next(lambda l: l.get("webhook_id") == msg["id"])["outcome"], "duplicate")
-        attempts = common.api("GET", f"{common.API}/webhooks/messages/{msg['id']}/attempts")
+        # The attempt is logged once the receiver's answer is in, a moment after the receiver saw it.
+        attempts = common.wait_for(
+            lambda: common.api("GET", f"{common.API}/webhooks/messages/{msg['id']}/attempts"),
+            lambda a: len(a["items"] if isinstance(a, dict) else a) >= 2, timeout_s=15, interval_s=0.2)
         items = attempts["items"] if isinstance(attempts, dict) else attempts
         self.assertGreaterEqual(len(items), 2, attempts)
 
