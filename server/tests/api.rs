@@ -122,6 +122,9 @@ fn bad_input_is_a_problem_naming_the_field_and_private_addresses_are_refused() {
         assert!(b["errors"].as_array().unwrap().iter().any(|e| e["field"] == "steps[0].retry.max_attempts"), "{b}");
         let (s, h, b) = call(&app, api("GET", "/api/v1/webhooks/endpoints?limit=1000", Some(&t), None)).await;
         assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let (s, h, b) = call(&app, api("GET", "/api/v1/webhooks/messages?limit=lots", Some(&t), None)).await;
+        assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(b["errors"][0]["field"], "limit", "{b}");
         let (s, h, b) = call(&app, api("GET", "/api/v1/workflow-runs/does-not-exist", Some(&t), None)).await;
         assert_problem(s, &h, &b, StatusCode::NOT_FOUND, "not_found");
     })

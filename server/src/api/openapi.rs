@@ -46,6 +46,21 @@ impl Modify for Security {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("ie_ token").build()),
         );
         components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("__Host-session"))));
+
+        // Every operation can also answer a problem (401 without credentials, 403 without the scope,
+        // 404, 413, 422, 429, …): a `default` response says so once for all of them.
+        let problem = utoipa::openapi::ResponseBuilder::new()
+            .description("A problem (RFC 9457): the status and `code` say what went wrong")
+            .content(
+                "application/problem+json",
+                utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("Problem"))).build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+                op.responses.responses.entry("default".to_string()).or_insert_with(|| problem.clone().into());
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use app::notify_api::{RunRow, RunView};
 use auth::tokens::Scope;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{idempotency, ApiError, ApiResult, Caller, Problem};
+use super::{ApiQuery, idempotency, ApiError, ApiResult, Caller, Problem};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,18 +26,23 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)] // documentation only: the body is validated by notify's own parser
 pub struct NewRun {
-    /// How many notifications, 1 to 10,000,000.
+    /// How many notifications.
+    #[schema(minimum = 1, maximum = 10_000_000)]
     count: u64,
-    /// `max`, or `<n>-per-hour` (`1m-per-hour`, `500k-per-hour`, `2500-per-hour`).
+    /// `max`, or `<n>-per-hour` (`1m-per-hour`, `500k-per-hour`, `2500-per-hour`), at most 100m per hour.
+    #[schema(pattern = "^(max|[1-9][0-9]{0,8}-per-hour|[1-9][0-9]{0,5}k-per-hour|[1-9][0-9]{0,2}m-per-hour)$")]
     rate: String,
     /// Relative weights per channel, e.g. `{"email": 1, "sms": 1}`.
     #[schema(value_type = Object)]
     mix: serde_json::Value,
-    /// Share of simulated-provider attempts that fail, 0 to 1.
+    /// Share of simulated-provider attempts that fail.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     failure_rate: Option<f64>,
     /// Simulated provider latency, milliseconds.
+    #[schema(minimum = 0, maximum = 60_000)]
     latency_ms: Option<u64>,
-    /// `embedded` (default) or `redis`.
+    /// `embedded` (default) or `redis` (when the server has Redis).
+    #[schema(pattern = "^(embedded|redis)$")]
     backend: Option<String>,
 }
 
@@ -137,7 +142,7 @@ pub struct Enqueued {
     responses((status = 202, body = Enqueued), (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["notifications:write"])))]
-pub async fn enqueue(State(state): State<AppState>, caller: Caller, Query(q): Query<EnqueueQuery>, body: Bytes) -> ApiResult<Response> {
+pub async fn enqueue(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<EnqueueQuery>, body: Bytes) -> ApiResult<Response> {
     caller.require(Scope::NotificationsWrite)?;
     let backend = match q.backend.as_deref().map(str::parse::<notify::Backend>) {
         None => notify::Backend::Embedded,

@@ -3,7 +3,7 @@
 
 use auth::tokens::Scope;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use hooks::{AttemptRecord, CreatedEndpoint, DeliveryRecord, Endpoint, EndpointUp
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem};
+use super::{ApiQuery, id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -81,7 +81,7 @@ pub struct EndpointPage {
 /// The caller's endpoints, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/endpoints", tag = "webhooks", params(PageQuery),
     responses((status = 200, body = EndpointPage)), security(("bearer" = ["webhooks:read"])))]
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<Endpoint>>> {
+pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<Endpoint>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.list_endpoints(caller.owner(), page(&q)?).await?))
 }
@@ -153,7 +153,7 @@ pub struct AttemptPage {
 /// Every delivery attempt to this endpoint, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/endpoints/{id}/attempts", tag = "webhooks", params(("id" = String, Path), PageQuery),
     responses((status = 200, body = AttemptPage)), security(("bearer" = ["webhooks:read"])))]
-pub async fn endpoint_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
+pub async fn endpoint_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.endpoint_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
 }
@@ -167,7 +167,7 @@ pub struct MessagePage {
 /// The caller's event messages, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/messages", tag = "webhooks", params(PageQuery),
     responses((status = 200, body = MessagePage)), security(("bearer" = ["webhooks:read"])))]
-pub async fn messages(State(state): State<AppState>, caller: Caller, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<Message>>> {
+pub async fn messages(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<Message>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.list_messages(caller.owner(), page(&q)?).await?))
 }
@@ -183,7 +183,7 @@ pub async fn message(State(state): State<AppState>, caller: Caller, id: Path<Str
 
 #[utoipa::path(get, path = "/api/v1/webhooks/messages/{id}/attempts", tag = "webhooks", params(("id" = String, Path), PageQuery),
     responses((status = 200, body = AttemptPage)), security(("bearer" = ["webhooks:read"])))]
-pub async fn message_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
+pub async fn message_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.message_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
 }
@@ -215,7 +215,7 @@ pub struct NoticePage {
 /// What the caller should know (e.g. an endpoint disabled after repeated failures).
 #[utoipa::path(get, path = "/api/v1/webhooks/notices", tag = "webhooks", params(PageQuery),
     responses((status = 200, body = NoticePage)), security(("bearer" = ["webhooks:read"])))]
-pub async fn notices(State(state): State<AppState>, caller: Caller, Query(q): Query<PageQuery>) -> ApiResult<Json<hooks::Page<OwnerNotice>>> {
+pub async fn notices(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<OwnerNotice>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.notices(caller.owner(), page(&q)?).await?))
 }

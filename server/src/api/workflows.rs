@@ -4,7 +4,7 @@
 
 use auth::tokens::Scope;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use flows::{DefinitionRecord, RunRecord, Timeline};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem};
+use super::{ApiQuery, id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -51,7 +51,7 @@ pub struct DefinitionPage {
 /// The caller's workflow definitions (the built-in examples included).
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(PageQuery),
     responses((status = 200, body = DefinitionPage)), security(("bearer" = ["workflows:read"])))]
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<PageQuery>) -> ApiResult<Json<flows::Paged<DefinitionRecord>>> {
+pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<flows::Paged<DefinitionRecord>>> {
     caller.require(Scope::WorkflowsRead)?;
     let store = state.flows.store();
     if q.cursor.is_none() {
@@ -160,11 +160,14 @@ pub async fn start(State(state): State<AppState>, caller: Caller, id: Path<Strin
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
-    /// Only runs in this status (running, waiting, compensating, completed, failed, compensation_failed, cancelled).
+    /// Only runs in this status.
+    #[param(inline, value_type = Option<flows::RunStatus>)]
     pub status: Option<String>,
     /// Only runs of this workflow (by name).
     pub workflow: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub cursor: Option<String>,
 }
 
@@ -178,7 +181,7 @@ pub struct RunPage {
 #[utoipa::path(get, path = "/api/v1/workflow-runs", tag = "workflows", params(RunQuery),
     responses((status = 200, body = RunPage), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:read"])))]
-pub async fn runs(State(state): State<AppState>, caller: Caller, Query(q): Query<RunQuery>) -> ApiResult<Json<flows::Paged<RunRecord>>> {
+pub async fn runs(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<RunQuery>) -> ApiResult<Json<flows::Paged<RunRecord>>> {
     caller.require(Scope::WorkflowsRead)?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
