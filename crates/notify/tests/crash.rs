@@ -61,7 +61,7 @@ async fn one_of_two_redis_workers_killed_the_other_reclaims_its_messages() {
     let redis = Redis::start();
     let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { delay_ms: 2, ..SinkConfig::default() }).await.unwrap();
     let worker = |name: &'static str| {
-        Node::spawn(&["--worker-only", "--redis", &redis.url, "--webhook", &sink.url(), "--consumer", name, "--reclaim-ms", "1000", "--concurrency", "32"])
+        Node::spawn(&["--worker-only", "--redis", &redis.url, "--webhook", &sink.url(), "--consumer", name, "--reclaim-ms", "3000", "--concurrency", "32"])
     };
     let mut a = worker("worker-a");
     let mut b = worker("worker-b");
