@@ -316,6 +316,10 @@ fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
             assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
         }
         assert!(doc["components"]["schemas"]["Problem"].is_object());
+        // Two crates' AttemptRecord types once shared one schema name, and one overwrote the other.
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        assert!(schemas.contains_key("WebhookAttempt") && schemas.contains_key("StepAttempt"), "{:?}", schemas.keys().collect::<Vec<_>>());
+        assert!(!schemas.contains_key("AttemptRecord"));
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
         let res = app.send(get("/api/docs", None)).await;
         assert_eq!(res.status(), StatusCode::OK);

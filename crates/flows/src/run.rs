@@ -200,6 +200,7 @@ impl AttemptOutcome {
 /// One attempt at one step (or at its compensation), as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = StepAttempt))]
 pub struct AttemptRecord {
     pub id: i64,
     pub step_index: i64,

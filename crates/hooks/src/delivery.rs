@@ -64,6 +64,8 @@ pub struct DeliveryRecord {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// flows has an AttemptRecord too: distinct names in the OpenAPI document.
+#[cfg_attr(feature = "openapi", schema(as = WebhookAttempt))]
 pub struct AttemptRecord {
     pub message_id: String,
     pub endpoint_id: String,
