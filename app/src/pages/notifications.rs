@@ -405,23 +405,24 @@ mod live_updates {
     use wasm_bindgen::{closure::Closure, JsCast};
 
     /// Opens the run's event stream (`/notifications/runs/{id}/events`) and puts every update in
-    /// `live`. When a run that was running ends, the run list is refreshed once.
+    /// `live`. When the stream ends (the run is final), the run list is refreshed once.
     pub fn follow(id: i64, live: RwSignal<Option<RunView>>, initial: Resource<Result<Option<RunView>, ServerFnError>>, version: RwSignal<u32>) {
         let stream = StoredValue::new_local(None::<web_sys::EventSource>);
         Effect::new(move |_| {
             let Ok(source) = web_sys::EventSource::new(&format!("/notifications/runs/{id}/events")) else { return };
             let closer = source.clone();
-            let mut was_running = initial.get_untracked().and_then(|r| r.ok()).flatten().is_some_and(|r| r.is_running());
+            // The list is refreshed whenever the stream ends: a run that finished before its first
+            // event (small runs do) must not stay "Running" in the list.
+            let _ = initial;
+            let mut refreshed = false;
             let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
                 let Some(Ok(view)) = ev.data().as_string().map(|t| serde_json::from_str::<RunView>(&t)) else { return };
                 let running = view.is_running();
                 let _ = live.try_set(Some(view));
-                if running {
-                    was_running = true;
-                } else {
+                if !running {
                     closer.close();
-                    if was_running {
-                        was_running = false;
+                    if !refreshed {
+                        refreshed = true;
                         let _ = version.try_update(|v| *v += 1);
                     }
                 }
