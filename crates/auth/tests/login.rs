@@ -1,29 +1,13 @@
 //! The sign-in rules against real databases: a SQLite file, and PostgreSQL when the test command has
 //! started one (`APP_TEST_POSTGRES_URL`, see crates/db's testing module).
 
+mod common;
+
+use common::{attempt, setup};
+
 use auth::sessions::{NewSession, SessionRegistry};
-use auth::{db, AuthError, Authenticator, LoginAttempt, LoginThrottle, PasswordHasher, ThrottleConfig, UserStore};
+use auth::{AuthError, PasswordHasher, ThrottleConfig};
 use secrecy::SecretString;
-use std::sync::Arc;
-
-/// One fresh, migrated database per engine, each with its own authenticator.
-async fn setup(throttle: ThrottleConfig) -> Vec<(Authenticator, sqlx::AnyPool, ::db::testing::TestDb)> {
-    let mut out = vec![];
-    for test_db in ::db::testing::engines().await {
-        let pool = db::connect(&test_db.url).await.unwrap();
-        let auth = Authenticator {
-            users: UserStore::new(pool.clone()),
-            hasher: PasswordHasher::owasp(),
-            throttle: Arc::new(LoginThrottle::new(&throttle)),
-        };
-        out.push((auth, pool, test_db));
-    }
-    out
-}
-
-fn attempt(u: &str, p: &str) -> LoginAttempt {
-    LoginAttempt { username: u.into(), password: SecretString::from(p), client_ip: Some("127.0.0.9".parse().unwrap()) }
-}
 
 #[tokio::test]
 async fn login_succeeds_only_with_the_right_password() {

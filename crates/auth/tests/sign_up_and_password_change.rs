@@ -1,28 +1,14 @@
 //! Sign-up with the new-password policy, and changing the password (which ends the other sessions), on
 //! every database engine the test run has.
 
+mod common;
+
+use common::{attempt, setup};
+
 use auth::sessions::{new_handle, NewSession, SessionRegistry};
-use auth::{db, AuthError, Authenticator, LoginAttempt, LoginThrottle, PasswordHasher, ThrottleConfig, UserStore};
+use auth::{AuthError, ThrottleConfig};
 use secrecy::SecretString;
-use std::sync::Arc;
 
-async fn setup(throttle: ThrottleConfig) -> Vec<(Authenticator, sqlx::AnyPool, ::db::testing::TestDb)> {
-    let mut out = vec![];
-    for test_db in ::db::testing::engines().await {
-        let pool = db::connect(&test_db.url).await.unwrap();
-        let auth = Authenticator {
-            users: UserStore::new(pool.clone()),
-            hasher: PasswordHasher::owasp(),
-            throttle: Arc::new(LoginThrottle::new(&throttle)),
-        };
-        out.push((auth, pool, test_db));
-    }
-    out
-}
-
-fn attempt(u: &str, p: &str) -> LoginAttempt {
-    LoginAttempt { username: u.into(), password: SecretString::from(p), client_ip: Some("127.0.0.9".parse().unwrap()) }
-}
 
 fn secret(s: &str) -> SecretString {
     SecretString::from(s)
