@@ -92,6 +92,6 @@ STACK_NO_APPS=1 stack_start_scaled "$ROOT/.run/scale" 2
 proto=$(curl -sk --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$HTTPS_PORT/login")
 [ "$proto" = 2 ] || { echo "FAILED: nginx answered over HTTP/$proto, not HTTP/2"; exit 1; }
 echo "nginx: HTTP/2 over TLS"
-SERVER_BIN="$ROOT/target/release/server" RUN_DIR="$ROOT/.run/scale" BASE_URL="https://127.0.0.1:$HTTPS_PORT" \
+SERVER_BIN="$TARGET_DIR/release/server" RUN_DIR="$ROOT/.run/scale" BASE_URL="https://127.0.0.1:$HTTPS_PORT" \
   SSL_CERT_FILE="$ROOT/.run/scale/nginx/certs/server.crt" APP_PORT="$APP_PORT" APP_PORT2="$APP_PORT2" \
   SINK_URL="http://127.0.0.1:$SINK_PORT" python3 -m unittest -v deploy/tests/test_scale_out.py
