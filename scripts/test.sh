@@ -49,13 +49,14 @@ say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.
 export APP_NOTIFY__RETRY__BASE_MS=50
 stack_start "$RUN"
-for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank; do
+for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy; do
   stack_user "$user" "password-of-$user"
 done
 
 say "Playwright (Debian Chromium, through nginx)"
 export E2E_BASE_URL="https://127.0.0.1:$HTTPS_PORT"
 export E2E_HTTP_URL="http://127.0.0.1:$HTTP_PORT"
+export SINK_PORT   # the webhook specs point endpoints at the sink
 (cd end2end && npx playwright test)
 
 say "Python examples against the live server (through nginx)"
