@@ -56,7 +56,6 @@ done
 say "Playwright (Debian Chromium, through nginx)"
 export E2E_BASE_URL="https://127.0.0.1:$HTTPS_PORT"
 export E2E_HTTP_URL="http://127.0.0.1:$HTTP_PORT"
-export SINK_PORT   # the webhook specs point endpoints at the sink
 (cd end2end && npx playwright test)
 
 say "Python examples against the live server (through nginx)"

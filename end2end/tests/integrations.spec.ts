@@ -1,10 +1,11 @@
-import { createHmac, randomUUID } from "node:crypto";
+import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { expect, test, type Page } from "@playwright/test";
 import { hydrated, signIn } from "./helpers";
 
 // Issue 5's pages: API tokens, webhook endpoints with their attempt log, workflows with a live run timeline.
 // The stack (scripts/stack.sh) lets endpoints point at 127.0.0.1 and gives the `crm` inbound source this secret.
-const SINK_PORT = process.env.SINK_PORT ?? "13100";
 const CRM_SECRET = process.env.IMPLEMENTATION_ENG_CRM_SECRET ?? "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async function signedIn(page: Page, user: string) {
@@ -16,9 +17,49 @@ async function signedIn(page: Page, user: string) {
 function signed(body: string, secret: string) {
   const id = `msg_${randomUUID()}`;
   const ts = Math.floor(Date.now() / 1000).toString();
-  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
-  const signature = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
+  const signature = signed.sign(`${id}.${ts}.${body}`, secret);
   return { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": `v1,${signature}` };
+}
+signed.sign = (content: string, secret: string) =>
+  createHmac("sha256", Buffer.from(secret.replace(/^whsec_/, ""), "base64")).update(content).digest("base64");
+
+/** Does `headers` carry a valid Standard Webhooks signature of `body` under `secret`? */
+function verifies(headers: Record<string, string | string[] | undefined>, body: string, secret: string): boolean {
+  const [id, ts, sig] = ["webhook-id", "webhook-timestamp", "webhook-signature"].map((h) => String(headers[h] ?? ""));
+  const expected = Buffer.from(signed.sign(`${id}.${ts}.${body}`, secret));
+  return sig.split(" ").some((s) => {
+    const got = Buffer.from(s.replace(/^v1,/, ""));
+    return s.startsWith("v1,") && got.length === expected.length && timingSafeEqual(got, expected);
+  });
+}
+
+/**
+ * A receiver on 127.0.0.1 (the stack allowlists it) that answers 204 to deliveries signed with the
+ * endpoint's secret and 401 otherwise. The stack's own sink checks the notification pipeline's fixed
+ * secret, not a new endpoint's, so the test brings its own.
+ */
+class Receiver {
+  server: Server;
+  secret = "";
+  verified: string[] = [];
+  constructor() {
+    this.server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        const ok = this.secret !== "" && verifies(req.headers, body, this.secret);
+        if (ok) this.verified.push(String(req.headers["webhook-id"]));
+        res.writeHead(ok ? 204 : 401).end();
+      });
+    });
+  }
+  async start(): Promise<string> {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/webhook`;
+  }
+  stop() {
+    this.server.close();
+  }
 }
 
 test.describe("API tokens", () => {
@@ -46,13 +87,13 @@ test.describe("API tokens", () => {
     await expect(row.getByTestId("token-prefix")).toHaveText(`${token.slice(0, 8)}…`);
     expect(await page.content()).not.toContain(token);
 
-    // The token works against the API until it is revoked.
-    const ok = await page.request.get("/api/v1/workflows", { headers: { authorization: `Bearer ${token}` } });
-    expect(ok.status()).toBe(200);
+    // The token works against the API (within its scopes) until it is revoked.
+    const api = (path: string) => page.request.get(path, { headers: { authorization: `Bearer ${token}` } });
+    expect((await api("/api/v1/webhooks/endpoints")).status()).toBe(200);
+    expect((await api("/api/v1/workflows")).status()).toBe(403); // workflows:write does not imply read
     await row.getByRole("button", { name: `Revoke ${name}` }).click();
     await expect(row).toHaveCount(0);
-    const refused = await page.request.get("/api/v1/workflows", { headers: { authorization: `Bearer ${token}` } });
-    expect(refused.status()).toBe(401);
+    expect((await api("/api/v1/webhooks/endpoints")).status()).toBe(401);
   });
 
   test("a token without scopes is refused under the scopes field", async ({ page }) => {
@@ -68,15 +109,19 @@ test.describe("API tokens", () => {
 
 test.describe("webhooks", () => {
   test("an endpoint gets a secret once, a test event, and the delivered attempt in its log", async ({ page }) => {
+    const receiver = new Receiver();
+    const url = await receiver.start();
+    test.info().attach("receiver", { body: url });
     await signedIn(page, "e2e-judy");
     await page.goto("/settings/webhooks");
     await hydrated(page);
-    const description = `sink ${Date.now()}`;
-    await page.getByLabel("URL", { exact: true }).fill(`http://127.0.0.1:${SINK_PORT}/webhook`);
+    const description = `receiver ${Date.now()}`;
+    await page.getByLabel("URL", { exact: true }).fill(url);
     await page.getByLabel("Description", { exact: true }).fill(description);
     await page.getByLabel("test.ping").check();
     await page.getByTestId("add-endpoint").click();
     await expect(page.getByTestId("new-secret")).toContainText("whsec_");
+    receiver.secret = (await page.getByTestId("new-secret").textContent())!.trim();
     await expect(page.getByTestId("endpoint-row").filter({ hasText: description })).toContainText("Enabled");
 
     await page.getByTestId("open-new-endpoint").click();
@@ -90,9 +135,12 @@ test.describe("webhooks", () => {
     await expect(attempt.getByTestId("attempt-status")).toHaveText(/^2\d\d$/);
     await expect(attempt).toContainText("test.ping");
 
+    expect(receiver.verified.length).toBeGreaterThan(0);
+
     // Rotation shows the new secret once.
     await page.getByTestId("rotate-secret").click();
     await expect(page.getByTestId("rotated-secret")).toContainText("whsec_");
+    receiver.stop();
   });
 
   test("a private or non-HTTP URL is refused under the URL field", async ({ page }) => {
