@@ -9,6 +9,7 @@ pub mod crypto_wasm;
 pub mod enhance;
 pub mod notify_api;
 pub mod pages;
+pub mod shown_once;
 pub mod time_fmt;
 pub mod tokens_api;
 pub mod webhooks_api;

@@ -113,7 +113,16 @@ pub async fn create_api_token(name: String, scopes: Option<Vec<String>>, expires
         },
     };
     match ssr::store()?.create(me, &name, &parsed, expires_at).await {
-        Ok((info, token)) => Ok(CreatedToken { name: info.name, token: Some(token.expose_secret().to_string()), ..Default::default() }),
+        Ok((info, token)) => {
+            let token = token.expose_secret().to_string();
+            crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
+                kind: "token".into(),
+                title: format!("Token “{}” created", info.name),
+                secret: token.clone(),
+                link: None,
+            });
+            Ok(CreatedToken { name: info.name, token: Some(token), ..Default::default() })
+        }
         Err(auth::AuthError::InvalidInput(m)) => Ok(refuse(ssr::field_of(&m), m)),
         Err(e) => Ok(refuse("", e.to_string())),
     }

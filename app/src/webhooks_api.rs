@@ -160,12 +160,20 @@ pub async fn create_webhook_endpoint(url: String, description: Option<String>, e
     let me = ssr::owner()?;
     let new = hooks::NewEndpoint { url: url.clone(), description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default() };
     match ssr::hooks()?.create_endpoint(&me, new).await {
-        Ok(created) => Ok(CreatedEndpointView {
+        Ok(created) => {
+            crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
+                kind: "endpoint".into(),
+                title: format!("Endpoint {} added: its signing secret", created.endpoint.id),
+                secret: created.secret.clone(),
+                link: Some(format!("/settings/webhooks/{}", created.endpoint.id)),
+            });
+            Ok(CreatedEndpointView {
             endpoint_id: Some(created.endpoint.id.clone()),
             url: created.endpoint.url,
             secret: Some(created.secret),
             ..Default::default()
-        }),
+        })
+        }
         Err(e) => {
             let errors = ssr::form_errors(&e);
             let message = errors.is_empty().then(|| e.to_string());
@@ -228,6 +236,12 @@ pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> 
 pub async fn rotate_webhook_secret(id: String) -> Result<RotatedSecretView, ServerFnError> {
     let me = ssr::owner()?;
     let r = ssr::hooks()?.rotate_secret(&me, &id).await.map_err(ssr::public)?;
+    crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
+        kind: format!("rotate:{id}"),
+        title: "New signing secret".into(),
+        secret: r.secret.clone(),
+        link: None,
+    });
     Ok(RotatedSecretView { secret: r.secret, previous_secret_until_ms: r.previous_secret_until_ms })
 }
 

@@ -196,3 +196,63 @@ test.describe("workflows", () => {
     await expect(page.getByTestId("definitions")).not.toContainText("bad_retry");
   });
 });
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  async function plainSignIn(page: Page, user: string) {
+    await page.goto("/login");
+    await page.getByLabel("Username").fill(user);
+    await page.getByLabel("Password").fill(`password-of-${user}`);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByTestId("username")).toHaveText(user);
+  }
+
+  test("a token is created and shown once, then revoked, by plain form posts", async ({ page }) => {
+    await plainSignIn(page, "e2e-ivan");
+    await page.goto("/settings/tokens");
+    const name = `plain-${Date.now()}`;
+    await page.getByLabel("Name", { exact: true }).fill(name);
+    await page.getByLabel("notifications:read").check();
+    await page.getByTestId("create-token").click();
+    await expect(page).toHaveURL(/\/settings\/tokens\??$/);
+    const token = (await page.getByTestId("new-token").textContent())!.trim();
+    expect(token).toMatch(/^ie_/);
+    await page.reload();
+    await expect(page.getByTestId("new-token")).toHaveCount(0);
+    const row = page.getByTestId("token-row").filter({ hasText: name });
+    await expect(row.getByTestId("token-prefix")).toHaveText(`${token.slice(0, 8)}…`);
+    await row.getByRole("button", { name: `Revoke ${name}` }).click();
+    await expect(page.getByTestId("token-row").filter({ hasText: name })).toHaveCount(0);
+  });
+
+  test("an endpoint is added (secret shown once) and sent a test event by plain form posts", async ({ page }) => {
+    const receiver = new Receiver();
+    const url = await receiver.start();
+    await plainSignIn(page, "e2e-judy");
+    await page.goto("/settings/webhooks");
+    await page.getByLabel("URL", { exact: true }).fill(url);
+    await page.getByTestId("add-endpoint").click();
+    receiver.secret = (await page.getByTestId("new-secret").textContent())!.trim();
+    expect(receiver.secret).toMatch(/^whsec_/);
+    await page.getByTestId("open-new-endpoint").click();
+    await expect(page.getByTestId("new-secret")).toHaveCount(0);
+    await page.getByTestId("send-test").click();
+    await expect(page.getByTestId("endpoint-detail")).toBeVisible();
+    await expect(async () => {
+      await page.reload();
+      await expect(page.getByTestId("attempt-outcome").first()).toHaveText("delivered", { timeout: 1000 });
+    }).toPass({ timeout: 20_000 });
+    receiver.stop();
+  });
+
+  test("a run is started by a plain form post and lands on its page", async ({ page }) => {
+    await plainSignIn(page, "e2e-ivan");
+    await page.goto("/workflows");
+    const onboarding = page.locator('[data-testid="definition"][data-name="customer_onboarding"]');
+    await onboarding.getByRole("textbox").fill(JSON.stringify({ email: `plain-${Date.now()}@example.com`, name: "Ada" }));
+    await onboarding.getByTestId("start-run").click();
+    await expect(page).toHaveURL(/\/workflows\/runs\/[^/]+$/);
+    await expect(page.getByTestId("run-detail")).toBeVisible();
+  });
+});

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::shown_once::take_shown_once;
 use crate::time_fmt::{duration_ms, iso, utc, utc_ms};
 use crate::tokens_api::{list_api_tokens, CreateApiToken, RevokeApiToken, TokenRow, EXPIRY_CHOICES, SCOPES};
 use crate::webhooks_api::{
@@ -88,6 +89,25 @@ fn SecretOnce(title: String, secret: String, testid: &'static str, on_done: impl
     }
 }
 
+/// A secret a form post without JavaScript left for this page (see `shown_once`).
+#[component]
+fn StashedSecret(kind: String, testid: &'static str) -> impl IntoView {
+    let stashed = Resource::new(move || kind.clone(), take_shown_once);
+    let done = RwSignal::new(false);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                stashed.await.ok().flatten().map(|once| view! {
+                    <Show when=move || !done.get()>
+                        <SecretOnce title=once.title.clone() secret=once.secret.clone() testid on_done=move || done.set(true)/>
+                        {once.link.clone().map(|href| view! { <p><a href=href data-testid="open-new-endpoint">"Open the endpoint"</a></p> })}
+                    </Show>
+                })
+            })}
+        </Suspense>
+    }
+}
+
 fn when(ts: Option<i64>, none: &'static str) -> AnyView {
     match ts {
         Some(t) => view! { <time datetime=iso(t)>{utc(t)}</time> }.into_any(),
@@ -114,6 +134,7 @@ pub fn TokensPage() -> impl IntoView {
         <h1>"Settings"</h1>
         <SettingsTabs current="/settings/tokens"/>
         <p class="muted">"Tokens let scripts and other systems call the API as you: send one as "<code>"Authorization: Bearer ie_…"</code>". "<a href="/api/docs">"API reference"</a></p>
+        <StashedSecret kind="token".to_string() testid="new-token"/>
         {move || outcome().and_then(|o| o.token.map(|t| (o.name, t))).map(|(name, token)| view! {
             <SecretOnce title=format!("Token “{name}” created") secret=token testid="new-token" on_done=move || create.value().set(None)/>
         })}
@@ -220,6 +241,7 @@ pub fn WebhooksPage() -> impl IntoView {
         <h1>"Settings"</h1>
         <SettingsTabs current="/settings/webhooks"/>
         <p class="muted">"We POST signed events to your URLs (Standard Webhooks). Verify each with its endpoint's secret."</p>
+        <StashedSecret kind="endpoint".to_string() testid="new-secret"/>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
@@ -398,8 +420,9 @@ pub fn EndpointPage() -> impl IntoView {
     view! {
         <Title text="Webhook endpoint"/>
         <h1>"Settings"</h1>
-        <SettingsTabs current=""/>
+        <SettingsTabs current="/settings/webhooks"/>
         <p><a href="/settings/webhooks">"← All endpoints"</a></p>
+        {move || view! { <StashedSecret kind=format!("rotate:{}", id.get()) testid="rotated-secret"/> }}
         {move || match rotate.value().get() {
             Some(Ok(r)) => view! {
                 <SecretOnce title="New signing secret".to_string() secret=r.secret testid="rotated-secret" on_done=move || rotate.value().set(None)/>
