@@ -10,11 +10,11 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 . scripts/env.sh
 
-OUT="$ROOT/target/crypto-wasm"
+OUT="$TARGET_DIR/crypto-wasm"
 cargo build -p crypto-wasm --lib --target wasm32-unknown-unknown --profile crypto-wasm-release
 rm -rf "$OUT" && mkdir -p "$OUT"
 wasm-bindgen --target web --no-typescript --out-dir "$OUT" \
-  target/wasm32-unknown-unknown/crypto-wasm-release/crypto_wasm.wasm
+  "$TARGET_DIR/wasm32-unknown-unknown/crypto-wasm-release/crypto_wasm.wasm"
 wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$OUT/crypto_wasm_bg.wasm" -o "$OUT/crypto_wasm_bg.wasm"

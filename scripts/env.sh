@@ -1,4 +1,7 @@
 # Sourced by the other scripts: tool paths and the runtime settings of the release build.
+# Cargo's output folder (CARGO_TARGET_DIR when set, so worktrees can build side by side); the site
+# itself stays in $ROOT/target/site (cargo-leptos's site-root).
+export TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export PATH="$ROOT/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export LEPTOS_SITE_ROOT="$ROOT/target/site"
 export LEPTOS_HASH_FILES=true

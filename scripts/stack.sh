@@ -61,7 +61,7 @@ stack_redis() {
 # The local webhook receiver the pipeline's webhook channel delivers to (verifies signatures, counts).
 stack_sink() {
   local run="$1"
-  "$ROOT/target/release/server" sink --addr "127.0.0.1:$SINK_PORT" >"$run/sink.log" 2>&1 &
+  "$TARGET_DIR/release/server" sink --addr "127.0.0.1:$SINK_PORT" >"$run/sink.log" 2>&1 &
   stack_pids+=($!)
   export APP_NOTIFY__WEBHOOK__URL="http://127.0.0.1:$SINK_PORT/webhook"
   stack_wait "http://127.0.0.1:$SINK_PORT/stats"
@@ -82,7 +82,7 @@ stack_app() {
   local run="$1" name="$2" port="$3"
   APP_INSTANCE_NAME="$name" LEPTOS_SITE_ADDR="127.0.0.1:$port" \
     APP_NOTIFY__QUEUE_URL="sqlite://$run/notify-$name.db" \
-    "$ROOT/target/release/server" serve >"$run/$name.log" 2>&1 &
+    "$TARGET_DIR/release/server" serve >"$run/$name.log" 2>&1 &
   stack_pids+=($!)
   echo $! >"$run/$name.pid"
   stack_wait "http://127.0.0.1:$port/healthz" || { tail -n 50 "$run/$name.log"; return 1; }
@@ -113,7 +113,7 @@ stack_start() {
   stack_sink "$run"
   stack_env
   export APP_DATABASE_URL="sqlite://$run/app.db"
-  "$ROOT/target/release/server" migrate
+  "$TARGET_DIR/release/server" migrate
   stack_app "$run" app "$APP_PORT"
   stack_nginx "$run"
   stack_wait "https://127.0.0.1:$HTTPS_PORT/healthz"
@@ -130,7 +130,7 @@ stack_start_scaled() {
   stack_env
   export APP_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   export APP_SESSION__STORE=redis
-  "$ROOT/target/release/server" migrate
+  "$TARGET_DIR/release/server" migrate
   if [ -z "${STACK_NO_APPS:-}" ]; then
     stack_app "$run" a "$APP_PORT"
     [ "$instances" -lt 2 ] || stack_app "$run" b "$APP_PORT2"
@@ -140,5 +140,5 @@ stack_start_scaled() {
 
 # stack_user NAME PASSWORD: creates an account with the CLI.
 stack_user() {
-  echo "$2" | "$ROOT/target/release/server" user create "$1" --password-stdin >/dev/null
+  echo "$2" | "$TARGET_DIR/release/server" user create "$1" --password-stdin >/dev/null
 }

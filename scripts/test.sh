@@ -49,7 +49,7 @@ say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.
 export APP_NOTIFY__RETRY__BASE_MS=50
 stack_start "$RUN"
-for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-python; do
+for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy e2e-python; do
   stack_user "$user" "password-of-$user"
 done
 
@@ -69,8 +69,8 @@ IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx
   "$VENV/bin/python" -m unittest -v examples/python/test_examples.py
 
 say "Python integration scripts (REST API, webhooks out and in, workflows) against the live server"
-api_token=$(target/release/server token create e2e-python --name python-tests --scopes all 2>/dev/null)
-readonly_token=$(target/release/server token create e2e-python --name python-readonly \
+api_token=$("$TARGET_DIR/release/server" token create e2e-python --name python-tests --scopes all 2>/dev/null)
+readonly_token=$("$TARGET_DIR/release/server" token create e2e-python --name python-readonly \
   --scopes notifications:read,webhooks:read,workflows:read 2>/dev/null)
 IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx/certs/server.crt" \
   IMPLEMENTATION_ENG_TOKEN="$api_token" IMPLEMENTATION_ENG_READONLY_TOKEN="$readonly_token" \
@@ -113,6 +113,6 @@ STACK_NO_APPS=1 stack_start_scaled "$ROOT/.run/scale" 2
 proto=$(curl -sk --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$HTTPS_PORT/login")
 [ "$proto" = 2 ] || { echo "FAILED: nginx answered over HTTP/$proto, not HTTP/2"; exit 1; }
 echo "nginx: HTTP/2 over TLS"
-SERVER_BIN="$ROOT/target/release/server" RUN_DIR="$ROOT/.run/scale" BASE_URL="https://127.0.0.1:$HTTPS_PORT" \
+SERVER_BIN="$TARGET_DIR/release/server" RUN_DIR="$ROOT/.run/scale" BASE_URL="https://127.0.0.1:$HTTPS_PORT" \
   SSL_CERT_FILE="$ROOT/.run/scale/nginx/certs/server.crt" APP_PORT="$APP_PORT" APP_PORT2="$APP_PORT2" \
   SINK_URL="http://127.0.0.1:$SINK_PORT" python3 -m unittest -v deploy/tests/test_scale_out.py

@@ -15,7 +15,19 @@ impl AuthVersion {
 }
 
 /// The main navigation: every page a person may want to reach.
-pub const NAV: &[(&str, &str)] = &[("/success", "Account"), ("/crypto", "Crypto lab"), ("/notifications", "Notifications")];
+pub const NAV: &[(&str, &str)] = &[
+    ("/success", "Account"),
+    ("/crypto", "Crypto lab"),
+    ("/notifications", "Notifications"),
+    ("/workflows", "Workflows"),
+    ("/settings/tokens", "Settings"),
+];
+
+/// Is `path` in the section `href` opens? (`/settings/webhooks/ep_1` is under Settings.)
+fn in_section(path: &str, href: &str) -> bool {
+    let section = if href.starts_with("/settings/") { "/settings" } else { href };
+    path == section || path == href || path.starts_with(&format!("{section}/"))
+}
 
 #[component]
 pub fn Header() -> impl IntoView {
@@ -29,7 +41,7 @@ pub fn Header() -> impl IntoView {
             <a class="brand" href="/">"Implementation-Eng"</a>
             <nav class="main-nav" aria-label="Main">
                 {NAV.iter().map(|(href, label)| {
-                    let current = move || (location.pathname.get() == *href).then_some("page");
+                    let current = move || in_section(&location.pathname.get(), href).then_some("page");
                     view! { <a href=*href aria-current=current>{*label}</a> }
                 }).collect_view()}
             </nav>

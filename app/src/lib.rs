@@ -9,7 +9,11 @@ pub mod crypto_wasm;
 pub mod enhance;
 pub mod notify_api;
 pub mod pages;
+pub mod shown_once;
 pub mod time_fmt;
+pub mod tokens_api;
+pub mod webhooks_api;
+pub mod workflows_api;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
@@ -23,7 +27,7 @@ pub const DEFAULT_AFTER_LOGIN: &str = "/success";
 
 /// Pages that need a signed-in user. The server redirects anonymous visitors to
 /// `/login?next=<path>` before rendering any of them.
-pub const PROTECTED_PAGES: &[&str] = &["/success", "/notifications"];
+pub const PROTECTED_PAGES: &[&str] = &["/success", "/notifications", "/settings/tokens", "/settings/webhooks", "/workflows"];
 
 /// Accepts `next` only if it is a path on this site: starts with one `/`, no scheme, no `//host`, no
 /// backslash tricks, no control characters. Anything else falls back to the default.
@@ -106,6 +110,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/success") view=pages::success::SuccessPage ssr=SsrMode::Async/>
                     <Route path=path!("/crypto") view={Lazy::<pages::crypto::CryptoRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/notifications") view={Lazy::<pages::notifications::NotificationsRoute>::new()} ssr=SsrMode::Async/>
+                    // Issue 5's settings and workflow pages: lazy too, each its own chunk.
+                    <Route path=path!("/settings/tokens") view={Lazy::<pages::settings::TokensRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/webhooks") view={Lazy::<pages::settings::WebhooksRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/webhooks/:id") view={Lazy::<pages::settings::EndpointRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/workflows") view={Lazy::<pages::workflows::WorkflowsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/workflows/runs/:id") view={Lazy::<pages::workflows::RunRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

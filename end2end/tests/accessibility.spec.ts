@@ -46,6 +46,27 @@ for (const [name, viewport] of [["desktop", { width: 1280, height: 800 }], ["pho
         await expectNoViolations(page);
       });
 
+      for (const path of ["/settings/tokens", "/settings/webhooks", "/workflows"]) {
+        test(`${path} has no axe violations`, async ({ page }) => {
+          await signIn(page, "e2e-alice");
+          await expect(page.getByTestId("username")).toBeVisible();
+          await page.goto(path);
+          await hydrated(page);
+          await expectNoViolations(page);
+        });
+      }
+
+      test("a workflow run's page has no axe violations", async ({ page }) => {
+        await signIn(page, "e2e-alice");
+        await expect(page.getByTestId("username")).toBeVisible();
+        await page.goto("/workflows");
+        await hydrated(page);
+        await page.locator('[data-testid="definition"][data-name="customer_onboarding"]').getByTestId("start-run").click();
+        await expect(page).toHaveURL(/\/workflows\/runs\//);
+        await expect(page.getByTestId("timeline")).toBeVisible();
+        await expectNoViolations(page);
+      });
+
       test("404 page has no axe violations", async ({ page }) => {
         const res = await page.goto("/no-such-page");
         expect(res?.status()).toBe(404);

@@ -39,9 +39,14 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let services = PageServices { registry: state.sessions.registry.clone(), policy: state.sessions.policy };
     let notify = state.notify.clone();
+    let (hooks, flows, tokens) = (state.hooks.clone(), state.flows.clone(), state.tokens.clone());
     move || {
         provide_context(services.clone());
         provide_context(notify.clone());
+        // The settings and workflow pages' server functions call these domain services directly.
+        provide_context(hooks.clone());
+        provide_context(flows.clone());
+        provide_context(tokens.clone());
     }
 }
 

@@ -1,0 +1,270 @@
+//! The webhooks settings page's server functions and the view types they exchange. Endpoints, their
+//! secrets, deliveries and owner notices are `crates/hooks` (server only); these types mirror what the
+//! pages show, so the browser build does not depend on it. Secrets appear only in the answers to
+//! [`create_webhook_endpoint`] and [`rotate_webhook_secret`].
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// Empty means every event type.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Messages dead-lettered in a row since the last success.
+    pub consecutive_failures: i64,
+    /// While set, the previous secret still signs beside the new one.
+    pub previous_secret_until_ms: Option<i64>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeView {
+    pub id: i64,
+    pub kind: String,
+    pub endpoint_id: Option<String>,
+    pub message: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhooksDashboard {
+    pub endpoints: Vec<EndpointView>,
+    /// Unread notices (an endpoint disabled after failing repeatedly).
+    pub notices: Vec<NoticeView>,
+    /// (name, description) of every event type an endpoint can subscribe to.
+    pub event_types: Vec<(String, String)>,
+}
+
+/// One delivery attempt in an endpoint's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub at_ms: i64,
+    pub message_id: String,
+    pub event_type: Option<String>,
+    pub attempt: i64,
+    pub status_code: Option<i64>,
+    /// delivered, retrying or failed.
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointDetail {
+    pub endpoint: EndpointView,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// The answer to "Add endpoint": the new endpoint's secret (shown once), or what was wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreatedEndpointView {
+    pub endpoint_id: Option<String>,
+    pub url: String,
+    pub secret: Option<String>,
+    pub errors: Vec<(String, String)>,
+    pub message: Option<String>,
+}
+
+/// The answer to "Rotate secret": the new secret, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RotatedSecretView {
+    pub secret: String,
+    pub previous_secret_until_ms: i64,
+}
+
+/// Attempts listed on an endpoint's page.
+pub const ATTEMPTS_SHOWN: u32 = 50;
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::*;
+
+    pub fn hooks() -> Result<hooks::Hooks, ServerFnError> {
+        use_context::<hooks::Hooks>().ok_or_else(|| ServerFnError::new("webhooks service missing"))
+    }
+
+    /// Endpoints belong to the username (as in the REST API).
+    pub fn owner() -> Result<String, ServerFnError> {
+        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(|| ServerFnError::new("Sign in first."))
+    }
+
+    pub fn public(e: hooks::HooksError) -> ServerFnError {
+        ServerFnError::new(e.to_string())
+    }
+
+    pub fn view_of(e: hooks::Endpoint) -> EndpointView {
+        EndpointView {
+            id: e.id,
+            url: e.url,
+            description: e.description,
+            event_types: e.event_types,
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason,
+            consecutive_failures: e.consecutive_failures,
+            previous_secret_until_ms: e.previous_secret_until_ms,
+            created_ms: e.created_ms,
+        }
+    }
+
+    /// Field errors keyed by form field: `event_types[2]` belongs under the event types.
+    pub fn form_errors(e: &hooks::HooksError) -> Vec<(String, String)> {
+        e.field_errors()
+            .iter()
+            .map(|fe| {
+                let field = fe.field.split('[').next().unwrap_or(&fe.field).to_string();
+                (field, sentence(&fe.message))
+            })
+            .collect()
+    }
+
+    /// `must not be empty` → `Must not be empty.`
+    pub fn sentence(m: &str) -> String {
+        let mut c = m.chars();
+        let mut s: String = c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default();
+        if !s.ends_with('.') {
+            s.push('.');
+        }
+        s
+    }
+}
+
+/// The signed-in user's endpoints, unread notices and the event catalogue; `None` when signed out.
+#[server]
+pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, ServerFnError> {
+    use ssr::*;
+    let Ok(me) = owner() else { return Ok(None) };
+    let hooks = hooks()?;
+    let endpoints = hooks.list_endpoints(&me, hooks::PageRequest::first(100)).await.map_err(public)?;
+    let notices = hooks.notices(&me, hooks::PageRequest::first(20)).await.map_err(public)?;
+    Ok(Some(WebhooksDashboard {
+        endpoints: endpoints.items.into_iter().map(view_of).collect(),
+        notices: notices
+            .items
+            .into_iter()
+            .filter(|n| !n.read)
+            .map(|n| NoticeView { id: n.id, kind: n.kind, endpoint_id: n.endpoint_id, message: n.message, created_ms: n.created_ms })
+            .collect(),
+        event_types: hooks::events::CATALOGUE.iter().map(|e| (e.name.to_string(), e.description.to_string())).collect(),
+    }))
+}
+
+/// Registers an endpoint from the form (`event_types[i]` checkboxes; none ticked means all events).
+/// The `whsec_` secret is in the answer only: never logged, never shown again.
+#[server]
+pub async fn create_webhook_endpoint(url: String, description: Option<String>, event_types: Option<Vec<String>>) -> Result<CreatedEndpointView, ServerFnError> {
+    let me = ssr::owner()?;
+    let new = hooks::NewEndpoint { url: url.clone(), description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default() };
+    match ssr::hooks()?.create_endpoint(&me, new).await {
+        Ok(created) => {
+            crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
+                kind: "endpoint".into(),
+                title: format!("Endpoint {} added: its signing secret", created.endpoint.id),
+                secret: created.secret.clone(),
+                link: Some(format!("/settings/webhooks/{}", created.endpoint.id)),
+            });
+            Ok(CreatedEndpointView {
+            endpoint_id: Some(created.endpoint.id.clone()),
+            url: created.endpoint.url,
+            secret: Some(created.secret),
+            ..Default::default()
+        })
+        }
+        Err(e) => {
+            let errors = ssr::form_errors(&e);
+            let message = errors.is_empty().then(|| e.to_string());
+            Ok(CreatedEndpointView { url, errors, message, ..Default::default() })
+        }
+    }
+}
+
+/// One of the user's endpoints with its latest delivery attempts (newest first); `None` if there is
+/// no such endpoint of theirs.
+#[server]
+pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail>, ServerFnError> {
+    let me = ssr::owner()?;
+    let hooks = ssr::hooks()?;
+    let endpoint = match hooks.get_endpoint(&me, &id).await {
+        Ok(e) => e,
+        Err(hooks::HooksError::NotFound) => return Ok(None),
+        Err(e) => return Err(ssr::public(e)),
+    };
+    let attempts = hooks.endpoint_attempts(&me, &id, hooks::PageRequest::first(ATTEMPTS_SHOWN)).await.map_err(ssr::public)?;
+    // The attempt log has message ids; the recent messages say which event each one carried.
+    let messages = hooks.list_messages(&me, hooks::PageRequest::first(100)).await.map_err(ssr::public)?;
+    let event_of = |id: &str| messages.items.iter().find(|m| m.id == id).map(|m| m.event_type.clone());
+    Ok(Some(EndpointDetail {
+        attempts: attempts
+            .items
+            .into_iter()
+            .map(|a| AttemptView {
+                event_type: event_of(&a.message_id),
+                at_ms: a.at_ms,
+                message_id: a.message_id,
+                attempt: a.attempt,
+                status_code: a.status_code,
+                outcome: a.outcome,
+                duration_ms: a.duration_ms,
+                error: a.error,
+            })
+            .collect(),
+        endpoint: ssr::view_of(endpoint),
+    }))
+}
+
+/// Sends a `test.ping` to this endpoint only. Answers the message id.
+#[server]
+pub async fn send_webhook_test(id: String) -> Result<String, ServerFnError> {
+    let me = ssr::owner()?;
+    Ok(ssr::hooks()?.send_test(&me, &id).await.map_err(ssr::public)?.id)
+}
+
+/// Sends a message again to this endpoint, with the same `webhook-id`.
+#[server]
+pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> Result<String, ServerFnError> {
+    let me = ssr::owner()?;
+    ssr::hooks()?.replay(&me, &message_id, Some(&endpoint_id)).await.map_err(ssr::public)?;
+    Ok(message_id)
+}
+
+/// A new signing secret, in the answer only; the old one keeps signing beside it for a while.
+#[server]
+pub async fn rotate_webhook_secret(id: String) -> Result<RotatedSecretView, ServerFnError> {
+    let me = ssr::owner()?;
+    let r = ssr::hooks()?.rotate_secret(&me, &id).await.map_err(ssr::public)?;
+    crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
+        kind: format!("rotate:{id}"),
+        title: "New signing secret".into(),
+        secret: r.secret.clone(),
+        link: None,
+    });
+    Ok(RotatedSecretView { secret: r.secret, previous_secret_until_ms: r.previous_secret_until_ms })
+}
+
+/// Enables (`enabled` = "true") or disables an endpoint.
+#[server]
+pub async fn set_webhook_enabled(id: String, enabled: String) -> Result<(), ServerFnError> {
+    let me = ssr::owner()?;
+    ssr::hooks()?.set_enabled(&me, &id, enabled == "true").await.map_err(ssr::public)?;
+    Ok(())
+}
+
+/// Deletes an endpoint and goes back to the list.
+#[server]
+pub async fn delete_webhook_endpoint(id: String) -> Result<(), ServerFnError> {
+    let me = ssr::owner()?;
+    ssr::hooks()?.delete_endpoint(&me, &id).await.map_err(ssr::public)?;
+    leptos_axum::redirect("/settings/webhooks");
+    Ok(())
+}
+
+/// Hides a notice.
+#[server]
+pub async fn mark_webhook_notice_read(id: i64) -> Result<(), ServerFnError> {
+    let me = ssr::owner()?;
+    ssr::hooks()?.mark_notice_read(&me, id).await.map_err(ssr::public)
+}
