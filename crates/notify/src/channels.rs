@@ -210,6 +210,7 @@ mod tests {
             attempts: 0,
             created_ms: 0,
             sim,
+            owner: None,
             receipt: String::new(),
         }
     }

@@ -213,6 +213,7 @@ pub(crate) struct Prepared {
     pub payload: String,
     pub idempotency_key: Option<String>,
     pub sim: SimKnobs,
+    pub owner: Option<String>,
 }
 
 /// Injected behaviour for the simulated providers (per run; the configured defaults otherwise).
@@ -234,6 +235,9 @@ pub struct Job {
     pub attempts: u32,
     pub created_ms: i64,
     pub sim: SimKnobs,
+    /// Who enqueued it through the API (a username), so its outcome can become that owner's event;
+    /// `None` for simulation runs and the pipeline's own sends (webhook endpoint deliveries).
+    pub owner: Option<String>,
     /// Backend-specific handle (the Redis stream entry id); empty for SQLite.
     pub(crate) receipt: String,
 }

@@ -191,6 +191,7 @@ pub(crate) fn simulated(run: RunId, seq: u64, p: &SimParams) -> Prepared {
         payload: format!(r#"{{"run":{run},"seq":{seq},"text":"Simulated notification {seq} of run {run}"}}"#),
         idempotency_key: None,
         sim: SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms },
+        owner: None,
     }
 }
 

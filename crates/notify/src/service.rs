@@ -203,6 +203,17 @@ impl NotifyService {
     /// Validates and enqueues a batch (1 to [`MAX_BATCH`]); `Backpressure` when the backlog would pass the
     /// high-water mark. Ids come back in input order.
     pub async fn enqueue_to(&self, backend: Backend, items: Vec<NewNotification>) -> Result<Vec<NotificationId>, NotifyError> {
+        self.enqueue_for(None, backend, items).await
+    }
+
+    /// The same, on behalf of `owner` (a username): each job carries it to the attempt observers, which
+    /// can turn its final outcome into the owner's `notification.delivered` / `dead_lettered` event.
+    pub async fn enqueue_for(
+        &self,
+        owner: Option<&str>,
+        backend: Backend,
+        items: Vec<NewNotification>,
+    ) -> Result<Vec<NotificationId>, NotifyError> {
         if self.is_stopping() {
             return Err(NotifyError::ShuttingDown);
         }
@@ -233,6 +244,7 @@ impl NotifyService {
                     payload: serde_json::to_string(&n.payload).unwrap_or_else(|_| "null".into()),
                     idempotency_key: n.idempotency_key,
                     sim,
+                    owner: owner.map(str::to_owned),
                 }
             })
             .collect();

@@ -124,3 +124,98 @@ async fn the_policy_refuses_names_at_connect_time_and_literals_before_sending() 
     assert!(gave_up);
     svc.shutdown().await;
 }
+
+/// (recipient, outcome, owner) per attempt.
+#[derive(Default)]
+struct Owners(Mutex<Vec<(String, AttemptOutcome, Option<String>)>>);
+
+impl AttemptObserver for Owners {
+    fn on_attempt<'a>(&'a self, r: &'a AttemptReport) -> BoxFuture<'a, ()> {
+        self.0.lock().unwrap().push((r.job.recipient.clone(), r.attempt.outcome, r.job.owner.clone()));
+        Box::pin(async {})
+    }
+}
+
+impl Owners {
+    fn of(&self, recipient: &str, outcome: AttemptOutcome) -> Vec<Option<String>> {
+        self.0.lock().unwrap().iter().filter(|(r, o, _)| r == recipient && *o == outcome).map(|(_, _, w)| w.clone()).collect()
+    }
+}
+
+/// The owner given at enqueue reaches the observers on every attempt, on both backends, in batches with
+/// and without idempotency keys, and again after a dead letter is replayed; others carry none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enqueuing_owner_travels_with_each_job_on_both_backends_and_through_replay() {
+    let redis = Redis::start();
+    for backend in [Backend::Embedded, Backend::Redis] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&dir);
+        cfg.redis_url = Some(redis.url.clone());
+        cfg.redis_prefix = format!("owners-{}", backend.as_str());
+        cfg.retry.max_attempts = 2;
+        cfg.webhook.url = format!("http://127.0.0.1:{}/closed", free_port());
+        let svc = NotifyService::new(cfg).await.unwrap();
+        let seen = Arc::new(Owners::default());
+        svc.add_attempt_observer(seen.clone());
+        svc.start().await.unwrap();
+
+        let mut keyed = NewNotification::new(Channel::Noop, "keyed", json!({}));
+        keyed.idempotency_key = Some(format!("k-{}", backend.as_str()));
+        let batch = vec![NewNotification::new(Channel::Noop, "plain", json!({})), keyed];
+        svc.enqueue_for(Some("alice"), backend, batch).await.unwrap();
+        svc.enqueue_to(backend, vec![NewNotification::new(Channel::Noop, "nobody", json!({}))]).await.unwrap();
+        // A webhook to a closed port fails twice and is dead-lettered.
+        let dead = NewNotification::new(Channel::Webhook, "doomed", json!({}));
+        let dead_id = svc.enqueue_for(Some("bob"), backend, vec![dead]).await.unwrap()[0];
+        wait_for("deliveries and a dead letter", Duration::from_secs(20), || async {
+            seen.of("plain", AttemptOutcome::Delivered).len() == 1
+                && seen.of("keyed", AttemptOutcome::Delivered).len() == 1
+                && seen.of("nobody", AttemptOutcome::Delivered).len() == 1
+                && seen.of("doomed", AttemptOutcome::DeadLettered).len() == 1
+        })
+        .await;
+        let alice = Some("alice".to_string());
+        assert_eq!(seen.of("plain", AttemptOutcome::Delivered), vec![alice.clone()], "{backend:?}");
+        assert_eq!(seen.of("keyed", AttemptOutcome::Delivered), vec![alice], "{backend:?}");
+        assert_eq!(seen.of("nobody", AttemptOutcome::Delivered), vec![None], "{backend:?}");
+        assert_eq!(seen.of("doomed", AttemptOutcome::Retrying), vec![Some("bob".to_string())], "{backend:?}");
+
+        assert_eq!(svc.replay_dead_letters(Replay::Ids(vec![dead_id])).await.unwrap(), 1);
+        wait_for("the replayed dead letter", Duration::from_secs(20), || async {
+            seen.of("doomed", AttemptOutcome::DeadLettered).len() == 2
+        })
+        .await;
+        assert!(seen.of("doomed", AttemptOutcome::DeadLettered).iter().all(|o| o.as_deref() == Some("bob")), "{backend:?}");
+        svc.shutdown().await;
+    }
+}
+
+/// A queue file made before notifications had an owner column is upgraded in place, and what was
+/// waiting in it is still delivered.
+#[tokio::test]
+async fn a_queue_file_without_the_owner_column_is_upgraded_and_keeps_its_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    {
+        let svc = NotifyService::new(cfg.clone()).await.unwrap();
+        svc.enqueue(vec![NewNotification::new(Channel::Noop, "waiting", json!({}))]).await.unwrap();
+        svc.shutdown().await;
+    }
+    let path = dir.path().join("notify.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE notifications DROP COLUMN owner").unwrap();
+    drop(conn);
+
+    let svc = NotifyService::new(cfg).await.unwrap();
+    let seen = Arc::new(Owners::default());
+    svc.add_attempt_observer(seen.clone());
+    svc.start().await.unwrap();
+    svc.enqueue_for(Some("carol"), Backend::Embedded, vec![NewNotification::new(Channel::Noop, "new", json!({}))]).await.unwrap();
+    wait_for("both delivered", Duration::from_secs(10), || async {
+        seen.of("waiting", AttemptOutcome::Delivered).len() == 1 && seen.of("new", AttemptOutcome::Delivered).len() == 1
+    })
+    .await;
+    assert_eq!(seen.of("waiting", AttemptOutcome::Delivered), vec![None]);
+    assert_eq!(seen.of("new", AttemptOutcome::Delivered), vec![Some("carol".to_string())]);
+    svc.shutdown().await;
+}

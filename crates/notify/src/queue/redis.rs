@@ -75,7 +75,8 @@ for _, id in ipairs(ARGV) do
     redis.call('XADD', KEYS[3], '*', 'm', d.w)
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
-    if d.r then
+    -- A notification outside any run has r = null, which cjson decodes to a (truthy) sentinel.
+    if d.r and d.r ~= cjson.null then
       redis.call('HINCRBY', KEYS[4] .. d.r, 'dead', -1)
     end
     n = n + 1
@@ -162,6 +163,8 @@ struct Wire<'a> {
     k: i64,
     f: f32,
     l: u32,
+    #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+    o: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl<'a> Wire<'a> {
@@ -176,6 +179,7 @@ impl<'a> Wire<'a> {
             k: j.created_ms,
             f: j.sim.failure_rate,
             l: j.sim.latency_ms,
+            o: j.owner.as_deref().map(Into::into),
         }
     }
 
@@ -189,6 +193,7 @@ impl<'a> Wire<'a> {
             attempts: self.a,
             created_ms: self.k,
             sim: SimKnobs { failure_rate: self.f, latency_ms: self.l },
+            owner: self.o.map(std::borrow::Cow::into_owned),
             receipt,
         })
     }
@@ -462,6 +467,7 @@ impl Queue for RedisQueue {
                 k: created,
                 f: it.sim.failure_rate,
                 l: it.sim.latency_ms,
+                o: it.owner.as_deref().map(Into::into),
             };
             inv.arg(it.idempotency_key.as_deref().unwrap_or("")).arg(serde_json::to_string(&w).unwrap_or_default());
         }

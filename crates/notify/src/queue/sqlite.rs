@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_ms INTEGER NOT NULL,
     done_ms INTEGER,
     latency_us INTEGER,
-    last_error TEXT
+    last_error TEXT,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS notifications_ready ON notifications(due_ms) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS notifications_dead ON notifications(done_ms) WHERE state = 3;
@@ -147,6 +148,16 @@ impl SqliteQueue {
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)?;
+        // Files made before notifications had an owner get the column (CREATE TABLE IF NOT EXISTS
+        // leaves an existing table as it is).
+        let has_owner: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('notifications') WHERE name = 'owner'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_owner {
+            conn.execute_batch("ALTER TABLE notifications ADD COLUMN owner TEXT")?;
+        }
         // State 1 (leased) is no longer written; files from before that change are fixed up here.
         conn.execute("UPDATE notifications SET state = 0 WHERE state = 1", [])?;
         let waiting: i64 = conn.query_row("SELECT count(*) FROM notifications WHERE state = 0", [], |r| r.get(0))?;
@@ -236,14 +247,14 @@ const ROWS_PER_INSERT: usize = 100;
 
 fn multi_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms) VALUES ",
+        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner) VALUES ",
     );
     for r in 0..rows {
-        let b = r * 7;
+        let b = r * 8;
         if r > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(?{},?{},?{},?{},?{},?{},?{},?{})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7));
+        sql.push_str(&format!("(?{},?{},?{},?{},?{},?{},?{},?{},?{})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7, b + 8));
     }
     sql
 }
@@ -258,6 +269,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         attempts: r.get::<_, i64>(5)? as u32,
         created_ms: r.get(6)?,
         sim: SimKnobs { failure_rate: r.get::<_, f64>(7)? as f32, latency_ms: r.get::<_, i64>(8)? as u32 },
+        owner: r.get(10)?,
         receipt: String::new(),
     })
 }
@@ -286,10 +298,10 @@ impl Queue for SqliteQueue {
                     if let Some(key) = &items[i].idempotency_key {
                         let it = &items[i];
                         let inserted = conn.prepare_cached(
-                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
                         )?
-                        .execute(params![it.run, it.channel.code(), it.recipient, it.payload, it.sim.failure_rate as f64, it.sim.latency_ms, now, key])?;
+                        .execute(params![it.run, it.channel.code(), it.recipient, it.payload, it.sim.failure_rate as f64, it.sim.latency_ms, now, key, it.owner])?;
                         if inserted == 1 {
                             added += 1;
                             ids.push(NotificationId::embedded(conn.last_insert_rowid() as u64));
@@ -311,9 +323,9 @@ impl Queue for SqliteQueue {
                     let mut stmt = conn.prepare_cached(&multi_insert_sql(chunk.len()))?;
                     let fails: Vec<f64> = chunk.iter().map(|it| it.sim.failure_rate as f64).collect();
                     let codes: Vec<i64> = chunk.iter().map(|it| it.channel.code()).collect();
-                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 7);
+                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 8);
                     for (k, it) in chunk.iter().enumerate() {
-                        values.extend_from_slice(&[&it.run, &codes[k], &it.recipient, &it.payload, &fails[k], &it.sim.latency_ms, &now]);
+                        values.extend_from_slice(&[&it.run, &codes[k], &it.recipient, &it.payload, &fails[k], &it.sim.latency_ms, &now, &it.owner]);
                     }
                     stmt.execute(rusqlite::params_from_iter(values))?;
                     // One writer and AUTOINCREMENT: the rows of one statement get consecutive ids.
@@ -340,7 +352,7 @@ impl Queue for SqliteQueue {
             self.call(move |conn| {
                 let mut l = leases.lock().expect("leases");
                 let mut stmt = conn.prepare_cached(
-                    "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms \
+                    "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner \
                      FROM notifications WHERE state = 0 AND due_ms <= ?1 AND (due_ms, id) > (?2, ?3) \
                      ORDER BY due_ms, id LIMIT ?4",
                 )?;
