@@ -98,7 +98,7 @@ pub async fn enqueue(
         Ok(b) => b,
         Err(e) => return NotifyResponse(e).into_response(),
     };
-    match state.notify.enqueue_to(backend, batch).await {
+    match state.notify.enqueue_for(Some(&me.username), backend, batch).await {
         Ok(ids) => {
             tracing::debug!(user_id = me.user_id, n = ids.len(), "notifications enqueued");
             (StatusCode::ACCEPTED, Json(serde_json::json!({ "ids": ids }))).into_response()

@@ -83,6 +83,9 @@ impl AppState {
         let internal = |what: &str, e: &dyn std::fmt::Display| crate::error::AppError::Internal(format!("{what}: {e}"));
         let hooks = hooks::Hooks::new(pool.clone(), settings.hooks.clone(), Some(notify.clone())).map_err(|e| internal("webhooks", &e))?;
         hooks.attach(&notify).map_err(|e| internal("webhooks", &e))?;
+        // Notifications sent through the API or a workflow step carry their owner: their final outcome
+        // becomes that owner's `notification.delivered` / `notification.dead_lettered` event.
+        notify.add_attempt_observer(hooks.notification_events(|job| job.owner.clone()));
         let inbound = Arc::new(hooks::InboundVerifier::new(pool.clone(), &settings.hooks.inbound).map_err(|e| internal("inbound webhooks", &e))?);
         let host = crate::api::host::ServerHost::new(notify.clone(), hooks.clone(), pool.clone());
         let engine_config = flows::EngineConfig {

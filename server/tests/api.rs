@@ -214,6 +214,61 @@ fn a_test_event_reaches_a_real_receiver_signed_with_the_endpoint_secret_and_is_l
     })
 }
 
+/// A notification sent through the API becomes its owner's `notification.delivered` or
+/// `notification.dead_lettered` event, delivered signed to the owner's subscribed endpoint; another
+/// user's notification does not.
+#[test]
+fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner() {
+    block_on(async {
+        let closed = free_port();
+        let app = spawn_with(|s| {
+            s.hooks.allow_networks = vec!["127.0.0.1/32".into()];
+            s.notify.retry.base_ms = 20;
+            s.notify.retry.max_attempts = 2;
+            // Unrouted webhook notifications go here and fail: the way to a dead letter.
+            s.notify.webhook.url = format!("http://127.0.0.1:{closed}/nobody");
+        })
+        .await;
+        app.state.notify.start().await.unwrap();
+        app.create_user("yan", "yan-password-1").await;
+        app.create_user("zed", "zed-password-1").await;
+        let (yan, zed) = (token(&app, "yan", &Scope::ALL).await, token(&app, "zed", &Scope::ALL).await);
+        let port = free_port();
+        let events = json!(["notification.delivered", "notification.dead_lettered"]);
+        let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": events});
+        let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&yan), Some(body))).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let secret = created["secret"].as_str().unwrap().to_string();
+        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() }).await.unwrap();
+        sink.capture(10);
+
+        let batch = json!([{"recipient": "ok", "channel": "noop"}, {"recipient": "doomed", "channel": "webhook"}]);
+        let (s, _, sent) = call(&app, api("POST", "/api/v1/notifications", Some(&yan), Some(batch))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
+        let (s, _, _) = call(&app, api("POST", "/api/v1/notifications", Some(&zed), Some(json!({"recipient": "z", "channel": "noop"})))).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sink.stats().accepted < 2 {
+            assert!(Instant::now() < deadline, "events not delivered: {:?}", sink.stats());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut got: Vec<(String, String)> = sink
+            .captured()
+            .iter()
+            .map(|c| serde_json::from_slice::<Value>(&c.body).unwrap())
+            .map(|e| (e["type"].as_str().unwrap().to_string(), e["data"]["notification_id"].as_str().unwrap().to_string()))
+            .collect();
+        got.sort();
+        let ids: Vec<&str> = sent["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(got, vec![("notification.dead_lettered".into(), ids[1].into()), ("notification.delivered".into(), ids[0].into())]);
+        assert_eq!(sink.stats().bad_signature, 0);
+        let (_, _, messages) = call(&app, api("GET", "/api/v1/webhooks/messages", Some(&yan), None)).await;
+        assert_eq!(messages["items"].as_array().unwrap().len(), 2, "zed's notification is not yan's event: {messages}");
+    })
+}
+
 fn signed_inbound(secret: &str, id: &str, ts: i64, body: &str) -> Request<Body> {
     let key = notify::signature::SigningKey::from_secret(secret).unwrap();
     Request::post("/api/v1/inbound/crm")

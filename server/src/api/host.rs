@@ -100,7 +100,7 @@ impl StepHost for ServerHost {
                 let channel: notify::Channel = channel.parse().map_err(|m: String| StepError::permanent("invalid_channel", m))?;
                 let mut n = notify::NewNotification::new(channel, recipient.clone(), payload.clone());
                 n.idempotency_key = Some(ctx.idempotency_key.clone());
-                match self.notify.enqueue(vec![n]).await {
+                match self.notify.enqueue_for(Some(&ctx.owner), notify::Backend::Embedded, vec![n]).await {
                     Ok(ids) => Ok(json!({ "notification_id": ids.first().map(|i| i.to_string()) })),
                     Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => {
                         Err(StepError::permanent("invalid_notification", e.to_string()))

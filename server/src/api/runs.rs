@@ -150,6 +150,6 @@ pub async fn enqueue(State(state): State<AppState>, caller: Caller, ApiQuery(q):
         Some(Err(m)) => return Err(ApiError::invalid("backend", m)),
     };
     let batch = crate::notifications::parse_batch(&body)?;
-    let ids = state.notify.enqueue_to(backend, batch).await?;
+    let ids = state.notify.enqueue_for(Some(caller.owner()), backend, batch).await?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { ids: ids.into_iter().map(|i| i.to_string()).collect() })).into_response())
 }
