@@ -49,7 +49,7 @@ say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.
 export APP_NOTIFY__RETRY__BASE_MS=50
 stack_start "$RUN"
-for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy e2e-python; do
+for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy e2e-python e2e-headers; do
   stack_user "$user" "password-of-$user"
 done
 
@@ -88,6 +88,12 @@ fi
 "$ST_VENV/bin/schemathesis" run "https://127.0.0.1:$HTTPS_PORT/api/v1/openapi.json" \
   -H "Authorization: Bearer $api_token" --tls-verify "$RUN/nginx/certs/server.crt" --max-examples 25 \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+
+say "security headers and cookie flags on every route, directly and through nginx"
+SERVER_BIN="$TARGET_DIR/release/server" APP_URL="http://127.0.0.1:$APP_PORT" \
+  NGINX_URL="https://127.0.0.1:$HTTPS_PORT" NGINX_HTTP_URL="http://127.0.0.1:$HTTP_PORT" \
+  SSL_CERT_FILE="$RUN/nginx/certs/server.crt" HEADERS_USER=e2e-headers HEADERS_PASSWORD=password-of-e2e-headers \
+  python3 -m unittest -v deploy/tests/test_security_headers.py
 
 say "nginx: login POST rate limit"
 codes=$(for _ in $(seq 1 60); do

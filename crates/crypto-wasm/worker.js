@@ -5,5 +5,8 @@ import init, { lab_run } from "./crypto_wasm.js";
 const ready = init();
 self.onmessage = async (event) => {
   await ready;
-  self.postMessage(lab_run(event.data));
+  // Only the page that started this worker can message it; anything but a request string is
+  // answered as an invalid request, like malformed JSON.
+  const request = typeof event.data === "string" ? event.data : "";
+  self.postMessage(lab_run(request));
 };

@@ -27,6 +27,8 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Print every route the server answers (method, path, kind), one JSON object per line.
+    Routes,
     /// Run a notification simulation headless, with a progress bar, and print a summary.
     Simulate(SimulateArgs),
     /// Deliver notifications from Redis only (start one per machine to scale out).

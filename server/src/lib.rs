@@ -7,11 +7,13 @@ pub mod config;
 pub mod error;
 pub mod error_page;
 pub mod form;
+pub mod inventory;
 pub mod live;
 pub mod middleware;
 pub mod notifications;
 pub mod notify_cli;
 pub mod routes;
+pub mod security_page;
 pub mod session_store;
 pub mod state;
 pub mod web_session;
@@ -65,7 +67,7 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
 /// The Leptos route list, generated once per process. Generating it runs the app with resource loading
 /// suppressed through a process-global flag, so a page rendering on another thread at that moment would
 /// wait forever (leptos issue #4773); doing it once, before anything serves, rules that out.
-fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+pub(crate) fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
 }
@@ -99,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .route("/notifications/runs/{id}/events", get(live::run_events))
         .route("/docs/notifications", get(live::notifications_doc))
+        .route("/security", get(security_page::page))
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
         .layer(axum::middleware::from_fn(middleware::require_sign_in))

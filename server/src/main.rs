@@ -1,7 +1,7 @@
 use clap::Parser;
 use secrecy::SecretString;
 use server::cli::{read_new_password, Cli, Command, TokenCommand, UserCommand};
-use server::config::{Mode, Settings};
+use server::config::Settings;
 use server::AppState;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -26,6 +26,12 @@ async fn main() -> ExitCode {
         }
         Command::Token { action: TokenCommand::Create { username, name, scopes, expires_days } } => {
             create_token(settings, &username, &name, &scopes, expires_days).await
+        }
+        Command::Routes => {
+            for r in server::inventory::inventory() {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            }
+            Ok(())
         }
         Command::Simulate(args) => server::notify_cli::simulate(settings.notify_config(), args).await,
         Command::Worker { redis } => server::notify_cli::worker(settings.notify_config(), redis).await,
@@ -112,7 +118,6 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let options = leptos_options(&settings)?;
     let addr = options.site_addr;
     let mode = settings.mode;
-    let demo = settings.demo_user.clone();
     let state = AppState::new(settings, options).await.map_err(|e| e.operator_message())?;
     state.notify.start().await.map_err(|e| format!("notification pipeline: {e:?}"))?;
     let notify = state.notify.clone();
@@ -120,16 +125,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     state.flows.spawn().await;
     let engine = state.flows.clone();
 
-    if mode == Mode::Dev {
-        match state.auth.users.find_by_username(&demo.username).await {
-            Ok(Some(_)) => tracing::info!(username = %demo.username, "demo user present (dev mode)"),
-            Ok(None) => match state.auth.create_user(&demo.username, demo.password.clone()).await {
-                Ok(_) => tracing::info!(username = %demo.username, "demo user created (dev mode; see README)"),
-                Err(e) => tracing::warn!(error = %e, "could not create demo user"),
-            },
-            Err(e) => tracing::warn!(error = %e, "could not look up demo user"),
-        }
-    }
+    server::state::ensure_demo_user(&state).await;
 
     // Expired sessions are refused on read; this only reclaims their rows (and old idempotency answers
     // and inbound webhook ids, which only need to outlive any retry).

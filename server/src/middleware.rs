@@ -38,9 +38,9 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         // A static script's CSP is what a Web Worker started from it runs under: the crypto lab's
         // worker imports its module and compiles WASM from this site, nothing else.
         let csp = if is_static {
-            "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"
         } else {
-            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+            "default-src 'none'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
         };
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     }

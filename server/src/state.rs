@@ -97,3 +97,20 @@ impl AppState {
         Ok(Self { leptos_options, settings: Arc::new(settings), auth, sessions, session_store, pool, notify, hooks, inbound, flows, tokens })
     }
 }
+
+/// Dev mode only: the documented demo user (README), created on first start. Production starts with
+/// no account at all (ASVS 6.3.2); operators add them with `server user create`.
+pub async fn ensure_demo_user(state: &AppState) {
+    if state.settings.mode != crate::config::Mode::Dev {
+        return;
+    }
+    let demo = &state.settings.demo_user;
+    match state.auth.users.find_by_username(&demo.username).await {
+        Ok(Some(_)) => tracing::info!(username = %demo.username, "demo user present (dev mode)"),
+        Ok(None) => match state.auth.create_user(&demo.username, demo.password.clone()).await {
+            Ok(_) => tracing::info!(username = %demo.username, "demo user created (dev mode; see README)"),
+            Err(e) => tracing::warn!(error = %e, "could not create demo user"),
+        },
+        Err(e) => tracing::warn!(error = %e, "could not look up demo user"),
+    }
+}

@@ -140,6 +140,30 @@ fn session_id_is_rotated_on_login() {
     })
 }
 
+/// ASVS 7.2.3: a session id is 128 bits (16 bytes, base64url in the cookie), never repeats, and every
+/// bit position takes both values across logins (a counter or a short random part would not).
+#[test]
+fn session_ids_carry_128_random_bits_and_never_repeat() {
+    use base64::Engine;
+    block_on(async {
+    let app = spawn().await;
+    app.create_user("gil", "gil-password-1").await;
+    let mut ids = std::collections::HashSet::new();
+    let (mut ones, mut zeros) = (0u128, 0u128);
+    for _ in 0..24 {
+        let cookie = app.login("gil", "gil-password-1").await;
+        let value = cookie.split_once('=').unwrap().1.to_string();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&value).expect("base64url id");
+        assert_eq!(bytes.len(), 16, "{value}");
+        let n = u128::from_le_bytes(bytes.try_into().unwrap());
+        ones |= n;
+        zeros |= !n;
+        assert!(ids.insert(value), "a session id repeated");
+    }
+    assert_eq!((ones, zeros), (u128::MAX, u128::MAX), "some bit never changed: {ones:0128b} / {zeros:0128b}");
+    })
+}
+
 #[test]
 fn logout_destroys_the_session_server_side() {
     block_on(async {
@@ -325,5 +349,23 @@ fn revoking_a_single_session_by_handle() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.send(get("/success", Some(&a))).await.status(), StatusCode::OK);
+    })
+}
+
+/// ASVS 6.3.2: no default account in production; the documented demo user only in dev mode.
+#[test]
+fn the_demo_user_exists_only_in_dev_mode() {
+    block_on(async {
+    for (mode, expected) in [(server::config::Mode::Production, false), (server::config::Mode::Dev, true)] {
+        let app = spawn_with(|s| s.mode = mode).await;
+        server::state::ensure_demo_user(&app.state).await;
+        let name = app.state.settings.demo_user.username.clone();
+        let found = app.state.auth.users.find_by_username(&name).await.unwrap().is_some();
+        assert_eq!(found, expected, "{mode:?}");
+        let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&app.state.pool).await.unwrap();
+        assert_eq!(users, expected as i64, "{mode:?}: no other account appears");
+        // Idempotent: a restart does not fail or duplicate it.
+        server::state::ensure_demo_user(&app.state).await;
+    }
     })
 }

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -23,11 +23,6 @@ fn schema_name(v: &Value) -> String {
 pub fn render(spec: &Value) -> String {
     let mut out = String::new();
     let info = &spec["info"];
-    out.push_str(&format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} — reference</title><style>{}</style></head><body><main>",
-        esc(info["title"].as_str().unwrap_or("API")),
-        STYLE
-    ));
     out.push_str(&format!(
         "<h1>{}</h1><p>{}</p><p><a href=\"/api/v1/openapi.json\">OpenAPI document (JSON)</a> · <a href=\"/success\">Back to the app</a></p>",
         esc(info["title"].as_str().unwrap_or("API")),
@@ -123,7 +118,6 @@ pub fn render(spec: &Value) -> String {
         }
         out.push_str("</section>");
     }
-    out.push_str("</main></body></html>");
     out
 }
 
@@ -134,11 +128,30 @@ a{color:#2a4bd7}@media (prefers-color-scheme: dark){body{background:#14141f;colo
 
 pub async fn page() -> Response {
     let spec = serde_json::to_value(super::openapi::spec()).unwrap_or(Value::Null);
-    let mut res = axum::response::Html(render(&spec)).into_response();
-    // No scripts at all; the inline stylesheet is the page's own.
-    res.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    let title = format!("{} — reference", spec["info"]["title"].as_str().unwrap_or("API"));
+    static_page(&title, &render(&spec))
+}
+
+/// A server-rendered page without scripts (`/api/docs`, `/security`): `body` (already escaped) in a
+/// small document whose only stylesheet is allowed by its hash, so the CSP needs no 'unsafe-inline'.
+pub(crate) fn static_page(title: &str, body: &str) -> Response {
+    use base64::Engine;
+    use sha2::Digest;
+    static CSP: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    let csp = CSP.get_or_init(|| {
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()));
+        let policy = format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        );
+        HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"))
+    });
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{}</style></head><body><main>{}</main></body></html>",
+        esc(title),
+        STYLE,
+        body
     );
+    let mut res = axum::response::Html(html).into_response();
+    res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     res
 }
