@@ -39,6 +39,24 @@ pub mod ssr {
         pub policy: SessionPolicy,
     }
 
+    /// The header through which a server function tells the server the HTTP status of its refusal
+    /// (the server's `server_fn_status` middleware applies it and removes the header). Setting the
+    /// status directly would turn the redirect back of a plain form post into an error page.
+    pub const ERROR_STATUS_HEADER: &str = "x-server-fn-status";
+
+    /// A server function's refusal: the message the page shows, answered with `status` to a fetch
+    /// call (a plain form post is still redirected back to the form by Leptos).
+    pub fn refuse(status: http::StatusCode, message: impl Into<String>) -> leptos::prelude::ServerFnError {
+        if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            res.insert_header(http::HeaderName::from_static(ERROR_STATUS_HEADER), http::HeaderValue::from(status.as_u16()));
+        }
+        leptos::prelude::ServerFnError::new(message.into())
+    }
+
+    pub fn sign_in_first() -> leptos::prelude::ServerFnError {
+        refuse(http::StatusCode::UNAUTHORIZED, "Sign in first.")
+    }
+
     /// The signed-in user of the current request, put there by the server's session middleware.
     pub fn signed_in() -> Option<auth::sessions::SignedIn> {
         leptos::prelude::use_context::<http::request::Parts>()
@@ -55,7 +73,7 @@ pub async fn session_overview() -> Result<Option<Overview>, ServerFnError> {
     };
     let services = use_context::<PageServices>().ok_or_else(|| ServerFnError::new("services missing"))?;
     let now = auth::now_unix();
-    let rows = services.registry.list_for_user(me.user_id, now).await.map_err(|e| ServerFnError::new(e.to_string()))?;
+    let rows = services.registry.list_for_user(me.user_id, now).await.map_err(|e| crate::api::ssr::refuse(e.status(), e.to_string()))?;
     let to_view = |r: auth::SessionInfo| SessionView {
         handle: r.handle,
         created_at: r.created_at,

@@ -106,7 +106,7 @@ pub mod ssr {
     }
 
     pub fn owner() -> Result<String, ServerFnError> {
-        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(|| ServerFnError::new("Sign in first."))
+        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
     }
 
     fn thousands(n: u64) -> String {
@@ -203,7 +203,7 @@ pub mod ssr {
     pub const MAX_DEAD_LETTERS_SCANNED: usize = 10_000;
 
     pub fn public(e: notify::NotifyError) -> ServerFnError {
-        ServerFnError::new(e.to_string())
+        crate::api::ssr::refuse(e.status(), e.to_string())
     }
 }
 
@@ -324,7 +324,7 @@ pub async fn replay_dead_letters(which: String) -> Result<u64, ServerFnError> {
     } else {
         let id: notify::NotificationId = which.parse().map_err(ssr::public)?;
         if !mine.contains(&id) {
-            return Err(ServerFnError::new("No such dead letter of yours."));
+            return Err(crate::api::ssr::refuse(http::StatusCode::NOT_FOUND, "No such dead letter of yours."));
         }
         vec![id]
     };

@@ -44,7 +44,7 @@ pub mod ssr {
 
     /// Tokens belong to the user id (usernames are not forever).
     pub fn user_id() -> Result<i64, ServerFnError> {
-        crate::api::ssr::signed_in().map(|s| s.user_id).ok_or_else(|| ServerFnError::new("Sign in first."))
+        crate::api::ssr::signed_in().map(|s| s.user_id).ok_or_else(crate::api::ssr::sign_in_first)
     }
 
     /// Which form field an `InvalidInput` message from `auth::tokens` is about.
@@ -67,7 +67,7 @@ pub mod ssr {
 pub async fn list_api_tokens() -> Result<Option<Vec<TokenRow>>, ServerFnError> {
     let Ok(me) = ssr::user_id() else { return Ok(None) };
     let now = auth::now_unix();
-    let rows = ssr::store()?.list(me).await.map_err(|e| ServerFnError::new(e.to_string()))?;
+    let rows = ssr::store()?.list(me).await.map_err(|e| crate::api::ssr::refuse(e.status(), e.to_string()))?;
     Ok(Some(
         rows.into_iter()
             .map(|t| TokenRow {
@@ -134,6 +134,6 @@ pub async fn revoke_api_token(id: i64) -> Result<(), ServerFnError> {
     let me = ssr::user_id()?;
     match ssr::store()?.revoke(me, id).await {
         Ok(()) | Err(auth::AuthError::NotFound) => Ok(()),
-        Err(e) => Err(ServerFnError::new(e.to_string())),
+        Err(e) => Err(crate::api::ssr::refuse(e.status(), e.to_string())),
     }
 }

@@ -90,11 +90,11 @@ pub mod ssr {
 
     /// Endpoints belong to the username (as in the REST API).
     pub fn owner() -> Result<String, ServerFnError> {
-        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(|| ServerFnError::new("Sign in first."))
+        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
     }
 
     pub fn public(e: hooks::HooksError) -> ServerFnError {
-        ServerFnError::new(e.to_string())
+        crate::api::ssr::refuse(e.status(), e.to_string())
     }
 
     pub fn view_of(e: hooks::Endpoint) -> EndpointView {

@@ -46,10 +46,34 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     }
     // Pages and API answers depend on who is signed in: never store them. Hashed assets are cached
     // by nginx's rules instead.
-    if !is_static && !h.contains_key(header::CACHE_CONTROL) {
+    // (A missing asset's 404 is not cacheable either.)
+    if (!is_static || !res.status().is_success()) && !res.headers().contains_key(header::CACHE_CONTROL) {
+        let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
+}
+
+/// Server functions answer every error 500 unless told otherwise. A refusal tells its status through
+/// `app::api::ssr::ERROR_STATUS_HEADER`; arguments that do not decode (the function never ran) are
+/// the caller's fault: 400. Only a genuine failure stays 500. Redirects (plain form posts) are left as
+/// they are.
+pub async fn server_fn_status(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let wanted = res.headers_mut().remove(app::api::ssr::ERROR_STATUS_HEADER);
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key("serverfnerror") {
+        return res;
+    }
+    if let Some(status) = wanted.and_then(|v| v.to_str().ok()?.parse::<u16>().ok()).and_then(|c| StatusCode::from_u16(c).ok()) {
+        *res.status_mut() = status;
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    if [&b"Args|"[..], b"MissingArg|", b"Deserialization|"].iter().any(|p| bytes.starts_with(p)) {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Refuses state-changing requests that did not come from this site, on top of `SameSite=Strict`.

@@ -88,3 +88,39 @@ fn unknown_pages_are_404_not_500() {
     assert!(body_text(res).await.contains("Page not found"));
     })
 }
+
+/// Every server function refuses a signed-out caller or arguments that do not decode with a 4xx, never
+/// a 500; a plain form post (no JavaScript) is still sent back to its form.
+#[test]
+fn server_functions_answer_4xx_to_bad_arguments_and_signed_out_callers() {
+    block_on(async {
+        let app = spawn().await;
+        app.create_user("hal", "hal-password-1").await;
+        let cookie = app.login("hal", "hal-password-1").await;
+        let fns: Vec<String> = server::inventory::inventory().into_iter().filter(|r| r.kind == "server_fn").map(|r| r.path).collect();
+        assert!(fns.len() > 20, "{fns:?}");
+        let mut bad = vec![];
+        for path in &fns {
+            for (who, c, body) in [("anonymous", None, ""), ("signed in", Some(cookie.as_str()), "id=not-a-number&enabled=maybe&%ff=%00")] {
+                let mut req = post_raw(path, body.as_bytes().to_vec(), c, &[("sec-fetch-site", "same-origin")]);
+                req.headers_mut().insert(header::ACCEPT, "application/json".parse().unwrap());
+                let status = app.send(req).await.status();
+                if status.is_server_error() {
+                    bad.push(format!("{who} {path}: {status}"));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "server functions answered 5xx:\n{}", bad.join("\n"));
+
+        let cancel = fns.iter().find(|p| p.contains("cancel_simulation")).unwrap();
+        let res = app.send(post_raw(cancel, b"id=x".to_vec(), None, &[("sec-fetch-site", "same-origin")])).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "undecodable arguments");
+        let res = app.send(post_raw(cancel, b"id=1".to_vec(), None, &[("sec-fetch-site", "same-origin")])).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "signed out");
+        assert!(res.headers().get("x-server-fn-status").is_none(), "the internal header is removed");
+        let mut form = post_raw(cancel, b"id=1".to_vec(), None, &[("sec-fetch-site", "same-origin"), ("referer", "https://app.test/notifications")]);
+        form.headers_mut().insert(header::ACCEPT, "text/html".parse().unwrap());
+        let res = app.send(form).await;
+        assert_eq!(res.status(), StatusCode::FOUND, "a plain form post goes back to its page");
+    })
+}
