@@ -32,16 +32,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictForm<T> {
     }
 }
 
+/// [`auth::form::parse_urlencoded`] (strict UTF-8), as a 400 that says why.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let bad = |why: &str| AppError::BadRequest(format!("The form could not be read: {why}"));
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not valid UTF-8."))?;
-    for pair in text.split('&') {
-        let plus_decoded = pair.replace('+', " ");
-        if percent_encoding::percent_decode_str(&plus_decoded).decode_utf8().is_err() {
-            return Err(bad("a field is not valid UTF-8."));
-        }
-    }
-    serde_urlencoded::from_str(text).map_err(|e| bad(&format!("{e}.")))
+    auth::form::parse_urlencoded(bytes).map_err(|why| AppError::BadRequest(format!("The form could not be read: {why}")))
 }
 
 #[cfg(test)]

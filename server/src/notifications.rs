@@ -12,7 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use notify::{Backend, FieldError, NewNotification, NotifyError};
+use notify::{Backend, NotifyError};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -50,35 +50,8 @@ pub struct EnqueueQuery {
     backend: Option<String>,
 }
 
-/// Accepts `{...}` (one notification), `[{...}, ...]` or `{"notifications": [...]}`.
-pub fn parse_batch(body: &[u8]) -> Result<Vec<NewNotification>, NotifyError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| NotifyError::invalid("body", "is not valid JSON"))?;
-    let (items, prefix) = match value {
-        serde_json::Value::Array(items) => (items, "notifications"),
-        serde_json::Value::Object(mut o) if o.contains_key("notifications") => match o.remove("notifications") {
-            Some(serde_json::Value::Array(items)) if o.is_empty() => (items, "notifications"),
-            _ => return Err(NotifyError::invalid("notifications", "must be the only field, and a list")),
-        },
-        one @ serde_json::Value::Object(_) => (vec![one], "notification"),
-        _ => return Err(NotifyError::invalid("body", "must be a notification object or a list of them")),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    let mut errors = vec![];
-    for (i, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<NewNotification>(item) {
-            Ok(n) => out.push(n),
-            Err(e) => {
-                let field = if prefix == "notification" { "notification".to_string() } else { format!("notifications[{i}]") };
-                errors.push(FieldError::new(field, e.to_string()));
-            }
-        }
-        if errors.len() >= 20 {
-            break;
-        }
-    }
-    if errors.is_empty() { Ok(out) } else { Err(NotifyError::Invalid(errors)) }
-}
+/// The body parser lives in notify (fuzzed there, see fuzz/); re-exported for the API routes.
+pub use notify::parse_batch;
 
 pub async fn enqueue(
     State(state): State<AppState>,

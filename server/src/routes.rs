@@ -20,12 +20,8 @@ use crate::form::StrictForm;
 use crate::middleware::{client_ip, login_path};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
-pub struct LoginForm {
-    username: String,
-    password: String,
-    next: Option<String>,
-}
+/// The form's fields and their strict decoding are auth's (fuzzed there, see fuzz/).
+pub use auth::LoginForm;
 
 fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod error;
+pub mod form;
 pub mod password;
 pub mod policy;
 pub mod service;
@@ -15,7 +16,8 @@ pub mod users;
 pub use error::AuthError;
 pub use password::PasswordHasher;
 pub use policy::{check_new_password, PasswordPolicy};
-pub use service::{Authenticator, LoginAttempt};
+pub use form::LoginForm;
+pub use service::{check_login_input, Authenticator, LoginAttempt};
 pub use sessions::{SessionInfo, SessionPolicy, SessionRegistry};
 pub use throttle::{LoginThrottle, ThrottleConfig};
 pub use tokens::{ApiTokenStore, Scope, TokenInfo, TokenPrincipal};

@@ -9,6 +9,13 @@ use crate::policy::check_new_password;
 use crate::users::{validate_password, validate_username};
 use crate::{now_unix, AuthError, LoginThrottle, PasswordHasher, User, UserStore};
 
+/// The shape checks a sign-in makes before anything else (no database, no hashing): a username and a
+/// password that could exist. Failing them is [`AuthError::InvalidInput`], never a panic.
+pub fn check_login_input(username: &str, password: &str) -> Result<(), AuthError> {
+    validate_username(username)?;
+    validate_password(password)
+}
+
 pub struct LoginAttempt {
     pub username: String,
     pub password: SecretString,
@@ -30,8 +37,7 @@ impl Authenticator {
     /// cheaper parameters: wrong guesses against it are faster until their next successful sign-in
     /// upgrades it.
     pub async fn login(&self, attempt: LoginAttempt) -> Result<User, AuthError> {
-        validate_username(&attempt.username)?;
-        validate_password(attempt.password.expose_secret())?;
+        check_login_input(&attempt.username, attempt.password.expose_secret())?;
         self.throttle.check(&attempt.username, attempt.client_ip)?;
 
         let user = self.users.find_by_username(&attempt.username).await?;

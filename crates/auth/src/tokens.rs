@@ -201,7 +201,7 @@ fn token_hash(token: &str) -> String {
 }
 
 /// Could this be one of our tokens at all? Saves a database round trip for junk.
-fn well_formed(token: &str) -> bool {
+pub fn well_formed(token: &str) -> bool {
     token.len() == TOKEN_LEN
         && token.starts_with(TOKEN_PREFIX)
         && token[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -213,7 +213,8 @@ fn new_token() -> String {
     format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn validate_name(name: &str) -> Result<&str, AuthError> {
+/// A token name as it will be stored (trimmed), or why it is refused.
+pub fn validate_name(name: &str) -> Result<&str, AuthError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(AuthError::InvalidInput("Give the token a name, so you can tell it apart later.".into()));

@@ -33,4 +33,4 @@ pub use run::{
     AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunRecord, RunState, RunStatus, RunSummary, StepState, StepStatus,
     Timeline, TimelineEntry,
 };
-pub use store::{DefinitionRecord, DefinitionRef, NewRun, Store, MIGRATIONS};
+pub use store::{DefinitionRecord, DefinitionRef, NewRun, StartRun, Store, MIGRATIONS};

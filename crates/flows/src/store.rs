@@ -2,6 +2,7 @@
 //! runs with their lease, the attempt log and the inbound inbox. Everything a REST API needs is here and
 //! needs no running engine; the engine's own writes are fenced by its lease token.
 
+use serde::Deserialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -46,6 +47,24 @@ pub enum DefinitionRef {
     Name(String),
     /// Not stored (tests, one-off runs): the run keeps it as its snapshot all the same.
     Inline(WorkflowDefinition),
+}
+
+/// The body of `POST /api/v1/workflows/{id}/runs`: `{"input": {...}}`, `input` optional.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StartRun {
+    /// The workflow's input; its `input` keys must be present.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[serde(default)]
+    pub input: Value,
+}
+
+impl StartRun {
+    /// The run input: an absent or null `input` is the empty object.
+    pub fn into_input(self) -> Value {
+        if self.input.is_null() { serde_json::json!({}) } else { self.input }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -110,7 +110,9 @@ impl Endpoint {
     }
 }
 
-fn check_description(d: &str, errors: &mut Vec<FieldError>) {
+/// The rules for an endpoint description (creation and update): at most [`MAX_DESCRIPTION_CHARS`]
+/// characters, no control characters but line breaks.
+pub fn check_description(d: &str, errors: &mut Vec<FieldError>) {
     if d.chars().count() > MAX_DESCRIPTION_CHARS {
         errors.push(FieldError::new("description", format!("at most {MAX_DESCRIPTION_CHARS} characters")));
     } else if d.chars().any(|c| c.is_control() && c != '\n') {
@@ -118,8 +120,8 @@ fn check_description(d: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
-/// Known types only, each once, in the given order.
-fn check_event_types(types: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+/// Known types only, each once, in the given order: the list to store, with an error per unknown type.
+pub fn check_event_types(types: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     for (i, t) in types.iter().enumerate() {
         let t = t.trim();

@@ -84,29 +84,8 @@ impl InboundVerifier {
         if body.len() > self.max_body_bytes {
             return Err(HooksError::TooLarge);
         }
-        let header = |name: &str| -> Result<&str, HooksError> {
-            let v = headers.get(name).ok_or_else(|| HooksError::BadRequest(format!("The {name} header is missing.")))?;
-            let v = v.to_str().map_err(|_| HooksError::BadRequest(format!("The {name} header is not plain text.")))?.trim();
-            if v.is_empty() {
-                return Err(HooksError::BadRequest(format!("The {name} header is empty.")));
-            }
-            Ok(v)
-        };
-        let (id, ts, sig) = (header(HEADER_ID)?, header(HEADER_TIMESTAMP)?, header(HEADER_SIGNATURE)?);
-        if id.len() > MAX_WEBHOOK_ID_LEN || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(HooksError::BadRequest(format!("The {HEADER_ID} header is not a valid id.")));
-        }
-        match verify_with_any(&src.keys, id, ts, sig, body, now, self.tolerance_secs) {
-            Ok(()) => {}
-            Err(SignatureError::BadTimestamp) => {
-                return Err(HooksError::BadRequest(format!("The {HEADER_TIMESTAMP} header is not a unix timestamp.")))
-            }
-            Err(SignatureError::TimestampOutOfTolerance) => return Err(HooksError::StaleTimestamp),
-            Err(SignatureError::NoMatch | SignatureError::BadSecret) => return Err(HooksError::BadSignature),
-        }
-        let timestamp: i64 = ts.parse().unwrap_or_default();
-        let payload: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| HooksError::BadRequest("The body is not JSON.".into()))?;
+        let checked = check_request(&src.keys, headers, body, now, self.tolerance_secs)?;
+        let (id, timestamp, payload) = (checked.webhook_id.as_str(), checked.timestamp, checked.payload);
         let r = sqlx::query(
             "INSERT INTO inbound_webhooks (source, webhook_id, webhook_timestamp, received_ms, payload) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (source, webhook_id) DO NOTHING",
@@ -136,4 +115,50 @@ impl InboundVerifier {
         let r = sqlx::query("DELETE FROM inbound_webhooks WHERE received_ms < $1").bind(before_ms).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
+}
+
+/// What [`check_request`] found in a request whose signature verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRequest {
+    pub webhook_id: String,
+    /// The sender's `webhook-timestamp` (unix seconds).
+    pub timestamp: i64,
+    pub payload: serde_json::Value,
+}
+
+/// Everything [`InboundVerifier::receive`] checks before it records the id, without a database: the
+/// three headers (present, plain text, not empty once trimmed; an id of at most [`MAX_WEBHOOK_ID_LEN`]
+/// bytes without spaces or control characters), the timestamp's tolerance, a signature by any of `keys`,
+/// and a JSON body. Errors are the ones `receive` answers with.
+pub fn check_request(
+    keys: &[SigningKey],
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now: i64,
+    tolerance_secs: u64,
+) -> Result<CheckedRequest, HooksError> {
+    let header = |name: &str| -> Result<&str, HooksError> {
+        let v = headers.get(name).ok_or_else(|| HooksError::BadRequest(format!("The {name} header is missing.")))?;
+        let v = v.to_str().map_err(|_| HooksError::BadRequest(format!("The {name} header is not plain text.")))?.trim();
+        if v.is_empty() {
+            return Err(HooksError::BadRequest(format!("The {name} header is empty.")));
+        }
+        Ok(v)
+    };
+    let (id, ts, sig) = (header(HEADER_ID)?, header(HEADER_TIMESTAMP)?, header(HEADER_SIGNATURE)?);
+    if id.len() > MAX_WEBHOOK_ID_LEN || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(HooksError::BadRequest(format!("The {HEADER_ID} header is not a valid id.")));
+    }
+    match verify_with_any(keys, id, ts, sig, body, now, tolerance_secs) {
+        Ok(()) => {}
+        Err(SignatureError::BadTimestamp) => {
+            return Err(HooksError::BadRequest(format!("The {HEADER_TIMESTAMP} header is not a unix timestamp.")))
+        }
+        Err(SignatureError::TimestampOutOfTolerance) => return Err(HooksError::StaleTimestamp),
+        Err(SignatureError::NoMatch | SignatureError::BadSecret) => return Err(HooksError::BadSignature),
+    }
+    let timestamp: i64 = ts.parse().unwrap_or_default();
+    let payload: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| HooksError::BadRequest("The body is not JSON.".into()))?;
+    Ok(CheckedRequest { webhook_id: id.to_string(), timestamp, payload })
 }

@@ -31,7 +31,7 @@ pub use config::{AutoDisable, HooksConfig, InboundConfig, InboundSource, Secret}
 pub use delivery::{AttemptRecord, DeliveryRecord, Message, MessageDetail, OwnerNotice};
 pub use endpoints::{CreatedEndpoint, Endpoint, EndpointUpdate, NewEndpoint, RotatedSecret};
 pub use error::{FieldError, HooksError};
-pub use inbound::{Inbound, InboundEvent, InboundVerifier};
+pub use inbound::{check_request, CheckedRequest, Inbound, InboundEvent, InboundVerifier};
 pub use ssrf::UrlGuard;
 
 /// The tables, one folder per engine with the same versions (20261201030001…).

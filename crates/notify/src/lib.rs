@@ -42,7 +42,9 @@ mod worker;
 
 pub use config::{PipelineConfig, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
 pub use error::{FieldError, NotifyError};
-pub use model::{Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, Replay, RunId};
+pub use model::{
+    parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, Replay, RunId,
+};
 pub use routing::{
     AddressPolicy, AttemptObserver, AttemptReport, BoxFuture, DeliveryExtensions, RouteError, WebhookRouting, WebhookTarget, WebhookTargets,
 };

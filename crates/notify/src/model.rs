@@ -204,6 +204,54 @@ impl NewNotification {
     }
 }
 
+/// Reads an enqueue request body: `{...}` (one notification), `[{...}, ...]` or `{"notifications": [...]}`.
+/// Each item is decoded strictly (unknown fields are errors); the first 20 bad items are named. Shape
+/// only: [`validate_batch`] applies the field rules.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<NewNotification>, NotifyError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| NotifyError::invalid("body", "is not valid JSON"))?;
+    let (items, prefix) = match value {
+        serde_json::Value::Array(items) => (items, "notifications"),
+        serde_json::Value::Object(mut o) if o.contains_key("notifications") => match o.remove("notifications") {
+            Some(serde_json::Value::Array(items)) if o.is_empty() => (items, "notifications"),
+            _ => return Err(NotifyError::invalid("notifications", "must be the only field, and a list")),
+        },
+        one @ serde_json::Value::Object(_) => (vec![one], "notification"),
+        _ => return Err(NotifyError::invalid("body", "must be a notification object or a list of them")),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut errors = vec![];
+    for (i, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<NewNotification>(item) {
+            Ok(n) => out.push(n),
+            Err(e) => {
+                let field = if prefix == "notification" { "notification".to_string() } else { format!("notifications[{i}]") };
+                errors.push(crate::FieldError::new(field, e.to_string()));
+            }
+        }
+        if errors.len() >= 20 {
+            break;
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(NotifyError::Invalid(errors)) }
+}
+
+/// The checks an enqueue applies before anything is stored: 1 to [`MAX_BATCH`] items, each passing
+/// [`NewNotification::validate`].
+pub fn validate_batch(items: &[NewNotification]) -> Result<(), NotifyError> {
+    if items.is_empty() {
+        return Err(NotifyError::invalid("notifications", "send at least one notification"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(NotifyError::invalid("notifications", format!("at most {MAX_BATCH} in one request")));
+    }
+    let mut errors = vec![];
+    for (i, n) in items.iter().enumerate() {
+        n.validate(i, &mut errors);
+    }
+    if errors.is_empty() { Ok(()) } else { Err(NotifyError::Invalid(errors)) }
+}
+
 /// A notification ready to insert: validated, payload serialised, simulation knobs attached.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {

@@ -217,19 +217,7 @@ impl NotifyService {
         if self.is_stopping() {
             return Err(NotifyError::ShuttingDown);
         }
-        if items.is_empty() {
-            return Err(NotifyError::invalid("notifications", "send at least one notification"));
-        }
-        if items.len() > MAX_BATCH {
-            return Err(NotifyError::invalid("notifications", format!("at most {MAX_BATCH} in one request")));
-        }
-        let mut errors = vec![];
-        for (i, n) in items.iter().enumerate() {
-            n.validate(i, &mut errors);
-        }
-        if !errors.is_empty() {
-            return Err(NotifyError::Invalid(errors));
-        }
+        crate::model::validate_batch(&items)?;
         let p = &self.inner.config.providers;
         let sim = SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms };
         let mut per_channel = [0u64; 5];

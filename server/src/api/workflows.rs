@@ -114,14 +114,8 @@ pub async fn remove(State(state): State<AppState>, caller: Caller, id: Path<Stri
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartRun {
-    /// The workflow's input; its `input` keys must be present.
-    #[schema(value_type = Object)]
-    #[serde(default)]
-    pub input: serde_json::Value,
-}
+/// The run body and its defaults are flows' (fuzzed there, see fuzz/).
+pub use flows::StartRun;
 
 /// Start a run of this workflow. With `Idempotency-Key`, a repeat returns the same run.
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/runs", tag = "workflows", params(("id" = i64, Path),
@@ -143,7 +137,7 @@ pub async fn start(State(state): State<AppState>, caller: Caller, id: Path<Strin
             Ok(r) => r,
             Err(e) => return e.into_response(),
         };
-        let input = if req.input.is_null() { serde_json::json!({}) } else { req.input };
+        let input = req.into_input();
         let new = flows::NewRun { definition: flows::DefinitionRef::Id(id), input, idempotency_key: None };
         let started = async {
             let run_id = state.flows.start_run(caller.owner(), new).await?;
