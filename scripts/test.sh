@@ -7,7 +7,8 @@
 #      nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the Playwright
 #      suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
-#   4. nginx's login rate limit;
+#   4. the security headers and cookie flags of every route, directly and through nginx, and
+#      nginx's login rate limit; cargo fuzz on every parser of untrusted input (20 s a target);
 #   5. the production shape: PostgreSQL, one Redis for sessions and the queue, two instances behind
 #      nginx (sessions on both, logout across, an instance killed, SIGTERM during a run).
 # The cargo tests run every database test on SQLite and on a throwaway PostgreSQL (Debian's), and the
@@ -40,6 +41,14 @@ if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite
   say "crypto known-answer tests compiled to WASM, in headless Chromium"
   CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test -p crypto --features kat --target wasm32-unknown-unknown --test wasm_known_answers
+fi
+
+if [ -z "${SKIP_FUZZ:-}" ]; then
+  # Every parser of untrusted input, 20 s a target from the seed corpora (fuzz/README.md). Without
+  # AddressSanitizer here: with it the cold build instruments SQLite's C code too and takes several
+  # times longer; the targets are safe Rust, and `scripts/fuzz.sh 600` runs them with ASan.
+  say "fuzzing: login form, API JSON bodies, webhook signature headers, workflow definitions"
+  FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 
 say "release build (cargo leptos, wasm-opt)"
