@@ -17,7 +17,7 @@ pub use password::PasswordHasher;
 pub use policy::{check_new_password, PasswordPolicy};
 pub use service::{Authenticator, LoginAttempt};
 pub use sessions::{SessionInfo, SessionPolicy, SessionRegistry};
-pub use throttle::{LoginThrottle, ThrottleConfig};
+pub use throttle::{AddressRateLimit, LoginThrottle, ThrottleConfig};
 pub use tokens::{ApiTokenStore, Scope, TokenInfo, TokenPrincipal};
 pub use users::{User, UserStore};
 
