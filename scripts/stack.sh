@@ -69,8 +69,12 @@ stack_sink() {
 
 # Production mode (Secure, __Host- cookie over nginx's TLS). Webhook endpoints may point at loopback
 # (the sink and the Python receiver), and the `crm` inbound source signs with the spec's example secret.
+# Sign-up is turned on (production's default is off) with room for the suite's sign-ups, which all
+# come from 127.0.0.1; the router tests check the per-address limit itself.
 stack_env() {
   export APP_MODE=production
+  export APP_SIGNUP__ENABLED="${APP_SIGNUP__ENABLED:-true}"
+  export APP_SIGNUP__IP_BURST="${APP_SIGNUP__IP_BURST:-200}"
   export APP_HOOKS__ALLOW_NETWORKS="127.0.0.1/32"
   export IMPLEMENTATION_ENG_CRM_SECRET="${IMPLEMENTATION_ENG_CRM_SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}"
   export APP_HOOKS__INBOUND__SOURCES__CRM__SECRETS="$IMPLEMENTATION_ENG_CRM_SECRET"

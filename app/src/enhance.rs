@@ -11,6 +11,9 @@ pub struct FormReply {
     pub redirect: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The form field `error` is about; `None`: the form as a whole.
+    #[serde(default)]
+    pub field: Option<String>,
     #[serde(default)]
     pub retry_after: Option<u64>,
 }
@@ -23,7 +26,7 @@ pub async fn submit(form: web_sys::HtmlFormElement) -> FormReply {
     use wasm_bindgen_futures::JsFuture;
 
     fn failed(msg: &str) -> FormReply {
-        FormReply { redirect: None, error: Some(msg.to_string()), retry_after: None }
+        FormReply { redirect: None, error: Some(msg.to_string()), field: None, retry_after: None }
     }
 
     let Ok(data) = web_sys::FormData::new_with_form(&form) else { return failed("Could not read the form.") };
@@ -52,7 +55,7 @@ pub async fn submit(form: web_sys::HtmlFormElement) -> FormReply {
     };
     serde_json::from_str::<FormReply>(&text).unwrap_or_else(|_| {
         if resp.ok() {
-            FormReply { redirect: None, error: None, retry_after: None }
+            FormReply { redirect: None, error: None, field: None, retry_after: None }
         } else {
             failed("Something went wrong. Please try again.")
         }

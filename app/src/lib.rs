@@ -1,6 +1,7 @@
 //! The Leptos application: the HTML shell, the routes, and the pages. Pages stay thin: they render
 //! what a server function returns and post forms to the server; the rules live in `crates/`.
 
+pub mod account_api;
 pub mod api;
 pub mod components;
 pub mod crypto_api;
@@ -29,7 +30,8 @@ pub use redirect::{safe_next, DEFAULT_AFTER_LOGIN};
 
 /// Pages that need a signed-in user. The server redirects anonymous visitors to
 /// `/login?next=<path>` before rendering any of them.
-pub const PROTECTED_PAGES: &[&str] = &["/success", "/notifications", "/settings/tokens", "/settings/webhooks", "/workflows"];
+pub const PROTECTED_PAGES: &[&str] =
+    &["/success", "/notifications", "/settings/tokens", "/settings/webhooks", "/settings/password", "/workflows"];
 
 /// The HTML document around the app. On the server it also picks this response's CSP nonce.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -99,6 +101,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/settings/tokens") view={Lazy::<pages::settings::TokensRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/settings/webhooks") view={Lazy::<pages::settings::WebhooksRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/settings/webhooks/:id") view={Lazy::<pages::settings::EndpointRoute>::new()} ssr=SsrMode::Async/>
+                    // Sign-up (when the server offers it) and password change: lazy as well.
+                    <Route path=path!("/signup") view={Lazy::<pages::signup::SignupRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/password") view={Lazy::<pages::password::PasswordRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/workflows") view={Lazy::<pages::workflows::WorkflowsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/workflows/runs/:id") view={Lazy::<pages::workflows::RunRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>

@@ -46,7 +46,18 @@ for (const [name, viewport] of [["desktop", { width: 1280, height: 800 }], ["pho
         await expectNoViolations(page);
       });
 
-      for (const path of ["/settings/tokens", "/settings/webhooks", "/workflows"]) {
+      test("sign-up page has no axe violations, also when showing an error", async ({ page }) => {
+        await page.goto("/signup");
+        await hydrated(page);
+        await expectNoViolations(page);
+        await page.getByLabel("Username").fill("e2e-alice");
+        await page.getByLabel("Password", { exact: true }).fill("password");
+        await page.getByRole("button", { name: "Create account" }).click();
+        await expect(page.locator("#password-error")).toBeVisible();
+        await expectNoViolations(page);
+      });
+
+      for (const path of ["/settings/tokens", "/settings/webhooks", "/settings/password", "/workflows"]) {
         test(`${path} has no axe violations`, async ({ page }) => {
           await signIn(page, "e2e-alice");
           await expect(page.getByTestId("username")).toBeVisible();

@@ -16,6 +16,10 @@ for (const [width, viewport] of [["desktop", { width: 1280, height: 800 }], ["mo
       await hydrated(page);
       await page.screenshot({ path: out("login"), fullPage: true });
 
+      await page.goto("/signup");
+      await hydrated(page);
+      await page.screenshot({ path: out("signup"), fullPage: true });
+
       // Another signed-in browser, so the success page shows a session to end.
       const other = await browser.newContext({ ignoreHTTPSErrors: true });
       await signIn(await other.newPage(), "e2e-carol");
@@ -32,6 +36,10 @@ for (const [width, viewport] of [["desktop", { width: 1280, height: 800 }], ["mo
       await page.goto("/notifications");
       await hydrated(page);
       await page.screenshot({ path: out("notifications"), fullPage: true });
+
+      await page.goto("/settings/password");
+      await hydrated(page);
+      await page.screenshot({ path: out("password"), fullPage: true });
 
       await page.goto("/no-such-page");
       await page.screenshot({ path: out("not-found"), fullPage: true });

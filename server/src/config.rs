@@ -23,6 +23,8 @@ pub struct Settings {
     pub database_url: String,
     pub session: SessionSettings,
     pub throttle: ThrottleConfig,
+    /// Self-service sign-up at `/signup` (`APP_SIGNUP__…`).
+    pub signup: SignupSettings,
     /// Trust `X-Real-IP` / `X-Forwarded-Proto` from a reverse proxy on loopback (nginx).
     pub trust_proxy_headers: bool,
     /// Extra origins allowed to post forms (besides the request's own host), e.g. `https://example.com`.
@@ -73,6 +75,18 @@ pub enum SessionStoreKind {
     Redis,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignupSettings {
+    /// Whether people may create their own accounts. `None` means: on in dev mode, off in production
+    /// (an operator who wants it says so: `APP_SIGNUP__ENABLED=true`).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Sign-up attempts one client address may make at once, successful or not…
+    pub ip_burst: u32,
+    /// …and one more every this many seconds.
+    pub ip_refill_secs: u64,
+}
+
 #[derive(Clone, Deserialize)]
 pub struct DemoUser {
     pub username: String,
@@ -117,6 +131,8 @@ impl Settings {
             .set_default("throttle.account_refill_secs", t.account_refill_secs)?
             .set_default("throttle.ip_burst", t.ip_burst)?
             .set_default("throttle.ip_refill_secs", t.ip_refill_secs)?
+            .set_default("signup.ip_burst", 10)?
+            .set_default("signup.ip_refill_secs", 360)?
             .set_default("trust_proxy_headers", true)?
             .set_default("allowed_origins", Vec::<String>::new())?
             .set_default("max_form_bytes", 16 * 1024)?
@@ -159,6 +175,10 @@ impl Settings {
         self.session.cookie_secure.unwrap_or(self.mode == Mode::Production)
     }
 
+    pub fn signup_enabled(&self) -> bool {
+        self.signup.enabled.unwrap_or(self.mode == Mode::Dev)
+    }
+
     pub fn session_policy(&self) -> auth::SessionPolicy {
         auth::SessionPolicy {
             idle_timeout: Duration::from_secs(self.session.idle_timeout_secs.max(1)),
@@ -179,6 +199,8 @@ mod tests {
         assert_eq!(s.session.idle_timeout_secs, 1800);
         assert_eq!(s.session.absolute_lifetime_secs, 28800);
         assert!(!format!("{:?}", s.demo_user).contains(DEMO_PASSWORD), "secrets never print");
+        assert!(!s.signup_enabled(), "sign-up is off in production unless turned on");
+        assert_eq!((s.signup.ip_burst, s.signup.ip_refill_secs), (10, 360));
     }
 
     #[test]
@@ -201,5 +223,8 @@ mod tests {
         assert!(!s.cookie_secure());
         s.session.cookie_secure = Some(true);
         assert!(s.cookie_secure());
+        assert!(s.signup_enabled(), "sign-up is on in dev mode unless turned off");
+        s.signup.enabled = Some(false);
+        assert!(!s.signup_enabled());
     }
 }

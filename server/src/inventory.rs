@@ -18,6 +18,8 @@ pub struct RouteInfo {
 const OTHER: &[(&str, &str)] = &[
     ("GET", "/"),
     ("POST", "/login"),
+    ("POST", "/signup"),
+    ("POST", "/settings/password"),
     ("POST", "/logout"),
     ("POST", "/sessions/revoke"),
     ("POST", "/sessions/revoke-others"),
@@ -86,17 +88,31 @@ mod tests {
     /// check cannot miss a route someone added.
     #[tokio::test]
     async fn every_route_in_the_sources_is_in_the_inventory() {
-        let known: BTreeSet<String> = inventory().into_iter().map(|r| r.path).collect();
+        let known: BTreeSet<(String, String)> = inventory().into_iter().map(|r| (r.method, r.path)).collect();
         let mut missing = vec![];
         let mut seen = 0;
         for file in rust_files(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))) {
             let text = std::fs::read_to_string(&file).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap();
             for part in code.split(".route(\"").skip(1) {
-                let path = part.split('"').next().unwrap();
-                seen += 1;
-                if !known.contains(path) {
-                    missing.push(format!("{path} ({})", file.display()));
+                let (path, rest) = part.split_once('"').unwrap();
+                // The method routers of this route: `get(h)`, `post(h).layer(…)`, `get(a).delete(b)`.
+                // One route a line here; a route written over several lines ends at the statement.
+                let line = rest.split('\n').next().unwrap_or(rest);
+                let has_method = |t: &str| ["get(", "post(", "put(", "patch(", "delete(", "any("].iter().any(|m| t.contains(m));
+                let rest = if has_method(line) { line } else { rest.split(';').next().unwrap_or(rest) };
+                // `any(h)` (every method) is listed, and walked, as GET.
+                let rest = rest.replace("any(", "get(");
+                let methods: Vec<&str> = ["get", "post", "put", "patch", "delete"]
+                    .into_iter()
+                    .filter(|m| rest.match_indices(&format!("{m}(")).any(|(i, _)| i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_'))
+                    .collect();
+                assert!(!methods.is_empty(), "no method found for {path} in {}", file.display());
+                for m in methods {
+                    seen += 1;
+                    if !known.contains(&(m.to_uppercase(), path.to_string())) {
+                        missing.push(format!("{} {path} ({})", m.to_uppercase(), file.display()));
+                    }
                 }
             }
         }

@@ -42,8 +42,10 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let services = PageServices { registry: state.sessions.registry.clone(), policy: state.sessions.policy };
     let notify = state.notify.clone();
     let (hooks, flows, tokens) = (state.hooks.clone(), state.flows.clone(), state.tokens.clone());
+    let signup = app::account_api::SignupOffered(state.settings.signup_enabled());
     move || {
         provide_context(services.clone());
+        provide_context(signup);
         provide_context(notify.clone());
         // The settings and workflow pages' server functions call these domain services directly.
         provide_context(hooks.clone());
@@ -90,6 +92,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to(app::DEFAULT_AFTER_LOGIN) }))
         .route("/login", post(routes::login))
+        .route("/signup", post(routes::signup))
+        .route("/settings/password", post(routes::change_password))
         .route("/logout", post(routes::logout))
         .route("/sessions/revoke", post(routes::revoke_session))
         .route("/sessions/revoke-others", post(routes::revoke_other_sessions))

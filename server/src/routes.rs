@@ -1,7 +1,8 @@
-//! The form routes behind the login and success pages. Each works as a plain HTML form post (answering
+//! The form routes behind the login, sign-up, password-change and success pages. Each works as a plain HTML form post (answering
 //! with a redirect, or the re-rendered page with the error) and, when the request asks for JSON, as the
 //! fetch endpoint of the hydrated page.
 
+use app::account_api::FormFailure;
 use app::api::LoginFailure;
 use auth::sessions::SignedIn;
 use auth::{AuthError, LoginAttempt};
@@ -56,11 +57,7 @@ pub async fn login(
         client_ip: ip,
     };
     let outcome = match state.auth.login(attempt).await {
-        Ok(user) => {
-            let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
-            state.sessions.establish(&session, &user, ua, &ip_text).await.map(|_| ())
-        }
+        Ok(user) => sign_in(&state, &session, &user, &headers, ip).await,
         Err(e) => Err(AppError::Auth(e)),
     };
     match outcome {
@@ -79,10 +76,36 @@ pub async fn login(
     }
 }
 
+/// Signs `user` in on this session with a fresh id (login, sign-up, password change all come here).
+async fn sign_in(
+    state: &AppState,
+    session: &Session,
+    user: &auth::User,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), AppError> {
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
+    state.sessions.establish(session, user, ua, &ip_text).await.map(|_| ())
+}
+
 /// Renders `/login` with the error, with the error's status (and `Retry-After`), for browsers without
 /// JavaScript. The page reads the failure from the request extensions.
 async fn rerender_login(state: &AppState, headers: HeaderMap, next: &str, failure: LoginFailure, e: &AppError) -> Response {
     let uri: Uri = login_path(next).parse().unwrap_or_else(|_| Uri::from_static("/login"));
+    rerender(state, headers, uri, failure, e.status(), e.retry_after()).await
+}
+
+/// Renders the page at `uri` as a GET with `failure` in the request extensions (where the page reads
+/// it), with `status` and `Retry-After`: the answer to a plain form post that failed.
+async fn rerender<F: Clone + Send + Sync + 'static>(
+    state: &AppState,
+    headers: HeaderMap,
+    uri: Uri,
+    failure: F,
+    status: StatusCode,
+    retry_after: Option<u64>,
+) -> Response {
     let mut req = Request::builder().method(Method::GET).uri(uri).body(Body::empty()).expect("valid request");
     for (k, v) in headers.iter() {
         if k != header::CONTENT_LENGTH && k != header::CONTENT_TYPE {
@@ -91,11 +114,185 @@ async fn rerender_login(state: &AppState, headers: HeaderMap, next: &str, failur
     }
     req.extensions_mut().insert(failure);
     let mut res = crate::render_page(state, req).await;
-    *res.status_mut() = e.status();
-    if let Some(secs) = e.retry_after() {
+    *res.status_mut() = status;
+    if let Some(secs) = retry_after {
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
+}
+
+/// A refused form post: for fetch, JSON `{"error", "field", "retry_after"}`; for a plain form, the page
+/// at `page` re-rendered with the message under its field.
+struct Refusal {
+    status: StatusCode,
+    failure: FormFailure,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
+        Refusal { status, failure: FormFailure { message: message.into(), field: field.map(str::to_string), username: String::new() }, retry_after: None }
+    }
+
+    /// An error from the domain, about `field` (`None`: the whole form).
+    fn from_error(e: &AppError, field: Option<&str>) -> Self {
+        let field = if matches!(e, AppError::Internal(_) | AppError::Auth(AuthError::Internal(_) | AuthError::Throttled { .. })) { None } else { field };
+        Refusal { retry_after: e.retry_after(), ..Refusal::new(e.status(), field, e.public_message()) }
+    }
+
+    fn keeping_username(mut self, username: &str) -> Self {
+        self.failure.username = username.to_string();
+        self
+    }
+
+    async fn answer(self, state: &AppState, headers: HeaderMap, page: &'static str) -> Response {
+        if wants_json(&headers) {
+            let body = serde_json::json!({ "error": self.failure.message, "field": self.failure.field, "retry_after": self.retry_after });
+            let mut res = (self.status, Json(body)).into_response();
+            if let Some(secs) = self.retry_after {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return res;
+        }
+        rerender(state, headers, Uri::from_static(page), self.failure, self.status, self.retry_after).await
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    username: String,
+    password: String,
+}
+
+/// `POST /signup`: creates an account under the new-password policy and signs it in, as a login would
+/// (new session id). Off unless `signup.enabled` (404, as the page is). Every attempt counts towards
+/// the per-address limit, whatever its outcome, so probing which usernames are taken is as slow as the
+/// limit says.
+pub async fn signup(
+    State(state): State<AppState>,
+    session: Session,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    form: Result<StrictForm<SignupForm>, AppError>,
+) -> Response {
+    if !state.settings.signup_enabled() {
+        return AppError::Status(StatusCode::NOT_FOUND, "Sign-up is turned off on this server.".into()).into_response();
+    }
+    let form = match form {
+        Ok(StrictForm(f)) => f,
+        Err(e) => return e.into_response(),
+    };
+    let ip = client_ip(&headers, peer.as_ref().map(|Extension(c)| c), state.settings.trust_proxy_headers);
+    if let Err(wait) = state.signup_limit.check(ip) {
+        let secs = wait.as_secs().max(1);
+        tracing::info!("sign-up refused: too many from this address");
+        let refusal = Refusal {
+            retry_after: Some(secs),
+            ..Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                format!("Too many sign-ups from your address. Try again in {secs} seconds."),
+            )
+        };
+        return refusal.keeping_username(&form.username).answer(&state, headers, "/signup").await;
+    }
+    // The username's shape first, so a message from `sign_up` after it is about the password (or
+    // says the name is taken, which `sign_up` only gets to once the password passed the policy).
+    if let Err(e) = auth::users::validate_username(&form.username) {
+        return Refusal::from_error(&e.into(), Some("username")).keeping_username(&form.username).answer(&state, headers, "/signup").await;
+    }
+    let created = match state.auth.sign_up(&form.username, SecretString::from(form.password)).await {
+        Ok(user) => sign_in(&state, &session, &user, &headers, ip).await,
+        Err(e) => Err(e.into()),
+    };
+    match created {
+        Ok(()) => {
+            tracing::info!(username = %form.username, "signed up");
+            go_to(wants_json(&headers), app::DEFAULT_AFTER_LOGIN)
+        }
+        Err(e) => {
+            let field = match &e {
+                AppError::Auth(AuthError::UsernameTaken) => Some("username"),
+                _ => Some("password"),
+            };
+            Refusal::from_error(&e, field).keeping_username(&form.username).answer(&state, headers, "/signup").await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChangeForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+/// `POST /settings/password`: changes the signed-in user's password, ends their other sessions and
+/// gives this one a new id (it stays signed in). A wrong current password counts as a failed sign-in
+/// for the account's throttle. Success goes back to the page with how many sessions were ended.
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: Session,
+    me: Option<Extension<SignedIn>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    form: Result<StrictForm<PasswordChangeForm>, AppError>,
+) -> Response {
+    const PAGE: &str = "/settings/password";
+    let Some(Extension(me)) = me else {
+        if wants_json(&headers) {
+            return AppError::Status(StatusCode::UNAUTHORIZED, "Sign in first.".into()).into_response();
+        }
+        return Redirect::to(&login_path(PAGE)).into_response();
+    };
+    let form = match form {
+        Ok(StrictForm(f)) => f,
+        Err(e) => return e.into_response(),
+    };
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    if form.current_password.is_empty() {
+        return Refusal::new(unprocessable, Some("current_password"), "Enter your current password.").answer(&state, headers, PAGE).await;
+    }
+    if let Err(e) = auth::users::validate_password(&form.current_password) {
+        return Refusal::from_error(&e.into(), Some("current_password")).answer(&state, headers, PAGE).await;
+    }
+    if form.new_password != form.confirm_password {
+        return Refusal::new(unprocessable, Some("confirm_password"), "The two new passwords are not the same. Type the new one again.")
+            .answer(&state, headers, PAGE)
+            .await;
+    }
+    let ip = client_ip(&headers, peer.as_ref().map(|Extension(c)| c), state.settings.trust_proxy_headers);
+    let changed = state
+        .auth
+        .change_password_ending_other_sessions(
+            me.user_id,
+            &me.handle,
+            SecretString::from(form.current_password),
+            SecretString::from(form.new_password),
+        )
+        .await;
+    let ended = match changed {
+        Ok(store_ids) => store_ids,
+        Err(AuthError::InvalidCredentials) => {
+            tracing::info!(user_id = me.user_id, "password change: wrong current password");
+            return Refusal::new(StatusCode::UNAUTHORIZED, Some("current_password"), "Your current password is not correct.")
+                .answer(&state, headers, PAGE)
+                .await;
+        }
+        Err(e) => return Refusal::from_error(&e.into(), Some("new_password")).answer(&state, headers, PAGE).await,
+    };
+    state.sessions.delete_ended(&ended).await;
+    // This session stays signed in, under a new id: the one the password change was made from may have
+    // been seen by whoever made the change necessary.
+    let user = match state.auth.users.find_by_id(me.user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return AppError::Status(StatusCode::UNAUTHORIZED, "Sign in first.".into()).into_response(),
+        Err(e) => return AppError::Auth(e).into_response(),
+    };
+    if let Err(e) = sign_in(&state, &session, &user, &headers, ip).await {
+        return e.into_response();
+    }
+    go_to(wants_json(&headers), &format!("{PAGE}?changed={}", ended.len()))
 }
 
 pub async fn logout(State(state): State<AppState>, session: Session, headers: HeaderMap) -> Result<Response, AppError> {

@@ -1,6 +1,6 @@
 //! Everything a request handler may need, built once at start-up.
 
-use auth::{Authenticator, LoginThrottle, PasswordHasher, SessionRegistry, UserStore};
+use auth::{AddressRateLimit, Authenticator, LoginThrottle, PasswordHasher, SessionRegistry, UserStore};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::AnyPool;
@@ -27,6 +27,8 @@ pub struct AppState {
     /// Workflows; `serve` spawns the engine.
     pub flows: flows::Engine,
     pub tokens: auth::tokens::ApiTokenStore,
+    /// Sign-up attempts per client address (`signup.ip_burst`, `signup.ip_refill_secs`).
+    pub signup_limit: Arc<AddressRateLimit>,
 }
 
 /// The REST API's own tables (idempotency answers, the onboarding example's demo customers).
@@ -94,7 +96,21 @@ impl AppState {
         };
         let flows = flows::Engine::new(flows::Store::new(pool.clone()), Arc::new(host), engine_config);
         let tokens = auth::tokens::ApiTokenStore::new(pool.clone());
-        Ok(Self { leptos_options, settings: Arc::new(settings), auth, sessions, session_store, pool, notify, hooks, inbound, flows, tokens })
+        let signup_limit = Arc::new(AddressRateLimit::new(settings.signup.ip_burst, settings.signup.ip_refill_secs));
+        Ok(Self {
+            leptos_options,
+            settings: Arc::new(settings),
+            auth,
+            sessions,
+            session_store,
+            pool,
+            notify,
+            hooks,
+            inbound,
+            flows,
+            tokens,
+            signup_limit,
+        })
     }
 }
 

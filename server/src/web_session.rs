@@ -106,6 +106,14 @@ impl SessionManager {
         Ok(ids.len())
     }
 
+    /// Deletes the data of sessions whose registry rows are already gone (the other sessions a
+    /// password change ended).
+    pub async fn delete_ended(&self, store_ids: &[String]) {
+        for id in store_ids {
+            self.delete_data(id).await;
+        }
+    }
+
     /// Deletes a session's data from the store. The registry row is already gone, which by itself
     /// makes the session invalid, so a failure here is logged rather than reported.
     async fn delete_data(&self, store_id: &str) {

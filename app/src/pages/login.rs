@@ -27,6 +27,18 @@ pub fn LoginPage() -> impl IntoView {
         }
     })
     .into_inner();
+    // Whether to offer the sign-up link: the server's setting, shipped with the page.
+    let signup_offered = SharedValue::new(|| {
+        #[cfg(feature = "ssr")]
+        {
+            use_context::<crate::account_api::SignupOffered>().is_some_and(|s| s.0)
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            false
+        }
+    })
+    .into_inner();
     let error = RwSignal::new(failure.as_ref().map(|f| f.message.clone()));
     let username = failure.map(|f| f.username).unwrap_or_default();
     let pending = RwSignal::new(false);
@@ -100,6 +112,9 @@ pub fn LoginPage() -> impl IntoView {
                 </button>
             </form>
             <p class="footnote">"Too many attempts? Wait a moment and try again."</p>
+            {signup_offered.then(|| view! {
+                <p class="footnote">"No account yet? "<a href="/signup" data-testid="signup-link">"Create one"</a></p>
+            })}
         </section>
     }
 }

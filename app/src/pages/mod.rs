@@ -1,8 +1,11 @@
 pub mod crypto;
 pub mod crypto_bench;
 pub mod login;
+pub mod new_password;
+pub mod password;
 pub mod notifications;
 pub mod settings;
+pub mod signup;
 pub mod not_found;
 pub mod success;
 pub mod workflows;

@@ -1,5 +1,5 @@
 //! `/settings/tokens` (API tokens) and `/settings/webhooks` (endpoints, their secrets and attempt
-//! logs). Every action is an `ActionForm` posting to a server function in `tokens_api` or
+//! logs); the third tab, `/settings/password`, is `pages::password`. Every action is an `ActionForm` posting to a server function in `tokens_api` or
 //! `webhooks_api`. A secret shown once lives only in its action's value: it is gone when the page is
 //! left or "Done" is pressed.
 
@@ -54,9 +54,9 @@ impl leptos_router::LazyRoute for EndpointRoute {
     }
 }
 
-/// "API tokens | Webhooks" under the page title.
+/// "API tokens | Webhooks | Password" under the page title.
 #[component]
-fn SettingsTabs(current: &'static str) -> impl IntoView {
+pub fn SettingsTabs(current: &'static str) -> impl IntoView {
     let tab = move |href: &'static str, label: &'static str| {
         view! { <a href=href aria-current=(current == href).then_some("page")>{label}</a> }
     };
@@ -64,6 +64,7 @@ fn SettingsTabs(current: &'static str) -> impl IntoView {
         <nav class="tabs" aria-label="Settings">
             {tab("/settings/tokens", "API tokens")}
             {tab("/settings/webhooks", "Webhooks")}
+            {tab("/settings/password", "Password")}
         </nav>
     }
 }

@@ -3,6 +3,10 @@
 //! governor's GCRA counts the failures. A key whose allowance is used up is locked until a cell frees up,
 //! and a locked key is refused *before* Argon2 runs, so a throttled attempt costs the server nothing.
 //! Successful logins are not counted: a user who signs in often is never locked out by it.
+//!
+//! [`AddressRateLimit`] is the other kind: every attempt counts, for actions that should be rare per
+//! address whatever their outcome (sign-ups: each one that passes the policy costs an Argon2 hash, and
+//! each one tells whether a username is taken).
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -115,6 +119,33 @@ impl LoginThrottle {
     }
 }
 
+/// Attempts per client address, successful or not. No address (a request without peer information) is
+/// one shared key, so it is limited too rather than waved through.
+pub struct AddressRateLimit {
+    limiter: RateLimiter<Option<IpAddr>, DefaultKeyedStateStore<Option<IpAddr>>, DefaultClock>,
+}
+
+impl AddressRateLimit {
+    /// `burst` attempts at once, then one more every `refill_secs`.
+    pub fn new(burst: u32, refill_secs: u64) -> Self {
+        let quota = Quota::with_period(Duration::from_secs(refill_secs.max(1)))
+            .expect("refill period is positive")
+            .allow_burst(NonZeroU32::new(burst.max(1)).expect("burst is positive"));
+        Self { limiter: RateLimiter::keyed(quota) }
+    }
+
+    /// Counts one attempt from `ip`; `Err` carries how long until the next one is allowed.
+    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        // Forget addresses whose allowance is full again, so the map stays as small as the set of busy ones.
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()).max(Duration::from_secs(1)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +193,21 @@ mod tests {
         assert!(t.check("carol", None).is_err());
         std::thread::sleep(Duration::from_millis(1100));
         assert!(t.check("carol", None).is_ok());
+    }
+
+    #[test]
+    fn address_rate_limit_counts_every_attempt_per_address() {
+        let limit = AddressRateLimit::new(3, 60);
+        let (a, b): (IpAddr, IpAddr) = ("198.51.100.1".parse().unwrap(), "198.51.100.2".parse().unwrap());
+        for _ in 0..3 {
+            assert!(limit.check(Some(a)).is_ok());
+        }
+        let wait = limit.check(Some(a)).unwrap_err();
+        assert!((1..=60).contains(&wait.as_secs()), "{wait:?}");
+        assert!(limit.check(Some(b)).is_ok(), "another address has its own allowance");
+        for _ in 0..3 {
+            assert!(limit.check(None).is_ok());
+        }
+        assert!(limit.check(None).is_err(), "requests without an address share one allowance");
     }
 }
