@@ -383,3 +383,27 @@ fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
         assert!(!html.contains("<script"), "no scripts on the reference page");
     })
 }
+
+/// `/security` shows every claim of docs/asvs.toml with its status and the tests that prove it, to
+/// anyone (no sign-in), as a page without scripts.
+#[test]
+fn the_security_page_lists_every_claim_with_its_tests() {
+    block_on(async {
+        let app = app().await;
+        let res = app.send(Request::get("/security").header(header::HOST, HOST).body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+        assert!(!csp.contains("script-src") && csp.contains("default-src 'none'"), "{csp}");
+        let html = body_text(res).await;
+        let claims = server::security_page::claims();
+        assert!(claims.len() >= 60);
+        for row in claims {
+            assert!(html.contains(&format!("<th scope=\"row\">{}</th>", row.id)), "row {} missing", row.id);
+            for t in &row.tests {
+                let shown = t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+                assert!(html.contains(&shown), "{}: test {t} not shown", row.id);
+            }
+        }
+        assert!(html.contains("not claimed") && html.contains("Why not:"));
+    })
+}
