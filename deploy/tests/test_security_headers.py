@@ -11,6 +11,7 @@ NGINX_HTTP_URL (http://...), SSL_CERT_FILE, HEADERS_USER and HEADERS_PASSWORD (a
 Standard library only.
 """
 
+import functools
 import http.client
 import json
 import os
@@ -24,6 +25,7 @@ ONE_YEAR = 31536000
 SAMPLE = {"id": "1", "source": "crm", "*rest": "no/such/thing"}
 
 
+@functools.cache
 def routes():
     out = subprocess.run([os.environ["SERVER_BIN"], "routes"], check=True, capture_output=True, text=True).stdout
     found = [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -41,12 +43,14 @@ class Client:
     def __init__(self, base):
         self.base = urllib.parse.urlsplit(base)
         self.origin = f"{self.base.scheme}://{self.base.netloc}"
+        self.tls = None
+        if self.base.scheme == "https":
+            self.tls = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+            self.tls.check_hostname = False
 
     def request(self, method, path, body=None, headers=None, cookie=None):
-        if self.base.scheme == "https":
-            ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-            ctx.check_hostname = False
-            conn = http.client.HTTPSConnection(self.base.hostname, self.base.port, context=ctx, timeout=20)
+        if self.tls:
+            conn = http.client.HTTPSConnection(self.base.hostname, self.base.port, context=self.tls, timeout=20)
         else:
             conn = http.client.HTTPConnection(self.base.hostname, self.base.port, timeout=20)
         h = {"Host": self.base.netloc, "User-Agent": "security-headers-check"}

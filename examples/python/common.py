@@ -89,6 +89,14 @@ def parse_args(description, add_arguments=None, token=False):
     return args
 
 
+def _unreachable(url, reason):
+    """The error for a server that did not answer, with a hint when its certificate was refused."""
+    hint = ""
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        hint = " (if the server uses a private CA, point SSL_CERT_FILE at its certificate)"
+    return ServerUnreachable(f"could not reach {url}: {reason}{hint}")
+
+
 def _request(method, path, body=None):
     url = base_url() + path
     headers = {"Accept": "application/json"}
@@ -118,12 +126,9 @@ def _request(method, path, body=None):
             code, message = f"http_{e.code}", raw.strip() or e.reason
         raise LabError(e.code, code, message) from None
     except urllib.error.URLError as e:
-        hint = ""
-        if isinstance(e.reason, ssl.SSLCertVerificationError):
-            hint = " (if the server uses a private CA, point SSL_CERT_FILE at its certificate)"
-        raise ServerUnreachable(f"could not reach {url}: {e.reason}{hint}") from None
+        raise _unreachable(url, e.reason) from None
     except (TimeoutError, ConnectionError) as e:
-        raise ServerUnreachable(f"could not reach {url}: {e}") from None
+        raise _unreachable(url, e) from None
 
 
 def post_lab(method, **fields):
@@ -265,12 +270,9 @@ def api_request(method, path, body=None, token=None, headers=None, timeout=TIMEO
     except urllib.error.HTTPError as e:
         status, resp_headers, raw = e.code, e.headers, e.read()
     except urllib.error.URLError as e:
-        hint = ""
-        if isinstance(e.reason, ssl.SSLCertVerificationError):
-            hint = " (if the server uses a private CA, point SSL_CERT_FILE at its certificate)"
-        raise ServerUnreachable(f"could not reach {url}: {e.reason}{hint}") from None
+        raise _unreachable(url, e.reason) from None
     except (TimeoutError, ConnectionError) as e:
-        raise ServerUnreachable(f"could not reach {url}: {e}") from None
+        raise _unreachable(url, e) from None
     text = raw.decode("utf-8", "replace")
     try:
         parsed = json.loads(text) if text.strip() else None

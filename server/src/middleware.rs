@@ -45,11 +45,9 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     }
     // Pages and API answers depend on who is signed in: never store them. Hashed assets are cached
-    // by nginx's rules instead.
-    // (A missing asset's 404 is not cacheable either.)
+    // by nginx's rules instead, but a missing asset's 404 is not cacheable either.
     if (!is_static || !res.status().is_success()) && !res.headers().contains_key(header::CACHE_CONTROL) {
-        let h = res.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
 }
