@@ -72,6 +72,30 @@ test("sign-up refuses a common password with the message, then a good one lands 
   expect(await sessionCookie(context)).toBeTruthy();
 });
 
+// ASVS 6.2.7: nothing on the page cancels a paste into a password field (a password manager or the
+// clipboard must work), on the hydrated sign-up, login and password pages.
+test("pasting into every password field is allowed", async ({ page }) => {
+  const pastes = async () =>
+    page.locator('input[type="password"]').evaluateAll((fields) =>
+      fields.map((f) => {
+        const data = new DataTransfer();
+        data.setData("text/plain", "pasted secret");
+        const event = new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+        return f.dispatchEvent(event); // false if any listener called preventDefault()
+      }),
+    );
+  await page.goto("/signup");
+  await hydrated(page);
+  expect(await pastes()).toEqual([true]);
+  await page.goto("/login");
+  await hydrated(page);
+  expect(await pastes()).toEqual([true]);
+  await signUp(page, unique("paste"));
+  await page.goto("/settings/password");
+  await hydrated(page);
+  expect(await pastes()).toEqual([true, true, true]);
+});
+
 test("a password change in browser A signs browser B out, and A stays signed in", async ({ page, browser }) => {
   const username = unique("change");
   await signUp(page, username);
