@@ -32,10 +32,18 @@ if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite
   export APP_TEST_REQUIRE_POSTGRES=1   # a missing PostgreSQL fails the run instead of skipping it
 
   say "cargo test (workspace; database tests on SQLite and PostgreSQL)"
+  # Build once and keep the list of the server's integration test binaries: `cargo test -p server`
+  # would resolve features for that package alone and compile a second copy of the whole server
+  # (twice the build time and several GB of disk).
+  mkdir -p "$ROOT/.run"
+  cargo test --workspace --exclude frontend --no-run --message-format=json-render-diagnostics \
+    | python3 scripts/test-executables.py server > "$ROOT/.run/server-tests.txt"
   cargo test --workspace --exclude frontend
 
   say "router suites again, with PostgreSQL as the app database"
-  APP_TEST_DATABASE=postgres cargo test -p server --tests
+  while read -r exe; do
+    (cd "$ROOT/server" && APP_TEST_DATABASE=postgres CARGO_MANIFEST_DIR="$ROOT/server" "$exe")
+  done < "$ROOT/.run/server-tests.txt"
   pg_stop
 
   say "crypto known-answer tests compiled to WASM, in headless Chromium"
