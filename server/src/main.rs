@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::Simulate(args) => server::notify_cli::simulate(settings.notify_config(), args).await,
-        Command::Worker { redis } => server::notify_cli::worker(settings.notify_config(), redis).await,
+        Command::Worker { redis } => server::notify_cli::worker(&settings, redis).await,
         Command::Sink { addr, secret, fail_rate, delay_ms, stall_rate, stall_ms } => {
             let cfg = notify::sink::SinkConfig { secret, fail_rate, delay_ms, stall_rate, stall_ms };
             server::notify_cli::sink(addr, cfg).await

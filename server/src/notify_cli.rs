@@ -91,17 +91,36 @@ pub async fn simulate(mut cfg: PipelineConfig, a: SimulateArgs) -> Result<(), St
     if snap.status == RunStatus::Failed { Err("the run failed (see the log)".into()) } else { Ok(()) }
 }
 
-pub async fn worker(mut cfg: PipelineConfig, redis: Option<String>) -> Result<(), String> {
+pub async fn worker(settings: &crate::config::Settings, redis: Option<String>) -> Result<(), String> {
+    let mut cfg = settings.notify_config();
     if let Some(url) = redis {
         cfg.redis_url = Some(url);
     }
     if cfg.redis_url.is_none() {
         return Err("--redis URL (or APP_NOTIFY__REDIS_URL) is required".into());
     }
-    let worker = RedisWorker::start(cfg).await.map_err(|e| field_errors(&e))?;
+    // Jobs for registered endpoints are addressed `endpoint:<id>`: without the app database a worker
+    // would not know their URL or secret, log no attempt and emit no `notification.*` event, and
+    // would send them to the configured default URL. So the worker opens it, as the instances do.
+    let pool = auth::db::connect(&settings.database_url).await.map_err(|e| format!("app database: {e}"))?;
+    crate::state::migrate_all(&pool).await.map_err(|e| e.to_string())?;
+    // Events this worker emits are enqueued on Redis, where every worker sees them. Its handle only
+    // enqueues: no workers of its own, and an in-memory embedded queue, never the instances' file
+    // (opening that would re-deliver what a live instance holds).
+    let mut enqueue_only = cfg.clone();
+    enqueue_only.workers = false;
+    enqueue_only.queue_url = "sqlite::memory:".into();
+    let events_queue = NotifyService::new(enqueue_only).await.map_err(|e| field_errors(&e))?;
+    let mut hooks_cfg = settings.hooks.clone();
+    hooks_cfg.backend = Backend::Redis;
+    let hooks = hooks::Hooks::new(pool, hooks_cfg, Some(events_queue)).map_err(|e| format!("webhooks: {e}"))?;
+    let mut extensions = hooks.extensions();
+    extensions.observers.push(hooks.notification_events(|job| job.owner.clone()));
+    let worker = RedisWorker::start_with(cfg, extensions).await.map_err(|e| field_errors(&e))?;
     tracing::info!("worker running against Redis; Ctrl-C or SIGTERM stops it after in-flight deliveries");
     stop_signal().await;
     worker.shutdown().await;
+    drop(hooks);
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! The REST API through the real router: authentication and scopes, problem details, idempotency keys,
 //! SSRF refusals, a webhook event delivered signed to a real receiver and logged, inbound webhooks
 //! verified and deduplicated, the onboarding workflow driven to completion through the API and an
-//! inbound CRM confirmation, and the OpenAPI document with its reference page.
+//! inbound CRM confirmation, a separate `server worker` process delivering endpoint events over
+//! Redis, and the OpenAPI document with its reference page.
 
 mod common;
 
@@ -406,4 +407,91 @@ fn the_security_page_lists_every_claim_with_its_tests() {
         }
         assert!(html.contains("not claimed") && html.contains("Why not:"));
     })
+}
+
+/// `server worker` as its own process, beside an API-only instance (no workers of its own) over Redis:
+/// it delivers an endpoint's test event to that endpoint's URL with that endpoint's secret (not to the
+/// pipeline's default URL), writes the attempt log, and turns an API notification it delivered into
+/// its owner's `notification.delivered` event.
+#[test]
+fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notification_events() {
+    block_on(async {
+        let redis_port = free_port();
+        let _redis = Reaped(start_redis(redis_port));
+        let redis_url = format!("redis://127.0.0.1:{redis_port}");
+        let closed = free_port();
+        let app = spawn_with(|s| {
+            s.hooks.allow_networks = vec!["127.0.0.1/32".into()];
+            s.hooks.backend = notify::Backend::Redis;
+            s.notify.redis_url = Some(redis_url.clone());
+            s.notify.workers = false;
+        })
+        .await;
+        let mut worker = Reaped(std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .arg("worker")
+            .env("APP_DATABASE_URL", &app.state.settings.database_url)
+            .env("APP_NOTIFY__REDIS_URL", &redis_url)
+            .env("APP_HOOKS__ALLOW_NETWORKS", "127.0.0.1/32")
+            // Where a worker without the endpoints would send them: nobody listens.
+            .env("APP_NOTIFY__WEBHOOK__URL", format!("http://127.0.0.1:{closed}/nobody"))
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap());
+        app.create_user("wes", "wes-password-1").await;
+        let t = token(&app, "wes", &Scope::ALL).await;
+        let port = free_port();
+        let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": ["notification.delivered"]});
+        let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(body))).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let (id, secret) = (created["id"].as_str().unwrap().to_string(), created["secret"].as_str().unwrap().to_string());
+        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() }).await.unwrap();
+        sink.capture(10);
+
+        let (s, _, _) = call(&app, api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
+        assert!(s.is_success(), "{s}");
+        let (s, _, sent) = call(&app, api("POST", "/api/v1/notifications?backend=redis", Some(&t), Some(json!({"recipient": "r", "channel": "noop"})))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sink.stats().accepted < 2 {
+            let exited = worker.0.try_wait().unwrap();
+            assert!(exited.is_none() && Instant::now() < deadline, "worker {exited:?}; sink {:?}", sink.stats());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut types: Vec<String> = sink
+            .captured()
+            .iter()
+            .map(|c| serde_json::from_slice::<Value>(&c.body).unwrap()["type"].as_str().unwrap().to_string())
+            .collect();
+        types.sort();
+        assert_eq!(types, ["notification.delivered", "test.ping"]);
+        assert_eq!(sink.stats().bad_signature, 0);
+        let delivered = sink.captured().into_iter().map(|c| serde_json::from_slice::<Value>(&c.body).unwrap()).find(|e| e["type"] == "notification.delivered").unwrap();
+        assert_eq!(delivered["data"]["notification_id"], sent["ids"][0]);
+
+        // The worker logged both attempts in the app database.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, _, page) = call(&app, api("GET", &format!("/api/v1/webhooks/endpoints/{id}/attempts"), Some(&t), None)).await;
+            let outcomes: Vec<&str> = page["items"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+            if outcomes == ["delivered", "delivered"] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "attempt log: {page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::process::Command::new("kill").args(["-TERM", &worker.0.id().to_string()]).status().unwrap();
+        let status = worker.0.wait().unwrap();
+        assert!(status.success(), "worker exit after SIGTERM: {status:?}");
+    })
+}
+
+/// A child process killed when the test ends, pass or fail.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
