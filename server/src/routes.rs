@@ -183,7 +183,11 @@ pub async fn signup(
         Err(e) => return e.into_response(),
     };
     let ip = client_ip(&headers, peer.as_ref().map(|Extension(c)| c), state.settings.trust_proxy_headers);
-    if let Err(wait) = state.signup_limit.check(ip) {
+    let allowed = match state.signup_limit.check(ip).await {
+        Ok(allowed) => allowed,
+        Err(e) => return AppError::from(e).into_response(),
+    };
+    if let Err(wait) = allowed {
         let secs = wait.as_secs().max(1);
         tracing::info!("sign-up refused: too many from this address");
         let refusal = Refusal {

@@ -71,7 +71,7 @@ impl AppState {
         let auth = Authenticator {
             users: UserStore::new(pool.clone()),
             hasher,
-            throttle: Arc::new(LoginThrottle::new(&settings.throttle)),
+            throttle: Arc::new(LoginThrottle::new(pool.clone(), &settings.throttle)),
         };
         let sessions = SessionManager {
             registry: SessionRegistry::new(pool.clone()),
@@ -96,7 +96,7 @@ impl AppState {
         };
         let flows = flows::Engine::new(flows::Store::new(pool.clone()), Arc::new(host), engine_config);
         let tokens = auth::tokens::ApiTokenStore::new(pool.clone());
-        let signup_limit = Arc::new(AddressRateLimit::new(settings.signup.ip_burst, settings.signup.ip_refill_secs));
+        let signup_limit = Arc::new(AddressRateLimit::new(pool.clone(), "signup-address", settings.signup.ip_burst, settings.signup.ip_refill_secs));
         Ok(Self {
             leptos_options,
             settings: Arc::new(settings),

@@ -38,23 +38,22 @@ impl Authenticator {
     /// upgrades it.
     pub async fn login(&self, attempt: LoginAttempt) -> Result<User, AuthError> {
         check_login_input(&attempt.username, attempt.password.expose_secret())?;
-        self.throttle.check(&attempt.username, attempt.client_ip)?;
-
-        let user = self.users.find_by_username(&attempt.username).await?;
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let verification = self.hasher.verify(stored, attempt.password.clone()).await?;
-        match (user, verification) {
-            (Some(user), Verification::Valid { needs_rehash }) => {
-                if needs_rehash {
-                    self.upgrade_hash(&user, attempt.password).await;
+        self.throttle
+            .guard(&attempt.username, attempt.client_ip, async {
+                let user = self.users.find_by_username(&attempt.username).await?;
+                let stored = user.as_ref().map(|u| u.password_hash.clone());
+                let verification = self.hasher.verify(stored, attempt.password.clone()).await?;
+                match (user, verification) {
+                    (Some(user), Verification::Valid { needs_rehash }) => {
+                        if needs_rehash {
+                            self.upgrade_hash(&user, attempt.password.clone()).await;
+                        }
+                        Ok(user)
+                    }
+                    _ => Err(AuthError::InvalidCredentials),
                 }
-                Ok(user)
-            }
-            _ => {
-                self.throttle.record_failure(&attempt.username, attempt.client_ip);
-                Err(AuthError::InvalidCredentials)
-            }
-        }
+            })
+            .await
     }
 
     /// Re-hashes with the current parameters after a successful login. A failure here must not fail the
@@ -139,19 +138,19 @@ impl Authenticator {
         new: SecretString,
     ) -> Result<(User, String), AuthError> {
         let user = self.users.find_by_id(user_id).await?.ok_or(AuthError::NotFound)?;
-        self.throttle.check(&user.username, None)?;
-        validate_password(current.expose_secret())?;
-        check_new_password(new.expose_secret(), &user.username)?;
-        if new.expose_secret() == current.expose_secret() {
-            return Err(AuthError::InvalidInput("Choose a password different from your current one.".into()));
-        }
-        match self.hasher.verify(Some(user.password_hash.clone()), current).await? {
-            Verification::Valid { .. } => {}
-            Verification::Invalid => {
-                self.throttle.record_failure(&user.username, None);
-                return Err(AuthError::InvalidCredentials);
-            }
-        }
+        self.throttle
+            .guard(&user.username, None, async {
+                validate_password(current.expose_secret())?;
+                check_new_password(new.expose_secret(), &user.username)?;
+                if new.expose_secret() == current.expose_secret() {
+                    return Err(AuthError::InvalidInput("Choose a password different from your current one.".into()));
+                }
+                match self.hasher.verify(Some(user.password_hash.clone()), current).await? {
+                    Verification::Valid { .. } => Ok(()),
+                    Verification::Invalid => Err(AuthError::InvalidCredentials),
+                }
+            })
+            .await?;
         let phc = self.hasher.hash(new).await?;
         Ok((user, phc))
     }

@@ -1,24 +1,25 @@
-//! Failed-login throttling per account and per client address.
+//! Failed-login throttling per account and per client address, and a per-address limit for sign-ups.
 //!
-//! governor's GCRA counts the failures. A key whose allowance is used up is locked until a cell frees up,
-//! and a locked key is refused *before* Argon2 runs, so a throttled attempt costs the server nothing.
-//! Successful logins are not counted: a user who signs in often is never locked out by it.
+//! Both are GCRA limiters whose state is one row per key in the app database (`rate_limits`), so every
+//! instance behind the load balancer shares one allowance, and a restart forgets nothing. (governor,
+//! which this replaced, keeps its state in the process: with two instances an attacker had twice the
+//! guesses.) Each count is a single conditional `UPDATE`/`INSERT`, atomic on SQLite and PostgreSQL, so
+//! parallel requests cannot all slip through before the first is counted.
 //!
-//! [`AddressRateLimit`] is the other kind: every attempt counts, for actions that should be rare per
-//! address whatever their outcome (sign-ups: each one that passes the policy costs an Argon2 hash, and
-//! each one tells whether a username is taken).
+//! A login attempt is counted *before* Argon2 runs and refunded when it turns out not to be a wrong
+//! password (a success, a database error): a locked key is refused without hashing, and a user who
+//! signs in often is never locked out by it. [`AddressRateLimit`] counts every attempt, for actions that
+//! should be rare per address whatever their outcome (sign-ups: each one that passes the policy costs
+//! an Argon2 hash, and each one tells whether a username is taken).
+//!
+//! Times are wall-clock milliseconds, so the instances' clocks must agree (NTP) to within a refill.
 
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::hash::Hash;
+use sqlx::AnyPool;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::AuthError;
 
@@ -39,59 +40,119 @@ impl Default for ThrottleConfig {
     }
 }
 
-type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+/// Expired rows are deleted once every this many counts (per limiter, per process).
+const SWEEP_EVERY: u32 = 1024;
 
-struct KeyedThrottle<K: Hash + Eq + Clone> {
-    limiter: Limiter<K>,
-    refill: Duration,
-    locked_until: Mutex<HashMap<K, Instant>>,
+/// One GCRA over the `rate_limits` table: `burst` events at once, then one more every `interval_ms`.
+/// A key's row holds its theoretical arrival time (TAT); an event fits while
+/// `max(tat, now) + interval - now <= burst * interval`.
+#[derive(Clone)]
+struct SharedGcra {
+    pool: AnyPool,
+    namespace: &'static str,
+    interval_ms: i64,
+    burst: i64,
+    counts: Arc<AtomicU32>,
 }
 
-impl<K: Hash + Eq + Clone> KeyedThrottle<K> {
-    fn new(burst: u32, refill_secs: u64) -> Self {
-        let refill = Duration::from_secs(refill_secs.max(1));
-        let quota = Quota::with_period(refill)
-            .expect("refill period is positive")
-            .allow_burst(NonZeroU32::new(burst.max(1)).expect("burst is positive"));
-        Self {
-            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
-            refill,
-            locked_until: Mutex::new(HashMap::new()),
-        }
+impl SharedGcra {
+    fn new(pool: AnyPool, namespace: &'static str, burst: u32, refill_secs: u64) -> Self {
+        let interval_ms = i64::try_from(refill_secs.max(1).saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+        Self { pool, namespace, interval_ms, burst: i64::from(burst.max(1)), counts: Arc::default() }
     }
 
-    fn locked_for(&self, key: &K, now: Instant) -> Option<Duration> {
-        let map = self.locked_until.lock().expect("throttle lock");
-        map.get(key).and_then(|until| until.checked_duration_since(now)).filter(|d| !d.is_zero())
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
     }
 
-    fn record_failure(&self, key: &K, now: Instant) {
-        let lock_for = match self.limiter.check_key(key) {
-            Ok(state) if state.remaining_burst_capacity() > 0 => None,
-            Ok(_) => Some(self.refill),
-            Err(not_until) => Some(not_until.wait_time_from(DefaultClock::default().now())),
-        };
-        if let Some(d) = lock_for {
-            let mut map = self.locked_until.lock().expect("throttle lock");
-            // Forget expired locks so the map stays as small as the set of keys under attack.
-            if map.len() > 10_000 {
-                map.retain(|_, until| *until > now);
+    /// Counts one event for `key` if it fits; otherwise `Ok(Err(wait))`, counting nothing.
+    async fn acquire(&self, key: &str) -> Result<Result<(), Duration>, AuthError> {
+        let key = self.key(key);
+        let (t, limit) = (self.interval_ms, self.burst.saturating_mul(self.interval_ms));
+        // A row can appear between the UPDATE and the INSERT (another instance's first count): go round
+        // again rather than refuse an event that fits.
+        for _ in 0..3 {
+            let now = now_ms();
+            let counted = sqlx::query(
+                "UPDATE rate_limits SET tat_ms = (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) + $3 \
+                 WHERE key = $1 AND (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) + $3 - $2 <= $4",
+            )
+            .bind(&key)
+            .bind(now)
+            .bind(t)
+            .bind(limit)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if counted == 1 {
+                self.sweep_now_and_then(now).await;
+                return Ok(Ok(()));
             }
-            map.insert(key.clone(), now + d);
+            let inserted = sqlx::query("INSERT INTO rate_limits (key, tat_ms) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(&key)
+                .bind(now + t)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            if inserted == 1 {
+                self.sweep_now_and_then(now).await;
+                return Ok(Ok(()));
+            }
+            let tat: Option<i64> = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE key = $1")
+                .bind(&key)
+                .fetch_optional(&self.pool)
+                .await?;
+            // The next event fits once `tat + t - now <= limit`.
+            let wait_ms = tat.map_or(0, |tat| tat + t - now - limit);
+            if wait_ms > 0 {
+                return Ok(Err(Duration::from_millis(wait_ms as u64)));
+            }
+        }
+        // Three rounds of losing a race to other requests for this very key: refuse this one briefly.
+        Ok(Err(Duration::from_secs(1)))
+    }
+
+    /// Gives back one event counted by [`acquire`](Self::acquire).
+    async fn refund(&self, key: &str) -> Result<(), AuthError> {
+        sqlx::query("UPDATE rate_limits SET tat_ms = tat_ms - $2 WHERE key = $1")
+            .bind(self.key(key))
+            .bind(self.interval_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A row whose TAT has passed is a full allowance, the same as no row: delete those now and then,
+    /// so the table stays as small as the set of keys recently counted.
+    async fn sweep_now_and_then(&self, now: i64) {
+        if self.counts.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY != SWEEP_EVERY - 1 {
+            return;
+        }
+        if let Err(e) = sqlx::query("DELETE FROM rate_limits WHERE tat_ms < $1").bind(now).execute(&self.pool).await {
+            tracing::warn!(error = %e, "could not sweep expired rate limits");
         }
     }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Retry-After is in whole seconds; never tell a client to come back in 0.
+fn at_least_a_second(d: Duration) -> Duration {
+    d.max(Duration::from_secs(1))
 }
 
 pub struct LoginThrottle {
-    accounts: KeyedThrottle<String>,
-    addresses: KeyedThrottle<IpAddr>,
+    accounts: SharedGcra,
+    addresses: SharedGcra,
 }
 
 impl LoginThrottle {
-    pub fn new(config: &ThrottleConfig) -> Self {
+    pub fn new(pool: AnyPool, config: &ThrottleConfig) -> Self {
         Self {
-            accounts: KeyedThrottle::new(config.account_burst, config.account_refill_secs),
-            addresses: KeyedThrottle::new(config.ip_burst, config.ip_refill_secs),
+            accounts: SharedGcra::new(pool.clone(), "login-account", config.account_burst, config.account_refill_secs),
+            addresses: SharedGcra::new(pool, "login-address", config.ip_burst, config.ip_refill_secs),
         }
     }
 
@@ -99,115 +160,67 @@ impl LoginThrottle {
         username.to_lowercase()
     }
 
-    /// Refuses the attempt if the username or the address is locked.
-    pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
-        let now = Instant::now();
-        let account = self.accounts.locked_for(&Self::account_key(username), now);
-        let address = ip.and_then(|ip| self.addresses.locked_for(&ip, now));
-        match account.into_iter().chain(address).max() {
-            Some(retry_after) => Err(AuthError::Throttled { retry_after }),
-            None => Ok(()),
+    /// Counts an attempt for the username and the address, or refuses it (counting nothing) if either
+    /// has no allowance left. Call [`refund`](Self::refund) unless the attempt was a wrong password.
+    pub async fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
+        let account = Self::account_key(username);
+        if let Err(wait) = self.accounts.acquire(&account).await? {
+            return Err(AuthError::Throttled { retry_after: at_least_a_second(wait) });
         }
+        if let Some(ip) = ip {
+            let address = self.addresses.acquire(&ip.to_string()).await;
+            if !matches!(address, Ok(Ok(()))) {
+                self.accounts.refund(&account).await?;
+            }
+            if let Err(wait) = address? {
+                return Err(AuthError::Throttled { retry_after: at_least_a_second(wait) });
+            }
+        }
+        Ok(())
     }
 
-    pub fn record_failure(&self, username: &str, ip: Option<IpAddr>) {
-        let now = Instant::now();
-        self.accounts.record_failure(&Self::account_key(username), now);
+    /// Gives back what [`begin`](Self::begin) counted: the attempt was not a wrong password.
+    pub async fn refund(&self, username: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
+        self.accounts.refund(&Self::account_key(username)).await?;
         if let Some(ip) = ip {
-            self.addresses.record_failure(&ip, now);
+            self.addresses.refund(&ip.to_string()).await?;
         }
+        Ok(())
+    }
+
+    /// Runs `attempt` between [`begin`](Self::begin) and, unless it ends in
+    /// [`AuthError::InvalidCredentials`], [`refund`](Self::refund).
+    pub async fn guard<T, F>(&self, username: &str, ip: Option<IpAddr>, attempt: F) -> Result<T, AuthError>
+    where
+        F: std::future::Future<Output = Result<T, AuthError>>,
+    {
+        self.begin(username, ip).await?;
+        let result = attempt.await;
+        if !matches!(result, Err(AuthError::InvalidCredentials)) {
+            if let Err(e) = self.refund(username, ip).await {
+                // The attempt stays counted: the user loses one try, nothing else.
+                tracing::warn!(error = %e, "could not refund a login attempt");
+            }
+        }
+        result
     }
 }
 
 /// Attempts per client address, successful or not. No address (a request without peer information) is
 /// one shared key, so it is limited too rather than waved through.
 pub struct AddressRateLimit {
-    limiter: RateLimiter<Option<IpAddr>, DefaultKeyedStateStore<Option<IpAddr>>, DefaultClock>,
+    limiter: SharedGcra,
 }
 
 impl AddressRateLimit {
-    /// `burst` attempts at once, then one more every `refill_secs`.
-    pub fn new(burst: u32, refill_secs: u64) -> Self {
-        let quota = Quota::with_period(Duration::from_secs(refill_secs.max(1)))
-            .expect("refill period is positive")
-            .allow_burst(NonZeroU32::new(burst.max(1)).expect("burst is positive"));
-        Self { limiter: RateLimiter::keyed(quota) }
+    /// `burst` attempts at once, then one more every `refill_secs`; `namespace` keeps limits apart.
+    pub fn new(pool: AnyPool, namespace: &'static str, burst: u32, refill_secs: u64) -> Self {
+        Self { limiter: SharedGcra::new(pool, namespace, burst, refill_secs) }
     }
 
-    /// Counts one attempt from `ip`; `Err` carries how long until the next one is allowed.
-    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
-        // Forget addresses whose allowance is full again, so the map stays as small as the set of busy ones.
-        if self.limiter.len() > 10_000 {
-            self.limiter.retain_recent();
-        }
-        self.limiter
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()).max(Duration::from_secs(1)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(account_burst: u32, ip_burst: u32) -> ThrottleConfig {
-        ThrottleConfig { account_burst, account_refill_secs: 60, ip_burst, ip_refill_secs: 60 }
-    }
-
-    #[test]
-    fn account_is_locked_after_its_burst_of_failures() {
-        let t = LoginThrottle::new(&cfg(3, 100));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        for _ in 0..3 {
-            assert!(t.check("alice", Some(ip)).is_ok());
-            t.record_failure("alice", Some(ip));
-        }
-        let err = t.check("ALICE", Some(ip)).unwrap_err();
-        assert_eq!(err.status(), http::StatusCode::TOO_MANY_REQUESTS);
-        let secs = err.retry_after_secs().unwrap();
-        assert!((1..=60).contains(&secs), "{secs}");
-        // Another account from another address is untouched.
-        assert!(t.check("bob", Some("10.0.0.2".parse().unwrap())).is_ok());
-    }
-
-    #[test]
-    fn address_is_locked_across_usernames() {
-        let t = LoginThrottle::new(&cfg(100, 4));
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        for i in 0..4 {
-            t.record_failure(&format!("user{i}"), Some(ip));
-        }
-        assert!(t.check("fresh-user", Some(ip)).is_err());
-        assert!(t.check("fresh-user", Some("192.0.2.8".parse().unwrap())).is_ok());
-    }
-
-    #[test]
-    fn lock_expires_after_the_refill_period() {
-        let t = LoginThrottle::new(&ThrottleConfig {
-            account_burst: 1,
-            account_refill_secs: 1,
-            ip_burst: 100,
-            ip_refill_secs: 1,
-        });
-        t.record_failure("carol", None);
-        assert!(t.check("carol", None).is_err());
-        std::thread::sleep(Duration::from_millis(1100));
-        assert!(t.check("carol", None).is_ok());
-    }
-
-    #[test]
-    fn address_rate_limit_counts_every_attempt_per_address() {
-        let limit = AddressRateLimit::new(3, 60);
-        let (a, b): (IpAddr, IpAddr) = ("198.51.100.1".parse().unwrap(), "198.51.100.2".parse().unwrap());
-        for _ in 0..3 {
-            assert!(limit.check(Some(a)).is_ok());
-        }
-        let wait = limit.check(Some(a)).unwrap_err();
-        assert!((1..=60).contains(&wait.as_secs()), "{wait:?}");
-        assert!(limit.check(Some(b)).is_ok(), "another address has its own allowance");
-        for _ in 0..3 {
-            assert!(limit.check(None).is_ok());
-        }
-        assert!(limit.check(None).is_err(), "requests without an address share one allowance");
+    /// Counts one attempt from `ip`; `Ok(Err(wait))` says how long until the next one is allowed.
+    pub async fn check(&self, ip: Option<IpAddr>) -> Result<Result<(), Duration>, AuthError> {
+        let key = ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        Ok(self.limiter.acquire(&key).await?.map_err(at_least_a_second))
     }
 }

@@ -44,7 +44,7 @@ async fn login_timing_does_not_reveal_whether_the_user_exists() {
         let auth = Authenticator {
             users: UserStore::new(pool.clone()),
             hasher: PasswordHasher::owasp(),
-            throttle: Arc::new(LoginThrottle::new(&no_throttle)),
+            throttle: Arc::new(LoginThrottle::new(pool.clone(), &no_throttle)),
         };
         auth.create_user("known-user", SecretString::from("the right password")).await.unwrap();
 

@@ -13,7 +13,7 @@ pub async fn setup(throttle: ThrottleConfig) -> Vec<(Authenticator, sqlx::AnyPoo
         let auth = Authenticator {
             users: UserStore::new(pool.clone()),
             hasher: PasswordHasher::owasp(),
-            throttle: Arc::new(LoginThrottle::new(&throttle)),
+            throttle: Arc::new(LoginThrottle::new(pool.clone(), &throttle)),
         };
         out.push((auth, pool, test_db));
     }
