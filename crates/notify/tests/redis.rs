@@ -1,9 +1,11 @@
 //! The Redis Streams backend against a real redis-server: delivery, retries through the delayed set,
-//! dead letters and replay, idempotency, backpressure, cancel.
+//! dead letters and replay, idempotency, backpressure, cancel, and a live worker's held messages never
+//! taken over by another.
 
 mod common;
 
 use common::*;
+use notify::sink::{Sink, SinkConfig};
 use notify::*;
 use serde_json::json;
 use std::time::Duration;
@@ -92,4 +94,34 @@ async fn redis_backpressure_and_cancel() {
     assert_eq!(svc.run_snapshot(run).await.unwrap().unwrap().status, RunStatus::Cancelled);
     wait_for("the cancelled run's messages to drain", Duration::from_secs(30), || async { svc.backlog(Backend::Redis) == 0 }).await;
     svc.shutdown().await;
+}
+
+/// A live worker keeps what it holds fresh. Worker a leases twelve webhooks and delivers them one at a
+/// time, 400 ms each, so most wait seconds, far past the 1.5 s reclaim idle time; worker b, started
+/// meanwhile, takes none of them over, and every id reaches the sink exactly once. (Without the
+/// heartbeat b reclaims the waiting ones and they are delivered twice.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_workers_held_messages_are_not_taken_over() {
+    let redis = Redis::start();
+    let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { delay_ms: 400, ..SinkConfig::default() }).await.unwrap();
+    let cfg = |dir: &tempfile::TempDir, consumer: &str| {
+        let mut c = redis_config(dir, &redis);
+        c.webhook.url = sink.url();
+        c.concurrency = 1;
+        c.reclaim_idle_ms = 1500;
+        c.consumer_name = Some(consumer.into());
+        c
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = service(cfg(&dir_a, "a")).await;
+    let items = (0..12).map(|i| NewNotification::new(Channel::Webhook, format!("w{i}"), json!(i))).collect();
+    a.enqueue_to(Backend::Redis, items).await.unwrap();
+    wait_for("a to start delivering", Duration::from_secs(10), || async { sink.stats().received >= 1 }).await;
+    let b = service(cfg(&dir_b, "b")).await;
+    wait_for("all twelve delivered", Duration::from_secs(30), || async { sink.stats().unique_ids == 12 }).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await; // room for a duplicate to land
+    let s = sink.stats();
+    assert_eq!((s.accepted, s.duplicates), (12, 0), "{s:?}");
+    a.shutdown().await;
+    b.shutdown().await;
 }

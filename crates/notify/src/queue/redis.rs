@@ -1,7 +1,9 @@
 //! The Redis Streams backend: one stream read through a consumer group (so any number of worker
 //! processes share it), acknowledged and deleted after delivery; `XAUTOCLAIM` takes over messages a
 //! dead consumer left pending; a sorted set holds delayed retries until a Lua script moves the due ones
-//! back into the stream; dead letters live in a sorted set + hash.
+//! back into the stream; dead letters live in a sorted set + hash. A live consumer keeps what it holds
+//! (leased, waiting for a delivery slot or the rate limit, or in flight) fresh with a heartbeat, so only
+//! a dead consumer's messages go idle long enough to be taken over.
 //!
 //! Keys (all under the configured prefix, `notify` by default): `:stream`, `:seq` (id counter),
 //! `:delayed`, `:dead`, `:deadmsg`, `:att:<id>` (attempt history, kept 7 days), `:idem:<key>`,
@@ -147,6 +149,21 @@ end
 return 0
 "#;
 
+/// Resets the idle time of messages this consumer still holds (`XCLAIM … JUSTID` to itself: no delivery
+/// is counted), skipping any another consumer has taken over meanwhile, so a heartbeat never steals one
+/// back. KEYS: stream. ARGV: consumer, then receipts. Returns how many were refreshed.
+const HEARTBEAT_LUA: &str = r#"
+local n = 0
+for i = 2, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], 'workers', ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[1] then
+    redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"#;
+
 /// What the stream carries for one notification (short names: it is written a million times).
 #[derive(Serialize, Deserialize)]
 struct Wire<'a> {
@@ -218,11 +235,14 @@ pub struct RedisQueue {
     backlog: Arc<AtomicU64>,
     reclaim_idle_ms: u64,
     last_reclaim: std::sync::Mutex<Instant>,
+    /// Receipts leased by this consumer and not yet completed or released (see [`HEARTBEAT_LUA`]).
+    held: std::sync::Mutex<std::collections::HashSet<String>>,
     enqueue_script: redis::Script,
     move_script: redis::Script,
     replay_script: redis::Script,
     complete_script: redis::Script,
     release_script: redis::Script,
+    heartbeat_script: redis::Script,
 }
 
 struct Keys {
@@ -279,11 +299,13 @@ impl RedisQueue {
             backlog: Arc::new(AtomicU64::new(0)),
             reclaim_idle_ms: cfg.reclaim_idle_ms.max(100),
             last_reclaim: std::sync::Mutex::new(Instant::now() - Duration::from_secs(3600)),
+            held: Default::default(),
             enqueue_script: redis::Script::new(ENQUEUE_LUA),
             move_script: redis::Script::new(MOVE_DUE_LUA),
             replay_script: redis::Script::new(REPLAY_LUA),
             complete_script: redis::Script::new(COMPLETE_LUA),
             release_script: redis::Script::new(RELEASE_LUA),
+            heartbeat_script: redis::Script::new(HEARTBEAT_LUA),
         };
         q.refresh_backlog().await?;
         Ok(q)
@@ -336,13 +358,15 @@ impl RedisQueue {
     }
 
     /// Background upkeep: due retries back into the stream (every 100 ms), the backlog figure and the
-    /// set of cancelled runs (every 250 ms).
+    /// set of cancelled runs (every 300 ms), the heartbeat of held messages (three times per reclaim
+    /// idle time).
     pub(crate) fn spawn_maintenance(self: &Arc<Self>, mut stop: watch::Receiver<bool>, cancelled: CancelledRuns) -> Vec<JoinHandle<()>> {
         let q = self.clone();
         vec![tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut n = 0u64;
+            let heartbeat_every = (q.reclaim_idle_ms / 300).max(1);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -363,8 +387,41 @@ impl RedisQueue {
                     let _ = q.refresh_backlog().await;
                     let _ = q.refresh_cancelled(&cancelled).await;
                 }
+                if n.is_multiple_of(heartbeat_every) {
+                    if let Err(e) = q.heartbeat().await {
+                        tracing::warn!(error = %e, "heartbeat of held messages failed");
+                    }
+                }
             }
         })]
+    }
+
+    /// Keeps every message this consumer holds from looking abandoned to the others.
+    async fn heartbeat(&self) -> Result<u64, NotifyError> {
+        let held: Vec<String> = self.held.lock().expect("held lock").iter().cloned().collect();
+        let mut refreshed = 0;
+        for chunk in held.chunks(1000) {
+            let mut inv = self.heartbeat_script.prepare_invoke();
+            inv.key(&self.keys.stream).arg(&self.consumer);
+            for r in chunk {
+                inv.arg(r);
+            }
+            let mut c = self.conn.clone();
+            let n: u64 = inv.invoke_async(&mut c).await?;
+            refreshed += n;
+        }
+        Ok(refreshed)
+    }
+
+    fn hold(&self, jobs: &[Job]) {
+        self.held.lock().expect("held lock").extend(jobs.iter().map(|j| j.receipt.clone()));
+    }
+
+    fn let_go<'a>(&self, receipts: impl Iterator<Item = &'a str>) {
+        let mut held = self.held.lock().expect("held lock");
+        for r in receipts {
+            held.remove(r);
+        }
     }
 
     fn parse_entries(entries: &Value, out: &mut Vec<Job>, acks: &mut Vec<String>) {
@@ -489,6 +546,7 @@ impl Queue for RedisQueue {
         if due_reclaim {
             let jobs = self.reclaim(max).await?;
             if !jobs.is_empty() {
+                self.hold(&jobs);
                 return Ok(jobs);
             }
         }
@@ -519,6 +577,7 @@ impl Queue for RedisQueue {
             }
         }
         self.ack_garbage(garbage).await;
+        self.hold(&jobs);
         Ok(jobs)
     }
 
@@ -555,7 +614,11 @@ impl Queue for RedisQueue {
             }
         }
         let mut c = self.conn.clone();
-        let settled: u64 = inv.invoke_async(&mut c).await?;
+        let settled: Result<u64, _> = inv.invoke_async(&mut c).await;
+        // Recorded or not, these are no longer kept fresh: if recording failed they stay pending and
+        // are delivered again once idle (at-least-once).
+        self.let_go(done.iter().map(|c| c.job.receipt.as_str()));
+        let settled = settled?;
         let _ = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
         Ok(())
     }
@@ -570,7 +633,9 @@ impl Queue for RedisQueue {
             inv.arg(&j.receipt).arg(wire_json(j, j.attempts));
         }
         let mut c = self.conn.clone();
-        let _: i64 = inv.invoke_async(&mut c).await?;
+        let released: Result<i64, _> = inv.invoke_async(&mut c).await;
+        self.let_go(jobs.iter().map(|j| j.receipt.as_str()));
+        released?;
         Ok(())
     }
 
