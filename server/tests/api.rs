@@ -443,7 +443,7 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
         let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": ["notification.delivered"]});
         let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(body))).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
-        let (id, secret) = (created["id"].as_str().unwrap().to_string(), created["secret"].as_str().unwrap().to_string());
+        let (id, secret) = (created["endpoint"]["id"].as_str().unwrap().to_string(), created["secret"].as_str().unwrap().to_string());
         let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() }).await.unwrap();
         sink.capture(10);
 
