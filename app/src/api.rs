@@ -28,6 +28,17 @@ pub struct Overview {
     pub others: Vec<SessionView>,
 }
 
+/// What a page shows for a server function's error: a refusal's own message (see [`ssr::refuse`]),
+/// never the transport's wording around it ("error running server function: …").
+pub fn shown(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(message) => message.clone(),
+        ServerFnError::Request(_) => "The server could not be reached. Check your connection and try again.".into(),
+        ServerFnError::Args(_) | ServerFnError::MissingArg(_) => "The form could not be read. Reload the page and try again.".into(),
+        _ => "Something went wrong on our side. Try again.".into(),
+    }
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use auth::{SessionPolicy, SessionRegistry};

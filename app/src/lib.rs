@@ -77,13 +77,8 @@ pub fn content_security_policy(nonce: &str) -> String {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Effects run only in the browser: this marks the page as hydrated (the end-to-end tests wait for it).
-    Effect::new(|_| {
-        #[cfg(feature = "hydrate")]
-        if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
+    // `<body data-hydrated>` (the end-to-end tests wait for it) is set by the frontend crate once the
+    // whole page, lazy routes included, is hydrated.
     view! {
         <Title formatter=|t: String| if t.is_empty() { "Implementation-Eng".to_string() } else { format!("{t} · Implementation-Eng") }/>
         <Router>

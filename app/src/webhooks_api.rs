@@ -176,6 +176,17 @@ pub async fn create_webhook_endpoint(url: String, description: Option<String>, e
         }
         Err(e) => {
             let errors = ssr::form_errors(&e);
+            // A plain form post is redirected back to the page and the answer is lost on the way; an
+            // error travels in the redirect's URL (Leptos's own no-JavaScript path), so say it there.
+            if crate::shown_once::ssr::is_plain_form_post() {
+                let label = |f: &str| match f {
+                    "url" => "URL".to_string(),
+                    "event_types" => "Event types".to_string(),
+                    other => other.replace('_', " "),
+                };
+                let said = errors.iter().map(|(f, m)| format!("{}: {m}", label(f))).collect::<Vec<_>>().join(" ");
+                return Err(crate::api::ssr::refuse(e.status(), if said.is_empty() { e.to_string() } else { said }));
+            }
             let message = errors.is_empty().then(|| e.to_string());
             Ok(CreatedEndpointView { url, errors, message, ..Default::default() })
         }

@@ -246,6 +246,17 @@ test.describe("without JavaScript", () => {
     receiver.stop();
   });
 
+  test("a refused endpoint URL is explained after a plain form post", async ({ page }) => {
+    await plainSignIn(page, "e2e-judy");
+    await page.goto("/settings/webhooks");
+    await page.getByLabel("URL", { exact: true }).fill("http://10.0.0.1/");
+    await page.getByTestId("add-endpoint").click();
+    const alert = page.getByRole("region", { name: "Add endpoint" }).getByRole("alert");
+    await expect(alert).toContainText("Could not add the endpoint: URL:");
+    await expect(alert).not.toContainText("server function");
+    await expect(page.getByTestId("new-secret")).toHaveCount(0);
+  });
+
   test("a run is started by a plain form post and lands on its page", async ({ page }) => {
     await plainSignIn(page, "e2e-ivan");
     await page.goto("/workflows");

@@ -98,7 +98,7 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
     };
     let general_error = move || match start.value().get() {
         Some(Ok(o)) => o.message.clone(),
-        Some(Err(e)) => Some(format!("Could not start the simulation: {e}")),
+        Some(Err(e)) => Some(format!("Could not start the simulation: {}", crate::api::shown(&e))),
         None => None,
     };
     view! {

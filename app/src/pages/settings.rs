@@ -127,7 +127,7 @@ pub fn TokensPage() -> impl IntoView {
     };
     let general = move || match create.value().get() {
         Some(Ok(o)) => o.message,
-        Some(Err(e)) => Some(format!("Could not create the token: {e}")),
+        Some(Err(e)) => Some(format!("Could not create the token: {}", crate::api::shown(&e))),
         None => None,
     };
     view! {
@@ -264,7 +264,7 @@ fn WebhooksView(overview: WebhooksDashboard, create: ServerAction<CreateWebhookE
     };
     let general = move || match create.value().get() {
         Some(Ok(o)) => o.message,
-        Some(Err(e)) => Some(format!("Could not add the endpoint: {e}")),
+        Some(Err(e)) => Some(format!("Could not add the endpoint: {}", crate::api::shown(&e))),
         None => None,
     };
     view! {
@@ -407,12 +407,12 @@ pub fn EndpointPage() -> impl IntoView {
     }
     let sent = move || match test.value().get() {
         Some(Ok(m)) => Some(format!("Test event {m} queued.")),
-        Some(Err(e)) => Some(format!("Could not send a test event: {e}")),
+        Some(Err(e)) => Some(format!("Could not send a test event: {}", crate::api::shown(&e))),
         None => None,
     };
     let replayed = move || match replay.value().get() {
         Some(Ok(m)) => Some(format!("Message {m} queued again.")),
-        Some(Err(e)) => Some(format!("Could not replay: {e}")),
+        Some(Err(e)) => Some(format!("Could not replay: {}", crate::api::shown(&e))),
         None => None,
     };
     let other_error = move || {
@@ -429,7 +429,7 @@ pub fn EndpointPage() -> impl IntoView {
                 <SecretOnce title="New signing secret".to_string() secret=r.secret testid="rotated-secret" on_done=move || rotate.value().set(None)/>
                 <p class="muted">"The previous secret also signs every delivery until "<time datetime=iso(r.previous_secret_until_ms / 1000)>{utc_ms(r.previous_secret_until_ms)}</time>"."</p>
             }.into_any(),
-            Some(Err(e)) => view! { <p class="alert alert-error" role="alert">{format!("Could not rotate the secret: {e}")}</p> }.into_any(),
+            Some(Err(e)) => view! { <p class="alert alert-error" role="alert">{format!("Could not rotate the secret: {}", crate::api::shown(&e))}</p> }.into_any(),
             None => ().into_any(),
         }}
         <p class="alert alert-error" role="alert" hidden=move || other_error().is_none()>{other_error}</p>
