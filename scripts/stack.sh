@@ -76,6 +76,8 @@ stack_env() {
   export APP_SIGNUP__ENABLED="${APP_SIGNUP__ENABLED:-true}"
   export APP_SIGNUP__IP_BURST="${APP_SIGNUP__IP_BURST:-200}"
   export APP_HOOKS__ALLOW_NETWORKS="127.0.0.1/32"
+  # Production refuses to start without a key that seals endpoint secrets; the tests' own.
+  export APP_HOOKS__SECRET_KEYS="${APP_HOOKS__SECRET_KEYS:-dGVzdC1zdGFjayBzZWFsaW5nIGtleSwgcHVibGljISE=}"
   export IMPLEMENTATION_ENG_CRM_SECRET="${IMPLEMENTATION_ENG_CRM_SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}"
   export APP_HOOKS__INBOUND__SOURCES__CRM__SECRETS="$IMPLEMENTATION_ENG_CRM_SECRET"
   export RUST_LOG="${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}"

@@ -99,6 +99,10 @@ impl std::fmt::Debug for DemoUser {
     }
 }
 
+/// Dev mode's key for sealing webhook endpoint secrets when none is configured (documented, so never
+/// for production, which refuses to start without its own: see [`Settings::check_production`]).
+pub const DEV_SECRET_KEY: &str = "ZGV2LW9ubHkgc2VhbGluZyBrZXk6IG5vdCBzZWNyZXQ=";
+
 pub const DEMO_USERNAME: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo-password-2026";
 
@@ -117,6 +121,25 @@ impl Settings {
             )
             .build()?
             .try_deserialize()
+            .map(Self::with_dev_defaults)
+    }
+
+    fn with_dev_defaults(mut self) -> Self {
+        if self.mode == Mode::Dev && self.hooks.secret_keys.is_empty() {
+            self.hooks.secret_keys = vec![hooks::Secret::new(DEV_SECRET_KEY)];
+        }
+        self
+    }
+
+    /// What production needs beyond the defaults before it may serve: the key that seals webhook
+    /// endpoint secrets at rest.
+    pub fn check_production(&self) -> Result<(), String> {
+        if self.mode == Mode::Production && self.hooks.secret_keys.is_empty() {
+            return Err("hooks.secret_keys (APP_HOOKS__SECRET_KEYS) is required in production: it seals webhook \
+                        endpoint secrets at rest. Generate one with `openssl rand -base64 32`."
+                .into());
+        }
+        Ok(())
     }
 
     fn builder() -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
@@ -201,6 +224,12 @@ mod tests {
         assert!(!format!("{:?}", s.demo_user).contains(DEMO_PASSWORD), "secrets never print");
         assert!(!s.signup_enabled(), "sign-up is off in production unless turned on");
         assert_eq!((s.signup.ip_burst, s.signup.ip_refill_secs), (10, 360));
+        let e = s.check_production().unwrap_err();
+        assert!(e.contains("APP_HOOKS__SECRET_KEYS"), "production needs its own sealing key: {e}");
+        let dev = Settings { mode: Mode::Dev, ..Settings::defaults() }.with_dev_defaults();
+        assert_eq!(dev.hooks.secret_keys.len(), 1, "dev mode seals with the documented dev key");
+        assert!(dev.check_production().is_ok());
+        hooks::Sealer::new(&dev.hooks.secret_keys).expect("the dev key is a valid key");
     }
 
     #[test]

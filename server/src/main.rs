@@ -34,7 +34,10 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::Simulate(args) => server::notify_cli::simulate(settings.notify_config(), args).await,
-        Command::Worker { redis } => server::notify_cli::worker(&settings, redis).await,
+        Command::Worker { redis } => match settings.check_production() {
+            Ok(()) => server::notify_cli::worker(&settings, redis).await,
+            Err(e) => Err(e),
+        },
         Command::Sink { addr, secret, fail_rate, delay_ms, stall_rate, stall_ms } => {
             let cfg = notify::sink::SinkConfig { secret, fail_rate, delay_ms, stall_rate, stall_ms };
             server::notify_cli::sink(addr, cfg).await
@@ -115,6 +118,7 @@ async fn migrate(settings: &Settings) -> Result<(), String> {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
+    settings.check_production()?;
     let options = leptos_options(&settings)?;
     let addr = options.site_addr;
     let mode = settings.mode;

@@ -85,6 +85,12 @@ impl AppState {
         let internal = |what: &str, e: &dyn std::fmt::Display| crate::error::AppError::Internal(format!("{what}: {e}"));
         let hooks = hooks::Hooks::new(pool.clone(), settings.hooks.clone(), Some(notify.clone())).map_err(|e| internal("webhooks", &e))?;
         hooks.attach(&notify).map_err(|e| internal("webhooks", &e))?;
+        // Secrets stored before sealing, or under a key no longer first in hooks.secret_keys.
+        match hooks.reseal_secrets().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(endpoints = n, "webhook endpoint secrets resealed under the current key"),
+            Err(e) => tracing::warn!(error = %e, "could not reseal webhook endpoint secrets"),
+        }
         // Notifications sent through the API or a workflow step carry their owner: their final outcome
         // becomes that owner's `notification.delivered` / `notification.dead_lettered` event.
         notify.add_attempt_observer(hooks.notification_events(|job| job.owner.clone()));

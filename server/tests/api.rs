@@ -432,6 +432,8 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
             .env("APP_DATABASE_URL", &app.state.settings.database_url)
             .env("APP_NOTIFY__REDIS_URL", &redis_url)
             .env("APP_HOOKS__ALLOW_NETWORKS", "127.0.0.1/32")
+            // The app's key: the worker opens the sealed endpoint secrets.
+            .env("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY)
             // Where a worker without the endpoints would send them: nobody listens.
             .env("APP_NOTIFY__WEBHOOK__URL", format!("http://127.0.0.1:{closed}/nobody"))
             .env("RUST_LOG", "warn")

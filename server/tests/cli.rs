@@ -1,4 +1,5 @@
-//! The `user create` subcommand against a real database file, as an admin would run it.
+//! The `user create` subcommand against a real database file, as an admin would run it, and `serve`
+//! refusing to start in production without the key that seals webhook secrets.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -42,4 +43,47 @@ async fn user_create_reads_the_password_from_stdin_and_never_prints_it() {
     let out = again.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already taken"));
+}
+
+/// Runs `server <cmd>` with `env` and returns its exit status and stderr; a process still running after
+/// 30 s (it started serving) is killed and fails the test.
+fn run_briefly(cmd: &str, env: &[(&str, String)]) -> (std::process::ExitStatus, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_server"));
+    c.arg(cmd).env_remove("APP_HOOKS__SECRET_KEYS").env("LEPTOS_OUTPUT_NAME", "implementation-eng").stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`server {cmd}` kept running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
+#[test]
+fn production_will_not_serve_without_a_sealing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ("APP_DATABASE_URL", format!("sqlite://{}", dir.path().join("app.db").display()));
+    let production = ("APP_MODE", "production".to_string());
+    for cmd in ["serve", "worker"] {
+        let (status, stderr) = run_briefly(cmd, &[production.clone(), db.clone(), ("APP_NOTIFY__REDIS_URL", "redis://127.0.0.1:1".into())]);
+        assert!(!status.success(), "{cmd} started: {stderr}");
+        assert!(stderr.contains("APP_HOOKS__SECRET_KEYS") && stderr.contains("openssl rand -base64 32"), "{cmd}: {stderr}");
+    }
+    let (status, stderr) = run_briefly(
+        "serve",
+        &[production, db, ("APP_HOOKS__SECRET_KEYS", "not-a-key".into()), ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into())],
+    );
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("hooks.secret_keys[0]"), "a bad key is named: {stderr}");
 }

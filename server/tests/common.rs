@@ -36,6 +36,7 @@ pub async fn spawn_in(dir: tempfile::TempDir, settings: impl FnOnce(&mut Setting
     let mut s = Settings::defaults();
     s.database_url = database_url(dir.path()).await;
     s.notify.queue_url = format!("sqlite://{}", dir.path().join("notify.db").display());
+    s.hooks.secret_keys = vec![hooks::Secret::new(server::config::DEV_SECRET_KEY)];
     settings(&mut s);
     let state = AppState::new(s, leptos_options()).await.unwrap();
     let router = server::router(state.clone());

@@ -11,6 +11,8 @@ fn server(args: &[&str], dir: &tempfile::TempDir) -> Command {
     c.args(args)
         .env("APP_DATABASE_URL", format!("sqlite://{}", dir.path().join("app.db").display()))
         .env("RUST_LOG", "warn")
+        // Production mode (the default) seals webhook secrets and will not start a worker without a key.
+        .env("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
@@ -107,6 +109,13 @@ fn a_worker_process_delivers_what_another_process_produces_on_redis() {
     // Without a working worker the producer would wait forever: fail instead of hanging.
     let deadline = Instant::now() + Duration::from_secs(60);
     while simulate.try_wait().unwrap().is_none() {
+        if let Some(status) = worker.try_wait().unwrap() {
+            let _ = simulate.kill();
+            let _ = redis.kill();
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("the worker exited ({status}): {err}");
+        }
         if Instant::now() > deadline {
             let _ = simulate.kill();
             let _ = worker.kill();

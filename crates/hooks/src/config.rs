@@ -39,6 +39,10 @@ pub struct HooksConfig {
     /// Which notification queue carries deliveries.
     pub backend: notify::Backend,
     pub inbound: InboundConfig,
+    /// Keys (32 bytes, base64) that seal endpoint secrets at rest (see `sealing`): the first seals, all
+    /// open. A comma-separated string is accepted too. Empty: secrets are stored as they are.
+    #[serde(deserialize_with = "one_or_many_secrets")]
+    pub secret_keys: Vec<Secret>,
 }
 
 impl Default for HooksConfig {
@@ -50,6 +54,7 @@ impl Default for HooksConfig {
             max_endpoints_per_owner: 50,
             backend: notify::Backend::Embedded,
             inbound: InboundConfig::default(),
+            secret_keys: vec![],
         }
     }
 }

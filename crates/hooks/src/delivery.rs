@@ -446,13 +446,21 @@ impl WebhookTargets for EndpointTargets {
             let url: String = row.try_get("url").map_err(get)?;
             // The allowlist may have changed since registration; names are checked again at connect time.
             inner.guard.check_syntax(&url).map_err(|_| RouteError::GiveUp("address not allowed".into()))?;
+            // Sealed at rest (see `sealing`); a secret that does not open is a configuration error (its
+            // key was removed from hooks.secret_keys) that retrying cannot fix.
+            let open = |stored: &str| {
+                inner.sealer.open(endpoint_id, stored).map_err(|e| {
+                    tracing::error!(endpoint = %endpoint_id, error = %e, "cannot open an endpoint secret");
+                    RouteError::GiveUp("endpoint secret unavailable".into())
+                })
+            };
             let secret: String = row.try_get("secret").map_err(get)?;
-            let mut keys = vec![SigningKey::from_secret(&secret).map_err(|_| RouteError::GiveUp("bad endpoint secret".into()))?];
+            let mut keys = vec![SigningKey::from_secret(&open(&secret)?).map_err(|_| RouteError::GiveUp("bad endpoint secret".into()))?];
             let previous: Option<String> = row.try_get("previous_secret").map_err(get)?;
             let until: Option<i64> = row.try_get("previous_secret_until_ms").map_err(get)?;
             if let (Some(p), Some(until)) = (previous, until) {
                 if until > now_ms() {
-                    keys.extend(SigningKey::from_secret(&p).ok());
+                    keys.extend(open(&p).ok().and_then(|p| SigningKey::from_secret(&p).ok()));
                 }
             }
             Ok(Some(WebhookTarget { url, keys, message_id, body: row.try_get("payload").map_err(get)? }))

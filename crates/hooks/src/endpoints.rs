@@ -180,7 +180,7 @@ impl Hooks {
         .bind(&url)
         .bind(new.description.trim())
         .bind(serde_json::to_string(&types).unwrap_or_else(|_| "[]".into()))
-        .bind(&secret)
+        .bind(self.inner.sealer.seal(&id, &secret))
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -254,7 +254,7 @@ impl Hooks {
              WHERE owner = $4 AND id = $5",
         )
         .bind(until)
-        .bind(&secret)
+        .bind(self.inner.sealer.seal(id, &secret))
         .bind(now)
         .bind(owner)
         .bind(id)
@@ -264,6 +264,44 @@ impl Hooks {
             return Err(HooksError::NotFound);
         }
         Ok(RotatedSecret { secret, previous_secret_until_ms: until })
+    }
+
+    /// Rewrites every endpoint secret not sealed with the first of `hooks.secret_keys` (sealed with an
+    /// older key, or stored before sealing) under that key. Run at start-up: safe beside other instances
+    /// doing the same (each row is replaced only if it still holds what was read). Returns how many
+    /// rows were rewritten; a secret no configured key opens is logged and left as it is.
+    pub async fn reseal_secrets(&self) -> Result<u64, HooksError> {
+        let rows = sqlx::query("SELECT id, secret, previous_secret FROM webhook_endpoints").fetch_all(self.pool()).await?;
+        let sealer = &self.inner.sealer;
+        let mut rewritten = 0;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let secret: String = row.try_get("secret")?;
+            let previous: Option<String> = row.try_get("previous_secret")?;
+            if sealer.is_current(&secret) && previous.as_deref().is_none_or(|p| sealer.is_current(p)) {
+                continue;
+            }
+            let reseal = |stored: &str| sealer.open(&id, stored).map(|plain| sealer.seal(&id, &plain));
+            let (new_secret, new_previous) = match (reseal(&secret), previous.as_deref().map(reseal).transpose()) {
+                (Ok(s), Ok(p)) => (s, p),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(endpoint = %id, error = %e, "cannot reseal an endpoint secret; it keeps its old form");
+                    continue;
+                }
+            };
+            let r = sqlx::query(
+                "UPDATE webhook_endpoints SET secret = $1, previous_secret = $2 WHERE id = $3 AND secret = $4                  AND (previous_secret = $5 OR (previous_secret IS NULL AND $5 IS NULL))",
+            )
+            .bind(&new_secret)
+            .bind(&new_previous)
+            .bind(&id)
+            .bind(&secret)
+            .bind(&previous)
+            .execute(self.pool())
+            .await?;
+            rewritten += r.rows_affected();
+        }
+        Ok(rewritten)
     }
 
     /// Enables (clearing the failure streak and reason) or disables an endpoint. Messages are not sent

@@ -21,6 +21,7 @@ pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod inbound;
+pub mod sealing;
 pub mod ssrf;
 
 use rand::distributions::{Alphanumeric, DistString};
@@ -32,6 +33,7 @@ pub use delivery::{AttemptRecord, DeliveryRecord, Message, MessageDetail, OwnerN
 pub use endpoints::{CreatedEndpoint, Endpoint, EndpointUpdate, NewEndpoint, RotatedSecret};
 pub use error::{FieldError, HooksError};
 pub use inbound::{check_request, CheckedRequest, Inbound, InboundEvent, InboundVerifier};
+pub use sealing::Sealer;
 pub use ssrf::UrlGuard;
 
 /// The tables, one folder per engine with the same versions (20261201030001…).
@@ -49,6 +51,7 @@ pub(crate) struct Inner {
     pub pool: sqlx::AnyPool,
     pub config: HooksConfig,
     pub guard: Arc<UrlGuard>,
+    pub sealer: Sealer,
     /// `None` in a process that only delivers (a Redis worker): emitting and replaying answer 503.
     pub notify: Option<notify::NotifyService>,
 }
@@ -58,7 +61,8 @@ impl Hooks {
     /// deliveries (as a worker) but not emit.
     pub fn new(pool: sqlx::AnyPool, config: HooksConfig, notify: Option<notify::NotifyService>) -> Result<Hooks, HooksError> {
         let guard = Arc::new(UrlGuard::new(&config.allow_networks)?);
-        Ok(Hooks { inner: Arc::new(Inner { pool, config, guard, notify }) })
+        let sealer = Sealer::new(&config.secret_keys)?;
+        Ok(Hooks { inner: Arc::new(Inner { pool, config, guard, sealer, notify }) })
     }
 
     pub fn config(&self) -> &HooksConfig {

@@ -13,9 +13,15 @@ pub async fn pool(db: &db::testing::TestDb) -> sqlx::AnyPool {
     pool
 }
 
-/// Loopback is allowed, as the test receivers listen there.
+/// A sealing key for endpoint secrets (32 bytes of `n`, base64), so every test stores them sealed.
+pub fn key(n: u8) -> hooks::Secret {
+    use base64::Engine;
+    hooks::Secret::new(base64::engine::general_purpose::STANDARD.encode([n; 32]))
+}
+
+/// Loopback is allowed, as the test receivers listen there; secrets are sealed.
 pub fn config() -> HooksConfig {
-    HooksConfig { allow_networks: vec!["127.0.0.1/32".into()], ..HooksConfig::default() }
+    HooksConfig { allow_networks: vec!["127.0.0.1/32".into()], secret_keys: vec![key(1)], ..HooksConfig::default() }
 }
 
 /// A store without a pipeline (endpoint operations only).
