@@ -1,6 +1,7 @@
 """The production shape, tested for real: PostgreSQL, one Redis (sessions and the queue), two app
-instances behind this repository's nginx.conf (TLS, loopback ports). scripts/test.sh starts PostgreSQL,
-Redis, the webhook sink and nginx; this test starts, kills and restarts the two instances itself.
+instances behind this repository's nginx.conf (TLS, loopback ports), one login throttle for both.
+scripts/test.sh starts PostgreSQL, Redis, the webhook sink and nginx; this test starts, kills and
+restarts the two instances itself.
 
 Standard library only. Environment (set by scripts/test.sh): SERVER_BIN, RUN_DIR, BASE_URL (nginx),
 SSL_CERT_FILE, APP_PORT, APP_PORT2, SINK_URL, and the instances' shared APP_* settings.
@@ -160,6 +161,20 @@ class ScaleOut(unittest.TestCase):
             seen.update(self.signed_in_through_nginx(cookie, 2))
             time.sleep(0.5)
         self.assertIn("b", seen, "the restarted instance gets requests again")
+
+    def test_5_failed_logins_on_one_instance_lock_the_account_on_the_other(self):
+        user, password = "scale-locked", "scale-locked-password-1"
+        p = subprocess.run([SERVER, "user", "create", user, "--password-stdin"], input=password.encode(), capture_output=True)
+        self.assertTrue(p.returncode == 0 or b"taken" in p.stderr, p.stderr)
+        # Five wrong passwords (the default burst) straight to a...
+        for _ in range(5):
+            status, _, body = request("POST", "/login", instance="a", form={"username": user, "password": "wrong-guess-1"})
+            self.assertEqual(status, 401, body[:300])
+        # ...and b refuses even the right one: the allowance lives in the shared database.
+        status, headers, body = request("POST", "/login", instance="b", form={"username": user, "password": password})
+        self.assertEqual(status, 429, body[:300])
+        self.assertTrue(1 <= int(headers["retry-after"]) <= 60, headers)
+        self.assertNotIn("set-cookie", headers)
 
     def test_4_sigterm_during_a_notification_run_loses_nothing(self):
         count = 3000
