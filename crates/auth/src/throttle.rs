@@ -161,8 +161,9 @@ impl LoginThrottle {
     }
 
     /// Counts an attempt for the username and the address, or refuses it (counting nothing) if either
-    /// has no allowance left. Call [`refund`](Self::refund) unless the attempt was a wrong password.
-    pub async fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
+    /// has no allowance left. [`guard`](Self::guard) calls [`refund`](Self::refund) unless the attempt
+    /// was a wrong password.
+    async fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
         let account = Self::account_key(username);
         if let Err(wait) = self.accounts.acquire(&account).await? {
             return Err(AuthError::Throttled { retry_after: at_least_a_second(wait) });
@@ -180,7 +181,7 @@ impl LoginThrottle {
     }
 
     /// Gives back what [`begin`](Self::begin) counted: the attempt was not a wrong password.
-    pub async fn refund(&self, username: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
+    async fn refund(&self, username: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
         self.accounts.refund(&Self::account_key(username)).await?;
         if let Some(ip) = ip {
             self.addresses.refund(&ip.to_string()).await?;
