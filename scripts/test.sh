@@ -7,7 +7,8 @@
 #      nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the Playwright
 #      suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
-#   4. the security headers and cookie flags of every route, directly and through nginx, and
+#   4. the security headers and cookie flags of every route, directly and through nginx,
+#      testssl.sh against nginx's TLS, and
 #      nginx's login rate limit; cargo fuzz on every parser of untrusted input (20 s a target);
 #   5. the production shape: PostgreSQL, one Redis for sessions and the queue, two instances behind
 #      nginx (sessions on both, logout across, an instance killed, SIGTERM during a run).
@@ -126,6 +127,9 @@ if grep -q " 5[0-9][0-9]$" <<<"$codes"; then
   echo "FAILED: a login POST got a 5xx"; exit 1
 fi
 echo "nginx limit_req: ok"
+
+say "nginx TLS: testssl.sh (Mozilla intermediate profile; nothing vulnerable)"
+scripts/tls-check.sh "https://127.0.0.1:$HTTPS_PORT" "$RUN/testssl"
 
 say "deploy/systemd: systemd-analyze verify"
 scripts/verify-units.sh
