@@ -193,13 +193,13 @@ pub mod ssr {
         Ok(service.run_snapshot(id).await?.map(view_of))
     }
 
-    /// Dead letters of the user's own runs (the queue's list is everyone's), newest first.
-    pub async fn my_dead_letters(service: &NotifyService, my_runs: &[i64]) -> Result<Vec<notify::DeadLetter>, ServerFnError> {
-        let all = service.dead_letters(MAX_DEAD_LETTERS_SCANNED).await.map_err(public)?;
-        Ok(all.into_iter().filter(|d| d.run.is_some_and(|r| my_runs.contains(&r))).collect())
+    /// The user's own dead letters (of their runs and their API notifications), newest first; the
+    /// queue filters by owner, so others' newer ones never hide them.
+    pub async fn my_dead_letters(service: &NotifyService, me: &str) -> Result<Vec<notify::DeadLetter>, ServerFnError> {
+        service.dead_letters_of(Some(me), MAX_DEAD_LETTERS_SCANNED).await.map_err(public)
     }
 
-    /// How many dead letters one dashboard request looks through.
+    /// How many dead letters one dashboard request reads.
     pub const MAX_DEAD_LETTERS_SCANNED: usize = 10_000;
 
     pub fn public(e: notify::NotifyError) -> ServerFnError {
@@ -214,8 +214,7 @@ pub async fn notification_dashboard() -> Result<Option<Dashboard>, ServerFnError
     let Ok(me) = owner() else { return Ok(None) };
     let service = service()?;
     let runs: Vec<RunRow> = service.list_runs(&me).await.map_err(public)?.into_iter().map(row_of).collect();
-    let mine: Vec<i64> = runs.iter().map(|r| r.id).collect();
-    let dead_letters = my_dead_letters(&service, &mine)
+    let dead_letters = my_dead_letters(&service, &me)
         .await?
         .into_iter()
         .take(DEAD_LETTERS_SHOWN)
@@ -316,20 +315,16 @@ pub async fn cancel_simulation(id: i64) -> Result<(), ServerFnError> {
 pub async fn replay_dead_letters(which: String) -> Result<u64, ServerFnError> {
     let me = ssr::owner()?;
     let service = ssr::service()?;
-    let my_runs: Vec<i64> = service.list_runs(&me).await.map_err(ssr::public)?.into_iter().map(|r| r.id).collect();
-    let mine: Vec<notify::NotificationId> = ssr::my_dead_letters(&service, &my_runs).await?.into_iter().map(|d| d.id).collect();
-    // Only the user's own dead letters, whatever was asked for.
-    let ids = if which == "all" {
-        mine
+    // Only the user's own dead letters, whatever was asked for: the queue filters by owner.
+    let which = if which == "all" {
+        notify::Replay::All
     } else {
-        let id: notify::NotificationId = which.parse().map_err(ssr::public)?;
-        if !mine.contains(&id) {
-            return Err(crate::api::ssr::refuse(http::StatusCode::NOT_FOUND, "No such dead letter of yours."));
-        }
-        vec![id]
+        notify::Replay::Ids(vec![which.parse().map_err(ssr::public)?])
     };
-    if ids.is_empty() {
-        return Ok(0);
+    let single = matches!(which, notify::Replay::Ids(_));
+    let n = service.replay_dead_letters_of(Some(&me), which).await.map_err(ssr::public)?;
+    if single && n == 0 {
+        return Err(crate::api::ssr::refuse(http::StatusCode::NOT_FOUND, "No such dead letter of yours."));
     }
-    service.replay_dead_letters(notify::Replay::Ids(ids)).await.map_err(ssr::public)
+    Ok(n)
 }

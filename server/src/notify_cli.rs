@@ -54,7 +54,7 @@ pub async fn simulate(mut cfg: PipelineConfig, a: SimulateArgs) -> Result<(), St
     }
     let service = NotifyService::new(cfg).await.map_err(|e| field_errors(&e))?;
     service.start().await.map_err(|e| e.to_string())?;
-    let id = service.start_run("cli", params.clone()).await.map_err(|e| field_errors(&e))?;
+    let id = service.start_operator_run("cli", params.clone()).await.map_err(|e| field_errors(&e))?;
     let bar = ProgressBar::new(params.count);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} settled  {msg}")

@@ -1,5 +1,7 @@
 //! Events out: a message is stored once and fanned out as one `notify` webhook notification per
-//! subscribed endpoint (recipient `endpoint:<id>`, payload `{"message_id": …}`). At each attempt the
+//! subscribed endpoint (routed to the endpoint by the job's internal `route`, which users cannot set,
+//! on behalf of the endpoint's owner; recipient `endpoint:<id>` for display only; payload
+//! `{"message_id": …}`). At each attempt the
 //! pipeline asks [`EndpointTargets`] where to send it (URL, current and overlapping secrets, body) and
 //! tells [`DeliveryLog`] how it went: the attempt log, the failure streak and automatic disabling live
 //! here; signing, retries, backoff and dead letters are the pipeline's.
@@ -18,7 +20,7 @@ use notify::{
     WebhookRouting, WebhookTarget, WebhookTargets,
 };
 
-/// Recipient prefix of the notifications that carry endpoint deliveries.
+/// Recipient prefix of the notifications that carry endpoint deliveries (for display: the route decides).
 pub const RECIPIENT_PREFIX: &str = "endpoint:";
 /// Largest `data` accepted by [`Hooks::emit`], serialised.
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
@@ -26,7 +28,33 @@ pub const MAX_DATA_BYTES: usize = 64 * 1024;
 /// Is this notification an endpoint delivery? Observers that turn notification outcomes into
 /// `notification.*` events must skip these, or every event delivery would cause another event.
 pub fn is_endpoint_delivery(job: &Job) -> bool {
-    job.channel == Channel::Webhook && job.recipient.starts_with(RECIPIENT_PREFIX)
+    endpoint_of(job).is_some()
+}
+
+/// The endpoint a job delivers to: its internal route, which only [`Hooks`]' fan-out sets. A user's
+/// notification addressed `endpoint:<id>` has no route and is an ordinary webhook notification.
+///
+/// One exception, for jobs queued before routes existed (older code addressed them by recipient alone):
+/// a webhook job with neither route nor owner whose recipient is `endpoint:<id>`. Users could not make
+/// those (the API always sets the owner), so they are the old fan-out's, and still delivered.
+fn endpoint_of(job: &Job) -> Option<&str> {
+    if job.channel != Channel::Webhook {
+        return None;
+    }
+    match (&job.route, &job.owner) {
+        (Some(route), _) => Some(route.as_str()),
+        (None, None) => job.recipient.strip_prefix(RECIPIENT_PREFIX),
+        (None, Some(_)) => None,
+    }
+}
+
+/// May this job use that endpoint? Only on behalf of its owner (a pre-route job has no owner; its
+/// message must then be the endpoint owner's, which the target lookup's join ensures).
+fn owner_may_use(job: &Job, endpoint_owner: &str) -> bool {
+    match &job.owner {
+        Some(o) => o == endpoint_owner,
+        None => job.route.is_none(),
+    }
 }
 
 /// A stored event message.
@@ -183,7 +211,7 @@ impl Hooks {
     pub async fn emit(&self, owner: &str, event_type: &str, data: serde_json::Value) -> Result<Message, HooksError> {
         let message = self.store_message(owner, event_type, &data).await?;
         let endpoints: Vec<String> = self.subscribers(owner, event_type).await?.into_iter().map(|e| e.id).collect();
-        if let Err(e) = self.fan_out(&message.id, &endpoints).await {
+        if let Err(e) = self.fan_out(owner, &message.id, &endpoints).await {
             // All or nothing: the caller may try again (e.g. after a 429) without a half-sent twin.
             let _ = sqlx::query("DELETE FROM webhook_messages WHERE id = $1").bind(&message.id).execute(self.pool()).await;
             return Err(e);
@@ -199,7 +227,7 @@ impl Hooks {
         }
         let data = serde_json::json!({ "endpoint_id": ep.id, "message": "This is a test event." });
         let message = self.store_message(owner, events::TEST_PING, &data).await?;
-        self.fan_out(&message.id, &[ep.id]).await?;
+        self.fan_out(owner, &message.id, &[ep.id]).await?;
         Ok(message)
     }
 
@@ -231,18 +259,23 @@ impl Hooks {
         Ok(Message { id, event_type: event_type.to_string(), created_ms: now })
     }
 
-    /// One notification per endpoint, and a delivery row for each.
-    async fn fan_out(&self, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
+    /// One notification per endpoint of `owner`'s, routed to it, and a delivery row for each.
+    async fn fan_out(&self, owner: &str, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
         if endpoints.is_empty() {
             return Ok(vec![]);
         }
         let items = endpoints
             .iter()
             .map(|ep| {
-                NewNotification::new(Channel::Webhook, format!("{RECIPIENT_PREFIX}{ep}"), serde_json::json!({ "message_id": message_id }))
+                let n = NewNotification::new(
+                    Channel::Webhook,
+                    format!("{RECIPIENT_PREFIX}{ep}"),
+                    serde_json::json!({ "message_id": message_id }),
+                );
+                (ep.clone(), n)
             })
             .collect();
-        let ids = self.notify()?.enqueue_to(self.inner.config.backend, items).await?;
+        let ids = self.notify()?.enqueue_routed(owner, self.inner.config.backend, items).await?;
         let now = now_ms();
         let mut out = vec![];
         for (ep, id) in endpoints.iter().zip(ids) {
@@ -291,7 +324,7 @@ impl Hooks {
             .fetch_all(self.pool())
             .await?,
         };
-        self.fan_out(message_id, &targets).await
+        self.fan_out(owner, message_id, &targets).await
     }
 
     async fn message(&self, owner: &str, id: &str) -> Result<(Message, String), HooksError> {
@@ -420,11 +453,11 @@ struct EndpointTargets(Weak<Inner>);
 impl WebhookTargets for EndpointTargets {
     fn resolve<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Option<WebhookTarget>, RouteError>> {
         Box::pin(async move {
-            let Some(endpoint_id) = job.recipient.strip_prefix(RECIPIENT_PREFIX) else { return Ok(None) };
+            let Some(endpoint_id) = endpoint_of(job) else { return Ok(None) };
             let Some(inner) = self.0.upgrade() else { return Err(RouteError::Retry("shutting down".into())) };
             let message_id = message_id_of(job).ok_or_else(|| RouteError::GiveUp("malformed delivery".into()))?;
             let row = sqlx::query(
-                "SELECT e.url, e.secret, e.previous_secret, e.previous_secret_until_ms, e.enabled, m.payload \
+                "SELECT e.owner, e.url, e.secret, e.previous_secret, e.previous_secret_until_ms, e.enabled, m.payload \
                  FROM webhook_endpoints e JOIN webhook_messages m ON m.owner = e.owner WHERE e.id = $1 AND m.id = $2",
             )
             .bind(endpoint_id)
@@ -440,6 +473,11 @@ impl WebhookTargets for EndpointTargets {
                 tracing::warn!(error = %e, "webhook target row");
                 RouteError::Retry("endpoint lookup failed".into())
             };
+            // Someone else's job never reaches an endpoint, nor is it logged there (see DeliveryLog).
+            let endpoint_owner: String = row.try_get("owner").map_err(get)?;
+            if !owner_may_use(job, &endpoint_owner) {
+                return Err(RouteError::GiveUp("not the endpoint owner's".into()));
+            }
             if row.try_get::<i64, _>("enabled").map_err(get)? == 0 {
                 return Err(RouteError::GiveUp("endpoint disabled".into()));
             }
@@ -510,10 +548,7 @@ struct DeliveryLog(Weak<Inner>);
 impl AttemptObserver for DeliveryLog {
     fn on_attempt<'a>(&'a self, report: &'a AttemptReport) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let Some(endpoint_id) = report.job.recipient.strip_prefix(RECIPIENT_PREFIX) else { return };
-            if report.job.channel != Channel::Webhook {
-                return;
-            }
+            let Some(endpoint_id) = endpoint_of(&report.job) else { return };
             let Some(inner) = self.0.upgrade() else { return };
             let hooks = Hooks { inner };
             if let Err(e) = hooks.record_attempt(endpoint_id, report).await {
@@ -525,6 +560,14 @@ impl AttemptObserver for DeliveryLog {
 
 impl Hooks {
     async fn record_attempt(&self, endpoint_id: &str, report: &AttemptReport) -> Result<(), HooksError> {
+        let endpoint_owner: Option<String> = sqlx::query_scalar("SELECT owner FROM webhook_endpoints WHERE id = $1")
+            .bind(endpoint_id)
+            .fetch_optional(self.pool())
+            .await?;
+        if endpoint_owner.is_some_and(|o| !owner_may_use(&report.job, &o)) {
+            // Not the owner's job: nothing goes into their log or their failure streak.
+            return Ok(());
+        }
         let message_id = message_id_of(&report.job).unwrap_or_default();
         let a = &report.attempt;
         let notification_id = report.job.id.to_string();

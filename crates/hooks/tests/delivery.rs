@@ -182,7 +182,8 @@ async fn after_the_overlap_only_the_new_secret_signs() {
     })
     .await;
     let attempts = p.hooks.message_attempts("7", &msg.id, PageRequest::default()).await.unwrap().items;
-    assert_eq!((attempts[0].status_code, attempts[0].error.as_deref()), (Some(401), Some("HTTP 401")));
+    // The error carries the start of the receiver's answer (bounded; see notify's MAX_RESPONSE_BYTES).
+    assert_eq!((attempts[0].status_code, attempts[0].error.as_deref()), (Some(401), Some("HTTP 401: bad signature")));
     assert!(sink.stats().bad_signature >= 1 && sink.captured().is_empty());
     assert!(p.hooks.get_endpoint("7", &ep).await.unwrap().previous_secret_until_ms.is_none());
     assert!(SigningKey::from_secret(&rotated.secret).is_ok());
@@ -213,6 +214,63 @@ async fn notification_outcomes_become_events_but_event_deliveries_do_not() {
         let messages = p.hooks.list_messages("7", PageRequest::default()).await.unwrap().items;
         assert_eq!(messages.len(), 1, "{}: {messages:?}", db.engine.as_str());
         assert_eq!(sink.stats().accepted, 1);
+        p.notify.shutdown().await;
+    }
+}
+
+/// Issue 14, item 7: user 8 enqueues a webhook notification addressed `endpoint:<user 7's endpoint>`,
+/// with the payload of one of 7's real messages. It is an ordinary notification of 8's (it goes to the
+/// configured URL): 7's endpoint gets no request and no attempt row, and its failure streak is untouched.
+#[tokio::test]
+async fn a_job_another_user_addresses_to_an_endpoint_never_reaches_it() {
+    for db in db::testing::engines().await {
+        let engine = db.engine.as_str();
+        let p = common::pipeline(&db, common::config(), 2).await;
+        let (ep, _, sink) = endpoint_with_sink(&p.hooks, "7", &["workflow.completed"], SinkConfig::default()).await;
+        let msg = p.hooks.emit("7", "workflow.completed", serde_json::json!({ "run": 1 })).await.unwrap();
+        common::wait_for("the real delivery", WAIT, || async { sink.stats().accepted == 1 }).await;
+
+        let forged = notify::NewNotification::new(
+            notify::Channel::Webhook,
+            format!("{}{ep}", hooks::delivery::RECIPIENT_PREFIX),
+            serde_json::json!({ "message_id": msg.id }),
+        );
+        let id = p.notify.enqueue_for(Some("8"), notify::Backend::Embedded, vec![forged]).await.unwrap()[0];
+        common::wait_for("the forged job to settle", WAIT, || async {
+            p.notify.attempts(id).await.unwrap().iter().any(|a| a.outcome != notify::AttemptOutcome::Retrying)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(sink.stats().accepted, 1, "{engine}: no second request to 7's endpoint");
+        assert_eq!(sink.counts().get(&msg.id), Some(&1));
+        let attempts = p.hooks.endpoint_attempts("7", &ep, PageRequest::default()).await.unwrap().items;
+        assert_eq!(attempts.len(), 1, "{engine}: no attempt row from 8's job: {attempts:?}");
+        assert!(attempts.iter().all(|a| a.notification_id != id.to_string()));
+        let endpoint = p.hooks.get_endpoint("7", &ep).await.unwrap();
+        assert!(endpoint.enabled);
+        p.notify.shutdown().await;
+    }
+}
+
+/// Jobs queued by the code before routes existed (owner none, addressed by recipient alone; only the
+/// event fan-out made those) are still delivered to their endpoint after an upgrade.
+#[tokio::test]
+async fn an_endpoint_job_queued_before_routes_existed_is_still_delivered() {
+    for db in db::testing::engines().await {
+        let p = common::pipeline(&db, common::config(), 2).await;
+        let (ep, _, sink) = endpoint_with_sink(&p.hooks, "7", &["workflow.completed"], SinkConfig::default()).await;
+        // Stored with no subscribers' deliveries: the old-format job below is its only one.
+        let (_, _, other) = endpoint_with_sink(&p.hooks, "9", &["workflow.completed"], SinkConfig::default()).await;
+        let msg = p.hooks.emit("7", "workflow.completed", serde_json::json!({ "run": 2 })).await.unwrap();
+        common::wait_for("the delivery", WAIT, || async { sink.stats().accepted == 1 }).await;
+        let legacy = notify::NewNotification::new(
+            notify::Channel::Webhook,
+            format!("{}{ep}", hooks::delivery::RECIPIENT_PREFIX),
+            serde_json::json!({ "message_id": msg.id }),
+        );
+        p.notify.enqueue_to(notify::Backend::Embedded, vec![legacy]).await.unwrap();
+        common::wait_for("the old-format job's delivery", WAIT, || async { sink.counts().get(&msg.id) == Some(&2) }).await;
+        assert_eq!(other.stats().accepted, 0);
         p.notify.shutdown().await;
     }
 }

@@ -80,7 +80,7 @@ async fn main() {
     let svc = NotifyService::new(cfg).await.unwrap();
     svc.start().await.unwrap();
     let started = Instant::now();
-    let run = svc.start_run("bench", params).await.unwrap();
+    let run = svc.start_operator_run("bench", params).await.unwrap();
 
     if scenario == "paced" {
         let secs = n.min(3600);

@@ -160,11 +160,61 @@ impl Deliverer {
             }
         };
         let status = res.status();
-        // Read the (small) body so the connection goes back to the pool.
-        let _ = res.bytes().await;
-        let result = if status.is_success() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) };
+        let body = read_capped(res, MAX_RESPONSE_BYTES).await;
+        let result = if status.is_success() {
+            Ok(())
+        } else {
+            match snippet(&body) {
+                Some(s) => Err(format!("HTTP {}: {s}", status.as_u16())),
+                None => Err(format!("HTTP {}", status.as_u16())),
+            }
+        };
         Delivery { result, status: Some(status.as_u16()), give_up: false }
     }
+}
+
+/// Most of a receiver's answer that is read (as the workflow client does): a huge or endless body
+/// costs at most this much memory, then the connection is dropped.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Most of the answer kept in the attempt log (bytes, before cleaning).
+pub const SNIPPET_BYTES: usize = 200;
+
+/// Reads the body chunk by chunk up to `cap` bytes. A body that fits is read to its end (so the
+/// connection goes back to the pool); a longer one is cut and its connection closed.
+async fn read_capped(mut res: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = res.chunk().await {
+        let room = cap - out.len();
+        if chunk.len() >= room {
+            out.extend_from_slice(&chunk[..room]);
+            if chunk.len() > room {
+                break;
+            }
+        } else {
+            out.extend_from_slice(&chunk);
+        }
+        if out.len() >= cap {
+            break;
+        }
+    }
+    out
+}
+
+/// The start of a failed answer, for the attempt log: valid UTF-8, control characters as spaces,
+/// whitespace collapsed; `None` when there is nothing to show.
+fn snippet(body: &[u8]) -> Option<String> {
+    let head = &body[..body.len().min(SNIPPET_BYTES)];
+    let text = String::from_utf8_lossy(head);
+    let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    if words.is_empty() {
+        return None;
+    }
+    let mut s = words.join(" ");
+    if body.len() > SNIPPET_BYTES {
+        s.push('…');
+    }
+    Some(s)
 }
 
 /// The host of `url` when it is an IP address (as the URL parser normalises it: `http://2130706433/`
@@ -211,6 +261,7 @@ mod tests {
             created_ms: 0,
             sim,
             owner: None,
+            route: None,
             receipt: String::new(),
         }
     }
@@ -222,6 +273,19 @@ mod tests {
         assert_eq!(v["id"], "emb_7");
         assert_eq!(v["recipient"], "a\"b@example.test");
         assert_eq!(v["data"]["x"], 1);
+    }
+
+    #[test]
+    fn snippets_are_short_clean_text() {
+        assert_eq!(snippet(b""), None);
+        assert_eq!(snippet(b" \r\n "), None);
+        assert_eq!(snippet(b"no\r\nsuch\x00 thing").as_deref(), Some("no such thing"));
+        let long = snippet(&[b'x'; 10_000]).unwrap();
+        assert_eq!(long, format!("{}…", "x".repeat(SNIPPET_BYTES)));
+        // A multi-byte character cut at the limit does not break the text.
+        let mut cut = vec![b'a'; SNIPPET_BYTES - 1];
+        cut.extend("é".as_bytes());
+        assert!(snippet(&cut).unwrap().is_char_boundary(0));
     }
 
     #[tokio::test]

@@ -32,6 +32,8 @@ pub struct PipelineConfig {
     pub providers: SimulatedProviders,
     /// Name of this worker in the Redis consumer group (default: host name and process id).
     pub consumer_name: Option<String>,
+    /// What one user may put through the pipeline (`notify.quotas.*`).
+    pub quotas: Quotas,
 }
 
 impl Default for PipelineConfig {
@@ -50,7 +52,38 @@ impl Default for PipelineConfig {
             webhook: WebhookConfig::default(),
             providers: SimulatedProviders::default(),
             consumer_name: None,
+            quotas: Quotas::default(),
         }
+    }
+}
+
+/// Per-user limits, so one user cannot starve the others or fill the disk (issue 14). They apply to
+/// users' runs and API enqueues; the operator's own runs (`server simulate`, benchmarks) and the
+/// pipeline's internal sends (webhook event deliveries) are not held to them. 0 turns one off. Counts
+/// live in the embedded queue's file (`notify.db`), so they are per instance.
+///
+/// The defaults keep the product's headline working for a single user: a dashboard run of a million
+/// (`notifications_per_run`) at a million an hour or at full speed, several of them a day
+/// (`notifications_per_day` is five such runs), and the API's own rate (`enqueue_per_sec`, 1,000/s, is
+/// 3.6 million an hour, with a full 10,000-item batch as the burst).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Quotas {
+    /// Simulation runs one user may have running at once (429 beyond).
+    pub concurrent_runs: u32,
+    /// Most notifications in one user's run (422 beyond).
+    pub notifications_per_run: u64,
+    /// Notifications one user may enqueue per UTC day, runs (their whole count, at start) and API
+    /// enqueues together (429 until midnight UTC beyond).
+    pub notifications_per_day: u64,
+    /// Sustained notifications per second one user may enqueue through the API (429 beyond); the burst
+    /// is one full batch (10,000) or a second's worth, whichever is larger.
+    pub enqueue_per_sec: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self { concurrent_runs: 3, notifications_per_run: 1_000_000, notifications_per_day: 5_000_000, enqueue_per_sec: 1_000 }
     }
 }
 

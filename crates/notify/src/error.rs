@@ -23,6 +23,9 @@ pub enum NotifyError {
     /// The backlog is over its high-water mark: try again later.
     #[error("The notification queue is full. Try again in {} seconds.", retry_after.as_secs().max(1))]
     Backpressure { retry_after: Duration },
+    /// One of the user's quotas is used up (see [`Quotas`](crate::Quotas)); the message says which and when.
+    #[error("{message}")]
+    QuotaExceeded { message: String, retry_after: Duration },
     /// Bad input, field by field.
     #[error("{}", describe(.0))]
     Invalid(Vec<FieldError>),
@@ -58,7 +61,7 @@ impl NotifyError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            NotifyError::Backpressure { .. } => StatusCode::TOO_MANY_REQUESTS,
+            NotifyError::Backpressure { .. } | NotifyError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             NotifyError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NotifyError::NotFound => StatusCode::NOT_FOUND,
             NotifyError::Conflict(_) => StatusCode::CONFLICT,
@@ -70,7 +73,9 @@ impl NotifyError {
     /// The number for a `Retry-After` header, if this error has one.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            NotifyError::Backpressure { retry_after } => Some(retry_after.as_secs().max(1)),
+            NotifyError::Backpressure { retry_after } | NotifyError::QuotaExceeded { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
             _ => None,
         }
     }

@@ -13,7 +13,8 @@
 //!   [`list_runs`](NotifyService::list_runs)`(owner) -> Vec<RunSummary>`,
 //!   [`run_snapshot`](NotifyService::run_snapshot)`(id) -> Option<RunSnapshot>` (cheap: call it every 500 ms),
 //!   [`run_owner`](NotifyService::run_owner)`(id)`.
-//! - [`dead_letters`](NotifyService::dead_letters)`(limit)`, [`replay_dead_letters`](NotifyService::replay_dead_letters)`(Replay)`,
+//! - [`dead_letters_of`](NotifyService::dead_letters_of)`(owner, limit)`, [`replay_dead_letters_of`](NotifyService::replay_dead_letters_of)`(owner, Replay)`
+//!   (one owner's, filtered in each backend's query; `dead_letters` / `replay_dead_letters` are everyone's),
 //!   [`attempts`](NotifyService::attempts)`(NotificationId)`.
 //! - [`metrics_text`](NotifyService::metrics_text) (Prometheus text format).
 //! - [`RedisWorker`]: a worker-only process against Redis ([`start_with`](RedisWorker::start_with) takes
@@ -32,6 +33,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+mod quotas;
 pub mod routing;
 pub mod runs;
 pub mod service;
@@ -40,7 +42,7 @@ pub mod sim;
 pub mod sink;
 mod worker;
 
-pub use config::{PipelineConfig, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
+pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
 pub use error::{FieldError, NotifyError};
 pub use model::{
     parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, Replay, RunId,

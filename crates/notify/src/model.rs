@@ -262,6 +262,8 @@ pub(crate) struct Prepared {
     pub idempotency_key: Option<String>,
     pub sim: SimKnobs,
     pub owner: Option<String>,
+    /// Internal routing (see [`Job::route`]); never taken from a [`NewNotification`].
+    pub route: Option<String>,
 }
 
 /// Injected behaviour for the simulated providers (per run; the configured defaults otherwise).
@@ -283,9 +285,14 @@ pub struct Job {
     pub attempts: u32,
     pub created_ms: i64,
     pub sim: SimKnobs,
-    /// Who enqueued it through the API (a username), so its outcome can become that owner's event;
-    /// `None` for simulation runs and the pipeline's own sends (webhook endpoint deliveries).
+    /// Whose notification it is (a username): who enqueued it through the API, the owner of its
+    /// simulation run, or the owner of the webhook endpoint it is delivered to. It scopes idempotency
+    /// keys, dead letters and quotas. `None` for the operator (CLI runs of older files, internal sends).
     pub owner: Option<String>,
+    /// Internal routing set only by the pipeline's own producers (the `hooks` crate sets the id of the
+    /// registered webhook endpoint it fans an event out to). Users cannot set it: [`NewNotification`]
+    /// has no such field, so the API and forms cannot reach it, whatever the recipient says.
+    pub route: Option<String>,
     /// Backend-specific handle (the Redis stream entry id); empty for SQLite.
     pub(crate) receipt: String,
 }

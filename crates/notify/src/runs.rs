@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
+use crate::config::Quotas;
 use crate::error::NotifyError;
 use crate::model::{now_ms, Prepared, RunId, SimKnobs};
 use crate::queue::sqlite::SqliteQueue;
@@ -112,15 +113,45 @@ const RUN_COLUMNS: &str =
     "id, owner, params, status, started_ms, finished_ms, produced, delivered, failed, retried, dead, cancelled";
 
 impl SqliteQueue {
-    pub(crate) async fn create_run(&self, owner: &str, params: &SimParams) -> Result<RunId, NotifyError> {
-        let (owner, json, backend) =
-            (owner.to_string(), serde_json::to_string(params).unwrap_or_default(), params.backend.as_str());
+    /// Records a new running run. With `quotas` (a user's run), the owner's concurrent runs and today's
+    /// notifications are checked and counted in the same transaction, so two requests at once cannot
+    /// both take the last slot.
+    pub(crate) async fn create_run(&self, owner: &str, params: &SimParams, quotas: Option<Quotas>) -> Result<RunId, NotifyError> {
+        let (owner, json, backend, count) =
+            (owner.to_string(), serde_json::to_string(params).unwrap_or_default(), params.backend.as_str(), params.count);
         self.call(move |c| {
+            if let Some(q) = quotas {
+                if q.concurrent_runs > 0 {
+                    let running: i64 = c
+                        .prepare_cached("SELECT count(*) FROM runs WHERE owner = ?1 AND status = 'running'")?
+                        .query_row([&owner], |r| r.get(0))?;
+                    if running >= q.concurrent_runs as i64 {
+                        return Err(NotifyError::QuotaExceeded {
+                            message: format!(
+                                "You already have {running} simulation runs going (at most {} at once). Wait for one to finish or cancel it.",
+                                q.concurrent_runs
+                            ),
+                            retry_after: Duration::from_secs(10),
+                        });
+                    }
+                }
+                crate::quotas::reserve_day(c, &owner, count, q.notifications_per_day)?;
+            }
             c.execute(
                 "INSERT INTO runs (owner, params, backend, status, started_ms) VALUES (?1, ?2, ?3, 'running', ?4)",
                 params![owner, json, backend, now_ms()],
             )?;
             Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Every Redis run's owner (for [`RedisQueue::migrate_layout`](crate::queue::redis::RedisQueue)).
+    pub(crate) async fn redis_run_owners(&self) -> Result<std::collections::HashMap<RunId, String>, NotifyError> {
+        self.call(|c| {
+            let mut stmt = c.prepare("SELECT id, owner FROM runs WHERE backend = 'redis'")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -175,7 +206,7 @@ impl SqliteQueue {
 }
 
 /// The `seq`-th notification of a run (deterministic, so a resumed run produces the same ones).
-pub(crate) fn simulated(run: RunId, seq: u64, p: &SimParams) -> Prepared {
+pub(crate) fn simulated(run: RunId, owner: &str, seq: u64, p: &SimParams) -> Prepared {
     let channel = p.mix.pick(seq);
     let recipient = match channel {
         crate::Channel::Webhook => format!("endpoint-{}", seq % 100),
@@ -191,7 +222,9 @@ pub(crate) fn simulated(run: RunId, seq: u64, p: &SimParams) -> Prepared {
         payload: format!(r#"{{"run":{run},"seq":{seq},"text":"Simulated notification {seq} of run {run}"}}"#),
         idempotency_key: None,
         sim: SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms },
-        owner: None,
+        // The run's owner: its dead letters are listed and replayed as theirs.
+        owner: Some(owner.to_owned()),
+        route: None,
     }
 }
 
@@ -202,6 +235,7 @@ pub(crate) const PRODUCE_BATCH: u64 = 1000;
 pub(crate) async fn produce<Q: Queue>(
     queue: &Q,
     run: RunId,
+    owner: &str,
     params: &SimParams,
     mut produced: u64,
     high_water: u64,
@@ -241,7 +275,7 @@ pub(crate) async fn produce<Q: Queue>(
             continue;
         }
         let n = (target - produced).min(PRODUCE_BATCH);
-        let items: Vec<Prepared> = (produced..produced + n).map(|s| simulated(run, s, params)).collect();
+        let items: Vec<Prepared> = (produced..produced + n).map(|s| simulated(run, owner, s, params)).collect();
         let mut per_channel = [0u64; 5];
         for it in &items {
             per_channel[it.channel as usize] += 1;

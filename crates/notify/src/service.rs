@@ -15,7 +15,8 @@ use crate::metrics::Metrics;
 use crate::model::*;
 use crate::queue::redis::RedisQueue;
 use crate::queue::sqlite::{read_run_counters, SqliteQueue};
-use crate::queue::{Queue, RunCounters};
+use crate::queue::{OwnerScope, Queue, RunCounters};
+use crate::quotas::EnqueueRate;
 use crate::routing::{AttemptObserver, DeliveryExtensions, WebhookRouting};
 use crate::runs::{produce, Percentiles, RunRecord, RunSnapshot, RunStatus, RunSummary};
 use crate::sim::SimParams;
@@ -33,6 +34,7 @@ struct Inner {
     redis: Option<Arc<RedisQueue>>,
     deliverer: Arc<Deliverer>,
     limits: Arc<Limiters>,
+    enqueue_rate: EnqueueRate,
     metrics: Metrics,
     cancelled: CancelledRuns,
     stop_tx: watch::Sender<bool>,
@@ -71,7 +73,11 @@ impl NotifyService {
             .await
             .map_err(|e| NotifyError::internal("queue open", e))??;
         let redis = match &config.redis_url {
-            Some(url) if !url.is_empty() => Some(Arc::new(RedisQueue::connect(url, &config).await?)),
+            Some(url) if !url.is_empty() => {
+                let q = RedisQueue::connect(url, &config).await?;
+                q.migrate_layout(&embedded.redis_run_owners().await?).await?;
+                Some(Arc::new(q))
+            }
             _ => None,
         };
         let (stop_tx, _) = watch::channel(false);
@@ -79,6 +85,7 @@ impl NotifyService {
             inner: Arc::new(Inner {
                 deliverer: Arc::new(Deliverer::new(&config.webhook)?),
                 limits: Arc::new(Limiters::new(&config.rate_limits)),
+                enqueue_rate: EnqueueRate::new(&config.quotas),
                 metrics: Metrics::new(),
                 cancelled: Default::default(),
                 stop_tx,
@@ -207,23 +214,55 @@ impl NotifyService {
     }
 
     /// The same, on behalf of `owner` (a username): each job carries it to the attempt observers, which
-    /// can turn its final outcome into the owner's `notification.delivered` / `dead_lettered` event.
+    /// can turn its final outcome into the owner's `notification.delivered` / `dead_lettered` event, and
+    /// its idempotency keys are the owner's own. A user (`Some`) is held to the enqueue rate and the
+    /// daily count of [`Quotas`](crate::Quotas); `None` is the operator.
     pub async fn enqueue_for(
         &self,
         owner: Option<&str>,
         backend: Backend,
         items: Vec<NewNotification>,
     ) -> Result<Vec<NotificationId>, NotifyError> {
+        let items = items.into_iter().map(|n| (None, n)).collect();
+        self.enqueue_prepared(owner, backend, items, owner.is_some()).await
+    }
+
+    /// Internal sends addressed to a registered webhook endpoint (`route`, its id), on behalf of the
+    /// endpoint's owner. For the pipeline's own producers (the `hooks` crate's event fan-out) only: the
+    /// route is what lets a job reach an endpoint, so it is never taken from user input. Not held to the
+    /// users' enqueue quotas (event deliveries have their own limits in `hooks`).
+    pub async fn enqueue_routed(
+        &self,
+        owner: &str,
+        backend: Backend,
+        items: Vec<(String, NewNotification)>,
+    ) -> Result<Vec<NotificationId>, NotifyError> {
+        let items = items.into_iter().map(|(route, n)| (Some(route), n)).collect();
+        self.enqueue_prepared(Some(owner), backend, items, false).await
+    }
+
+    async fn enqueue_prepared(
+        &self,
+        owner: Option<&str>,
+        backend: Backend,
+        items: Vec<(Option<String>, NewNotification)>,
+        quotas: bool,
+    ) -> Result<Vec<NotificationId>, NotifyError> {
         if self.is_stopping() {
             return Err(NotifyError::ShuttingDown);
         }
+        let (routes, items): (Vec<_>, Vec<_>) = items.into_iter().unzip();
         crate::model::validate_batch(&items)?;
+        if backend == Backend::Redis && self.inner.redis.is_none() {
+            return Err(NotifyError::BackendUnavailable);
+        }
         let p = &self.inner.config.providers;
         let sim = SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms };
         let mut per_channel = [0u64; 5];
         let prepared: Vec<Prepared> = items
             .into_iter()
-            .map(|n| {
+            .zip(routes)
+            .map(|(n, route)| {
                 per_channel[n.channel as usize] += 1;
                 Prepared {
                     run: None,
@@ -233,17 +272,40 @@ impl NotifyService {
                     idempotency_key: n.idempotency_key,
                     sim,
                     owner: owner.map(str::to_owned),
+                    route,
                 }
             })
             .collect();
         let n = prepared.len() as u64;
-        let ids = match backend {
-            Backend::Embedded => self.admit(&*self.inner.embedded, n)?.enqueue(prepared, None).await?,
+        // A user's quotas: the rate first (in memory), then the day's count (stored; given back if the
+        // enqueue itself fails, e.g. on backpressure).
+        let counted = match owner.filter(|_| quotas) {
+            Some(who) => {
+                self.inner.enqueue_rate.check(who, prepared.len())?;
+                let (who, per_day) = (who.to_owned(), self.inner.config.quotas.notifications_per_day);
+                self.inner.embedded.call(move |c| crate::quotas::reserve_day(c, &who, n, per_day)).await?;
+                per_day > 0
+            }
+            None => false,
+        };
+        let result = match backend {
+            Backend::Embedded => match self.admit(&*self.inner.embedded, n) {
+                Ok(q) => q.enqueue(prepared, None).await,
+                Err(e) => Err(e),
+            },
             Backend::Redis => {
                 let q = self.inner.redis.as_deref().ok_or(NotifyError::BackendUnavailable)?;
-                self.admit(q, n)?.enqueue(prepared, None).await?
+                match self.admit(q, n) {
+                    Ok(q) => q.enqueue(prepared, None).await,
+                    Err(e) => Err(e),
+                }
             }
         };
+        if let (Err(_), true, Some(who)) = (&result, counted, owner) {
+            let who = who.to_owned();
+            let _ = self.inner.embedded.call(move |c| crate::quotas::refund_day(c, &who, n)).await;
+        }
+        let ids = result?;
         self.count_enqueued(&per_channel);
         Ok(ids)
     }
@@ -263,8 +325,22 @@ impl NotifyService {
         }
     }
 
-    /// Starts a simulation run owned by `owner`.
+    /// Starts a simulation run owned by the user `owner`, held to their [`Quotas`](crate::Quotas):
+    /// notifications per run (422), runs at once and notifications per day (429).
     pub async fn start_run(&self, owner: &str, params: SimParams) -> Result<RunId, NotifyError> {
+        let q = self.inner.config.quotas;
+        if q.notifications_per_run > 0 && params.count > q.notifications_per_run {
+            return Err(NotifyError::invalid("count", format!("at most {} notifications in one run", q.notifications_per_run)));
+        }
+        self.start_run_with(owner, params, Some(q)).await
+    }
+
+    /// Starts a run for the operator's own tools (`server simulate`, benchmarks): no per-user quotas.
+    pub async fn start_operator_run(&self, owner: &str, params: SimParams) -> Result<RunId, NotifyError> {
+        self.start_run_with(owner, params, None).await
+    }
+
+    async fn start_run_with(&self, owner: &str, params: SimParams, quotas: Option<crate::Quotas>) -> Result<RunId, NotifyError> {
         if self.is_stopping() {
             return Err(NotifyError::ShuttingDown);
         }
@@ -272,12 +348,12 @@ impl NotifyService {
         if params.backend == Backend::Redis && self.inner.redis.is_none() {
             return Err(NotifyError::invalid("backend", "Redis is not configured on this server"));
         }
-        let id = self.inner.embedded.create_run(owner, &params).await?;
-        self.spawn_producer(id, params, now_ms(), 0);
+        let id = self.inner.embedded.create_run(owner, &params, quotas).await?;
+        self.spawn_producer(id, owner.to_owned(), params, now_ms(), 0);
         Ok(id)
     }
 
-    fn spawn_producer(&self, id: RunId, params: SimParams, started_ms: i64, from: u64) {
+    fn spawn_producer(&self, id: RunId, owner: String, params: SimParams, started_ms: i64, from: u64) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let state = Arc::new(AtomicU8::new(PRODUCING));
         let (me, p, st) = (self.clone(), params.clone(), state.clone());
@@ -285,9 +361,9 @@ impl NotifyService {
             let hw = me.inner.config.high_water;
             let count = |c: &[u64; 5]| me.count_enqueued(c);
             let result = match p.backend {
-                Backend::Embedded => produce(&*me.inner.embedded, id, &p, from, hw, stop_rx, count).await,
+                Backend::Embedded => produce(&*me.inner.embedded, id, &owner, &p, from, hw, stop_rx, count).await,
                 Backend::Redis => match me.inner.redis.clone() {
-                    Some(q) => produce(&*q, id, &p, from, hw, stop_rx, count).await,
+                    Some(q) => produce(&*q, id, &owner, &p, from, hw, stop_rx, count).await,
                     None => Err(NotifyError::BackendUnavailable),
                 },
             };
@@ -325,7 +401,7 @@ impl NotifyService {
                 }
             };
             tracing::info!(run = r.id, produced = counters.produced, count = r.params.count, "resuming run");
-            self.spawn_producer(r.id, r.params, r.started_ms, counters.produced);
+            self.spawn_producer(r.id, r.owner, r.params, r.started_ms, counters.produced);
         }
         Ok(())
     }
@@ -338,6 +414,7 @@ impl NotifyService {
     }
 
     async fn monitor_tick(&self) {
+        self.inner.enqueue_rate.tidy();
         let ids: Vec<(RunId, Backend)> =
             self.inner.live.lock().expect("live lock").iter().map(|(id, r)| (*id, r.params.backend)).collect();
         for (id, backend) in ids {
@@ -493,20 +570,39 @@ impl NotifyService {
         Ok(Some(snapshot(id, status, params, &c, vec![], started_ms, finished_ms)))
     }
 
-    /// Newest dead letters first, from every backend.
+    /// Newest dead letters first, from every backend, of every owner (for the operator and tests).
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
+        self.dead_letters_in(OwnerScope::All, limit).await
+    }
+
+    /// Newest dead letters first of one owner (`None`: the operator's), filtered by each backend's
+    /// query, so older ones are found however many newer ones other owners have.
+    pub async fn dead_letters_of(&self, owner: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
+        self.dead_letters_in(OwnerScope::of(owner), limit).await
+    }
+
+    async fn dead_letters_in(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
         let limit = limit.clamp(1, 10_000);
-        let mut all = self.inner.embedded.dead_letters(limit).await?;
+        let mut all = self.inner.embedded.dead_letters(scope.clone(), limit).await?;
         if let Some(r) = &self.inner.redis {
-            all.extend(r.dead_letters(limit).await?);
+            all.extend(r.dead_letters(scope, limit).await?);
         }
         all.sort_by_key(|d| std::cmp::Reverse(d.dead_at_ms));
         all.truncate(limit);
         Ok(all)
     }
 
-    /// Puts dead letters back in their queue with a fresh attempt budget. Returns how many.
+    /// Puts dead letters back in their queue with a fresh attempt budget, whoever owns them. Returns how many.
     pub async fn replay_dead_letters(&self, which: Replay) -> Result<u64, NotifyError> {
+        self.replay_in(OwnerScope::All, which).await
+    }
+
+    /// The same for one owner's dead letters only (`Replay::All`: all of theirs; ids of others' are skipped).
+    pub async fn replay_dead_letters_of(&self, owner: Option<&str>, which: Replay) -> Result<u64, NotifyError> {
+        self.replay_in(OwnerScope::of(owner), which).await
+    }
+
+    async fn replay_in(&self, scope: OwnerScope, which: Replay) -> Result<u64, NotifyError> {
         let (emb, red) = match &which {
             Replay::All => (Replay::All, Replay::All),
             Replay::Ids(ids) => {
@@ -514,9 +610,9 @@ impl NotifyService {
                 (Replay::Ids(e), Replay::Ids(r))
             }
         };
-        let mut n = self.inner.embedded.replay(emb).await?;
+        let mut n = self.inner.embedded.replay(scope.clone(), emb).await?;
         if let Some(r) = &self.inner.redis {
-            n += r.replay(red).await?;
+            n += r.replay(scope, red).await?;
         }
         Ok(n)
     }

@@ -203,7 +203,13 @@ async fn a_queue_file_without_the_owner_column_is_upgraded_and_keeps_its_backlog
     }
     let path = dir.path().join("notify.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE notifications DROP COLUMN owner").unwrap();
+    // Back to the shape of that time: schema version 0, no owner column (nor anything built on it).
+    conn.execute_batch(
+        "DROP INDEX notifications_idem_owner; DROP INDEX notifications_idem_operator; DROP INDEX notifications_dead_by_owner; \
+         DROP TABLE owner_usage; ALTER TABLE notifications DROP COLUMN route; ALTER TABLE notifications DROP COLUMN owner; \
+         CREATE UNIQUE INDEX notifications_idem ON notifications(idem_key) WHERE idem_key IS NOT NULL; PRAGMA user_version = 0;",
+    )
+    .unwrap();
     drop(conn);
 
     let svc = NotifyService::new(cfg).await.unwrap();

@@ -63,7 +63,9 @@ async fn view(state: &AppState, caller: &Caller, id: i64) -> ApiResult<RunView> 
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such run."))
 }
 
-/// Start a simulation run.
+/// Start a simulation run. Per-user quotas (`APP_NOTIFY__QUOTAS__*`): at most `notifications_per_run`
+/// notifications (422 on `count`), `concurrent_runs` runs at once and `notifications_per_day` a day
+/// (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/runs", tag = "notifications", request_body = NewRun,
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe creation")),
     responses((status = 201, body = RunView), (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -136,7 +138,9 @@ pub struct Enqueued {
 }
 
 /// Enqueue one notification (`{"recipient", "channel", "payload"?, "idempotency_key"?}`), a list, or
-/// `{"notifications": [...]}`; at most 10,000.
+/// `{"notifications": [...]}`; at most 10,000. An idempotency key is the caller's own: another user's
+/// same key is a different notification. 429 with `Retry-After` over the queue's high-water mark or a
+/// per-user quota (`enqueue_per_sec`, `notifications_per_day`).
 #[utoipa::path(post, path = "/api/v1/notifications", tag = "notifications", params(EnqueueQuery),
     request_body(content = Object, description = "A notification, a list of them, or {\"notifications\": [...]}"),
     responses((status = 202, body = Enqueued), (status = 422, body = Problem, content_type = "application/problem+json"),

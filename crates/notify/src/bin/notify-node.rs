@@ -75,7 +75,7 @@ fn main() {
             }
             None => {
                 let params = SimParams { count, rate: Rate::Max, mix: ChannelMix::only(Channel::Webhook), backend, ..SimParams::default() };
-                match service.start_run("node", params).await {
+                match service.start_operator_run("node", params).await {
                     Ok(id) => {
                         println!("started run {id}");
                         id

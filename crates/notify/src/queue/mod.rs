@@ -38,14 +38,46 @@ pub(crate) trait Queue: Send + Sync + 'static {
     /// Waiting + in flight + delayed, as last seen (cheap; may lag by a fraction of a second).
     fn backlog(&self) -> u64;
 
-    fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<DeadLetter>, NotifyError>> + Send;
-    fn replay(&self, which: Replay) -> impl Future<Output = Result<u64, NotifyError>> + Send;
+    /// Newest first, of the owners `scope` names (filtered by the backend, not after a global limit).
+    fn dead_letters(&self, scope: OwnerScope, limit: usize) -> impl Future<Output = Result<Vec<DeadLetter>, NotifyError>> + Send;
+    /// Puts back dead letters `which` names that belong to `scope`.
+    fn replay(&self, scope: OwnerScope, which: Replay) -> impl Future<Output = Result<u64, NotifyError>> + Send;
     fn attempts(&self, id: NotificationId) -> impl Future<Output = Result<Vec<Attempt>, NotifyError>> + Send;
 
     /// The run's counters as stored by the backend.
     fn run_counters(&self, run: RunId) -> impl Future<Output = Result<RunCounters, NotifyError>> + Send;
     /// Drops the run's waiting notifications (in-flight ones finish). Returns how many were dropped.
     fn cancel_run(&self, run: RunId) -> impl Future<Output = Result<u64, NotifyError>> + Send;
+}
+
+/// Whose dead letters (and idempotency keys): one owner's, where `None` is the operator (notifications
+/// without an owner), or everyone's (operator tools and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerScope {
+    All,
+    Of(Option<String>),
+}
+
+impl OwnerScope {
+    pub fn of(owner: Option<&str>) -> Self {
+        OwnerScope::Of(owner.map(str::to_owned))
+    }
+}
+
+/// An owner's part of a Redis key: `u` and the name in lowercase hex (so no character of a name can end
+/// the part early or make it look like another owner's), or `op` for the operator (no owner).
+pub(crate) fn owner_key_part(owner: Option<&str>) -> String {
+    match owner {
+        None => "op".into(),
+        Some(o) => {
+            let mut s = String::with_capacity(1 + 2 * o.len());
+            s.push('u');
+            for b in o.bytes() {
+                s.push_str(&format!("{b:02x}"));
+            }
+            s
+        }
+    }
 }
 
 /// Log-scale latency histogram: bucket `b` holds values in `[2^(b/8), 2^((b+1)/8))` microseconds, so
@@ -167,6 +199,16 @@ pub(crate) fn run_deltas(done: &[Completion], now_ms: i64) -> std::collections::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_key_parts_cannot_be_confused() {
+        assert_eq!(owner_key_part(None), "op");
+        assert_eq!(owner_key_part(Some("ab")), "u6162");
+        // Separators in a name stay inside its part: "a:b" and "a" + ":b" never meet.
+        assert_eq!(owner_key_part(Some("a:b")), "u613a62");
+        assert_ne!(owner_key_part(Some("op")), owner_key_part(None));
+        assert_ne!(owner_key_part(Some("")), owner_key_part(None));
+    }
 
     #[test]
     fn quantiles_come_from_the_buckets_within_their_width() {

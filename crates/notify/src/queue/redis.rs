@@ -6,9 +6,11 @@
 //! a dead consumer's messages go idle long enough to be taken over.
 //!
 //! Keys (all under the configured prefix, `notify` by default): `:stream`, `:seq` (id counter),
-//! `:delayed`, `:dead`, `:deadmsg`, `:att:<id>` (attempt history, kept 7 days), `:idem:<key>`,
-//! `:run:<id>` (a run's counters and checkpoint), `:cancelled`. The scripts touch keys they build
-//! themselves, so this targets a single Redis server (not Cluster).
+//! `:delayed`, `:dead` (everyone's dead letters), `:deadby:<owner>` (one owner's), `:deadmsg`,
+//! `:att:<id>` (attempt history, kept 7 days), `:idem2:<owner>:<key>` (idempotency keys, per owner,
+//! kept 7 days), `:run:<id>` (a run's counters and checkpoint), `:cancelled`, `:layout` (the key
+//! layout's version, see [`LAYOUT`]). `<owner>` is [`owner_key_part`]: `op` or `u` + the name in hex.
+//! The scripts touch keys they build themselves, so this targets a single Redis server (not Cluster).
 
 use redis::aio::ConnectionManager;
 use redis::Value;
@@ -20,13 +22,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use super::{Checkpoint, LatencyBuckets, Queue, RunCounters};
+use super::{owner_key_part, Checkpoint, LatencyBuckets, OwnerScope, Queue, RunCounters};
 use crate::config::PipelineConfig;
 use crate::error::NotifyError;
 use crate::model::*;
 use crate::worker::CancelledRuns;
 
 const GROUP: &str = "workers";
+
+/// The key layout this code writes, kept in `:layout` (absent: layout 1, before the marker). 2: idempotency
+/// keys and dead-letter sets per owner (issue 14). [`RedisQueue::migrate_layout`] brings older data up.
+pub(crate) const LAYOUT: u32 = 2;
 
 /// Adds a batch atomically with the run's checkpoint. KEYS: stream, seq, run hash (or ""), idem prefix.
 /// ARGV: n, produced ("" for none), then per item: idempotency key ("" for none), wire JSON without id.
@@ -67,16 +73,23 @@ end
 return #due
 "#;
 
-/// Puts dead letters back. KEYS: dead, deadmsg, stream, run-key prefix. ARGV: ids.
+/// Puts dead letters back. KEYS: dead, deadmsg, stream, run-key prefix, the owner's dead set ("" for
+/// anyone's: only ids in it are replayed). ARGV: ids.
 const REPLAY_LUA: &str = r#"
 local n = 0
 for _, id in ipairs(ARGV) do
-  local v = redis.call('HGET', KEYS[2], id)
+  local v = nil
+  if KEYS[5] == '' or redis.call('ZSCORE', KEYS[5], id) then
+    v = redis.call('HGET', KEYS[2], id)
+  end
   if v then
     local d = cjson.decode(v)
     redis.call('XADD', KEYS[3], '*', 'm', d.w)
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
+    if type(d.z) == 'string' then
+      redis.call('ZREM', d.z, id)
+    end
     -- A notification outside any run has r = null, which cjson decodes to a (truthy) sentinel.
     if d.r and d.r ~= cjson.null then
       redis.call('HINCRBY', KEYS[4] .. d.r, 'dead', -1)
@@ -124,6 +137,10 @@ for i = 1, #ARGV, 8 do
       else
         redis.call('HSET', deadmsg, seq, ARGV[i + 6])
         redis.call('ZADD', dead, ARGV[i + 5], seq)
+        local z = cjson.decode(ARGV[i + 6]).z
+        if type(z) == 'string' then
+          redis.call('ZADD', z, ARGV[i + 5], seq)
+        end
         bump(run, 'failed', 1)
         bump(run, 'dead', 1)
         settled = settled + 1
@@ -182,6 +199,9 @@ struct Wire<'a> {
     l: u32,
     #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
     o: Option<std::borrow::Cow<'a, str>>,
+    /// The job's internal route; absent in messages written before it existed, which read as `None`.
+    #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+    e: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl<'a> Wire<'a> {
@@ -197,6 +217,7 @@ impl<'a> Wire<'a> {
             f: j.sim.failure_rate,
             l: j.sim.latency_ms,
             o: j.owner.as_deref().map(Into::into),
+            e: j.route.as_deref().map(Into::into),
         }
     }
 
@@ -211,6 +232,7 @@ impl<'a> Wire<'a> {
             created_ms: self.k,
             sim: SimKnobs { failure_rate: self.f, latency_ms: self.l },
             owner: self.o.map(std::borrow::Cow::into_owned),
+            route: self.e.map(std::borrow::Cow::into_owned),
             receipt,
         })
     }
@@ -224,6 +246,9 @@ struct DeadRecord {
     e: Option<String>,
     at: i64,
     n: u32,
+    /// The owner's dead set this one is also in (absent before key layout 2, until migrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    z: Option<String>,
 }
 
 pub struct RedisQueue {
@@ -262,6 +287,17 @@ impl Keys {
     fn attempts(&self, seq: u64) -> String {
         format!("{}:att:{seq}", self.prefix)
     }
+    /// One owner's dead letters (a sorted set by time, like `:dead`).
+    fn dead_of(&self, owner: Option<&str>) -> String {
+        format!("{}:deadby:{}", self.prefix, owner_key_part(owner))
+    }
+    /// Where an owner's idempotency key is kept: the enqueue script appends `<owner part>:<key>`.
+    fn idem_base(&self) -> String {
+        format!("{}:idem2:", self.prefix)
+    }
+    fn layout(&self) -> String {
+        format!("{}:layout", self.prefix)
+    }
 }
 
 fn redis_err(context: &str) -> impl Fn(redis::RedisError) -> NotifyError + '_ {
@@ -290,6 +326,13 @@ impl RedisQueue {
                 return Err(NotifyError::internal("cannot create the consumer group", e));
             }
         }
+        let layout: Option<u32> = redis::cmd("GET").arg(format!("{p}:layout")).query_async(&mut conn).await?;
+        if layout.is_some_and(|v| v > LAYOUT) {
+            return Err(NotifyError::internal(
+                "Redis key layout",
+                format!("version {} is newer than this program knows ({LAYOUT}); upgrade the program", layout.unwrap_or(0)),
+            ));
+        }
         let consumer = cfg.consumer_name.clone().unwrap_or_else(default_consumer_name);
         let q = Self {
             conn,
@@ -309,6 +352,127 @@ impl RedisQueue {
         };
         q.refresh_backlog().await?;
         Ok(q)
+    }
+
+    /// Brings data written under an older key layout to [`LAYOUT`], then records it (run once at
+    /// start-up by the server, which knows each run's owner from its runs table; safe to run twice).
+    ///
+    /// 1 -> 2: every dead letter is added to its owner's set (the owner from the message, or else from
+    /// its run), and each old global idempotency key `:idem:<key>` whose notification can still be found
+    /// (waiting, scheduled for retry or dead) moves to its owner's `:idem2:` key with its remaining time.
+    /// Keys of notifications already delivered and gone cannot be given an owner: they are left to expire
+    /// by their 7-day TTL and never read again (a retry of such a request within those days enqueues anew).
+    pub(crate) async fn migrate_layout(&self, run_owners: &HashMap<RunId, String>) -> Result<(), NotifyError> {
+        let mut c = self.conn.clone();
+        let k = &self.keys;
+        let layout: Option<u32> = redis::cmd("GET").arg(k.layout()).query_async(&mut c).await?;
+        if layout.is_some_and(|v| v >= LAYOUT) {
+            return Ok(());
+        }
+        // Whose is notification `id`: Some(None) is the operator's; absent means not found.
+        let mut owner_of: HashMap<u64, Option<String>> = HashMap::new();
+        let dead: Vec<(u64, f64)> = redis::cmd("ZRANGE").arg(&k.dead).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut c).await?;
+        for chunk in dead.chunks(500) {
+            let ids: Vec<u64> = chunk.iter().map(|(id, _)| *id).collect();
+            let recs: Vec<Option<String>> = redis::cmd("HMGET").arg(&k.deadmsg).arg(&ids).query_async(&mut c).await?;
+            let mut pipe = redis::pipe();
+            for ((id, score), rec) in chunk.iter().zip(recs) {
+                let Some(mut rec) = rec.and_then(|r| serde_json::from_str::<DeadRecord>(&r).ok()) else { continue };
+                let (owner, rewritten) = {
+                    let Ok(mut w) = serde_json::from_str::<Wire>(&rec.w) else { continue };
+                    let from_run = rec.r.and_then(|r| run_owners.get(&r)).cloned();
+                    match (w.o.as_deref().map(str::to_owned), from_run) {
+                        (Some(o), _) => (Some(o), None),
+                        (None, Some(o)) => {
+                            // A run's notification from before runs' jobs carried the owner.
+                            w.o = Some(o.clone().into());
+                            (Some(o), serde_json::to_string(&w).ok())
+                        }
+                        (None, None) => (None, None),
+                    }
+                };
+                if let Some(w) = rewritten {
+                    rec.w = w;
+                }
+                owner_of.insert(*id, owner.clone());
+                if rec.z.is_some() {
+                    continue;
+                }
+                let z = k.dead_of(owner.as_deref());
+                pipe.cmd("ZADD").arg(&z).arg(*score).arg(*id).ignore();
+                rec.z = Some(z);
+                pipe.cmd("HSET").arg(&k.deadmsg).arg(*id).arg(serde_json::to_string(&rec).unwrap_or_default()).ignore();
+            }
+            let _: () = pipe.query_async(&mut c).await?;
+        }
+        let old_keys = self.scan(&format!("{}:idem:*", k.prefix)).await?;
+        if !old_keys.is_empty() {
+            // Messages still waiting or scheduled for retry carry their owner.
+            let mut note = |body: &[u8]| {
+                if let Ok(w) = serde_json::from_slice::<Wire>(body) {
+                    if let Some(i) = w.i {
+                        owner_of.entry(i).or_insert(w.o.map(|o| o.into_owned()));
+                    }
+                }
+            };
+            let delayed: Vec<Vec<u8>> = redis::cmd("ZRANGE").arg(&k.delayed).arg(0).arg(-1).query_async(&mut c).await?;
+            delayed.iter().for_each(|m| note(m.as_slice()));
+            let mut start = "-".to_string();
+            loop {
+                let v: Value = redis::cmd("XRANGE").arg(&k.stream).arg(&start).arg("+").arg("COUNT").arg(1000).query_async(&mut c).await?;
+                let Value::Array(entries) = v else { break };
+                let mut last = None;
+                for e in &entries {
+                    let Value::Array(parts) = e else { continue };
+                    if let (Some(Value::BulkString(id)), Some(Value::Array(fields))) = (parts.first(), parts.get(1)) {
+                        last = Some(String::from_utf8_lossy(id).into_owned());
+                        for kv in fields.chunks(2) {
+                            if let [Value::BulkString(f), Value::BulkString(m)] = kv {
+                                if f == b"m" {
+                                    note(m.as_slice());
+                                }
+                            }
+                        }
+                    }
+                }
+                match last {
+                    Some(l) if entries.len() == 1000 => start = format!("({l}"),
+                    _ => break,
+                }
+            }
+            let old_prefix = format!("{}:idem:", k.prefix);
+            for key in old_keys {
+                let (id, ttl): (Option<u64>, i64) =
+                    redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key).query_async(&mut c).await?;
+                let (Some(id), Some(name)) = (id, key.strip_prefix(&old_prefix)) else { continue };
+                let Some(owner) = owner_of.get(&id) else { continue };
+                let new_key = format!("{}{}:{name}", k.idem_base(), owner_key_part(owner.as_deref()));
+                let ttl = if ttl > 0 { ttl } else { 604_800_000 };
+                let _: () = redis::pipe()
+                    .cmd("SET").arg(&new_key).arg(id).arg("NX").arg("PX").arg(ttl).ignore()
+                    .cmd("DEL").arg(&key).ignore()
+                    .query_async(&mut c)
+                    .await?;
+            }
+        }
+        let _: () = redis::cmd("SET").arg(k.layout()).arg(LAYOUT).query_async(&mut c).await?;
+        tracing::info!(layout = LAYOUT, "Redis key layout migrated");
+        Ok(())
+    }
+
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, NotifyError> {
+        let mut c = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut out = vec![];
+        loop {
+            let (next, keys): (u64, Vec<String>) =
+                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(&mut c).await?;
+            out.extend(keys);
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
     }
 
     pub fn consumer_name(&self) -> &str {
@@ -510,7 +674,7 @@ impl Queue for RedisQueue {
         let mut inv = self.enqueue_script.prepare_invoke();
         inv.key(&self.keys.stream).key(&self.keys.seq);
         inv.key(checkpoint.map(|c| self.keys.run(c.run)).unwrap_or_default());
-        inv.key(format!("{}:idem:", self.keys.prefix));
+        inv.key(self.keys.idem_base());
         inv.arg(items.len()).arg(checkpoint.map(|c| c.produced.to_string()).unwrap_or_default());
         let created = now_ms();
         for it in &items {
@@ -525,8 +689,11 @@ impl Queue for RedisQueue {
                 f: it.sim.failure_rate,
                 l: it.sim.latency_ms,
                 o: it.owner.as_deref().map(Into::into),
+                e: it.route.as_deref().map(Into::into),
             };
-            inv.arg(it.idempotency_key.as_deref().unwrap_or("")).arg(serde_json::to_string(&w).unwrap_or_default());
+            // Scoped by owner: the same key from two owners names two notifications.
+            let key = it.idempotency_key.as_deref().map(|k| format!("{}:{k}", owner_key_part(it.owner.as_deref())));
+            inv.arg(key.unwrap_or_default()).arg(serde_json::to_string(&w).unwrap_or_default());
         }
         let mut c = self.conn.clone();
         let ids: Vec<u64> = inv.invoke_async(&mut c).await?;
@@ -608,7 +775,14 @@ impl Queue for RedisQueue {
                     inv.arg("r").arg(run).arg(att).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).arg("");
                 }
                 AttemptOutcome::DeadLettered => {
-                    let rec = DeadRecord { w: wire_json(&c.job, 0), r: c.job.run, e: a.error.clone(), at: a.at_ms, n: a.number };
+                    let rec = DeadRecord {
+                        w: wire_json(&c.job, 0),
+                        r: c.job.run,
+                        e: a.error.clone(),
+                        at: a.at_ms,
+                        n: a.number,
+                        z: Some(k.dead_of(c.job.owner.as_deref())),
+                    };
                     inv.arg("x").arg(run).arg(att).arg(a.at_ms).arg(serde_json::to_string(&rec).unwrap_or_default()).arg("");
                 }
             }
@@ -643,9 +817,13 @@ impl Queue for RedisQueue {
         self.backlog.load(Ordering::Relaxed)
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
+    async fn dead_letters(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
+        let set = match &scope {
+            OwnerScope::All => self.keys.dead.clone(),
+            OwnerScope::Of(owner) => self.keys.dead_of(owner.as_deref()),
+        };
         let mut c = self.conn.clone();
-        let ids: Vec<u64> = redis::cmd("ZREVRANGE").arg(&self.keys.dead).arg(0).arg(limit.saturating_sub(1)).query_async(&mut c).await?;
+        let ids: Vec<u64> = redis::cmd("ZREVRANGE").arg(&set).arg(0).arg(limit.saturating_sub(1)).query_async(&mut c).await?;
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -669,10 +847,17 @@ impl Queue for RedisQueue {
             .collect())
     }
 
-    async fn replay(&self, which: Replay) -> Result<u64, NotifyError> {
+    async fn replay(&self, scope: OwnerScope, which: Replay) -> Result<u64, NotifyError> {
+        let (set, only) = match &scope {
+            OwnerScope::All => (self.keys.dead.clone(), String::new()),
+            OwnerScope::Of(owner) => {
+                let s = self.keys.dead_of(owner.as_deref());
+                (s.clone(), s)
+            }
+        };
         let mut c = self.conn.clone();
         let ids: Vec<u64> = match which {
-            Replay::All => redis::cmd("ZRANGE").arg(&self.keys.dead).arg(0).arg(-1).query_async(&mut c).await?,
+            Replay::All => redis::cmd("ZRANGE").arg(&set).arg(0).arg(-1).query_async(&mut c).await?,
             Replay::Ids(ids) => ids.into_iter().filter(|i| i.backend == Backend::Redis).map(|i| i.seq).collect(),
         };
         let mut total = 0;
@@ -683,6 +868,7 @@ impl Queue for RedisQueue {
                 .key(&self.keys.deadmsg)
                 .key(&self.keys.stream)
                 .key(format!("{}:run:", self.keys.prefix))
+                .key(&only)
                 .arg(chunk)
                 .invoke_async(&mut c)
                 .await?;
@@ -732,5 +918,26 @@ impl Queue for RedisQueue {
         let mut c = self.conn.clone();
         let _: i64 = redis::cmd("SADD").arg(&self.keys.cancelled).arg(run).query_async(&mut c).await?;
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_written_by_older_code_still_reads_and_routes_round_trip() {
+        // As the code before routes wrote it: no `e` field.
+        let old = r#"{"i":9,"c":0,"t":"endpoint:ep_1","p":"{\"message_id\":\"msg_1\"}","a":2,"k":5,"f":0.0,"l":0}"#;
+        let job = serde_json::from_str::<Wire>(old).unwrap().into_job("1-0".into()).unwrap();
+        assert_eq!((job.id, job.attempts, job.owner.as_deref(), job.route.as_deref()), (NotificationId::redis(9), 2, None, None));
+        assert_eq!(job.recipient, "endpoint:ep_1");
+        let mut routed = job.clone();
+        routed.route = Some("ep_1".into());
+        routed.owner = Some("alice".into());
+        let back = serde_json::from_str::<Wire>(&wire_json(&routed, 3)).unwrap().into_job(String::new()).unwrap();
+        assert_eq!((back.route.as_deref(), back.owner.as_deref(), back.attempts), (Some("ep_1"), Some("alice"), 3));
+        // Without a route nothing new is written, so older workers read new messages too.
+        assert!(!wire_json(&job, 0).contains("\"e\""));
     }
 }

@@ -20,7 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 
-use super::{run_deltas, Checkpoint, LatencyBuckets, Queue, RunCounters};
+use super::{run_deltas, Checkpoint, LatencyBuckets, OwnerScope, Queue, RunCounters};
 use crate::error::NotifyError;
 use crate::model::*;
 
@@ -33,7 +33,9 @@ const STATE_DELIVERED: i64 = 2;
 const STATE_DEAD: i64 = 3;
 const STATE_CANCELLED: i64 = 4;
 
-const SCHEMA: &str = r#"
+/// Version 1: the schema as it was before versioned migrations (files made then have `user_version`
+/// 0 and exactly these tables; on them every statement here is a no-op).
+const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id INTEGER,
@@ -91,6 +93,74 @@ CREATE TABLE IF NOT EXISTS run_latency (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 2 (issue 14, multi-user isolation):
+/// - idempotency keys are per owner: one unique index for each owner's keys, one for the operator's
+///   (owner NULL), replacing the global one. Existing keys were globally unique, so they stay valid.
+/// - run notifications carry their run's owner (dead letters are listed and replayed per owner with
+///   an index); rows from before get it from `runs`.
+/// - `route`: internal routing (a webhook endpoint id) that only the pipeline's own producers set.
+/// - `owner_usage`: notifications per owner per UTC day, for the daily quota.
+const SCHEMA_V2: &str = r#"
+DROP INDEX IF EXISTS notifications_idem;
+CREATE UNIQUE INDEX notifications_idem_owner ON notifications(owner, idem_key) WHERE idem_key IS NOT NULL AND owner IS NOT NULL;
+CREATE UNIQUE INDEX notifications_idem_operator ON notifications(idem_key) WHERE idem_key IS NOT NULL AND owner IS NULL;
+UPDATE notifications SET owner = (SELECT r.owner FROM runs r WHERE r.id = notifications.run_id)
+    WHERE owner IS NULL AND run_id IS NOT NULL AND state IN (0, 3);
+CREATE INDEX notifications_dead_by_owner ON notifications(owner, done_ms) WHERE state = 3;
+ALTER TABLE notifications ADD COLUMN route TEXT;
+CREATE TABLE owner_usage (
+    owner TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    notifications INTEGER NOT NULL,
+    PRIMARY KEY (owner, day)
+) WITHOUT ROWID;
+"#;
+
+/// The schema's steps, in order: step `i` takes a file from `user_version` i to i + 1. Append new
+/// steps here (never edit a released one); each runs in its own transaction with its version bump.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+
+/// Brings a queue file to the current schema. A file from before versioning (`user_version` 0) may
+/// also lack the `owner` column (added ad hoc once); a file from newer code is refused rather than
+/// guessed at.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), NotifyError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let latest = MIGRATIONS.len() as i64;
+    if current > latest {
+        return Err(NotifyError::internal(
+            "queue file",
+            format!("schema version {current} is newer than this program knows ({latest}); upgrade the program"),
+        ));
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = (|| -> rusqlite::Result<()> {
+            conn.execute_batch(step)?;
+            if i == 0 {
+                // Files made before notifications had an owner get the column (CREATE TABLE IF NOT
+                // EXISTS leaves an existing table as it is).
+                let has_owner: bool = conn.query_row(
+                    "SELECT count(*) > 0 FROM pragma_table_info('notifications') WHERE name = 'owner'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if !has_owner {
+                    conn.execute_batch("ALTER TABLE notifications ADD COLUMN owner TEXT")?;
+                }
+            }
+            conn.pragma_update(None, "user_version", i as i64 + 1)
+        })();
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Handle to the embedded queue; cheap to clone.
 #[derive(Clone)]
 pub struct SqliteQueue {
@@ -147,17 +217,8 @@ impl SqliteQueue {
         // Checkpoint every ~64 MB of WAL instead of 4 MB: pages rewritten in between are copied once.
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(SCHEMA)?;
-        // Files made before notifications had an owner get the column (CREATE TABLE IF NOT EXISTS
-        // leaves an existing table as it is).
-        let has_owner: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info('notifications') WHERE name = 'owner'",
-            [],
-            |r| r.get(0),
-        )?;
-        if !has_owner {
-            conn.execute_batch("ALTER TABLE notifications ADD COLUMN owner TEXT")?;
-        }
+        migrate(&conn)?;
+        crate::quotas::prune_days(&conn)?;
         // State 1 (leased) is no longer written; files from before that change are fixed up here.
         conn.execute("UPDATE notifications SET state = 0 WHERE state = 1", [])?;
         let waiting: i64 = conn.query_row("SELECT count(*) FROM notifications WHERE state = 0", [], |r| r.get(0))?;
@@ -247,14 +308,17 @@ const ROWS_PER_INSERT: usize = 100;
 
 fn multi_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner) VALUES ",
+        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner, route) VALUES ",
     );
     for r in 0..rows {
-        let b = r * 8;
+        let b = r * 9;
         if r > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(?{},?{},?{},?{},?{},?{},?{},?{},?{})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7, b + 8));
+        sql.push_str(&format!(
+            "(?{},?{},?{},?{},?{},?{},?{},?{},?{},?{})",
+            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7, b + 8, b + 9
+        ));
     }
     sql
 }
@@ -270,6 +334,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         created_ms: r.get(6)?,
         sim: SimKnobs { failure_rate: r.get::<_, f64>(7)? as f32, latency_ms: r.get::<_, i64>(8)? as u32 },
         owner: r.get(10)?,
+        route: r.get(11)?,
         receipt: String::new(),
     })
 }
@@ -297,18 +362,24 @@ impl Queue for SqliteQueue {
                 while i < items.len() {
                     if let Some(key) = &items[i].idempotency_key {
                         let it = &items[i];
+                        // Keys are per owner (two partial unique indexes: users' and the operator's).
                         let inserted = conn.prepare_cached(
-                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner, route) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                         )?
-                        .execute(params![it.run, it.channel.code(), it.recipient, it.payload, it.sim.failure_rate as f64, it.sim.latency_ms, now, key, it.owner])?;
+                        .execute(params![it.run, it.channel.code(), it.recipient, it.payload, it.sim.failure_rate as f64, it.sim.latency_ms, now, key, it.owner, it.route])?;
                         if inserted == 1 {
                             added += 1;
                             ids.push(NotificationId::embedded(conn.last_insert_rowid() as u64));
                         } else {
-                            let id: i64 = conn
-                                .prepare_cached("SELECT id FROM notifications WHERE idem_key = ?1")?
-                                .query_row([key], |r| r.get(0))?;
+                            let id: i64 = match &it.owner {
+                                Some(owner) => conn
+                                    .prepare_cached("SELECT id FROM notifications WHERE owner = ?1 AND idem_key = ?2")?
+                                    .query_row(params![owner, key], |r| r.get(0))?,
+                                None => conn
+                                    .prepare_cached("SELECT id FROM notifications WHERE owner IS NULL AND idem_key = ?1")?
+                                    .query_row([key], |r| r.get(0))?,
+                            };
                             ids.push(NotificationId::embedded(id as u64));
                         }
                         i += 1;
@@ -323,9 +394,11 @@ impl Queue for SqliteQueue {
                     let mut stmt = conn.prepare_cached(&multi_insert_sql(chunk.len()))?;
                     let fails: Vec<f64> = chunk.iter().map(|it| it.sim.failure_rate as f64).collect();
                     let codes: Vec<i64> = chunk.iter().map(|it| it.channel.code()).collect();
-                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 8);
+                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 9);
                     for (k, it) in chunk.iter().enumerate() {
-                        values.extend_from_slice(&[&it.run, &codes[k], &it.recipient, &it.payload, &fails[k], &it.sim.latency_ms, &now, &it.owner]);
+                        values.extend_from_slice(&[
+                            &it.run, &codes[k], &it.recipient, &it.payload, &fails[k], &it.sim.latency_ms, &now, &it.owner, &it.route,
+                        ]);
                     }
                     stmt.execute(rusqlite::params_from_iter(values))?;
                     // One writer and AUTOINCREMENT: the rows of one statement get consecutive ids.
@@ -352,7 +425,7 @@ impl Queue for SqliteQueue {
             self.call(move |conn| {
                 let mut l = leases.lock().expect("leases");
                 let mut stmt = conn.prepare_cached(
-                    "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner \
+                    "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route \
                      FROM notifications WHERE state = 0 AND due_ms <= ?1 AND (due_ms, id) > (?2, ?3) \
                      ORDER BY due_ms, id LIMIT ?4",
                 )?;
@@ -499,34 +572,50 @@ impl Queue for SqliteQueue {
         self.backlog.load(Ordering::Relaxed)
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
+    async fn dead_letters(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(
+            // The owner is filtered in the query (index on owner, done_ms), so one user's old dead letters
+            // are found however many newer ones other users have.
+            let (filter, owner) = match &scope {
+                OwnerScope::All => ("", None),
+                OwnerScope::Of(Some(o)) => ("AND owner = ?2", Some(o.as_str())),
+                OwnerScope::Of(None) => ("AND owner IS NULL", None),
+            };
+            let sql = format!(
                 "SELECT id, run_id, channel, recipient, attempts, last_error, done_ms FROM notifications \
-                 WHERE state = 3 ORDER BY done_ms DESC LIMIT ?1",
-            )?;
-            let rows = stmt
-                .query_map([limit as i64], |r| {
-                    Ok(DeadLetter {
-                        id: NotificationId::embedded(r.get::<_, i64>(0)? as u64),
-                        run: r.get(1)?,
-                        channel: Channel::from_code(r.get(2)?).unwrap_or(Channel::Noop),
-                        recipient: r.get(3)?,
-                        attempts: r.get::<_, i64>(4)? as u32,
-                        last_error: r.get(5)?,
-                        dead_at_ms: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+                 WHERE state = 3 {filter} ORDER BY done_ms DESC LIMIT ?1"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let row = |r: &rusqlite::Row<'_>| {
+                Ok(DeadLetter {
+                    id: NotificationId::embedded(r.get::<_, i64>(0)? as u64),
+                    run: r.get(1)?,
+                    channel: Channel::from_code(r.get(2)?).unwrap_or(Channel::Noop),
+                    recipient: r.get(3)?,
+                    attempts: r.get::<_, i64>(4)? as u32,
+                    last_error: r.get(5)?,
+                    dead_at_ms: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                })
+            };
+            let rows = match owner {
+                Some(o) => stmt.query_map(params![limit as i64, o], row)?.collect::<Result<Vec<_>, _>>()?,
+                None => stmt.query_map(params![limit as i64], row)?.collect::<Result<Vec<_>, _>>()?,
+            };
             Ok(rows)
         })
         .await
     }
 
-    async fn replay(&self, which: Replay) -> Result<u64, NotifyError> {
+    async fn replay(&self, scope: OwnerScope, which: Replay) -> Result<u64, NotifyError> {
         let ids: Option<Vec<i64>> = match which {
             Replay::All => None,
             Replay::Ids(ids) => Some(ids.into_iter().filter_map(|id| embedded_seq(id).ok()).collect()),
+        };
+        // 0: every owner's; 1: the operator's (owner NULL); 2: the owner ?4's.
+        let (mode, owner): (i64, Option<String>) = match scope {
+            OwnerScope::All => (0, None),
+            OwnerScope::Of(None) => (1, None),
+            OwnerScope::Of(Some(o)) => (2, Some(o)),
         };
         let (backlog, leases) = (self.backlog.clone(), self.leases.clone());
         let n = self
@@ -536,9 +625,12 @@ impl Queue for SqliteQueue {
                 let mut replay_one = |id: Option<i64>| -> Result<u64, NotifyError> {
                     // A fresh attempt budget; the earlier attempts stay in the history.
                     let sql = "UPDATE notifications SET state = 0, attempts = 0, due_ms = ?1 \
-                               WHERE state = 3 AND (?2 IS NULL OR id = ?2) RETURNING run_id";
+                               WHERE state = 3 AND (?2 IS NULL OR id = ?2) \
+                               AND (?3 = 0 OR (?3 = 1 AND owner IS NULL) OR (?3 = 2 AND owner = ?4)) RETURNING run_id";
                     let mut stmt = conn.prepare_cached(sql)?;
-                    let runs = stmt.query_map(params![now, id], |r| r.get::<_, Option<i64>>(0))?.collect::<Result<Vec<_>, _>>()?;
+                    let runs = stmt
+                        .query_map(params![now, id, mode, owner], |r| r.get::<_, Option<i64>>(0))?
+                        .collect::<Result<Vec<_>, _>>()?;
                     for r in &runs {
                         *per_run.entry(*r).or_default() += 1;
                     }
