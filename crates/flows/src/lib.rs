@@ -28,7 +28,7 @@ pub use definition::{Action, Format, RetryPolicy, StatusMatch, StepDef, Workflow
 pub use engine::{Engine, EngineConfig};
 pub use error::{FieldError, FlowsError};
 pub use host::{HttpRequest, ResolvedAction, StepContext, StepError, StepHost};
-pub use http::{HttpCaller, UrlCheck};
+pub use http::{HttpCaller, HttpPolicy, UrlCheck};
 pub use run::{
     AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunRecord, RunState, RunStatus, RunSummary, StepState, StepStatus,
     Timeline, TimelineEntry,
