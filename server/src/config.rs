@@ -53,6 +53,32 @@ pub struct Settings {
     /// `inbound.sources.<name>.workflow` (`<username>/<workflow>` to start on each webhook).
     #[serde(default)]
     pub hooks: hooks::HooksConfig,
+    /// Workflow `http` steps (`APP_FLOWS__…`): their own address allowlist, separate from the webhooks'.
+    #[serde(default)]
+    pub flows: FlowsSettings,
+}
+
+/// Where workflow `http` steps may go. Only public addresses unless `allow_networks` says otherwise, and
+/// never this app's own listen address nor anything in `deny_addresses`, whatever the allowlist says
+/// (a step must not reach the app behind nginx's back, or nginx itself with forged proxy headers).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FlowsSettings {
+    /// Networks (CIDRs) steps may reach although not public (`APP_FLOWS__ALLOW_NETWORKS`, comma-separated).
+    /// `APP_HOOKS__ALLOW_NETWORKS` does not apply to workflows.
+    pub allow_networks: Vec<String>,
+    /// `ip:port` socket addresses refused besides the app's own listen address: nginx's (`127.0.0.1:443`),
+    /// other instances'. `0.0.0.0:port` refuses that port on every address.
+    pub deny_addresses: Vec<String>,
+    /// Outbound `http` step requests one owner may start per second on one instance (the product must
+    /// not become a reflector); beyond it the attempt fails as retryable (`rate_limited`). 0: no limit.
+    pub http_requests_per_sec: u32,
+}
+
+impl Default for FlowsSettings {
+    fn default() -> Self {
+        Self { allow_networks: vec![], deny_addresses: vec![], http_requests_per_sec: 10 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +143,8 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("allowed_origins")
+                    .with_list_parse_key("flows.allow_networks")
+                    .with_list_parse_key("flows.deny_addresses")
                     .try_parsing(true),
             )
             .build()?
@@ -194,6 +222,18 @@ impl Settings {
         own.or_else(|| self.notify.redis_url.clone().filter(|u| !u.trim().is_empty()))
     }
 
+    /// The guard for workflow `http` steps: `flows.allow_networks`, and `listen` (the app's own address)
+    /// plus `flows.deny_addresses` refused whatever it allows.
+    pub fn flows_guard(&self, listen: std::net::SocketAddr) -> Result<hooks::UrlGuard, String> {
+        let clean = |v: &[String]| v.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+        let mut denied = vec![listen];
+        for a in clean(&self.flows.deny_addresses) {
+            denied.push(a.parse().map_err(|_| format!("flows.deny_addresses: {a:?} is not an ip:port socket address"))?);
+        }
+        let guard = hooks::UrlGuard::for_setting("flows.allow_networks", &clean(&self.flows.allow_networks)).map_err(|e| e.to_string())?;
+        Ok(guard.deny_sockets(denied))
+    }
+
     pub fn cookie_secure(&self) -> bool {
         self.session.cookie_secure.unwrap_or(self.mode == Mode::Production)
     }
@@ -243,6 +283,28 @@ mod tests {
         assert_eq!(s.notify_config().queue_url, "sqlite://data/notify.db");
         s.notify.queue_url = "sqlite://q.db".into();
         assert_eq!(s.notify_config().queue_url, "sqlite://q.db");
+    }
+
+    #[test]
+    fn workflows_have_their_own_allowlist_and_never_reach_the_app_itself() {
+        let mut s = Settings::defaults();
+        assert!(s.flows.allow_networks.is_empty(), "public addresses only by default");
+        assert_eq!(s.flows.http_requests_per_sec, 10);
+        let listen: std::net::SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        s.hooks.allow_networks = vec!["127.0.0.0/8".into()];
+        let g = s.flows_guard(listen).unwrap();
+        assert!(g.check_syntax("http://127.0.0.1:3100/").is_err(), "the webhooks' allowlist does not open loopback to workflows");
+        s.flows.allow_networks = vec!["127.0.0.0/8".into()];
+        s.flows.deny_addresses = vec!["127.0.0.1:443".into(), " ".into()];
+        let g = s.flows_guard(listen).unwrap();
+        g.check_syntax("http://127.0.0.1:3100/").unwrap();
+        assert!(g.check_syntax("http://127.0.0.1:3000/metrics").is_err(), "the app's own listener");
+        assert!(g.check_syntax("https://127.0.0.1/").is_err(), "a denied address (nginx)");
+        s.flows.deny_addresses = vec!["nginx".into()];
+        assert!(s.flows_guard(listen).unwrap_err().contains("flows.deny_addresses"));
+        s.flows.deny_addresses = vec![];
+        s.flows.allow_networks = vec!["10.0.0.0/99".into()];
+        assert!(s.flows_guard(listen).unwrap_err().contains("flows.allow_networks"));
     }
 
     #[test]

@@ -95,7 +95,9 @@ impl AppState {
         // becomes that owner's `notification.delivered` / `notification.dead_lettered` event.
         notify.add_attempt_observer(hooks.notification_events(|job| job.owner.clone()));
         let inbound = Arc::new(hooks::InboundVerifier::new(pool.clone(), &settings.hooks.inbound).map_err(|e| internal("inbound webhooks", &e))?);
-        let host = crate::api::host::ServerHost::new(notify.clone(), hooks.clone(), pool.clone());
+        let flows_guard = settings.flows_guard(leptos_options.site_addr).map_err(|e| internal("workflows", &e))?;
+        let host = crate::api::host::ServerHost::new(notify.clone(), hooks.clone(), pool.clone(), flows_guard)
+            .with_http_rate(settings.flows.http_requests_per_sec);
         let engine_config = flows::EngineConfig {
             instance_id: settings.instance_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("server-{}", std::process::id())),
             ..Default::default()

@@ -17,11 +17,35 @@ const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 2000;
 const MAX_URL: usize = 2048;
 const MAX_HEADERS: usize = 32;
-const MAX_TIMEOUT_MS: u64 = 60 * 60 * 1000;
+/// One attempt holds one of the engine's run slots for as long as it takes: a minute at most, so slow
+/// (or deliberately stalling) targets cannot keep everyone's workflows waiting.
+pub const MAX_TIMEOUT_MS: u64 = 60 * 1000;
 /// Delays and inbound waits can be long (a CRM may confirm the next day) but not unbounded.
 const MAX_WAIT_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 const MAX_INTERVAL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 const HTTP_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// Headers a step may not set: they steer routing and client-address trust in front of a server
+/// (our own nginx included) or the framing of the request itself.
+const FORBIDDEN_HEADERS: [&str; 11] = [
+    "host",
+    "x-real-ip",
+    "forwarded",
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
+
+/// Is this a header a workflow step may not set (`FORBIDDEN_HEADERS`, or any `X-Forwarded-…`)?
+pub fn forbidden_header(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    FORBIDDEN_HEADERS.contains(&name.as_str()) || name.starts_with("x-forwarded-")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -346,7 +370,10 @@ impl WorkflowDefinition {
                     err(format!("{at}.url"), format!("must be at most {MAX_URL} bytes"));
                 } else if !(lower.starts_with("http://") || lower.starts_with("https://")) {
                     err(format!("{at}.url"), "must start with http:// or https://".into());
-                } else if !url.contains("{{") && url::Url::parse(url).is_err() {
+                } else if template::url_origin(url).contains("{{") {
+                    // A value from a run's input must never choose where the request goes.
+                    err(format!("{at}.url"), "the scheme, host and port must not be templated (only the path, query and fragment)".into());
+                } else if url::Url::parse(&template::placeholders(url)).is_err() {
                     err(format!("{at}.url"), "is not a valid URL".into());
                 }
                 templated(err, "url", text(url));
@@ -356,6 +383,10 @@ impl WorkflowDefinition {
                 for (k, v) in headers {
                     if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
                         err(format!("{at}.headers.{k}"), "is not a valid header name".into());
+                    } else if forbidden_header(k) {
+                        err(format!("{at}.headers.{k}"), "a workflow step may not set this header".into());
+                    } else if http::HeaderValue::from_str(&template::placeholders(v)).is_err() {
+                        err(format!("{at}.headers.{k}"), "is not a valid header value (visible ASCII only, no line breaks)".into());
                     }
                     templated(err, &format!("headers.{k}"), text(v));
                 }
@@ -530,7 +561,7 @@ action = { type = "wait_inbound", source = "crm", correlation = "{{run.id}}", ti
             "steps[0].action.method: must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
             "steps[0].action.url: must start with http:// or https://",
             "steps[1].name: duplicate step name \"a\"",
-            "steps[1].timeout_ms: must be between 1 and 3600000",
+            "steps[1].timeout_ms: must be between 1 and 60000",
             "steps[1].action.args: step \"c\" does not run before this one",
             "steps[2].retry.max_interval_ms: must be between initial_interval_ms and 604800000",
             "steps[2].retry.backoff_coefficient: must be between 1.0 and 10.0",
@@ -542,6 +573,50 @@ action = { type = "wait_inbound", source = "crm", correlation = "{{run.id}}", ti
             "steps[4].action.expect_status[0]: must be a status (201), a class (\"2xx\") or a range (\"200-299\")",
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_step_timeout_above_a_minute_is_refused() {
+        let at = |ms: u64| json!({"name": "t", "steps": [{"name": "a", "timeout_ms": ms, "action": {"type": "call", "name": "f"}}]}).to_string();
+        WorkflowDefinition::from_json(&at(60_000)).unwrap();
+        assert_eq!(fields(WorkflowDefinition::from_json(&at(60_001)).unwrap_err()), ["steps[0].timeout_ms: must be between 1 and 60000"]);
+        assert_eq!(fields(WorkflowDefinition::from_json(&at(3_600_000)).unwrap_err()), ["steps[0].timeout_ms: must be between 1 and 60000"]);
+        let d = WorkflowDefinition::from_json(r#"{"name":"t","steps":[{"name":"a","action":{"type":"call","name":"f"}}]}"#).unwrap();
+        assert_eq!(d.steps[0].timeout_ms, 30_000, "the default stays");
+    }
+
+    #[test]
+    fn proxy_and_framing_headers_are_refused_by_field() {
+        let with = |h: Value, compensate_h: Value| json!({"name": "t", "steps": [
+            {"name": "a", "action": {"type": "delay", "ms": 1}},
+            {"name": "b", "action": {"type": "http", "url": "https://api.example.com/x", "headers": h},
+             "compensate": {"type": "http", "url": "https://api.example.com/y", "headers": compensate_h}}]}).to_string();
+        let hostile = json!({"Host": "app.internal", "X-Real-IP": "127.0.0.1", "x-forwarded-proto": "https", "Forwarded": "for=1.2.3.4",
+            "Connection": "close", "Transfer-Encoding": "chunked", "Content-Length": "0", "X-Run": "{{run.id}}"});
+        let got = fields(WorkflowDefinition::from_json(&with(hostile, json!({"X-Forwarded-For": "1.2.3.4"}))).unwrap_err());
+        let refused = |k: &str| format!("steps[1].action.headers.{k}: a workflow step may not set this header");
+        let mut want: Vec<String> =
+            ["Connection", "Content-Length", "Forwarded", "Host", "Transfer-Encoding", "X-Real-IP", "x-forwarded-proto"].iter().map(|k| refused(*k)).collect();
+        want.push("steps[1].compensate.headers.X-Forwarded-For: a workflow step may not set this header".into());
+        assert_eq!(got, want);
+        WorkflowDefinition::from_json(&with(json!({"Authorization": "Bearer {{input.token}}", "X-Run": "{{run.id}}"}), json!({}))).unwrap();
+        let bad_value = fields(WorkflowDefinition::from_json(&with(json!({"X-A": "a\r\nHost: evil"}), json!({}))).unwrap_err());
+        assert!(bad_value[0].starts_with("steps[1].action.headers.X-A: is not a valid header value"), "{bad_value:?}");
+    }
+
+    #[test]
+    fn the_host_of_a_url_is_never_templated() {
+        let url = |u: &str| json!({"name": "t", "input": ["h"], "steps": [{"name": "a", "action": {"type": "http", "url": u}}]}).to_string();
+        for u in ["https://{{input.h}}/x", "https://api.{{input.h}}/x", "https://api.example.com:{{input.h}}/x", "https://api.example.com{{input.h}}",
+            "http://user:{{input.h}}@api.example.com/", "https://{{input.h}}"]
+        {
+            let got = fields(WorkflowDefinition::from_json(&url(u)).unwrap_err());
+            assert_eq!(got, ["steps[0].action.url: the scheme, host and port must not be templated (only the path, query and fragment)"], "{u}");
+        }
+        for u in ["https://api.example.com/users/{{input.h}}?q={{input.h}}#{{input.h}}", "https://api.example.com:8443/{{input.h}}"] {
+            WorkflowDefinition::from_json(&url(u)).unwrap_or_else(|e| panic!("{u}: {e}"));
+        }
+        assert_eq!(fields(WorkflowDefinition::from_json(&url("https://exa mple.com/{{input.h}}")).unwrap_err()), ["steps[0].action.url: is not a valid URL"]);
     }
 
     #[test]

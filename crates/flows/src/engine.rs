@@ -276,7 +276,8 @@ impl Inner {
         if !self.save(run, &ops).await? {
             return Ok(Flow::Park);
         }
-        let timeout = Duration::from_millis(step.timeout_ms);
+        // Definitions stored before the ceiling was lowered keep their timeout_ms: held to it here.
+        let timeout = Duration::from_millis(step.timeout_ms.min(crate::definition::MAX_TIMEOUT_MS));
         let ctx = StepContext {
             run_id: run.rec.id.clone(),
             owner: run.rec.owner.clone(),
@@ -573,8 +574,8 @@ fn resolve(action: &Action, scope: &OwnedScope) -> Result<ResolvedAction, String
     Ok(match action {
         Action::Http { method, url, headers, body, expect_status } => ResolvedAction::Http(HttpRequest {
             method: method.clone(),
-            url: s.render_str(url)?,
-            headers: headers.iter().map(|(k, v)| Ok((k.clone(), s.render_str(v)?))).collect::<Result<_, String>>()?,
+            url: s.render_url(url)?,
+            headers: headers.iter().map(|(k, v)| Ok((k.clone(), s.render_header(v)?))).collect::<Result<_, String>>()?,
             body: body.as_ref().map(|b| s.render_value(b)).transpose()?,
             expect_status: expect_status.clone(),
         }),

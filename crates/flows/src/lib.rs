@@ -28,7 +28,9 @@ pub use definition::{Action, Format, RetryPolicy, StatusMatch, StepDef, Workflow
 pub use engine::{Engine, EngineConfig};
 pub use error::{FieldError, FlowsError};
 pub use host::{HttpRequest, ResolvedAction, StepContext, StepError, StepHost};
-pub use http::{HttpCaller, UrlCheck};
+pub use http::{HttpCaller, HttpPolicy, UrlCheck};
+/// The HTTP client `HttpPolicy` speaks of (its resolver and error types), for hosts implementing it.
+pub use reqwest;
 pub use run::{
     AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunRecord, RunState, RunStatus, RunSummary, StepState, StepStatus,
     Timeline, TimelineEntry,

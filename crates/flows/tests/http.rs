@@ -109,3 +109,100 @@ async fn an_http_step_retries_a_503_and_its_response_is_the_step_output() {
         engine.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn proxy_and_framing_headers_are_refused_at_execution_too() {
+    // Definitions saved before the rule was: the caller refuses them before connecting.
+    let (base, seen) = scripted_server(vec![]).await;
+    let caller = HttpCaller::new(HttpCaller::allow_all());
+    for (k, v) in [("Host", "app.internal"), ("x-forwarded-for", "127.0.0.1"), ("X-Real-IP", "127.0.0.1"), ("Forwarded", "for=1"), ("Content-Length", "0"),
+        ("Transfer-Encoding", "chunked"), ("Connection", "close"), ("x-a", "a\r\nHost: evil")]
+    {
+        let mut r = request(&base);
+        r.headers.push((k.into(), v.into()));
+        let e = caller.call(&r, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.retryable), ("header_refused", false), "{k}: {e:?}");
+    }
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+/// Resolves every name to one address, or refuses it, for the connection only.
+struct FixedResolver(Option<std::net::SocketAddr>);
+
+#[derive(Debug)]
+struct Refused;
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused")
+    }
+}
+impl std::error::Error for Refused {}
+
+impl reqwest::dns::Resolve for FixedResolver {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let answer = self.0;
+        Box::pin(async move {
+            match answer {
+                Some(a) => Ok(Box::new(std::iter::once(a)) as reqwest::dns::Addrs),
+                None => Err(Box::new(Refused) as Box<dyn std::error::Error + Send + Sync>),
+            }
+        })
+    }
+}
+
+struct ConnectPolicy(Option<std::net::SocketAddr>);
+
+#[async_trait]
+impl HttpPolicy for ConnectPolicy {
+    async fn check(&self, _url: &url::Url) -> Result<(), String> {
+        Ok(())
+    }
+    fn resolver(&self, _url: &url::Url) -> Option<Arc<dyn reqwest::dns::Resolve>> {
+        Some(Arc::new(FixedResolver(self.0)))
+    }
+    fn refused(&self, e: &reqwest::Error) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(s) = source {
+            if s.is::<Refused>() {
+                return true;
+            }
+            source = s.source();
+        }
+        false
+    }
+}
+
+#[tokio::test]
+async fn the_connection_goes_through_the_policy_resolver_and_its_refusal_is_final() {
+    let (base, seen) = scripted_server(vec![(200, "", "ok")]).await;
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let url = format!("http://crm.example.com:{}/x", addr.port());
+    let to_local = HttpCaller::with_policy(Arc::new(ConnectPolicy(Some(addr))));
+    assert_eq!(to_local.call(&request(&url), Duration::from_secs(5)).await.unwrap()["status"], 200);
+    assert!(seen.lock().unwrap()[0].contains("host: crm.example.com"), "the name went through the policy's resolver");
+    let refusing = HttpCaller::with_policy(Arc::new(ConnectPolicy(None)));
+    let e = refusing.call(&request(&url), Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!((e.code.as_str(), e.retryable), ("url_rejected", false), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_values_are_data_in_the_path_query_and_headers() {
+    for db in db::testing::engines().await {
+        let (base, seen) = scripted_server(vec![(200, "", "{}")]).await;
+        let store = store(&db).await;
+        let engine = Engine::new(store.clone(), Arc::new(HttpHost(HttpCaller::new(HttpCaller::allow_all()))), config("t"));
+        engine.spawn().await;
+        let d = def(json!({"name": "tpl", "steps": [{"name": "crm", "retry": {"max_attempts": 1}, "action": {"type": "http", "method": "GET",
+            "url": format!("{base}/customers/{{{{input.id}}}}?q={{{{input.q}}}}"), "headers": {"x-tag": "{{input.tag}}"}}}]}));
+        let id = engine.start_run("alice", inline(d.clone(), json!({"id": "../admin", "q": "a&admin=1", "tag": "t1"}))).await.unwrap();
+        wait_status(&store, "alice", &id, RunStatus::Completed).await;
+        let head = seen.lock().unwrap()[0].clone();
+        assert!(head.starts_with("GET /customers/..%2Fadmin?q=a%26admin%3D1 HTTP/1.1"), "{head}");
+        // A header value that would start a header of its own fails the step before anything is sent.
+        let id = engine.start_run("alice", inline(d, json!({"id": "1", "q": "", "tag": "x\r\nHost: evil"}))).await.unwrap();
+        let run = wait_status(&store, "alice", &id, RunStatus::Failed).await;
+        assert_eq!(run.error_code.as_deref(), Some("template"), "{run:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        engine.shutdown().await;
+    }
+}

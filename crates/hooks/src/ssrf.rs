@@ -2,9 +2,13 @@
 //! registered or changed (the name is resolved and every address checked) and again at connect time
 //! through notify's [`AddressPolicy`], so a name re-pointed at a private address later (DNS rebinding)
 //! is still refused. An allowlist of networks in config lets tests (and deliberate internal targets) in.
+//! Workflow `http` steps use a second guard of the same kind with their own allowlist, a list of socket
+//! addresses that stay refused whatever it allows (the app's own listener, nginx's), and per-request
+//! port-aware connect-time checks ([`UrlGuard::for_port`]).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::HooksError;
 
@@ -118,21 +122,47 @@ fn refused_name(host: &str) -> Option<&'static str> {
     }
 }
 
+/// Resolves a host name (tests plug in one that answers what they like; the system resolver otherwise).
+pub type Lookup = Arc<dyn Fn(&str) -> notify::BoxFuture<'static, std::io::Result<Vec<IpAddr>>> + Send + Sync>;
+
 /// Checks endpoint URLs and, as notify's [`AddressPolicy`], every address a delivery connects to.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct UrlGuard {
     allow: Vec<Network>,
+    /// Socket addresses refused whatever `allow` says; an unspecified address (`0.0.0.0:3000`) stands
+    /// for every address on that port, as a listener bound to it answers on all of them.
+    denied: Vec<SocketAddr>,
+    lookup: Option<Lookup>,
+}
+
+impl std::fmt::Debug for UrlGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlGuard").field("allow", &self.allow).field("denied", &self.denied).finish_non_exhaustive()
+    }
 }
 
 impl UrlGuard {
     /// `allow`: networks permitted even though they are not public (e.g. `127.0.0.1/32` for tests).
     pub fn new(allow: &[String]) -> Result<Self, HooksError> {
-        let allow = allow
-            .iter()
-            .map(|s| s.parse::<Network>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| HooksError::invalid("hooks.allow_networks", e))?;
-        Ok(Self { allow })
+        Self::for_setting("hooks.allow_networks", allow)
+    }
+
+    /// [`new`](Self::new) for another setting (its name goes in the error).
+    pub fn for_setting(setting: &str, allow: &[String]) -> Result<Self, HooksError> {
+        let allow = allow.iter().map(|s| s.parse::<Network>()).collect::<Result<Vec<_>, _>>().map_err(|e| HooksError::invalid(setting, e))?;
+        Ok(Self { allow, ..Self::default() })
+    }
+
+    /// Refuses these socket addresses even when `allow` covers them (the app's own listener).
+    pub fn deny_sockets(mut self, denied: Vec<SocketAddr>) -> Self {
+        self.denied = denied;
+        self
+    }
+
+    /// Resolves names with `lookup` instead of the system resolver, in the pre-check and at connect time.
+    pub fn with_lookup(mut self, lookup: Lookup) -> Self {
+        self.lookup = Some(lookup);
+        self
     }
 
     /// Public unicast, or inside an allowed network.
@@ -140,9 +170,33 @@ impl UrlGuard {
         refusal(ip).is_none() || self.allow.iter().any(|n| n.contains(ip))
     }
 
-    fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
+    /// [`permits`](Self::permits), and not one of the denied socket addresses.
+    pub fn permits_socket(&self, ip: IpAddr, port: u16) -> bool {
+        self.permits(ip) && !self.is_denied(ip, port)
+    }
+
+    fn is_denied(&self, ip: IpAddr, port: u16) -> bool {
+        let ip = ip.to_canonical();
+        self.denied.iter().any(|d| d.port() == port && (d.ip().is_unspecified() || d.ip().to_canonical() == ip))
+    }
+
+    /// The connect-time policy for one request to `port` (reqwest's resolver never sees the port).
+    pub fn for_port(&self, port: u16) -> PortPolicy {
+        PortPolicy { guard: self.clone(), port }
+    }
+
+    async fn resolve(&self, name: &str, port: u16) -> Vec<IpAddr> {
+        let found = match &self.lookup {
+            Some(lookup) => lookup(name).await,
+            None => tokio::net::lookup_host((name, port)).await.map(|a| a.map(|a| a.ip()).collect()),
+        };
+        found.unwrap_or_default()
+    }
+
+    fn check_ip(&self, ip: IpAddr, port: u16) -> Result<(), String> {
         match refusal(ip) {
             Some(why) if !self.allow.iter().any(|n| n.contains(ip)) => Err(format!("points at {why}")),
+            _ if self.is_denied(ip, port) => Err("points at this service's own address".into()),
             _ => Ok(()),
         }
     }
@@ -161,10 +215,11 @@ impl UrlGuard {
         if url.port() == Some(0) {
             return Err("must not use port 0".into());
         }
+        let port = url.port_or_known_default().unwrap_or(443);
         match url.host() {
             None => Err("must have a host".into()),
-            Some(url::Host::Ipv4(ip)) => self.check_ip(ip.into()).map(|_| url.clone()),
-            Some(url::Host::Ipv6(ip)) => self.check_ip(ip.into()).map(|_| url.clone()),
+            Some(url::Host::Ipv4(ip)) => self.check_ip(ip.into(), port).map(|_| url.clone()),
+            Some(url::Host::Ipv6(ip)) => self.check_ip(ip.into(), port).map(|_| url.clone()),
             Some(url::Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 match refused_name(&name) {
@@ -181,26 +236,47 @@ impl UrlGuard {
         let url = self.check_syntax(raw).map_err(|m| HooksError::invalid("url", m))?;
         if let Some(url::Host::Domain(name)) = url.host() {
             let port = url.port_or_known_default().unwrap_or(443);
-            let addrs: Vec<IpAddr> = match tokio::net::lookup_host((name, port)).await {
-                Ok(a) => a.map(|a| a.ip()).collect(),
-                Err(_) => vec![],
-            };
-            self.check_resolved(&addrs).map_err(|m| HooksError::invalid("url", m))?;
+            let addrs = self.resolve(name, port).await;
+            self.check_resolved(&addrs, port).map_err(|m| HooksError::invalid("url", m))?;
         }
         Ok(url)
     }
 
-    fn check_resolved(&self, addrs: &[IpAddr]) -> Result<(), String> {
+    fn check_resolved(&self, addrs: &[IpAddr], port: u16) -> Result<(), String> {
         if addrs.is_empty() {
             return Err("has a host name that does not resolve".into());
         }
-        addrs.iter().try_for_each(|ip| self.check_ip(*ip).map_err(|m| format!("resolves to an address that {m}")))
+        addrs.iter().try_for_each(|ip| self.check_ip(*ip, port).map_err(|m| format!("resolves to an address that {m}")))
     }
 }
 
 impl notify::AddressPolicy for UrlGuard {
     fn permits(&self, ip: IpAddr) -> bool {
         UrlGuard::permits(self, ip)
+    }
+
+    fn lookup<'a>(&'a self, host: &'a str) -> notify::BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
+        match &self.lookup {
+            Some(lookup) => lookup(host),
+            None => Box::pin(async move { Ok(tokio::net::lookup_host((host, 0)).await?.map(|a| a.ip()).collect()) }),
+        }
+    }
+}
+
+/// [`UrlGuard`] for connections to one port: denied socket addresses are judged too.
+#[derive(Debug, Clone)]
+pub struct PortPolicy {
+    guard: UrlGuard,
+    port: u16,
+}
+
+impl notify::AddressPolicy for PortPolicy {
+    fn permits(&self, ip: IpAddr) -> bool {
+        self.guard.permits_socket(ip, self.port)
+    }
+
+    fn lookup<'a>(&'a self, host: &'a str) -> notify::BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
+        notify::AddressPolicy::lookup(&self.guard, host)
     }
 }
 
@@ -316,10 +392,10 @@ mod tests {
         let g = strict();
         let public: IpAddr = "93.184.216.34".parse().unwrap();
         let private: IpAddr = "10.0.0.7".parse().unwrap();
-        g.check_resolved(&[public]).unwrap();
-        let e = g.check_resolved(&[public, private]).unwrap_err();
+        g.check_resolved(&[public], 443).unwrap();
+        let e = g.check_resolved(&[public, private], 443).unwrap_err();
         assert!(e.contains("private network"), "{e}");
-        assert!(g.check_resolved(&[]).unwrap_err().contains("does not resolve"));
+        assert!(g.check_resolved(&[], 443).unwrap_err().contains("does not resolve"));
     }
 
     #[tokio::test]
@@ -341,5 +417,39 @@ mod tests {
         assert!(!AddressPolicy::permits(&guard, "127.0.0.2".parse().unwrap()));
         assert!(!AddressPolicy::permits(&guard, "169.254.169.254".parse().unwrap()));
         assert!(AddressPolicy::permits(&guard, "93.184.216.34".parse().unwrap()));
+    }
+
+    #[test]
+    fn denied_sockets_stay_refused_whatever_the_allowlist_says_port_by_port() {
+        use notify::AddressPolicy;
+        let guard = UrlGuard::for_setting("flows.allow_networks", &["127.0.0.0/8".into()])
+            .unwrap()
+            .deny_sockets(vec!["127.0.0.1:3000".parse().unwrap(), "0.0.0.0:8443".parse().unwrap()]);
+        let e = guard.check_syntax("http://127.0.0.1:3000/metrics").unwrap_err();
+        assert!(e.contains("own address"), "{e}");
+        assert!(guard.check_syntax("http://[::ffff:127.0.0.1]:3000/").is_err(), "the mapped form is the same socket");
+        assert!(guard.check_syntax("https://127.0.0.5:8443/").is_err(), "an unspecified listener answers on every address");
+        assert!(guard.check_syntax("https://93.184.216.34:8443/").is_err());
+        guard.check_syntax("http://127.0.0.1:3001/").unwrap();
+        guard.check_syntax("http://127.0.0.2:3000/").unwrap();
+        // At connect time, through the resolver: the same address is refused on the denied port only.
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!guard.for_port(3000).permits(ip));
+        assert!(guard.for_port(3001).permits(ip));
+        assert!(!guard.for_port(3001).permits("169.254.169.254".parse().unwrap()));
+        let e = UrlGuard::for_setting("flows.allow_networks", &["nope".into()]).unwrap_err();
+        assert_eq!(e.field_errors()[0].field, "flows.allow_networks");
+    }
+
+    #[tokio::test]
+    async fn a_plugged_in_resolver_answers_the_check_and_the_connect_time_lookup() {
+        use notify::AddressPolicy;
+        let guard = UrlGuard::default().with_lookup(Arc::new(|name: &str| -> notify::BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
+            let answer: Vec<IpAddr> = if name == "rebind.example.com" { vec!["10.0.0.1".parse().unwrap()] } else { vec![] };
+            Box::pin(async move { Ok(answer) })
+        }));
+        let e = guard.check("http://rebind.example.com/").await.unwrap_err();
+        assert!(e.to_string().contains("private network"), "{e}");
+        assert_eq!(guard.for_port(80).lookup("rebind.example.com").await.unwrap(), vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
     }
 }

@@ -57,6 +57,12 @@ pub trait WebhookTargets: Send + Sync {
 /// to at connect time, and to IP-literal URLs before the request.
 pub trait AddressPolicy: Send + Sync {
     fn permits(&self, ip: IpAddr) -> bool;
+
+    /// Turns a host name into addresses: the system resolver, unless the policy brings its own (a test
+    /// resolver that answers differently each time, to prove rebinding is caught at connect time).
+    fn lookup<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, 0)).await?.map(|a| a.ip()).collect()) })
+    }
 }
 
 /// Targets and the address policy their deliveries are held to (the configured URL is not: it is the
@@ -93,14 +99,21 @@ pub struct DeliveryExtensions {
 }
 
 /// A DNS resolver for reqwest that drops the addresses the policy refuses, so a host name that resolves
-/// to a private address (at registration or later, DNS rebinding) is never connected to.
-pub(crate) struct GuardedResolver {
+/// to a private address (at registration or later, DNS rebinding) is never connected to. Public so
+/// other HTTP clients (workflow `http` steps) connect under the same rule.
+pub struct GuardedResolver {
     pub policy: Arc<dyn AddressPolicy>,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: Arc<dyn AddressPolicy>) -> Self {
+        Self { policy }
+    }
 }
 
 /// The error behind a refused connection, found again in reqwest's error chain.
 #[derive(Debug)]
-pub(crate) struct AddressRefused;
+pub struct AddressRefused;
 
 impl std::fmt::Display for AddressRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,8 +128,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| policy.permits(a.ip())).collect();
+            let found = policy.lookup(&host).await?;
+            let allowed: Vec<SocketAddr> = found.into_iter().filter(|ip| policy.permits(*ip)).map(|ip| SocketAddr::new(ip, 0)).collect();
             if allowed.is_empty() {
                 return Err(Box::new(AddressRefused) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -126,7 +139,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 /// Was this request error caused by the address policy?
-pub(crate) fn refused_by_policy(e: &reqwest::Error) -> bool {
+pub fn refused_by_policy(e: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.is::<AddressRefused>() {

@@ -1,33 +1,91 @@
 //! What workflow steps do in this product (`flows::StepHost`): HTTP calls behind the SSRF guard,
 //! notifications through the pipeline, events through the webhook endpoints, and the two functions the
 //! onboarding example calls (`create_account`, `delete_account`, on a demo customers table). When a run
-//! finishes, `workflow.completed` or `workflow.failed` goes to the owner's endpoints.
+//! finishes, `workflow.completed` or `workflow.failed` goes to the owner's endpoints. Internal failures
+//! reach the run's timeline as a generic message with an id; the detail is in the log under that id.
 
 use flows::{HttpCaller, ResolvedAction, StepContext, StepError, StepHost};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 pub struct ServerHost {
     pub notify: notify::NotifyService,
     pub hooks: hooks::Hooks,
     pub pool: sqlx::AnyPool,
     pub http: HttpCaller,
+    http_rate: OwnerRate,
+}
+
+/// Outbound `http` step requests per owner per second, on this instance: a one-second window per owner.
+struct OwnerRate {
+    per_sec: u32,
+    windows: Mutex<HashMap<String, (u64, u32)>>,
+}
+
+impl OwnerRate {
+    fn admit(&self, owner: &str) -> bool {
+        if self.per_sec == 0 {
+            return true;
+        }
+        let second = now_ms() as u64 / 1000;
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() > 10_000 {
+            windows.retain(|_, (s, _)| *s == second);
+        }
+        let w = windows.entry(owner.to_string()).or_insert((second, 0));
+        if w.0 != second {
+            *w = (second, 0);
+        }
+        w.1 += 1;
+        w.1 <= self.per_sec
+    }
+}
+
+/// The workflows' SSRF guard (`flows.allow_networks`, the app's own address refused): the name is
+/// resolved and every address judged before the request, then again by the resolver the connection
+/// goes through, for this request's port. A name that answers a public address to the check and a
+/// private one to the connection (DNS rebinding) is refused, and nothing is read from it.
+pub struct StepUrlPolicy {
+    pub guard: hooks::UrlGuard,
+}
+
+#[async_trait::async_trait]
+impl flows::HttpPolicy for StepUrlPolicy {
+    async fn check(&self, url: &url::Url) -> Result<(), String> {
+        self.guard.check(url.as_str()).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn resolver(&self, url: &url::Url) -> Option<Arc<dyn flows::reqwest::dns::Resolve>> {
+        let port = url.port_or_known_default()?;
+        Some(Arc::new(notify::routing::GuardedResolver::new(Arc::new(self.guard.for_port(port)))))
+    }
+
+    fn refused(&self, e: &flows::reqwest::Error) -> bool {
+        notify::routing::refused_by_policy(e)
+    }
+}
+
+/// An internal failure as a (retryable) step error: the detail goes to the log under a fresh id, the
+/// timeline, which the run's owner reads, shows only that id.
+fn internal_error(code: &str, e: &dyn std::fmt::Debug) -> StepError {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = &id[..12];
+    tracing::error!(error_id = %id, code, error = ?e, "workflow step failed on our side");
+    StepError::retryable(code, format!("internal error (error id {id})"))
 }
 
 impl ServerHost {
-    pub fn new(notify: notify::NotifyService, hooks: hooks::Hooks, pool: sqlx::AnyPool) -> Self {
-        // The caller's check sees the URL only: names are resolved and judged in `execute` (below)
-        // before the call; IP literals are judged here too.
-        let guard = hooks.guard().clone();
-        let check: flows::UrlCheck = Arc::new(move |url: &url::Url| {
-            let url = guard.check_syntax(url.as_str())?;
-            match url.host() {
-                Some(url::Host::Ipv4(ip)) if !guard.permits(ip.into()) => Err("that address is not allowed".into()),
-                Some(url::Host::Ipv6(ip)) if !guard.permits(ip.into()) => Err("that address is not allowed".into()),
-                _ => Ok(()),
-            }
-        });
-        Self { notify, hooks, pool, http: HttpCaller::new(check) }
+    /// `guard`: where `http` steps may go (`Settings::flows_guard`).
+    pub fn new(notify: notify::NotifyService, hooks: hooks::Hooks, pool: sqlx::AnyPool, guard: hooks::UrlGuard) -> Self {
+        let http_rate = OwnerRate { per_sec: 10, windows: Mutex::new(HashMap::new()) };
+        Self { notify, hooks, pool, http: HttpCaller::with_policy(Arc::new(StepUrlPolicy { guard })), http_rate }
+    }
+
+    /// Outbound `http` step requests one owner may start per second (`flows.http_requests_per_sec`; 0: no limit).
+    pub fn with_http_rate(mut self, per_sec: u32) -> Self {
+        self.http_rate.per_sec = per_sec;
+        self
     }
 
     async fn call(&self, ctx: &StepContext, name: &str, args: &Value) -> Result<Value, StepError> {
@@ -46,7 +104,7 @@ impl ServerHost {
                         .bind(email)
                         .fetch_optional(&self.pool)
                         .await
-                        .map_err(|e| StepError::retryable("database", e.to_string()))?;
+                        .map_err(|e| internal_error("database", &e))?;
                 match existing {
                     Some((id, run)) if run == ctx.run_id => return Ok(json!({ "id": id, "email": email })),
                     Some(_) => return Err(StepError::permanent("email_taken", "an account with this email exists")),
@@ -65,7 +123,7 @@ impl ServerHost {
                 match inserted {
                     Ok(_) => Ok(json!({ "id": id, "email": email })),
                     Err(e) if db::is_unique_violation(&e) => Err(StepError::permanent("email_taken", "an account with this email exists")),
-                    Err(e) => Err(StepError::retryable("database", e.to_string())),
+                    Err(e) => Err(internal_error("database", &e)),
                 }
             }
             "delete_account" => {
@@ -75,7 +133,7 @@ impl ServerHost {
                     .bind(id)
                     .execute(&self.pool)
                     .await
-                    .map_err(|e| StepError::retryable("database", e.to_string()))?;
+                    .map_err(|e| internal_error("database", &e))?;
                 Ok(json!({ "deleted": r.rows_affected() }))
             }
             other => Err(StepError::permanent("unknown_function", format!("no function named {:?}", other.chars().take(40).collect::<String>()))),
@@ -91,9 +149,12 @@ fn now_ms() -> i64 {
 impl StepHost for ServerHost {
     async fn execute(&self, ctx: &StepContext, action: &ResolvedAction) -> Result<Value, StepError> {
         match action {
+            // The policy (`StepUrlPolicy`) judges the URL before the request and again at connect time.
             ResolvedAction::Http(req) => {
-                // Resolve the name and judge every address before connecting.
-                self.hooks.guard().check(&req.url).await.map_err(|e| StepError::permanent("url_rejected", e.to_string()))?;
+                if !self.http_rate.admit(&ctx.owner) {
+                    let limit = self.http_rate.per_sec;
+                    return Err(StepError::retryable("rate_limited", format!("more than {limit} workflow HTTP requests per second; tried again later")));
+                }
                 self.http.call(req, ctx.timeout).await
             }
             ResolvedAction::Notify { channel, recipient, payload } => {
@@ -105,12 +166,14 @@ impl StepHost for ServerHost {
                     Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => {
                         Err(StepError::permanent("invalid_notification", e.to_string()))
                     }
+                    Err(e @ notify::NotifyError::Internal(_)) => Err(internal_error("queue", &e)),
                     Err(e) => Err(StepError::retryable("queue", e.to_string())),
                 }
             }
             ResolvedAction::EmitEvent { event_type, payload } => match self.hooks.emit(&ctx.owner, event_type, payload.clone()).await {
                 Ok(m) => Ok(json!({ "message_id": m.id })),
                 Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => Err(StepError::permanent(e.code(), e.to_string())),
+                Err(e @ hooks::HooksError::Internal(_)) => Err(internal_error(e.code(), &e)),
                 Err(e) => Err(StepError::retryable(e.code(), e.to_string())),
             },
             ResolvedAction::Call { name, args } => self.call(ctx, name, args).await,
@@ -130,5 +193,28 @@ impl StepHost for ServerHost {
         if let Err(e) = self.hooks.emit(&run.owner, event, data).await {
             tracing::warn!(run = %run.id, error = %e, "could not emit the workflow's final event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_requests_are_counted_per_owner_per_second() {
+        let rate = OwnerRate { per_sec: 3, windows: Mutex::new(HashMap::new()) };
+        loop {
+            let second = now_ms() / 1000;
+            let alice: Vec<bool> = (0..5).map(|_| rate.admit("alice")).collect();
+            let bob = rate.admit("bob");
+            if now_ms() / 1000 == second {
+                assert_eq!(alice, [true, true, true, false, false]);
+                assert!(bob, "another owner has a budget of their own");
+                break;
+            }
+            rate.windows.lock().unwrap().clear(); // a second boundary fell inside the test: again
+        }
+        let unlimited = OwnerRate { per_sec: 0, windows: Mutex::new(HashMap::new()) };
+        assert!((0..100).all(|_| unlimited.admit("alice")));
     }
 }

@@ -40,7 +40,7 @@ impl StepHost for LoggingHost {
 
 fn workflow(name: &str) -> WorkflowDefinition {
     let call = |n: &str| {
-        json!({"name": n, "action": {"type": "call", "name": n}, "timeout_ms": 120000,
+        json!({"name": n, "action": {"type": "call", "name": n}, "timeout_ms": 60000,
                "retry": {"initial_interval_ms": 10, "max_interval_ms": 10, "max_attempts": 3}})
     };
     let steps = match name {
