@@ -225,7 +225,8 @@ pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<For
             Err(e) => return Ok(FormOutcome { errors: vec![("input".into(), format!("Not valid JSON: {e}."))], ..Default::default() }),
         },
     };
-    let new = flows::NewRun { definition: flows::DefinitionRef::Id(definition_id), input, idempotency_key: None };
+    // A signed-in page may do everything its user may.
+    let new = flows::NewRun { definition: flows::DefinitionRef::Id(definition_id), input, idempotency_key: None, started_by: flows::StartedBy::session() };
     match ssr::engine()?.start_run(&me, new).await {
         Ok(run_id) => {
             leptos_axum::redirect(&format!("/workflows/runs/{run_id}"));
@@ -303,7 +304,7 @@ pub async fn workflow_run(id: String) -> Result<Option<RunDetailView>, ServerFnE
 #[server]
 pub async fn retry_workflow_run(id: String) -> Result<(), ServerFnError> {
     let me = ssr::owner()?;
-    ssr::engine()?.retry_run(&me, &id).await.map_err(ssr::public)?;
+    ssr::engine()?.retry_run(&me, &id, &flows::StartedBy::session()).await.map_err(ssr::public)?;
     Ok(())
 }
 

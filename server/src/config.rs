@@ -50,20 +50,33 @@ pub struct Settings {
     pub notify: notify::PipelineConfig,
     /// Webhook endpoints and inbound sources (`APP_HOOKS__…`): `allow_networks` (CIDRs endpoint URLs may
     /// point at although not public), `inbound.sources.<name>.secrets` (`whsec_…`, comma-separated),
-    /// `inbound.sources.<name>.workflow` (`<username>/<workflow>` to start on each webhook).
+    /// `inbound.sources.<name>.workflow` (`<username>/<workflow>` to start on each webhook),
+    /// `inbound.sources.<name>.owner` (the username whose runs alone may wait on it; default: the user
+    /// in `workflow`), `inbound.sources.<name>.scopes` (what runs it starts may do; default
+    /// `workflows:write`).
     #[serde(default)]
     pub hooks: hooks::HooksConfig,
-    /// Workflow `http` steps (`APP_FLOWS__…`): their own address allowlist, separate from the webhooks'.
+    /// Workflows (`APP_FLOWS__…`): the engine's slots and per-user limits, and `http` steps' own address
+    /// allowlist, separate from the webhooks'.
     #[serde(default)]
     pub flows: FlowsSettings,
 }
 
-/// Where workflow `http` steps may go. Only public addresses unless `allow_networks` says otherwise, and
-/// never this app's own listen address nor anything in `deny_addresses`, whatever the allowlist says
-/// (a step must not reach the app behind nginx's back, or nginx itself with forged proxy headers).
-#[derive(Debug, Clone, Deserialize)]
+/// Workflow engine slots and per-user limits (issue 14): one user must not starve the others; and where
+/// `http` steps may go: only public addresses unless `allow_networks` says otherwise, and never this app's own
+/// listen address nor anything in `deny_addresses`, whatever the allowlist says (a step must not reach the app
+/// behind nginx's back, or nginx itself with forged proxy headers).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct FlowsSettings {
+    /// Runs one instance drives at once.
+    pub max_concurrent_runs: usize,
+    /// Of those, at most this many of one user's.
+    pub max_runs_per_owner: usize,
+    /// Runs one user may have running, waiting or compensating at once (429 beyond).
+    pub max_active_runs_per_owner: u32,
+    /// Workflow definitions one user may store (422 beyond).
+    pub max_definitions_per_owner: u32,
     /// Networks (CIDRs) steps may reach although not public (`APP_FLOWS__ALLOW_NETWORKS`, comma-separated).
     /// `APP_HOOKS__ALLOW_NETWORKS` does not apply to workflows.
     pub allow_networks: Vec<String>,
@@ -77,7 +90,16 @@ pub struct FlowsSettings {
 
 impl Default for FlowsSettings {
     fn default() -> Self {
-        Self { allow_networks: vec![], deny_addresses: vec![], http_requests_per_sec: 10 }
+        let limits = flows::Limits::default();
+        Self {
+            max_concurrent_runs: 32,
+            max_runs_per_owner: 8,
+            max_active_runs_per_owner: limits.max_active_runs_per_owner,
+            max_definitions_per_owner: limits.max_definitions_per_owner,
+            allow_networks: vec![],
+            deny_addresses: vec![],
+            http_requests_per_sec: 10,
+        }
     }
 }
 
@@ -234,6 +256,48 @@ impl Settings {
         Ok(guard.deny_sockets(denied))
     }
 
+    /// The inbound sources as workflows see them: each belongs to one user (`owner`, else the user in
+    /// `workflow`), and runs it starts get its `scopes` (default `workflows:write` only). A source with
+    /// neither belongs to nobody: its webhooks are verified and recorded, and resume no run.
+    pub fn inbound_sources(&self) -> Result<std::collections::HashMap<String, flows::InboundSource>, String> {
+        let mut out = std::collections::HashMap::new();
+        for (name, s) in &self.hooks.inbound.sources {
+            let setting = |key: &str| format!("hooks.inbound.sources.{name}.{key}");
+            let (workflow_user, workflow) = match s.workflow.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+                None => (None, None),
+                Some(w) => match w.split_once('/') {
+                    Some((u, n)) if !u.is_empty() && !n.is_empty() => (Some(u.to_string()), Some(n.to_string())),
+                    _ => return Err(format!("{}: must be <username>/<workflow name>", setting("workflow"))),
+                },
+            };
+            let owner = s.owner.as_deref().map(str::trim).filter(|o| !o.is_empty()).map(String::from);
+            if let (Some(o), Some(u)) = (&owner, &workflow_user) {
+                if o != u {
+                    return Err(format!("{}: the source belongs to {o:?} but starts a workflow of {u:?}'s", setting("owner")));
+                }
+            }
+            let Some(owner) = owner.or(workflow_user) else {
+                tracing::warn!(source = %name, "inbound source has no owner ({}): its webhooks resume no workflow run", setting("owner"));
+                continue;
+            };
+            let scopes = if s.scopes.is_empty() {
+                vec![auth::tokens::Scope::WorkflowsWrite]
+            } else {
+                auth::tokens::Scope::parse_list(&s.scopes.join(" ")).map_err(|e| format!("{}: {e}", setting("scopes")))?
+            };
+            let scopes = scopes.into_iter().map(|s| s.as_str().to_string()).collect();
+            out.insert(name.clone(), flows::InboundSource { owner, scopes, workflow });
+        }
+        Ok(out)
+    }
+
+    pub fn flows_limits(&self) -> flows::Limits {
+        flows::Limits {
+            max_active_runs_per_owner: self.flows.max_active_runs_per_owner.max(1),
+            max_definitions_per_owner: self.flows.max_definitions_per_owner.max(1),
+        }
+    }
+
     pub fn cookie_secure(&self) -> bool {
         self.session.cookie_secure.unwrap_or(self.mode == Mode::Production)
     }
@@ -305,6 +369,33 @@ mod tests {
         s.flows.deny_addresses = vec![];
         s.flows.allow_networks = vec!["10.0.0.0/99".into()];
         assert!(s.flows_guard(listen).unwrap_err().contains("flows.allow_networks"));
+    }
+
+    #[test]
+    fn inbound_sources_belong_to_one_user_and_start_runs_with_their_scopes() {
+        let mut s = Settings::defaults();
+        assert_eq!(s.flows, FlowsSettings::default());
+        assert_eq!((s.flows.max_concurrent_runs, s.flows.max_runs_per_owner), (32, 8));
+        let source = |owner: Option<&str>, workflow: Option<&str>, scopes: &[&str]| hooks::InboundSource {
+            secrets: vec![hooks::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+            workflow: workflow.map(String::from),
+            owner: owner.map(String::from),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        };
+        let sources = &mut s.hooks.inbound.sources;
+        sources.insert("crm".into(), source(Some("ann"), None, &[]));
+        sources.insert("shop".into(), source(None, Some("bob/orders"), &["workflows:write", "notifications:write"]));
+        sources.insert("orphan".into(), source(None, None, &[]));
+        let got = s.inbound_sources().unwrap();
+        assert_eq!(got["crm"], flows::InboundSource { owner: "ann".into(), scopes: vec!["workflows:write".into()], workflow: None });
+        assert_eq!(got["shop"].owner, "bob");
+        assert_eq!(got["shop"].workflow.as_deref(), Some("orders"));
+        assert_eq!(got["shop"].scopes, ["notifications:write", "workflows:write"]);
+        assert!(!got.contains_key("orphan"), "nobody's source");
+        s.hooks.inbound.sources.insert("x".into(), source(Some("ann"), Some("bob/orders"), &[]));
+        assert!(s.inbound_sources().unwrap_err().contains("hooks.inbound.sources.x.owner"));
+        s.hooks.inbound.sources.insert("x".into(), source(Some("ann"), None, &["admin:all"]));
+        assert!(s.inbound_sources().unwrap_err().contains("hooks.inbound.sources.x.scopes"));
     }
 
     #[test]

@@ -100,9 +100,13 @@ impl AppState {
             .with_http_rate(settings.flows.http_requests_per_sec);
         let engine_config = flows::EngineConfig {
             instance_id: settings.instance_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("server-{}", std::process::id())),
+            max_concurrent_runs: settings.flows.max_concurrent_runs.max(1),
+            max_runs_per_owner: settings.flows.max_runs_per_owner.max(1),
             ..Default::default()
         };
-        let flows = flows::Engine::new(flows::Store::new(pool.clone()), Arc::new(host), engine_config);
+        let sources = settings.inbound_sources().map_err(|e| internal("inbound webhooks", &e))?;
+        let store = flows::Store::new(pool.clone()).with_inbound_sources(sources).with_limits(settings.flows_limits());
+        let flows = flows::Engine::new(store, Arc::new(host), engine_config);
         let tokens = auth::tokens::ApiTokenStore::new(pool.clone());
         let signup_limit = Arc::new(AddressRateLimit::new(pool.clone(), "signup-address", settings.signup.ip_burst, settings.signup.ip_refill_secs));
         Ok(Self {

@@ -21,7 +21,8 @@ async fn app() -> TestApp {
         s.hooks.allow_networks = vec!["127.0.0.1/32".into()];
         s.hooks.inbound.sources.insert(
             "crm".into(),
-            hooks::InboundSource { secrets: vec![hooks::Secret::new(CRM_SECRET)], workflow: None },
+            // The CRM is yan's: the onboarding test's runs wait on it.
+            hooks::InboundSource { secrets: vec![hooks::Secret::new(CRM_SECRET)], owner: Some("yan".into()), ..Default::default() },
         );
         s.notify.retry.base_ms = 20;
     })

@@ -376,6 +376,19 @@ impl ApiTokenStore {
         tracing::info!(user_id, token_id, "API token revoked");
         Ok(())
     }
+
+    /// The scopes of token `token_id` while it is neither revoked nor expired; `None` otherwise. For work
+    /// a token started that outlives its request (workflow runs check it before every step).
+    pub async fn live_scopes(&self, token_id: i64) -> Result<Option<Vec<Scope>>, AuthError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT scopes FROM api_tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(token_id)
+        .bind(now_unix())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(scopes,)| stored_scopes(&scopes, token_id)))
+    }
 }
 
 #[cfg(test)]

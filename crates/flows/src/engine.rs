@@ -4,7 +4,7 @@
 //! row, not sleeping tasks.
 
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::definition::{Action, StepDef};
 use crate::error::FlowsError;
 use crate::host::{HttpRequest, ResolvedAction, StepContext, StepError, StepHost};
 use crate::run::*;
-use crate::store::{now_ms, AttemptOp, NewRun, RunRow, Store, MAX_PAYLOAD_BYTES};
+use crate::store::{is_reserved_event_type, now_ms, AttemptOp, InboundEffect, NewRun, RunRow, Store, MAX_PAYLOAD_BYTES};
 use crate::template::Scope;
 
 #[derive(Debug, Clone)]
@@ -28,11 +28,20 @@ pub struct EngineConfig {
     /// at once).
     pub poll_ms: u64,
     pub max_concurrent_runs: usize,
+    /// At most this many of those slots hold one owner's runs at once, so one user's slow runs (40
+    /// steps waiting on a tarpit) cannot stall everyone's workflows.
+    pub max_runs_per_owner: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { instance_id: format!("flows-{}", std::process::id()), lease_ms: 30_000, poll_ms: 500, max_concurrent_runs: 32 }
+        Self {
+            instance_id: format!("flows-{}", std::process::id()),
+            lease_ms: 30_000,
+            poll_ms: 500,
+            max_concurrent_runs: 32,
+            max_runs_per_owner: 8,
+        }
     }
 }
 
@@ -51,6 +60,8 @@ struct Inner {
     stopping: AtomicBool,
     wake: Notify,
     slots: Arc<Semaphore>,
+    /// Runs this instance drives now, by owner (the per-owner share of `slots`).
+    busy: std::sync::Mutex<HashMap<String, usize>>,
     tasks: Mutex<JoinSet<()>>,
     main: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -75,6 +86,7 @@ impl Engine {
                 stopping: AtomicBool::new(false),
                 wake: Notify::new(),
                 slots,
+                busy: std::sync::Mutex::new(HashMap::new()),
                 tasks: Mutex::new(JoinSet::new()),
                 main: Mutex::new(None),
             }),
@@ -104,8 +116,8 @@ impl Engine {
     }
 
     /// See [`Store::retry_run`] for the semantics.
-    pub async fn retry_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
-        let r = self.inner.store.retry_run(owner, id).await?;
+    pub async fn retry_run(&self, owner: &str, id: &str, by: &StartedBy) -> Result<RunRecord, FlowsError> {
+        let r = self.inner.store.retry_run(owner, id, by).await?;
         self.inner.wake.notify_one();
         Ok(r)
     }
@@ -118,6 +130,13 @@ impl Engine {
 
     pub async fn deliver_inbound(&self, source: &str, correlation: &str, payload: &Value) -> Result<Option<RunId>, FlowsError> {
         let r = self.inner.store.deliver_inbound(source, correlation, payload).await?;
+        self.inner.wake.notify_one();
+        Ok(r)
+    }
+
+    /// See [`Store::after_inbound`]; also wakes the claim loop for a run the webhook resumed or started.
+    pub async fn after_inbound(&self, source: &str, correlation: Option<&str>, effect: &InboundEffect) -> Result<Option<RunId>, FlowsError> {
+        let r = self.inner.store.after_inbound(source, correlation, effect).await?;
         self.inner.wake.notify_one();
         Ok(r)
     }
@@ -135,13 +154,16 @@ impl Engine {
         let poll = Duration::from_millis(inner.cfg.poll_ms.max(1));
         while !inner.stopping.load(Ordering::SeqCst) {
             let free = inner.slots.available_permits();
-            match inner.store.claim_due(&inner.token, inner.cfg.lease_ms as i64, free).await {
+            let busy = inner.busy.lock().expect("not poisoned").clone();
+            match inner.store.claim_due(&inner.token, inner.cfg.lease_ms as i64, free, inner.cfg.max_runs_per_owner, &busy).await {
                 Ok(ids) => {
                     let mut tasks = inner.tasks.lock().await;
-                    for id in ids {
+                    for (id, owner) in ids {
                         let permit = inner.slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                        *inner.busy.lock().expect("not poisoned").entry(owner.clone()).or_default() += 1;
                         let me = inner.clone();
                         tasks.spawn(async move {
+                            let _share = OwnerShare { inner: me.clone(), owner };
                             me.drive(&id).await;
                             drop(permit);
                         });
@@ -167,6 +189,24 @@ impl Engine {
         }
         let mut tasks = self.inner.tasks.lock().await;
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// One of an owner's slots in `busy`, given back however the task ends.
+struct OwnerShare {
+    inner: Arc<Inner>,
+    owner: String,
+}
+
+impl Drop for OwnerShare {
+    fn drop(&mut self) {
+        let mut busy = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = busy.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.remove(&self.owner);
+            }
+        }
     }
 }
 
@@ -273,6 +313,14 @@ impl Inner {
                 return self.fail_for_good(run, i, phase, "template", &msg, &ops).await;
             }
         };
+        if let ResolvedAction::EmitEvent { event_type, .. } = &resolved {
+            // A template may have produced one (checked at save time for literal types).
+            if is_reserved_event_type(event_type) {
+                let msg = format!("{:?} is a system event type: workflows cannot emit it", event_type.chars().take(60).collect::<String>());
+                ops.push(finish_op(AttemptOutcome::Failed, None, Some(("reserved_event_type", &msg))));
+                return self.fail_for_good(run, i, phase, "reserved_event_type", &msg, &ops).await;
+            }
+        }
         if !self.save(run, &ops).await? {
             return Ok(Flow::Park);
         }
@@ -288,6 +336,7 @@ impl Inner {
             attempt,
             idempotency_key: format!("{}:{}:{}", run.rec.id, i, phase.as_str()),
             timeout,
+            started_by: run.rec.started_by.clone(),
         };
         let Some(result) = self.call_host(&ctx, &resolved).await else {
             tracing::warn!(run = %run.rec.id, step = %step.name, "lost the lease during an attempt; its outcome is not recorded");
@@ -396,6 +445,13 @@ impl Inner {
             // order (store the message, then look for a waiter) neither side can miss the other.
             let mut ops = vec![AttemptOp::Interrupt, self.begin_waiting(run, i)];
             run.rec.attempt = 1;
+            if !self.store.owns_source(&run.rec.owner, source) {
+                // A definition stored before sources had owners (or a built-in example): its owner's
+                // runs get only their own messages, so waiting here could never end well.
+                let msg = format!("{:?} is not an inbound source of yours", source.chars().take(60).collect::<String>());
+                ops.push(finish_op(AttemptOutcome::Failed, None, Some(("inbound_source_not_yours", &msg))));
+                return self.fail_for_good(run, i, Phase::Forward, "inbound_source_not_yours", &msg, &ops).await;
+            }
             let correlation = match scope_of(run).render_str(correlation) {
                 Ok(c) => c,
                 Err(msg) => {
@@ -413,7 +469,7 @@ impl Inner {
             return self.saved(run, &ops).await;
         };
         let correlation = run.rec.waiting_correlation.clone().unwrap_or_default();
-        if let Some(payload) = self.store.take_inbound(source, &correlation, &token).await? {
+        if let Some(payload) = self.store.take_inbound(&run.rec.owner, source, &correlation, &token).await? {
             self.clear_wait(run);
             return self.complete_forward(run, i, payload).await;
         }

@@ -30,6 +30,10 @@ pub enum FlowsError {
     /// The run or definition is not in a state that allows this (retrying a completed run, a name taken).
     #[error("{0}")]
     Conflict(String),
+    /// A per-owner limit is reached. `transient` (active runs: wait for some to finish) answers 429,
+    /// otherwise (stored definitions: delete one first) 422; either way the message says which limit.
+    #[error("{message}")]
+    Quota { message: String, transient: bool },
     /// Storage or internal failures: logged with detail, shown as a generic message.
     #[error("internal error")]
     Internal(String),
@@ -55,7 +59,21 @@ impl FlowsError {
             FlowsError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             FlowsError::NotFound => StatusCode::NOT_FOUND,
             FlowsError::Conflict(_) => StatusCode::CONFLICT,
+            FlowsError::Quota { transient: true, .. } => StatusCode::TOO_MANY_REQUESTS,
+            FlowsError::Quota { transient: false, .. } => StatusCode::UNPROCESSABLE_ENTITY,
             FlowsError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable code for the problem answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FlowsError::BadRequest(_) => "bad_request",
+            FlowsError::Invalid(_) => "validation_failed",
+            FlowsError::NotFound => "not_found",
+            FlowsError::Conflict(_) => "conflict",
+            FlowsError::Quota { .. } => "quota_exceeded",
+            FlowsError::Internal(_) => "internal",
         }
     }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use crate::definition::StatusMatch;
-use crate::run::{Phase, RunSummary};
+use crate::run::{Phase, RunSummary, StartedBy};
 
 /// Where an attempt stands, for the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +24,9 @@ pub struct StepContext {
     pub idempotency_key: String,
     /// The step's `timeout_ms`; the engine abandons the attempt after it.
     pub timeout: Duration,
+    /// Who started the run: the host refuses a step this credential may not do (or no longer may: a
+    /// revoked token) with a permanent error.
+    pub started_by: StartedBy,
 }
 
 /// An action with its templates substituted.

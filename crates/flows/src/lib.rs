@@ -7,7 +7,9 @@
 //!   field-addressed errors; [`builtin::onboarding`].
 //! - [`Store`] (on `db::connect(url)`, migrated with `store.migrate()` or `db::migrate(&pool, &MIGRATIONS)`):
 //!   definitions CRUD, `start_run`, `get_run`, `list_runs`, `timeline`, `retry_run`, `cancel_run`,
-//!   `deliver_inbound` — all usable without a running engine.
+//!   `deliver_inbound` / `receive_inbound` — all usable without a running engine. Per owner (issue 14):
+//!   inbound sources belong to one owner ([`InboundSource`]), runs carry who started them
+//!   ([`StartedBy`]), and [`Limits`] cap active runs and stored definitions.
 //! - [`Engine::new`]`(store, Arc<dyn StepHost>, EngineConfig)`, `spawn()` / `run()`, `shutdown()`; the same
 //!   run operations as the store, waking the local claim loop.
 //! - [`StepHost`]: the host executes `http`, `notify`, `emit_event` and `call` actions and hears about
@@ -32,7 +34,10 @@ pub use http::{HttpCaller, HttpPolicy, UrlCheck};
 /// The HTTP client `HttpPolicy` speaks of (its resolver and error types), for hosts implementing it.
 pub use reqwest;
 pub use run::{
-    AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunRecord, RunState, RunStatus, RunSummary, StepState, StepStatus,
-    Timeline, TimelineEntry,
+    AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunRecord, RunState, RunStatus, RunSummary, StartedBy, StepState,
+    StepStatus, Timeline, TimelineEntry,
 };
-pub use store::{DefinitionRecord, DefinitionRef, NewRun, StartRun, Store, MIGRATIONS};
+pub use store::{
+    is_reserved_event_type, DefinitionRecord, DefinitionRef, InboundEffect, InboundSource, Limits, NewRun, StartRun, Store, MIGRATIONS,
+    RESERVED_EVENT_PREFIXES,
+};

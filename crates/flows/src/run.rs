@@ -139,9 +139,62 @@ pub struct RunRecord {
     pub waiting_source: Option<String>,
     pub waiting_correlation: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Who started the run (or last retried it): what its steps may do.
+    pub started_by: StartedBy,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+}
+
+/// Who started a run, and so what its steps may do (issue 14): a run never gets more than the credential
+/// that started it. The host checks each step against it when the step executes, and looks the token up
+/// again each time, so revoking a token stops its runs' further steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StartedBy {
+    /// `session`, `token`, `inbound:<source>`, or `unknown` (a run from before this was recorded: it may
+    /// only do what `workflows:write` allows until it is retried).
+    pub kind: String,
+    /// The API token that started the run (`kind = token`).
+    pub token_id: Option<i64>,
+    /// The scopes its steps may use (`notifications:write`, …); `null`: all of its owner's (a browser session).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `scopes` column value meaning "every scope" (a browser session).
+const ALL_SCOPES: &str = "*";
+
+impl StartedBy {
+    /// A browser session: everything its user may do.
+    pub fn session() -> StartedBy {
+        StartedBy { kind: "session".into(), token_id: None, scopes: None }
+    }
+
+    /// An API token: its scopes, for as long as the token stays valid.
+    pub fn token<S: Into<String>>(token_id: i64, scopes: impl IntoIterator<Item = S>) -> StartedBy {
+        StartedBy { kind: "token".into(), token_id: Some(token_id), scopes: Some(scopes.into_iter().map(Into::into).collect()) }
+    }
+
+    /// An inbound webhook source: the scopes configured for it.
+    pub fn inbound<S: Into<String>>(source: &str, scopes: impl IntoIterator<Item = S>) -> StartedBy {
+        StartedBy { kind: format!("inbound:{source}"), token_id: None, scopes: Some(scopes.into_iter().map(Into::into).collect()) }
+    }
+
+    pub fn allows(&self, scope: &str) -> bool {
+        self.scopes.as_ref().is_none_or(|s| s.iter().any(|x| x == scope))
+    }
+
+    pub(crate) fn scopes_column(&self) -> String {
+        match &self.scopes {
+            None => ALL_SCOPES.into(),
+            Some(s) => s.join(" "),
+        }
+    }
+
+    pub(crate) fn from_columns(kind: String, token_id: Option<i64>, scopes: &str) -> StartedBy {
+        let scopes = (scopes != ALL_SCOPES).then(|| scopes.split_whitespace().map(String::from).collect());
+        StartedBy { kind, token_id, scopes }
+    }
 }
 
 /// What the host hears when a run reaches a final status.

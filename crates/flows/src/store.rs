@@ -5,10 +5,12 @@
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::definition::{Format, WorkflowDefinition};
-use crate::error::FlowsError;
+use crate::definition::{Action, Format, WorkflowDefinition};
+use crate::error::{FieldError, FlowsError};
 use crate::run::*;
 
 pub static MIGRATIONS: db::Migrations =
@@ -21,6 +23,42 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Event types the product itself emits (`endpoint.disabled`, `workflow.completed`, `notification.*`,
+/// `test.ping`): a workflow step may not emit them, so a receiver can trust them (issue 14).
+pub const RESERVED_EVENT_PREFIXES: &[&str] = &["endpoint.", "notification.", "workflow.", "test."];
+
+/// Whether `event_type` (or a template that starts like one) is a system event type.
+pub fn is_reserved_event_type(event_type: &str) -> bool {
+    let t = event_type.trim().to_ascii_lowercase();
+    RESERVED_EVENT_PREFIXES.iter().any(|p| t.starts_with(p) || t == p.trim_end_matches('.'))
+}
+
+/// An inbound webhook source as workflows see it: it belongs to one owner, whose runs alone may wait on
+/// it and receive its messages (issue 14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSource {
+    pub owner: String,
+    /// What a run the source starts may do (default: `workflows:write` only).
+    pub scopes: Vec<String>,
+    /// The owner's workflow (by name) each accepted webhook starts, if any.
+    pub workflow: Option<String>,
+}
+
+/// Per-owner limits (issue 14), so one user cannot fill the tables or hog the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Runs `running`, `waiting` or `compensating` at once; one more is refused with 429.
+    pub max_active_runs_per_owner: u32,
+    /// Stored definitions; one more is refused with 422.
+    pub max_definitions_per_owner: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_active_runs_per_owner: 100, max_definitions_per_owner: 100 }
+    }
 }
 
 /// A stored definition with its parsed form.
@@ -73,6 +111,19 @@ pub struct NewRun {
     pub input: Value,
     /// Starting twice with the same key (per owner) returns the first run.
     pub idempotency_key: Option<String>,
+    /// Who starts it: its steps may do what this credential may, and no more.
+    pub started_by: StartedBy,
+}
+
+/// What an inbound webhook did, within the transaction that claimed its id (see [`Store::receive_inbound`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InboundEffect {
+    /// The source's owner; `None`: the source belongs to nobody, so nothing was stored.
+    pub owner: Option<String>,
+    /// The inbox row, when the body carried a correlation.
+    pub message: Option<i64>,
+    pub resumed_run: Option<RunId>,
+    pub started_run: Option<RunId>,
 }
 
 /// A run as the engine holds it: the record plus what only the engine needs.
@@ -96,7 +147,7 @@ pub(crate) enum AttemptOp {
 
 const RUN_COLUMNS: &str = "id, owner, definition_id, workflow, definition_version, definition, idempotency_key, input, status, \
     current_step, attempt, state, cancel_requested, failed_step, error_code, error_message, wake_at_ms, wait_until_ms, \
-    waiting_source, waiting_correlation, waiting_token, created_at_ms, updated_at_ms, finished_at_ms";
+    waiting_source, waiting_correlation, waiting_token, started_by, token_id, scopes, created_at_ms, updated_at_ms, finished_at_ms";
 
 const ACTIVE_SQL: &str = "('running', 'waiting', 'compensating')";
 
@@ -130,6 +181,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow, FlowsError> {
         waiting_source: row.try_get("waiting_source")?,
         waiting_correlation: row.try_get("waiting_correlation")?,
         idempotency_key: row.try_get("idempotency_key")?,
+        started_by: StartedBy::from_columns(row.try_get("started_by")?, row.try_get("token_id")?, &row.try_get::<String, _>("scopes")?),
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
         finished_at_ms: row.try_get("finished_at_ms")?,
@@ -187,6 +239,94 @@ fn page_bounds(page: &Page) -> Result<(i64, Option<i64>), FlowsError> {
     Ok((limit, cursor))
 }
 
+/// The built-in examples' names as SQL literals: they do not count against the definitions quota (there
+/// are few, and they come back on the next write anyway). Names are ours and plain (`[a-z_]`).
+fn builtin_names_sql() -> String {
+    crate::builtin::all().iter().map(|(name, _)| format!("'{}'", name.replace('\'', "''"))).collect::<Vec<_>>().join(", ")
+}
+
+async fn run_by_idempotency_key(conn: &mut AnyConnection, owner: &str, key: &str) -> Result<Option<RunId>, FlowsError> {
+    let row = sqlx::query("SELECT id FROM workflow_runs WHERE owner = $1 AND idempotency_key = $2")
+        .bind(owner)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get("id")?),
+        None => None,
+    })
+}
+
+fn checked_payload(payload: &Value) -> Result<String, FlowsError> {
+    let text = to_text(payload);
+    if text.len() > MAX_PAYLOAD_BYTES {
+        return Err(FlowsError::invalid("payload", format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")));
+    }
+    Ok(text)
+}
+
+async fn insert_message(conn: &mut AnyConnection, owner: &str, source: &str, correlation: &str, text: &str) -> Result<i64, FlowsError> {
+    let row = sqlx::query(
+        "INSERT INTO workflow_inbox (owner, source, correlation, payload, received_at_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(owner)
+    .bind(source)
+    .bind(correlation)
+    .bind(text)
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// Gives inbox message `msg` to the first of `owner`'s runs waiting on (`source`, `correlation`), if
+/// one is. Called after the message is stored: together with the engine's order (record the wait, then
+/// look in the inbox) one of the two always sees the other.
+async fn hand_over(conn: &mut AnyConnection, msg: i64, owner: &str, source: &str, correlation: &str) -> Result<Option<RunId>, FlowsError> {
+    let now = now_ms();
+    let waiters = sqlx::query(
+        "SELECT id, waiting_token FROM workflow_runs WHERE status = 'waiting' AND waiting_source = $1 AND waiting_correlation = $2 \
+         AND owner = $3 ORDER BY seq LIMIT 5",
+    )
+    .bind(source)
+    .bind(correlation)
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await?;
+    let waiters: Vec<(String, String)> = waiters
+        .iter()
+        .filter_map(|w| match (w.try_get::<String, _>("id"), w.try_get::<Option<String>, _>("waiting_token")) {
+            (Ok(id), Ok(Some(token))) => Some((id, token)),
+            _ => None,
+        })
+        .collect();
+    for (run_id, token) in &waiters {
+        let taken = sqlx::query("UPDATE workflow_inbox SET consumed_by = $1, consumed_at_ms = $2 WHERE id = $3 AND consumed_by IS NULL")
+            .bind(token)
+            .bind(now)
+            .bind(msg)
+            .execute(&mut *conn)
+            .await?;
+        if taken.rows_affected() == 0 {
+            // A waiting run took the message from the inbox itself meanwhile: say which.
+            let by: Option<String> =
+                sqlx::query("SELECT consumed_by FROM workflow_inbox WHERE id = $1").bind(msg).fetch_one(&mut *conn).await?.try_get("consumed_by")?;
+            return Ok(waiters.iter().find(|(_, t)| Some(t) == by.as_ref()).map(|(id, _)| id.clone()));
+        }
+        let woken = sqlx::query("UPDATE workflow_runs SET nudged = 1 WHERE id = $1 AND waiting_token = $2")
+            .bind(run_id)
+            .bind(token)
+            .execute(&mut *conn)
+            .await?;
+        if woken.rows_affected() == 1 {
+            return Ok(Some(run_id.clone()));
+        }
+        // That wait ended meanwhile (timeout): give the message back and try the next waiter.
+        sqlx::query("UPDATE workflow_inbox SET consumed_by = NULL, consumed_at_ms = NULL WHERE id = $1").bind(msg).execute(&mut *conn).await?;
+    }
+    Ok(None)
+}
+
 fn to_text(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("JSON values serialize")
 }
@@ -194,11 +334,66 @@ fn to_text(v: &impl serde::Serialize) -> String {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Inbound sources by name. None configured: no run may wait on any source.
+    sources: Arc<HashMap<String, InboundSource>>,
+    limits: Limits,
 }
 
 impl Store {
+    /// A store with the default [`Limits`] and no inbound sources.
     pub fn new(pool: AnyPool) -> Store {
-        Store { pool }
+        Store { pool, sources: Arc::new(HashMap::new()), limits: Limits::default() }
+    }
+
+    /// Who owns which inbound source (by the `{source}` of `/api/v1/inbound/{source}`).
+    pub fn with_inbound_sources(mut self, sources: HashMap<String, InboundSource>) -> Store {
+        self.sources = Arc::new(sources);
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Store {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn inbound_source(&self, name: &str) -> Option<&InboundSource> {
+        self.sources.get(name)
+    }
+
+    /// Whether `owner`'s runs may wait on `source`.
+    pub fn owns_source(&self, owner: &str, source: &str) -> bool {
+        self.sources.get(source).is_some_and(|s| s.owner == owner)
+    }
+
+    /// What a definition must also respect for its owner, beyond its own validity (issue 14): it waits
+    /// only on inbound sources of its owner's (the built-in examples excepted: their waits are checked
+    /// when a run reaches them) and never emits a system event type.
+    fn check_for_owner(&self, owner: &str, def: &WorkflowDefinition, builtin: bool) -> Result<(), FlowsError> {
+        let mut errs = Vec::new();
+        for (i, step) in def.steps.iter().enumerate() {
+            for (at, action) in [("action", Some(&step.action)), ("compensate", step.compensate.as_ref())] {
+                match action {
+                    Some(Action::WaitInbound { source, .. }) if !builtin && !self.owns_source(owner, source) => {
+                        let shown: String = source.chars().take(60).collect();
+                        errs.push(FieldError::new(format!("steps[{i}].{at}.source"), format!("{shown:?} is not an inbound source of yours")));
+                    }
+                    Some(Action::EmitEvent { event_type, .. }) if is_reserved_event_type(event_type) => errs.push(FieldError::new(
+                        format!("steps[{i}].{at}.event_type"),
+                        format!("is a system event type ({}…): workflows cannot emit it", RESERVED_EVENT_PREFIXES.join("…, ")),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(FlowsError::Invalid(errs))
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -213,23 +408,42 @@ impl Store {
 
     // ---- definitions ----
 
-    /// Validates and stores a definition; its `name` must be new for this owner (409 otherwise).
+    /// Validates and stores a definition; its `name` must be new for this owner (409 otherwise), and the
+    /// owner may keep at most [`Limits::max_definitions_per_owner`] (422 `quota_exceeded`).
     pub async fn create_definition(&self, owner: &str, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
+        self.insert_definition(owner, source, format, false).await
+    }
+
+    async fn insert_definition(&self, owner: &str, source: &str, format: Format, builtin: bool) -> Result<DefinitionRecord, FlowsError> {
         let def = WorkflowDefinition::parse(source, format)?;
+        self.check_for_owner(owner, &def, builtin)?;
         let now = now_ms();
-        let r = sqlx::query(
+        // The limit and the insert in one statement, so a burst cannot slip past it on SQLite (one
+        // writer); on PostgreSQL concurrent creations could overshoot by a few, which is harmless.
+        let r = sqlx::query(&format!(
             "INSERT INTO workflow_definitions (owner, name, version, format, source, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, 1, $3, $4, $5, $5) RETURNING id",
-        )
+             SELECT $1, $2, 1, $3, $4, $5, $5 WHERE (SELECT COUNT(*) FROM workflow_definitions WHERE owner = $6 AND name NOT IN ({})) < $7 \
+             RETURNING id",
+            builtin_names_sql()
+        ))
         .bind(owner)
         .bind(&def.name)
         .bind(format.as_str())
         .bind(source)
         .bind(now)
-        .fetch_one(&self.pool)
+        .bind(owner)
+        .bind(if builtin { i64::MAX } else { i64::from(self.limits.max_definitions_per_owner) })
+        .fetch_optional(&self.pool)
         .await;
         match r {
-            Ok(row) => self.get_definition(owner, row.try_get("id")?).await,
+            Ok(None) => Err(FlowsError::Quota {
+                message: format!(
+                    "You have {} workflows, the most one account may keep. Delete one you no longer use first.",
+                    self.limits.max_definitions_per_owner
+                ),
+                transient: false,
+            }),
+            Ok(Some(row)) => self.get_definition(owner, row.try_get("id")?).await,
             Err(e) if db::is_unique_violation(&e) => Err(FlowsError::Conflict(format!("a workflow named {:?} already exists", def.name))),
             Err(e) => Err(e.into()),
         }
@@ -239,6 +453,7 @@ impl Store {
     /// Runs already started keep the snapshot they started with.
     pub async fn update_definition(&self, owner: &str, id: i64, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
         let def = WorkflowDefinition::parse(source, format)?;
+        self.check_for_owner(owner, &def, false)?;
         let r = sqlx::query(
             "UPDATE workflow_definitions SET name = $1, format = $2, source = $3, version = version + 1, updated_at_ms = $4 \
              WHERE id = $5 AND owner = $6",
@@ -311,7 +526,12 @@ impl Store {
         for (name, source) in crate::builtin::all() {
             match self.find_definition(owner, name).await {
                 Ok(d) => out.push(d),
-                Err(FlowsError::NotFound) => out.push(self.create_definition(owner, source, Format::Toml).await?),
+                Err(FlowsError::NotFound) => match self.insert_definition(owner, source, Format::Toml, true).await {
+                    Ok(d) => out.push(d),
+                    // Installed meanwhile by a concurrent request.
+                    Err(FlowsError::Conflict(_)) => out.push(self.find_definition(owner, name).await?),
+                    Err(e) => return Err(e),
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -321,27 +541,47 @@ impl Store {
     // ---- runs: what the API does ----
 
     /// Records a new run, ready for the next engine poll. Returns its id (the existing run's id for a
-    /// repeated idempotency key).
+    /// repeated idempotency key). The owner may have at most [`Limits::max_active_runs_per_owner`] runs
+    /// active at once (429 `quota_exceeded`).
     pub async fn start_run(&self, owner: &str, new: NewRun) -> Result<RunId, FlowsError> {
+        let mut conn = self.pool.acquire().await?;
+        self.start_run_on(&mut conn, owner, new).await
+    }
+
+    /// [`Self::start_run`] on the caller's connection (or transaction).
+    pub async fn start_run_on(&self, conn: &mut AnyConnection, owner: &str, new: NewRun) -> Result<RunId, FlowsError> {
         if let Some(k) = &new.idempotency_key {
             if k.is_empty() || k.len() > 200 {
                 return Err(FlowsError::invalid("idempotency_key", "must be 1 to 200 characters"));
             }
-            if let Some(id) = self.run_by_idempotency_key(owner, k).await? {
+            if let Some(id) = run_by_idempotency_key(conn, owner, k).await? {
                 return Ok(id);
             }
         }
         let (definition_id, version, def) = match new.definition {
             DefinitionRef::Id(id) => {
-                let d = self.get_definition(owner, id).await?;
+                let row = sqlx::query("SELECT * FROM workflow_definitions WHERE id = $1 AND owner = $2")
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(FlowsError::NotFound)?;
+                let d = definition_from_row(&row)?;
                 (Some(d.id), d.version, d.definition)
             }
             DefinitionRef::Name(name) => {
-                let d = self.find_definition(owner, &name).await?;
+                let row = sqlx::query("SELECT * FROM workflow_definitions WHERE owner = $1 AND name = $2")
+                    .bind(owner)
+                    .bind(&name)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(FlowsError::NotFound)?;
+                let d = definition_from_row(&row)?;
                 (Some(d.id), d.version, d.definition)
             }
             DefinitionRef::Inline(def) => {
                 def.validate()?;
+                self.check_for_owner(owner, &def, false)?;
                 (None, 0, def)
             }
         };
@@ -353,11 +593,14 @@ impl Store {
         let state = RunState { steps: vec![StepState::default(); def.steps.len()] };
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
-        let r = sqlx::query(
+        let max_active = i64::from(self.limits.max_active_runs_per_owner);
+        // The quota and the insert in one statement (see insert_definition).
+        let r = sqlx::query(&format!(
             "INSERT INTO workflow_runs (id, owner, definition_id, workflow, definition_version, definition, idempotency_key, input, \
-             status, current_step, attempt, state, wake_at_ms, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', 0, 0, $9, $10, $10, $10)",
-        )
+             status, current_step, attempt, state, wake_at_ms, created_at_ms, updated_at_ms, started_by, token_id, scopes) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'running', 0, 0, $9, $10, $10, $10, $11, $12, $13 \
+             WHERE (SELECT COUNT(*) FROM workflow_runs WHERE owner = $14 AND status IN {ACTIVE_SQL}) < $15"
+        ))
         .bind(&id)
         .bind(owner)
         .bind(definition_id)
@@ -368,29 +611,33 @@ impl Store {
         .bind(input)
         .bind(to_text(&state))
         .bind(now)
-        .execute(&self.pool)
+        .bind(&new.started_by.kind)
+        .bind(new.started_by.token_id)
+        .bind(new.started_by.scopes_column())
+        .bind(owner)
+        .bind(max_active)
+        .execute(&mut *conn)
         .await;
         match r {
+            Ok(done) if done.rows_affected() == 0 => Err(self.too_many_runs()),
             Ok(_) => Ok(id),
             Err(e) if db::is_unique_violation(&e) && new.idempotency_key.is_some() => {
                 // Lost a race with the same key: the winner's run is the answer.
                 let k = new.idempotency_key.as_deref().unwrap_or_default();
-                self.run_by_idempotency_key(owner, k).await?.ok_or_else(|| FlowsError::internal("idempotent start", "winner vanished"))
+                run_by_idempotency_key(conn, owner, k).await?.ok_or_else(|| FlowsError::internal("idempotent start", "winner vanished"))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn run_by_idempotency_key(&self, owner: &str, key: &str) -> Result<Option<RunId>, FlowsError> {
-        let row = sqlx::query("SELECT id FROM workflow_runs WHERE owner = $1 AND idempotency_key = $2")
-            .bind(owner)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get("id")?),
-            None => None,
-        })
+    fn too_many_runs(&self) -> FlowsError {
+        FlowsError::Quota {
+            message: format!(
+                "You have {} workflow runs in progress, the most one account may have at once. Wait for some to finish, or cancel some.",
+                self.limits.max_active_runs_per_owner
+            ),
+            transient: true,
+        }
     }
 
     pub(crate) async fn load_run(&self, id: &str) -> Result<Option<RunRow>, FlowsError> {
@@ -466,7 +713,10 @@ impl Store {
     /// - `compensation_failed`: the compensations resume at the one that failed; the run then ends
     ///   `failed` (and can be retried forward from there).
     /// - anything else: 409.
-    pub async fn retry_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+    ///
+    /// The run then carries `by` (who retried it) instead of who started it: it goes on with the
+    /// retrier's rights. A retry counts against the active-runs limit like a start.
+    pub async fn retry_run(&self, owner: &str, id: &str, by: &StartedBy) -> Result<RunRecord, FlowsError> {
         let run = self.owned_run(owner, id).await?;
         let now = now_ms();
         let (status, current_step, steps) = match run.rec.status {
@@ -481,13 +731,16 @@ impl Store {
             RunStatus::CompensationFailed => (RunStatus::Compensating, run.rec.current_step, run.rec.steps.clone()),
             s => return Err(FlowsError::Conflict(format!("a {} run cannot be retried", s.as_str()))),
         };
+        if self.active_runs(owner).await? >= i64::from(self.limits.max_active_runs_per_owner) {
+            return Err(self.too_many_runs());
+        }
         let done = sqlx::query(
             "UPDATE workflow_runs SET status = $1, current_step = $2, attempt = 0, state = $3, cancel_requested = 0, \
              failed_step = CASE WHEN $4 = 1 THEN failed_step ELSE NULL END, \
              error_code = CASE WHEN $4 = 1 THEN error_code ELSE NULL END, \
              error_message = CASE WHEN $4 = 1 THEN error_message ELSE NULL END, \
              wake_at_ms = $5, nudged = 1, wait_until_ms = NULL, waiting_source = NULL, waiting_correlation = NULL, \
-             waiting_token = NULL, finished_at_ms = NULL, updated_at_ms = $5 \
+             waiting_token = NULL, finished_at_ms = NULL, updated_at_ms = $5, started_by = $8, token_id = $9, scopes = $10 \
              WHERE id = $6 AND status = $7",
         )
         .bind(status.as_str())
@@ -497,12 +750,24 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(run.rec.status.as_str())
+        .bind(&by.kind)
+        .bind(by.token_id)
+        .bind(by.scopes_column())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
             return Err(FlowsError::Conflict("the run changed meanwhile; reload it".into()));
         }
         self.get_run(owner, id).await
+    }
+
+    /// The owner's runs that are `running`, `waiting` or `compensating`.
+    pub async fn active_runs(&self, owner: &str) -> Result<i64, FlowsError> {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM workflow_runs WHERE owner = $1 AND status IN {ACTIVE_SQL}"))
+            .bind(owner)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Asks the engine to stop the run and undo its completed steps (last first); the run ends
@@ -524,67 +789,69 @@ impl Store {
         self.get_run(owner, id).await
     }
 
-    /// An inbound message for `wait_inbound` steps. The first run waiting on (`source`, `correlation`)
-    /// takes it as its step output: returns that run. With no run waiting yet, the message is kept and
-    /// the next run to reach a matching wait takes it (so a fast confirmation cannot race the run).
+    /// An inbound message for `wait_inbound` steps. It belongs to the source's owner: the first of that
+    /// owner's runs waiting on (`source`, `correlation`) takes it as its step output, and that run is
+    /// returned. With no run waiting yet, the message is kept and the next of the owner's runs to reach a
+    /// matching wait takes it (so a fast confirmation cannot race the run). A source nobody owns stores
+    /// nothing.
     pub async fn deliver_inbound(&self, source: &str, correlation: &str, payload: &Value) -> Result<Option<RunId>, FlowsError> {
-        let text = to_text(payload);
-        if text.len() > MAX_PAYLOAD_BYTES {
-            return Err(FlowsError::invalid("payload", format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")));
+        let text = checked_payload(payload)?;
+        let Some(owner) = self.sources.get(source).map(|s| s.owner.clone()) else {
+            return Ok(None);
+        };
+        let mut conn = self.pool.acquire().await?;
+        let msg = insert_message(&mut conn, &owner, source, correlation, &text).await?;
+        hand_over(&mut conn, msg, &owner, source, correlation).await
+    }
+
+    /// Everything an accepted inbound webhook does, on the transaction that claims its `webhook-id`
+    /// (issue 14): so a failure leaves the id unclaimed for the sender's retry, and of two concurrent
+    /// copies one does it all and the other finds the id taken. A body with a `correlation` is stored for
+    /// the owner's runs (and handed to one already waiting); a source configured with a workflow starts
+    /// a run of it when no waiting run took the message, with the source's scopes. Call
+    /// [`Self::after_inbound`] once committed.
+    pub async fn receive_inbound(
+        &self,
+        conn: &mut AnyConnection,
+        source: &str,
+        webhook_id: &str,
+        correlation: Option<&str>,
+        payload: &Value,
+    ) -> Result<InboundEffect, FlowsError> {
+        let text = checked_payload(payload)?;
+        let Some(src) = self.sources.get(source) else {
+            return Ok(InboundEffect::default());
+        };
+        let mut effect = InboundEffect { owner: Some(src.owner.clone()), ..Default::default() };
+        if let Some(c) = correlation {
+            let msg = insert_message(conn, &src.owner, source, c, &text).await?;
+            effect.message = Some(msg);
+            effect.resumed_run = hand_over(conn, msg, &src.owner, source, c).await?;
         }
-        let now = now_ms();
-        // Insert first, then look for a waiter: together with the engine's order (record the wait, then
-        // look in the inbox) one of the two always sees the other.
-        let msg: i64 = sqlx::query(
-            "INSERT INTO workflow_inbox (source, correlation, payload, received_at_ms) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(source)
-        .bind(correlation)
-        .bind(&text)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("id")?;
-        let waiters = sqlx::query(
-            "SELECT id, waiting_token FROM workflow_runs WHERE status = 'waiting' AND waiting_source = $1 AND waiting_correlation = $2 \
-             ORDER BY seq LIMIT 5",
-        )
-        .bind(source)
-        .bind(correlation)
-        .fetch_all(&self.pool)
-        .await?;
-        let waiters: Vec<(String, String)> = waiters
-            .iter()
-            .filter_map(|w| match (w.try_get::<String, _>("id"), w.try_get::<Option<String>, _>("waiting_token")) {
-                (Ok(id), Ok(Some(token))) => Some((id, token)),
-                _ => None,
-            })
-            .collect();
-        for (run_id, token) in &waiters {
-            let taken = sqlx::query("UPDATE workflow_inbox SET consumed_by = $1, consumed_at_ms = $2 WHERE id = $3 AND consumed_by IS NULL")
-                .bind(token)
-                .bind(now)
-                .bind(msg)
-                .execute(&self.pool)
-                .await?;
-            if taken.rows_affected() == 0 {
-                // A waiting run took the message from the inbox itself meanwhile: say which.
-                let by: Option<String> =
-                    sqlx::query("SELECT consumed_by FROM workflow_inbox WHERE id = $1").bind(msg).fetch_one(&self.pool).await?.try_get("consumed_by")?;
-                return Ok(waiters.iter().find(|(_, t)| Some(t) == by.as_ref()).map(|(id, _)| id.clone()));
-            }
-            let woken = sqlx::query("UPDATE workflow_runs SET nudged = 1 WHERE id = $1 AND waiting_token = $2")
-                .bind(run_id)
-                .bind(token)
-                .execute(&self.pool)
-                .await?;
-            if woken.rows_affected() == 1 {
-                return Ok(Some(run_id.clone()));
-            }
-            // That wait ended meanwhile (timeout): give the message back and try the next waiter.
-            sqlx::query("UPDATE workflow_inbox SET consumed_by = NULL, consumed_at_ms = NULL WHERE id = $1").bind(msg).execute(&self.pool).await?;
+        if let (Some(name), None) = (&src.workflow, &effect.resumed_run) {
+            let new = NewRun {
+                definition: DefinitionRef::Name(name.clone()),
+                input: payload.clone(),
+                // The same webhook never starts two runs.
+                idempotency_key: Some(format!("inbound:{source}:{webhook_id}")),
+                started_by: StartedBy::inbound(source, src.scopes.clone()),
+            };
+            effect.started_run = Some(self.start_run_on(conn, &src.owner, new).await?);
         }
-        Ok(None)
+        Ok(effect)
+    }
+
+    /// After [`Self::receive_inbound`] committed: a message no run had taken inside the transaction is
+    /// offered again to the owner's waiting runs (a run that began waiting meanwhile could not see the
+    /// uncommitted message, nor the transaction its wait). Returns the run that took it, if any.
+    pub async fn after_inbound(&self, source: &str, correlation: Option<&str>, effect: &InboundEffect) -> Result<Option<RunId>, FlowsError> {
+        match (&effect.owner, effect.message, correlation, &effect.resumed_run) {
+            (Some(owner), Some(msg), Some(c), None) => {
+                let mut conn = self.pool.acquire().await?;
+                hand_over(&mut conn, msg, owner, source, c).await
+            }
+            _ => Ok(effect.resumed_run.clone()),
+        }
     }
 
     /// Drops inbound messages no run took, received before `before_ms`.
@@ -595,23 +862,51 @@ impl Store {
 
     // ---- runs: what the engine does ----
 
-    /// Leases up to `limit` runs that are due (timer passed or nudged) and not leased by anyone alive.
-    pub(crate) async fn claim_due(&self, token: &str, lease_ms: i64, limit: usize) -> Result<Vec<RunId>, FlowsError> {
+    /// Leases up to `limit` runs that are due (timer passed or nudged) and not leased by anyone alive,
+    /// at most `per_owner` of any one owner counting the `busy` ones this instance already drives (so one
+    /// owner's slow runs cannot take every slot). Returns each run with its owner.
+    pub(crate) async fn claim_due(
+        &self,
+        token: &str,
+        lease_ms: i64,
+        limit: usize,
+        per_owner: usize,
+        busy: &HashMap<String, usize>,
+    ) -> Result<Vec<(RunId, String)>, FlowsError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let per_owner = per_owner.max(1);
         let now = now_ms();
         let due = format!(
             "status IN {ACTIVE_SQL} AND (nudged = 1 OR wake_at_ms <= $1) AND (lease_until_ms IS NULL OR lease_until_ms < $1)"
         );
-        let rows = sqlx::query(&format!("SELECT id FROM workflow_runs WHERE {due} ORDER BY wake_at_ms LIMIT $2"))
-            .bind(now)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        // Owners at their share are skipped in the query, so their backlog does not hide other owners'
+        // due runs; a few more rows than slots leave room for the ones skipped below.
+        let full: Vec<&String> = busy.iter().filter(|(_, n)| **n >= per_owner).map(|(o, _)| o).collect();
+        let mut sql = format!("SELECT id, owner FROM workflow_runs WHERE {due}");
+        if !full.is_empty() {
+            let marks: Vec<String> = (0..full.len()).map(|i| format!("${}", i + 3)).collect();
+            sql.push_str(&format!(" AND owner NOT IN ({})", marks.join(", ")));
+        }
+        sql.push_str(" ORDER BY wake_at_ms LIMIT $2");
+        let mut q = sqlx::query(&sql).bind(now).bind((limit * 4).min(1000) as i64);
+        for o in &full {
+            q = q.bind(o.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut taken: HashMap<String, usize> = HashMap::new();
         let mut claimed = Vec::new();
         for row in rows {
+            if claimed.len() >= limit {
+                break;
+            }
             let id: String = row.try_get("id")?;
+            let owner: String = row.try_get("owner")?;
+            let mine = busy.get(&owner).copied().unwrap_or(0) + taken.get(&owner).copied().unwrap_or(0);
+            if mine >= per_owner {
+                continue;
+            }
             // The same condition again, atomically: of two instances racing for a run, one updates it
             // and the other finds the condition false (PostgreSQL re-checks it after the winner commits).
             let done = sqlx::query(&format!(
@@ -624,7 +919,8 @@ impl Store {
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 1 {
-                claimed.push(id);
+                *taken.entry(owner.clone()).or_default() += 1;
+                claimed.push((id, owner));
             }
         }
         Ok(claimed)
@@ -743,16 +1039,18 @@ impl Store {
     }
 
     /// Takes the oldest unclaimed inbound message for a wait, marking it with the wait's token.
-    pub(crate) async fn take_inbound(&self, source: &str, correlation: &str, token: &str) -> Result<Option<Value>, FlowsError> {
+    /// Only `owner`'s messages: another user's run never sees them, whatever it waits on.
+    pub(crate) async fn take_inbound(&self, owner: &str, source: &str, correlation: &str, token: &str) -> Result<Option<Value>, FlowsError> {
         if let Some(v) = self.inbound_taken_by(token).await? {
             return Ok(Some(v));
         }
         sqlx::query(
             "UPDATE workflow_inbox SET consumed_by = $1, consumed_at_ms = $2 WHERE consumed_by IS NULL AND id = \
-             (SELECT id FROM workflow_inbox WHERE source = $3 AND correlation = $4 AND consumed_by IS NULL ORDER BY id LIMIT 1)",
+             (SELECT id FROM workflow_inbox WHERE owner = $3 AND source = $4 AND correlation = $5 AND consumed_by IS NULL ORDER BY id LIMIT 1)",
         )
         .bind(token)
         .bind(now_ms())
+        .bind(owner)
         .bind(source)
         .bind(correlation)
         .execute(&self.pool)
@@ -771,9 +1069,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    async fn claim(store: &Store, token: &str, lease_ms: i64, limit: usize) -> Vec<RunId> {
+        store.claim_due(token, lease_ms, limit, 8, &HashMap::new()).await.unwrap().into_iter().map(|(id, _)| id).collect()
+    }
+
     async fn one_run(store: &Store) -> RunId {
         let def = WorkflowDefinition::from_json(r#"{"name":"x","steps":[{"name":"a","action":{"type":"call","name":"a"}}]}"#).unwrap();
-        store.start_run("alice", NewRun { definition: DefinitionRef::Inline(def), input: json!({}), idempotency_key: None }).await.unwrap()
+        store.start_run("alice", NewRun { definition: DefinitionRef::Inline(def), input: json!({}), idempotency_key: None, started_by: StartedBy::session() }).await.unwrap()
     }
 
     #[tokio::test]
@@ -782,8 +1084,8 @@ mod tests {
             let store = Store::new(db.connect().await);
             store.migrate().await.unwrap();
             let id = one_run(&store).await;
-            assert_eq!(store.claim_due("a#1", 300, 10).await.unwrap(), vec![id.clone()]);
-            assert!(store.claim_due("b#1", 300, 10).await.unwrap().is_empty(), "{}: leased by a", db.engine.as_str());
+            assert_eq!(claim(&store, "a#1", 300, 10).await, vec![id.clone()]);
+            assert!(claim(&store, "b#1", 300, 10).await.is_empty(), "{}: leased by a", db.engine.as_str());
             let mut run = store.load_leased(&id, "a#1").await.unwrap().expect("a holds it");
             assert!(store.load_leased(&id, "b#1").await.unwrap().is_none());
             run.rec.attempt = 1;
@@ -791,7 +1093,7 @@ mod tests {
 
             // a stops renewing (a crash): after the lease, b takes the run and a's writes bounce.
             tokio::time::sleep(std::time::Duration::from_millis(350)).await;
-            assert_eq!(store.claim_due("b#1", 300, 10).await.unwrap(), vec![id.clone()]);
+            assert_eq!(claim(&store, "b#1", 300, 10).await, vec![id.clone()]);
             run.rec.attempt = 99;
             assert!(!store.save(&run, "a#1", "a", &[]).await.unwrap(), "fenced: a no longer holds the lease");
             assert!(!store.renew_lease(&id, "a#1", 300).await.unwrap());
@@ -801,10 +1103,10 @@ mod tests {
             // Released by its holder, a run that is not due is not claimed; a nudge makes it due.
             store.release_lease(&id, "b#1").await.unwrap();
             sqlx::query("UPDATE workflow_runs SET wake_at_ms = $1 WHERE id = $2").bind(now_ms() + 60_000).bind(&id).execute(store.pool()).await.unwrap();
-            assert!(store.claim_due("c#1", 300, 10).await.unwrap().is_empty(), "timer in the future");
+            assert!(claim(&store, "c#1", 300, 10).await.is_empty(), "timer in the future");
             store.cancel_run("alice", &id).await.unwrap();
-            assert_eq!(store.claim_due("c#1", 300, 10).await.unwrap(), vec![id.clone()], "the cancel nudged it");
-            assert!(store.claim_due("d#1", 300, 10).await.unwrap().is_empty(), "the claim consumed the nudge and holds the lease");
+            assert_eq!(claim(&store, "c#1", 300, 10).await, vec![id.clone()], "the cancel nudged it");
+            assert!(claim(&store, "d#1", 300, 10).await.is_empty(), "the claim consumed the nudge and holds the lease");
         }
     }
 
@@ -814,7 +1116,7 @@ mod tests {
             let store = Store::new(db.connect().await);
             store.migrate().await.unwrap();
             let id = one_run(&store).await;
-            store.claim_due("a#1", 10_000, 1).await.unwrap();
+            claim(&store, "a#1", 10_000, 1).await;
             let run = store.load_leased(&id, "a#1").await.unwrap().unwrap();
             let begin = AttemptOp::Begin { step_index: 0, step_name: "a".into(), phase: Phase::Forward, attempt: 1, outcome: AttemptOutcome::Running };
             assert!(store.save(&run, "a#1", "a", std::slice::from_ref(&begin)).await.unwrap());
@@ -832,15 +1134,21 @@ mod tests {
     #[tokio::test]
     async fn an_inbound_message_is_taken_once() {
         for db in db::testing::engines().await {
-            let store = Store::new(db.connect().await);
+            let crm = InboundSource { owner: "alice".into(), scopes: vec![], workflow: None };
+            let store = Store::new(db.connect().await).with_inbound_sources(HashMap::from([("crm".to_string(), crm)]));
             store.migrate().await.unwrap();
             store.deliver_inbound("crm", "c-1", &json!({"n": 1})).await.unwrap();
             store.deliver_inbound("crm", "c-1", &json!({"n": 2})).await.unwrap();
-            assert_eq!(store.take_inbound("crm", "c-1", "t1").await.unwrap(), Some(json!({"n": 1})), "oldest first");
-            assert_eq!(store.take_inbound("crm", "c-1", "t1").await.unwrap(), Some(json!({"n": 1})), "the same wait sees its message again");
-            assert_eq!(store.take_inbound("crm", "c-1", "t2").await.unwrap(), Some(json!({"n": 2})));
-            assert_eq!(store.take_inbound("crm", "c-1", "t3").await.unwrap(), None);
-            assert_eq!(store.take_inbound("crm", "c-2", "t4").await.unwrap(), None);
+            assert_eq!(store.take_inbound("alice", "crm", "c-1", "t1").await.unwrap(), Some(json!({"n": 1})), "oldest first");
+            assert_eq!(store.take_inbound("alice", "crm", "c-1", "t1").await.unwrap(), Some(json!({"n": 1})), "the same wait sees its message again");
+            assert_eq!(store.take_inbound("alice", "crm", "c-1", "t2").await.unwrap(), Some(json!({"n": 2})));
+            assert_eq!(store.take_inbound("alice", "crm", "c-1", "t3").await.unwrap(), None);
+            assert_eq!(store.take_inbound("alice", "crm", "c-2", "t4").await.unwrap(), None);
+            store.deliver_inbound("crm", "c-3", &json!({"n": 3})).await.unwrap();
+            assert_eq!(store.take_inbound("bob", "crm", "c-3", "t5").await.unwrap(), None, "alice's source: never bob's, whatever he waits on");
+            assert_eq!(store.deliver_inbound("erp", "c-3", &json!({})).await.unwrap(), None, "a source nobody owns stores nothing");
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM workflow_inbox WHERE source = 'erp'").fetch_one(store.pool()).await.unwrap();
+            assert_eq!(n, 0);
         }
     }
 }

@@ -159,7 +159,7 @@ async fn a_failing_compensation_ends_compensation_failed_and_retry_resumes_the_c
         assert!(run.error_message.as_deref().unwrap().starts_with("compensation of step b failed"));
 
         host.script.lock().unwrap().fail_always.remove("b/compensate");
-        let r = engine.retry_run(OWNER, &id).await.unwrap();
+        let r = engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap();
         assert_eq!(r.status, RunStatus::Compensating);
         wait_status(&store, OWNER, &id, RunStatus::Failed).await;
         assert_eq!(&host.trace(&id)[6..], ["b/compensate", "a/compensate"]);
@@ -179,16 +179,16 @@ async fn retrying_a_failed_run_redoes_the_undone_steps_and_keeps_the_standing_on
         let id = engine.start_run(OWNER, inline(def(json!({"name": "retry_me", "steps": steps})), json!({}))).await.unwrap();
         wait_status(&store, OWNER, &id, RunStatus::Failed).await;
         assert_eq!(host.trace(&id), ["a", "b", "c", "a/compensate"]);
-        let conflict = engine.retry_run(OWNER, "no-such-run").await.unwrap_err();
+        let conflict = engine.retry_run(OWNER, "no-such-run", &StartedBy::session()).await.unwrap_err();
         assert_eq!(conflict.status(), ::http::StatusCode::NOT_FOUND);
 
         host.script.lock().unwrap().fail_always.clear();
-        let r = engine.retry_run(OWNER, &id).await.unwrap();
+        let r = engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap();
         assert_eq!((r.status, r.current_step, r.error_code.clone()), (RunStatus::Running, 0, None));
         let run = wait_status(&store, OWNER, &id, RunStatus::Completed).await;
         assert_eq!(&host.trace(&id)[4..], ["a", "c"], "b still stands and is not repeated");
         assert!(run.steps.iter().all(|s| s.status == StepStatus::Completed));
-        let again = engine.retry_run(OWNER, &id).await.unwrap_err();
+        let again = engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap_err();
         assert_eq!(again.status(), ::http::StatusCode::CONFLICT, "a completed run is not retried");
         engine.shutdown().await;
     }
@@ -322,7 +322,7 @@ async fn cancel_undoes_the_completed_steps_and_ends_cancelled() {
         let t = engine.timeline(OWNER, &id).await.unwrap();
         assert_eq!(outcomes(&t)[2], "confirm/forward:cancelled");
         assert_eq!(engine.cancel_run(OWNER, &id).await.unwrap_err().status(), ::http::StatusCode::CONFLICT);
-        assert_eq!(engine.retry_run(OWNER, &id).await.unwrap_err().status(), ::http::StatusCode::CONFLICT);
+        assert_eq!(engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap_err().status(), ::http::StatusCode::CONFLICT);
         engine.shutdown().await;
     }
 }
@@ -360,7 +360,7 @@ async fn two_engines_on_one_database_never_execute_the_same_step_twice() {
     for db in db::testing::engines().await {
         let store_a = store(&db).await;
         // A second pool: as a second server instance would have.
-        let store_b = Store::new(db.connect().await);
+        let store_b = Store::new(db.connect().await).with_inbound_sources(sources());
         let host_a = ScriptedHost::new("a");
         let host_b = ScriptedHost::new("b");
         for h in [&host_a, &host_b] {

@@ -69,7 +69,7 @@ async fn runs_start_from_a_stored_definition_keep_their_snapshot_and_are_listed_
     for db in db::testing::engines().await {
         let store = store(&db).await;
         let d = store.create_definition("alice", TOML_A, Format::Toml).await.unwrap();
-        let new = |def: DefinitionRef, key: Option<&str>| NewRun { definition: def, input: json!({"k": 1}), idempotency_key: key.map(String::from) };
+        let new = |def: DefinitionRef, key: Option<&str>| NewRun { definition: def, input: json!({"k": 1}), idempotency_key: key.map(String::from), started_by: StartedBy::session() };
         let r1 = store.start_run("alice", new(DefinitionRef::Id(d.id), None)).await.unwrap();
         let run = store.get_run("alice", &r1).await.unwrap();
         assert_eq!((run.status, run.current_step, run.definition_id, run.definition_version), (RunStatus::Running, 0, Some(d.id), 1));
@@ -92,7 +92,7 @@ async fn runs_start_from_a_stored_definition_keep_their_snapshot_and_are_listed_
         assert_ne!(bob_same_key, r2, "keys are per owner");
 
         let needs = def(json!({"name": "needs", "input": ["email", "name"], "steps": [call_step("x", false)]}));
-        let e = store.start_run("alice", NewRun { definition: DefinitionRef::Inline(needs), input: json!({"name": "n"}), idempotency_key: None }).await.unwrap_err();
+        let e = store.start_run("alice", NewRun { definition: DefinitionRef::Inline(needs), input: json!({"name": "n"}), idempotency_key: None, started_by: StartedBy::session() }).await.unwrap_err();
         assert_eq!((e.status(), e.to_string()), (StatusCode::UNPROCESSABLE_ENTITY, "input.email: is required".to_string()));
 
         let inline_def = def(json!({"name": "many", "steps": [call_step("x", false)]}));
@@ -119,7 +119,7 @@ async fn retry_and_cancel_answer_conflict_in_the_wrong_state() {
     for db in db::testing::engines().await {
         let store = store(&db).await;
         let id = store.start_run("alice", inline(def(json!({"name": "x", "steps": [call_step("x", false)]})), json!({}))).await.unwrap();
-        let e = store.retry_run("alice", &id).await.unwrap_err();
+        let e = store.retry_run("alice", &id, &StartedBy::session()).await.unwrap_err();
         assert_eq!((e.status(), e.to_string()), (StatusCode::CONFLICT, "a running run cannot be retried".to_string()));
         assert_eq!(store.cancel_run("bob", &id).await.unwrap_err().status(), StatusCode::NOT_FOUND);
         let r = store.cancel_run("alice", &id).await.unwrap();

@@ -102,6 +102,13 @@ pub struct InboundSource {
     pub secrets: Vec<Secret>,
     /// The workflow an accepted webhook triggers (passed through to the caller as `InboundEvent::workflow`).
     pub workflow: Option<String>,
+    /// The username the source belongs to: only their workflow runs may wait on it and receive its
+    /// messages. Unset: the user named in `workflow` (`<username>/<name>`); neither: nobody's.
+    pub owner: Option<String>,
+    /// What a workflow run this source starts may do (API scope names; a comma-separated string is
+    /// accepted too). Empty: `workflows:write` only.
+    #[serde(deserialize_with = "one_or_many")]
+    pub scopes: Vec<String>,
 }
 
 /// A list, or one comma-separated string (how an environment variable arrives).

@@ -80,33 +80,49 @@ impl InboundVerifier {
     /// 400; a timestamp outside the tolerance, either way, 401 `stale_timestamp`; no matching signature
     /// 401 `invalid_signature`.
     pub async fn receive(&self, source: &str, headers: &http::HeaderMap, body: &[u8], now: i64) -> Result<Inbound, HooksError> {
+        let event = self.verify(source, headers, body, now)?;
+        let mut conn = self.pool.acquire().await?;
+        Ok(if self.claim(&mut conn, &event, body).await? {
+            Inbound::Accepted(event)
+        } else {
+            Inbound::Duplicate { source: event.source, webhook_id: event.webhook_id }
+        })
+    }
+
+    /// [`Self::receive`]'s checks, without recording anything: pair with [`Self::claim`] on the
+    /// transaction that carries out the webhook's effect, so a failure leaves the id unclaimed for the
+    /// sender's retry.
+    pub fn verify(&self, source: &str, headers: &http::HeaderMap, body: &[u8], now: i64) -> Result<InboundEvent, HooksError> {
         let src = self.sources.get(source).ok_or(HooksError::UnknownSource)?;
         if body.len() > self.max_body_bytes {
             return Err(HooksError::TooLarge);
         }
         let checked = check_request(&src.keys, headers, body, now, self.tolerance_secs)?;
-        let (id, timestamp, payload) = (checked.webhook_id.as_str(), checked.timestamp, checked.payload);
+        Ok(InboundEvent {
+            source: source.to_string(),
+            webhook_id: checked.webhook_id,
+            timestamp: checked.timestamp,
+            payload: checked.payload,
+            workflow: src.workflow.clone(),
+        })
+    }
+
+    /// Records a verified webhook's id on `conn` (a transaction, typically): `false` if it was recorded
+    /// before (a duplicate: do nothing). Of two concurrent copies, the second waits for the first's
+    /// transaction and then finds the id taken, or claims it if that transaction rolled back.
+    pub async fn claim(&self, conn: &mut sqlx::AnyConnection, event: &InboundEvent, body: &[u8]) -> Result<bool, HooksError> {
         let r = sqlx::query(
             "INSERT INTO inbound_webhooks (source, webhook_id, webhook_timestamp, received_ms, payload) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (source, webhook_id) DO NOTHING",
         )
-        .bind(source)
-        .bind(id)
-        .bind(timestamp)
+        .bind(&event.source)
+        .bind(&event.webhook_id)
+        .bind(event.timestamp)
         .bind(now_ms())
         .bind(String::from_utf8_lossy(body).into_owned())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
-        if r.rows_affected() == 0 {
-            return Ok(Inbound::Duplicate { source: source.to_string(), webhook_id: id.to_string() });
-        }
-        Ok(Inbound::Accepted(InboundEvent {
-            source: source.to_string(),
-            webhook_id: id.to_string(),
-            timestamp,
-            payload,
-            workflow: src.workflow.clone(),
-        }))
+        Ok(r.rows_affected() == 1)
     }
 
     /// Forgets ids received before `before_ms`. Keep them longer than senders retry (days): a retry

@@ -141,6 +141,43 @@ impl ServerHost {
     }
 }
 
+/// The scope a step needs beyond `workflows:write` (which started the run): sending a notification or
+/// emitting an event is what the notifications and webhooks APIs guard.
+fn required_scope(action: &ResolvedAction) -> Option<auth::tokens::Scope> {
+    match action {
+        ResolvedAction::Notify { .. } => Some(auth::tokens::Scope::NotificationsWrite),
+        ResolvedAction::EmitEvent { .. } => Some(auth::tokens::Scope::WebhooksWrite),
+        ResolvedAction::Http(_) | ResolvedAction::Call { .. } => None,
+    }
+}
+
+/// A run may do what the credential that started it may, checked as each step executes (issue 14): a
+/// token is looked up every time, so once it is revoked or expired its runs' further steps fail.
+async fn authorize(pool: &sqlx::AnyPool, ctx: &StepContext, action: &ResolvedAction) -> Result<(), StepError> {
+    let by = &ctx.started_by;
+    let mut allowed = by.scopes.clone();
+    if let Some(token_id) = by.token_id {
+        let live = auth::tokens::ApiTokenStore::new(pool.clone())
+            .live_scopes(token_id)
+            .await
+            .map_err(|e| {
+                tracing::warn!(run = %ctx.run_id, error = %e, "could not look up the run's API token");
+                StepError::retryable("unavailable", "could not check the API token that started this run; will retry")
+            })?
+            .ok_or_else(|| StepError::permanent("token_revoked", "the API token that started this run was revoked or has expired"))?;
+        // What the token may do now, and no more than it could when it started the run.
+        let live: Vec<String> = live.iter().map(|s| s.as_str().to_string()).collect();
+        allowed = Some(allowed.unwrap_or_default().into_iter().filter(|s| live.contains(s)).collect());
+    }
+    match required_scope(action) {
+        Some(scope) if allowed.as_ref().is_some_and(|a| !a.iter().any(|s| s == scope.as_str())) => Err(StepError::permanent(
+            "forbidden",
+            format!("this run was started by {} without the {} scope this step needs", by.kind, scope.as_str()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -148,6 +185,7 @@ fn now_ms() -> i64 {
 #[async_trait::async_trait]
 impl StepHost for ServerHost {
     async fn execute(&self, ctx: &StepContext, action: &ResolvedAction) -> Result<Value, StepError> {
+        authorize(&self.pool, ctx, action).await?;
         match action {
             // The policy (`StepUrlPolicy`) judges the URL before the request and again at connect time.
             ResolvedAction::Http(req) => {

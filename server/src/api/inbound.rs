@@ -1,11 +1,12 @@
 //! `POST /api/v1/inbound/{source}`: a Standard Webhooks request from a configured sender. Verified and
-//! deduplicated by the `hooks` crate; an accepted body with a `correlation_id` resumes the workflow run
-//! waiting on this source with that correlation, and a source configured with `workflow =
-//! "<username>/<workflow name>"` starts a run of it with the body as input.
+//! deduplicated by the `hooks` crate; an accepted body with a `correlation_id` resumes the run of the
+//! source's owner waiting on this source with that correlation, and a source configured with `workflow =
+//! "<username>/<workflow name>"` starts a run of it with the body as input. The dedup claim and all of
+//! that commit in one transaction.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -26,36 +27,58 @@ pub struct InboundAnswer {
 }
 
 /// Receive a signed webhook (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`).
+///
+/// The source belongs to one user: a `correlation_id` resumes only that user's waiting run, and a run
+/// the source starts carries the source's scopes. The `webhook-id` is recorded in the same transaction as
+/// what the webhook does: a webhook that could not be processed is not a duplicate when retried.
 #[utoipa::path(post, path = "/api/v1/inbound/{source}", tag = "inbound", params(("source" = String, Path)),
-    request_body(content = Object, description = "Any JSON; `correlation_id` resumes the waiting workflow run"),
+    request_body(content = Object, description = "Any JSON; `correlation_id` resumes the waiting workflow run of the source's owner"),
     responses((status = 200, body = InboundAnswer),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid_signature or stale_timestamp", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The source's workflow cannot start now (missing, or its owner is at a limit): nothing was recorded, retry later",
+            body = Problem, content_type = "application/problem+json")),
     security(()))]
 pub async fn receive(State(state): State<AppState>, Path(source): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<InboundAnswer>> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let event = match state.inbound.receive(&source, &headers, &body, now).await? {
-        hooks::Inbound::Accepted(e) => e,
-        hooks::Inbound::Duplicate { .. } => {
-            return Ok(Json(InboundAnswer { status: "duplicate".into(), resumed_run: None, started_run: None }));
-        }
-    };
-    let resumed_run = match event.payload.get("correlation_id").and_then(|v| v.as_str()) {
-        Some(c) if !c.is_empty() && c.len() <= 200 => state.flows.deliver_inbound(&event.source, c, &event.payload).await?,
+    let event = state.inbound.verify(&source, &headers, &body, now)?;
+    let correlation = match event.payload.get("correlation_id").and_then(|v| v.as_str()) {
+        Some(c) if !c.is_empty() && c.len() <= 200 => Some(c.to_string()),
         _ => None,
     };
-    let started_run = match event.workflow.as_deref().and_then(|w| w.split_once('/')) {
-        Some((owner, name)) if resumed_run.is_none() => {
-            let new = flows::NewRun {
-                definition: flows::DefinitionRef::Name(name.to_string()),
-                input: event.payload.clone(),
-                // The same webhook never starts two runs.
-                idempotency_key: Some(format!("inbound:{}:{}", event.source, event.webhook_id)),
-            };
-            Some(state.flows.start_run(owner, new).await.map_err(ApiError::from)?)
+    // The claim first: on SQLite it takes the write lock, so a concurrent copy waits for this
+    // transaction and then finds the id taken (or free again, if this one rolled back).
+    let mut tx = state.pool.begin().await.map_err(|e| ApiError::internal("inbound transaction", e))?;
+    if !state.inbound.claim(&mut tx, &event, &body).await? {
+        return Ok(Json(InboundAnswer { status: "duplicate".into(), resumed_run: None, started_run: None }));
+    }
+    let effect = state
+        .flows
+        .store()
+        .receive_inbound(&mut tx, &event.source, &event.webhook_id, correlation.as_deref(), &event.payload)
+        .await
+        .map_err(not_processed)?;
+    tx.commit().await.map_err(|e| ApiError::internal("inbound commit", e))?;
+    let resumed_run = state.flows.after_inbound(&event.source, correlation.as_deref(), &effect).await?;
+    Ok(Json(InboundAnswer { status: "accepted".into(), resumed_run: Some(resumed_run), started_run: effect.started_run }))
+}
+
+/// Why the webhook's effect failed, for the sender, who will retry: nothing was recorded.
+fn not_processed(e: flows::FlowsError) -> ApiError {
+    match e {
+        // The configured workflow is missing (not created yet, or deleted), or its owner is at a limit:
+        // the operator's or the owner's to fix, so answer like an outage and let the sender retry.
+        flows::FlowsError::NotFound | flows::FlowsError::Quota { .. } => {
+            tracing::warn!(error = %e, "inbound webhook not processed: the source's workflow could not start");
+            let mut out = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "This source's workflow cannot start right now; the webhook was not recorded. Retry later.",
+            );
+            out.retry_after = Some(60);
+            out
         }
-        _ => None,
-    };
-    Ok(Json(InboundAnswer { status: "accepted".into(), resumed_run: Some(resumed_run), started_run }))
+        e => ApiError::from(e),
+    }
 }

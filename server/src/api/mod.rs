@@ -145,13 +145,7 @@ impl From<hooks::HooksError> for ApiError {
 impl From<flows::FlowsError> for ApiError {
     fn from(e: flows::FlowsError) -> Self {
         let status = e.status();
-        let code = match status {
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::CONFLICT => "conflict",
-            StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
-            StatusCode::BAD_REQUEST => "bad_request",
-            _ => "internal",
-        };
+        let code = e.code();
         let detail = if status.is_server_error() { "Something went wrong on our side.".to_string() } else { e.to_string() };
         let mut out = ApiError::new(status, code, detail);
         out.errors = e.field_errors().iter().map(|f| ProblemField { field: f.field.clone(), message: f.message.clone() }).collect();

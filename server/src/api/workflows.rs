@@ -1,6 +1,8 @@
 //! Workflow definitions (TOML or JSON, stored per user; the built-in onboarding example is installed
-//! for every user on first look) and their runs with timelines, retry and cancel: thin handlers over
-//! the `flows` crate.
+//! for every user on their first write, or their first look with a credential that may write: a
+//! read-only token's GET changes nothing) and their runs with timelines, retry and cancel: thin handlers
+//! over the `flows` crate. A run carries who started it ([`started_by`]): its steps may do what that
+//! credential may, checked when each step executes.
 
 use auth::tokens::Scope;
 use axum::body::Bytes;
@@ -13,7 +15,7 @@ use flows::{DefinitionRecord, RunRecord, Timeline};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiQuery, id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem};
+use super::{ApiQuery, id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem, Via};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -42,6 +44,15 @@ fn source_of(headers: &HeaderMap, body: &[u8]) -> ApiResult<(String, flows::Form
     Ok((text.to_string(), format))
 }
 
+/// Who a run started (or retried) by `caller` runs as: a browser session may do everything its user
+/// may; a token, what its scopes allow while it stays valid.
+pub fn started_by(caller: &Caller) -> flows::StartedBy {
+    match &caller.via {
+        Via::Session => flows::StartedBy::session(),
+        Via::Token { token_id, scopes } => flows::StartedBy::token(*token_id, scopes.iter().map(|s| s.as_str())),
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct DefinitionPage {
     pub items: Vec<DefinitionRecord>,
@@ -54,7 +65,8 @@ pub struct DefinitionPage {
 pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<flows::Paged<DefinitionRecord>>> {
     caller.require(Scope::WorkflowsRead)?;
     let store = state.flows.store();
-    if q.cursor.is_none() {
+    // A read changes nothing: only a caller who may write gets the built-in examples installed here.
+    if q.cursor.is_none() && caller.require(Scope::WorkflowsWrite).is_ok() {
         store.install_builtins(caller.owner()).await?;
     }
     let page = flows::Page { limit: Some(q.checked_limit()?), cursor: q.cursor.clone() };
@@ -66,7 +78,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): Ap
     request_body(content = Object, description = "A workflow definition (JSON, or TOML with Content-Type application/toml)"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe creation")),
     responses((status = 201, body = DefinitionRecord), (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")),
+        (status = 422, description = "validation_failed (e.g. a wait on another user's inbound source, a system event type), or quota_exceeded",
+            body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
 pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(e) = caller.require(Scope::WorkflowsWrite) {
@@ -77,7 +90,12 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
             Ok(s) => s,
             Err(e) => return e.into_response(),
         };
-        match state.flows.store().create_definition(caller.owner(), &source, format).await {
+        // The user's first write brings the built-in examples along (a read-only look never does).
+        let created = async {
+            state.flows.store().install_builtins(caller.owner()).await?;
+            state.flows.store().create_definition(caller.owner(), &source, format).await
+        };
+        match created.await {
             Ok(d) => (StatusCode::CREATED, Json(d)).into_response(),
             Err(e) => ApiError::from(e).into_response(),
         }
@@ -121,7 +139,8 @@ pub use flows::StartRun;
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/runs", tag = "workflows", params(("id" = i64, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "A repeat returns the same run")),
     request_body = StartRun,
-    responses((status = 201, body = RunRecord), (status = 422, body = Problem, content_type = "application/problem+json")),
+    responses((status = 201, body = RunRecord), (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "quota_exceeded: too many active runs", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
 pub async fn start(State(state): State<AppState>, caller: Caller, id: Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(e) = caller.require(Scope::WorkflowsWrite) {
@@ -138,7 +157,7 @@ pub async fn start(State(state): State<AppState>, caller: Caller, id: Path<Strin
             Err(e) => return e.into_response(),
         };
         let input = req.into_input();
-        let new = flows::NewRun { definition: flows::DefinitionRef::Id(id), input, idempotency_key: None };
+        let new = flows::NewRun { definition: flows::DefinitionRef::Id(id), input, idempotency_key: None, started_by: started_by(&caller) };
         let started = async {
             let run_id = state.flows.start_run(caller.owner(), new).await?;
             state.flows.get_run(caller.owner(), &run_id).await
@@ -206,13 +225,15 @@ pub async fn run(State(state): State<AppState>, caller: Caller, id: Path<String>
     Ok(Json(detail(state.flows.timeline(caller.owner(), &id_segment(id)?).await?)))
 }
 
-/// Retry a failed run from its failed step (or resume a failed compensation).
+/// Retry a failed run from its failed step (or resume a failed compensation). The run goes on with the
+/// retrier's rights (`started_by`).
 #[utoipa::path(post, path = "/api/v1/workflow-runs/{id}/retry", tag = "workflows", params(("id" = String, Path)),
-    responses((status = 200, body = RunRecord), (status = 409, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = RunRecord), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "quota_exceeded: too many active runs", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
 pub async fn retry(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<RunRecord>> {
     caller.require(Scope::WorkflowsWrite)?;
-    Ok(Json(state.flows.retry_run(caller.owner(), &id_segment(id)?).await?))
+    Ok(Json(state.flows.retry_run(caller.owner(), &id_segment(id)?, &started_by(&caller)).await?))
 }
 
 /// Cancel a run: its completed steps are compensated.

@@ -2,3 +2,4 @@
 #[path = "../common.rs"]
 mod common;
 mod flows_net;
+mod flows_scope;

@@ -67,12 +67,13 @@ async fn main() {
         lease_ms: 1000,
         poll_ms: 20,
         max_concurrent_runs: 4,
+        max_runs_per_owner: 4,
     };
     let engine = Engine::new(store.clone(), host, cfg);
     let until = match arg("--start") {
         Some(w) => {
             let id = engine
-                .start_run("crash", NewRun { definition: DefinitionRef::Inline(workflow(&w)), input: json!({}), idempotency_key: None })
+                .start_run("crash", NewRun { definition: DefinitionRef::Inline(workflow(&w)), input: json!({}), idempotency_key: None, started_by: StartedBy::session() })
                 .await
                 .expect("start run");
             println!("started {id}");

@@ -34,6 +34,8 @@ pub struct ScriptedHost {
     pub name: String,
     pub script: Mutex<Script>,
     pub calls: Mutex<Vec<Call>>,
+    /// Every attempt's context, in call order.
+    pub contexts: Mutex<Vec<StepContext>>,
     pub finished: Mutex<Vec<RunSummary>>,
     counts: Mutex<HashMap<(String, String), u32>>,
 }
@@ -44,6 +46,7 @@ impl ScriptedHost {
             name: name.into(),
             script: Mutex::new(Script::default()),
             calls: Mutex::new(Vec::new()),
+            contexts: Mutex::new(Vec::new()),
             finished: Mutex::new(Vec::new()),
             counts: Mutex::new(HashMap::new()),
         })
@@ -82,6 +85,7 @@ fn key(step: &str, phase: Phase) -> String {
 impl StepHost for ScriptedHost {
     async fn execute(&self, ctx: &StepContext, action: &ResolvedAction) -> Result<Value, StepError> {
         let k = key(&ctx.step_name, ctx.phase);
+        self.contexts.lock().unwrap().push(ctx.clone());
         self.calls.lock().unwrap().push(Call {
             run_id: ctx.run_id.clone(),
             step: ctx.step_name.clone(),
@@ -140,12 +144,20 @@ pub fn call_step(name: &str, compensate: bool) -> Value {
 }
 
 pub fn config(name: &str) -> EngineConfig {
-    EngineConfig { instance_id: name.into(), lease_ms: 2000, poll_ms: 20, max_concurrent_runs: 8 }
+    EngineConfig { instance_id: name.into(), lease_ms: 2000, poll_ms: 20, max_concurrent_runs: 8, max_runs_per_owner: 8 }
 }
 
-/// A migrated store on one test database.
+/// The inbound source the tests wait on, and its owner.
+pub const SOURCE_OWNER: &str = "alice";
+
+/// `crm` belongs to [`SOURCE_OWNER`].
+pub fn sources() -> HashMap<String, InboundSource> {
+    HashMap::from([("crm".to_string(), InboundSource { owner: SOURCE_OWNER.into(), scopes: vec!["workflows:write".into()], workflow: None })])
+}
+
+/// A migrated store on one test database, with [`sources`].
 pub async fn store(db: &db::testing::TestDb) -> Store {
-    let store = Store::new(db.connect().await);
+    let store = Store::new(db.connect().await).with_inbound_sources(sources());
     store.migrate().await.expect("migrate");
     store
 }
@@ -157,7 +169,7 @@ pub async fn engine(store: &Store, host: Arc<ScriptedHost>, name: &str) -> Engin
 }
 
 pub fn inline(d: WorkflowDefinition, input: Value) -> NewRun {
-    NewRun { definition: DefinitionRef::Inline(d), input, idempotency_key: None }
+    NewRun { definition: DefinitionRef::Inline(d), input, idempotency_key: None, started_by: StartedBy::session() }
 }
 
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
