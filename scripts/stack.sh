@@ -59,9 +59,12 @@ stack_redis() {
 }
 
 # The local webhook receiver the pipeline's webhook channel delivers to (verifies signatures, counts).
+# Production refuses to sign with the documented example secret, so each stack gets its own, shared
+# by the sink and the app (the instances inherit it).
 stack_sink() {
   local run="$1"
-  "$TARGET_DIR/release/server" sink --addr "127.0.0.1:$SINK_PORT" >"$run/sink.log" 2>&1 &
+  export APP_NOTIFY__WEBHOOK__SECRET="${APP_NOTIFY__WEBHOOK__SECRET:-whsec_$(openssl rand -base64 32 | tr -d '\n')}"
+  "$TARGET_DIR/release/server" sink --addr "127.0.0.1:$SINK_PORT" --secret "$APP_NOTIFY__WEBHOOK__SECRET" >"$run/sink.log" 2>&1 &
   stack_pids+=($!)
   export APP_NOTIFY__WEBHOOK__URL="http://127.0.0.1:$SINK_PORT/webhook"
   stack_wait "http://127.0.0.1:$SINK_PORT/stats"

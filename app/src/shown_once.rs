@@ -17,7 +17,17 @@ pub struct ShownOnce {
     pub link: Option<String>,
 }
 
+/// The cookie's name over plain HTTP (dev mode)…
 pub const COOKIE: &str = "shown-once";
+/// …and over HTTPS, where the `__Host-` prefix makes the browser insist on `Secure`, `Path=/` and no
+/// `Domain`, so no sibling subdomain or plain-HTTP page can plant or overwrite it.
+pub const SECURE_COOKIE: &str = "__Host-shown-once";
+
+/// Whether the server's cookies are `Secure` (`session.cookie_secure`), provided by the server as
+/// context; a request that arrived over HTTPS (nginx's `X-Forwarded-Proto`, an `https://` Origin) gets
+/// the secure cookie even without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecureCookies(pub bool);
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
@@ -34,16 +44,21 @@ pub mod ssr {
     }
 
     fn secure() -> bool {
-        parts().is_some_and(|p| {
-            p.headers.get("x-forwarded-proto").is_some_and(|v| v == "https")
-                || p.headers.get(ORIGIN).and_then(|v| v.to_str().ok()).is_some_and(|o| o.starts_with("https://"))
-        })
+        use_context::<SecureCookies>().is_some_and(|s| s.0)
+            || parts().is_some_and(|p| {
+                p.headers.get("x-forwarded-proto").is_some_and(|v| v == "https")
+                    || p.headers.get(ORIGIN).and_then(|v| v.to_str().ok()).is_some_and(|o| o.starts_with("https://"))
+            })
     }
 
-    fn set_cookie(value: &str, max_age: u32) {
+    /// `secure`: the `__Host-` cookie with `Secure`; else the plain-HTTP one.
+    fn set_cookie(value: &str, max_age: u32, secure: bool) {
         let Some(res) = use_context::<leptos_axum::ResponseOptions>() else { return };
-        let secure = if secure() { "; Secure" } else { "" };
-        let cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+        let cookie = if secure {
+            format!("{SECURE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}; Secure")
+        } else {
+            format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}")
+        };
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             res.append_header(SET_COOKIE, v);
         }
@@ -65,7 +80,7 @@ pub mod ssr {
     pub fn stash(once: &ShownOnce) {
         if is_plain_form_post() {
             if let Ok(json) = serde_json::to_vec(once) {
-                set_cookie(&hex(&json), 60);
+                set_cookie(&hex(&json), 60, secure());
             }
         }
     }
@@ -73,18 +88,24 @@ pub mod ssr {
     /// The stashed secret for this page, if any; the cookie is cleared either way once read.
     pub fn take(kind: &str) -> Option<ShownOnce> {
         let p = parts()?;
-        let raw = p
-            .headers
-            .get_all(COOKIE_HEADER)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')).map(str::to_string))?;
+        let cookie = |name: &str| {
+            p.headers
+                .get_all(COOKIE_HEADER)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|c| c.trim().split_once('=').filter(|(n, _)| *n == name).map(|(_, v)| v.to_string()))
+        };
+        // Whichever the post set: a page load carries no Origin, so it cannot tell by itself.
+        let (raw, secure) = match cookie(SECURE_COOKIE) {
+            Some(raw) => (raw, true),
+            None => (cookie(COOKIE)?, false),
+        };
         let once: ShownOnce = serde_json::from_slice(&unhex(&raw)?).ok()?;
         if once.kind != kind {
             return None;
         }
-        set_cookie("", 0);
+        set_cookie("", 0, secure);
         Some(once)
     }
 }

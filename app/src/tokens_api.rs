@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 pub const SCOPES: &[&str] =
     &["notifications:read", "notifications:write", "webhooks:read", "webhooks:write", "workflows:read", "workflows:write"];
 
-/// The expiry choices: (form value, label). Empty means never.
-pub const EXPIRY_CHOICES: &[(&str, &str)] = &[("7", "in 7 days"), ("30", "in 30 days"), ("90", "in 90 days"), ("365", "in 1 year"), ("", "never")];
+/// The expiry choices: (form value, label). Every token expires (at most `auth.token_max_lifetime_days`,
+/// 365 unless the operator set it lower, which refuses the longer choices with a message).
+pub const EXPIRY_CHOICES: &[(&str, &str)] = &[("7", "in 7 days"), ("30", "in 30 days"), ("90", "in 90 days"), ("365", "in 1 year")];
 
 /// A token as the list shows it: never the secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,21 @@ pub mod ssr {
     /// Tokens belong to the user id (usernames are not forever).
     pub fn user_id() -> Result<i64, ServerFnError> {
         crate::api::ssr::signed_in().map(|s| s.user_id).ok_or_else(crate::api::ssr::sign_in_first)
+    }
+
+    /// Asks the signed-in user's password again before a browser session mints a credential (an API
+    /// token, a webhook signing secret): a stolen session alone must not be enough. A wrong password
+    /// is a 401 and counts as a failed sign-in for the account's throttle (429 once locked).
+    pub async fn confirm_password(user_id: i64, current_password: String) -> Result<(), ServerFnError> {
+        use leptos::prelude::use_context;
+        let auth = use_context::<auth::Authenticator>().ok_or_else(|| ServerFnError::new("authenticator missing"))?;
+        match auth.confirm_password(user_id, secrecy::SecretString::from(current_password)).await {
+            Ok(()) => Ok(()),
+            Err(auth::AuthError::InvalidCredentials) => {
+                Err(crate::api::ssr::refuse(http::StatusCode::UNAUTHORIZED, "Your current password is not correct."))
+            }
+            Err(e) => Err(crate::api::ssr::refuse(e.status(), e.to_string())),
+        }
     }
 
     /// Which form field an `InvalidInput` message from `auth::tokens` is about.
@@ -84,11 +100,17 @@ pub async fn list_api_tokens() -> Result<Option<Vec<TokenRow>>, ServerFnError> {
     ))
 }
 
-/// Creates a token from the form: a name, ticked scopes (`scopes[i]`) and an expiry in days (empty:
-/// never). The token is in the answer and nowhere else: it is not logged and the server keeps only
-/// its hash.
+/// Creates a token from the form: a name, ticked scopes (`scopes[i]`), an expiry in days (empty: the
+/// longest allowed) and the user's current password (`current_password`, checked after the cheap
+/// checks of the other fields). The token is in the answer and nowhere else: it is not logged and the
+/// server keeps only its hash.
 #[server]
-pub async fn create_api_token(name: String, scopes: Option<Vec<String>>, expires_days: Option<String>) -> Result<CreatedToken, ServerFnError> {
+pub async fn create_api_token(
+    name: String,
+    scopes: Option<Vec<String>>,
+    expires_days: Option<String>,
+    current_password: Option<String>,
+) -> Result<CreatedToken, ServerFnError> {
     use secrecy::ExposeSecret;
     let me = ssr::user_id()?;
     let refuse = |field: &str, message: String| CreatedToken {
@@ -104,15 +126,27 @@ pub async fn create_api_token(name: String, scopes: Option<Vec<String>>, expires
             Err(e) => return Ok(refuse("scopes", e.to_string())),
         }
     }
+    let store = ssr::store()?;
+    let max_days = store.max_lifetime_days();
     let days = expires_days.unwrap_or_default();
     let expires_at = match days.trim() {
         "" => None,
         d => match d.parse::<i64>() {
-            Ok(n) if (1..=3650).contains(&n) => Some(auth::now_unix() + n * 86_400),
-            _ => return Ok(refuse("expires_days", "Choose an expiry between 1 and 3650 days, or never.".into())),
+            Ok(n) if (1..=max_days).contains(&n) => Some(auth::now_unix() + n * 86_400),
+            Ok(n) if n > max_days => {
+                return Ok(refuse("expires_days", format!("Tokens expire within {max_days} days at most: choose an earlier expiry.")))
+            }
+            _ => return Ok(refuse("expires_days", format!("Choose an expiry between 1 and {max_days} days."))),
         },
     };
-    match ssr::store()?.create(me, &name, &parsed, expires_at).await {
+    if let Err(e) = auth::tokens::validate_name(&name) {
+        return Ok(refuse("name", e.to_string()));
+    }
+    if parsed.is_empty() {
+        return Ok(refuse("scopes", "Choose at least one scope.".into()));
+    }
+    ssr::confirm_password(me, current_password.unwrap_or_default()).await?;
+    match store.create(me, &name, &parsed, expires_at).await {
         Ok((info, token)) => {
             let token = token.expose_secret().to_string();
             crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {

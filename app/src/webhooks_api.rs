@@ -242,11 +242,18 @@ pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> 
     Ok(message_id)
 }
 
-/// A new signing secret, in the answer only; the old one keeps signing beside it for a while.
+/// A new signing secret, in the answer only; the old one keeps signing beside it for a while. Asks for
+/// the user's current password first (`current_password`): whoever holds the new secret can sign as us
+/// to the receiver.
 #[server]
-pub async fn rotate_webhook_secret(id: String) -> Result<RotatedSecretView, ServerFnError> {
+pub async fn rotate_webhook_secret(id: String, current_password: Option<String>) -> Result<RotatedSecretView, ServerFnError> {
     let me = ssr::owner()?;
-    let r = ssr::hooks()?.rotate_secret(&me, &id).await.map_err(ssr::public)?;
+    let user_id = crate::tokens_api::ssr::user_id()?;
+    let hooks = ssr::hooks()?;
+    // Someone else's or an unknown endpoint is a 404 before any password is checked.
+    hooks.get_endpoint(&me, &id).await.map_err(ssr::public)?;
+    crate::tokens_api::ssr::confirm_password(user_id, current_password.unwrap_or_default()).await?;
+    let r = hooks.rotate_secret(&me, &id).await.map_err(ssr::public)?;
     crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
         kind: format!("rotate:{id}"),
         title: "New signing secret".into(),

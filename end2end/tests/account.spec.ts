@@ -117,7 +117,8 @@ test("a password change in browser A signs browser B out, and A stays signed in"
   await page.getByLabel("Current password", { exact: true }).fill(GOOD);
   await page.getByTestId("change-password").click();
   await expect(page.getByTestId("password-changed")).toHaveText(
-    "Password changed. 1 other session was signed out; this one stays signed in.",
+    "Password changed. 1 other session was signed out; this one stays signed in. " +
+      "Your API tokens were revoked: create new ones for your scripts.",
   );
   await expect(page).toHaveURL(/\/settings\/password\?changed=1$/);
 

@@ -2,7 +2,7 @@ import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { expect, test, type Page } from "@playwright/test";
-import { hydrated, signIn } from "./helpers";
+import { hydrated, password, signIn } from "./helpers";
 
 // Issue 5's pages: API tokens, webhook endpoints with their attempt log, workflows with a live run timeline.
 // The stack (scripts/stack.sh) lets endpoints point at 127.0.0.1 and gives the `crm` inbound source this secret.
@@ -71,6 +71,8 @@ test.describe("API tokens", () => {
     await page.getByLabel("Name", { exact: true }).fill(name);
     await page.getByLabel("webhooks:read").check();
     await page.getByLabel("workflows:write").check();
+    // Minting a token from a browser session asks for the password again.
+    await page.getByLabel("Current password", { exact: true }).fill(password("e2e-ivan"));
     await page.getByTestId("create-token").click();
     const shown = page.getByTestId("new-token");
     await expect(shown).toContainText("ie_");
@@ -101,9 +103,23 @@ test.describe("API tokens", () => {
     await page.goto("/settings/tokens");
     await hydrated(page);
     await page.getByLabel("Name", { exact: true }).fill("no-scopes");
+    await page.getByLabel("Current password", { exact: true }).fill(password("e2e-ivan"));
     await page.getByTestId("create-token").click();
     await expect(page.locator("#token-scopes-error")).toHaveText("Choose at least one scope.");
     await expect(page.getByTestId("new-token")).toHaveCount(0);
+  });
+
+  test("a wrong current password is refused and no token is made", async ({ page }) => {
+    await signedIn(page, "e2e-ivan");
+    await page.goto("/settings/tokens");
+    await hydrated(page);
+    await page.getByLabel("Name", { exact: true }).fill("wrong-password");
+    await page.getByLabel("webhooks:read").check();
+    await page.getByLabel("Current password", { exact: true }).fill("not the password");
+    await page.getByTestId("create-token").click();
+    await expect(page.getByRole("alert").filter({ hasText: "Your current password is not correct." })).toBeVisible();
+    await expect(page.getByTestId("new-token")).toHaveCount(0);
+    await expect(page.getByTestId("token-row").filter({ hasText: "wrong-password" })).toHaveCount(0);
   });
 });
 
@@ -137,7 +153,8 @@ test.describe("webhooks", () => {
 
     expect(receiver.verified.length).toBeGreaterThan(0);
 
-    // Rotation shows the new secret once.
+    // Rotation asks for the password again, then shows the new secret once.
+    await page.getByLabel("Current password", { exact: true }).fill(password("e2e-judy"));
     await page.getByTestId("rotate-secret").click();
     await expect(page.getByTestId("rotated-secret")).toContainText("whsec_");
     receiver.stop();
@@ -214,6 +231,7 @@ test.describe("without JavaScript", () => {
     const name = `plain-${Date.now()}`;
     await page.getByLabel("Name", { exact: true }).fill(name);
     await page.getByLabel("notifications:read").check();
+    await page.getByLabel("Current password", { exact: true }).fill(password("e2e-ivan"));
     await page.getByTestId("create-token").click();
     await expect(page).toHaveURL(/\/settings\/tokens\??$/);
     const token = (await page.getByTestId("new-token").textContent())!.trim();

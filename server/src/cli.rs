@@ -103,7 +103,8 @@ pub enum TokenCommand {
         /// webhooks:write, workflows:read, workflows:write.
         #[arg(long, default_value = "all")]
         scopes: String,
-        /// Days until it expires (default: never).
+        /// Days until it expires (default and most: `auth.token_max_lifetime_days`, 365 unless set).
+        /// No password is asked: whoever runs this already controls the server and its database.
         #[arg(long)]
         expires_days: Option<u32>,
     },

@@ -22,6 +22,9 @@ pub struct Settings {
     /// start): the same tables and queries on both.
     pub database_url: String,
     pub session: SessionSettings,
+    /// Credentials beyond sessions (`APP_AUTH__…`).
+    #[serde(default)]
+    pub auth: AuthSettings,
     pub throttle: ThrottleConfig,
     /// Self-service sign-up at `/signup` (`APP_SIGNUP__…`).
     pub signup: SignupSettings,
@@ -116,6 +119,21 @@ pub struct SessionSettings {
     pub redis_url: Option<String>,
 }
 
+/// `APP_AUTH__…`. Every field has a default, so the section may be absent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The longest an API token may live, in days; a request for longer is refused (422) and a token
+    /// created without an expiry gets this one. `server token create` is held to it too.
+    pub token_max_lifetime_days: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { token_max_lifetime_days: auth::tokens::DEFAULT_MAX_LIFETIME_DAYS }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStoreKind {
@@ -182,11 +200,20 @@ impl Settings {
     }
 
     /// What production needs beyond the defaults before it may serve: the key that seals webhook
-    /// endpoint secrets at rest.
+    /// endpoint secrets at rest, and a webhook signing secret of its own (the default is the public
+    /// example from the Standard Webhooks spec, which anyone could sign with).
     pub fn check_production(&self) -> Result<(), String> {
-        if self.mode == Mode::Production && self.hooks.secret_keys.is_empty() {
+        if self.mode != Mode::Production {
+            return Ok(());
+        }
+        if self.hooks.secret_keys.is_empty() {
             return Err("hooks.secret_keys (APP_HOOKS__SECRET_KEYS) is required in production: it seals webhook \
                         endpoint secrets at rest. Generate one with `openssl rand -base64 32`."
+                .into());
+        }
+        if self.notify.webhook.secret.trim() == notify::config::DEV_WEBHOOK_SECRET {
+            return Err("notify.webhook.secret (APP_NOTIFY__WEBHOOK__SECRET) is the public example secret: set your \
+                        receiver's own in production. Generate one with `echo whsec_$(openssl rand -base64 32)`."
                 .into());
         }
         Ok(())
@@ -330,6 +357,13 @@ mod tests {
         assert_eq!((s.signup.ip_burst, s.signup.ip_refill_secs), (10, 360));
         let e = s.check_production().unwrap_err();
         assert!(e.contains("APP_HOOKS__SECRET_KEYS"), "production needs its own sealing key: {e}");
+        assert_eq!(s.auth.token_max_lifetime_days, 365);
+        let sealed = Settings { hooks: Settings { mode: Mode::Dev, ..Settings::defaults() }.with_dev_defaults().hooks, ..Settings::defaults() };
+        let e = sealed.check_production().unwrap_err();
+        assert!(e.contains("APP_NOTIFY__WEBHOOK__SECRET"), "production refuses the public example signing secret: {e}");
+        let mut own = sealed.clone();
+        own.notify.webhook.secret = "whsec_dGhpcyBvbmUgaXMgb3VyIG93biBzZWNyZXQgMTIzNA==".into();
+        assert!(own.check_production().is_ok());
         let dev = Settings { mode: Mode::Dev, ..Settings::defaults() }.with_dev_defaults();
         assert_eq!(dev.hooks.secret_keys.len(), 1, "dev mode seals with the documented dev key");
         assert!(dev.check_production().is_ok());

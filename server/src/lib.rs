@@ -42,6 +42,9 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let services = PageServices { registry: state.sessions.registry.clone(), policy: state.sessions.policy };
     let notify = state.notify.clone();
     let (hooks, flows, tokens) = (state.hooks.clone(), state.flows.clone(), state.tokens.clone());
+    // Minting a token or a webhook secret from a page asks for the password again.
+    let authenticator = state.auth.clone();
+    let secure_cookies = app::shown_once::SecureCookies(state.settings.cookie_secure());
     let signup = app::account_api::SignupOffered(state.settings.signup_enabled());
     move || {
         provide_context(services.clone());
@@ -51,6 +54,8 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
         provide_context(hooks.clone());
         provide_context(flows.clone());
         provide_context(tokens.clone());
+        provide_context(authenticator.clone());
+        provide_context(secure_cookies);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Live updates for the notifications dashboard: `GET /notifications/runs/{id}/events` streams the run's
 //! [`app::notify_api::RunView`] as server-sent events, twice a second while it runs, then once more
-//! with its final state, and ends. Only the run's owner may follow it.
+//! with its final state, and ends. Only the run's owner may follow it, and only while the session that
+//! opened the stream stands: a logout, revocation, password change or expiry, on any instance, ends the
+//! stream within [`crate::web_session::SESSION_CHECK_INTERVAL`] (plus one registry query).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -27,6 +29,7 @@ pub async fn run_events(State(state): State<AppState>, me: Option<Extension<Sign
         Ok(None) => return (StatusCode::NOT_FOUND, "No such run.").into_response(),
         Err(e) => return (e.status(), e.to_string()).into_response(),
     };
+    let session_ended = state.sessions.ended(me.clone());
     let owner = me.username;
     // The state already read is the first event; after it, one read every INTERVAL while the run is
     // running. `None` once the final state has gone out.
@@ -46,6 +49,7 @@ pub async fn run_events(State(state): State<AppState>, me: Option<Extension<Sign
             Some((Ok::<_, Infallible>(event), next))
         }
     });
+    let stream = futures_util::StreamExt::take_until(stream, session_ended);
     let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
     // nginx passes each event on at once instead of buffering the response.
     res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));

@@ -87,7 +87,11 @@ async fn create_token(settings: Settings, username: &str, name: &str, scopes: &s
     let user = user.ok_or_else(|| format!("no user named {username:?}"))?;
     let expires_at = expires_days.map(|d| auth::now_unix() + i64::from(d) * 86_400);
     let (info, secret) =
-        auth::tokens::ApiTokenStore::new(pool).create(user.id, name, &scopes, expires_at).await.map_err(|e| e.to_string())?;
+        auth::tokens::ApiTokenStore::new(pool)
+            .with_max_lifetime_days(settings.auth.token_max_lifetime_days)
+            .create(user.id, name, &scopes, expires_at)
+            .await
+            .map_err(|e| e.to_string())?;
     eprintln!("token {} ({}) for {}: {}", info.id, info.prefix, user.username, auth::tokens::Scope::join(&info.scopes));
     println!("{}", secret.expose_secret());
     Ok(())

@@ -107,7 +107,7 @@ impl AppState {
         let sources = settings.inbound_sources().map_err(|e| internal("inbound webhooks", &e))?;
         let store = flows::Store::new(pool.clone()).with_inbound_sources(sources).with_limits(settings.flows_limits());
         let flows = flows::Engine::new(store, Arc::new(host), engine_config);
-        let tokens = auth::tokens::ApiTokenStore::new(pool.clone());
+        let tokens = auth::tokens::ApiTokenStore::new(pool.clone()).with_max_lifetime_days(settings.auth.token_max_lifetime_days);
         let signup_limit = Arc::new(AddressRateLimit::new(pool.clone(), "signup-address", settings.signup.ip_burst, settings.signup.ip_refill_secs));
         Ok(Self {
             leptos_options,
@@ -127,12 +127,21 @@ impl AppState {
 }
 
 /// Dev mode only: the documented demo user (README), created on first start. Production starts with
-/// no account at all (ASVS 6.3.2); operators add them with `server user create`.
+/// no account at all (ASVS 6.3.2); operators add them with `server user create`. A production database
+/// that was once run in dev mode may still hold the demo account with its public password: production
+/// disables it (random password, sessions and tokens ended) before serving.
 pub async fn ensure_demo_user(state: &AppState) {
+    let demo = &state.settings.demo_user;
     if state.settings.mode != crate::config::Mode::Dev {
+        // The documented password, whatever the settings say: that is the one the world knows.
+        let public = secrecy::SecretString::from(crate::config::DEMO_PASSWORD);
+        match state.auth.disable_if_password_is(&demo.username, public).await {
+            Ok(true) => tracing::warn!(username = %demo.username, "demo account with the public password disabled (production mode)"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check for the demo account"),
+        }
         return;
     }
-    let demo = &state.settings.demo_user;
     match state.auth.users.find_by_username(&demo.username).await {
         Ok(Some(_)) => tracing::info!(username = %demo.username, "demo user present (dev mode)"),
         Ok(None) => match state.auth.create_user(&demo.username, demo.password.clone()).await {

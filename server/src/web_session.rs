@@ -14,6 +14,11 @@ use crate::error::AppError;
 /// Key of the signed-in record inside the session data.
 pub const SIGNED_IN_KEY: &str = "signed_in";
 
+/// How often something that outlives a request (a server-sent event stream) asks the shared registry
+/// whether its session still stands: it ends within this (plus one query) of a logout, revocation,
+/// password change or expiry on any instance. Well under the 5 s the product promises.
+pub const SESSION_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct SessionManager {
     pub registry: SessionRegistry,
@@ -76,6 +81,37 @@ impl SessionManager {
             self.registry.touch(&signed.handle, now, self.policy.expires_at(signed.created_at, now)).await?;
         }
         Ok(Some(signed))
+    }
+
+    /// Whether `signed`'s session still stands now, by the shared registry (see
+    /// [`SessionRegistry::is_active`]); its idle and absolute limits are checked against what the
+    /// session recorded too.
+    pub async fn still_active(&self, signed: &SignedIn) -> Result<bool, AppError> {
+        let now = now_unix();
+        if self.policy.liveness(signed.created_at, signed.last_seen_at, now) == Liveness::AbsoluteExpired {
+            return Ok(false);
+        }
+        Ok(self.registry.is_active(&signed.handle, signed.user_id, now).await?)
+    }
+
+    /// Resolves once `signed`'s session has ended, wherever that happened: the "session ended" signal
+    /// for anything that outlives the request that checked the session (server-sent event streams end
+    /// with it). Polls [`Self::still_active`] every [`SESSION_CHECK_INTERVAL`]; a registry that cannot
+    /// be read counts as ended (fail closed: a browser's EventSource simply reconnects and is checked
+    /// again).
+    pub fn ended(&self, signed: SignedIn) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let manager = self.clone();
+        async move {
+            loop {
+                tokio::time::sleep(SESSION_CHECK_INTERVAL).await;
+                match manager.still_active(&signed).await {
+                    Ok(true) => continue,
+                    Ok(false) => tracing::debug!(user_id = signed.user_id, "session ended: closing what it opened"),
+                    Err(e) => tracing::warn!(error = %e, "session check failed: closing what it opened"),
+                }
+                return;
+            }
+        }
     }
 
     /// Logout: forget the session server-side, so a copy of the old cookie is useless.

@@ -49,7 +49,7 @@ async fn user_create_reads_the_password_from_stdin_and_never_prints_it() {
 /// 30 s (it started serving) is killed and fails the test.
 fn run_briefly(cmd: &str, env: &[(&str, String)]) -> (std::process::ExitStatus, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_server"));
-    c.arg(cmd).env_remove("APP_HOOKS__SECRET_KEYS").env("LEPTOS_OUTPUT_NAME", "implementation-eng").stdout(Stdio::null()).stderr(Stdio::piped());
+    c.arg(cmd).env_remove("APP_HOOKS__SECRET_KEYS").env_remove("APP_NOTIFY__WEBHOOK__SECRET").env("LEPTOS_OUTPUT_NAME", "implementation-eng").stdout(Stdio::null()).stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -80,10 +80,32 @@ fn production_will_not_serve_without_a_sealing_key() {
         assert!(!status.success(), "{cmd} started: {stderr}");
         assert!(stderr.contains("APP_HOOKS__SECRET_KEYS") && stderr.contains("openssl rand -base64 32"), "{cmd}: {stderr}");
     }
+    let own_secret = ("APP_NOTIFY__WEBHOOK__SECRET", "whsec_dGhpcyBvbmUgaXMgb3VyIG93biBzZWNyZXQgMTIzNA==".to_string());
     let (status, stderr) = run_briefly(
         "serve",
-        &[production, db, ("APP_HOOKS__SECRET_KEYS", "not-a-key".into()), ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into())],
+        &[production, db, own_secret, ("APP_HOOKS__SECRET_KEYS", "not-a-key".into()), ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into())],
     );
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("hooks.secret_keys[0]"), "a bad key is named: {stderr}");
+}
+
+#[test]
+fn production_will_not_serve_with_the_public_example_webhook_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("APP_MODE", "production".to_string()),
+        ("APP_DATABASE_URL", format!("sqlite://{}", dir.path().join("app.db").display())),
+        ("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY.to_string()),
+        ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into()),
+    ];
+    // Unset, the signing secret is the Standard Webhooks spec's example; set to it explicitly, the same.
+    for secret in [None, Some(notify::config::DEV_WEBHOOK_SECRET)] {
+        let mut env = env.to_vec();
+        env.extend(secret.map(|s| ("APP_NOTIFY__WEBHOOK__SECRET", s.to_string())));
+        for cmd in ["serve", "worker"] {
+            let (status, stderr) = run_briefly(cmd, &env);
+            assert!(!status.success(), "{cmd} started: {stderr}");
+            assert!(stderr.contains("APP_NOTIFY__WEBHOOK__SECRET") && stderr.contains("public example"), "{cmd}: {stderr}");
+        }
+    }
 }

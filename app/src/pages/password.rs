@@ -25,14 +25,19 @@ impl leptos_router::LazyRoute for PasswordRoute {
     }
 }
 
+/// A password change revokes every API token of the account (whoever made the change necessary may
+/// have minted one): the page says so before and after.
+pub const TOKENS_REVOKED: &str = "Your API tokens were revoked: create new ones for your scripts.";
+
 /// The confirmation for `?changed=<n>`; nothing for anything else.
 pub fn changed_message(changed: Option<&str>) -> Option<String> {
     let n: u32 = changed?.parse().ok()?;
-    Some(match n {
+    let sessions = match n {
         0 => "Password changed. You had no other sessions; this one stays signed in.".to_string(),
         1 => "Password changed. 1 other session was signed out; this one stays signed in.".to_string(),
         n => format!("Password changed. {n} other sessions were signed out; this one stays signed in."),
-    })
+    };
+    Some(format!("{sessions} {TOKENS_REVOKED}"))
 }
 
 #[component]
@@ -96,7 +101,7 @@ fn PasswordForm(state: FormPageState) -> impl IntoView {
         </p>
         <section class="card" aria-labelledby="password-heading">
             <h2 id="password-heading">"Change password"</h2>
-            <p class="muted">"Your other sessions are signed out when it changes; this one stays signed in."</p>
+            <p class="muted">"Your other sessions are signed out and your API tokens revoked when it changes; this one stays signed in."</p>
             <div class="alert alert-error" id="password-form-error" role="alert" tabindex="-1" hidden=move || general.get().is_none()>
                 {move || general.get().unwrap_or_default()}
             </div>
@@ -120,9 +125,13 @@ mod tests {
 
     #[test]
     fn only_a_number_makes_a_confirmation() {
-        assert_eq!(changed_message(Some("2")).unwrap(), "Password changed. 2 other sessions were signed out; this one stays signed in.");
+        assert_eq!(
+            changed_message(Some("2")).unwrap(),
+            format!("Password changed. 2 other sessions were signed out; this one stays signed in. {TOKENS_REVOKED}")
+        );
         assert!(changed_message(Some("1")).unwrap().contains("1 other session was"));
         assert!(changed_message(Some("0")).unwrap().contains("no other sessions"));
+        assert!(changed_message(Some("0")).unwrap().ends_with(TOKENS_REVOKED), "the page says the tokens are gone");
         assert_eq!(changed_message(Some("<script>")), None);
         assert_eq!(changed_message(None), None);
     }

@@ -179,12 +179,19 @@ pub fn TokensPage() -> impl IntoView {
                     </fieldset>
                     <div class="field narrow">
                         <label for="token-expiry">"Expires"</label>
-                        <select id="token-expiry" name="expires_days" aria-describedby="token-expiry-error">
+                        <select id="token-expiry" name="expires_days" aria-describedby="token-expiry-hint token-expiry-error">
                             {EXPIRY_CHOICES.iter().map(|(value, label)| view! {
                                 <option value=*value selected=*value == "30">{*label}</option>
                             }).collect_view()}
                         </select>
+                        <p class="footnote" id="token-expiry-hint">"Every token expires, after a year at most."</p>
                         <FieldError id="token-expiry-error" error=error_for("expires_days")/>
+                    </div>
+                    <div class="field narrow">
+                        <label for="token-current-password">"Current password"</label>
+                        <input id="token-current-password" name="current_password" type="password" autocomplete="current-password" required
+                            aria-describedby="token-current-password-hint"/>
+                        <p class="footnote" id="token-current-password-hint">"A token acts as you, so we ask for your password again."</p>
                     </div>
                     <button type="submit" class="btn btn-primary" data-testid="create-token" disabled=move || create.pending().get()>"Create token"</button>
                 </div>
@@ -472,7 +479,12 @@ fn EndpointDetailView(
                     </ActionForm>
                     <ActionForm action=rotate>
                         <input type="hidden" name="id" value=id_rotate/>
-                        <button type="submit" class="btn btn-secondary" data-testid="rotate-secret">"Rotate secret"</button>
+                        <div class="with-button">
+                            <label for="rotate-current-password" class="visually-hidden">"Current password"</label>
+                            <input id="rotate-current-password" name="current_password" type="password" autocomplete="current-password"
+                                required placeholder="Current password"/>
+                            <button type="submit" class="btn btn-secondary" data-testid="rotate-secret">"Rotate secret"</button>
+                        </div>
                     </ActionForm>
                     <ActionForm action=toggle>
                         <input type="hidden" name="id" value=id_toggle/>

@@ -97,7 +97,8 @@ impl Authenticator {
     /// Changes a signed-in user's password. `current` must verify (a wrong one is
     /// [`AuthError::InvalidCredentials`] and counts as a failed sign-in for the account's throttle, so a
     /// stolen session cannot be used to guess the password); `new` must pass the policy and differ from
-    /// `current`. Use [`Self::change_password_ending_other_sessions`] from the password-change page.
+    /// `current`. Every API token of the user is revoked in the same transaction: whoever made the
+    /// change necessary may have minted one. Use [`Self::change_password_ending_other_sessions`] from the password-change page.
     pub async fn change_password(
         &self,
         user_id: i64,
@@ -105,14 +106,19 @@ impl Authenticator {
         new: SecretString,
     ) -> Result<(), AuthError> {
         let (user, phc) = self.verify_and_hash_new_password(user_id, current, new).await?;
-        self.users.set_new_password(user.id, &phc, now_unix()).await?;
-        tracing::info!(user_id, "password changed");
+        let now = now_unix();
+        let mut tx = self.users.pool().begin().await?;
+        crate::users::set_new_password_on(&mut tx, user.id, &phc, now).await?;
+        let tokens_revoked = crate::tokens::revoke_all_on(&mut tx, user.id, now).await?;
+        tx.commit().await?;
+        tracing::info!(user_id, tokens_revoked, "password changed");
         Ok(())
     }
 
-    /// [`Self::change_password`], and in the same transaction removes every registry row of the user's
-    /// sessions except `keep_handle` (the session making the change). Returns the store ids removed: the
-    /// caller deletes their session data, and should cycle the kept session's id as after a login.
+    /// [`Self::change_password`] (tokens revoked too), and in the same transaction removes every registry
+    /// row of the user's sessions except `keep_handle` (the session making the change). Returns the store
+    /// ids removed: the caller deletes their session data, and should cycle the kept session's id as
+    /// after a login.
     pub async fn change_password_ending_other_sessions(
         &self,
         user_id: i64,
@@ -121,12 +127,57 @@ impl Authenticator {
         new: SecretString,
     ) -> Result<Vec<String>, AuthError> {
         let (user, phc) = self.verify_and_hash_new_password(user_id, current, new).await?;
+        let now = now_unix();
         let mut tx = self.users.pool().begin().await?;
-        crate::users::set_new_password_on(&mut tx, user.id, &phc, now_unix()).await?;
+        crate::users::set_new_password_on(&mut tx, user.id, &phc, now).await?;
         let removed = crate::sessions::revoke_others_on(&mut tx, user.id, keep_handle).await?;
+        let tokens_revoked = crate::tokens::revoke_all_on(&mut tx, user.id, now).await?;
         tx.commit().await?;
-        tracing::info!(user_id, sessions_ended = removed.len(), "password changed");
+        tracing::info!(user_id, sessions_ended = removed.len(), tokens_revoked, "password changed");
         Ok(removed)
+    }
+
+    /// Asks a signed-in user for their password again before something a stolen session must not do
+    /// alone (minting an API token, rotating a webhook secret). A wrong password is
+    /// [`AuthError::InvalidCredentials`] and counts as a failed sign-in for the account's throttle, as
+    /// on the password page, so the session cannot be used to guess it.
+    pub async fn confirm_password(&self, user_id: i64, password: SecretString) -> Result<(), AuthError> {
+        if password.expose_secret().is_empty() {
+            return Err(AuthError::InvalidInput("Enter your current password to confirm.".into()));
+        }
+        validate_password(password.expose_secret())?;
+        let user = self.users.find_by_id(user_id).await?.ok_or(AuthError::NotFound)?;
+        self.throttle
+            .guard(&user.username, None, async {
+                match self.hasher.verify(Some(user.password_hash.clone()), password).await? {
+                    Verification::Valid { .. } => Ok(()),
+                    Verification::Invalid => Err(AuthError::InvalidCredentials),
+                }
+            })
+            .await
+    }
+
+    /// Production start-up: an account `username` whose password is still the public `password` (the
+    /// dev-mode demo account, in a database that was once run in dev mode) is disabled: its password
+    /// becomes a random one nobody knows, and its sessions and API tokens end. Returns whether it was.
+    pub async fn disable_if_password_is(&self, username: &str, password: SecretString) -> Result<bool, AuthError> {
+        let Some(user) = self.users.find_by_username(username).await? else { return Ok(false) };
+        match self.hasher.verify(Some(user.password_hash.clone()), password).await? {
+            Verification::Valid { .. } => {}
+            Verification::Invalid => return Ok(false),
+        }
+        let mut random = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+        let unknown = base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, random);
+        let phc = self.hasher.hash(SecretString::from(unknown)).await?;
+        let now = now_unix();
+        let mut tx = self.users.pool().begin().await?;
+        crate::users::set_new_password_on(&mut tx, user.id, &phc, now).await?;
+        crate::sessions::revoke_others_on(&mut tx, user.id, "").await?;
+        crate::tokens::revoke_all_on(&mut tx, user.id, now).await?;
+        tx.commit().await?;
+        tracing::warn!(username, "account with the public demo password disabled (production mode)");
+        Ok(true)
     }
 
     /// The checks of a password change, cheapest first: throttle, policy, new ≠ current, then Argon2 on

@@ -138,6 +138,21 @@ impl SessionRegistry {
         Ok(row.is_some())
     }
 
+    /// Is this session still standing at `now`: registered to this user (not logged out, revoked or ended
+    /// by a password change, on any instance) and not past its idle or absolute limit as last recorded?
+    /// The one "session ended" signal for whatever outlives a request (a server-sent event stream, a
+    /// per-request cache): re-ask it every few seconds.
+    pub async fn is_active(&self, handle: &str, user_id: i64, now: i64) -> Result<bool, AuthError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT handle FROM user_sessions WHERE handle = $1 AND user_id = $2 AND expires_at > $3")
+                .bind(handle)
+                .bind(user_id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn touch(&self, handle: &str, last_seen_at: i64, expires_at: i64) -> Result<(), AuthError> {
         sqlx::query("UPDATE user_sessions SET last_seen_at = $1, expires_at = $2 WHERE handle = $3")
             .bind(last_seen_at)

@@ -32,6 +32,9 @@ pub const MAX_ACTIVE_TOKENS_PER_USER: i64 = 50;
 /// `last_used_at` is accurate to this many seconds: written at most once a minute per token, not on
 /// every request.
 pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
+/// The longest a token may live unless configured otherwise (`auth.token_max_lifetime_days`): a token
+/// that leaks into a log or an old script stops working on its own.
+pub const DEFAULT_MAX_LIFETIME_DAYS: u32 = 365;
 
 /// What a token may do. The names are stable (stored in the database and shown in the API docs).
 /// A `write` scope does not imply the `read` one: a token gets exactly what was ticked.
@@ -232,15 +235,29 @@ pub fn validate_name(name: &str) -> Result<&str, AuthError> {
 #[derive(Clone, Debug)]
 pub struct ApiTokenStore {
     pool: AnyPool,
+    max_lifetime_secs: i64,
 }
 
 impl ApiTokenStore {
+    /// A store whose tokens live at most [`DEFAULT_MAX_LIFETIME_DAYS`].
     pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+        Self { pool, max_lifetime_secs: i64::from(DEFAULT_MAX_LIFETIME_DAYS) * 86_400 }
+    }
+
+    /// Tokens live at most `days` (at least one day).
+    pub fn with_max_lifetime_days(mut self, days: u32) -> Self {
+        self.max_lifetime_secs = i64::from(days.max(1)) * 86_400;
+        self
+    }
+
+    pub fn max_lifetime_days(&self) -> i64 {
+        self.max_lifetime_secs / 86_400
     }
 
     /// Creates a token for `user_id`. Returns what the page may keep showing, and the token itself,
-    /// which is shown to the user once and then exists only on their side.
+    /// which is shown to the user once and then exists only on their side. Every token expires: no
+    /// `expires_at` means the longest lifetime allowed, and a later one is refused (422) rather than
+    /// quietly shortened, so the caller learns the real date.
     pub async fn create(
         &self,
         user_id: i64,
@@ -268,6 +285,14 @@ impl ApiTokenStore {
         if expires_at.is_some_and(|t| t <= now) {
             return Err(AuthError::InvalidInput("Choose an expiry time in the future.".into()));
         }
+        let latest = now + self.max_lifetime_secs;
+        if expires_at.is_some_and(|t| t > latest) {
+            return Err(AuthError::InvalidInput(format!(
+                "Tokens expire within {} days at most: choose an earlier expiry.",
+                self.max_lifetime_days()
+            )));
+        }
+        let expires_at = Some(expires_at.unwrap_or(latest));
         let token = new_token();
         let prefix: String = token.chars().take(DISPLAY_PREFIX_CHARS).collect();
         let stored_scopes = Scope::join(&scopes);
@@ -389,6 +414,17 @@ impl ApiTokenStore {
         .await?;
         Ok(row.map(|(scopes,)| stored_scopes(&scopes, token_id)))
     }
+}
+
+/// Revokes every live token of the user on a given connection (a password change does it in the same
+/// transaction as storing the new hash); returns how many.
+pub(crate) async fn revoke_all_on(conn: &mut sqlx::AnyConnection, user_id: i64, now: i64) -> Result<u64, AuthError> {
+    let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected())
 }
 
 #[cfg(test)]

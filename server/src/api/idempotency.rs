@@ -2,6 +2,12 @@
 //! given again, with `Idempotency-Replayed: true`, to a retry with the same key and the same request;
 //! the same key with a different request is a 422, and a retry while the first is still running a 409.
 //! Keys are per user. 5xx answers are not kept, so a retry after a failure really retries.
+//!
+//! Some answers carry a secret (a new endpoint's `whsec_` signing secret), and a retry must get it
+//! again or the client has an endpoint whose secret it never saw. So every stored answer is sealed with
+//! the key that seals endpoint secrets (`hooks.secret_keys`, AES-256-GCM, the owner and key as associated
+//! data): the table never holds a secret in clear, and a replay opens it. Without a sealing key (only
+//! possible outside dev and production, which both have one) an answer is not kept at all.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -68,12 +74,13 @@ where
             return ApiError::internal("idempotency body", e).into_response();
         }
     };
-    if parts.status.is_server_error() {
+    let sealed = sealer(state).filter(hooks::Sealer::has_keys).map(|s| s.seal(&associated_data(owner, &key), &String::from_utf8_lossy(&bytes)));
+    if parts.status.is_server_error() || sealed.is_none() {
         forget(state, owner, &key).await;
     } else {
         let stored = sqlx::query("UPDATE api_idempotency SET status = $1, body = $2 WHERE owner = $3 AND idem_key = $4")
             .bind(parts.status.as_u16() as i64)
-            .bind(String::from_utf8_lossy(&bytes).into_owned())
+            .bind(sealed)
             .bind(owner)
             .bind(&key)
             .execute(&state.pool)
@@ -83,6 +90,16 @@ where
         }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The sealer of `hooks.secret_keys`; `None` (logged) if a key is malformed, which start-up refuses anyway.
+fn sealer(state: &AppState) -> Option<hooks::Sealer> {
+    hooks::Sealer::new(&state.settings.hooks.secret_keys).map_err(|e| tracing::error!(error = %e, "idempotency: sealing keys")).ok()
+}
+
+/// Binds a sealed answer to its owner and key: copied onto another row, it does not open.
+fn associated_data(owner: &str, key: &str) -> String {
+    format!("idempotency\0{owner}\0{key}")
 }
 
 async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Response {
@@ -101,7 +118,20 @@ async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Respons
         .into_response(),
         Ok(Some((_, 0, _))) => ApiError::new(StatusCode::CONFLICT, "conflict", "A request with this Idempotency-Key is still in progress.")
             .into_response(),
-        Ok(Some((_, status, body))) => {
+        Ok(Some((_, status, stored))) => {
+            // Rows from before sealing are opened as they are (and a migration dropped any with a secret).
+            let body = match sealer(state).map(|s| s.open(&associated_data(owner, key), &stored)) {
+                Some(Ok(body)) => body,
+                _ => {
+                    tracing::warn!("a stored idempotent answer does not open (its sealing key is gone)");
+                    return ApiError::new(
+                        StatusCode::CONFLICT,
+                        "idempotency_answer_lost",
+                        "The answer to this Idempotency-Key can no longer be read: check whether the first request took effect before retrying with a new key.",
+                    )
+                    .into_response();
+                }
+            };
             let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
             let mut res = (status, body).into_response();
             let h = res.headers_mut();

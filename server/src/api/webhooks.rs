@@ -50,9 +50,10 @@ pub async fn event_types(caller: Caller) -> ApiResult<Json<Vec<EventTypeInfo>>> 
     Ok(Json(hooks::events::CATALOGUE.iter().map(|e| EventTypeInfo { name: e.name.into(), description: e.description.into() }).collect()))
 }
 
-/// Register an endpoint. The answer carries its `whsec_` secret: the only time it is shown.
+/// Register an endpoint. The answer carries its `whsec_` secret: the only time it is shown (and to a
+/// retry with the same `Idempotency-Key` within 24 hours, from an answer stored sealed, never in clear).
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints", tag = "webhooks", request_body = NewEndpoint,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe creation")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe creation: a retry gets the first answer again, secret included (stored sealed)")),
     responses((status = 201, body = CreatedEndpoint), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["webhooks:write"])))]
 pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
@@ -114,12 +115,33 @@ pub async fn remove(State(state): State<AppState>, caller: Caller, id: Path<Stri
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Required when calling with the browser session (cookie): the user's current password. A bearer
+    /// token caller sends no body (or `{}`).
+    #[schema(format = Password)]
+    pub current_password: Option<String>,
+}
+
 /// A new secret, returned once; the old one keeps signing beside it until `previous_secret_until_ms`.
+/// With the browser session the body must carry `current_password` (a wrong one is a 401 and counts as a
+/// failed sign-in; 429 once the account is locked); a bearer token needs none.
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 200, body = RotatedSecret)), security(("bearer" = ["webhooks:write"])))]
-pub async fn rotate(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<RotatedSecret>> {
+    request_body(content = Option<RotateRequest>),
+    responses((status = 200, body = RotatedSecret), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["webhooks:write"]), ("session" = [])))]
+pub async fn rotate(State(state): State<AppState>, caller: Caller, id: Path<String>, body: Bytes) -> ApiResult<Json<RotatedSecret>> {
     caller.require(Scope::WebhooksWrite)?;
-    Ok(Json(state.hooks.rotate_secret(caller.owner(), &id_segment(id)?).await?))
+    let id = id_segment(id)?;
+    let req: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) { RotateRequest::default() } else { parse_json(&body)? };
+    if matches!(caller.via, super::Via::Session) {
+        // Someone else's or an unknown endpoint is a 404 before any password is checked.
+        state.hooks.get_endpoint(caller.owner(), &id).await?;
+        super::confirm_session_password(&state, &caller, req.current_password).await?;
+    }
+    Ok(Json(state.hooks.rotate_secret(caller.owner(), &id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/enable", tag = "webhooks", params(("id" = String, Path)),
