@@ -68,6 +68,16 @@ pub mod ssr {
         refuse(http::StatusCode::UNAUTHORIZED, "Sign in first.")
     }
 
+    /// The client's address as the server derived it, once per request (`server::middleware::client_address`):
+    /// the connection's peer, or the address a trusted proxy names. `None` when the peer is unknown.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+    /// [`ClientAddr`] of the current request, for server functions.
+    pub fn client_addr() -> Option<std::net::IpAddr> {
+        leptos::prelude::use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<ClientAddr>()?.0)
+    }
+
     /// The signed-in user of the current request, put there by the server's session middleware.
     pub fn signed_in() -> Option<auth::sessions::SignedIn> {
         leptos::prelude::use_context::<http::request::Parts>()

@@ -9,41 +9,144 @@ pub use crypto::lab::{LabError, LabResult};
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
-    use std::sync::OnceLock;
+    use auth::AddressRateLimit;
+    use crypto::lab::LabOutput;
+    use http::StatusCode;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
     use tokio::sync::Semaphore;
 
-    /// Server-side ceiling for Argon2 in the lab: anyone can call it, so it must not be a way to make
-    /// the server burn 256 MiB and ten passes per request.
+    /// Server-side ceiling for Argon2 in the lab, for hashing and verification alike (a PHC string
+    /// carries its own cost): anyone can call it, so it must not be a way to make the server burn
+    /// 256 MiB and ten passes per request.
     pub const SERVER_MAX_ARGON2_KIB: u32 = 65_536;
     pub const SERVER_MAX_ARGON2_T: u32 = 4;
 
-    /// At most two lab computations at once, each on a blocking thread.
-    fn permits() -> &'static Semaphore {
-        static SEM: OnceLock<Semaphore> = OnceLock::new();
-        SEM.get_or_init(|| Semaphore::new(2))
+    /// How long a request waits for a computation permit before it is told to come back later.
+    pub const PERMIT_WAIT: Duration = Duration::from_secs(2);
+
+    /// Why the server did not answer a lab request with a result: a crypto failure or a cost over the
+    /// ceiling (422, as data the page compares with the browser's), too many requests from this
+    /// address (429) or no permit in time (503); `retry_after` in seconds for the last two.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LabRefusal {
+        pub status: StatusCode,
+        pub error: LabError,
+        pub retry_after: Option<u64>,
     }
 
-    pub async fn run_on_server(req: LabRequest) -> LabResult {
-        if let LabRequest::Argon2id { m_kib, t, .. } = &req {
-            if *m_kib > SERVER_MAX_ARGON2_KIB || *t > SERVER_MAX_ARGON2_T {
-                return Err(LabError {
-                    code: "invalid_params".into(),
-                    message: format!(
-                        "The server checks Argon2 up to m = {SERVER_MAX_ARGON2_KIB} KiB and t = {SERVER_MAX_ARGON2_T}."
-                    ),
-                });
+    impl LabRefusal {
+        fn new(status: StatusCode, code: &str, message: String, retry_after: Option<u64>) -> Self {
+            LabRefusal { status, error: LabError { code: code.into(), message }, retry_after }
+        }
+
+        fn unprocessable(error: LabError) -> Self {
+            LabRefusal { status: StatusCode::UNPROCESSABLE_ENTITY, error, retry_after: None }
+        }
+    }
+
+    /// The one way into the lab on the server, for `POST /api/crypto` and the page's server function
+    /// alike, so every method (and any added later) pays the same: the Argon2 ceiling before any work,
+    /// then the per-address limit, then one of a few permits (waiting at most [`PERMIT_WAIT`]), then a
+    /// blocking thread.
+    #[derive(Clone)]
+    pub struct LabGate {
+        per_address: Arc<AddressRateLimit>,
+        permits: Arc<Semaphore>,
+    }
+
+    impl LabGate {
+        /// `concurrency` computations at once (at least one); `per_address` counts every request.
+        pub fn new(per_address: AddressRateLimit, concurrency: usize) -> Self {
+            LabGate { per_address: Arc::new(per_address), permits: Arc::new(Semaphore::new(concurrency.max(1))) }
+        }
+
+        /// The computation permits (a test holds them all to see the 503).
+        pub fn permits(&self) -> Arc<Semaphore> {
+            self.permits.clone()
+        }
+
+        pub async fn run(&self, req: LabRequest, client: Option<IpAddr>) -> Result<LabOutput, LabRefusal> {
+            within_ceiling(&req)?;
+            match self.per_address.check(client).await {
+                Ok(Ok(())) => {}
+                Ok(Err(wait)) => {
+                    let secs = wait.as_secs().max(1);
+                    return Err(LabRefusal::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        format!("Too many crypto lab requests from your address. Try again in {secs} seconds."),
+                        Some(secs),
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, "crypto lab: could not count the request");
+                    return Err(LabRefusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.".into(), None));
+                }
+            }
+            let permit = match tokio::time::timeout(PERMIT_WAIT, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    tracing::warn!(method = req.method(), "crypto lab busy: no permit within {} s", PERMIT_WAIT.as_secs());
+                    return Err(LabRefusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "busy",
+                        "The server's crypto lab is busy. Try again in a moment.".into(),
+                        Some(1),
+                    ));
+                }
+            };
+            // The permit moves into the blocking task: it stays taken until the work is done, even
+            // when the request that asked for it is cancelled.
+            let done = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                crypto::lab::run(&req).map_err(LabError::from)
+            })
+            .await;
+            match done {
+                Ok(result) => result.map_err(LabRefusal::unprocessable),
+                Err(e) => {
+                    tracing::error!(error = %e, "crypto lab computation failed");
+                    Err(LabRefusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "The computation failed.".into(), None))
+                }
             }
         }
-        let _permit = permits().acquire().await.map_err(|_| LabError { code: "busy".into(), message: "Server is shutting down.".into() })?;
-        tokio::task::spawn_blocking(move || crypto::lab::run(&req).map_err(LabError::from))
-            .await
-            .unwrap_or_else(|_| Err(LabError { code: "internal".into(), message: "The computation failed.".into() }))
+    }
+
+    /// Holds Argon2 hashing and verification to the server's ceiling, reading a PHC string's cost
+    /// without hashing anything.
+    fn within_ceiling(req: &LabRequest) -> Result<(), LabRefusal> {
+        let cost = req.argon2_cost().map_err(|e| LabRefusal::unprocessable(e.into()))?;
+        if let Some(c) = cost.filter(|c| c.m_kib > SERVER_MAX_ARGON2_KIB || c.t > SERVER_MAX_ARGON2_T) {
+            let what = if matches!(req, LabRequest::Argon2Verify { .. }) { "This PHC string asks" } else { "You asked" };
+            return Err(LabRefusal::unprocessable(LabError {
+                code: "invalid_params".into(),
+                message: format!(
+                    "The server checks Argon2 up to m = {SERVER_MAX_ARGON2_KIB} KiB and t = {SERVER_MAX_ARGON2_T}. {what} for m = {} KiB, t = {}.",
+                    c.m_kib, c.t
+                ),
+            }));
+        }
+        Ok(())
     }
 }
 
 /// Runs `req` on the server, natively. JSON-encoded: the request is a tagged enum with numbers, which
-/// the default URL encoding cannot carry.
-#[server(input = leptos::server_fn::codec::Json)]
+/// the default URL encoding cannot carry. A crypto failure is an answer (the page compares it with the
+/// browser's); a limit is a refusal with its status (429, 503) and `Retry-After`. A fixed URL beside
+/// `/api/crypto`, so nginx's `limit_req` for the lab names both.
+#[server(endpoint = "crypto/lab", input = leptos::server_fn::codec::Json)]
 pub async fn lab_on_server(req: LabRequest) -> Result<LabResult, ServerFnError> {
-    Ok(ssr::run_on_server(req).await)
+    let gate = use_context::<ssr::LabGate>().ok_or_else(|| ServerFnError::new("crypto lab missing"))?;
+    match gate.run(req, crate::api::ssr::client_addr()).await {
+        Ok(out) => Ok(Ok(out)),
+        Err(refusal) if refusal.status == http::StatusCode::UNPROCESSABLE_ENTITY => Ok(Err(refusal.error)),
+        Err(refusal) => {
+            if let (Some(secs), Some(res)) = (refusal.retry_after, use_context::<leptos_axum::ResponseOptions>()) {
+                res.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+            }
+            Err(crate::api::ssr::refuse(refusal.status, refusal.error.message))
+        }
+    }
 }

@@ -28,8 +28,14 @@ pub struct Settings {
     pub throttle: ThrottleConfig,
     /// Self-service sign-up at `/signup` (`APP_SIGNUP__…`).
     pub signup: SignupSettings,
-    /// Trust `X-Real-IP` / `X-Forwarded-Proto` from a reverse proxy on loopback (nginx).
+    /// Whether proxy headers are believed at all (from the peers in `trusted_proxies`); `false`: every
+    /// client is its connection's peer.
     pub trust_proxy_headers: bool,
+    /// Peers whose `X-Real-IP` / `X-Forwarded-For` / `Forwarded` name the client (CIDRs or addresses,
+    /// comma-separated; `APP_TRUSTED_PROXIES`). Default loopback: nginx runs on the same host in front
+    /// of the app, and a header from anyone else is the client's own claim, so it is ignored.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<hooks::ssrf::Network>,
     /// Extra origins allowed to post forms (besides the request's own host), e.g. `https://example.com`.
     pub allowed_origins: Vec<String>,
     /// Largest request body for form routes, in bytes.
@@ -63,6 +69,9 @@ pub struct Settings {
     /// allowlist, separate from the webhooks'.
     #[serde(default)]
     pub flows: FlowsSettings,
+    /// Abuse limits that are not the login throttle's (`APP_LIMITS__…`).
+    #[serde(default)]
+    pub limits: LimitsSettings,
 }
 
 /// Workflow engine slots and per-user limits (issue 14): one user must not starve the others; and where
@@ -106,6 +115,52 @@ impl Default for FlowsSettings {
     }
 }
 
+impl AuthSettings {
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency.filter(|n| *n > 0).unwrap_or_else(auth::password::default_hash_concurrency)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsSettings {
+    /// Live event streams (server-sent events) one user may have open at once, on this instance.
+    pub sse_streams_per_user: usize,
+    /// Crypto lab requests (`POST /api/crypto`, the lab page's server check) one client address may
+    /// make at once…
+    pub crypto_ip_burst: u32,
+    /// …and one more every this many seconds.
+    pub crypto_ip_refill_secs: u64,
+    /// Crypto lab computations at once (each on a blocking thread); a request waits up to 2 s for one,
+    /// then gets 503.
+    pub crypto_concurrency: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self { sse_streams_per_user: 8, crypto_ip_burst: 120, crypto_ip_refill_secs: 1, crypto_concurrency: 2 }
+    }
+}
+
+/// A list of networks from a list or a comma-separated string; a bad entry stops the start-up.
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<hooks::ssrf::Network>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    items
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.parse().map_err(|e: String| serde::de::Error::custom(format!("trusted_proxies: {e}"))))
+        .collect()
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct SessionSettings {
     pub idle_timeout_secs: u64,
@@ -126,11 +181,14 @@ pub struct AuthSettings {
     /// The longest an API token may live, in days; a request for longer is refused (422) and a token
     /// created without an expiry gets this one. `server token create` is held to it too.
     pub token_max_lifetime_days: u32,
+    /// Password hashes and verifications (logins, sign-ups, password changes) at once; a request waits
+    /// up to 2 s for a slot, then gets 503 with `Retry-After: 1`. Unset or 0: cores − 1, at least 1.
+    pub hash_concurrency: Option<usize>,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { token_max_lifetime_days: auth::tokens::DEFAULT_MAX_LIFETIME_DAYS }
+        Self { token_max_lifetime_days: auth::tokens::DEFAULT_MAX_LIFETIME_DAYS, hash_concurrency: None }
     }
 }
 
@@ -185,6 +243,7 @@ impl Settings {
                     .with_list_parse_key("allowed_origins")
                     .with_list_parse_key("flows.allow_networks")
                     .with_list_parse_key("flows.deny_addresses")
+                    .with_list_parse_key("trusted_proxies")
                     .try_parsing(true),
             )
             .build()?
@@ -234,6 +293,7 @@ impl Settings {
             .set_default("signup.ip_burst", 10)?
             .set_default("signup.ip_refill_secs", 360)?
             .set_default("trust_proxy_headers", true)?
+            .set_default("trusted_proxies", vec!["127.0.0.1/32", "::1/128"])?
             .set_default("allowed_origins", Vec::<String>::new())?
             .set_default("max_form_bytes", 16 * 1024)?
             .set_default("demo_user.username", DEMO_USERNAME)?
@@ -333,6 +393,11 @@ impl Settings {
         self.signup.enabled.unwrap_or(self.mode == Mode::Dev)
     }
 
+    /// The peers whose proxy headers are believed: none when `trust_proxy_headers` is off.
+    pub fn trusted_proxies(&self) -> &[hooks::ssrf::Network] {
+        if self.trust_proxy_headers { &self.trusted_proxies } else { &[] }
+    }
+
     pub fn session_policy(&self) -> auth::SessionPolicy {
         auth::SessionPolicy {
             idle_timeout: Duration::from_secs(self.session.idle_timeout_secs.max(1)),
@@ -368,6 +433,31 @@ mod tests {
         assert_eq!(dev.hooks.secret_keys.len(), 1, "dev mode seals with the documented dev key");
         assert!(dev.check_production().is_ok());
         hooks::Sealer::new(&dev.hooks.secret_keys).expect("the dev key is a valid key");
+    }
+
+    #[test]
+    fn proxies_are_trusted_on_loopback_only_unless_configured() {
+        let mut s = Settings::defaults();
+        let trusted = |s: &Settings, ip: &str| s.trusted_proxies().iter().any(|n| n.contains(ip.parse().unwrap()));
+        assert!(trusted(&s, "127.0.0.1") && trusted(&s, "::1"));
+        assert!(!trusted(&s, "127.0.0.2") && !trusted(&s, "10.0.0.1"));
+        s.trust_proxy_headers = false;
+        assert!(!trusted(&s, "127.0.0.1"), "off trusts nobody");
+        let with = |v: &str| Settings::builder().unwrap().set_override("trusted_proxies", v).unwrap().build().unwrap().try_deserialize::<Settings>();
+        let parsed = with("10.0.0.0/8, 192.0.2.7").expect("a comma-separated list parses");
+        assert!(trusted(&parsed, "10.1.2.3") && trusted(&parsed, "192.0.2.7") && !trusted(&parsed, "127.0.0.1"));
+        assert!(with("not-a-network").unwrap_err().to_string().contains("trusted_proxies"), "a bad entry stops the start-up");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_hash_concurrency_is_at_least_one() {
+        let s = Settings::defaults();
+        assert_eq!(s.limits.sse_streams_per_user, 8);
+        assert_eq!((s.limits.crypto_ip_burst, s.limits.crypto_ip_refill_secs, s.limits.crypto_concurrency), (120, 1, 2));
+        assert!(s.auth.hash_concurrency() >= 1);
+        let zero = AuthSettings { hash_concurrency: Some(0) };
+        assert_eq!(zero.hash_concurrency(), auth::password::default_hash_concurrency());
+        assert_eq!(AuthSettings { hash_concurrency: Some(3) }.hash_concurrency(), 3);
     }
 
     #[test]

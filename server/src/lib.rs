@@ -8,6 +8,7 @@ pub mod error;
 pub mod error_page;
 pub mod form;
 pub mod inventory;
+pub mod limits;
 pub mod live;
 pub mod middleware;
 pub mod notifications;
@@ -46,8 +47,10 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let authenticator = state.auth.clone();
     let secure_cookies = app::shown_once::SecureCookies(state.settings.cookie_secure());
     let signup = app::account_api::SignupOffered(state.settings.signup_enabled());
+    let lab = state.lab.clone();
     move || {
         provide_context(services.clone());
+        provide_context(lab.clone());
         provide_context(signup);
         provide_context(notify.clone());
         // The settings and workflow pages' server functions call these domain services directly.
@@ -119,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::complete_session_cookie_attributes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::refuse_cross_site))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::client_address))
         .layer(DefaultBodyLimit::max(settings.max_form_bytes))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(error_page::panic_response))

@@ -29,6 +29,12 @@ pub async fn run_events(State(state): State<AppState>, me: Option<Extension<Sign
         Ok(None) => return (StatusCode::NOT_FOUND, "No such run.").into_response(),
         Err(e) => return (e.status(), e.to_string()).into_response(),
     };
+    // At most `limits.sse_streams_per_user` open at once: each one polls the queue twice a second.
+    let Some(slot) = state.streams.try_take(me.user_id) else {
+        let max = state.streams.max();
+        let message = format!("You already have {max} live views open. Close one (another tab or window) and try again.");
+        return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    };
     let session_ended = state.sessions.ended(me.clone());
     let owner = me.username;
     // The state already read is the first event; after it, one read every INTERVAL while the run is
@@ -50,6 +56,7 @@ pub async fn run_events(State(state): State<AppState>, me: Option<Extension<Sign
         }
     });
     let stream = futures_util::StreamExt::take_until(stream, session_ended);
+    let stream = crate::limits::holding(stream, slot);
     let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
     // nginx passes each event on at once instead of buffering the response.
     res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));

@@ -8,6 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use std::net::{IpAddr, SocketAddr};
 use tower_sessions::Session;
 
+pub use app::api::ssr::ClientAddr;
+use hooks::ssrf::Network;
+
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -154,17 +157,67 @@ pub fn login_path(target: &str) -> String {
     format!("/login?next={next}")
 }
 
-/// The client's address: the peer, or nginx's `X-Real-IP` when the peer is a trusted local proxy.
-pub fn client_ip(headers: &HeaderMap, peer: Option<&ConnectInfo<SocketAddr>>, trust_proxy: bool) -> Option<IpAddr> {
-    let peer_ip = peer.map(|c| c.0.ip());
-    if trust_proxy && peer_ip.is_none_or(|ip| ip.is_loopback()) {
-        if let Some(ip) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()) {
-            return Some(ip);
-        }
+/// The client's address, derived in this one place for every use (login throttle, sign-up and crypto
+/// lab limits, the session list): the connection's peer, unless the peer is a trusted proxy
+/// (`trusted_proxies`); then the address it names: `X-Real-IP` (what nginx sets), else the right-most
+/// address in `X-Forwarded-For`, else in `Forwarded: for=`, that is not itself a trusted proxy. From any
+/// other peer these headers are the client's own claim and are ignored, so nobody picks the address
+/// their limits are counted under. Without peer information nothing is trusted.
+pub fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, trusted: &[Network]) -> Option<IpAddr> {
+    let peer = peer?.to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
     }
-    peer_ip
+    if let Some(ip) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<IpAddr>().ok()) {
+        return Some(ip.to_canonical());
+    }
+    // Each proxy appends the address it saw: walking back from the right, the first one not vouched
+    // for is the client (or the nearest hop that could have made the rest up).
+    let chains = [forwarded_chain(headers, "x-forwarded-for", parse_xff_item), forwarded_chain(headers, "forwarded", parse_forwarded_item)];
+    if let Some(chain) = chains.into_iter().flatten().find(|c| !c.is_empty()) {
+        return Some(chain.iter().rev().find(|ip| !is_trusted(**ip)).copied().unwrap_or(chain[0]));
+    }
+    Some(peer)
 }
 
+/// Every address in every `name` header, in order; `None` when one of them does not parse (a
+/// header that cannot be read whole is not believed in part).
+fn forwarded_chain(headers: &HeaderMap, name: &str, item: fn(&str) -> Option<IpAddr>) -> Option<Vec<IpAddr>> {
+    let mut chain = Vec::new();
+    for value in headers.get_all(name) {
+        for part in value.to_str().ok()?.split(',') {
+            chain.push(item(part.trim())?.to_canonical());
+        }
+    }
+    Some(chain)
+}
+
+fn parse_xff_item(s: &str) -> Option<IpAddr> {
+    s.parse().ok()
+}
+
+/// One element of RFC 7239 `Forwarded`: `for=192.0.2.43;proto=https` or `for="[2001:db8::1]:4711"`.
+fn parse_forwarded_item(element: &str) -> Option<IpAddr> {
+    let value = element.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case("for").then(|| v.trim().trim_matches('"'))
+    })?;
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    // An IPv4 address may carry a port; an unbracketed IPv6 address may not.
+    value.parse().ok().or_else(|| value.rsplit_once(':').and_then(|(ip, _port)| ip.parse::<std::net::Ipv4Addr>().ok()).map(IpAddr::V4))
+}
+
+/// Puts the request's [`ClientAddr`] (see [`client_addr`]) into its extensions, where handlers and
+/// server functions (`app::api::ssr::client_addr`) read it.
+pub async fn client_address(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = client_addr(req.headers(), peer, state.settings.trusted_proxies());
+    req.extensions_mut().insert(ClientAddr(ip));
+    next.run(req).await
+}
 
 /// tower-sessions builds its removal cookie (on logout or expiry) from the request's cookie, which has
 /// no attributes; browsers ignore a `__Host-` cookie without `Secure`, so the stale cookie would stay.
@@ -223,12 +276,29 @@ mod tests {
     }
 
     #[test]
-    fn real_ip_is_trusted_only_from_a_local_proxy() {
-        let h = headers(&[("x-real-ip", "203.0.113.9")]);
-        let local = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5000)));
-        let remote = ConnectInfo(SocketAddr::from(([198, 51, 100, 1], 5000)));
-        assert_eq!(client_ip(&h, Some(&local), true), Some("203.0.113.9".parse().unwrap()));
-        assert_eq!(client_ip(&h, Some(&remote), true), Some("198.51.100.1".parse().unwrap()));
-        assert_eq!(client_ip(&h, Some(&local), false), Some("127.0.0.1".parse().unwrap()));
+    fn proxy_headers_are_believed_only_from_trusted_peers() {
+        let loopback: Vec<Network> = vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()];
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let local = ip("127.0.0.1");
+        let remote = ip("198.51.100.1");
+        let h = headers(&[("x-real-ip", "203.0.113.9"), ("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(client_addr(&h, local, &loopback), ip("203.0.113.9"), "nginx's X-Real-IP first");
+        assert_eq!(client_addr(&h, remote, &loopback), remote, "a stranger's headers are ignored");
+        assert_eq!(client_addr(&h, local, &[]), local, "nothing trusted: the peer");
+        assert_eq!(client_addr(&h, None, &loopback), None, "no peer: nothing trusted");
+        // IPv4-mapped peers are the IPv4 address.
+        assert_eq!(client_addr(&h, ip("::ffff:127.0.0.1"), &loopback), ip("203.0.113.9"));
+        assert_eq!(client_addr(&h, ip("::ffff:198.51.100.1"), &loopback), remote);
+        // X-Forwarded-For: the right-most address that is not a trusted proxy.
+        let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 127.0.0.1")]);
+        assert_eq!(client_addr(&xff, local, &loopback), ip("203.0.113.9"));
+        assert_eq!(client_addr(&headers(&[("x-forwarded-for", "127.0.0.1")]), local, &loopback), local);
+        assert_eq!(client_addr(&headers(&[("x-forwarded-for", "junk, 1.2.3.4")]), local, &loopback), local, "unreadable: ignored");
+        // Forwarded (RFC 7239), with quotes, brackets and ports.
+        let fwd = headers(&[("forwarded", r#"for=6.6.6.6, for="[2001:db8::17]:4711";proto=https"#)]);
+        assert_eq!(client_addr(&fwd, local, &loopback), ip("2001:db8::17"));
+        let fwd = headers(&[("forwarded", "for=192.0.2.60:8080;proto=http;by=203.0.113.43")]);
+        assert_eq!(client_addr(&fwd, local, &loopback), ip("192.0.2.60"));
+        assert_eq!(client_addr(&headers(&[("forwarded", "for=unknown")]), local, &loopback), local);
     }
 }

@@ -7,18 +7,17 @@ use app::api::LoginFailure;
 use auth::sessions::SignedIn;
 use auth::{AuthError, LoginAttempt};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
 use secrecy::SecretString;
 use serde::Deserialize;
-use std::net::SocketAddr;
 use tower_sessions::Session;
 
 use crate::error::AppError;
 use crate::form::StrictForm;
-use crate::middleware::{client_ip, login_path};
+use crate::middleware::{login_path, ClientAddr};
 use crate::state::AppState;
 
 /// The form's fields and their strict decoding are auth's (fuzzed there, see fuzz/).
@@ -40,7 +39,7 @@ fn go_to(json: bool, to: &str) -> Response {
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Extension(ClientAddr(ip)): Extension<ClientAddr>,
     headers: HeaderMap,
     form: Result<StrictForm<LoginForm>, AppError>,
 ) -> Response {
@@ -50,7 +49,6 @@ pub async fn login(
         Err(e) => return e.into_response(),
     };
     let next = app::safe_next(form.next.as_deref());
-    let ip = client_ip(&headers, peer.as_ref().map(|Extension(c)| c), state.settings.trust_proxy_headers);
     let attempt = LoginAttempt {
         username: form.username.clone(),
         password: SecretString::from(form.password),
@@ -136,7 +134,7 @@ impl Refusal {
 
     /// An error from the domain, about `field` (`None`: the whole form).
     fn from_error(e: &AppError, field: Option<&str>) -> Self {
-        let field = if matches!(e, AppError::Internal(_) | AppError::Auth(AuthError::Internal(_) | AuthError::Throttled { .. })) { None } else { field };
+        let field = if matches!(e, AppError::Internal(_) | AppError::Auth(AuthError::Internal(_) | AuthError::Throttled { .. } | AuthError::Busy { .. })) { None } else { field };
         Refusal { retry_after: e.retry_after(), ..Refusal::new(e.status(), field, e.public_message()) }
     }
 
@@ -171,7 +169,7 @@ pub struct SignupForm {
 pub async fn signup(
     State(state): State<AppState>,
     session: Session,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Extension(ClientAddr(ip)): Extension<ClientAddr>,
     headers: HeaderMap,
     form: Result<StrictForm<SignupForm>, AppError>,
 ) -> Response {
@@ -182,7 +180,6 @@ pub async fn signup(
         Ok(StrictForm(f)) => f,
         Err(e) => return e.into_response(),
     };
-    let ip = client_ip(&headers, peer.as_ref().map(|Extension(c)| c), state.settings.trust_proxy_headers);
     let allowed = match state.signup_limit.check(ip).await {
         Ok(allowed) => allowed,
         Err(e) => return AppError::from(e).into_response(),
@@ -238,7 +235,7 @@ pub async fn change_password(
     State(state): State<AppState>,
     session: Session,
     me: Option<Extension<SignedIn>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Extension(ClientAddr(ip)): Extension<ClientAddr>,
     headers: HeaderMap,
     form: Result<StrictForm<PasswordChangeForm>, AppError>,
 ) -> Response {
@@ -265,7 +262,6 @@ pub async fn change_password(
             .answer(&state, headers, PAGE)
             .await;
     }
-    let ip = client_ip(&headers, peer.as_ref().map(|Extension(c)| c), state.settings.trust_proxy_headers);
     let changed = state
         .auth
         .change_password_ending_other_sessions(
@@ -365,9 +361,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(serde_json::json!({ "ready": ready, "database": database, "redis": redis }))).into_response()
 }
 
-/// `POST /api/crypto`: runs one lab method natively (the Python examples and other clients use it).
-/// Crypto failures (bad hex, wrong key, tampering) are 422 with a stable `code`.
-pub async fn crypto_lab(body: Result<Json<crypto::lab::LabRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+/// `POST /api/crypto`: runs one lab method natively (the Python examples and other clients use it),
+/// through the lab's gate: crypto failures (bad hex, wrong key, tampering) and an Argon2 cost over the
+/// server's ceiling are 422 with a stable `code`; too many requests from this address 429, no free
+/// permit within 2 s 503, both with `Retry-After`.
+pub async fn crypto_lab(
+    State(state): State<AppState>,
+    Extension(ClientAddr(ip)): Extension<ClientAddr>,
+    body: Result<Json<crypto::lab::LabRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
         Err(rejection) => {
@@ -375,9 +377,16 @@ pub async fn crypto_lab(body: Result<Json<crypto::lab::LabRequest>, axum::extrac
                 .into_response()
         }
     };
-    match app::crypto_api::ssr::run_on_server(req).await {
+    match state.lab.run(req, ip).await {
         Ok(out) => Json(out).into_response(),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "error": e.message, "code": e.code }))).into_response(),
+        Err(refusal) => {
+            let body = serde_json::json!({ "error": refusal.error.message, "code": refusal.error.code, "retry_after": refusal.retry_after });
+            let mut res = (refusal.status, Json(body)).into_response();
+            if let Some(secs) = refusal.retry_after {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            res
+        }
     }
 }
 

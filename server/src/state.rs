@@ -29,6 +29,10 @@ pub struct AppState {
     pub tokens: auth::tokens::ApiTokenStore,
     /// Sign-up attempts per client address (`signup.ip_burst`, `signup.ip_refill_secs`).
     pub signup_limit: Arc<AddressRateLimit>,
+    /// The crypto lab's ceiling, per-address limit and permits (`limits.crypto_…`).
+    pub lab: app::crypto_api::ssr::LabGate,
+    /// Live event streams open per user (`limits.sse_streams_per_user`).
+    pub streams: crate::limits::StreamSlots,
 }
 
 /// The REST API's own tables (idempotency answers, the onboarding example's demo customers).
@@ -70,7 +74,7 @@ impl AppState {
         };
         let auth = Authenticator {
             users: UserStore::new(pool.clone()),
-            hasher,
+            hasher: hasher.with_concurrency(settings.auth.hash_concurrency()),
             throttle: Arc::new(LoginThrottle::new(pool.clone(), &settings.throttle)),
         };
         let sessions = SessionManager {
@@ -109,6 +113,11 @@ impl AppState {
         let flows = flows::Engine::new(store, Arc::new(host), engine_config);
         let tokens = auth::tokens::ApiTokenStore::new(pool.clone()).with_max_lifetime_days(settings.auth.token_max_lifetime_days);
         let signup_limit = Arc::new(AddressRateLimit::new(pool.clone(), "signup-address", settings.signup.ip_burst, settings.signup.ip_refill_secs));
+        let lab = app::crypto_api::ssr::LabGate::new(
+            AddressRateLimit::new(pool.clone(), "crypto-address", settings.limits.crypto_ip_burst, settings.limits.crypto_ip_refill_secs),
+            settings.limits.crypto_concurrency,
+        );
+        let streams = crate::limits::StreamSlots::new(settings.limits.sse_streams_per_user);
         Ok(Self {
             leptos_options,
             settings: Arc::new(settings),
@@ -122,6 +131,8 @@ impl AppState {
             flows,
             tokens,
             signup_limit,
+            lab,
+            streams,
         })
     }
 }

@@ -169,6 +169,8 @@ fn sign_ups_are_rate_limited_per_address_with_429() {
         let from = |ip: &'static str, username: &str, password: &str| {
             let mut req = signup_form(username, password);
             req.headers_mut().insert("x-real-ip", ip.parse().unwrap());
+            // As nginx on loopback sends it: proxy headers count only from a trusted proxy.
+            req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))));
             req
         };
         // Every attempt counts, refused or not.

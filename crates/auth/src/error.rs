@@ -16,6 +16,9 @@ pub enum AuthError {
     MissingScope { scope: &'static str },
     #[error("Too many sign-in attempts. Try again in {} seconds.", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
+    /// Every password-hashing slot stayed taken for the whole wait: the server is busy, not broken.
+    #[error("The server is busy. Try again in a moment.")]
+    Busy { retry_after: Duration },
     #[error("{0}")]
     InvalidInput(String),
     #[error("That username is already taken.")]
@@ -34,6 +37,7 @@ impl AuthError {
             AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
             AuthError::MissingScope { .. } => StatusCode::FORBIDDEN,
             AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AuthError::UsernameTaken => StatusCode::CONFLICT,
             AuthError::NotFound => StatusCode::NOT_FOUND,
@@ -44,7 +48,7 @@ impl AuthError {
     /// The number for a `Retry-After` header, if this error has one.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            AuthError::Throttled { retry_after } => Some(retry_after.as_secs().max(1)),
+            AuthError::Throttled { retry_after } | AuthError::Busy { retry_after } => Some(retry_after.as_secs().max(1)),
             _ => None,
         }
     }

@@ -1,9 +1,12 @@
-//! Argon2id password hashing at OWASP parameters, run off the async runtime.
+//! Argon2id password hashing at OWASP parameters, run off the async runtime, at most a fixed number
+//! at once (a login flood must not take every core from the pages).
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AuthError;
 
@@ -22,13 +25,24 @@ pub enum Verification {
     Invalid,
 }
 
-/// Hashes and verifies passwords with one fixed set of Argon2id parameters.
+/// How long a hash or verification waits for a free slot before the request is refused as busy.
+pub const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// The default cap on concurrent hashes: one core fewer than the machine has (the pages keep one),
+/// and at least one.
+pub fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
+}
+
+/// Hashes and verifies passwords with one fixed set of Argon2id parameters. Clones share one set of
+/// slots: each hash or verification holds one while it runs.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     /// A real hash of a random password, verified when the user does not exist so that an unknown
     /// username costs as much time as a wrong password.
     dummy_hash: Arc<str>,
+    slots: Arc<Semaphore>,
 }
 
 impl PasswordHasher {
@@ -40,13 +54,34 @@ impl PasswordHasher {
     pub fn with_params(m_kib: u32, t: u32, p: u32) -> Result<Self, AuthError> {
         let params = Params::new(m_kib, t, p, None)
             .map_err(|e| AuthError::InvalidInput(format!("bad Argon2 parameters: {e}")))?;
-        let mut hasher = Self { params, dummy_hash: Arc::from("") };
+        let slots = Arc::new(Semaphore::new(default_hash_concurrency()));
+        let mut hasher = Self { params, dummy_hash: Arc::from(""), slots };
         let random: String = {
             use rand::Rng;
             rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(32).map(char::from).collect()
         };
         hasher.dummy_hash = Arc::from(hasher.hash_blocking(&random)?);
         Ok(hasher)
+    }
+
+    /// At most `n` (at least 1) hashes and verifications at once, for this hasher and its clones.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.slots = Arc::new(Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// Waits up to [`SLOT_WAIT`] for a hashing slot; [`AuthError::Busy`] (retry in a second) when none
+    /// frees up. [`Self::hash`] and [`Self::verify`] take one each; public so a caller (a test) can hold
+    /// one.
+    pub async fn slot(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        match tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(AuthError::Internal("password hashing slots closed".into())),
+            Err(_elapsed) => {
+                tracing::warn!("password hashing busy: no slot within {} s", SLOT_WAIT.as_secs());
+                Err(AuthError::Busy { retry_after: Duration::from_secs(1) })
+            }
+        }
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -95,16 +130,26 @@ impl PasswordHasher {
         }
     }
 
+    // The slot moves into the blocking task: it stays taken until Argon2 is done, even when the
+    // request that asked is cancelled (the client went away) half-way.
     pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
+        let slot = self.slot().await?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.hash_blocking(password.expose_secret()))
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            this.hash_blocking(password.expose_secret())
+        })
             .await
             .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
     }
 
     pub async fn verify(&self, stored: Option<String>, password: SecretString) -> Result<Verification, AuthError> {
+        let slot = self.slot().await?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.verify_blocking(stored.as_deref(), password.expose_secret()))
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            this.verify_blocking(stored.as_deref(), password.expose_secret())
+        })
             .await
             .map_err(|e| AuthError::Internal(format!("verification task failed: {e}")))
     }
@@ -112,7 +157,10 @@ impl PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .field("free_slots", &self.slots.available_permits())
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,6 +206,21 @@ mod tests {
         let phc = weak.hash_blocking("pw").unwrap();
         let current = PasswordHasher::owasp();
         assert_eq!(current.verify_blocking(Some(&phc), "pw"), Verification::Valid { needs_rehash: true });
+    }
+
+    #[tokio::test]
+    async fn a_busy_hasher_refuses_after_the_wait_instead_of_queueing_forever() {
+        let h = PasswordHasher::with_params(1024, 1, 1).unwrap().with_concurrency(1);
+        let held = h.clone().slot().await.unwrap();
+        let started = std::time::Instant::now();
+        let err = h.verify(None, SecretString::from("pw")).await.unwrap_err();
+        assert!(matches!(err, AuthError::Busy { .. }), "{err:?}");
+        assert_eq!((err.status().as_u16(), err.retry_after_secs()), (503, Some(1)));
+        assert!(started.elapsed() >= SLOT_WAIT, "waited {:?}", started.elapsed());
+        drop(held);
+        assert_eq!(h.verify(None, SecretString::from("pw")).await.unwrap(), Verification::Invalid);
+        assert!(h.hash(SecretString::from("pw")).await.is_ok(), "the slot came back after each use");
+        assert!(default_hash_concurrency() >= 1);
     }
 
     #[test]

@@ -43,6 +43,18 @@ impl LabRequest {
             LabRequest::Ed25519Verify { .. } => "ed25519_verify",
         }
     }
+
+    /// The Argon2 cost this request would pay, known before any work: the parameters of a hash
+    /// request, or those its PHC string carries for a verification. `None` for the cheap methods;
+    /// `Err(InvalidPhc)` for a verification whose PHC string does not parse. A server that runs
+    /// requests from strangers holds this to its own ceiling first.
+    pub fn argon2_cost(&self) -> Result<Option<crate::Argon2Params>, CryptoError> {
+        match self {
+            LabRequest::Argon2id { m_kib, t, p, .. } => Ok(Some(crate::Argon2Params { m_kib: *m_kib, t: *t, p: *p })),
+            LabRequest::Argon2Verify { phc, .. } => crate::password::argon2_phc_params(phc).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The answer: bytes as hex and base64 where there are bytes, and text where the result is text

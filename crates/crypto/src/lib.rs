@@ -20,7 +20,7 @@ pub use encoding::{parse_base64, parse_hex, Ciphertext, Digest, Encoded, Plainte
 pub use error::CryptoError;
 pub use hash::{hmac_sha256, hmac_sha256_verify, sha256, sha256_bytes, sha3_256, sha512};
 pub use methods::{methods, MethodInfo, MethodKind};
-pub use password::{argon2_verify, argon2id_hash, Argon2Params};
+pub use password::{argon2_phc_params, argon2_verify, argon2id_hash, Argon2Params};
 pub use signature::{
     ed25519_generate, ed25519_public_key, ed25519_sign, ed25519_verify, Ed25519Keypair,
 };

@@ -95,20 +95,31 @@ pub fn argon2id_hash(
         .map_err(|e| CryptoError::InvalidParams(e.to_string()))
 }
 
-/// `Ok(false)` for a wrong password; `Err(InvalidPhc)` when `phc` is not an Argon2 PHC string,
-/// `Err(InvalidParams)` when its parameters exceed the limits above.
-pub fn argon2_verify(phc: &str, password: &[u8]) -> Result<bool, CryptoError> {
+fn parse_phc(phc: &str) -> Result<PasswordHash<'_>, CryptoError> {
     let hash = PasswordHash::new(phc.trim()).map_err(|_| CryptoError::InvalidPhc)?;
     if Algorithm::try_from(hash.algorithm).is_err() {
         return Err(CryptoError::InvalidPhc);
     }
-    let params = Params::try_from(&hash).map_err(|_| CryptoError::InvalidPhc)?;
-    Argon2Params {
+    Ok(hash)
+}
+
+/// The cost a PHC string asks for, read without hashing anything: a verifier that takes PHC strings
+/// from strangers checks it against its own ceiling first. `Err(InvalidPhc)` when `phc` is not an
+/// Argon2 PHC string.
+pub fn argon2_phc_params(phc: &str) -> Result<Argon2Params, CryptoError> {
+    let params = Params::try_from(&parse_phc(phc)?).map_err(|_| CryptoError::InvalidPhc)?;
+    Ok(Argon2Params {
         m_kib: params.m_cost(),
         t: params.t_cost(),
         p: params.p_cost(),
-    }
-    .validate()?;
+    })
+}
+
+/// `Ok(false)` for a wrong password; `Err(InvalidPhc)` when `phc` is not an Argon2 PHC string,
+/// `Err(InvalidParams)` when its parameters exceed the limits above.
+pub fn argon2_verify(phc: &str, password: &[u8]) -> Result<bool, CryptoError> {
+    let hash = parse_phc(phc)?;
+    argon2_phc_params(phc)?.validate()?;
     match Argon2::default().verify_password(password, &hash) {
         Ok(()) => Ok(true),
         Err(argon2::password_hash::Error::Password) => Ok(false),
@@ -199,6 +210,23 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn phc_parameters_are_read_without_hashing() {
+        let phc = "$argon2id$v=19$m=262144,t=10,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A";
+        assert_eq!(
+            argon2_phc_params(phc),
+            Ok(Argon2Params {
+                m_kib: 262_144,
+                t: 10,
+                p: 1
+            })
+        );
+        assert_eq!(
+            argon2_phc_params("$2b$12$abcdefghijklmnopqrstuu"),
+            Err(CryptoError::InvalidPhc)
+        );
     }
 
     #[test]

@@ -178,12 +178,14 @@ impl From<auth::AuthError> for ApiError {
             auth::AuthError::InvalidCredentials | auth::AuthError::InvalidToken => "unauthorized",
             auth::AuthError::MissingScope { .. } => "forbidden",
             auth::AuthError::Throttled { .. } => "rate_limited",
+            auth::AuthError::Busy { .. } => "unavailable",
             auth::AuthError::InvalidInput(_) => "validation_failed",
             auth::AuthError::UsernameTaken => "conflict",
             auth::AuthError::NotFound => "not_found",
             _ => "internal",
         };
-        let mut out = ApiError::new(status, code, if status.is_server_error() { "Something went wrong on our side.".into() } else { e.to_string() });
+        let hidden = status.is_server_error() && !matches!(e, auth::AuthError::Busy { .. });
+        let mut out = ApiError::new(status, code, if hidden { "Something went wrong on our side.".into() } else { e.to_string() });
         out.retry_after = e.retry_after_secs();
         out
     }

@@ -4,3 +4,4 @@ mod common;
 mod credentials;
 mod flows_net;
 mod flows_scope;
+mod limits;
