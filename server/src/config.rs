@@ -455,9 +455,9 @@ mod tests {
         assert_eq!(s.limits.sse_streams_per_user, 8);
         assert_eq!((s.limits.crypto_ip_burst, s.limits.crypto_ip_refill_secs, s.limits.crypto_concurrency), (120, 1, 2));
         assert!(s.auth.hash_concurrency() >= 1);
-        let zero = AuthSettings { hash_concurrency: Some(0) };
+        let zero = AuthSettings { hash_concurrency: Some(0), ..Default::default() };
         assert_eq!(zero.hash_concurrency(), auth::password::default_hash_concurrency());
-        assert_eq!(AuthSettings { hash_concurrency: Some(3) }.hash_concurrency(), 3);
+        assert_eq!(AuthSettings { hash_concurrency: Some(3), ..Default::default() }.hash_concurrency(), 3);
     }
 
     #[test]
