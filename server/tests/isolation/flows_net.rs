@@ -110,7 +110,7 @@ fn a_name_that_rebinds_to_loopback_between_the_check_and_the_connection_is_refus
         engine.spawn().await;
 
         let def = flows::WorkflowDefinition::from_json(&http_step(&format!("http://rebind.attacker.example:{port}/metrics")).to_string()).unwrap();
-        let new = flows::NewRun { definition: flows::DefinitionRef::Inline(def), input: json!({}), idempotency_key: None };
+        let new = flows::NewRun { definition: flows::DefinitionRef::Inline(def), input: json!({}), idempotency_key: None, started_by: flows::StartedBy::session() };
         let run_id = engine.start_run("mallory", new).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let timeline = loop {
