@@ -596,7 +596,7 @@ action = { type = "wait_inbound", source = "crm", correlation = "{{run.id}}", ti
         let got = fields(WorkflowDefinition::from_json(&with(hostile, json!({"X-Forwarded-For": "1.2.3.4"}))).unwrap_err());
         let refused = |k: &str| format!("steps[1].action.headers.{k}: a workflow step may not set this header");
         let mut want: Vec<String> =
-            ["Connection", "Content-Length", "Forwarded", "Host", "Transfer-Encoding", "X-Real-IP", "x-forwarded-proto"].iter().map(|k| refused(*k)).collect();
+            ["Connection", "Content-Length", "Forwarded", "Host", "Transfer-Encoding", "X-Real-IP", "x-forwarded-proto"].iter().map(|k| refused(k)).collect();
         want.push("steps[1].compensate.headers.X-Forwarded-For: a workflow step may not set this header".into());
         assert_eq!(got, want);
         WorkflowDefinition::from_json(&with(json!({"Authorization": "Bearer {{input.token}}", "X-Run": "{{run.id}}"}), json!({}))).unwrap();
