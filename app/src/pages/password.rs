@@ -121,7 +121,7 @@ fn PasswordForm(state: FormPageState) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::changed_message;
+    use super::{changed_message, TOKENS_REVOKED};
 
     #[test]
     fn only_a_number_makes_a_confirmation() {
