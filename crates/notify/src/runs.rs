@@ -231,11 +231,11 @@ pub(crate) fn simulated(run: RunId, owner: &str, seq: u64, p: &SimParams) -> Pre
 pub(crate) const PRODUCE_BATCH: u64 = 1000;
 
 /// Produces a run's notifications from `produced` on, paced by its rate and held back by the high-water
-/// mark (a simulation waits instead of failing). Each batch commits its checkpoint with it.
+/// mark (a simulation waits instead of failing). Each batch commits its checkpoint with it. The run is
+/// given with its owner, whom every notification carries.
 pub(crate) async fn produce<Q: Queue>(
     queue: &Q,
-    run: RunId,
-    owner: &str,
+    (run, owner): (RunId, &str),
     params: &SimParams,
     mut produced: u64,
     high_water: u64,

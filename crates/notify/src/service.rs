@@ -361,9 +361,9 @@ impl NotifyService {
             let hw = me.inner.config.high_water;
             let count = |c: &[u64; 5]| me.count_enqueued(c);
             let result = match p.backend {
-                Backend::Embedded => produce(&*me.inner.embedded, id, &owner, &p, from, hw, stop_rx, count).await,
+                Backend::Embedded => produce(&*me.inner.embedded, (id, &owner), &p, from, hw, stop_rx, count).await,
                 Backend::Redis => match me.inner.redis.clone() {
-                    Some(q) => produce(&*q, id, &owner, &p, from, hw, stop_rx, count).await,
+                    Some(q) => produce(&*q, (id, &owner), &p, from, hw, stop_rx, count).await,
                     None => Err(NotifyError::BackendUnavailable),
                 },
             };

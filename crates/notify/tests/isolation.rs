@@ -154,7 +154,6 @@ async fn the_redis_key_layout_is_migrated_at_start_up() {
     drop(svc);
 
     // The old-format message is still delivered by workers of the new code.
-    let mut cfg = cfg;
     cfg.workers = true;
     let svc = service(cfg).await;
     wait_for("the old message's delivery", Duration::from_secs(20), || async {

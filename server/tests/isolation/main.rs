@@ -5,3 +5,4 @@ mod credentials;
 mod flows_net;
 mod flows_scope;
 mod limits;
+mod notify;
