@@ -83,6 +83,9 @@ stack_env() {
   export APP_HOOKS__SECRET_KEYS="${APP_HOOKS__SECRET_KEYS:-dGVzdC1zdGFjayBzZWFsaW5nIGtleSwgcHVibGljISE=}"
   export IMPLEMENTATION_ENG_CRM_SECRET="${IMPLEMENTATION_ENG_CRM_SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}"
   export APP_HOOKS__INBOUND__SOURCES__CRM__SECRETS="$IMPLEMENTATION_ENG_CRM_SECRET"
+  # An inbound source belongs to one user: only that user's runs may wait on it. The suite's CRM
+  # confirmations (Playwright's onboarding test, the Python orchestration tests) all run as this user.
+  export APP_HOOKS__INBOUND__SOURCES__CRM__OWNER="${APP_HOOKS__INBOUND__SOURCES__CRM__OWNER:-e2e-python}"
   export RUST_LOG="${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}"
 }
 

@@ -5,7 +5,8 @@ import { expect, test, type Page } from "@playwright/test";
 import { hydrated, password, signIn } from "./helpers";
 
 // Issue 5's pages: API tokens, webhook endpoints with their attempt log, workflows with a live run timeline.
-// The stack (scripts/stack.sh) lets endpoints point at 127.0.0.1 and gives the `crm` inbound source this secret.
+// The stack (scripts/stack.sh) lets endpoints point at 127.0.0.1 and gives the `crm` inbound source this secret
+// (the source belongs to e2e-python).
 const CRM_SECRET = process.env.IMPLEMENTATION_ENG_CRM_SECRET ?? "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async function signedIn(page: Page, user: string) {
@@ -177,7 +178,8 @@ test.describe("webhooks", () => {
 
 test.describe("workflows", () => {
   test("the onboarding run waits for the CRM, and its timeline completes live after the inbound webhook", async ({ page }) => {
-    await signedIn(page, "e2e-ivan");
+    // The stack's `crm` source belongs to e2e-python (scripts/stack.sh): only that user's runs hear it.
+    await signedIn(page, "e2e-python");
     await page.goto("/workflows");
     await hydrated(page);
     const onboarding = page.locator('[data-testid="definition"][data-name="customer_onboarding"]');

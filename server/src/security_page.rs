@@ -63,6 +63,8 @@ fn chapter(id: &str) -> &'static str {
         Some("6") => "V6 Authentication",
         Some("7") => "V7 Session management",
         Some("3") => "V3 Web frontend security",
+        Some("8") => "V8 Authorization",
+        Some("2") => "V2 Validation and business logic (anti-automation)",
         _ => "Other",
     }
 }
@@ -102,8 +104,8 @@ pub fn render(rows: &[Row]) -> String {
     let mut out = String::from(
         "<h1>Security claims</h1><p>What this product claims against the \
          <a href=\"https://github.com/OWASP/ASVS/tree/v5.0.0/5.0/en\">OWASP ASVS 5.0</a> at Level 2 for \
-         authentication (V6), session management (V7) and the browser side (V3: cookies, headers, \
-         cross-site requests). Every claim names the automated tests that prove it; the test command \
+         authentication (V6), session management (V7), the browser side (V3: cookies, headers, \
+         cross-site requests), authorization between users (V8) and anti-automation (V2.4). Every claim names the automated tests that prove it; the test command \
          fails if a named test does not exist. The same table, with the reasoning around it, is in \
          <code>docs/security.md</code>.</p>",
     );
@@ -215,7 +217,7 @@ mod tests {
         assert!(test_exists("end2end/tests/login.spec.ts", "the session cookie value never changes").is_err());
     }
 
-    /// Every Level 1 and 2 requirement of V6, V7 and V3 has a row, once; a met row names tests, and a
+    /// Every Level 1 and 2 requirement of V6, V7, V3, V8 and V2.4 has a row, once; a met row names tests, and a
     /// row that is not met says why.
     #[test]
     fn every_level_1_and_2_requirement_has_one_well_formed_row() {
@@ -225,7 +227,8 @@ mod tests {
             "6.4.4", "6.5-6.8", "7.1.1", "7.1.2", "7.1.3", "7.2.1", "7.2.2", "7.2.3", "7.2.4", "7.3.1", "7.3.2",
             "7.4.1", "7.4.2", "7.4.3", "7.4.4", "7.4.5", "7.5.1", "7.5.2", "7.6", "3.2.1", "3.2.2", "3.3.1",
             "3.3.2", "3.3.3", "3.3.4", "3.4.1", "3.4.2", "3.4.3", "3.4.4", "3.4.5", "3.4.6", "3.5.1", "3.5.2",
-            "3.5.3", "3.5.4", "3.5.5", "3.7.1", "3.7.2",
+            "3.5.3", "3.5.4", "3.5.5", "3.7.1", "3.7.2", "8.1.1", "8.1.2", "8.2.1", "8.2.2", "8.2.3", "8.3.1",
+            "8.4.1", "2.4.1",
         ];
         let rows = parsed();
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
