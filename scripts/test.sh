@@ -39,7 +39,7 @@ if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite
   mkdir -p "$ROOT/.run"
   cargo test --workspace --exclude frontend --no-run --message-format=json-render-diagnostics \
     | python3 scripts/test-executables.py server > "$ROOT/.run/server-tests.txt"
-  cargo test --workspace --exclude frontend
+  cargo test --workspace --exclude frontend --no-fail-fast
 
   say "router suites again, with PostgreSQL as the app database"
   while read -r exe; do

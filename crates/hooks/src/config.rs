@@ -36,6 +36,12 @@ pub struct HooksConfig {
     pub rotation_overlap_secs: u64,
     pub auto_disable: AutoDisable,
     pub max_endpoints_per_owner: u32,
+    /// Webhook requests one owner may cause per second on this instance, by emitting events, test
+    /// events and replays (each endpoint a message goes to counts once), with a burst of ten seconds'
+    /// worth (at least one event to every endpoint): our deliveries must not become a way to flood
+    /// someone else's server. Beyond it: 429 with `Retry-After`. 0: no limit. `notification.*` events
+    /// are not counted here: the notifications behind them already are (`notify.quotas`).
+    pub outbound_per_sec: u32,
     /// Which notification queue carries deliveries.
     pub backend: notify::Backend,
     pub inbound: InboundConfig,
@@ -52,6 +58,7 @@ impl Default for HooksConfig {
             rotation_overlap_secs: 24 * 3600,
             auto_disable: AutoDisable::default(),
             max_endpoints_per_owner: 50,
+            outbound_per_sec: 50,
             backend: notify::Backend::Embedded,
             inbound: InboundConfig::default(),
             secret_keys: vec![],

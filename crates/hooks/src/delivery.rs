@@ -209,8 +209,15 @@ impl Hooks {
     /// Stores an event for `owner` and sends it to each of the owner's enabled endpoints subscribed to
     /// its type. The message id is the `webhook-id` of every delivery, retries and replays included.
     pub async fn emit(&self, owner: &str, event_type: &str, data: serde_json::Value) -> Result<Message, HooksError> {
-        let message = self.store_message(owner, event_type, &data).await?;
+        self.emit_metered(owner, event_type, data, true).await
+    }
+
+    async fn emit_metered(&self, owner: &str, event_type: &str, data: serde_json::Value, metered: bool) -> Result<Message, HooksError> {
         let endpoints: Vec<String> = self.subscribers(owner, event_type).await?.into_iter().map(|e| e.id).collect();
+        if metered {
+            self.spend_outbound(owner, endpoints.len())?;
+        }
+        let message = self.store_message(owner, event_type, &data).await?;
         if let Err(e) = self.fan_out(owner, &message.id, &endpoints).await {
             // All or nothing: the caller may try again (e.g. after a 429) without a half-sent twin.
             let _ = sqlx::query("DELETE FROM webhook_messages WHERE id = $1").bind(&message.id).execute(self.pool()).await;
@@ -225,6 +232,7 @@ impl Hooks {
         if !ep.enabled {
             return Err(HooksError::Conflict("This endpoint is disabled; enable it first.".into()));
         }
+        self.spend_outbound(owner, 1)?;
         let data = serde_json::json!({ "endpoint_id": ep.id, "message": "This is a test event." });
         let message = self.store_message(owner, events::TEST_PING, &data).await?;
         self.fan_out(owner, &message.id, &[ep.id]).await?;
@@ -260,6 +268,26 @@ impl Hooks {
     }
 
     /// One notification per endpoint of `owner`'s, routed to it, and a delivery row for each.
+    /// Takes `requests` from the owner's outbound budget, or says when to come back.
+    fn spend_outbound(&self, owner: &str, requests: usize) -> Result<(), HooksError> {
+        let Some(limiter) = &self.inner.outbound else { return Ok(()) };
+        let Some(n) = std::num::NonZeroU32::new(u32::try_from(requests).unwrap_or(u32::MAX)) else { return Ok(()) };
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
+        let per_sec = self.inner.config.outbound_per_sec;
+        match limiter.check_key_n(&owner.to_string(), n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                use governor::clock::Clock;
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                Err(HooksError::RateLimited { per_sec, retry_after_secs: wait.as_secs() + 1 })
+            }
+            // More endpoints than the whole burst (only when max_endpoints_per_owner grew past it).
+            Err(_) => Err(HooksError::RateLimited { per_sec, retry_after_secs: 1 }),
+        }
+    }
+
     async fn fan_out(&self, owner: &str, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
         if endpoints.is_empty() {
             return Ok(vec![]);
@@ -324,6 +352,7 @@ impl Hooks {
             .fetch_all(self.pool())
             .await?,
         };
+        self.spend_outbound(owner, targets.len())?;
         self.fan_out(owner, message_id, &targets).await
     }
 
@@ -534,7 +563,7 @@ impl AttemptObserver for NotificationEvents {
         });
         // Emitting enqueues; do it beside the worker rather than in its way.
         tokio::spawn(async move {
-            if let Err(e) = (Hooks { inner }).emit(&owner, event_type, data).await {
+            if let Err(e) = (Hooks { inner }).emit_metered(&owner, event_type, data, false).await {
                 tracing::warn!(error = %e, event_type, "could not emit a notification event");
             }
         });

@@ -33,6 +33,9 @@ pub enum HooksError {
     /// The notification queue is over its high-water mark.
     #[error("Too many webhooks are waiting to be sent. Try again in {retry_after_secs} seconds.")]
     Backpressure { retry_after_secs: u64 },
+    /// The owner's outbound webhook budget (`outbound_per_sec`) is spent for now.
+    #[error("You are sending webhooks faster than {per_sec} a second. Try again in {retry_after_secs} seconds.")]
+    RateLimited { per_sec: u32, retry_after_secs: u64 },
     /// Sending is not wired in this process (no notification pipeline), or it is shutting down.
     #[error("Webhook delivery is not available right now.")]
     Unavailable,
@@ -63,7 +66,7 @@ impl HooksError {
             HooksError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HooksError::BadSignature | HooksError::StaleTimestamp => StatusCode::UNAUTHORIZED,
             HooksError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            HooksError::Backpressure { .. } => StatusCode::TOO_MANY_REQUESTS,
+            HooksError::Backpressure { .. } | HooksError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             HooksError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             HooksError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,7 +83,7 @@ impl HooksError {
             HooksError::BadSignature => "invalid_signature",
             HooksError::StaleTimestamp => "stale_timestamp",
             HooksError::TooLarge => "payload_too_large",
-            HooksError::Backpressure { .. } => "rate_limited",
+            HooksError::Backpressure { .. } | HooksError::RateLimited { .. } => "rate_limited",
             HooksError::Unavailable => "unavailable",
             HooksError::Internal(_) => "internal",
         }
@@ -97,7 +100,7 @@ impl HooksError {
     /// The number for a `Retry-After` header, if this error has one.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            HooksError::Backpressure { retry_after_secs } => Some(*retry_after_secs),
+            HooksError::Backpressure { retry_after_secs } | HooksError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
         }
     }

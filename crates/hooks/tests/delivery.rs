@@ -274,3 +274,32 @@ async fn an_endpoint_job_queued_before_routes_existed_is_still_delivered() {
         p.notify.shutdown().await;
     }
 }
+
+/// One user cannot turn our deliveries into a flood of someone else's server: test events, emits and
+/// replays spend a per-owner budget (`outbound_per_sec`, a burst of ten seconds' worth), and another
+/// owner's budget is untouched.
+#[tokio::test]
+async fn an_owner_who_sends_too_many_webhooks_is_refused_with_retry_after_and_others_are_not() {
+    for db in db::testing::engines().await {
+        let engine = db.engine.as_str();
+        let cfg = HooksConfig { outbound_per_sec: 1, max_endpoints_per_owner: 2, ..common::config() };
+        let p = common::pipeline(&db, cfg, 3).await;
+        let (ep, _, _sink) = endpoint_with_sink(&p.hooks, "7", &["workflow.completed"], SinkConfig::default()).await;
+        let (other, _, _other_sink) = endpoint_with_sink(&p.hooks, "8", &[], SinkConfig::default()).await;
+        // The burst is ten seconds' worth: ten test events go out at once…
+        for i in 0..10 {
+            p.hooks.send_test("7", &ep).await.unwrap_or_else(|e| panic!("{engine}: test event {i}: {e}"));
+        }
+        // …the eleventh, an emit and a replay wait for the budget to refill.
+        let refused = p.hooks.send_test("7", &ep).await.unwrap_err();
+        assert_eq!((refused.status().as_u16(), refused.code()), (429, "rate_limited"), "{engine}: {refused}");
+        assert!(refused.retry_after_secs().is_some_and(|s| (1..=2).contains(&s)), "{engine}: {refused:?}");
+        assert!(refused.to_string().contains("1 a second"), "{refused}");
+        let emitted = p.hooks.emit("7", "workflow.completed", serde_json::json!({})).await.unwrap_err();
+        assert_eq!(emitted.status().as_u16(), 429, "{engine}");
+        // Another owner is not held back by the first one's sending.
+        p.hooks.send_test("8", &other).await.unwrap();
+        // An emit with no subscribed endpoint sends nothing, so it costs nothing.
+        p.hooks.emit("7", "workflow.failed", serde_json::json!({})).await.unwrap();
+    }
+}
