@@ -435,6 +435,7 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
             .env("APP_HOOKS__ALLOW_NETWORKS", "127.0.0.1/32")
             // The app's key: the worker opens the sealed endpoint secrets.
             .env("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY)
+            .env("APP_NOTIFY__WEBHOOK__SECRET", TEST_WEBHOOK_SECRET)
             // Where a worker without the endpoints would send them: nobody listens.
             .env("APP_NOTIFY__WEBHOOK__URL", format!("http://127.0.0.1:{closed}/nobody"))
             .env("RUST_LOG", "warn")

@@ -13,6 +13,9 @@ use tower::ServiceExt;
 
 pub const HOST: &str = "app.test";
 pub const ORIGIN: &str = "https://app.test";
+/// A webhook signing secret of the tests' own: production refuses to start `serve` or `worker` with the
+/// public example one.
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_licibElcCEEhlFbodz9sdYHreEPXDE6+89Cz4nHfl9Y=";
 
 pub struct TestApp {
     pub router: Router,

@@ -13,6 +13,7 @@ fn server(args: &[&str], dir: &tempfile::TempDir) -> Command {
         .env("RUST_LOG", "warn")
         // Production mode (the default) seals webhook secrets and will not start a worker without a key.
         .env("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY)
+        .env("APP_NOTIFY__WEBHOOK__SECRET", common::TEST_WEBHOOK_SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c

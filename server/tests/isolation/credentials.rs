@@ -4,6 +4,7 @@
 //! secret cookie is `__Host-` and `Secure` over HTTPS; production disables the public demo account; and
 //! a server-sent event stream ends within 5 s of its session ending, on every instance.
 
+use crate::call;
 use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
@@ -35,17 +36,7 @@ fn api(method: &str, path: &str, bearer: Option<&str>, cookie: Option<&str>, bod
     if let Some(c) = cookie {
         b = b.header(header::COOKIE, c).header("sec-fetch-site", "same-origin");
     }
-    match body {
-        Some(v) => b.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())).unwrap(),
-        None => b.body(Body::empty()).unwrap(),
-    }
-}
-
-async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, Value) {
-    let res = app.send(req).await;
-    let status = res.status();
-    let text = body_text(res).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    crate::with_json(b, body)
 }
 
 async fn new_endpoint(app: &TestApp) -> String {

@@ -3,6 +3,7 @@
 //! internal error text in a run's timeline.
 
 use crate::common::*;
+use crate::{api, call};
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -19,21 +20,6 @@ async fn token(app: &TestApp, user: &str) -> String {
     let u = app.state.auth.users.find_by_username(user).await.unwrap().unwrap();
     let (_, secret) = app.state.tokens.create(u.id, "test", &Scope::ALL, None).await.unwrap();
     secret.expose_secret().to_string()
-}
-
-fn api(method: &str, path: &str, token: &str, body: Option<Value>) -> Request<Body> {
-    let b = Request::builder().method(method).uri(path).header(header::HOST, HOST).header(header::AUTHORIZATION, format!("Bearer {token}"));
-    match body {
-        Some(v) => b.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())).unwrap(),
-        None => b.body(Body::empty()).unwrap(),
-    }
-}
-
-async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, Value) {
-    let res = app.send(req).await;
-    let status = res.status();
-    let text = body_text(res).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// A loopback HTTP server standing for what must stay unreachable (`/metrics`, another instance):

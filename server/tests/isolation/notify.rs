@@ -2,6 +2,7 @@
 //! keys are the caller's own, a job addressed `endpoint:<someone else's>` never reaches that endpoint,
 //! and the per-user quotas answer 422 or 429 with `Retry-After`.
 
+use crate::call_with_headers as call;
 use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
@@ -26,13 +27,6 @@ fn post(path: &str, token: &str, body: Value) -> Request<Body> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .unwrap()
-}
-
-async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let res = app.send(req).await;
-    let (status, headers) = (res.status(), res.headers().clone());
-    let text = body_text(res).await;
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 async fn wait_for<F, Fut>(what: &str, mut check: F)
