@@ -63,7 +63,7 @@ fn the_sink_counts_signed_deliveries_and_refuses_bad_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let mut sink = server(&["sink", "--addr", &addr], &dir).spawn().unwrap();
+    let mut sink = server(&["sink", "--addr", &addr, "--secret", common::TEST_WEBHOOK_SECRET], &dir).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "sink did not start");

@@ -5,8 +5,7 @@
 use crate::common::*;
 use crate::{api, call};
 use auth::tokens::Scope;
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::net::IpAddr;
