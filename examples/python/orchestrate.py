@@ -41,9 +41,11 @@ def example_workflow(show_compensation=False):
         {"name": "wait_a_moment", "action": {"type": "delay", "ms": 300}},
         {
             "name": "announce",
-            "action": {"type": "emit_event", "event_type": "test.ping",
+            # test.*, workflow.*, notification.* and endpoint.* are the system's own event types: a
+            # workflow emits the business events of the catalogue (GET /api/v1/webhooks/event-types).
+            "action": {"type": "emit_event", "event_type": "customer.created",
                        "payload": {"message": "Hello from workflow run {{run.id}}", "email": "{{input.email}}"}},
-            "compensate": {"type": "emit_event", "event_type": "test.ping",
+            "compensate": {"type": "emit_event", "event_type": "customer.onboarding_cancelled",
                            "payload": {"message": "Workflow run {{run.id}} was undone"}},
             "retry": {"max_attempts": 5, "initial_interval_ms": 200, "backoff_coefficient": 2.0, "max_interval_ms": 5000},
         },
