@@ -270,22 +270,10 @@ impl Hooks {
     /// One notification per endpoint of `owner`'s, routed to it, and a delivery row for each.
     /// Takes `requests` from the owner's outbound budget, or says when to come back.
     fn spend_outbound(&self, owner: &str, requests: usize) -> Result<(), HooksError> {
-        let Some(limiter) = &self.inner.outbound else { return Ok(()) };
-        let Some(n) = std::num::NonZeroU32::new(u32::try_from(requests).unwrap_or(u32::MAX)) else { return Ok(()) };
-        if limiter.len() > 10_000 {
-            limiter.retain_recent();
-        }
-        let per_sec = self.inner.config.outbound_per_sec;
-        match limiter.check_key_n(&owner.to_string(), n) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(not_until)) => {
-                use governor::clock::Clock;
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                Err(HooksError::RateLimited { per_sec, retry_after_secs: wait.as_secs() + 1 })
-            }
-            // More endpoints than the whole burst (only when max_endpoints_per_owner grew past it).
-            Err(_) => Err(HooksError::RateLimited { per_sec, retry_after_secs: 1 }),
-        }
+        self.inner.outbound.check(owner, requests).map_err(|wait| HooksError::RateLimited {
+            per_sec: self.inner.config.outbound_per_sec,
+            retry_after_secs: wait.as_secs() + 1,
+        })
     }
 
     async fn fan_out(&self, owner: &str, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {

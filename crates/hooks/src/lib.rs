@@ -54,8 +54,8 @@ pub(crate) struct Inner {
     pub sealer: Sealer,
     /// `None` in a process that only delivers (a Redis worker): emitting and replaying answer 503.
     pub notify: Option<notify::NotifyService>,
-    /// Per-owner outbound budget (`outbound_per_sec`); `None` when unlimited.
-    pub outbound: Option<governor::DefaultKeyedRateLimiter<String>>,
+    /// Per-owner outbound budget (`outbound_per_sec`, ten seconds' burst, at least one event to every endpoint).
+    pub outbound: notify::OwnerRate,
 }
 
 impl Hooks {
@@ -64,10 +64,8 @@ impl Hooks {
     pub fn new(pool: sqlx::AnyPool, config: HooksConfig, notify: Option<notify::NotifyService>) -> Result<Hooks, HooksError> {
         let guard = Arc::new(UrlGuard::new(&config.allow_networks)?);
         let sealer = Sealer::new(&config.secret_keys)?;
-        let outbound = std::num::NonZeroU32::new(config.outbound_per_sec).map(|rate| {
-            let burst = rate.saturating_mul(std::num::NonZeroU32::new(10).unwrap()).max(std::num::NonZeroU32::new(config.max_endpoints_per_owner).unwrap_or(rate));
-            governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
-        });
+        let per_sec = config.outbound_per_sec;
+        let outbound = notify::OwnerRate::new(per_sec, per_sec.saturating_mul(10).max(config.max_endpoints_per_owner));
         Ok(Hooks { inner: Arc::new(Inner { pool, config, guard, sealer, notify, outbound }) })
     }
 

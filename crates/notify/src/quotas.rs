@@ -58,38 +58,35 @@ pub(crate) fn prune_days(conn: &Connection) -> Result<(), NotifyError> {
     Ok(())
 }
 
-/// The per-user enqueue rate: a token bucket per owner (GCRA, `governor`).
-pub(crate) struct EnqueueRate {
+/// A token bucket per owner (GCRA, `governor`): `per_sec` a second after a burst of `burst`. Every
+/// per-user rate in the product is one of these: notification enqueues here, webhook sends (`hooks`),
+/// workflow HTTP steps (the server's step host).
+pub struct OwnerRate {
     limiter: Option<DefaultKeyedRateLimiter<String>>,
-    per_sec: u32,
 }
 
-impl EnqueueRate {
-    pub fn new(q: &Quotas) -> Self {
-        let limiter = NonZeroU32::new(q.enqueue_per_sec).map(|rate| {
-            let burst = NonZeroU32::new((MAX_BATCH as u32).max(rate.get())).expect("non-zero");
+impl OwnerRate {
+    /// `per_sec` 0: no limit. The burst is at least one second's worth.
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_sec).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate).max(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        Self { limiter, per_sec: q.enqueue_per_sec }
+        Self { limiter }
     }
 
-    /// Takes `n` tokens from `owner`'s bucket, or says how long until there are enough.
-    pub fn check(&self, owner: &str, n: usize) -> Result<(), NotifyError> {
+    /// Takes `n` tokens from `owner`'s bucket, or says how long until there are enough (one second
+    /// when `n` is more than the whole burst).
+    pub fn check(&self, owner: &str, n: usize) -> Result<(), Duration> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
-        let Some(n) = NonZeroU32::new(n as u32) else { return Ok(()) };
-        let refused = |wait: Duration| NotifyError::QuotaExceeded {
-            message: format!(
-                "You are enqueueing faster than {} notifications a second. Try again in {} seconds.",
-                self.per_sec,
-                wait.as_secs_f64().ceil().max(1.0) as u64
-            ),
-            retry_after: wait,
-        };
+        let Some(n) = NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)) else { return Ok(()) };
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
         match limiter.check_key_n(&owner.to_string(), n) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(not_until)) => Err(refused(not_until.wait_time_from(DefaultClock::default().now()))),
-            // More than the burst in one call; cannot happen (the burst is at least MAX_BATCH, a batch at most).
-            Err(_) => Err(refused(Duration::from_secs(1))),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(DefaultClock::default().now())),
+            Err(_) => Err(Duration::from_secs(1)),
         }
     }
 
@@ -98,5 +95,34 @@ impl EnqueueRate {
         if let Some(l) = &self.limiter {
             l.retain_recent();
         }
+    }
+}
+
+/// The per-user enqueue rate, with the burst of a whole batch so one batch always fits.
+pub(crate) struct EnqueueRate {
+    rate: OwnerRate,
+    per_sec: u32,
+}
+
+impl EnqueueRate {
+    pub fn new(q: &Quotas) -> Self {
+        let burst = (MAX_BATCH as u32).max(q.enqueue_per_sec);
+        Self { rate: OwnerRate::new(q.enqueue_per_sec, burst), per_sec: q.enqueue_per_sec }
+    }
+
+    /// Takes `n` tokens from `owner`'s bucket, or says how long until there are enough.
+    pub fn check(&self, owner: &str, n: usize) -> Result<(), NotifyError> {
+        self.rate.check(owner, n).map_err(|wait| NotifyError::QuotaExceeded {
+            message: format!(
+                "You are enqueueing faster than {} notifications a second. Try again in {} seconds.",
+                self.per_sec,
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            ),
+            retry_after: wait,
+        })
+    }
+
+    pub fn tidy(&self) {
+        self.rate.tidy();
     }
 }

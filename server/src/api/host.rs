@@ -6,40 +6,16 @@
 
 use flows::{HttpCaller, ResolvedAction, StepContext, StepError, StepHost};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub struct ServerHost {
     pub notify: notify::NotifyService,
     pub hooks: hooks::Hooks,
     pub pool: sqlx::AnyPool,
     pub http: HttpCaller,
-    http_rate: OwnerRate,
-}
-
-/// Outbound `http` step requests per owner per second, on this instance: a one-second window per owner.
-struct OwnerRate {
-    per_sec: u32,
-    windows: Mutex<HashMap<String, (u64, u32)>>,
-}
-
-impl OwnerRate {
-    fn admit(&self, owner: &str) -> bool {
-        if self.per_sec == 0 {
-            return true;
-        }
-        let second = now_ms() as u64 / 1000;
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() > 10_000 {
-            windows.retain(|_, (s, _)| *s == second);
-        }
-        let w = windows.entry(owner.to_string()).or_insert((second, 0));
-        if w.0 != second {
-            *w = (second, 0);
-        }
-        w.1 += 1;
-        w.1 <= self.per_sec
-    }
+    /// Outbound `http` step requests per owner per second, on this instance (no burst beyond a second's).
+    http_rate: notify::OwnerRate,
+    http_per_sec: u32,
 }
 
 /// The workflows' SSRF guard (`flows.allow_networks`, the app's own address refused): the name is
@@ -78,13 +54,14 @@ fn internal_error(code: &str, e: &dyn std::fmt::Debug) -> StepError {
 impl ServerHost {
     /// `guard`: where `http` steps may go (`Settings::flows_guard`).
     pub fn new(notify: notify::NotifyService, hooks: hooks::Hooks, pool: sqlx::AnyPool, guard: hooks::UrlGuard) -> Self {
-        let http_rate = OwnerRate { per_sec: 10, windows: Mutex::new(HashMap::new()) };
-        Self { notify, hooks, pool, http: HttpCaller::with_policy(Arc::new(StepUrlPolicy { guard })), http_rate }
+        let http = HttpCaller::with_policy(Arc::new(StepUrlPolicy { guard }));
+        Self { notify, hooks, pool, http, http_rate: notify::OwnerRate::new(10, 10), http_per_sec: 10 }
     }
 
     /// Outbound `http` step requests one owner may start per second (`flows.http_requests_per_sec`; 0: no limit).
     pub fn with_http_rate(mut self, per_sec: u32) -> Self {
-        self.http_rate.per_sec = per_sec;
+        self.http_rate = notify::OwnerRate::new(per_sec, per_sec);
+        self.http_per_sec = per_sec;
         self
     }
 
@@ -189,8 +166,8 @@ impl StepHost for ServerHost {
         match action {
             // The policy (`StepUrlPolicy`) judges the URL before the request and again at connect time.
             ResolvedAction::Http(req) => {
-                if !self.http_rate.admit(&ctx.owner) {
-                    let limit = self.http_rate.per_sec;
+                if self.http_rate.check(&ctx.owner, 1).is_err() {
+                    let limit = self.http_per_sec;
                     return Err(StepError::retryable("rate_limited", format!("more than {limit} workflow HTTP requests per second; tried again later")));
                 }
                 self.http.call(req, ctx.timeout).await
@@ -236,23 +213,15 @@ impl StepHost for ServerHost {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn outbound_requests_are_counted_per_owner_per_second() {
-        let rate = OwnerRate { per_sec: 3, windows: Mutex::new(HashMap::new()) };
-        loop {
-            let second = now_ms() / 1000;
-            let alice: Vec<bool> = (0..5).map(|_| rate.admit("alice")).collect();
-            let bob = rate.admit("bob");
-            if now_ms() / 1000 == second {
-                assert_eq!(alice, [true, true, true, false, false]);
-                assert!(bob, "another owner has a budget of their own");
-                break;
-            }
-            rate.windows.lock().unwrap().clear(); // a second boundary fell inside the test: again
-        }
-        let unlimited = OwnerRate { per_sec: 0, windows: Mutex::new(HashMap::new()) };
-        assert!((0..100).all(|_| unlimited.admit("alice")));
+        let rate = notify::OwnerRate::new(3, 3);
+        let alice: Vec<bool> = (0..5).map(|_| rate.check("alice", 1).is_ok()).collect();
+        let bob = rate.check("bob", 1).is_ok();
+        assert_eq!(alice, [true, true, true, false, false]);
+        assert!(bob, "another owner has a budget of their own");
+        let unlimited = notify::OwnerRate::new(0, 0);
+        assert!((0..100).all(|_| unlimited.check("alice", 1).is_ok()));
     }
 }
