@@ -134,11 +134,15 @@ pub struct LimitsSettings {
     /// Crypto lab computations at once (each on a blocking thread); a request waits up to 2 s for one,
     /// then gets 503.
     pub crypto_concurrency: usize,
+    /// Bytes one user may add to storage over a rolling 24 hours (0: no limit): notification payloads
+    /// (recipient, payload, idempotency key), workflow run inputs and step outputs, and the inbound
+    /// webhooks of the sources they own. 1 GiB: five million 200-byte notifications.
+    pub stored_bytes_per_day: u64,
 }
 
 impl Default for LimitsSettings {
     fn default() -> Self {
-        Self { sse_streams_per_user: 8, crypto_ip_burst: 120, crypto_ip_refill_secs: 1, crypto_concurrency: 2 }
+        Self { sse_streams_per_user: 8, crypto_ip_burst: 120, crypto_ip_refill_secs: 1, crypto_concurrency: 2, stored_bytes_per_day: 1 << 30 }
     }
 }
 

@@ -1,8 +1,10 @@
-//! Per-user caps on what stays open: live event streams. (The crypto lab's limits are
-//! `app::crypto_api::ssr::LabGate`, password hashing's are `auth::PasswordHasher`'s slots.)
+//! Per-user caps on what stays open (live event streams) and on what a user stores (bytes per day).
+//! (The crypto lab's limits are `app::crypto_api::ssr::LabGate`, password hashing's are
+//! `auth::PasswordHasher`'s slots.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 
@@ -64,6 +66,50 @@ pub fn holding<S: Stream>(stream: S, slot: StreamSlot) -> impl Stream<Item = S::
         let _ = &slot;
         item
     })
+}
+
+/// Each user's stored bytes over a rolling day (`limits.stored_bytes_per_day`): the one allowance that
+/// notification payloads, workflow inputs and step outputs, and inbound webhooks all draw on.
+#[derive(Clone)]
+pub struct Storage(Arc<auth::StoredBytes>);
+
+/// A charge [`Storage`] refused: the words for the user, and when to try again.
+#[derive(Debug)]
+pub struct OverStorage {
+    pub message: String,
+    pub retry_after: Duration,
+}
+
+impl Storage {
+    pub fn new(pool: sqlx::AnyPool, bytes_per_day: u64) -> Self {
+        Self(Arc::new(auth::StoredBytes::new(pool, bytes_per_day)))
+    }
+
+    /// Counts `bytes` for `owner`. A database failure refuses too (briefly): nothing is stored
+    /// uncounted.
+    pub async fn charge(&self, owner: &str, bytes: u64) -> Result<(), OverStorage> {
+        match self.0.charge(owner, bytes).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => Err(OverStorage { message: self.0.refusal(bytes, wait), retry_after: wait }),
+            Err(e) => {
+                tracing::error!(error = %e, "could not count stored bytes");
+                Err(OverStorage { message: "Could not check your storage allowance; try again shortly.".into(), retry_after: Duration::from_secs(5) })
+            }
+        }
+    }
+
+    /// Gives back a charge for something that was then not stored.
+    pub async fn refund(&self, owner: &str, bytes: u64) {
+        if let Err(e) = self.0.refund(owner, bytes).await {
+            tracing::warn!(error = %e, "could not give back stored bytes");
+        }
+    }
+}
+
+impl From<OverStorage> for notify::NotifyError {
+    fn from(o: OverStorage) -> Self {
+        notify::NotifyError::QuotaExceeded { message: o.message, retry_after: o.retry_after }
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,34 @@ pub struct EnqueueQuery {
 /// The body parser lives in notify (fuzzed there, see fuzz/); re-exported for the API routes.
 pub use notify::parse_batch;
 
+/// The bytes a batch adds to storage: each notification's recipient, payload and idempotency key.
+pub fn stored_bytes(batch: &[notify::NewNotification]) -> u64 {
+    batch
+        .iter()
+        .map(|n| (n.recipient.len() + n.payload.to_string().len() + n.idempotency_key.as_ref().map_or(0, String::len)) as u64)
+        .sum()
+}
+
+/// Enqueues `owner`'s batch against their stored bytes per day (given back when the enqueue fails):
+/// the one way in for the session route, the REST API and workflow steps.
+pub async fn enqueue_owned(
+    notify: &notify::NotifyService,
+    storage: Option<&crate::limits::Storage>,
+    owner: &str,
+    backend: Backend,
+    batch: Vec<notify::NewNotification>,
+) -> Result<Vec<notify::NotificationId>, NotifyError> {
+    let bytes = stored_bytes(&batch);
+    if let Some(s) = storage {
+        s.charge(owner, bytes).await?;
+    }
+    let result = notify.enqueue_for(Some(owner), backend, batch).await;
+    if let (Err(_), Some(s)) = (&result, storage) {
+        s.refund(owner, bytes).await;
+    }
+    result
+}
+
 pub async fn enqueue(
     State(state): State<AppState>,
     me: Option<Extension<SignedIn>>,
@@ -71,7 +99,7 @@ pub async fn enqueue(
         Ok(b) => b,
         Err(e) => return NotifyResponse(e).into_response(),
     };
-    match state.notify.enqueue_for(Some(&me.username), backend, batch).await {
+    match enqueue_owned(&state.notify, Some(&state.storage), &me.username, backend, batch).await {
         Ok(ids) => {
             tracing::debug!(user_id = me.user_id, n = ids.len(), "notifications enqueued");
             (StatusCode::ACCEPTED, Json(serde_json::json!({ "ids": ids }))).into_response()

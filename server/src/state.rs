@@ -33,6 +33,8 @@ pub struct AppState {
     pub lab: app::crypto_api::ssr::LabGate,
     /// Live event streams open per user (`limits.sse_streams_per_user`).
     pub streams: crate::limits::StreamSlots,
+    /// Bytes each user may store per day (`limits.stored_bytes_per_day`).
+    pub storage: crate::limits::Storage,
 }
 
 /// The REST API's own tables (idempotency answers, the onboarding example's demo customers).
@@ -100,8 +102,10 @@ impl AppState {
         notify.add_attempt_observer(hooks.notification_events(|job| job.owner.clone()));
         let inbound = Arc::new(hooks::InboundVerifier::new(pool.clone(), &settings.hooks.inbound).map_err(|e| internal("inbound webhooks", &e))?);
         let flows_guard = settings.flows_guard(leptos_options.site_addr).map_err(|e| internal("workflows", &e))?;
+        let storage = crate::limits::Storage::new(pool.clone(), settings.limits.stored_bytes_per_day);
         let host = crate::api::host::ServerHost::new(notify.clone(), hooks.clone(), pool.clone(), flows_guard)
-            .with_http_rate(settings.flows.http_requests_per_sec);
+            .with_http_rate(settings.flows.http_requests_per_sec)
+            .with_storage(storage.clone());
         let engine_config = flows::EngineConfig {
             instance_id: settings.instance_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("server-{}", std::process::id())),
             max_concurrent_runs: settings.flows.max_concurrent_runs.max(1),
@@ -133,6 +137,7 @@ impl AppState {
             signup_limit,
             lab,
             streams,
+            storage,
         })
     }
 }

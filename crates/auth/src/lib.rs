@@ -19,7 +19,7 @@ pub use policy::{check_new_password, PasswordPolicy};
 pub use form::LoginForm;
 pub use service::{check_login_input, Authenticator, LoginAttempt};
 pub use sessions::{SessionInfo, SessionPolicy, SessionRegistry};
-pub use throttle::{AddressRateLimit, LoginThrottle, ThrottleConfig};
+pub use throttle::{AddressRateLimit, LoginThrottle, StoredBytes, ThrottleConfig};
 pub use tokens::{ApiTokenStore, Scope, TokenInfo, TokenPrincipal};
 pub use users::{User, UserStore};
 

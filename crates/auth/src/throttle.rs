@@ -1,4 +1,5 @@
-//! Failed-login throttling per account and per client address, and a per-address limit for sign-ups.
+//! Failed-login throttling per account and per client address, a per-address limit for sign-ups, and
+//! each user's stored bytes per day.
 //!
 //! Both are GCRA limiters whose state is one row per key in the app database (`rate_limits`), so every
 //! instance behind the load balancer shares one allowance, and a restart forgets nothing. (governor,
@@ -44,21 +45,22 @@ impl Default for ThrottleConfig {
 const SWEEP_EVERY: u32 = 1024;
 
 /// One GCRA over the `rate_limits` table: `burst` events at once, then one more every `interval_ms`.
-/// A key's row holds its theoretical arrival time (TAT); an event fits while
-/// `max(tat, now) + interval - now <= burst * interval`.
+/// A key's row holds its theoretical arrival time (TAT); an event costing `t` fits while
+/// `max(tat, now) + t - now <= limit` (`limit` = `burst * interval`).
 #[derive(Clone)]
 struct SharedGcra {
     pool: AnyPool,
     namespace: &'static str,
     interval_ms: i64,
-    burst: i64,
+    limit_ms: i64,
     counts: Arc<AtomicU32>,
 }
 
 impl SharedGcra {
     fn new(pool: AnyPool, namespace: &'static str, burst: u32, refill_secs: u64) -> Self {
         let interval_ms = i64::try_from(refill_secs.max(1).saturating_mul(1000)).unwrap_or(i64::MAX / 4);
-        Self { pool, namespace, interval_ms, burst: i64::from(burst.max(1)), counts: Arc::default() }
+        let limit_ms = i64::from(burst.max(1)).saturating_mul(interval_ms);
+        Self { pool, namespace, interval_ms, limit_ms, counts: Arc::default() }
     }
 
     fn key(&self, key: &str) -> String {
@@ -67,8 +69,13 @@ impl SharedGcra {
 
     /// Counts one event for `key` if it fits; otherwise `Ok(Err(wait))`, counting nothing.
     async fn acquire(&self, key: &str) -> Result<Result<(), Duration>, AuthError> {
+        self.acquire_cost(key, self.interval_ms).await
+    }
+
+    /// Counts an event that costs `t` ms of allowance (at most `limit_ms`: the caller checks).
+    async fn acquire_cost(&self, key: &str, t: i64) -> Result<Result<(), Duration>, AuthError> {
         let key = self.key(key);
-        let (t, limit) = (self.interval_ms, self.burst.saturating_mul(self.interval_ms));
+        let limit = self.limit_ms;
         // A row can appear between the UPDATE and the INSERT (another instance's first count): go round
         // again rather than refuse an event that fits.
         for _ in 0..3 {
@@ -114,9 +121,13 @@ impl SharedGcra {
 
     /// Gives back one event counted by [`acquire`](Self::acquire).
     async fn refund(&self, key: &str) -> Result<(), AuthError> {
+        self.refund_cost(key, self.interval_ms).await
+    }
+
+    async fn refund_cost(&self, key: &str, t: i64) -> Result<(), AuthError> {
         sqlx::query("UPDATE rate_limits SET tat_ms = tat_ms - $2 WHERE key = $1")
             .bind(self.key(key))
-            .bind(self.interval_ms)
+            .bind(t)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -223,5 +234,69 @@ impl AddressRateLimit {
     pub async fn check(&self, ip: Option<IpAddr>) -> Result<Result<(), Duration>, AuthError> {
         let key = ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
         Ok(self.limiter.acquire(&key).await?.map_err(at_least_a_second))
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The bytes one user may add to storage over a rolling day (issue 14): notification payloads,
+/// workflow inputs and step outputs, inbound messages. A GCRA whose burst is the whole day's allowance,
+/// refilled evenly over 24 hours: a user who spent it all gets room back bit by bit (a 10 KiB payload
+/// fits again after 24 h × 10 KiB / allowance), never a cliff at midnight. Each byte costs
+/// `86,400,000 ms / bytes_per_day` of the key's allowance, rounded up per charge; the state is the
+/// `rate_limits` table, so every instance shares one allowance.
+pub struct StoredBytes {
+    limiter: SharedGcra,
+    per_day: u64,
+}
+
+impl StoredBytes {
+    /// `bytes_per_day` 0: no limit.
+    pub fn new(pool: AnyPool, bytes_per_day: u64) -> Self {
+        let mut limiter = SharedGcra::new(pool, "bytes", 1, 1);
+        limiter.limit_ms = DAY_MS;
+        Self { limiter, per_day: bytes_per_day }
+    }
+
+    pub fn per_day(&self) -> u64 {
+        self.per_day
+    }
+
+    fn cost(&self, bytes: u64) -> i64 {
+        let ms = (u128::from(bytes) * DAY_MS as u128).div_ceil(u128::from(self.per_day.max(1)));
+        i64::try_from(ms).unwrap_or(i64::MAX / 4).max(1)
+    }
+
+    /// Counts `bytes` stored for `owner`, or `Ok(Err(wait))` (counting nothing) when the day's allowance
+    /// has not that much room: `wait` is how long until it has (a whole day for more than the allowance).
+    pub async fn charge(&self, owner: &str, bytes: u64) -> Result<Result<(), Duration>, AuthError> {
+        if self.per_day == 0 || bytes == 0 {
+            return Ok(Ok(()));
+        }
+        if bytes > self.per_day {
+            return Ok(Err(Duration::from_millis(DAY_MS as u64)));
+        }
+        Ok(self.limiter.acquire_cost(owner, self.cost(bytes)).await?.map_err(at_least_a_second))
+    }
+
+    /// Gives back what [`charge`](Self::charge) counted for something that was then not stored.
+    pub async fn refund(&self, owner: &str, bytes: u64) -> Result<(), AuthError> {
+        if self.per_day == 0 || bytes == 0 || bytes > self.per_day {
+            return Ok(());
+        }
+        self.limiter.refund_cost(owner, self.cost(bytes)).await
+    }
+
+    /// The refusal's words, the same wherever bytes are counted.
+    pub fn refusal(&self, bytes: u64, wait: Duration) -> String {
+        if bytes > self.per_day {
+            return format!("This needs {bytes} bytes of storage, more than the {} a user may store in a day.", self.per_day);
+        }
+        format!(
+            "You have stored close to {} bytes in the last 24 hours (the most a user may); this needs {bytes} more. \
+             Room comes back gradually: try again in {} seconds.",
+            self.per_day,
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        )
     }
 }

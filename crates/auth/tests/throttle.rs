@@ -1,10 +1,11 @@
 //! The login throttle and the sign-up limit over a real database, on every engine: locks per account
 //! and per address, refunds for attempts that were not wrong passwords, expiry, one allowance shared by
-//! two instances over the same database, and no way past it with parallel requests.
+//! two instances over the same database, and no way past it with parallel requests; and the stored-bytes
+//! allowance per user.
 
 mod common;
 
-use auth::{AddressRateLimit, AuthError, LoginThrottle, ThrottleConfig};
+use auth::{AddressRateLimit, AuthError, LoginThrottle, StoredBytes, ThrottleConfig};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,5 +153,32 @@ async fn the_address_limit_counts_every_attempt_per_address() {
         // Another limit's namespace over the same table starts full.
         let other = AddressRateLimit::new(pool, "other-limit", 1, 60);
         assert!(other.check(Some(a)).await.unwrap().is_ok());
+    }
+}
+
+#[tokio::test]
+async fn stored_bytes_are_a_rolling_daily_allowance_per_user_shared_by_instances() {
+    for (pool, db) in pools().await {
+        let e = db.engine.as_str();
+        let (a, b) = (StoredBytes::new(pool.clone(), 10_000), StoredBytes::new(pool.clone(), 10_000));
+        a.charge("alice", 6_000).await.unwrap().unwrap();
+        // The other instance sees the same allowance: 4,000 bytes are left, not 10,000.
+        let wait = b.charge("alice", 5_000).await.unwrap().unwrap_err();
+        // 1,000 bytes come back in 86,400 s × 1,000 / 10,000 = 8,640 s.
+        assert!((8_000..=8_700).contains(&wait.as_secs()), "{e}: {wait:?}");
+        assert!(b.refusal(5_000, wait).contains("10000 bytes"), "{e}");
+        b.charge("alice", 4_000).await.unwrap().unwrap();
+        assert!(a.charge("alice", 1).await.unwrap().is_err(), "{e}: the allowance is spent");
+        // Another user's allowance is their own.
+        a.charge("bob", 10_000).await.unwrap().unwrap();
+        // More than a day's allowance never fits, and says so.
+        let wait = a.charge("carol", 10_001).await.unwrap().unwrap_err();
+        assert!(a.refusal(10_001, wait).contains("more than the 10000"), "{e}");
+        // A refund makes room again.
+        a.refund("alice", 2_000).await.unwrap();
+        a.charge("alice", 2_000).await.unwrap().unwrap();
+        assert!(a.charge("alice", 100).await.unwrap().is_err(), "{e}");
+        // 0: no limit.
+        StoredBytes::new(pool.clone(), 0).charge("alice", u64::MAX).await.unwrap().unwrap();
     }
 }

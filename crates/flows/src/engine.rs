@@ -97,10 +97,21 @@ impl Engine {
         &self.inner.store
     }
 
+    /// Starts a run; its input counts against the owner's storage allowance (429 beyond).
     pub async fn start_run(&self, owner: &str, new: NewRun) -> Result<RunId, FlowsError> {
-        let id = self.inner.store.start_run(owner, new).await?;
-        self.inner.wake.notify_one();
-        Ok(id)
+        let bytes = json_len(&new.input);
+        let host = &self.inner.host;
+        host.charge_storage(owner, bytes).await.map_err(|message| FlowsError::Quota { message, transient: true })?;
+        match self.inner.store.start_run(owner, new).await {
+            Ok(id) => {
+                self.inner.wake.notify_one();
+                Ok(id)
+            }
+            Err(e) => {
+                host.refund_storage(owner, bytes).await;
+                Err(e)
+            }
+        }
     }
 
     pub async fn get_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
@@ -342,13 +353,21 @@ impl Inner {
             tracing::warn!(run = %run.rec.id, step = %step.name, "lost the lease during an attempt; its outcome is not recorded");
             return Ok(Flow::Park);
         };
-        let result = result.and_then(|out| {
-            if serde_json::to_string(&out).map(|s| s.len()).unwrap_or(0) > MAX_PAYLOAD_BYTES {
-                Err(StepError::permanent("output_too_large", format!("a step output must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")))
-            } else {
-                Ok(out)
-            }
-        });
+        let result = match result {
+            Ok(out) => match json_len(&out) {
+                n if n > MAX_PAYLOAD_BYTES as u64 => {
+                    Err(StepError::permanent("output_too_large", format!("a step output must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")))
+                }
+                // Undoing is never refused for want of room.
+                _ if phase == Phase::Compensate => Ok(out),
+                // What the step did stays done; its output is not kept, and the run fails (and compensates).
+                n => match self.host.charge_storage(&ctx.owner, n).await {
+                    Ok(()) => Ok(out),
+                    Err(message) => Err(StepError::permanent("quota_exceeded", message)),
+                },
+            },
+            Err(e) => Err(e),
+        };
         let now = now_ms();
         match result {
             Ok(out) => {
@@ -621,6 +640,11 @@ fn scope_of(run: &RunRow) -> OwnedScope {
         owner: run.rec.owner.clone(),
         workflow: run.rec.workflow.clone(),
     }
+}
+
+/// The bytes a JSON value takes stored.
+fn json_len(v: &Value) -> u64 {
+    serde_json::to_string(v).map_or(0, |s| s.len() as u64)
 }
 
 /// Substitutes the templates of a host action. A reference without a value is the caller's problem

@@ -79,4 +79,13 @@ pub trait StepHost: Send + Sync + 'static {
     /// place to send `workflow.completed` / `workflow.failed` webhooks. Called once, after the status
     /// is stored, by the instance that finished the run (a crash in between loses the call).
     async fn on_run_finished(&self, _run: &RunSummary) {}
+
+    /// Counts `bytes` the engine is about to store for `owner` (a run's input, a step's output) against
+    /// their storage allowance; `Err` (the refusal's words) stores nothing. Default: no allowance.
+    async fn charge_storage(&self, _owner: &str, _bytes: u64) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Gives back a [`charge_storage`](Self::charge_storage) for something that was then not stored.
+    async fn refund_storage(&self, _owner: &str, _bytes: u64) {}
 }

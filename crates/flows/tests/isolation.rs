@@ -1,6 +1,6 @@
 //! Multi-user isolation and limits (issue 14): inbound sources belong to one owner, runs carry who
 //! started them, system event types are reserved, one owner's slow runs leave engine slots to others,
-//! and per-owner quotas on active runs and stored definitions.
+//! and per-owner quotas on active runs, stored definitions and stored bytes.
 
 mod common;
 
@@ -200,5 +200,37 @@ async fn active_runs_and_stored_definitions_are_capped_per_owner() {
         let e = store.create_definition(ALICE, &text("three"), Format::Json).await.unwrap_err();
         assert_eq!((e.status(), e.code()), (::http::StatusCode::UNPROCESSABLE_ENTITY, "quota_exceeded"), "{e}");
         assert_eq!(store.list_definitions(ALICE, Page::first(10)).await.unwrap().items.len(), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_input_and_each_step_output_count_against_its_owners_stored_bytes() {
+    for db in db::testing::engines().await {
+        let e = db.engine.as_str();
+        let store = store(&db).await;
+        let host = ScriptedHost::new("a");
+        let engine = engine(&store, host.clone(), "a").await;
+        // `{"email":"x@example.com"}` is 25 bytes; each `call` output (`{"args":…,"attempt":1,"call":…}`) is more.
+        let input = json!({"email": "x@example.com"});
+        let d = def(json!({"name": "store", "steps": [call_step("first", true), call_step("second", false)]}));
+        let out_len = |name: &str| json!({"call": name, "args": null, "attempt": 1}).to_string().len() as u64;
+        // Room for the input and the first output, not the second's; undoing is never refused.
+        host.storage(&[ALICE, BOB], 25 + out_len("first") + 5);
+        // Over the allowance, a start is refused (429) and stores nothing.
+        let big = json!({"email": "x".repeat(400)});
+        let err = engine.start_run(ALICE, inline(d.clone(), big)).await.unwrap_err();
+        assert!(matches!(err, FlowsError::Quota { transient: true, .. }) && err.status() == 429, "{e}: {err:?}");
+        assert!(store.list_runs(ALICE, &RunFilter::default(), Page::default()).await.unwrap().items.is_empty(), "{e}");
+        // Within it, the run starts; the first output fits, the second does not: the step fails for good
+        // (`quota_exceeded`, not retried) and the first is compensated.
+        let id = engine.start_run(ALICE, inline(d.clone(), input.clone())).await.unwrap();
+        let run = wait_status(&store, ALICE, &id, RunStatus::Failed).await;
+        assert_eq!((run.failed_step, run.error_code.as_deref()), (Some(1), Some("quota_exceeded")), "{e}");
+        assert_eq!(host.trace(&id), ["first", "second", "first/compensate"], "{e}");
+        assert_eq!(run.steps[1].output, None, "{e}: the refused output is not kept");
+        // Bob's allowance is his own.
+        let bob = engine.start_run(BOB, inline(d, input)).await.unwrap();
+        assert_eq!(wait_status(&store, BOB, &bob, RunStatus::Failed).await.error_code.as_deref(), Some("quota_exceeded"), "{e}");
+        engine.shutdown().await;
     }
 }

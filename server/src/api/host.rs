@@ -16,6 +16,8 @@ pub struct ServerHost {
     /// Outbound `http` step requests per owner per second, on this instance (no burst beyond a second's).
     http_rate: notify::OwnerRate,
     http_per_sec: u32,
+    /// The owner's stored bytes per day: runs' inputs and outputs, and what steps send.
+    storage: Option<crate::limits::Storage>,
 }
 
 /// The workflows' SSRF guard (`flows.allow_networks`, the app's own address refused): the name is
@@ -55,7 +57,19 @@ impl ServerHost {
     /// `guard`: where `http` steps may go (`Settings::flows_guard`).
     pub fn new(notify: notify::NotifyService, hooks: hooks::Hooks, pool: sqlx::AnyPool, guard: hooks::UrlGuard) -> Self {
         let http = HttpCaller::with_policy(Arc::new(StepUrlPolicy { guard }));
-        Self { notify, hooks, pool, http, http_rate: notify::OwnerRate::new(10, 10), http_per_sec: 10 }
+        Self { notify, hooks, pool, http, http_rate: notify::OwnerRate::new(10, 10), http_per_sec: 10, storage: None }
+    }
+
+    /// Holds runs to their owner's stored bytes per day (`limits.stored_bytes_per_day`).
+    pub fn with_storage(mut self, storage: crate::limits::Storage) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Counts what a step hands on to be stored elsewhere (an event's message). Nothing was done yet and
+    /// room comes back gradually, so the step is tried again later.
+    async fn charge_sent(&self, owner: &str, bytes: u64) -> Result<(), StepError> {
+        self.charge_storage(owner, bytes).await.map_err(|m| StepError::retryable("quota_exceeded", m))
     }
 
     /// Outbound `http` step requests one owner may start per second (`flows.http_requests_per_sec`; 0: no limit).
@@ -176,8 +190,9 @@ impl StepHost for ServerHost {
                 let channel: notify::Channel = channel.parse().map_err(|m: String| StepError::permanent("invalid_channel", m))?;
                 let mut n = notify::NewNotification::new(channel, recipient.clone(), payload.clone());
                 n.idempotency_key = Some(ctx.idempotency_key.clone());
-                match self.notify.enqueue_for(Some(&ctx.owner), notify::Backend::Embedded, vec![n]).await {
+                match crate::notifications::enqueue_owned(&self.notify, self.storage.as_ref(), &ctx.owner, notify::Backend::Embedded, vec![n]).await {
                     Ok(ids) => Ok(json!({ "notification_id": ids.first().map(|i| i.to_string()) })),
+                    Err(notify::NotifyError::QuotaExceeded { message, .. }) => Err(StepError::retryable("quota_exceeded", message)),
                     Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => {
                         Err(StepError::permanent("invalid_notification", e.to_string()))
                     }
@@ -185,13 +200,34 @@ impl StepHost for ServerHost {
                     Err(e) => Err(StepError::retryable("queue", e.to_string())),
                 }
             }
-            ResolvedAction::EmitEvent { event_type, payload } => match self.hooks.emit(&ctx.owner, event_type, payload.clone()).await {
-                Ok(m) => Ok(json!({ "message_id": m.id })),
-                Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => Err(StepError::permanent(e.code(), e.to_string())),
-                Err(e @ hooks::HooksError::Internal(_)) => Err(internal_error(e.code(), &e)),
-                Err(e) => Err(StepError::retryable(e.code(), e.to_string())),
-            },
+            ResolvedAction::EmitEvent { event_type, payload } => {
+                let bytes = (event_type.len() + payload.to_string().len()) as u64;
+                self.charge_sent(&ctx.owner, bytes).await?;
+                let emitted = self.hooks.emit(&ctx.owner, event_type, payload.clone()).await;
+                if emitted.is_err() {
+                    self.refund_storage(&ctx.owner, bytes).await;
+                }
+                match emitted {
+                    Ok(m) => Ok(json!({ "message_id": m.id })),
+                    Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => Err(StepError::permanent(e.code(), e.to_string())),
+                    Err(e @ hooks::HooksError::Internal(_)) => Err(internal_error(e.code(), &e)),
+                    Err(e) => Err(StepError::retryable(e.code(), e.to_string())),
+                }
+            }
             ResolvedAction::Call { name, args } => self.call(ctx, name, args).await,
+        }
+    }
+
+    async fn charge_storage(&self, owner: &str, bytes: u64) -> Result<(), String> {
+        match &self.storage {
+            Some(s) => s.charge(owner, bytes).await.map_err(|o| o.message),
+            None => Ok(()),
+        }
+    }
+
+    async fn refund_storage(&self, owner: &str, bytes: u64) {
+        if let Some(s) = &self.storage {
+            s.refund(owner, bytes).await;
         }
     }
 

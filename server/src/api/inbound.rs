@@ -37,6 +37,8 @@ pub struct InboundAnswer {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid_signature or stale_timestamp", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "quota_exceeded: the source's owner stored their bytes for the day; nothing was recorded, retry after Retry-After",
+            body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The source's workflow cannot start now (missing, or its owner is at a limit): nothing was recorded, retry later",
             body = Problem, content_type = "application/problem+json")),
     security(()))]
@@ -47,21 +49,47 @@ pub async fn receive(State(state): State<AppState>, Path(source): Path<String>, 
         Some(c) if !c.is_empty() && c.len() <= 200 => Some(c.to_string()),
         _ => None,
     };
+    // What the webhook stores counts against its source owner's bytes per day; over it, the sender is
+    // told to come back later (Standard Webhooks senders retry), and nothing is recorded.
+    let owner = state.flows.store().inbound_source(&event.source).map(|s| s.owner.clone());
+    let bytes = body.len() as u64;
+    if let Some(owner) = &owner {
+        state.storage.charge(owner, bytes).await.map_err(over_storage)?;
+    }
+    let recorded = record(&state, &event, &body, correlation.as_deref()).await;
+    if let (Some(owner), Ok(None) | Err(_)) = (&owner, &recorded) {
+        state.storage.refund(owner, bytes).await;
+    }
+    let Some(effect) = recorded? else {
+        return Ok(Json(InboundAnswer { status: "duplicate".into(), resumed_run: None, started_run: None }));
+    };
+    let resumed_run = state.flows.after_inbound(&event.source, correlation.as_deref(), &effect).await?;
+    Ok(Json(InboundAnswer { status: "accepted".into(), resumed_run: Some(resumed_run), started_run: effect.started_run }))
+}
+
+/// Claims the webhook id and applies the webhook's effect in one transaction; `None`: a duplicate.
+async fn record(state: &AppState, event: &hooks::InboundEvent, body: &[u8], correlation: Option<&str>) -> ApiResult<Option<flows::InboundEffect>> {
     // The claim first: on SQLite it takes the write lock, so a concurrent copy waits for this
     // transaction and then finds the id taken (or free again, if this one rolled back).
     let mut tx = state.pool.begin().await.map_err(|e| ApiError::internal("inbound transaction", e))?;
-    if !state.inbound.claim(&mut tx, &event, &body).await? {
-        return Ok(Json(InboundAnswer { status: "duplicate".into(), resumed_run: None, started_run: None }));
+    if !state.inbound.claim(&mut tx, event, body).await? {
+        return Ok(None);
     }
     let effect = state
         .flows
         .store()
-        .receive_inbound(&mut tx, &event.source, &event.webhook_id, correlation.as_deref(), &event.payload)
+        .receive_inbound(&mut tx, &event.source, &event.webhook_id, correlation, &event.payload)
         .await
         .map_err(not_processed)?;
     tx.commit().await.map_err(|e| ApiError::internal("inbound commit", e))?;
-    let resumed_run = state.flows.after_inbound(&event.source, correlation.as_deref(), &effect).await?;
-    Ok(Json(InboundAnswer { status: "accepted".into(), resumed_run: Some(resumed_run), started_run: effect.started_run }))
+    Ok(Some(effect))
+}
+
+/// The source's owner is over their stored bytes per day: 429 with `Retry-After`, nothing recorded.
+fn over_storage(o: crate::limits::OverStorage) -> ApiError {
+    let mut out = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", o.message);
+    out.retry_after = Some(o.retry_after.as_secs().max(1));
+    out
 }
 
 /// Why the webhook's effect failed, for the sender, who will retry: nothing was recorded.

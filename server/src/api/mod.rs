@@ -157,6 +157,8 @@ impl From<notify::NotifyError> for ApiError {
     fn from(e: notify::NotifyError) -> Self {
         let status = e.status();
         let code = match status {
+            // A user's own allowance, the same code as the workflows' and the inbound webhooks'.
+            _ if matches!(e, notify::NotifyError::QuotaExceeded { .. }) => "quota_exceeded",
             StatusCode::TOO_MANY_REQUESTS => "rate_limited",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "validation_failed",

@@ -140,7 +140,7 @@ pub struct Enqueued {
 /// Enqueue one notification (`{"recipient", "channel", "payload"?, "idempotency_key"?}`), a list, or
 /// `{"notifications": [...]}`; at most 10,000. An idempotency key is the caller's own: another user's
 /// same key is a different notification. 429 with `Retry-After` over the queue's high-water mark or a
-/// per-user quota (`enqueue_per_sec`, `notifications_per_day`).
+/// per-user quota (`enqueue_per_sec`, `notifications_per_day`, `limits.stored_bytes_per_day`).
 #[utoipa::path(post, path = "/api/v1/notifications", tag = "notifications", params(EnqueueQuery),
     request_body(content = Object, description = "A notification, a list of them, or {\"notifications\": [...]}"),
     responses((status = 202, body = Enqueued), (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -154,6 +154,6 @@ pub async fn enqueue(State(state): State<AppState>, caller: Caller, ApiQuery(q):
         Some(Err(m)) => return Err(ApiError::invalid("backend", m)),
     };
     let batch = crate::notifications::parse_batch(&body)?;
-    let ids = state.notify.enqueue_for(Some(caller.owner()), backend, batch).await?;
+    let ids = crate::notifications::enqueue_owned(&state.notify, Some(&state.storage), caller.owner(), backend, batch).await?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { ids: ids.into_iter().map(|i| i.to_string()).collect() })).into_response())
 }

@@ -270,3 +270,56 @@ fn per_user_quotas_on_active_runs_and_definitions_answer_with_a_clear_message() 
         assert_eq!(s, StatusCode::CREATED);
     })
 }
+
+/// A notification that stores `len` bytes: its recipient (1) and payload (`{"b":"…"}`).
+fn sized_notification(len: usize) -> Value {
+    json!({"channel": "noop", "recipient": "r", "payload": {"b": "x".repeat(len - 9)}})
+}
+
+#[test]
+fn stored_bytes_per_day_hold_notifications_runs_steps_and_inbound_webhooks_per_user() {
+    block_on(async {
+        let app = app_with(|s| s.limits.stored_bytes_per_day = 4_000).await;
+        let (_, ann) = token(&app, "ann", &Scope::ALL).await;
+        let (_, bob) = token(&app, "bob", &Scope::ALL).await;
+        // A notification's recipient and payload count.
+        let (s, b) = call(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(3_000)))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        let (s, h, b) = crate::call_with_headers(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(1_504)))).await;
+        assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
+        assert!(b["detail"].as_str().unwrap().contains("4000 bytes in the last 24 hours"), "{b}");
+        // 500 bytes come back in 86,400 s × 500 / 4,000 = 3 h.
+        let wait: u64 = h[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((10_000..=11_000).contains(&wait), "{wait}");
+        // So does a run's input, from the API or a signed-in page alike (both go through the engine).
+        let (s, d) = call(&app, api("POST", "/api/v1/workflows", &ann, Some(one_step("w", json!({"type": "delay", "ms": 1}))))).await;
+        assert_eq!(s, StatusCode::CREATED, "{d}");
+        let runs = format!("/api/v1/workflows/{}/runs", d["id"]);
+        let (s, b) = call(&app, api("POST", &runs, &ann, Some(json!({"input": {"note": "x".repeat(1_500)}})))).await;
+        assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
+        // And a webhook to ann's source: the sender is told to retry later, and nothing is recorded.
+        let body = json!({"correlation_id": "c-1", "blob": "y".repeat(1_500)}).to_string();
+        let (s, h, b) = crate::call_with_headers(&app, signed_inbound("crm", "evt_big", &body)).await;
+        assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
+        assert!(h.contains_key(header::RETRY_AFTER));
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM inbound_webhooks").fetch_one(&app.state.pool).await.unwrap();
+        assert_eq!(n, 0);
+        // A small one still fits, and a duplicate of it is given back.
+        let small = json!({"correlation_id": "c-2"}).to_string();
+        for _ in 0..2 {
+            let (s, b) = call(&app, signed_inbound("crm", "evt_small", &small)).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+        // Bob's allowance is his own; what his steps send counts against it too.
+        let (s, b) = call(&app, api("POST", "/api/v1/notifications", &bob, Some(sized_notification(3_000)))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        app.state.notify.start().await.unwrap();
+        app.state.flows.spawn().await;
+        let emit = json!({"type": "emit_event", "event_type": "customer.created", "payload": {"blob": "z".repeat(1_500)}});
+        let run = start(&app, &bob, one_step("big_event", emit), json!({})).await;
+        let d = settled(&app, &bob, &run, "failed").await;
+        assert_eq!((d["run"]["status"].as_str(), d["run"]["error_code"].as_str()), (Some("failed"), Some("quota_exceeded")), "{d}");
+        let run = start(&app, &bob, one_step("small_event", emit_step()), json!({})).await;
+        assert_eq!(settled(&app, &bob, &run, "completed").await["run"]["status"], "completed");
+    })
+}

@@ -38,6 +38,8 @@ pub struct ScriptedHost {
     pub contexts: Mutex<Vec<StepContext>>,
     pub finished: Mutex<Vec<RunSummary>>,
     counts: Mutex<HashMap<(String, String), u32>>,
+    /// Bytes each owner may still store (`None`: no allowance): charged by the engine.
+    pub storage_left: Mutex<Option<HashMap<String, u64>>>,
 }
 
 impl ScriptedHost {
@@ -49,7 +51,13 @@ impl ScriptedHost {
             contexts: Mutex::new(Vec::new()),
             finished: Mutex::new(Vec::new()),
             counts: Mutex::new(HashMap::new()),
+            storage_left: Mutex::new(None),
         })
+    }
+
+    /// Gives every owner in `owners` `bytes` of storage; others get none.
+    pub fn storage(&self, owners: &[&str], bytes: u64) {
+        *self.storage_left.lock().unwrap() = Some(owners.iter().map(|o| (o.to_string(), bytes)).collect());
     }
 
     pub fn fail_first(&self, key: &str, n: u32, e: StepError) {
@@ -122,6 +130,23 @@ impl StepHost for ScriptedHost {
 
     async fn on_run_finished(&self, run: &RunSummary) {
         self.finished.lock().unwrap().push(run.clone());
+    }
+
+    async fn charge_storage(&self, owner: &str, bytes: u64) -> Result<(), String> {
+        let mut left = self.storage_left.lock().unwrap();
+        let Some(left) = left.as_mut() else { return Ok(()) };
+        let mine = left.entry(owner.to_string()).or_default();
+        if *mine < bytes {
+            return Err(format!("{owner} has {mine} bytes left; this needs {bytes}"));
+        }
+        *mine -= bytes;
+        Ok(())
+    }
+
+    async fn refund_storage(&self, owner: &str, bytes: u64) {
+        if let Some(left) = self.storage_left.lock().unwrap().as_mut() {
+            *left.entry(owner.to_string()).or_default() += bytes;
+        }
     }
 }
 
