@@ -80,8 +80,7 @@ pub mod ssr {
 
     /// The signed-in user of the current request, put there by the server's session middleware.
     pub fn signed_in() -> Option<auth::sessions::SignedIn> {
-        leptos::prelude::use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<auth::sessions::SignedIn>().cloned())
+        leptos::prelude::use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<auth::sessions::SignedIn>().cloned())
     }
 }
 

@@ -40,7 +40,11 @@ fn js_message(e: &JsValue) -> String {
 async fn answer(promise: js_sys::Promise) -> Result<LabResult, BridgeError> {
     let value = JsFuture::from(promise).await.map_err(|e| {
         let m = js_message(&e);
-        if m == "cancelled" { BridgeError::Cancelled } else { BridgeError::Failed(m) }
+        if m == "cancelled" {
+            BridgeError::Cancelled
+        } else {
+            BridgeError::Failed(m)
+        }
     })?;
     let json = value.as_string().ok_or_else(|| BridgeError::Failed("the crypto module answered no text".into()))?;
     serde_json::from_str(&json).map_err(|e| BridgeError::Failed(format!("the crypto module answered invalid JSON: {e}")))

@@ -30,8 +30,7 @@ pub use redirect::{safe_next, DEFAULT_AFTER_LOGIN};
 
 /// Pages that need a signed-in user. The server redirects anonymous visitors to
 /// `/login?next=<path>` before rendering any of them.
-pub const PROTECTED_PAGES: &[&str] =
-    &["/success", "/notifications", "/settings/tokens", "/settings/webhooks", "/settings/password", "/workflows"];
+pub const PROTECTED_PAGES: &[&str] = &["/success", "/notifications", "/settings/tokens", "/settings/webhooks", "/settings/password", "/workflows"];
 
 /// The HTML document around the app. On the server it also picks this response's CSP nonce.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

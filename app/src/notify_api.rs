@@ -316,11 +316,7 @@ pub async fn replay_dead_letters(which: String) -> Result<u64, ServerFnError> {
     let me = ssr::owner()?;
     let service = ssr::service()?;
     // Only the user's own dead letters, whatever was asked for: the queue filters by owner.
-    let which = if which == "all" {
-        notify::Replay::All
-    } else {
-        notify::Replay::Ids(vec![which.parse().map_err(ssr::public)?])
-    };
+    let which = if which == "all" { notify::Replay::All } else { notify::Replay::Ids(vec![which.parse().map_err(ssr::public)?]) };
     let single = matches!(which, notify::Replay::Ids(_));
     let n = service.replay_dead_letters_of(Some(&me), which).await.map_err(ssr::public)?;
     if single && n == 0 {

@@ -7,13 +7,7 @@ pub const DEFAULT_AFTER_LOGIN: &str = "/success";
 /// backslash tricks, no control characters. Anything else falls back to the default.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.chars().any(|c| c.is_control())
-                && n.len() <= 512 =>
-        {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(|c| c.is_control()) && n.len() <= 512 => {
             n.to_string()
         }
         _ => DEFAULT_AFTER_LOGIN.to_string(),

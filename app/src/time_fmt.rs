@@ -11,10 +11,7 @@ pub fn utc(ts: i64) -> String {
 
 /// RFC 3339 for `<time datetime=…>`.
 pub fn iso(ts: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(ts).ok().and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default()
 }
 
 /// Unix milliseconds as [`utc`] shows seconds.

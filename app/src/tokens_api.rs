@@ -6,8 +6,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Every scope a token can have, in the order the form lists them (the names `auth::tokens::Scope` uses).
-pub const SCOPES: &[&str] =
-    &["notifications:read", "notifications:write", "webhooks:read", "webhooks:write", "workflows:read", "workflows:write"];
+pub const SCOPES: &[&str] = &["notifications:read", "notifications:write", "webhooks:read", "webhooks:write", "workflows:read", "workflows:write"];
 
 /// The expiry choices: (form value, label). Every token expires (at most `auth.token_max_lifetime_days`,
 /// 365 unless the operator set it lower, which refuses the longer choices with a message).

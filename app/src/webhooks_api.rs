@@ -156,7 +156,11 @@ pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, ServerFnEr
 /// Registers an endpoint from the form (`event_types[i]` checkboxes; none ticked means all events).
 /// The `whsec_` secret is in the answer only: never logged, never shown again.
 #[server]
-pub async fn create_webhook_endpoint(url: String, description: Option<String>, event_types: Option<Vec<String>>) -> Result<CreatedEndpointView, ServerFnError> {
+pub async fn create_webhook_endpoint(
+    url: String,
+    description: Option<String>,
+    event_types: Option<Vec<String>>,
+) -> Result<CreatedEndpointView, ServerFnError> {
     let me = ssr::owner()?;
     let new = hooks::NewEndpoint { url: url.clone(), description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default() };
     match ssr::hooks()?.create_endpoint(&me, new).await {
@@ -168,11 +172,11 @@ pub async fn create_webhook_endpoint(url: String, description: Option<String>, e
                 link: Some(format!("/settings/webhooks/{}", created.endpoint.id)),
             });
             Ok(CreatedEndpointView {
-            endpoint_id: Some(created.endpoint.id.clone()),
-            url: created.endpoint.url,
-            secret: Some(created.secret),
-            ..Default::default()
-        })
+                endpoint_id: Some(created.endpoint.id.clone()),
+                url: created.endpoint.url,
+                secret: Some(created.secret),
+                ..Default::default()
+            })
         }
         Err(e) => {
             let errors = ssr::form_errors(&e);

@@ -226,7 +226,8 @@ pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<For
         },
     };
     // A signed-in page may do everything its user may.
-    let new = flows::NewRun { definition: flows::DefinitionRef::Id(definition_id), input, idempotency_key: None, started_by: flows::StartedBy::session() };
+    let new =
+        flows::NewRun { definition: flows::DefinitionRef::Id(definition_id), input, idempotency_key: None, started_by: flows::StartedBy::session() };
     match ssr::engine()?.start_run(&me, new).await {
         Ok(run_id) => {
             leptos_axum::redirect(&format!("/workflows/runs/{run_id}"));
@@ -257,7 +258,9 @@ pub async fn workflow_run(id: String) -> Result<Option<RunDetailView>, ServerFnE
     };
     let run = &t.run;
     let step_names: Vec<String> = match run.definition_id {
-        Some(d) => engine.store().get_definition(&me, d).await.map(|d| d.definition.steps.iter().map(|s| s.name.clone()).collect()).unwrap_or_default(),
+        Some(d) => {
+            engine.store().get_definition(&me, d).await.map(|d| d.definition.steps.iter().map(|s| s.name.clone()).collect()).unwrap_or_default()
+        }
         None => vec![],
     };
     let name_at = |i: Option<i64>| i.and_then(|i| usize::try_from(i).ok()).and_then(|i| step_names.get(i).cloned());

@@ -178,8 +178,5 @@ fn plain(raw: &str) -> bool {
 /// Would `check_request` accept this id header?
 fn id_acceptable(raw: &str) -> bool {
     let id = raw.trim();
-    plain(raw)
-        && !id.is_empty()
-        && id.len() <= hooks::inbound::MAX_WEBHOOK_ID_LEN
-        && !id.chars().any(|c| c.is_whitespace() || c.is_control())
+    plain(raw) && !id.is_empty() && id.len() <= hooks::inbound::MAX_WEBHOOK_ID_LEN && !id.chars().any(|c| c.is_whitespace() || c.is_control())
 }

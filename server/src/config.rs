@@ -399,7 +399,11 @@ impl Settings {
 
     /// The peers whose proxy headers are believed: none when `trust_proxy_headers` is off.
     pub fn trusted_proxies(&self) -> &[hooks::ssrf::Network] {
-        if self.trust_proxy_headers { &self.trusted_proxies } else { &[] }
+        if self.trust_proxy_headers {
+            &self.trusted_proxies
+        } else {
+            &[]
+        }
     }
 
     pub fn session_policy(&self) -> auth::SessionPolicy {

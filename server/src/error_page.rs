@@ -14,11 +14,8 @@ const PAGE: &str = r#"<!DOCTYPE html>
 
 /// Turns a panic in a handler into a 500 page. The panic message is logged, not shown.
 pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let detail = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("non-string panic payload");
+    let detail =
+        panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("non-string panic payload");
     tracing::error!(%detail, "request handler panicked");
     server_error_page()
 }
@@ -40,7 +37,15 @@ mod tests {
     #[tokio::test]
     async fn a_panic_becomes_a_500_page_without_internals() {
         let app: Router = Router::new()
-            .route("/boom", get(|| async { if true { panic!("secret internal detail: db password is hunter2") } "unreachable" }))
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("secret internal detail: db password is hunter2")
+                    }
+                    "unreachable"
+                }),
+            )
             .layer(CatchPanicLayer::custom(panic_response));
         let res = app.oneshot(axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap()).await.unwrap();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -25,9 +25,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictForm<T> {
                 "The form could not be read: expected Content-Type application/x-www-form-urlencoded.".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            AppError::Status(r.status(), format!("The form could not be read: {}", r.body_text()))
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| AppError::Status(r.status(), format!("The form could not be read: {}", r.body_text())))?;
         parse(&bytes).map(StrictForm)
     }
 }

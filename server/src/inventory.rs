@@ -39,10 +39,7 @@ const OTHER: &[(&str, &str)] = &[
 ];
 
 pub fn inventory() -> Vec<RouteInfo> {
-    let mut out: Vec<RouteInfo> = OTHER
-        .iter()
-        .map(|(m, p)| RouteInfo { method: (*m).into(), path: (*p).into(), kind: "other" })
-        .collect();
+    let mut out: Vec<RouteInfo> = OTHER.iter().map(|(m, p)| RouteInfo { method: (*m).into(), path: (*p).into(), kind: "other" }).collect();
     for r in crate::route_list() {
         for m in r.methods() {
             out.push(RouteInfo { method: method_name(m).into(), path: r.path().to_string(), kind: "page" });
@@ -105,7 +102,10 @@ mod tests {
                 let rest = rest.replace("any(", "get(");
                 let methods: Vec<&str> = ["get", "post", "put", "patch", "delete"]
                     .into_iter()
-                    .filter(|m| rest.match_indices(&format!("{m}(")).any(|(i, _)| i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_'))
+                    .filter(|m| {
+                        rest.match_indices(&format!("{m}("))
+                            .any(|(i, _)| i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_')
+                    })
                     .collect();
                 assert!(!methods.is_empty(), "no method found for {path} in {}", file.display());
                 for m in methods {

@@ -71,7 +71,11 @@ pub async fn render_page(state: &AppState, req: Request) -> Response {
 
 pub fn session_cookie_name(secure: bool) -> &'static str {
     // `__Host-` makes the browser insist on Secure, Path=/ and no Domain.
-    if secure { "__Host-session" } else { "session" }
+    if secure {
+        "__Host-session"
+    } else {
+        "session"
+    }
 }
 
 /// The Leptos route list, generated once per process. Generating it runs the app with resource loading

@@ -66,9 +66,6 @@ pub async fn run_events(State(state): State<AppState>, me: Option<Extension<Sign
 
 /// `GET /docs/notifications`: the design walk-through the dashboard links to, as text.
 pub async fn notifications_doc() -> Response {
-    (
-        [(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
-        include_str!("../../docs/notifications.md"),
-    )
+    ([(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], include_str!("../../docs/notifications.md"))
         .into_response()
 }

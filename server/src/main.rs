@@ -21,9 +21,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
-        Command::User { action: UserCommand::Create { username, password_stdin } } => {
-            create_user(settings, &username, password_stdin).await
-        }
+        Command::User { action: UserCommand::Create { username, password_stdin } } => create_user(settings, &username, password_stdin).await,
         Command::Token { action: TokenCommand::Create { username, name, scopes, expires_days } } => {
             create_token(settings, &username, &name, &scopes, expires_days).await
         }
@@ -86,20 +84,18 @@ async fn create_token(settings: Settings, username: &str, name: &str, scopes: &s
     let user = auth::UserStore::new(pool.clone()).find_by_username(username).await.map_err(|e| e.to_string())?;
     let user = user.ok_or_else(|| format!("no user named {username:?}"))?;
     let expires_at = expires_days.map(|d| auth::now_unix() + i64::from(d) * 86_400);
-    let (info, secret) =
-        auth::tokens::ApiTokenStore::new(pool)
-            .with_max_lifetime_days(settings.auth.token_max_lifetime_days)
-            .create(user.id, name, &scopes, expires_at)
-            .await
-            .map_err(|e| e.to_string())?;
+    let (info, secret) = auth::tokens::ApiTokenStore::new(pool)
+        .with_max_lifetime_days(settings.auth.token_max_lifetime_days)
+        .create(user.id, name, &scopes, expires_at)
+        .await
+        .map_err(|e| e.to_string())?;
     eprintln!("token {} ({}) for {}: {}", info.id, info.prefix, user.username, auth::tokens::Scope::join(&info.scopes));
     println!("{}", secret.expose_secret());
     Ok(())
 }
 
 fn leptos_options(settings: &Settings) -> Result<leptos::config::LeptosOptions, String> {
-    let mut options =
-        leptos::config::get_configuration(None).map(|c| c.leptos_options).map_err(|e| format!("leptos configuration: {e}"))?;
+    let mut options = leptos::config::get_configuration(None).map(|c| c.leptos_options).map_err(|e| format!("leptos configuration: {e}"))?;
     if let Some(addr) = settings.listen_addr.as_deref().filter(|a| !a.trim().is_empty()) {
         options.site_addr = addr.trim().parse().map_err(|_| format!("listen_addr: {addr:?} is not host:port"))?;
     }

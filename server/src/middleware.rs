@@ -117,7 +117,12 @@ pub fn is_same_site(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).ok_or("no Host header")?;
     let origin_host = url::Url::parse(origin)
         .ok()
-        .and_then(|u| u.host_str().map(|h| match u.port() { Some(p) => format!("{h}:{p}"), None => h.to_string() }))
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
         .ok_or("malformed Origin")?;
     if origin_host.eq_ignore_ascii_case(host) {
         Ok(())

@@ -21,9 +21,7 @@ use crate::AppState;
 const MAX_ENQUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/notifications", post(enqueue).layer(DefaultBodyLimit::max(MAX_ENQUEUE_BYTES)))
-        .route("/metrics", get(metrics))
+    Router::new().route("/api/notifications", post(enqueue).layer(DefaultBodyLimit::max(MAX_ENQUEUE_BYTES))).route("/metrics", get(metrics))
 }
 
 /// A [`NotifyError`] as an HTTP answer: `{"error": ..., "fields": [...]}`, with `Retry-After` for 429.
@@ -55,10 +53,7 @@ pub use notify::parse_batch;
 
 /// The bytes a batch adds to storage: each notification's recipient, payload and idempotency key.
 pub fn stored_bytes(batch: &[notify::NewNotification]) -> u64 {
-    batch
-        .iter()
-        .map(|n| (n.recipient.len() + n.payload.to_string().len() + n.idempotency_key.as_ref().map_or(0, String::len)) as u64)
-        .sum()
+    batch.iter().map(|n| (n.recipient.len() + n.payload.to_string().len() + n.idempotency_key.as_ref().map_or(0, String::len)) as u64).sum()
 }
 
 /// Enqueues `owner`'s batch against their stored bytes per day (given back when the enqueue fails):
@@ -81,12 +76,7 @@ pub async fn enqueue_owned(
     result
 }
 
-pub async fn enqueue(
-    State(state): State<AppState>,
-    me: Option<Extension<SignedIn>>,
-    Query(query): Query<EnqueueQuery>,
-    body: Bytes,
-) -> Response {
+pub async fn enqueue(State(state): State<AppState>, me: Option<Extension<SignedIn>>, Query(query): Query<EnqueueQuery>, body: Bytes) -> Response {
     let Some(Extension(me)) = me else {
         return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "Sign in first." }))).into_response();
     };

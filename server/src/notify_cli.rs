@@ -81,14 +81,27 @@ pub async fn simulate(mut cfg: PipelineConfig, a: SimulateArgs) -> Result<(), St
     };
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    println!("run {id} {}: {} produced, {} delivered in {secs:.2} s ({:.0}/s)", snap.status.as_str(), snap.produced, snap.delivered, snap.delivered as f64 / secs);
+    println!(
+        "run {id} {}: {} produced, {} delivered in {secs:.2} s ({:.0}/s)",
+        snap.status.as_str(),
+        snap.produced,
+        snap.delivered,
+        snap.delivered as f64 / secs
+    );
     println!(
         "attempt latency p50/p95/p99: {}/{}/{} ms; end to end p50/p95/p99: {}/{}/{} ms",
         snap.latency_ms.p50, snap.latency_ms.p95, snap.latency_ms.p99, snap.end_to_end_ms.p50, snap.end_to_end_ms.p95, snap.end_to_end_ms.p99
     );
-    println!("failed attempts {}, retried {}, dead-lettered {}, cancelled {}", snap.failed_attempts, snap.retried, snap.dead_lettered, snap.cancelled);
+    println!(
+        "failed attempts {}, retried {}, dead-lettered {}, cancelled {}",
+        snap.failed_attempts, snap.retried, snap.dead_lettered, snap.cancelled
+    );
     service.shutdown().await;
-    if snap.status == RunStatus::Failed { Err("the run failed (see the log)".into()) } else { Ok(()) }
+    if snap.status == RunStatus::Failed {
+        Err("the run failed (see the log)".into())
+    } else {
+        Ok(())
+    }
 }
 
 pub async fn worker(settings: &crate::config::Settings, redis: Option<String>) -> Result<(), String> {

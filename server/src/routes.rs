@@ -49,11 +49,7 @@ pub async fn login(
         Err(e) => return e.into_response(),
     };
     let next = app::safe_next(form.next.as_deref());
-    let attempt = LoginAttempt {
-        username: form.username.clone(),
-        password: SecretString::from(form.password),
-        client_ip: ip,
-    };
+    let attempt = LoginAttempt { username: form.username.clone(), password: SecretString::from(form.password), client_ip: ip };
     let outcome = match state.auth.login(attempt).await {
         Ok(user) => sign_in(&state, &session, &user, &headers, ip).await,
         Err(e) => Err(AppError::Auth(e)),
@@ -75,13 +71,7 @@ pub async fn login(
 }
 
 /// Signs `user` in on this session with a fresh id (login, sign-up, password change all come here).
-async fn sign_in(
-    state: &AppState,
-    session: &Session,
-    user: &auth::User,
-    headers: &HeaderMap,
-    ip: Option<std::net::IpAddr>,
-) -> Result<(), AppError> {
+async fn sign_in(state: &AppState, session: &Session, user: &auth::User, headers: &HeaderMap, ip: Option<std::net::IpAddr>) -> Result<(), AppError> {
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
     state.sessions.establish(session, user, ua, &ip_text).await.map(|_| ())
@@ -129,12 +119,21 @@ struct Refusal {
 
 impl Refusal {
     fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
-        Refusal { status, failure: FormFailure { message: message.into(), field: field.map(str::to_string), username: String::new() }, retry_after: None }
+        Refusal {
+            status,
+            failure: FormFailure { message: message.into(), field: field.map(str::to_string), username: String::new() },
+            retry_after: None,
+        }
     }
 
     /// An error from the domain, about `field` (`None`: the whole form).
     fn from_error(e: &AppError, field: Option<&str>) -> Self {
-        let field = if matches!(e, AppError::Internal(_) | AppError::Auth(AuthError::Internal(_) | AuthError::Throttled { .. } | AuthError::Busy { .. })) { None } else { field };
+        let field =
+            if matches!(e, AppError::Internal(_) | AppError::Auth(AuthError::Internal(_) | AuthError::Throttled { .. } | AuthError::Busy { .. })) {
+                None
+            } else {
+                field
+            };
         Refusal { retry_after: e.retry_after(), ..Refusal::new(e.status(), field, e.public_message()) }
     }
 
@@ -189,11 +188,7 @@ pub async fn signup(
         tracing::info!("sign-up refused: too many from this address");
         let refusal = Refusal {
             retry_after: Some(secs),
-            ..Refusal::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                None,
-                format!("Too many sign-ups from your address. Try again in {secs} seconds."),
-            )
+            ..Refusal::new(StatusCode::TOO_MANY_REQUESTS, None, format!("Too many sign-ups from your address. Try again in {secs} seconds."))
         };
         return refusal.keeping_username(&form.username).answer(&state, headers, "/signup").await;
     }
@@ -321,11 +316,7 @@ pub async fn revoke_session(
     Ok(go_to(wants_json(&headers), "/success"))
 }
 
-pub async fn revoke_other_sessions(
-    State(state): State<AppState>,
-    me: Option<Extension<SignedIn>>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
+pub async fn revoke_other_sessions(State(state): State<AppState>, me: Option<Extension<SignedIn>>, headers: HeaderMap) -> Result<Response, AppError> {
     let me = signed_in(me)?;
     let ended = state.sessions.revoke_others(&me).await?;
     tracing::info!(user_id = me.user_id, ended, "ended other sessions");
@@ -373,8 +364,7 @@ pub async fn crypto_lab(
     let Json(req) = match body {
         Ok(b) => b,
         Err(rejection) => {
-            return AppError::Status(rejection.status(), format!("The request could not be read: {}", rejection.body_text()))
-                .into_response()
+            return AppError::Status(rejection.status(), format!("The request could not be read: {}", rejection.body_text())).into_response()
         }
     };
     match state.lab.run(req, ip).await {

@@ -55,8 +55,7 @@ impl AnyStore {
     /// Sessions in Redis (keys expire with the session; nothing to purge).
     pub async fn redis(url: &str) -> Result<Self, AppError> {
         let config = RedisConfig::from_url(url).map_err(|e| AppError::Internal(format!("bad session Redis URL: {e}")))?;
-        let pool = RedisPool::new(config, None, None, None, 4)
-            .map_err(|e| AppError::Internal(format!("session store: {e}")))?;
+        let pool = RedisPool::new(config, None, None, None, 4).map_err(|e| AppError::Internal(format!("session store: {e}")))?;
         pool.init().await.map_err(|e| AppError::Internal(format!("session store: cannot reach Redis: {e}")))?;
         Ok(AnyStore::Redis(RedisStore::new(pool.clone()), pool))
     }

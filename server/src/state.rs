@@ -67,9 +67,7 @@ impl AppState {
             SessionStoreKind::Database => AnyStore::database(&settings.database_url).await?,
             SessionStoreKind::Redis => {
                 let url = settings.session_redis_url().ok_or_else(|| {
-                    crate::error::AppError::Internal(
-                        "session.store = \"redis\" needs session.redis_url or notify.redis_url".into(),
-                    )
+                    crate::error::AppError::Internal("session.store = \"redis\" needs session.redis_url or notify.redis_url".into())
                 })?;
                 AnyStore::redis(&url).await?
             }

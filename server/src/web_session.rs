@@ -36,13 +36,7 @@ impl SessionManager {
         session.cycle_id().await?;
         session.clear().await;
         let now = now_unix();
-        let signed = SignedIn {
-            user_id: user.id,
-            username: user.username.clone(),
-            handle: new_handle(),
-            created_at: now,
-            last_seen_at: now,
-        };
+        let signed = SignedIn { user_id: user.id, username: user.username.clone(), handle: new_handle(), created_at: now, last_seen_at: now };
         session.insert(SIGNED_IN_KEY, &signed).await?;
         // Save now to learn the new store id, which the registry needs for revocation.
         session.save().await?;

@@ -111,12 +111,18 @@ fn bad_input_is_a_problem_naming_the_field_and_private_addresses_are_refused() {
         let app = app().await;
         app.create_user("uma", "uma-password-1").await;
         let t = token(&app, "uma", &Scope::ALL).await;
-        for (url, why) in [("ftp://example.com/x", "scheme"), ("http://10.0.0.1/hook", "private"), ("http://169.254.169.254/latest", "metadata"), ("http://localhost:9/x", "name")] {
+        for (url, why) in [
+            ("ftp://example.com/x", "scheme"),
+            ("http://10.0.0.1/hook", "private"),
+            ("http://169.254.169.254/latest", "metadata"),
+            ("http://localhost:9/x", "name"),
+        ] {
             let (s, h, b) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": url, "description": why})))).await;
             assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
             assert_eq!(b["errors"][0]["field"], "url", "{why}: {b}");
         }
-        let (s, h, b) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": "https://example.com", "surprise": 1})))).await;
+        let (s, h, b) =
+            call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": "https://example.com", "surprise": 1})))).await;
         assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         let bad_flow = json!({"name": "x", "steps": [{"name": "a", "action": {"type": "delay", "ms": 10}, "retry": {"max_attempts": 0}}]});
         let (s, h, b) = call(&app, api("POST", "/api/v1/workflows", Some(&t), Some(bad_flow))).await;
@@ -159,7 +165,12 @@ fn creating_posts_honour_idempotency_keys() {
         // Keys are per user.
         app.create_user("wes", "wes-password-1").await;
         let t2 = token(&app, "wes", &Scope::ALL).await;
-        let mut r = api("POST", "/api/v1/workflows", Some(&t2), Some(json!({"name": "tiny", "steps": [{"name": "w", "action": {"type": "delay", "ms": 1}}]})));
+        let mut r = api(
+            "POST",
+            "/api/v1/workflows",
+            Some(&t2),
+            Some(json!({"name": "tiny", "steps": [{"name": "w", "action": {"type": "delay", "ms": 1}}]})),
+        );
         r.headers_mut().insert("idempotency-key", "k-1".parse().unwrap());
         let (s, h, _) = call(&app, r).await;
         assert_eq!(s, StatusCode::CREATED);
@@ -176,7 +187,11 @@ fn a_test_event_reaches_a_real_receiver_signed_with_the_endpoint_secret_and_is_l
         let t = token(&app, "xia", &Scope::ALL).await;
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/webhook");
-        let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": url, "description": "receiver", "event_types": ["test.ping"]})))).await;
+        let (s, _, created) = call(
+            &app,
+            api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": url, "description": "receiver", "event_types": ["test.ping"]}))),
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         let secret = created["secret"].as_str().unwrap().to_string();
         assert!(secret.starts_with("whsec_"));
@@ -185,7 +200,9 @@ fn a_test_event_reaches_a_real_receiver_signed_with_the_endpoint_secret_and_is_l
         assert!(shown.get("secret").is_none() && !shown.to_string().contains(&secret), "the secret is shown once only");
 
         // The receiver verifies with the endpoint's secret: a wrong signature would be a 401 there.
-        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() }).await.unwrap();
+        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() })
+            .await
+            .unwrap();
         let (s, _, msg) = call(&app, api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{msg}");
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -203,7 +220,8 @@ fn a_test_event_reaches_a_real_receiver_signed_with_the_endpoint_secret_and_is_l
         let stats = sink.stats();
         assert_eq!((stats.accepted, stats.bad_signature), (1, 0));
         // The message's own log says the same; a replay sends it again with the same webhook-id.
-        let (_, _, by_message) = call(&app, api("GET", &format!("/api/v1/webhooks/messages/{}/attempts", msg["id"].as_str().unwrap()), Some(&t), None)).await;
+        let (_, _, by_message) =
+            call(&app, api("GET", &format!("/api/v1/webhooks/messages/{}/attempts", msg["id"].as_str().unwrap()), Some(&t), None)).await;
         assert_eq!(by_message["items"].as_array().unwrap().len(), 1);
         let (s, _, _) = call(&app, api("POST", &format!("/api/v1/webhooks/messages/{}/replay", msg["id"].as_str().unwrap()), Some(&t), None)).await;
         assert_eq!(s, StatusCode::ACCEPTED);
@@ -241,7 +259,9 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
         let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&yan), Some(body))).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         let secret = created["secret"].as_str().unwrap().to_string();
-        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() }).await.unwrap();
+        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() })
+            .await
+            .unwrap();
         sink.capture(10);
 
         let batch = json!([{"recipient": "ok", "channel": "noop"}, {"recipient": "doomed", "channel": "webhook"}]);
@@ -321,7 +341,16 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         let t = token(&app, "yan", &Scope::ALL).await;
         let (_, _, defs) = call(&app, api("GET", "/api/v1/workflows", Some(&t), None)).await;
         let onboarding = defs["items"].as_array().unwrap().iter().find(|d| d["name"] == "customer_onboarding").expect("built-in installed").clone();
-        let (s, _, run) = call(&app, api("POST", &format!("/api/v1/workflows/{}/runs", onboarding["id"]), Some(&t), Some(json!({"input": {"email": "ada@example.com", "name": "Ada"}})))).await;
+        let (s, _, run) = call(
+            &app,
+            api(
+                "POST",
+                &format!("/api/v1/workflows/{}/runs", onboarding["id"]),
+                Some(&t),
+                Some(json!({"input": {"email": "ada@example.com", "name": "Ada"}})),
+            ),
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED, "{run}");
         let run_id = run["id"].as_str().unwrap().to_string();
 
@@ -351,7 +380,8 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         assert_eq!(steps, ["create_account", "send_welcome", "notify_crm", "wait_crm_confirmation"]);
         assert!(done["timeline"].as_array().unwrap().iter().all(|e| e["phase"] == "forward"));
         // The account the first step made exists, once.
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM demo_customers WHERE email = 'ada@example.com'").fetch_one(&app.state.pool).await.unwrap();
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM demo_customers WHERE email = 'ada@example.com'").fetch_one(&app.state.pool).await.unwrap();
         assert_eq!(n, 1);
         // A completed run cannot be retried.
         let (s, h, b) = call(&app, api("POST", &format!("/api/v1/workflow-runs/{run_id}/retry"), Some(&t), None)).await;
@@ -367,9 +397,20 @@ fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
         assert_eq!(s, StatusCode::OK);
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
         let paths = doc["paths"].as_object().unwrap();
-        for p in ["/api/v1/me", "/api/v1/runs", "/api/v1/runs/{id}", "/api/v1/webhooks/endpoints", "/api/v1/webhooks/endpoints/{id}/attempts",
-            "/api/v1/webhooks/messages/{id}/replay", "/api/v1/workflows", "/api/v1/workflows/{id}/runs", "/api/v1/workflow-runs/{id}",
-            "/api/v1/workflow-runs/{id}/retry", "/api/v1/inbound/{source}", "/api/v1/notifications"] {
+        for p in [
+            "/api/v1/me",
+            "/api/v1/runs",
+            "/api/v1/runs/{id}",
+            "/api/v1/webhooks/endpoints",
+            "/api/v1/webhooks/endpoints/{id}/attempts",
+            "/api/v1/webhooks/messages/{id}/replay",
+            "/api/v1/workflows",
+            "/api/v1/workflows/{id}/runs",
+            "/api/v1/workflow-runs/{id}",
+            "/api/v1/workflow-runs/{id}/retry",
+            "/api/v1/inbound/{source}",
+            "/api/v1/notifications",
+        ] {
             assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
         }
         assert!(doc["components"]["schemas"]["Problem"].is_object());
@@ -428,19 +469,21 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
             s.notify.workers = false;
         })
         .await;
-        let mut worker = Reaped(std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .arg("worker")
-            .env("APP_DATABASE_URL", &app.state.settings.database_url)
-            .env("APP_NOTIFY__REDIS_URL", &redis_url)
-            .env("APP_HOOKS__ALLOW_NETWORKS", "127.0.0.1/32")
-            // The app's key: the worker opens the sealed endpoint secrets.
-            .env("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY)
-            .env("APP_NOTIFY__WEBHOOK__SECRET", TEST_WEBHOOK_SECRET)
-            // Where a worker without the endpoints would send them: nobody listens.
-            .env("APP_NOTIFY__WEBHOOK__URL", format!("http://127.0.0.1:{closed}/nobody"))
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .unwrap());
+        let mut worker = Reaped(
+            std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+                .arg("worker")
+                .env("APP_DATABASE_URL", &app.state.settings.database_url)
+                .env("APP_NOTIFY__REDIS_URL", &redis_url)
+                .env("APP_HOOKS__ALLOW_NETWORKS", "127.0.0.1/32")
+                // The app's key: the worker opens the sealed endpoint secrets.
+                .env("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY)
+                .env("APP_NOTIFY__WEBHOOK__SECRET", TEST_WEBHOOK_SECRET)
+                // Where a worker without the endpoints would send them: nobody listens.
+                .env("APP_NOTIFY__WEBHOOK__URL", format!("http://127.0.0.1:{closed}/nobody"))
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .unwrap(),
+        );
         app.create_user("wes", "wes-password-1").await;
         let t = token(&app, "wes", &Scope::ALL).await;
         let port = free_port();
@@ -448,12 +491,15 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
         let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(body))).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         let (id, secret) = (created["endpoint"]["id"].as_str().unwrap().to_string(), created["secret"].as_str().unwrap().to_string());
-        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() }).await.unwrap();
+        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() })
+            .await
+            .unwrap();
         sink.capture(10);
 
         let (s, _, _) = call(&app, api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
         assert!(s.is_success(), "{s}");
-        let (s, _, sent) = call(&app, api("POST", "/api/v1/notifications?backend=redis", Some(&t), Some(json!({"recipient": "r", "channel": "noop"})))).await;
+        let (s, _, sent) =
+            call(&app, api("POST", "/api/v1/notifications?backend=redis", Some(&t), Some(json!({"recipient": "r", "channel": "noop"})))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
 
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -462,15 +508,17 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
             assert!(exited.is_none() && Instant::now() < deadline, "worker {exited:?}; sink {:?}", sink.stats());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let mut types: Vec<String> = sink
-            .captured()
-            .iter()
-            .map(|c| serde_json::from_slice::<Value>(&c.body).unwrap()["type"].as_str().unwrap().to_string())
-            .collect();
+        let mut types: Vec<String> =
+            sink.captured().iter().map(|c| serde_json::from_slice::<Value>(&c.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
         types.sort();
         assert_eq!(types, ["notification.delivered", "test.ping"]);
         assert_eq!(sink.stats().bad_signature, 0);
-        let delivered = sink.captured().into_iter().map(|c| serde_json::from_slice::<Value>(&c.body).unwrap()).find(|e| e["type"] == "notification.delivered").unwrap();
+        let delivered = sink
+            .captured()
+            .into_iter()
+            .map(|c| serde_json::from_slice::<Value>(&c.body).unwrap())
+            .find(|e| e["type"] == "notification.delivered")
+            .unwrap();
         assert_eq!(delivered["data"]["notification_id"], sent["ids"][0]);
 
         // The worker logged both attempts in the app database.

@@ -15,77 +15,84 @@ async fn assert_clear_4xx(app: &TestApp, body: Vec<u8>, expected: StatusCode, ne
 #[test]
 fn empty_fields() {
     block_on(async {
-    let app = spawn().await;
-    assert_clear_4xx(&app, encode(&[("username", ""), ("password", "x")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "Enter your username.").await;
-    assert_clear_4xx(&app, encode(&[("username", "x"), ("password", "")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "Enter your password.").await;
-    assert_clear_4xx(&app, b"username=x".to_vec(), StatusCode::BAD_REQUEST, "missing field").await;
+        let app = spawn().await;
+        assert_clear_4xx(&app, encode(&[("username", ""), ("password", "x")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "Enter your username.").await;
+        assert_clear_4xx(&app, encode(&[("username", "x"), ("password", "")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "Enter your password.").await;
+        assert_clear_4xx(&app, b"username=x".to_vec(), StatusCode::BAD_REQUEST, "missing field").await;
     })
 }
 
 #[test]
 fn ten_megabyte_body() {
     block_on(async {
-    let app = spawn().await;
-    let mut body = b"username=a&password=".to_vec();
-    body.extend(std::iter::repeat_n(b'a', 10 * 1024 * 1024));
-    let res = app.send(post_raw("/login", body, None, &[("sec-fetch-site", "same-origin")])).await;
-    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let app = spawn().await;
+        let mut body = b"username=a&password=".to_vec();
+        body.extend(std::iter::repeat_n(b'a', 10 * 1024 * 1024));
+        let res = app.send(post_raw("/login", body, None, &[("sec-fetch-site", "same-origin")])).await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     })
 }
 
 #[test]
 fn invalid_utf8_and_nul_bytes() {
     block_on(async {
-    let app = spawn().await;
-    assert_clear_4xx(&app, b"username=%FF%FE&password=x".to_vec(), StatusCode::BAD_REQUEST, "could not be read").await;
-    assert_clear_4xx(&app, b"username=\xff\xfe&password=x".to_vec(), StatusCode::BAD_REQUEST, "could not be read").await;
-    assert_clear_4xx(&app, encode(&[("username", "a\0b"), ("password", "x")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "control characters").await;
-    assert_clear_4xx(&app, encode(&[("username", "ab"), ("password", "x\0")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "NUL").await;
+        let app = spawn().await;
+        assert_clear_4xx(&app, b"username=%FF%FE&password=x".to_vec(), StatusCode::BAD_REQUEST, "could not be read").await;
+        assert_clear_4xx(&app, b"username=\xff\xfe&password=x".to_vec(), StatusCode::BAD_REQUEST, "could not be read").await;
+        assert_clear_4xx(&app, encode(&[("username", "a\0b"), ("password", "x")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "control characters")
+            .await;
+        assert_clear_4xx(&app, encode(&[("username", "ab"), ("password", "x\0")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "NUL").await;
     })
 }
 
 #[test]
 fn very_long_username_and_password() {
     block_on(async {
-    let app = spawn().await;
-    let long = "u".repeat(10_000);
-    assert_clear_4xx(&app, encode(&[("username", &long), ("password", "x")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "at most 64").await;
-    let long_pw = "p".repeat(5_000);
-    assert_clear_4xx(&app, encode(&[("username", "a"), ("password", &long_pw)]).into(), StatusCode::UNPROCESSABLE_ENTITY, "at most 1024").await;
+        let app = spawn().await;
+        let long = "u".repeat(10_000);
+        assert_clear_4xx(&app, encode(&[("username", &long), ("password", "x")]).into(), StatusCode::UNPROCESSABLE_ENTITY, "at most 64").await;
+        let long_pw = "p".repeat(5_000);
+        assert_clear_4xx(&app, encode(&[("username", "a"), ("password", &long_pw)]).into(), StatusCode::UNPROCESSABLE_ENTITY, "at most 1024").await;
     })
 }
 
 #[test]
 fn sql_like_strings_are_just_wrong_credentials() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("admin", "admin-password-1").await;
-    for u in ["admin' --", "' OR '1'='1", "admin\"; DROP TABLE users; --", "%' OR 1=1 --"] {
-        assert_clear_4xx(&app, encode(&[("username", u), ("password", "' OR '1'='1")]).into(), StatusCode::UNAUTHORIZED, "Invalid username or password.").await;
-    }
-    // And the table is still there.
-    assert!(app.state.auth.users.find_by_username("admin").await.unwrap().is_some());
+        let app = spawn().await;
+        app.create_user("admin", "admin-password-1").await;
+        for u in ["admin' --", "' OR '1'='1", "admin\"; DROP TABLE users; --", "%' OR 1=1 --"] {
+            assert_clear_4xx(
+                &app,
+                encode(&[("username", u), ("password", "' OR '1'='1")]).into(),
+                StatusCode::UNAUTHORIZED,
+                "Invalid username or password.",
+            )
+            .await;
+        }
+        // And the table is still there.
+        assert!(app.state.auth.users.find_by_username("admin").await.unwrap().is_some());
     })
 }
 
 #[test]
 fn wrong_content_type() {
     block_on(async {
-    let app = spawn().await;
-    let mut req = post_raw("/login", br#"{"username":"a","password":"b"}"#.to_vec(), None, &[("sec-fetch-site", "same-origin")]);
-    req.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-    let res = app.send(req).await;
-    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let app = spawn().await;
+        let mut req = post_raw("/login", br#"{"username":"a","password":"b"}"#.to_vec(), None, &[("sec-fetch-site", "same-origin")]);
+        req.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let res = app.send(req).await;
+        assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     })
 }
 
 #[test]
 fn unknown_pages_are_404_not_500() {
     block_on(async {
-    let app = spawn().await;
-    let res = app.send(get("/no/such/page", None)).await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert!(body_text(res).await.contains("Page not found"));
+        let app = spawn().await;
+        let res = app.send(get("/no/such/page", None)).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert!(body_text(res).await.contains("Page not found"));
     })
 }
 

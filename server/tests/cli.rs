@@ -49,7 +49,12 @@ async fn user_create_reads_the_password_from_stdin_and_never_prints_it() {
 /// 30 s (it started serving) is killed and fails the test.
 fn run_briefly(cmd: &str, env: &[(&str, String)]) -> (std::process::ExitStatus, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_server"));
-    c.arg(cmd).env_remove("APP_HOOKS__SECRET_KEYS").env_remove("APP_NOTIFY__WEBHOOK__SECRET").env("LEPTOS_OUTPUT_NAME", "implementation-eng").stdout(Stdio::null()).stderr(Stdio::piped());
+    c.arg(cmd)
+        .env_remove("APP_HOOKS__SECRET_KEYS")
+        .env_remove("APP_NOTIFY__WEBHOOK__SECRET")
+        .env("LEPTOS_OUTPUT_NAME", "implementation-eng")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }

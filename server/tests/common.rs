@@ -141,8 +141,7 @@ pub async fn body_text(res: Response<Body>) -> String {
 /// Runs a test on one multi-threaded runtime shared by every test in the binary, as in production.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
-        .block_on(fut)
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()).block_on(fut)
 }
 
 pub fn free_port() -> u16 {

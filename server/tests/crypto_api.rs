@@ -41,13 +41,21 @@ fn tampered_ciphertext_is_a_422_with_a_stable_code() {
         let app = spawn().await;
         let key = "00".repeat(32);
         let nonce = "00".repeat(12);
-        let (status, v) = json(&app, &format!(r#"{{"method":"aes256_gcm_encrypt","key_hex":"{key}","nonce_hex":"{nonce}","plaintext":"attack at dawn","aad":""}}"#)).await;
+        let (status, v) = json(
+            &app,
+            &format!(r#"{{"method":"aes256_gcm_encrypt","key_hex":"{key}","nonce_hex":"{nonce}","plaintext":"attack at dawn","aad":""}}"#),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let mut ct = v["hex"].as_str().unwrap().to_string();
-        let (_, v) = json(&app, &format!(r#"{{"method":"aes256_gcm_decrypt","key_hex":"{key}","nonce_hex":"{nonce}","ciphertext_hex":"{ct}","aad":""}}"#)).await;
+        let (_, v) =
+            json(&app, &format!(r#"{{"method":"aes256_gcm_decrypt","key_hex":"{key}","nonce_hex":"{nonce}","ciphertext_hex":"{ct}","aad":""}}"#))
+                .await;
         assert_eq!(v["text"], "attack at dawn");
         ct.replace_range(0..2, if &ct[0..2] == "ff" { "00" } else { "ff" });
-        let (status, v) = json(&app, &format!(r#"{{"method":"aes256_gcm_decrypt","key_hex":"{key}","nonce_hex":"{nonce}","ciphertext_hex":"{ct}","aad":""}}"#)).await;
+        let (status, v) =
+            json(&app, &format!(r#"{{"method":"aes256_gcm_decrypt","key_hex":"{key}","nonce_hex":"{nonce}","ciphertext_hex":"{ct}","aad":""}}"#))
+                .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["code"], "decryption_failed");
     })

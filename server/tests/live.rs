@@ -25,11 +25,8 @@ fn the_owner_follows_a_run_until_it_completes() {
         assert_eq!(res.headers()["x-accel-buffering"], "no");
         // The stream ends by itself after the final state, so the whole body can be read.
         let body = body_text(res).await;
-        let events: Vec<app::notify_api::RunView> = body
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .map(|d| serde_json::from_str(d).expect("each event is a RunView"))
-            .collect();
+        let events: Vec<app::notify_api::RunView> =
+            body.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).expect("each event is a RunView")).collect();
         let last = events.last().expect("at least one event");
         assert_eq!(last.id, id);
         assert_eq!(last.status, "completed");

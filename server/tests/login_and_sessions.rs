@@ -9,134 +9,135 @@ use std::time::Duration;
 #[test]
 fn login_page_renders_with_strict_security_headers() {
     block_on(async {
-    let app = spawn().await;
-    let res = app.send(get("/login", None)).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let h = res.headers().clone();
-    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
-    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(!csp.contains("unsafe-inline"), "{csp}");
-    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-    assert_eq!(h[header::REFERRER_POLICY], "same-origin");
-    assert!(h.get(header::SET_COOKIE).is_none(), "an anonymous page view creates no session");
-    let html = body_text(res).await;
-    assert!(html.contains(r#"<form method="post" action="/login""#), "plain form post without JS");
-    assert!(html.contains(r#"name="username""#) && html.contains(r#"name="password""#));
-    // Every inline script carries the nonce from the header.
-    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
-    for script in html.split("<script").skip(1) {
-        let tag = script.split('>').next().unwrap();
-        if !tag.contains("src=") {
-            assert!(tag.contains(&format!("nonce=\"{nonce}\"")), "inline script without nonce: {tag}");
+        let app = spawn().await;
+        let res = app.send(get("/login", None)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let h = res.headers().clone();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+        assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
+        assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(h[header::REFERRER_POLICY], "same-origin");
+        assert!(h.get(header::SET_COOKIE).is_none(), "an anonymous page view creates no session");
+        let html = body_text(res).await;
+        assert!(html.contains(r#"<form method="post" action="/login""#), "plain form post without JS");
+        assert!(html.contains(r#"name="username""#) && html.contains(r#"name="password""#));
+        // Every inline script carries the nonce from the header.
+        let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
+        for script in html.split("<script").skip(1) {
+            let tag = script.split('>').next().unwrap();
+            if !tag.contains("src=") {
+                assert!(tag.contains(&format!("nonce=\"{nonce}\"")), "inline script without nonce: {tag}");
+            }
         }
-    }
     })
 }
 
 #[test]
 fn success_without_session_redirects_to_login_with_next() {
     block_on(async {
-    let app = spawn().await;
-    let res = app.send(get("/success", None)).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), "/login?next=%2Fsuccess");
+        let app = spawn().await;
+        let res = app.send(get("/success", None)).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/login?next=%2Fsuccess");
     })
 }
 
 #[test]
 fn login_sets_a_hardened_cookie_and_success_shows_the_user() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("alice", "alice-password-1").await;
-    let res = app.send(post_form("/login", &[("username", "alice"), ("password", "alice-password-1"), ("next", "/success")], None)).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), "/success");
-    let set_cookie = set_cookie_header(&res).unwrap();
-    assert!(set_cookie.starts_with("__Host-session="), "{set_cookie}");
-    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
-        assert!(set_cookie.contains(flag), "missing {flag}: {set_cookie}");
-    }
-    assert!(!set_cookie.contains("Domain"), "{set_cookie}");
-    let cookie = session_cookie(&res).unwrap();
+        let app = spawn().await;
+        app.create_user("alice", "alice-password-1").await;
+        let res = app.send(post_form("/login", &[("username", "alice"), ("password", "alice-password-1"), ("next", "/success")], None)).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/success");
+        let set_cookie = set_cookie_header(&res).unwrap();
+        assert!(set_cookie.starts_with("__Host-session="), "{set_cookie}");
+        for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(set_cookie.contains(flag), "missing {flag}: {set_cookie}");
+        }
+        assert!(!set_cookie.contains("Domain"), "{set_cookie}");
+        let cookie = session_cookie(&res).unwrap();
 
-    let page = app.send(get("/success", Some(&cookie))).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
-    let html = body_text(page).await;
-    assert!(html.contains("You are signed in"), "{html}");
-    assert!(html.contains(">alice<"), "username shown");
-    assert!(html.contains("Absolute expiry") && html.contains("Expires if inactive at"));
-    assert!(!html.contains(cookie.split('=').nth(1).unwrap()), "the session id never appears in the page");
+        let page = app.send(get("/success", Some(&cookie))).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+        let html = body_text(page).await;
+        assert!(html.contains("You are signed in"), "{html}");
+        assert!(html.contains(">alice<"), "username shown");
+        assert!(html.contains("Absolute expiry") && html.contains("Expires if inactive at"));
+        assert!(!html.contains(cookie.split('=').nth(1).unwrap()), "the session id never appears in the page");
     })
 }
 
 #[test]
 fn wrong_password_and_unknown_user_look_identical_and_set_no_session() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("bob", "bob-password-1").await;
-    let wrong = app.send(post_form("/login", &[("username", "bob"), ("password", "nope")], None)).await;
-    let unknown = app.send(post_form("/login", &[("username", "nobody-here"), ("password", "nope")], None)).await;
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
-    assert!(set_cookie_header(&wrong).is_none() && set_cookie_header(&unknown).is_none());
-    let (a, b) = (body_text(wrong).await, body_text(unknown).await);
-    assert!(a.contains("Invalid username or password."));
-    assert!(b.contains("Invalid username or password."));
-    assert!(a.contains(r#"<form method="post" action="/login""#), "no-JS failure re-renders the form");
+        let app = spawn().await;
+        app.create_user("bob", "bob-password-1").await;
+        let wrong = app.send(post_form("/login", &[("username", "bob"), ("password", "nope")], None)).await;
+        let unknown = app.send(post_form("/login", &[("username", "nobody-here"), ("password", "nope")], None)).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        assert!(set_cookie_header(&wrong).is_none() && set_cookie_header(&unknown).is_none());
+        let (a, b) = (body_text(wrong).await, body_text(unknown).await);
+        assert!(a.contains("Invalid username or password."));
+        assert!(b.contains("Invalid username or password."));
+        assert!(a.contains(r#"<form method="post" action="/login""#), "no-JS failure re-renders the form");
 
-    // The JSON (hydrated page) variant says the same thing.
-    let json = |u: &str| post_raw("/login", encode(&[("username", u), ("password", "nope")]).into_bytes(), None, &[("accept", "application/json")]);
-    let (x, y) = (app.send(json("bob")).await, app.send(json("nobody-here")).await);
-    assert_eq!(x.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(y.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(body_text(x).await, body_text(y).await);
+        // The JSON (hydrated page) variant says the same thing.
+        let json =
+            |u: &str| post_raw("/login", encode(&[("username", u), ("password", "nope")]).into_bytes(), None, &[("accept", "application/json")]);
+        let (x, y) = (app.send(json("bob")).await, app.send(json("nobody-here")).await);
+        assert_eq!(x.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(y.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body_text(x).await, body_text(y).await);
     })
 }
 
 #[test]
 fn json_login_answers_with_the_redirect() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("carol", "carol-password-1").await;
-    let body = encode(&[("username", "carol"), ("password", "carol-password-1"), ("next", "/success")]);
-    let res = app.send(post_raw("/login", body.into_bytes(), None, &[("accept", "application/json")])).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(session_cookie(&res).is_some());
-    assert_eq!(body_text(res).await, r#"{"redirect":"/success"}"#);
+        let app = spawn().await;
+        app.create_user("carol", "carol-password-1").await;
+        let body = encode(&[("username", "carol"), ("password", "carol-password-1"), ("next", "/success")]);
+        let res = app.send(post_raw("/login", body.into_bytes(), None, &[("accept", "application/json")])).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(session_cookie(&res).is_some());
+        assert_eq!(body_text(res).await, r#"{"redirect":"/success"}"#);
     })
 }
 
 #[test]
 fn next_only_redirects_to_local_paths() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("dan", "dan-password-1").await;
-    for (next, expected) in [("https://evil.example/", "/success"), ("//evil.example", "/success"), ("/success?tab=1", "/success?tab=1")] {
-        let res = app.send(post_form("/login", &[("username", "dan"), ("password", "dan-password-1"), ("next", next)], None)).await;
-        assert_eq!(location(&res), expected, "next={next}");
-    }
+        let app = spawn().await;
+        app.create_user("dan", "dan-password-1").await;
+        for (next, expected) in [("https://evil.example/", "/success"), ("//evil.example", "/success"), ("/success?tab=1", "/success?tab=1")] {
+            let res = app.send(post_form("/login", &[("username", "dan"), ("password", "dan-password-1"), ("next", next)], None)).await;
+            assert_eq!(location(&res), expected, "next={next}");
+        }
     })
 }
 
 #[test]
 fn session_id_is_rotated_on_login() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("erin", "erin-password-1").await;
-    // A planted (fixated) cookie is not adopted.
-    let planted = "__Host-session=AAAAAAAAAAAAAAAAAAAAAA";
-    let res = app.send(post_form("/login", &[("username", "erin"), ("password", "erin-password-1")], Some(planted))).await;
-    let first = session_cookie(&res).unwrap();
-    assert_ne!(first, planted);
-    // Logging in again from a signed-in session issues a new id and kills the old one.
-    let res = app.send(post_form("/login", &[("username", "erin"), ("password", "erin-password-1")], Some(&first))).await;
-    let second = session_cookie(&res).unwrap();
-    assert_ne!(first, second);
-    assert_eq!(app.send(get("/success", Some(&first))).await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.send(get("/success", Some(&second))).await.status(), StatusCode::OK);
+        let app = spawn().await;
+        app.create_user("erin", "erin-password-1").await;
+        // A planted (fixated) cookie is not adopted.
+        let planted = "__Host-session=AAAAAAAAAAAAAAAAAAAAAA";
+        let res = app.send(post_form("/login", &[("username", "erin"), ("password", "erin-password-1")], Some(planted))).await;
+        let first = session_cookie(&res).unwrap();
+        assert_ne!(first, planted);
+        // Logging in again from a signed-in session issues a new id and kills the old one.
+        let res = app.send(post_form("/login", &[("username", "erin"), ("password", "erin-password-1")], Some(&first))).await;
+        let second = session_cookie(&res).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(app.send(get("/success", Some(&first))).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&second))).await.status(), StatusCode::OK);
     })
 }
 
@@ -146,75 +147,75 @@ fn session_id_is_rotated_on_login() {
 fn session_ids_carry_128_random_bits_and_never_repeat() {
     use base64::Engine;
     block_on(async {
-    let app = spawn().await;
-    app.create_user("gil", "gil-password-1").await;
-    let mut ids = std::collections::HashSet::new();
-    let (mut ones, mut zeros) = (0u128, 0u128);
-    for _ in 0..24 {
-        let cookie = app.login("gil", "gil-password-1").await;
-        let value = cookie.split_once('=').unwrap().1.to_string();
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&value).expect("base64url id");
-        assert_eq!(bytes.len(), 16, "{value}");
-        let n = u128::from_le_bytes(bytes.try_into().unwrap());
-        ones |= n;
-        zeros |= !n;
-        assert!(ids.insert(value), "a session id repeated");
-    }
-    assert_eq!((ones, zeros), (u128::MAX, u128::MAX), "some bit never changed: {ones:0128b} / {zeros:0128b}");
+        let app = spawn().await;
+        app.create_user("gil", "gil-password-1").await;
+        let mut ids = std::collections::HashSet::new();
+        let (mut ones, mut zeros) = (0u128, 0u128);
+        for _ in 0..24 {
+            let cookie = app.login("gil", "gil-password-1").await;
+            let value = cookie.split_once('=').unwrap().1.to_string();
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&value).expect("base64url id");
+            assert_eq!(bytes.len(), 16, "{value}");
+            let n = u128::from_le_bytes(bytes.try_into().unwrap());
+            ones |= n;
+            zeros |= !n;
+            assert!(ids.insert(value), "a session id repeated");
+        }
+        assert_eq!((ones, zeros), (u128::MAX, u128::MAX), "some bit never changed: {ones:0128b} / {zeros:0128b}");
     })
 }
 
 #[test]
 fn logout_destroys_the_session_server_side() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("fay", "fay-password-1").await;
-    let cookie = app.login("fay", "fay-password-1").await;
-    let res = app.send(post_form("/logout", &[], Some(&cookie))).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), "/login");
-    // The browser is told to drop the cookie, with attributes a `__Host-` cookie needs to be accepted.
-    let removal = set_cookie_header(&res).expect("removal cookie");
-    assert!(removal.starts_with("__Host-session=;"), "{removal}");
-    for attr in ["Max-Age=0", "Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
-        assert!(removal.contains(attr), "missing {attr}: {removal}");
-    }
-    // Replaying the old cookie does not work.
-    let replay = app.send(get("/success", Some(&cookie))).await;
-    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-    // Logout is POST only.
-    assert_ne!(app.send(get("/logout", Some(&cookie))).await.status(), StatusCode::OK);
+        let app = spawn().await;
+        app.create_user("fay", "fay-password-1").await;
+        let cookie = app.login("fay", "fay-password-1").await;
+        let res = app.send(post_form("/logout", &[], Some(&cookie))).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/login");
+        // The browser is told to drop the cookie, with attributes a `__Host-` cookie needs to be accepted.
+        let removal = set_cookie_header(&res).expect("removal cookie");
+        assert!(removal.starts_with("__Host-session=;"), "{removal}");
+        for attr in ["Max-Age=0", "Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+            assert!(removal.contains(attr), "missing {attr}: {removal}");
+        }
+        // Replaying the old cookie does not work.
+        let replay = app.send(get("/success", Some(&cookie))).await;
+        assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+        // Logout is POST only.
+        assert_ne!(app.send(get("/logout", Some(&cookie))).await.status(), StatusCode::OK);
     })
 }
 
 #[test]
 fn cross_site_posts_are_refused() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("gus", "gus-password-1").await;
-    let fields = encode(&[("username", "gus"), ("password", "gus-password-1")]);
-    let cases: [&[(&str, &str)]; 2] = [&[("sec-fetch-site", "cross-site")], &[("origin", "https://evil.example")]];
-    for extra in cases {
-        let mut req = post_raw("/login", fields.clone().into_bytes(), None, extra);
-        if extra[0].0 == "origin" {
-            req.headers_mut().insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        let app = spawn().await;
+        app.create_user("gus", "gus-password-1").await;
+        let fields = encode(&[("username", "gus"), ("password", "gus-password-1")]);
+        let cases: [&[(&str, &str)]; 2] = [&[("sec-fetch-site", "cross-site")], &[("origin", "https://evil.example")]];
+        for extra in cases {
+            let mut req = post_raw("/login", fields.clone().into_bytes(), None, extra);
+            if extra[0].0 == "origin" {
+                req.headers_mut().insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+            }
+            let res = app.send(req).await;
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{extra:?}");
+            assert!(set_cookie_header(&res).is_none());
         }
-        let res = app.send(req).await;
-        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{extra:?}");
-        assert!(set_cookie_header(&res).is_none());
-    }
-    // Neither Origin nor Sec-Fetch-Site: refused.
-    let mut bare = post_raw("/login", fields.into_bytes(), None, &[]);
-    bare.headers_mut().remove(header::ORIGIN);
-    let res = app.send(bare).await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(body_text(res).await.contains("Cross-site request refused"));
-    // Server functions are covered too.
-    let mut sf = post_raw("/api/whoami", vec![], None, &[("sec-fetch-site", "cross-site")]);
-    sf.headers_mut().remove(header::ORIGIN);
-    let path = server_fn_path("whoami");
-    *sf.uri_mut() = path.parse().unwrap();
-    assert_eq!(app.send(sf).await.status(), StatusCode::FORBIDDEN);
+        // Neither Origin nor Sec-Fetch-Site: refused.
+        let mut bare = post_raw("/login", fields.into_bytes(), None, &[]);
+        bare.headers_mut().remove(header::ORIGIN);
+        let res = app.send(bare).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(body_text(res).await.contains("Cross-site request refused"));
+        // Server functions are covered too.
+        let mut sf = post_raw("/api/whoami", vec![], None, &[("sec-fetch-site", "cross-site")]);
+        sf.headers_mut().remove(header::ORIGIN);
+        let path = server_fn_path("whoami");
+        *sf.uri_mut() = path.parse().unwrap();
+        assert_eq!(app.send(sf).await.status(), StatusCode::FORBIDDEN);
     })
 }
 
@@ -228,127 +229,129 @@ fn server_fn_path(name: &str) -> String {
 #[test]
 fn repeated_failures_are_throttled_with_retry_after() {
     block_on(async {
-    let app = spawn_with(|s| s.throttle.account_burst = 3).await;
-    app.create_user("hal", "hal-password-1").await;
-    for _ in 0..3 {
-        let res = app.send(post_form("/login", &[("username", "hal"), ("password", "bad")], None)).await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    }
-    // Even the right password is refused while throttled, and the answer says when to retry.
-    let res = app.send(post_form("/login", &[("username", "hal"), ("password", "hal-password-1")], None)).await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&retry));
-    assert!(set_cookie_header(&res).is_none());
-    assert!(body_text(res).await.contains("Too many sign-in attempts"));
+        let app = spawn_with(|s| s.throttle.account_burst = 3).await;
+        app.create_user("hal", "hal-password-1").await;
+        for _ in 0..3 {
+            let res = app.send(post_form("/login", &[("username", "hal"), ("password", "bad")], None)).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Even the right password is refused while throttled, and the answer says when to retry.
+        let res = app.send(post_form("/login", &[("username", "hal"), ("password", "hal-password-1")], None)).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = res.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry));
+        assert!(set_cookie_header(&res).is_none());
+        assert!(body_text(res).await.contains("Too many sign-in attempts"));
     })
 }
 
 #[test]
 fn idle_timeout_is_enforced_server_side() {
     block_on(async {
-    let app = spawn_with(|s| {
-        s.session.idle_timeout_secs = 2;
-        s.session.absolute_lifetime_secs = 60;
-    })
-    .await;
-    app.create_user("ivy", "ivy-password-1").await;
-    let cookie = app.login("ivy", "ivy-password-1").await;
-    assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::SEE_OTHER);
+        let app = spawn_with(|s| {
+            s.session.idle_timeout_secs = 2;
+            s.session.absolute_lifetime_secs = 60;
+        })
+        .await;
+        app.create_user("ivy", "ivy-password-1").await;
+        let cookie = app.login("ivy", "ivy-password-1").await;
+        assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::SEE_OTHER);
     })
 }
 
 #[test]
 fn absolute_lifetime_is_enforced_even_when_active() {
     block_on(async {
-    let app = spawn_with(|s| {
-        s.session.idle_timeout_secs = 60;
-        s.session.absolute_lifetime_secs = 3;
-    })
-    .await;
-    app.create_user("jon", "jon-password-1").await;
-    let cookie = app.login("jon", "jon-password-1").await;
-    for _ in 0..2 {
-        assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::SEE_OTHER);
+        let app = spawn_with(|s| {
+            s.session.idle_timeout_secs = 60;
+            s.session.absolute_lifetime_secs = 3;
+        })
+        .await;
+        app.create_user("jon", "jon-password-1").await;
+        let cookie = app.login("jon", "jon-password-1").await;
+        for _ in 0..2 {
+            assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(app.send(get("/success", Some(&cookie))).await.status(), StatusCode::SEE_OTHER);
     })
 }
 
 #[test]
 fn sessions_survive_a_restart() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("kim", "kim-password-1").await;
-    let cookie = app.login("kim", "kim-password-1").await;
-    let TestApp { dir, .. } = app;
-    let restarted = spawn_in(dir, |_| {}).await;
-    assert_eq!(restarted.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
+        let app = spawn().await;
+        app.create_user("kim", "kim-password-1").await;
+        let cookie = app.login("kim", "kim-password-1").await;
+        let TestApp { dir, .. } = app;
+        let restarted = spawn_in(dir, |_| {}).await;
+        assert_eq!(restarted.send(get("/success", Some(&cookie))).await.status(), StatusCode::OK);
     })
 }
 
 #[test]
 fn ending_other_sessions_signs_them_out_but_not_this_one() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("lea", "lea-password-1").await;
-    app.create_user("max", "max-password-1").await;
-    let laptop = app.login("lea", "lea-password-1").await;
-    let phone = app.login("lea", "lea-password-1").await;
-    let tablet = app.login("lea", "lea-password-1").await;
-    let other_user = app.login("max", "max-password-1").await;
+        let app = spawn().await;
+        app.create_user("lea", "lea-password-1").await;
+        app.create_user("max", "max-password-1").await;
+        let laptop = app.login("lea", "lea-password-1").await;
+        let phone = app.login("lea", "lea-password-1").await;
+        let tablet = app.login("lea", "lea-password-1").await;
+        let other_user = app.login("max", "max-password-1").await;
 
-    // The success page lists the other sessions.
-    let html = body_text(app.send(get("/success", Some(&laptop))).await).await;
-    assert_eq!(html.matches(r#"action="/sessions/revoke""#).count(), 2, "two other sessions listed");
+        // The success page lists the other sessions.
+        let html = body_text(app.send(get("/success", Some(&laptop))).await).await;
+        assert_eq!(html.matches(r#"action="/sessions/revoke""#).count(), 2, "two other sessions listed");
 
-    // End one by its handle.
-    let user = app.state.auth.users.find_by_username("lea").await.unwrap().unwrap();
-    let rows = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
-    assert_eq!(rows.len(), 3);
-    let max = app.state.auth.users.find_by_username("max").await.unwrap().unwrap();
-    let max_handle = app.state.sessions.registry.list_for_user(max.id, auth::now_unix()).await.unwrap()[0].handle.clone();
-    // Someone else's handle is not found.
-    let res = app.send(post_form("/sessions/revoke", &[("handle", &max_handle)], Some(&laptop))).await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert_eq!(app.send(get("/success", Some(&other_user))).await.status(), StatusCode::OK);
+        // End one by its handle.
+        let user = app.state.auth.users.find_by_username("lea").await.unwrap().unwrap();
+        let rows = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let max = app.state.auth.users.find_by_username("max").await.unwrap().unwrap();
+        let max_handle = app.state.sessions.registry.list_for_user(max.id, auth::now_unix()).await.unwrap()[0].handle.clone();
+        // Someone else's handle is not found.
+        let res = app.send(post_form("/sessions/revoke", &[("handle", &max_handle)], Some(&laptop))).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.send(get("/success", Some(&other_user))).await.status(), StatusCode::OK);
 
-    let all_sessions_before = rows.len();
-    let res = app.send(post_form("/sessions/revoke-others", &[], Some(&laptop))).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.send(get("/success", Some(&phone))).await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.send(get("/success", Some(&tablet))).await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.send(get("/success", Some(&laptop))).await.status(), StatusCode::OK);
-    assert_eq!(app.send(get("/success", Some(&other_user))).await.status(), StatusCode::OK);
-    let after = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
-    assert_eq!((all_sessions_before, after.len()), (3, 1));
+        let all_sessions_before = rows.len();
+        let res = app.send(post_form("/sessions/revoke-others", &[], Some(&laptop))).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&phone))).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&tablet))).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&laptop))).await.status(), StatusCode::OK);
+        assert_eq!(app.send(get("/success", Some(&other_user))).await.status(), StatusCode::OK);
+        let after = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
+        assert_eq!((all_sessions_before, after.len()), (3, 1));
 
-    // Revoking needs a session.
-    let res = app.send(post_form("/sessions/revoke-others", &[], None)).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        // Revoking needs a session.
+        let res = app.send(post_form("/sessions/revoke-others", &[], None)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     })
 }
 
 #[test]
 fn revoking_a_single_session_by_handle() {
     block_on(async {
-    let app = spawn().await;
-    app.create_user("ned", "ned-password-1").await;
-    let a = app.login("ned", "ned-password-1").await;
-    let b = app.login("ned", "ned-password-1").await;
-    let user = app.state.auth.users.find_by_username("ned").await.unwrap().unwrap();
-    let rows = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
-    // rows are newest first: b then a. End b from a.
-    let html = body_text(app.send(get("/success", Some(&a))).await).await;
-    let b_handle = rows.iter().map(|r| r.handle.clone()).find(|h| html.contains(&format!(r#"name="handle" value="{h}""#))).expect("other session listed");
-    let res = app.send(post_raw("/sessions/revoke", encode(&[("handle", &b_handle)]).into_bytes(), Some(&a), &[("accept", "application/json")])).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.send(get("/success", Some(&a))).await.status(), StatusCode::OK);
+        let app = spawn().await;
+        app.create_user("ned", "ned-password-1").await;
+        let a = app.login("ned", "ned-password-1").await;
+        let b = app.login("ned", "ned-password-1").await;
+        let user = app.state.auth.users.find_by_username("ned").await.unwrap().unwrap();
+        let rows = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
+        // rows are newest first: b then a. End b from a.
+        let html = body_text(app.send(get("/success", Some(&a))).await).await;
+        let b_handle =
+            rows.iter().map(|r| r.handle.clone()).find(|h| html.contains(&format!(r#"name="handle" value="{h}""#))).expect("other session listed");
+        let res =
+            app.send(post_raw("/sessions/revoke", encode(&[("handle", &b_handle)]).into_bytes(), Some(&a), &[("accept", "application/json")])).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&a))).await.status(), StatusCode::OK);
     })
 }
 
@@ -356,16 +359,16 @@ fn revoking_a_single_session_by_handle() {
 #[test]
 fn the_demo_user_exists_only_in_dev_mode() {
     block_on(async {
-    for (mode, expected) in [(server::config::Mode::Production, false), (server::config::Mode::Dev, true)] {
-        let app = spawn_with(|s| s.mode = mode).await;
-        server::state::ensure_demo_user(&app.state).await;
-        let name = app.state.settings.demo_user.username.clone();
-        let found = app.state.auth.users.find_by_username(&name).await.unwrap().is_some();
-        assert_eq!(found, expected, "{mode:?}");
-        let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&app.state.pool).await.unwrap();
-        assert_eq!(users, expected as i64, "{mode:?}: no other account appears");
-        // Idempotent: a restart does not fail or duplicate it.
-        server::state::ensure_demo_user(&app.state).await;
-    }
+        for (mode, expected) in [(server::config::Mode::Production, false), (server::config::Mode::Dev, true)] {
+            let app = spawn_with(|s| s.mode = mode).await;
+            server::state::ensure_demo_user(&app.state).await;
+            let name = app.state.settings.demo_user.username.clone();
+            let found = app.state.auth.users.find_by_username(&name).await.unwrap().is_some();
+            assert_eq!(found, expected, "{mode:?}");
+            let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&app.state.pool).await.unwrap();
+            assert_eq!(users, expected as i64, "{mode:?}: no other account appears");
+            // Idempotent: a restart does not fail or duplicate it.
+            server::state::ensure_demo_user(&app.state).await;
+        }
     })
 }

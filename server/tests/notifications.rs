@@ -33,7 +33,8 @@ fn a_signed_in_user_enqueues_one_or_a_batch_and_gets_ids() {
         app.create_user("alice", "correct horse battery").await;
         let cookie = app.login("alice", "correct horse battery").await;
 
-        let res = app.send(post_json("/api/notifications", r#"{"recipient":"a@example.test","channel":"email","payload":{"x":1}}"#, Some(&cookie))).await;
+        let res =
+            app.send(post_json("/api/notifications", r#"{"recipient":"a@example.test","channel":"email","payload":{"x":1}}"#, Some(&cookie))).await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
         let ids = json(res).await["ids"].as_array().unwrap().clone();
         assert_eq!(ids.len(), 1);

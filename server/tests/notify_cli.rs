@@ -47,9 +47,7 @@ fn simulate_refuses_bad_parameters_naming_the_flag() {
 #[test]
 fn simulate_runs_to_completion_and_prints_a_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let out = server(&["simulate", "--count", "500", "--rate", "max", "--mix", "noop=1,email=1", "--failure-rate", "0.2"], &dir)
-        .output()
-        .unwrap();
+    let out = server(&["simulate", "--count", "500", "--rate", "max", "--mix", "noop=1,email=1", "--failure-rate", "0.2"], &dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("run 1 completed: 500 produced"), "{stdout}");
@@ -69,12 +67,9 @@ fn the_sink_counts_signed_deliveries_and_refuses_bad_signatures() {
         assert!(Instant::now() < deadline, "sink did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = server(
-        &["simulate", "--count", "50", "--rate", "max", "--mix", "webhook=1", "--webhook-url", &format!("http://{addr}/webhook")],
-        &dir,
-    )
-    .output()
-    .unwrap();
+    let out = server(&["simulate", "--count", "50", "--rate", "max", "--mix", "webhook=1", "--webhook-url", &format!("http://{addr}/webhook")], &dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (stats, unsigned) = rt.block_on(async {

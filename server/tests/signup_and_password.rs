@@ -322,7 +322,8 @@ fn password_change_needs_a_signed_in_same_site_request() {
         let res = app.send(get("/settings/password", None)).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), "/login?next=%2Fsettings%2Fpassword");
-        let res = app.send(post_form("/settings/password", &[("current_password", "x"), ("new_password", GOOD), ("confirm_password", GOOD)], None)).await;
+        let res =
+            app.send(post_form("/settings/password", &[("current_password", "x"), ("new_password", GOOD), ("confirm_password", GOOD)], None)).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), "/login?next=%2Fsettings%2Fpassword");
 

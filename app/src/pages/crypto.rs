@@ -93,12 +93,31 @@ impl Fields {
                 p: num(self.p, "p")?,
             },
             "argon2_verify" => LabRequest::Argon2Verify { phc: g(self.phc), password: g(self.password) },
-            "aes256_gcm_encrypt" => LabRequest::Aes256GcmEncrypt { key_hex: g(self.key_hex), nonce_hex: g(self.nonce_hex), plaintext: g(self.input), aad: g(self.aad) },
-            "aes256_gcm_decrypt" => LabRequest::Aes256GcmDecrypt { key_hex: g(self.key_hex), nonce_hex: g(self.nonce_hex), ciphertext_hex: g(self.ciphertext_hex), aad: g(self.aad) },
-            "chacha20_poly1305_encrypt" => LabRequest::Chacha20Poly1305Encrypt { key_hex: g(self.key_hex), nonce_hex: g(self.nonce_hex), plaintext: g(self.input), aad: g(self.aad) },
-            "chacha20_poly1305_decrypt" => LabRequest::Chacha20Poly1305Decrypt { key_hex: g(self.key_hex), nonce_hex: g(self.nonce_hex), ciphertext_hex: g(self.ciphertext_hex), aad: g(self.aad) },
+            "aes256_gcm_encrypt" => {
+                LabRequest::Aes256GcmEncrypt { key_hex: g(self.key_hex), nonce_hex: g(self.nonce_hex), plaintext: g(self.input), aad: g(self.aad) }
+            }
+            "aes256_gcm_decrypt" => LabRequest::Aes256GcmDecrypt {
+                key_hex: g(self.key_hex),
+                nonce_hex: g(self.nonce_hex),
+                ciphertext_hex: g(self.ciphertext_hex),
+                aad: g(self.aad),
+            },
+            "chacha20_poly1305_encrypt" => LabRequest::Chacha20Poly1305Encrypt {
+                key_hex: g(self.key_hex),
+                nonce_hex: g(self.nonce_hex),
+                plaintext: g(self.input),
+                aad: g(self.aad),
+            },
+            "chacha20_poly1305_decrypt" => LabRequest::Chacha20Poly1305Decrypt {
+                key_hex: g(self.key_hex),
+                nonce_hex: g(self.nonce_hex),
+                ciphertext_hex: g(self.ciphertext_hex),
+                aad: g(self.aad),
+            },
             "ed25519_sign" => LabRequest::Ed25519Sign { secret_hex: g(self.secret_hex), message: g(self.input) },
-            "ed25519_verify" => LabRequest::Ed25519Verify { public_hex: g(self.public_hex), message: g(self.input), signature_hex: g(self.signature_hex) },
+            "ed25519_verify" => {
+                LabRequest::Ed25519Verify { public_hex: g(self.public_hex), message: g(self.input), signature_hex: g(self.signature_hex) }
+            }
             other => return Err(format!("Unknown method {other}.")),
         })
     }

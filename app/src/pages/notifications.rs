@@ -7,8 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::notify_api::{
-    notification_dashboard, load_run, CancelSimulation, Dashboard, DeadLetterView, ReplayDeadLetters, RunRow, RunView,
-    StartSimulation,
+    load_run, notification_dashboard, CancelSimulation, Dashboard, DeadLetterView, ReplayDeadLetters, RunRow, RunView, StartSimulation,
 };
 use crate::time_fmt::{iso, utc};
 

@@ -122,9 +122,8 @@ pub fn TokensPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeApiToken>::new();
     let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_api_tokens());
     let outcome = move || create.value().get().and_then(|r| r.ok());
-    let error_for = move |field: &'static str| {
-        Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())))
-    };
+    let error_for =
+        move |field: &'static str| Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())));
     let general = move || match create.value().get() {
         Some(Ok(o)) => o.message,
         Some(Err(e)) => Some(format!("Could not create the token: {}", crate::api::shown(&e))),
@@ -263,12 +262,15 @@ pub fn WebhooksPage() -> impl IntoView {
 }
 
 #[component]
-fn WebhooksView(overview: WebhooksDashboard, create: ServerAction<CreateWebhookEndpoint>, mark_read: ServerAction<MarkWebhookNoticeRead>) -> impl IntoView {
+fn WebhooksView(
+    overview: WebhooksDashboard,
+    create: ServerAction<CreateWebhookEndpoint>,
+    mark_read: ServerAction<MarkWebhookNoticeRead>,
+) -> impl IntoView {
     let WebhooksDashboard { endpoints, notices, event_types } = overview;
     let outcome = move || create.value().get().and_then(|r| r.ok());
-    let error_for = move |field: &'static str| {
-        Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())))
-    };
+    let error_for =
+        move |field: &'static str| Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())));
     let general = move || match create.value().get() {
         Some(Ok(o)) => o.message,
         Some(Err(e)) => Some(format!("Could not add the endpoint: {}", crate::api::shown(&e))),

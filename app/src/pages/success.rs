@@ -98,11 +98,7 @@ fn SessionDetails(overview: Overview, version: RwSignal<u32>) -> impl IntoView {
 }
 
 #[component]
-fn SessionRow(
-    session: SessionView,
-    pending: RwSignal<bool>,
-    after: impl Fn(FormReply) + Clone + Send + Sync + 'static,
-) -> impl IntoView {
+fn SessionRow(session: SessionView, pending: RwSignal<bool>, after: impl Fn(FormReply) + Clone + Send + Sync + 'static) -> impl IntoView {
     let device = device_summary(&session.user_agent);
     let label = format!("End the session on {device}");
     view! {

@@ -47,7 +47,8 @@ fn sample_input(d: &DefinitionView) -> String {
     format!("{{{}}}", fields.join(", "))
 }
 
-const NEW_DEFINITION: &str = "name = \"my_workflow\"\ninput = [\"email\"]\n\n[[steps]]\nname = \"wait_a_moment\"\naction = { type = \"delay\", ms = 300 }\n";
+const NEW_DEFINITION: &str =
+    "name = \"my_workflow\"\ninput = [\"email\"]\n\n[[steps]]\nname = \"wait_a_moment\"\naction = { type = \"delay\", ms = 300 }\n";
 
 fn status_label(status: &str) -> &'static str {
     match status {

@@ -14,9 +14,9 @@ pub mod tokens;
 pub mod users;
 
 pub use error::AuthError;
+pub use form::LoginForm;
 pub use password::PasswordHasher;
 pub use policy::{check_new_password, PasswordPolicy};
-pub use form::LoginForm;
 pub use service::{check_login_input, Authenticator, LoginAttempt};
 pub use sessions::{SessionInfo, SessionPolicy, SessionRegistry};
 pub use throttle::{AddressRateLimit, LoginThrottle, StoredBytes, ThrottleConfig};

@@ -47,13 +47,11 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn owasp() -> Self {
-        Self::with_params(OWASP_MEMORY_KIB, OWASP_ITERATIONS, OWASP_PARALLELISM)
-            .expect("OWASP parameters are valid")
+        Self::with_params(OWASP_MEMORY_KIB, OWASP_ITERATIONS, OWASP_PARALLELISM).expect("OWASP parameters are valid")
     }
 
     pub fn with_params(m_kib: u32, t: u32, p: u32) -> Result<Self, AuthError> {
-        let params = Params::new(m_kib, t, p, None)
-            .map_err(|e| AuthError::InvalidInput(format!("bad Argon2 parameters: {e}")))?;
+        let params = Params::new(m_kib, t, p, None).map_err(|e| AuthError::InvalidInput(format!("bad Argon2 parameters: {e}")))?;
         let slots = Arc::new(Semaphore::new(default_hash_concurrency()));
         let mut hasher = Self { params, dummy_hash: Arc::from(""), slots };
         let random: String = {
@@ -121,11 +119,7 @@ impl PasswordHasher {
             return false;
         }
         match Params::try_from(parsed) {
-            Ok(p) => {
-                p.m_cost() >= self.params.m_cost()
-                    && p.t_cost() >= self.params.t_cost()
-                    && p.p_cost() >= self.params.p_cost()
-            }
+            Ok(p) => p.m_cost() >= self.params.m_cost() && p.t_cost() >= self.params.t_cost() && p.p_cost() >= self.params.p_cost(),
             Err(_) => false,
         }
     }
@@ -139,8 +133,8 @@ impl PasswordHasher {
             let _slot = slot;
             this.hash_blocking(password.expose_secret())
         })
-            .await
-            .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
+        .await
+        .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
     }
 
     pub async fn verify(&self, stored: Option<String>, password: SecretString) -> Result<Verification, AuthError> {
@@ -150,17 +144,14 @@ impl PasswordHasher {
             let _slot = slot;
             this.verify_blocking(stored.as_deref(), password.expose_secret())
         })
-            .await
-            .map_err(|e| AuthError::Internal(format!("verification task failed: {e}")))
+        .await
+        .map_err(|e| AuthError::Internal(format!("verification task failed: {e}")))
     }
 }
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("params", &self.params)
-            .field("free_slots", &self.slots.available_permits())
-            .finish_non_exhaustive()
+        f.debug_struct("PasswordHasher").field("params", &self.params).field("free_slots", &self.slots.available_permits()).finish_non_exhaustive()
     }
 }
 

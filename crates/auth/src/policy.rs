@@ -55,9 +55,7 @@ impl PasswordPolicy {
             return Err(AuthError::InvalidInput("Enter a password.".into()));
         }
         if password.chars().any(char::is_control) {
-            return Err(AuthError::InvalidInput(
-                "Passwords cannot contain control characters such as tabs or line breaks.".into(),
-            ));
+            return Err(AuthError::InvalidInput("Passwords cannot contain control characters such as tabs or line breaks.".into()));
         }
         let chars = password.chars().count();
         if chars < self.min_chars {
@@ -74,9 +72,7 @@ impl PasswordPolicy {
         if !name.is_empty() && lower.contains(&name) {
             let rest = lower.replace(&name, "");
             if rest.chars().count() < self.min_chars {
-                return Err(AuthError::InvalidInput(
-                    "Your password cannot be your username or mostly made of it.".into(),
-                ));
+                return Err(AuthError::InvalidInput("Your password cannot be your username or mostly made of it.".into()));
             }
         }
         if is_common_password(password) {
@@ -107,9 +103,7 @@ const COMMON_PASSWORDS_FILE: &str = include_str!("../data/common-passwords-3000.
 /// The list parsed once into a set.
 pub fn common_passwords() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| {
-        COMMON_PASSWORDS_FILE.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
-    })
+    SET.get_or_init(|| COMMON_PASSWORDS_FILE.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect())
 }
 
 /// Is `password` on the list, ignoring case (`PASSWORD1` is as guessable as `password1`)?
@@ -153,7 +147,7 @@ mod tests {
         assert!(check_new_password(&"q7".repeat(32), "alice").is_ok(), "64");
         assert!(check_new_password(&"q7".repeat(64), "alice").is_ok(), "128");
         refused(&"q7x".repeat(43), "alice"); // 129 characters
-        // 1025 bytes is over the byte cap whatever the characters are.
+                                             // 1025 bytes is over the byte cap whatever the characters are.
         let m = refused(&"x".repeat(1025), "alice");
         assert!(m.contains("at most"), "{m}");
         // 128 four-byte characters are 512 bytes: the character limit is the one that binds.

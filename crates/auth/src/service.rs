@@ -99,12 +99,7 @@ impl Authenticator {
     /// stolen session cannot be used to guess the password); `new` must pass the policy and differ from
     /// `current`. Every API token of the user is revoked in the same transaction: whoever made the
     /// change necessary may have minted one. Use [`Self::change_password_ending_other_sessions`] from the password-change page.
-    pub async fn change_password(
-        &self,
-        user_id: i64,
-        current: SecretString,
-        new: SecretString,
-    ) -> Result<(), AuthError> {
+    pub async fn change_password(&self, user_id: i64, current: SecretString, new: SecretString) -> Result<(), AuthError> {
         let (user, phc) = self.verify_and_hash_new_password(user_id, current, new).await?;
         let now = now_unix();
         let mut tx = self.users.pool().begin().await?;
@@ -182,12 +177,7 @@ impl Authenticator {
 
     /// The checks of a password change, cheapest first: throttle, policy, new ≠ current, then Argon2 on
     /// `current`, then the new hash.
-    async fn verify_and_hash_new_password(
-        &self,
-        user_id: i64,
-        current: SecretString,
-        new: SecretString,
-    ) -> Result<(User, String), AuthError> {
+    async fn verify_and_hash_new_password(&self, user_id: i64, current: SecretString, new: SecretString) -> Result<(User, String), AuthError> {
         let user = self.users.find_by_id(user_id).await?.ok_or(AuthError::NotFound)?;
         self.throttle
             .guard(&user.username, None, async {

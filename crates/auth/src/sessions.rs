@@ -143,13 +143,12 @@ impl SessionRegistry {
     /// The one "session ended" signal for whatever outlives a request (a server-sent event stream, a
     /// per-request cache): re-ask it every few seconds.
     pub async fn is_active(&self, handle: &str, user_id: i64, now: i64) -> Result<bool, AuthError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT handle FROM user_sessions WHERE handle = $1 AND user_id = $2 AND expires_at > $3")
-                .bind(handle)
-                .bind(user_id)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT handle FROM user_sessions WHERE handle = $1 AND user_id = $2 AND expires_at > $3")
+            .bind(handle)
+            .bind(user_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.is_some())
     }
 
@@ -178,12 +177,11 @@ impl SessionRegistry {
     /// Removes one of the user's sessions; returns its store id so the caller can delete the data too.
     /// A handle that belongs to someone else is treated as not found.
     pub async fn revoke(&self, user_id: i64, handle: &str) -> Result<String, AuthError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("DELETE FROM user_sessions WHERE handle = $1 AND user_id = $2 RETURNING store_id")
-                .bind(handle)
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(String,)> = sqlx::query_as("DELETE FROM user_sessions WHERE handle = $1 AND user_id = $2 RETURNING store_id")
+            .bind(handle)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|(id,)| id).ok_or(AuthError::NotFound)
     }
 
@@ -208,17 +206,12 @@ impl SessionRegistry {
 
 /// [`SessionRegistry::revoke_others`] on a given connection, so a password change can do it in the same
 /// transaction as storing the new hash.
-pub(crate) async fn revoke_others_on(
-    conn: &mut sqlx::AnyConnection,
-    user_id: i64,
-    keep: &str,
-) -> Result<Vec<String>, AuthError> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("DELETE FROM user_sessions WHERE user_id = $1 AND handle <> $2 RETURNING store_id")
-            .bind(user_id)
-            .bind(keep)
-            .fetch_all(&mut *conn)
-            .await?;
+pub(crate) async fn revoke_others_on(conn: &mut sqlx::AnyConnection, user_id: i64, keep: &str) -> Result<Vec<String>, AuthError> {
+    let rows: Vec<(String,)> = sqlx::query_as("DELETE FROM user_sessions WHERE user_id = $1 AND handle <> $2 RETURNING store_id")
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 

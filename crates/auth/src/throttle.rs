@@ -105,10 +105,7 @@ impl SharedGcra {
                 self.sweep_now_and_then(now).await;
                 return Ok(Ok(()));
             }
-            let tat: Option<i64> = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE key = $1")
-                .bind(&key)
-                .fetch_optional(&self.pool)
-                .await?;
+            let tat: Option<i64> = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE key = $1").bind(&key).fetch_optional(&self.pool).await?;
             // The next event fits once `tat + t - now <= limit`.
             let wait_ms = tat.map_or(0, |tat| tat + t - now - limit);
             if wait_ms > 0 {
@@ -125,11 +122,7 @@ impl SharedGcra {
     }
 
     async fn refund_cost(&self, key: &str, t: i64) -> Result<(), AuthError> {
-        sqlx::query("UPDATE rate_limits SET tat_ms = tat_ms - $2 WHERE key = $1")
-            .bind(self.key(key))
-            .bind(t)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("UPDATE rate_limits SET tat_ms = tat_ms - $2 WHERE key = $1").bind(self.key(key)).bind(t).execute(&self.pool).await?;
         Ok(())
     }
 

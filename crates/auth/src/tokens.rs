@@ -55,14 +55,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
-        Scope::NotificationsRead,
-        Scope::NotificationsWrite,
-        Scope::WebhooksRead,
-        Scope::WebhooksWrite,
-        Scope::WorkflowsRead,
-        Scope::WorkflowsWrite,
-    ];
+    pub const ALL: [Scope; 6] =
+        [Scope::NotificationsRead, Scope::NotificationsWrite, Scope::WebhooksRead, Scope::WebhooksWrite, Scope::WorkflowsRead, Scope::WorkflowsWrite];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,11 +72,8 @@ impl Scope {
     /// Parses a list separated by spaces and/or commas (`"webhooks:read, workflows:write"`); the result
     /// is sorted and without duplicates. An unknown name is an error that names it.
     pub fn parse_list(s: &str) -> Result<Vec<Scope>, AuthError> {
-        let scopes = s
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|p| !p.is_empty())
-            .map(Scope::from_str)
-            .collect::<Result<Vec<_>, _>>()?;
+        let scopes =
+            s.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()).map(Scope::from_str).collect::<Result<Vec<_>, _>>()?;
         Ok(normalise(&scopes))
     }
 
@@ -98,10 +89,7 @@ impl FromStr for Scope {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
             let shown: String = s.chars().take(40).collect();
-            AuthError::InvalidInput(format!(
-                "Unknown scope {shown:?}. Known scopes: {}.",
-                Scope::join(&Scope::ALL).replace(' ', ", ")
-            ))
+            AuthError::InvalidInput(format!("Unknown scope {shown:?}. Known scopes: {}.", Scope::join(&Scope::ALL).replace(' ', ", ")))
         })
     }
 }
@@ -258,13 +246,7 @@ impl ApiTokenStore {
     /// which is shown to the user once and then exists only on their side. Every token expires: no
     /// `expires_at` means the longest lifetime allowed, and a later one is refused (422) rather than
     /// quietly shortened, so the caller learns the real date.
-    pub async fn create(
-        &self,
-        user_id: i64,
-        name: &str,
-        scopes: &[Scope],
-        expires_at: Option<i64>,
-    ) -> Result<(TokenInfo, SecretString), AuthError> {
+    pub async fn create(&self, user_id: i64, name: &str, scopes: &[Scope], expires_at: Option<i64>) -> Result<(TokenInfo, SecretString), AuthError> {
         self.create_at(user_id, name, scopes, expires_at, now_unix()).await
     }
 
@@ -323,8 +305,7 @@ impl ApiTokenStore {
             )));
         };
         tracing::info!(user_id, token_id = id, scopes = %stored_scopes, "API token created");
-        let info =
-            TokenInfo { id, name: name.to_string(), prefix, scopes, created_at: now, last_used_at: None, expires_at };
+        let info = TokenInfo { id, name: name.to_string(), prefix, scopes, created_at: now, last_used_at: None, expires_at };
         Ok((info, SecretString::from(token)))
     }
 
@@ -340,12 +321,11 @@ impl ApiTokenStore {
             return Err(AuthError::InvalidToken);
         }
         type Row = (i64, i64, String, Option<i64>, Option<i64>, Option<i64>);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, user_id, scopes, last_used_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash(token))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Row> =
+            sqlx::query_as("SELECT id, user_id, scopes, last_used_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash(token))
+                .fetch_optional(&self.pool)
+                .await?;
         let Some((token_id, user_id, scopes, last_used_at, expires_at, revoked_at)) = row else {
             return Err(AuthError::InvalidToken);
         };
@@ -387,14 +367,12 @@ impl ApiTokenStore {
     /// Revokes one of the user's tokens at once. Someone else's token, an unknown id and an already
     /// revoked token are all [`AuthError::NotFound`].
     pub async fn revoke(&self, user_id: i64, token_id: i64) -> Result<(), AuthError> {
-        let r = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now_unix())
-        .bind(token_id)
-        .bind(user_id)
-        .execute(&self.pool)
-        .await?;
+        let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+            .bind(now_unix())
+            .bind(token_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(AuthError::NotFound);
         }
@@ -405,13 +383,12 @@ impl ApiTokenStore {
     /// The scopes of token `token_id` while it is neither revoked nor expired; `None` otherwise. For work
     /// a token started that outlives its request (workflow runs check it before every step).
     pub async fn live_scopes(&self, token_id: i64) -> Result<Option<Vec<Scope>>, AuthError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT scopes FROM api_tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(token_id)
-        .bind(now_unix())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT scopes FROM api_tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
+                .bind(token_id)
+                .bind(now_unix())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|(scopes,)| stored_scopes(&scopes, token_id)))
     }
 }
@@ -439,10 +416,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", scope.as_str()));
             assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
         }
-        assert_eq!(
-            Scope::parse_list("workflows:write, webhooks:read webhooks:read").unwrap(),
-            vec![Scope::WebhooksRead, Scope::WorkflowsWrite]
-        );
+        assert_eq!(Scope::parse_list("workflows:write, webhooks:read webhooks:read").unwrap(), vec![Scope::WebhooksRead, Scope::WorkflowsWrite]);
     }
 
     #[test]

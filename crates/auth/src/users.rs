@@ -22,9 +22,7 @@ pub fn validate_username(username: &str) -> Result<(), AuthError> {
         return Err(AuthError::InvalidInput("Enter your username.".into()));
     }
     if username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(AuthError::InvalidInput(format!(
-            "Usernames are at most {MAX_USERNAME_CHARS} characters."
-        )));
+        return Err(AuthError::InvalidInput(format!("Usernames are at most {MAX_USERNAME_CHARS} characters.")));
     }
     if username.chars().any(|c| c.is_control()) {
         return Err(AuthError::InvalidInput("Usernames cannot contain control characters.".into()));
@@ -40,10 +38,7 @@ pub fn validate_password(password: &str) -> Result<(), AuthError> {
         return Err(AuthError::InvalidInput("Enter your password.".into()));
     }
     if password.len() > crate::password::MAX_PASSWORD_BYTES {
-        return Err(AuthError::InvalidInput(format!(
-            "Passwords are at most {} bytes.",
-            crate::password::MAX_PASSWORD_BYTES
-        )));
+        return Err(AuthError::InvalidInput(format!("Passwords are at most {} bytes.", crate::password::MAX_PASSWORD_BYTES)));
     }
     if password.contains('\0') {
         return Err(AuthError::InvalidInput("Passwords cannot contain NUL characters.".into()));
@@ -62,10 +57,12 @@ impl UserStore {
     }
 
     pub async fn find_by_username(&self, username: &str) -> Result<Option<User>, AuthError> {
-        Ok(sqlx::query_as::<_, User>("SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE lower(username) = lower($1)")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE lower(username) = lower($1)",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn find_by_id(&self, id: i64) -> Result<Option<User>, AuthError> {
@@ -106,23 +103,14 @@ impl UserStore {
 
     /// Re-stores the same password's hash with current parameters (not a password change).
     pub async fn set_password_hash(&self, user_id: i64, password_hash: &str) -> Result<(), AuthError> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(password_hash).bind(user_id).execute(&self.pool).await?;
         Ok(())
     }
 }
 
 /// [`UserStore::set_new_password`] on a given connection (a transaction, for the password change that
 /// also ends the other sessions).
-pub(crate) async fn set_new_password_on(
-    conn: &mut sqlx::AnyConnection,
-    user_id: i64,
-    password_hash: &str,
-    now: i64,
-) -> Result<(), AuthError> {
+pub(crate) async fn set_new_password_on(conn: &mut sqlx::AnyConnection, user_id: i64, password_hash: &str, now: i64) -> Result<(), AuthError> {
     let r = sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
         .bind(password_hash)
         .bind(now)

@@ -33,8 +33,7 @@ const NOW: i64 = 1_800_000_000;
 #[tokio::test]
 async fn the_secret_is_returned_once_and_only_its_hash_is_stored() {
     for f in fixtures().await {
-        let (info, secret) =
-            f.tokens.create(f.alice.id, "CI deploys", &[Scope::WorkflowsWrite], None).await.unwrap();
+        let (info, secret) = f.tokens.create(f.alice.id, "CI deploys", &[Scope::WorkflowsWrite], None).await.unwrap();
         let secret = secret.expose_secret().to_string();
         assert!(secret.starts_with("ie_") && secret.len() >= 3 + 22, "{secret}");
         assert_eq!(info.prefix, &secret[..8]);
@@ -42,11 +41,7 @@ async fn the_secret_is_returned_once_and_only_its_hash_is_stored() {
         assert!(debug.contains("REDACTED"), "the secret cannot be logged by accident: {debug}");
 
         let rows: Vec<(String, String, String, String)> =
-            sqlx::query_as("SELECT name, prefix, token_hash, scopes FROM api_tokens WHERE id = $1")
-                .bind(info.id)
-                .fetch_all(&f.pool)
-                .await
-                .unwrap();
+            sqlx::query_as("SELECT name, prefix, token_hash, scopes FROM api_tokens WHERE id = $1").bind(info.id).fetch_all(&f.pool).await.unwrap();
         let (name, prefix, hash, scopes) = rows[0].clone();
         for column in [&name, &prefix, &hash, &scopes] {
             assert!(!column.contains(&secret[3..]), "a column holds the secret: {column}");
@@ -62,11 +57,7 @@ async fn the_secret_is_returned_once_and_only_its_hash_is_stored() {
 #[tokio::test]
 async fn a_token_authenticates_as_its_owner_with_its_scopes() {
     for f in fixtures().await {
-        let (info, secret) = f
-            .tokens
-            .create(f.alice.id, "dashboard", &[Scope::NotificationsRead, Scope::WebhooksRead], None)
-            .await
-            .unwrap();
+        let (info, secret) = f.tokens.create(f.alice.id, "dashboard", &[Scope::NotificationsRead, Scope::WebhooksRead], None).await.unwrap();
         let who = f.tokens.authenticate(secret.expose_secret()).await.unwrap();
         assert_eq!((who.user_id, who.token_id), (f.alice.id, info.id));
         assert_eq!(who.scopes, vec![Scope::NotificationsRead, Scope::WebhooksRead]);
@@ -96,8 +87,7 @@ async fn scopes_round_trip_sorted_and_deduplicated() {
         assert_eq!(info.scopes, expected);
         assert_eq!(f.tokens.list(f.alice.id).await.unwrap()[0].scopes, expected);
         assert_eq!(f.tokens.authenticate(secret.expose_secret()).await.unwrap().scopes, expected);
-        let (stored,): (String,) =
-            sqlx::query_as("SELECT scopes FROM api_tokens WHERE id = $1").bind(info.id).fetch_one(&f.pool).await.unwrap();
+        let (stored,): (String,) = sqlx::query_as("SELECT scopes FROM api_tokens WHERE id = $1").bind(info.id).fetch_one(&f.pool).await.unwrap();
         assert_eq!(stored, "notifications:read webhooks:write workflows:write");
         assert_eq!(Scope::parse_list(&stored).unwrap(), expected);
         for all in Scope::ALL {
@@ -127,14 +117,10 @@ async fn revoked_tokens_stop_working_and_only_the_owner_can_revoke() {
 #[tokio::test]
 async fn tokens_expire() {
     for f in fixtures().await {
-        let (info, secret) =
-            f.tokens.create_at(f.alice.id, "one day", &[Scope::WorkflowsRead], Some(NOW + 86_400), NOW).await.unwrap();
+        let (info, secret) = f.tokens.create_at(f.alice.id, "one day", &[Scope::WorkflowsRead], Some(NOW + 86_400), NOW).await.unwrap();
         assert_eq!(info.expires_at, Some(NOW + 86_400));
         f.tokens.authenticate_at(secret.expose_secret(), NOW + 86_399).await.unwrap();
-        assert!(matches!(
-            f.tokens.authenticate_at(secret.expose_secret(), NOW + 86_400).await,
-            Err(AuthError::InvalidToken)
-        ));
+        assert!(matches!(f.tokens.authenticate_at(secret.expose_secret(), NOW + 86_400).await, Err(AuthError::InvalidToken)));
         // Listed, so the page can show it as expired.
         assert_eq!(f.tokens.list(f.alice.id).await.unwrap()[0].expires_at, Some(NOW + 86_400));
         let past = f.tokens.create_at(f.alice.id, "already over", &[Scope::WorkflowsRead], Some(NOW), NOW).await;

@@ -25,8 +25,7 @@ async fn every_token_expires_and_a_longer_lifetime_is_refused() {
         assert_eq!(DEFAULT_MAX_LIFETIME_DAYS, 365);
         let (info, _) = tokens.create_at(user.id, "no expiry asked", &[Scope::WebhooksRead], None, NOW).await.unwrap();
         assert_eq!(info.expires_at, Some(NOW + 365 * DAY), "no expiry means the longest allowed, not never");
-        let stored: (Option<i64>,) =
-            sqlx::query_as("SELECT expires_at FROM api_tokens WHERE id = $1").bind(info.id).fetch_one(&pool).await.unwrap();
+        let stored: (Option<i64>,) = sqlx::query_as("SELECT expires_at FROM api_tokens WHERE id = $1").bind(info.id).fetch_one(&pool).await.unwrap();
         assert_eq!(stored.0, Some(NOW + 365 * DAY));
 
         let short = ApiTokenStore::new(pool.clone()).with_max_lifetime_days(30);

@@ -36,8 +36,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::test]
 async fn login_timing_does_not_reveal_whether_the_user_exists() {
     // Never locks: the throttle refuses before Argon2, which would be a (legitimate) difference of its own.
-    let no_throttle =
-        ThrottleConfig { account_burst: 1_000_000, account_refill_secs: 1, ip_burst: 1_000_000, ip_refill_secs: 1 };
+    let no_throttle = ThrottleConfig { account_burst: 1_000_000, account_refill_secs: 1, ip_burst: 1_000_000, ip_refill_secs: 1 };
     for test_db in ::db::testing::engines().await {
         let engine = test_db.engine.as_str();
         let pool = db::connect(&test_db.url).await.unwrap();

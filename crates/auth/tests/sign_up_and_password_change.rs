@@ -9,7 +9,6 @@ use auth::sessions::{new_handle, NewSession, SessionRegistry};
 use auth::{AuthError, ThrottleConfig};
 use secrecy::SecretString;
 
-
 fn secret(s: &str) -> SecretString {
     SecretString::from(s)
 }
@@ -73,13 +72,8 @@ async fn change_password_replaces_the_old_one() {
         eprintln!("engine: {}", test_db.engine.as_str());
         let user = auth.sign_up("frank", secret("old but long password")).await.unwrap();
         let before = auth::now_unix();
-        auth.change_password(user.id, secret("old but long password"), secret("brand new long password"))
-            .await
-            .unwrap();
-        assert!(matches!(
-            auth.login(attempt("frank", "old but long password")).await,
-            Err(AuthError::InvalidCredentials)
-        ));
+        auth.change_password(user.id, secret("old but long password"), secret("brand new long password")).await.unwrap();
+        assert!(matches!(auth.login(attempt("frank", "old but long password")).await, Err(AuthError::InvalidCredentials)));
         auth.login(attempt("frank", "brand new long password")).await.unwrap();
         let stored = auth.users.find_by_id(user.id).await.unwrap().unwrap();
         assert!(stored.password_changed_at.unwrap() >= before);
@@ -110,17 +104,11 @@ async fn wrong_current_password_is_refused_and_throttled() {
         eprintln!("engine: {}", test_db.engine.as_str());
         let user = auth.sign_up("heidi", secret("the real password")).await.unwrap();
         for _ in 0..2 {
-            let err = auth
-                .change_password(user.id, secret("a guessed password"), secret("attacker's new password"))
-                .await
-                .unwrap_err();
+            let err = auth.change_password(user.id, secret("a guessed password"), secret("attacker's new password")).await.unwrap_err();
             assert!(matches!(err, AuthError::InvalidCredentials), "{err:?}");
         }
         // Locked now: even the right current password is refused, and so is signing in.
-        let err = auth
-            .change_password(user.id, secret("the real password"), secret("attacker's new password"))
-            .await
-            .unwrap_err();
+        let err = auth.change_password(user.id, secret("the real password"), secret("attacker's new password")).await.unwrap_err();
         assert!(matches!(err, AuthError::Throttled { .. }), "{err:?}");
         assert!(matches!(auth.login(attempt("heidi", "the real password")).await, Err(AuthError::Throttled { .. })));
         let stored = auth.users.find_by_id(user.id).await.unwrap().unwrap();
@@ -154,21 +142,11 @@ async fn password_change_ends_the_other_sessions_but_keeps_this_one() {
         let keep = &handles[1];
 
         // A failed change ends nothing.
-        assert!(auth
-            .change_password_ending_other_sessions(ivan.id, keep, secret("wrong one"), secret("ivan's next password"))
-            .await
-            .is_err());
+        assert!(auth.change_password_ending_other_sessions(ivan.id, keep, secret("wrong one"), secret("ivan's next password")).await.is_err());
         assert_eq!(reg.list_for_user(ivan.id, 2000).await.unwrap().len(), 3);
 
-        let mut gone = auth
-            .change_password_ending_other_sessions(
-                ivan.id,
-                keep,
-                secret("ivan's long password"),
-                secret("ivan's next password"),
-            )
-            .await
-            .unwrap();
+        let mut gone =
+            auth.change_password_ending_other_sessions(ivan.id, keep, secret("ivan's long password"), secret("ivan's next password")).await.unwrap();
         gone.sort();
         assert_eq!(gone, vec!["s-i1".to_string(), "s-i3".to_string()]);
         assert!(reg.is_live(keep, ivan.id).await.unwrap(), "the session making the change stays");

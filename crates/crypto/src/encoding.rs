@@ -13,10 +13,7 @@ pub struct Encoded {
 
 impl Encoded {
     pub fn from_bytes(bytes: &[u8]) -> Self {
-        Self {
-            hex: hex::encode(bytes),
-            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-        }
+        Self { hex: hex::encode(bytes), base64: base64::engine::general_purpose::STANDARD.encode(bytes) }
     }
 }
 
@@ -36,11 +33,7 @@ pub struct Plaintext {
 impl Plaintext {
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let Encoded { hex, base64 } = Encoded::from_bytes(bytes);
-        Self {
-            hex,
-            base64,
-            utf8: std::str::from_utf8(bytes).ok().map(str::to_owned),
-        }
+        Self { hex, base64, utf8: std::str::from_utf8(bytes).ok().map(str::to_owned) }
     }
 }
 
@@ -48,27 +41,20 @@ impl Plaintext {
 /// are often printed in groups).
 pub fn parse_hex(input: &str) -> Result<Vec<u8>, CryptoError> {
     let trimmed = input.trim();
-    let digits = trimmed
-        .strip_prefix("0x")
-        .or_else(|| trimmed.strip_prefix("0X"))
-        .unwrap_or(trimmed);
+    let digits = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")).unwrap_or(trimmed);
     let compact: String = digits.chars().filter(|c| !c.is_whitespace()).collect();
     hex::decode(compact).map_err(|_| CryptoError::InvalidHex)
 }
 
 // Padding is optional in practice (JWTs, URLs drop it), so accept it either way.
-const LENIENT: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
 const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
 /// Base64 in the standard or URL-safe alphabet, padded or not, whitespace ignored.
 pub fn parse_base64(input: &str) -> Result<Vec<u8>, CryptoError> {
     let compact: String = input.chars().filter(|c| !c.is_whitespace()).collect();
-    STANDARD_LENIENT
-        .decode(&compact)
-        .or_else(|_| URL_SAFE_LENIENT.decode(&compact))
-        .map_err(|_| CryptoError::InvalidBase64)
+    STANDARD_LENIENT.decode(&compact).or_else(|_| URL_SAFE_LENIENT.decode(&compact)).map_err(|_| CryptoError::InvalidBase64)
 }
 
 #[cfg(test)]
@@ -78,10 +64,7 @@ mod tests {
     #[test]
     fn hex_accepts_what_people_paste() {
         assert_eq!(parse_hex("DEADbeef").unwrap(), [0xde, 0xad, 0xbe, 0xef]);
-        assert_eq!(
-            parse_hex(" 0xde ad\nbe ef ").unwrap(),
-            [0xde, 0xad, 0xbe, 0xef]
-        );
+        assert_eq!(parse_hex(" 0xde ad\nbe ef ").unwrap(), [0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(parse_hex("").unwrap(), Vec::<u8>::new());
     }
 
@@ -104,11 +87,7 @@ mod tests {
     #[test]
     fn base64_rejects_garbage() {
         for bad in ["a", "@@@@", "aGk=="] {
-            assert_eq!(
-                parse_base64(bad),
-                Err(CryptoError::InvalidBase64),
-                "{bad:?}"
-            );
+            assert_eq!(parse_base64(bad), Err(CryptoError::InvalidBase64), "{bad:?}");
         }
     }
 

@@ -64,14 +64,8 @@ mod tests {
     #[test]
     fn codes_are_unique_and_all_are_client_errors() {
         let all: [CryptoError; 9] = [
-            InvalidKey {
-                expected_len: 32,
-                got: 0,
-            },
-            InvalidNonce {
-                expected_len: 12,
-                got: 0,
-            },
+            InvalidKey { expected_len: 32, got: 0 },
+            InvalidNonce { expected_len: 12, got: 0 },
             InvalidHex,
             InvalidBase64,
             DecryptionFailed,
@@ -85,13 +79,6 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert!(all.iter().all(CryptoError::is_client_error));
-        assert_eq!(
-            InvalidKey {
-                expected_len: 32,
-                got: 16
-            }
-            .to_string(),
-            "the key must be 32 bytes, got 16"
-        );
+        assert_eq!(InvalidKey { expected_len: 32, got: 16 }.to_string(), "the key must be 32 bytes, got 16");
     }
 }

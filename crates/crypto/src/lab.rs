@@ -120,9 +120,7 @@ pub fn run(req: &LabRequest) -> Result<LabOutput, CryptoError> {
             let params = Argon2Params { m_kib: *m_kib, t: *t, p: *p };
             text(argon2id_hash(password.as_bytes(), params, Some(&salt))?)
         }
-        LabRequest::Argon2Verify { phc, password } => {
-            text(if argon2_verify(phc, password.as_bytes())? { "valid" } else { "invalid" })
-        }
+        LabRequest::Argon2Verify { phc, password } => text(if argon2_verify(phc, password.as_bytes())? { "valid" } else { "invalid" }),
         LabRequest::Aes256GcmEncrypt { key_hex, nonce_hex, plaintext, aad } => {
             aes256gcm_encrypt(&parse_hex(key_hex)?, &parse_hex(nonce_hex)?, plaintext.as_bytes(), aad.as_bytes())?.into()
         }
@@ -162,10 +160,7 @@ mod tests {
         let key = "00".repeat(32);
         let nonce = "11".repeat(12);
         for (enc, dec) in [
-            (
-                LabRequest::Aes256GcmEncrypt { key_hex: key.clone(), nonce_hex: nonce.clone(), plaintext: "hi".into(), aad: "a".into() },
-                "aes",
-            ),
+            (LabRequest::Aes256GcmEncrypt { key_hex: key.clone(), nonce_hex: nonce.clone(), plaintext: "hi".into(), aad: "a".into() }, "aes"),
             (
                 LabRequest::Chacha20Poly1305Encrypt { key_hex: key.clone(), nonce_hex: nonce.clone(), plaintext: "hi".into(), aad: "a".into() },
                 "chacha",
@@ -196,7 +191,8 @@ mod tests {
     fn run_json_answers_results_and_errors_as_data() {
         let ok: LabResult = serde_json::from_str(&run_json(r#"{"method":"sha256","input":"abc"}"#)).unwrap();
         assert_eq!(ok.unwrap().hex.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
-        let bad: LabResult = serde_json::from_str(&run_json(r#"{"method":"aes256_gcm_encrypt","key_hex":"zz","nonce_hex":"","plaintext":"","aad":""}"#)).unwrap();
+        let bad: LabResult =
+            serde_json::from_str(&run_json(r#"{"method":"aes256_gcm_encrypt","key_hex":"zz","nonce_hex":"","plaintext":"","aad":""}"#)).unwrap();
         assert_eq!(bad.unwrap_err().code, "invalid_hex");
         let junk: LabResult = serde_json::from_str(&run_json("{not json")).unwrap();
         assert_eq!(junk.unwrap_err().code, "invalid_request");

@@ -107,11 +107,7 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), methods().len());
-        for kind in [
-            MethodKind::OneWay,
-            MethodKind::TwoWay,
-            MethodKind::Signature,
-        ] {
+        for kind in [MethodKind::OneWay, MethodKind::TwoWay, MethodKind::Signature] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }

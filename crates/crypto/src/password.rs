@@ -32,11 +32,7 @@ pub struct Argon2Params {
 impl Default for Argon2Params {
     /// OWASP Password Storage Cheat Sheet minimum for Argon2id: 19 MiB, 2 iterations, 1 lane.
     fn default() -> Self {
-        Self {
-            m_kib: 19_456,
-            t: 2,
-            p: 1,
-        }
+        Self { m_kib: 19_456, t: 2, p: 1 }
     }
 }
 
@@ -44,55 +40,33 @@ impl Argon2Params {
     fn validate(self) -> Result<Params, CryptoError> {
         let invalid = |why: String| Err(CryptoError::InvalidParams(why));
         if !(1..=MAX_PARALLELISM).contains(&self.p) {
-            return invalid(format!(
-                "parallelism p must be 1..={MAX_PARALLELISM}, got {}",
-                self.p
-            ));
+            return invalid(format!("parallelism p must be 1..={MAX_PARALLELISM}, got {}", self.p));
         }
         if !(1..=MAX_ITERATIONS).contains(&self.t) {
-            return invalid(format!(
-                "iterations t must be 1..={MAX_ITERATIONS}, got {}",
-                self.t
-            ));
+            return invalid(format!("iterations t must be 1..={MAX_ITERATIONS}, got {}", self.t));
         }
         // Argon2 needs at least 8 KiB per lane.
         let min_memory = 8 * self.p;
         if !(min_memory..=MAX_MEMORY_KIB).contains(&self.m_kib) {
-            return invalid(format!(
-                "memory m must be {min_memory}..={MAX_MEMORY_KIB} KiB, got {}",
-                self.m_kib
-            ));
+            return invalid(format!("memory m must be {min_memory}..={MAX_MEMORY_KIB} KiB, got {}", self.m_kib));
         }
-        Params::new(self.m_kib, self.t, self.p, None)
-            .map_err(|e| CryptoError::InvalidParams(e.to_string()))
+        Params::new(self.m_kib, self.t, self.p, None).map_err(|e| CryptoError::InvalidParams(e.to_string()))
     }
 }
 
 /// Hash `password` into a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
 /// `salt: None` draws 16 random bytes, which is what real use wants; a fixed salt exists so
 /// the lab can show that the same inputs give the same hash.
-pub fn argon2id_hash(
-    password: &[u8],
-    params: Argon2Params,
-    salt: Option<&[u8]>,
-) -> Result<String, CryptoError> {
+pub fn argon2id_hash(password: &[u8], params: Argon2Params, salt: Option<&[u8]>) -> Result<String, CryptoError> {
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.validate()?);
     let salt = match salt {
         None => SaltString::generate(&mut OsRng),
         Some(bytes) if !(MIN_SALT_LEN..=MAX_SALT_LEN).contains(&bytes.len()) => {
-            return Err(CryptoError::InvalidParams(format!(
-                "salt must be {MIN_SALT_LEN}..={MAX_SALT_LEN} bytes, got {}",
-                bytes.len()
-            )))
+            return Err(CryptoError::InvalidParams(format!("salt must be {MIN_SALT_LEN}..={MAX_SALT_LEN} bytes, got {}", bytes.len())))
         }
-        Some(bytes) => {
-            SaltString::encode_b64(bytes).map_err(|e| CryptoError::InvalidParams(e.to_string()))?
-        }
+        Some(bytes) => SaltString::encode_b64(bytes).map_err(|e| CryptoError::InvalidParams(e.to_string()))?,
     };
-    argon2
-        .hash_password(password, &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| CryptoError::InvalidParams(e.to_string()))
+    argon2.hash_password(password, &salt).map(|hash| hash.to_string()).map_err(|e| CryptoError::InvalidParams(e.to_string()))
 }
 
 fn parse_phc(phc: &str) -> Result<PasswordHash<'_>, CryptoError> {
@@ -108,11 +82,7 @@ fn parse_phc(phc: &str) -> Result<PasswordHash<'_>, CryptoError> {
 /// Argon2 PHC string.
 pub fn argon2_phc_params(phc: &str) -> Result<Argon2Params, CryptoError> {
     let params = Params::try_from(&parse_phc(phc)?).map_err(|_| CryptoError::InvalidPhc)?;
-    Ok(Argon2Params {
-        m_kib: params.m_cost(),
-        t: params.t_cost(),
-        p: params.p_cost(),
-    })
+    Ok(Argon2Params { m_kib: params.m_cost(), t: params.t_cost(), p: params.p_cost() })
 }
 
 /// `Ok(false)` for a wrong password; `Err(InvalidPhc)` when `phc` is not an Argon2 PHC string,
@@ -132,45 +102,17 @@ mod tests {
     use super::*;
 
     // Small parameters keep these tests fast; the OWASP-size ones live in `kat`.
-    const FAST: Argon2Params = Argon2Params {
-        m_kib: 64,
-        t: 1,
-        p: 1,
-    };
+    const FAST: Argon2Params = Argon2Params { m_kib: 64, t: 1, p: 1 };
 
     #[test]
     fn rejects_absurd_params() {
         for params in [
-            Argon2Params {
-                m_kib: MAX_MEMORY_KIB + 1,
-                t: 2,
-                p: 1,
-            },
-            Argon2Params {
-                m_kib: 19_456,
-                t: 11,
-                p: 1,
-            },
-            Argon2Params {
-                m_kib: 19_456,
-                t: 0,
-                p: 1,
-            },
-            Argon2Params {
-                m_kib: 19_456,
-                t: 2,
-                p: 5,
-            },
-            Argon2Params {
-                m_kib: 19_456,
-                t: 2,
-                p: 0,
-            },
-            Argon2Params {
-                m_kib: 7,
-                t: 1,
-                p: 1,
-            },
+            Argon2Params { m_kib: MAX_MEMORY_KIB + 1, t: 2, p: 1 },
+            Argon2Params { m_kib: 19_456, t: 11, p: 1 },
+            Argon2Params { m_kib: 19_456, t: 0, p: 1 },
+            Argon2Params { m_kib: 19_456, t: 2, p: 5 },
+            Argon2Params { m_kib: 19_456, t: 2, p: 0 },
+            Argon2Params { m_kib: 7, t: 1, p: 1 },
         ] {
             let err = argon2id_hash(b"pw", params, None).unwrap_err();
             assert_eq!(err.code(), "invalid_params", "{params:?}");
@@ -198,43 +140,21 @@ mod tests {
 
     #[test]
     fn malformed_phc_is_invalid_phc() {
-        for bad in [
-            "",
-            "not a hash",
-            "$argon2id$v=19$m=64,t=1,p=1$",
-            "$2b$12$abcdefghijklmnopqrstuu",
-        ] {
-            assert_eq!(
-                argon2_verify(bad, b"pw"),
-                Err(CryptoError::InvalidPhc),
-                "{bad:?}"
-            );
+        for bad in ["", "not a hash", "$argon2id$v=19$m=64,t=1,p=1$", "$2b$12$abcdefghijklmnopqrstuu"] {
+            assert_eq!(argon2_verify(bad, b"pw"), Err(CryptoError::InvalidPhc), "{bad:?}");
         }
     }
 
     #[test]
     fn phc_parameters_are_read_without_hashing() {
         let phc = "$argon2id$v=19$m=262144,t=10,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A";
-        assert_eq!(
-            argon2_phc_params(phc),
-            Ok(Argon2Params {
-                m_kib: 262_144,
-                t: 10,
-                p: 1
-            })
-        );
-        assert_eq!(
-            argon2_phc_params("$2b$12$abcdefghijklmnopqrstuu"),
-            Err(CryptoError::InvalidPhc)
-        );
+        assert_eq!(argon2_phc_params(phc), Ok(Argon2Params { m_kib: 262_144, t: 10, p: 1 }));
+        assert_eq!(argon2_phc_params("$2b$12$abcdefghijklmnopqrstuu"), Err(CryptoError::InvalidPhc));
     }
 
     #[test]
     fn phc_with_absurd_memory_is_refused_before_hashing() {
         let phc = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A";
-        assert_eq!(
-            argon2_verify(phc, b"pw").unwrap_err().code(),
-            "invalid_params"
-        );
+        assert_eq!(argon2_verify(phc, b"pw").unwrap_err().code(), "invalid_params");
     }
 }

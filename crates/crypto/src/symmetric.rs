@@ -33,16 +33,10 @@ fn random_bytes<const N: usize>() -> Encoded {
 /// Checked here rather than left to the cipher so the user hears which input is wrong.
 fn check_key_and_nonce(key: &[u8], nonce: &[u8]) -> Result<(), CryptoError> {
     if key.len() != KEY_LEN {
-        return Err(CryptoError::InvalidKey {
-            expected_len: KEY_LEN,
-            got: key.len(),
-        });
+        return Err(CryptoError::InvalidKey { expected_len: KEY_LEN, got: key.len() });
     }
     if nonce.len() != NONCE_LEN {
-        return Err(CryptoError::InvalidNonce {
-            expected_len: NONCE_LEN,
-            got: nonce.len(),
-        });
+        return Err(CryptoError::InvalidNonce { expected_len: NONCE_LEN, got: nonce.len() });
     }
     Ok(())
 }
@@ -50,56 +44,26 @@ fn check_key_and_nonce(key: &[u8], nonce: &[u8]) -> Result<(), CryptoError> {
 /// The cipher for `key`, after checking both lengths so the user hears which input is wrong.
 fn cipher<C: KeyInit>(key: &[u8], nonce: &[u8]) -> Result<C, CryptoError> {
     check_key_and_nonce(key, nonce)?;
-    C::new_from_slice(key).map_err(|_| CryptoError::InvalidKey {
-        expected_len: KEY_LEN,
-        got: key.len(),
-    })
+    C::new_from_slice(key).map_err(|_| CryptoError::InvalidKey { expected_len: KEY_LEN, got: key.len() })
 }
 
-fn seal<C: KeyInit + Aead>(
-    key: &[u8],
-    nonce: &[u8],
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<Ciphertext, CryptoError> {
+fn seal<C: KeyInit + Aead>(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Ciphertext, CryptoError> {
     seal_bytes::<C>(key, nonce, plaintext, aad).map(|ciphertext| Encoded::from_bytes(&ciphertext))
 }
 
-fn seal_bytes<C: KeyInit + Aead>(
-    key: &[u8],
-    nonce: &[u8],
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+fn seal_bytes<C: KeyInit + Aead>(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let cipher = cipher::<C>(key, nonce)?;
     cipher
-        .encrypt(
-            nonce.into(),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
+        .encrypt(nonce.into(), Payload { msg: plaintext, aad })
         // Only reachable for plaintexts beyond the cipher's limit (64 GiB for GCM).
         .map_err(|_| CryptoError::InvalidParams("plaintext is too long".into()))
 }
 
-fn open<C: KeyInit + Aead>(
-    key: &[u8],
-    nonce: &[u8],
-    ciphertext: &[u8],
-    aad: &[u8],
-) -> Result<Plaintext, CryptoError> {
+fn open<C: KeyInit + Aead>(key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Plaintext, CryptoError> {
     let cipher = cipher::<C>(key, nonce)?;
     // Too short to hold a tag is indistinguishable, for the user, from a damaged ciphertext.
     cipher
-        .decrypt(
-            nonce.into(),
-            Payload {
-                msg: ciphertext,
-                aad,
-            },
-        )
+        .decrypt(nonce.into(), Payload { msg: ciphertext, aad })
         .map(|plaintext| Plaintext::from_bytes(&plaintext))
         .map_err(|_| CryptoError::DecryptionFailed)
 }
@@ -110,42 +74,22 @@ pub fn aes256gcm_encrypt_bytes(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: 
 }
 
 /// AES-256-GCM. Output is ciphertext || 16-byte tag.
-pub fn aes256gcm_encrypt(
-    key: &[u8],
-    nonce: &[u8],
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<Ciphertext, CryptoError> {
+pub fn aes256gcm_encrypt(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Ciphertext, CryptoError> {
     seal::<Aes256Gcm>(key, nonce, plaintext, aad)
 }
 
 /// AES-256-GCM. `ciphertext` is ciphertext || 16-byte tag.
-pub fn aes256gcm_decrypt(
-    key: &[u8],
-    nonce: &[u8],
-    ciphertext: &[u8],
-    aad: &[u8],
-) -> Result<Plaintext, CryptoError> {
+pub fn aes256gcm_decrypt(key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Plaintext, CryptoError> {
     open::<Aes256Gcm>(key, nonce, ciphertext, aad)
 }
 
 /// ChaCha20-Poly1305 (RFC 8439). Output is ciphertext || 16-byte tag.
-pub fn chacha20poly1305_encrypt(
-    key: &[u8],
-    nonce: &[u8],
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<Ciphertext, CryptoError> {
+pub fn chacha20poly1305_encrypt(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Ciphertext, CryptoError> {
     seal::<ChaCha20Poly1305>(key, nonce, plaintext, aad)
 }
 
 /// ChaCha20-Poly1305 (RFC 8439). `ciphertext` is ciphertext || 16-byte tag.
-pub fn chacha20poly1305_decrypt(
-    key: &[u8],
-    nonce: &[u8],
-    ciphertext: &[u8],
-    aad: &[u8],
-) -> Result<Plaintext, CryptoError> {
+pub fn chacha20poly1305_decrypt(key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Plaintext, CryptoError> {
     open::<ChaCha20Poly1305>(key, nonce, ciphertext, aad)
 }
 
@@ -164,47 +108,19 @@ mod tests {
     #[test]
     fn wrong_key_or_nonce_length_names_the_input() {
         for encrypt in [aes256gcm_encrypt, chacha20poly1305_encrypt] {
-            assert_eq!(
-                encrypt(&[0; 16], &[0; 12], b"", b""),
-                Err(CryptoError::InvalidKey {
-                    expected_len: 32,
-                    got: 16
-                })
-            );
-            assert_eq!(
-                encrypt(&[0; 32], &[0; 24], b"", b""),
-                Err(CryptoError::InvalidNonce {
-                    expected_len: 12,
-                    got: 24
-                })
-            );
+            assert_eq!(encrypt(&[0; 16], &[0; 12], b"", b""), Err(CryptoError::InvalidKey { expected_len: 32, got: 16 }));
+            assert_eq!(encrypt(&[0; 32], &[0; 24], b"", b""), Err(CryptoError::InvalidNonce { expected_len: 12, got: 24 }));
         }
         for decrypt in [aes256gcm_decrypt, chacha20poly1305_decrypt] {
-            assert_eq!(
-                decrypt(&[0; 31], &[0; 12], &[0; 16], b"")
-                    .unwrap_err()
-                    .code(),
-                "invalid_key"
-            );
-            assert_eq!(
-                decrypt(&[0; 32], &[0; 11], &[0; 16], b"")
-                    .unwrap_err()
-                    .code(),
-                "invalid_nonce"
-            );
+            assert_eq!(decrypt(&[0; 31], &[0; 12], &[0; 16], b"").unwrap_err().code(), "invalid_key");
+            assert_eq!(decrypt(&[0; 32], &[0; 11], &[0; 16], b"").unwrap_err().code(), "invalid_nonce");
         }
     }
 
     #[test]
     fn ciphertext_shorter_than_a_tag_fails_cleanly() {
-        assert_eq!(
-            aes256gcm_decrypt(&[0; 32], &[0; 12], &[0; 5], b""),
-            Err(CryptoError::DecryptionFailed)
-        );
-        assert_eq!(
-            chacha20poly1305_decrypt(&[0; 32], &[0; 12], &[], b""),
-            Err(CryptoError::DecryptionFailed)
-        );
+        assert_eq!(aes256gcm_decrypt(&[0; 32], &[0; 12], &[0; 5], b""), Err(CryptoError::DecryptionFailed));
+        assert_eq!(chacha20poly1305_decrypt(&[0; 32], &[0; 12], &[], b""), Err(CryptoError::DecryptionFailed));
     }
 
     #[test]
@@ -212,9 +128,7 @@ mod tests {
         let key = parse_hex(&generate_key().hex).unwrap();
         let nonce = parse_hex(&generate_nonce().hex).unwrap();
         let sealed = chacha20poly1305_encrypt(&key, &nonce, "héllo".as_bytes(), b"id=7").unwrap();
-        let opened =
-            chacha20poly1305_decrypt(&key, &nonce, &parse_hex(&sealed.hex).unwrap(), b"id=7")
-                .unwrap();
+        let opened = chacha20poly1305_decrypt(&key, &nonce, &parse_hex(&sealed.hex).unwrap(), b"id=7").unwrap();
         assert_eq!(opened.utf8.as_deref(), Some("héllo"));
         let sealed = aes256gcm_encrypt(&key, &nonce, b"", b"").unwrap();
         assert_eq!(parse_hex(&sealed.hex).unwrap().len(), TAG_LEN);

@@ -7,7 +7,7 @@
 //! columns, case-insensitive uniqueness). Several crates share one `_sqlx_migrations` table, so each
 //! migrator ignores versions that belong to the others.
 
-use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
@@ -103,8 +103,7 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
                     Box::pin(async move {
                         // Per connection: wait for the writer instead of failing, enforce foreign keys,
                         // and fsync only at checkpoints (safe with WAL).
-                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-                            .await?;
+                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").await?;
                         Ok(())
                     })
                 })
@@ -114,9 +113,7 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
             pool
         }
-        Engine::Postgres => {
-            AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?
-        }
+        Engine::Postgres => AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?,
     };
     Ok(pool)
 }

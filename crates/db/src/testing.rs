@@ -52,9 +52,7 @@ pub async fn postgres() -> Option<TestDb> {
     };
     sqlx::any::install_default_drivers();
     let name = format!("t_{:016x}", rand::thread_rng().gen::<u64>());
-    let mut admin = sqlx::AnyConnection::connect(&server)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at APP_TEST_POSTGRES_URL: {e}"));
+    let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap_or_else(|e| panic!("cannot reach PostgreSQL at APP_TEST_POSTGRES_URL: {e}"));
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
     let _ = admin.close().await;
     let base = server.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(server.clone());

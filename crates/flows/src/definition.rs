@@ -246,9 +246,9 @@ impl RetryPolicy {
 
     /// Does this error code fail the step without retrying?
     pub fn is_non_retryable(&self, code: &str) -> bool {
-        self.non_retryable.iter().any(|p| {
-            p == code || p.strip_suffix("xx").is_some_and(|prefix| code.len() == prefix.len() + 2 && code.starts_with(prefix))
-        })
+        self.non_retryable
+            .iter()
+            .any(|p| p == code || p.strip_suffix("xx").is_some_and(|prefix| code.len() == prefix.len() + 2 && code.starts_with(prefix)))
     }
 }
 
@@ -587,16 +587,21 @@ action = { type = "wait_inbound", source = "crm", correlation = "{{run.id}}", ti
 
     #[test]
     fn proxy_and_framing_headers_are_refused_by_field() {
-        let with = |h: Value, compensate_h: Value| json!({"name": "t", "steps": [
+        let with = |h: Value, compensate_h: Value| {
+            json!({"name": "t", "steps": [
             {"name": "a", "action": {"type": "delay", "ms": 1}},
             {"name": "b", "action": {"type": "http", "url": "https://api.example.com/x", "headers": h},
-             "compensate": {"type": "http", "url": "https://api.example.com/y", "headers": compensate_h}}]}).to_string();
+             "compensate": {"type": "http", "url": "https://api.example.com/y", "headers": compensate_h}}]})
+            .to_string()
+        };
         let hostile = json!({"Host": "app.internal", "X-Real-IP": "127.0.0.1", "x-forwarded-proto": "https", "Forwarded": "for=1.2.3.4",
             "Connection": "close", "Transfer-Encoding": "chunked", "Content-Length": "0", "X-Run": "{{run.id}}"});
         let got = fields(WorkflowDefinition::from_json(&with(hostile, json!({"X-Forwarded-For": "1.2.3.4"}))).unwrap_err());
         let refused = |k: &str| format!("steps[1].action.headers.{k}: a workflow step may not set this header");
-        let mut want: Vec<String> =
-            ["Connection", "Content-Length", "Forwarded", "Host", "Transfer-Encoding", "X-Real-IP", "x-forwarded-proto"].iter().map(|k| refused(k)).collect();
+        let mut want: Vec<String> = ["Connection", "Content-Length", "Forwarded", "Host", "Transfer-Encoding", "X-Real-IP", "x-forwarded-proto"]
+            .iter()
+            .map(|k| refused(k))
+            .collect();
         want.push("steps[1].compensate.headers.X-Forwarded-For: a workflow step may not set this header".into());
         assert_eq!(got, want);
         WorkflowDefinition::from_json(&with(json!({"Authorization": "Bearer {{input.token}}", "X-Run": "{{run.id}}"}), json!({}))).unwrap();
@@ -607,16 +612,24 @@ action = { type = "wait_inbound", source = "crm", correlation = "{{run.id}}", ti
     #[test]
     fn the_host_of_a_url_is_never_templated() {
         let url = |u: &str| json!({"name": "t", "input": ["h"], "steps": [{"name": "a", "action": {"type": "http", "url": u}}]}).to_string();
-        for u in ["https://{{input.h}}/x", "https://api.{{input.h}}/x", "https://api.example.com:{{input.h}}/x", "https://api.example.com{{input.h}}",
-            "http://user:{{input.h}}@api.example.com/", "https://{{input.h}}"]
-        {
+        for u in [
+            "https://{{input.h}}/x",
+            "https://api.{{input.h}}/x",
+            "https://api.example.com:{{input.h}}/x",
+            "https://api.example.com{{input.h}}",
+            "http://user:{{input.h}}@api.example.com/",
+            "https://{{input.h}}",
+        ] {
             let got = fields(WorkflowDefinition::from_json(&url(u)).unwrap_err());
             assert_eq!(got, ["steps[0].action.url: the scheme, host and port must not be templated (only the path, query and fragment)"], "{u}");
         }
         for u in ["https://api.example.com/users/{{input.h}}?q={{input.h}}#{{input.h}}", "https://api.example.com:8443/{{input.h}}"] {
             WorkflowDefinition::from_json(&url(u)).unwrap_or_else(|e| panic!("{u}: {e}"));
         }
-        assert_eq!(fields(WorkflowDefinition::from_json(&url("https://exa mple.com/{{input.h}}")).unwrap_err()), ["steps[0].action.url: is not a valid URL"]);
+        assert_eq!(
+            fields(WorkflowDefinition::from_json(&url("https://exa mple.com/{{input.h}}")).unwrap_err()),
+            ["steps[0].action.url: is not a valid URL"]
+        );
     }
 
     #[test]

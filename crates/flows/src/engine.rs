@@ -35,13 +35,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self {
-            instance_id: format!("flows-{}", std::process::id()),
-            lease_ms: 30_000,
-            poll_ms: 500,
-            max_concurrent_runs: 32,
-            max_runs_per_owner: 8,
-        }
+        Self { instance_id: format!("flows-{}", std::process::id()), lease_ms: 30_000, poll_ms: 500, max_concurrent_runs: 32, max_runs_per_owner: 8 }
     }
 }
 
@@ -542,7 +536,14 @@ impl Inner {
     }
 
     /// Switches to undoing: every completed step with a compensation, from the last one down.
-    async fn begin_compensation(&self, run: &mut RunRow, failed: Option<usize>, code: &str, msg: &str, ops: &[AttemptOp]) -> Result<Flow, FlowsError> {
+    async fn begin_compensation(
+        &self,
+        run: &mut RunRow,
+        failed: Option<usize>,
+        code: &str,
+        msg: &str,
+        ops: &[AttemptOp],
+    ) -> Result<Flow, FlowsError> {
         if let Some(i) = failed {
             run.rec.steps[i].status = StepStatus::Failed;
             run.rec.failed_step = Some(i as i64);
@@ -626,20 +627,8 @@ impl OwnedScope {
 }
 
 fn scope_of(run: &RunRow) -> OwnedScope {
-    let outputs = run
-        .definition
-        .steps
-        .iter()
-        .zip(&run.rec.steps)
-        .filter_map(|(d, s)| s.output.clone().map(|o| (d.name.clone(), o)))
-        .collect();
-    OwnedScope {
-        input: run.rec.input.clone(),
-        outputs,
-        run_id: run.rec.id.clone(),
-        owner: run.rec.owner.clone(),
-        workflow: run.rec.workflow.clone(),
-    }
+    let outputs = run.definition.steps.iter().zip(&run.rec.steps).filter_map(|(d, s)| s.output.clone().map(|o| (d.name.clone(), o))).collect();
+    OwnedScope { input: run.rec.input.clone(), outputs, run_id: run.rec.id.clone(), owner: run.rec.owner.clone(), workflow: run.rec.workflow.clone() }
 }
 
 /// The bytes a JSON value takes stored.
@@ -659,11 +648,9 @@ fn resolve(action: &Action, scope: &OwnedScope) -> Result<ResolvedAction, String
             body: body.as_ref().map(|b| s.render_value(b)).transpose()?,
             expect_status: expect_status.clone(),
         }),
-        Action::Notify { channel, recipient, payload } => ResolvedAction::Notify {
-            channel: s.render_str(channel)?,
-            recipient: s.render_str(recipient)?,
-            payload: s.render_value(payload)?,
-        },
+        Action::Notify { channel, recipient, payload } => {
+            ResolvedAction::Notify { channel: s.render_str(channel)?, recipient: s.render_str(recipient)?, payload: s.render_value(payload)? }
+        }
         Action::EmitEvent { event_type, payload } => {
             ResolvedAction::EmitEvent { event_type: s.render_str(event_type)?, payload: s.render_value(payload)? }
         }

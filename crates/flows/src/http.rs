@@ -59,11 +59,7 @@ pub struct HttpCaller {
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent("flows/0.1")
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().connect_timeout(Duration::from_secs(10)).user_agent("flows/0.1")
 }
 
 impl HttpCaller {

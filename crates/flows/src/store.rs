@@ -101,7 +101,11 @@ pub struct StartRun {
 impl StartRun {
     /// The run input: an absent or null `input` is the empty object.
     pub fn into_input(self) -> Value {
-        if self.input.is_null() { serde_json::json!({}) } else { self.input }
+        if self.input.is_null() {
+            serde_json::json!({})
+        } else {
+            self.input
+        }
     }
 }
 
@@ -140,9 +144,20 @@ pub(crate) struct RunRow {
 pub(crate) enum AttemptOp {
     /// Close an attempt left `running` by a worker that died.
     Interrupt,
-    Begin { step_index: i64, step_name: String, phase: Phase, attempt: i64, outcome: AttemptOutcome },
+    Begin {
+        step_index: i64,
+        step_name: String,
+        phase: Phase,
+        attempt: i64,
+        outcome: AttemptOutcome,
+    },
     /// Close the open attempt of the run.
-    Finish { outcome: AttemptOutcome, output: Option<Value>, error: Option<(String, String)>, next_attempt_at_ms: Option<i64> },
+    Finish {
+        outcome: AttemptOutcome,
+        output: Option<Value>,
+        error: Option<(String, String)>,
+        next_attempt_at_ms: Option<i64>,
+    },
 }
 
 const RUN_COLUMNS: &str = "id, owner, definition_id, workflow, definition_version, definition, idempotency_key, input, status, \
@@ -158,10 +173,9 @@ fn json_col(row: &AnyRow, col: &str) -> Result<Value, FlowsError> {
 
 fn run_from_row(row: &AnyRow) -> Result<RunRow, FlowsError> {
     let status: String = row.try_get("status")?;
-    let definition: WorkflowDefinition = serde_json::from_value(json_col(row, "definition")?)
-        .map_err(|e| FlowsError::internal("stored definition snapshot does not parse", e))?;
-    let state: RunState =
-        serde_json::from_value(json_col(row, "state")?).map_err(|e| FlowsError::internal("stored run state does not parse", e))?;
+    let definition: WorkflowDefinition =
+        serde_json::from_value(json_col(row, "definition")?).map_err(|e| FlowsError::internal("stored definition snapshot does not parse", e))?;
+    let state: RunState = serde_json::from_value(json_col(row, "state")?).map_err(|e| FlowsError::internal("stored run state does not parse", e))?;
     let rec = RunRecord {
         id: row.try_get("id")?,
         owner: row.try_get("owner")?,
@@ -266,16 +280,15 @@ fn checked_payload(payload: &Value) -> Result<String, FlowsError> {
 }
 
 async fn insert_message(conn: &mut AnyConnection, owner: &str, source: &str, correlation: &str, text: &str) -> Result<i64, FlowsError> {
-    let row = sqlx::query(
-        "INSERT INTO workflow_inbox (owner, source, correlation, payload, received_at_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(owner)
-    .bind(source)
-    .bind(correlation)
-    .bind(text)
-    .bind(now_ms())
-    .fetch_one(&mut *conn)
-    .await?;
+    let row =
+        sqlx::query("INSERT INTO workflow_inbox (owner, source, correlation, payload, received_at_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+            .bind(owner)
+            .bind(source)
+            .bind(correlation)
+            .bind(text)
+            .bind(now_ms())
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(row.try_get("id")?)
 }
 
@@ -856,7 +869,8 @@ impl Store {
 
     /// Drops inbound messages no run took, received before `before_ms`.
     pub async fn purge_inbox(&self, before_ms: i64) -> Result<u64, FlowsError> {
-        let done = sqlx::query("DELETE FROM workflow_inbox WHERE consumed_by IS NULL AND received_at_ms < $1").bind(before_ms).execute(&self.pool).await?;
+        let done =
+            sqlx::query("DELETE FROM workflow_inbox WHERE consumed_by IS NULL AND received_at_ms < $1").bind(before_ms).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
@@ -878,9 +892,7 @@ impl Store {
         }
         let per_owner = per_owner.max(1);
         let now = now_ms();
-        let due = format!(
-            "status IN {ACTIVE_SQL} AND (nudged = 1 OR wake_at_ms <= $1) AND (lease_until_ms IS NULL OR lease_until_ms < $1)"
-        );
+        let due = format!("status IN {ACTIVE_SQL} AND (nudged = 1 OR wake_at_ms <= $1) AND (lease_until_ms IS NULL OR lease_until_ms < $1)");
         // Owners at their share are skipped in the query, so their backlog does not hide other owners'
         // due runs; a few more rows than slots leave room for the ones skipped below.
         let full: Vec<&String> = busy.iter().filter(|(_, n)| **n >= per_owner).map(|(o, _)| o).collect();
@@ -909,15 +921,13 @@ impl Store {
             }
             // The same condition again, atomically: of two instances racing for a run, one updates it
             // and the other finds the condition false (PostgreSQL re-checks it after the winner commits).
-            let done = sqlx::query(&format!(
-                "UPDATE workflow_runs SET lease_owner = $2, lease_until_ms = $3, nudged = 0 WHERE id = $4 AND {due}"
-            ))
-            .bind(now)
-            .bind(token)
-            .bind(now + lease_ms)
-            .bind(&id)
-            .execute(&self.pool)
-            .await?;
+            let done = sqlx::query(&format!("UPDATE workflow_runs SET lease_owner = $2, lease_until_ms = $3, nudged = 0 WHERE id = $4 AND {due}"))
+                .bind(now)
+                .bind(token)
+                .bind(now + lease_ms)
+                .bind(&id)
+                .execute(&self.pool)
+                .await?;
             if done.rows_affected() == 1 {
                 *taken.entry(owner.clone()).or_default() += 1;
                 claimed.push((id, owner));
@@ -1059,7 +1069,10 @@ impl Store {
     }
 
     async fn inbound_taken_by(&self, token: &str) -> Result<Option<Value>, FlowsError> {
-        let row = sqlx::query("SELECT payload FROM workflow_inbox WHERE consumed_by = $1 ORDER BY id LIMIT 1").bind(token).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT payload FROM workflow_inbox WHERE consumed_by = $1 ORDER BY id LIMIT 1")
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| json_col(&r, "payload")).transpose()
     }
 }
@@ -1075,7 +1088,13 @@ mod tests {
 
     async fn one_run(store: &Store) -> RunId {
         let def = WorkflowDefinition::from_json(r#"{"name":"x","steps":[{"name":"a","action":{"type":"call","name":"a"}}]}"#).unwrap();
-        store.start_run("alice", NewRun { definition: DefinitionRef::Inline(def), input: json!({}), idempotency_key: None, started_by: StartedBy::session() }).await.unwrap()
+        store
+            .start_run(
+                "alice",
+                NewRun { definition: DefinitionRef::Inline(def), input: json!({}), idempotency_key: None, started_by: StartedBy::session() },
+            )
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -1102,7 +1121,12 @@ mod tests {
 
             // Released by its holder, a run that is not due is not claimed; a nudge makes it due.
             store.release_lease(&id, "b#1").await.unwrap();
-            sqlx::query("UPDATE workflow_runs SET wake_at_ms = $1 WHERE id = $2").bind(now_ms() + 60_000).bind(&id).execute(store.pool()).await.unwrap();
+            sqlx::query("UPDATE workflow_runs SET wake_at_ms = $1 WHERE id = $2")
+                .bind(now_ms() + 60_000)
+                .bind(&id)
+                .execute(store.pool())
+                .await
+                .unwrap();
             assert!(claim(&store, "c#1", 300, 10).await.is_empty(), "timer in the future");
             store.cancel_run("alice", &id).await.unwrap();
             assert_eq!(claim(&store, "c#1", 300, 10).await, vec![id.clone()], "the cancel nudged it");
@@ -1118,11 +1142,13 @@ mod tests {
             let id = one_run(&store).await;
             claim(&store, "a#1", 10_000, 1).await;
             let run = store.load_leased(&id, "a#1").await.unwrap().unwrap();
-            let begin = AttemptOp::Begin { step_index: 0, step_name: "a".into(), phase: Phase::Forward, attempt: 1, outcome: AttemptOutcome::Running };
+            let begin =
+                AttemptOp::Begin { step_index: 0, step_name: "a".into(), phase: Phase::Forward, attempt: 1, outcome: AttemptOutcome::Running };
             assert!(store.save(&run, "a#1", "a", std::slice::from_ref(&begin)).await.unwrap());
             // A new attempt after a crash closes the open one as interrupted.
             assert!(store.save(&run, "a#1", "a", &[AttemptOp::Interrupt, begin]).await.unwrap());
-            let fin = AttemptOp::Finish { outcome: AttemptOutcome::Succeeded, output: Some(json!({"ok": true})), error: None, next_attempt_at_ms: None };
+            let fin =
+                AttemptOp::Finish { outcome: AttemptOutcome::Succeeded, output: Some(json!({"ok": true})), error: None, next_attempt_at_ms: None };
             assert!(store.save(&run, "a#1", "a", std::slice::from_ref(&fin)).await.unwrap());
             // Fenced: nothing of a rejected save reaches the log.
             assert!(!store.save(&run, "z#9", "z", &[AttemptOp::Interrupt, fin]).await.unwrap());

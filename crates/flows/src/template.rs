@@ -45,13 +45,9 @@ fn parse_expr(expr: &str) -> Result<Reference, String> {
     let rest = |from: usize| parts[from..].iter().map(|p| p.to_string()).collect::<Vec<_>>();
     match parts[0] {
         "input" if parts.len() >= 2 => Ok(Reference::Input(rest(1))),
-        "steps" if parts.len() >= 3 && parts[2] == "output" => {
-            Ok(Reference::StepOutput { step: parts[1].to_string(), path: rest(3) })
-        }
+        "steps" if parts.len() >= 3 && parts[2] == "output" => Ok(Reference::StepOutput { step: parts[1].to_string(), path: rest(3) }),
         "run" if parts.len() == 2 && matches!(parts[1], "id" | "owner" | "workflow") => Ok(Reference::Run(parts[1].into())),
-        _ => Err(format!(
-            "{{{{{expr}}}}}: references are input.<key>, steps.<step>.output[.<key>…] or run.id|owner|workflow"
-        )),
+        _ => Err(format!("{{{{{expr}}}}}: references are input.<key>, steps.<step>.output[.<key>…] or run.id|owner|workflow")),
     }
 }
 
@@ -240,9 +236,9 @@ impl Scope<'_> {
                 }
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| self.render_value(x)).collect::<Result<_, _>>()?),
-            Value::Object(m) => Value::Object(
-                m.iter().map(|(k, x)| Ok((self.render_str(k)?, self.render_value(x)?))).collect::<Result<_, String>>()?,
-            ),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, x)| Ok((self.render_str(k)?, self.render_value(x)?))).collect::<Result<_, String>>()?)
+            }
             other => other.clone(),
         })
     }

@@ -66,11 +66,10 @@ async fn a_retryable_failure_is_retried_with_backoff_then_succeeds() {
         let t = engine.timeline(OWNER, &id).await.unwrap();
         assert_eq!(t.entries.len(), 2, "three attempts of one step are one timeline entry");
         let a = &t.entries[0].attempts;
-        assert_eq!(a.iter().map(|x| (x.attempt, x.outcome)).collect::<Vec<_>>(), [
-            (1, AttemptOutcome::Failed),
-            (2, AttemptOutcome::Failed),
-            (3, AttemptOutcome::Succeeded)
-        ]);
+        assert_eq!(
+            a.iter().map(|x| (x.attempt, x.outcome)).collect::<Vec<_>>(),
+            [(1, AttemptOutcome::Failed), (2, AttemptOutcome::Failed), (3, AttemptOutcome::Succeeded)]
+        );
         assert_eq!(a[0].error_code.as_deref(), Some("unavailable"));
         // Equal jitter: the first retry waits 50..=100 ms, the second 100..=200 ms, as scheduled.
         for (k, (lo, hi)) in [(0usize, (50i64, 100i64)), (1, (100, 200))] {
@@ -120,20 +119,46 @@ async fn compensation_runs_in_reverse_order_of_the_completed_steps() {
         host.fail_first("c/compensate", 1, StepError::retryable("blip", "compensations retry too"));
         let engine = engine(&store, host.clone(), "a").await;
         // b has nothing to undo; f never ran.
-        let steps = json!([call_step("a", true), call_step("b", false), call_step("c", true), call_step("d", true), call_step("e", true), call_step("f", true)]);
+        let steps = json!([
+            call_step("a", true),
+            call_step("b", false),
+            call_step("c", true),
+            call_step("d", true),
+            call_step("e", true),
+            call_step("f", true)
+        ]);
         let id = engine.start_run(OWNER, inline(def(json!({"name": "saga", "steps": steps})), json!({}))).await.unwrap();
         let run = wait_status(&store, OWNER, &id, RunStatus::Failed).await;
-        assert_eq!(host.trace(&id), [
-            "a", "b", "c", "d", "e", "e", "e", // three attempts, then for good
-            "d/compensate", "c/compensate", "c/compensate", "a/compensate",
-        ]);
+        assert_eq!(
+            host.trace(&id),
+            [
+                "a",
+                "b",
+                "c",
+                "d",
+                "e",
+                "e",
+                "e", // three attempts, then for good
+                "d/compensate",
+                "c/compensate",
+                "c/compensate",
+                "a/compensate",
+            ]
+        );
         let t = engine.timeline(OWNER, &id).await.unwrap();
         let comp: Vec<(String, i64)> =
             t.entries.iter().filter(|e| e.phase == Phase::Compensate).map(|e| (e.step_name.clone(), e.attempts.len() as i64)).collect();
         assert_eq!(comp, [("d".to_string(), 1), ("c".to_string(), 2), ("a".to_string(), 1)]);
         assert_eq!(
             run.steps.iter().map(|s| s.status).collect::<Vec<_>>(),
-            [StepStatus::Compensated, StepStatus::Completed, StepStatus::Compensated, StepStatus::Compensated, StepStatus::Failed, StepStatus::Pending]
+            [
+                StepStatus::Compensated,
+                StepStatus::Completed,
+                StepStatus::Compensated,
+                StepStatus::Compensated,
+                StepStatus::Failed,
+                StepStatus::Pending
+            ]
         );
         // The compensation sees its own step's output.
         let d_undo = host.calls_for(&id).into_iter().find(|c| c.step == "d" && c.phase == Phase::Compensate).unwrap();
@@ -250,10 +275,10 @@ async fn the_onboarding_example_compensates_in_reverse_when_the_crm_never_confir
         let run = wait_status(&store, OWNER, &id, RunStatus::Failed).await;
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert_eq!(run.error_code.as_deref(), Some("inbound_timeout"));
-        assert_eq!(host.trace(&id), [
-            "create_account", "send_welcome", "notify_crm",
-            "notify_crm/compensate", "send_welcome/compensate", "create_account/compensate",
-        ]);
+        assert_eq!(
+            host.trace(&id),
+            ["create_account", "send_welcome", "notify_crm", "notify_crm/compensate", "send_welcome/compensate", "create_account/compensate",]
+        );
         let undo = host.calls_for(&id).pop().unwrap();
         assert_eq!(undo.action, ResolvedAction::Call { name: "delete_account".into(), args: json!({"account_id": "acc_eve@example.com"}) });
         let t = engine.timeline(OWNER, &id).await.unwrap();
@@ -278,13 +303,12 @@ async fn a_delay_is_a_durable_timer_in_the_run() {
         let store = store(&db).await;
         let host = ScriptedHost::new("a");
         let engine = engine(&store, host.clone(), "a").await;
-        let d = def(json!({"name": "delayed", "steps": [call_step("a", false), {"name": "pause", "action": {"type": "delay", "ms": 400}}, call_step("b", false)]}));
+        let d = def(
+            json!({"name": "delayed", "steps": [call_step("a", false), {"name": "pause", "action": {"type": "delay", "ms": 400}}, call_step("b", false)]}),
+        );
         let started = Instant::now();
         let id = engine.start_run(OWNER, inline(d, json!({}))).await.unwrap();
-        wait_for("the delay to start", Duration::from_secs(10), || async {
-            store.get_run(OWNER, &id).await.unwrap().current_step == 1
-        })
-        .await;
+        wait_for("the delay to start", Duration::from_secs(10), || async { store.get_run(OWNER, &id).await.unwrap().current_step == 1 }).await;
         let run = store.get_run(OWNER, &id).await.unwrap();
         assert_eq!(run.status, RunStatus::Running);
         assert!(run.wake_at_ms.unwrap() > run.created_at_ms + 300, "the timer is in the row: {run:?}");

@@ -58,12 +58,20 @@ impl StepHost for HttpHost {
 }
 
 fn request(url: &str) -> HttpRequest {
-    HttpRequest { method: "POST".into(), url: url.into(), headers: vec![("x-run".into(), "r1".into())], body: Some(json!({"a": 1})), expect_status: vec![] }
+    HttpRequest {
+        method: "POST".into(),
+        url: url.into(),
+        headers: vec![("x-run".into(), "r1".into())],
+        body: Some(json!({"a": 1})),
+        expect_status: vec![],
+    }
 }
 
 #[tokio::test]
 async fn statuses_bodies_and_retryability() {
-    let (base, seen) = scripted_server(vec![(201, "", r#"{"id":"c-1"}"#), (404, "", "nope"), (503, "", "busy"), (302, "location: http://169.254.169.254/\r\n", "")]).await;
+    let (base, seen) =
+        scripted_server(vec![(201, "", r#"{"id":"c-1"}"#), (404, "", "nope"), (503, "", "busy"), (302, "location: http://169.254.169.254/\r\n", "")])
+            .await;
     let caller = HttpCaller::new(HttpCaller::allow_all());
     let t = Duration::from_secs(5);
     assert_eq!(caller.call(&request(&format!("{base}/accounts")), t).await.unwrap(), json!({"status": 201, "body": {"id": "c-1"}}));
@@ -115,9 +123,16 @@ async fn proxy_and_framing_headers_are_refused_at_execution_too() {
     // Definitions saved before the rule was: the caller refuses them before connecting.
     let (base, seen) = scripted_server(vec![]).await;
     let caller = HttpCaller::new(HttpCaller::allow_all());
-    for (k, v) in [("Host", "app.internal"), ("x-forwarded-for", "127.0.0.1"), ("X-Real-IP", "127.0.0.1"), ("Forwarded", "for=1"), ("Content-Length", "0"),
-        ("Transfer-Encoding", "chunked"), ("Connection", "close"), ("x-a", "a\r\nHost: evil")]
-    {
+    for (k, v) in [
+        ("Host", "app.internal"),
+        ("x-forwarded-for", "127.0.0.1"),
+        ("X-Real-IP", "127.0.0.1"),
+        ("Forwarded", "for=1"),
+        ("Content-Length", "0"),
+        ("Transfer-Encoding", "chunked"),
+        ("Connection", "close"),
+        ("x-a", "a\r\nHost: evil"),
+    ] {
         let mut r = request(&base);
         r.headers.push((k.into(), v.into()));
         let e = caller.call(&r, Duration::from_secs(1)).await.unwrap_err();

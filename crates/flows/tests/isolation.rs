@@ -47,12 +47,18 @@ async fn a_message_for_alices_source_never_reaches_bobs_run_waiting_on_it() {
         // Bob's run waits first (older), on the very source and correlation of Alice's.
         let bobs = waiting_run(&store, BOB, "order-1", "tok-bob").await;
         let alices = waiting_run(&store, ALICE, "order-1", "tok-alice").await;
-        assert_eq!(store.deliver_inbound("crm", "order-1", &json!({"secret": "alice's"})).await.unwrap(), Some(alices.clone()), "{}", db.engine.as_str());
+        assert_eq!(
+            store.deliver_inbound("crm", "order-1", &json!({"secret": "alice's"})).await.unwrap(),
+            Some(alices.clone()),
+            "{}",
+            db.engine.as_str()
+        );
         // However many come, none is Bob's.
         assert_ne!(store.deliver_inbound("crm", "order-1", &json!({"n": 2})).await.unwrap(), Some(bobs.clone()));
         let bob = store.get_run(BOB, &bobs).await.unwrap();
         assert_eq!(bob.status, RunStatus::Waiting, "untouched");
-        let (taken,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM workflow_inbox WHERE consumed_by = 'tok-bob'").fetch_one(store.pool()).await.unwrap();
+        let (taken,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM workflow_inbox WHERE consumed_by = 'tok-bob'").fetch_one(store.pool()).await.unwrap();
         assert_eq!(taken, 0);
     }
 }
@@ -98,7 +104,9 @@ async fn a_system_event_type_made_by_a_template_is_refused_when_the_step_runs() 
         let store = store(&db).await;
         let host = ScriptedHost::new("a");
         let engine = engine(&store, host.clone(), "a").await;
-        let d = def(json!({"name": "t", "input": ["kind"], "steps": [{"name": "emit", "action": {"type": "emit_event", "event_type": "{{input.kind}}"}}]}));
+        let d = def(
+            json!({"name": "t", "input": ["kind"], "steps": [{"name": "emit", "action": {"type": "emit_event", "event_type": "{{input.kind}}"}}]}),
+        );
         let id = engine.start_run(ALICE, inline(d, json!({"kind": "endpoint.disabled"}))).await.unwrap();
         let run = wait_status(&store, ALICE, &id, RunStatus::Failed).await;
         assert_eq!(run.error_code.as_deref(), Some("reserved_event_type"), "{run:?}");
@@ -139,7 +147,10 @@ async fn bobs_built_in_onboarding_fails_at_the_wait_on_alices_crm_and_compensate
         let engine = engine(&store, host.clone(), "a").await;
         // The built-in example installs for everyone (it waits on `crm`, which is Alice's)...
         let onboarding = store.install_builtins(BOB).await.unwrap().into_iter().find(|d| d.name == "customer_onboarding").unwrap();
-        let new = NewRun { definition: DefinitionRef::Id(onboarding.id), ..inline(def(json!({"name": "x", "steps": [call_step("a", false)]})), json!({"email": "b@example.com", "name": "B"})) };
+        let new = NewRun {
+            definition: DefinitionRef::Id(onboarding.id),
+            ..inline(def(json!({"name": "x", "steps": [call_step("a", false)]})), json!({"email": "b@example.com", "name": "B"}))
+        };
         let id = engine.start_run(BOB, new).await.unwrap();
         // ...but Bob's run cannot wait on Alice's source: it fails there at once, and undoes its steps.
         let run = wait_status(&store, BOB, &id, RunStatus::Failed).await;

@@ -69,7 +69,12 @@ async fn runs_start_from_a_stored_definition_keep_their_snapshot_and_are_listed_
     for db in db::testing::engines().await {
         let store = store(&db).await;
         let d = store.create_definition("alice", TOML_A, Format::Toml).await.unwrap();
-        let new = |def: DefinitionRef, key: Option<&str>| NewRun { definition: def, input: json!({"k": 1}), idempotency_key: key.map(String::from), started_by: StartedBy::session() };
+        let new = |def: DefinitionRef, key: Option<&str>| NewRun {
+            definition: def,
+            input: json!({"k": 1}),
+            idempotency_key: key.map(String::from),
+            started_by: StartedBy::session(),
+        };
         let r1 = store.start_run("alice", new(DefinitionRef::Id(d.id), None)).await.unwrap();
         let run = store.get_run("alice", &r1).await.unwrap();
         assert_eq!((run.status, run.current_step, run.definition_id, run.definition_version), (RunStatus::Running, 0, Some(d.id), 1));
@@ -86,13 +91,30 @@ async fn runs_start_from_a_stored_definition_keep_their_snapshot_and_are_listed_
         let t = store.timeline("alice", &r1).await.unwrap();
         assert_eq!((t.run.definition_version, t.entries.len()), (1, 0));
 
-        let again = store.start_run("alice", new(DefinitionRef::Inline(def(json!({"name": "other", "steps": [call_step("x", false)]}))), Some("order-7"))).await.unwrap();
+        let again = store
+            .start_run("alice", new(DefinitionRef::Inline(def(json!({"name": "other", "steps": [call_step("x", false)]}))), Some("order-7")))
+            .await
+            .unwrap();
         assert_eq!(again, r2, "same idempotency key, same run");
-        let bob_same_key = store.start_run("bob", new(DefinitionRef::Inline(def(json!({"name": "b", "steps": [call_step("x", false)]}))), Some("order-7"))).await.unwrap();
+        let bob_same_key = store
+            .start_run("bob", new(DefinitionRef::Inline(def(json!({"name": "b", "steps": [call_step("x", false)]}))), Some("order-7")))
+            .await
+            .unwrap();
         assert_ne!(bob_same_key, r2, "keys are per owner");
 
         let needs = def(json!({"name": "needs", "input": ["email", "name"], "steps": [call_step("x", false)]}));
-        let e = store.start_run("alice", NewRun { definition: DefinitionRef::Inline(needs), input: json!({"name": "n"}), idempotency_key: None, started_by: StartedBy::session() }).await.unwrap_err();
+        let e = store
+            .start_run(
+                "alice",
+                NewRun {
+                    definition: DefinitionRef::Inline(needs),
+                    input: json!({"name": "n"}),
+                    idempotency_key: None,
+                    started_by: StartedBy::session(),
+                },
+            )
+            .await
+            .unwrap_err();
         assert_eq!((e.status(), e.to_string()), (StatusCode::UNPROCESSABLE_ENTITY, "input.email: is required".to_string()));
 
         let inline_def = def(json!({"name": "many", "steps": [call_step("x", false)]}));
@@ -100,7 +122,8 @@ async fn runs_start_from_a_stored_definition_keep_their_snapshot_and_are_listed_
         for _ in 0..3 {
             ids.insert(0, store.start_run("alice", inline(inline_def.clone(), json!({}))).await.unwrap());
         }
-        let all: Vec<String> = store.list_runs("alice", &RunFilter::default(), Page::first(50)).await.unwrap().items.into_iter().map(|r| r.id).collect();
+        let all: Vec<String> =
+            store.list_runs("alice", &RunFilter::default(), Page::first(50)).await.unwrap().items.into_iter().map(|r| r.id).collect();
         assert_eq!(all, ids, "newest first, only alice's");
         let p1 = store.list_runs("alice", &RunFilter::default(), Page::first(2)).await.unwrap();
         let p2 = store.list_runs("alice", &RunFilter::default(), Page::after(2, p1.next_cursor.clone().unwrap())).await.unwrap();

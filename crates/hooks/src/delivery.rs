@@ -16,8 +16,8 @@ use crate::events;
 use crate::{new_id, now_ms, page, rfc3339, Hooks, Inner, Page, PageRequest};
 use notify::signature::SigningKey;
 use notify::{
-    AttemptObserver, AttemptOutcome, AttemptReport, BoxFuture, Channel, DeliveryExtensions, Job, NewNotification, RouteError,
-    WebhookRouting, WebhookTarget, WebhookTargets,
+    AttemptObserver, AttemptOutcome, AttemptReport, BoxFuture, Channel, DeliveryExtensions, Job, NewNotification, RouteError, WebhookRouting,
+    WebhookTarget, WebhookTargets,
 };
 
 /// Recipient prefix of the notifications that carry endpoint deliveries (for display: the route decides).
@@ -183,10 +183,7 @@ impl Hooks {
     pub fn extensions(&self) -> DeliveryExtensions {
         let weak = Arc::downgrade(&self.inner);
         DeliveryExtensions {
-            routing: Some(WebhookRouting {
-                targets: Arc::new(EndpointTargets(weak.clone())),
-                policy: self.inner.guard.clone(),
-            }),
+            routing: Some(WebhookRouting { targets: Arc::new(EndpointTargets(weak.clone())), policy: self.inner.guard.clone() }),
             observers: vec![Arc::new(DeliveryLog(weak))],
         }
     }
@@ -250,12 +247,8 @@ impl Hooks {
         self.notify()?;
         let (id, now) = (new_id("msg"), now_ms());
         // Written once, sent byte for byte on every attempt: the Standard Webhooks payload shape.
-        let payload = format!(
-            r#"{{"type":{},"timestamp":{},"data":{}}}"#,
-            serde_json::Value::from(event_type),
-            serde_json::Value::from(rfc3339(now)),
-            data
-        );
+        let payload =
+            format!(r#"{{"type":{},"timestamp":{},"data":{}}}"#, serde_json::Value::from(event_type), serde_json::Value::from(rfc3339(now)), data);
         sqlx::query("INSERT INTO webhook_messages (id, owner, event_type, payload, created_ms) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(owner)
@@ -270,10 +263,10 @@ impl Hooks {
     /// One notification per endpoint of `owner`'s, routed to it, and a delivery row for each.
     /// Takes `requests` from the owner's outbound budget, or says when to come back.
     fn spend_outbound(&self, owner: &str, requests: usize) -> Result<(), HooksError> {
-        self.inner.outbound.check(owner, requests).map_err(|wait| HooksError::RateLimited {
-            per_sec: self.inner.config.outbound_per_sec,
-            retry_after_secs: wait.as_secs() + 1,
-        })
+        self.inner
+            .outbound
+            .check(owner, requests)
+            .map_err(|wait| HooksError::RateLimited { per_sec: self.inner.config.outbound_per_sec, retry_after_secs: wait.as_secs() + 1 })
     }
 
     async fn fan_out(&self, owner: &str, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
@@ -283,11 +276,7 @@ impl Hooks {
         let items = endpoints
             .iter()
             .map(|ep| {
-                let n = NewNotification::new(
-                    Channel::Webhook,
-                    format!("{RECIPIENT_PREFIX}{ep}"),
-                    serde_json::json!({ "message_id": message_id }),
-                );
+                let n = NewNotification::new(Channel::Webhook, format!("{RECIPIENT_PREFIX}{ep}"), serde_json::json!({ "message_id": message_id }));
                 (ep.clone(), n)
             })
             .collect();
@@ -331,14 +320,16 @@ impl Hooks {
                 }
                 vec![ep.id]
             }
-            None => sqlx::query_scalar(
-                "SELECT DISTINCT d.endpoint_id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+            None => {
+                sqlx::query_scalar(
+                    "SELECT DISTINCT d.endpoint_id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                  WHERE d.message_id = $1 AND e.owner = $2 AND e.enabled = 1 ORDER BY d.endpoint_id",
-            )
-            .bind(message_id)
-            .bind(owner)
-            .fetch_all(self.pool())
-            .await?,
+                )
+                .bind(message_id)
+                .bind(owner)
+                .fetch_all(self.pool())
+                .await?
+            }
         };
         self.spend_outbound(owner, targets.len())?;
         self.fan_out(owner, message_id, &targets).await
@@ -369,21 +360,17 @@ impl Hooks {
     /// The owner's messages, newest first.
     pub async fn list_messages(&self, owner: &str, req: PageRequest) -> Result<Page<Message>, HooksError> {
         let (fetch, before) = req.bounds()?;
-        let rows = sqlx::query(
-            "SELECT seq, id, event_type, created_ms FROM webhook_messages WHERE owner = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-        )
-        .bind(owner)
-        .bind(before)
-        .bind(fetch)
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query("SELECT seq, id, event_type, created_ms FROM webhook_messages WHERE owner = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3")
+                .bind(owner)
+                .bind(before)
+                .bind(fetch)
+                .fetch_all(self.pool())
+                .await?;
         let rows = rows
             .iter()
             .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    Message { id: r.try_get("id")?, event_type: r.try_get("event_type")?, created_ms: r.try_get("created_ms")? },
-                ))
+                Ok((r.try_get("seq")?, Message { id: r.try_get("id")?, event_type: r.try_get("event_type")?, created_ms: r.try_get("created_ms")? }))
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(page(rows, fetch))
@@ -577,10 +564,8 @@ impl AttemptObserver for DeliveryLog {
 
 impl Hooks {
     async fn record_attempt(&self, endpoint_id: &str, report: &AttemptReport) -> Result<(), HooksError> {
-        let endpoint_owner: Option<String> = sqlx::query_scalar("SELECT owner FROM webhook_endpoints WHERE id = $1")
-            .bind(endpoint_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let endpoint_owner: Option<String> =
+            sqlx::query_scalar("SELECT owner FROM webhook_endpoints WHERE id = $1").bind(endpoint_id).fetch_optional(self.pool()).await?;
         if endpoint_owner.is_some_and(|o| !owner_may_use(&report.job, &o)) {
             // Not the owner's job: nothing goes into their log or their failure streak.
             return Ok(());

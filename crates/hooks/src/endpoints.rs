@@ -162,10 +162,7 @@ impl Hooks {
         if !errors.is_empty() {
             return Err(HooksError::Invalid(errors));
         }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE owner = $1")
-            .bind(owner)
-            .fetch_one(self.pool())
-            .await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE owner = $1").bind(owner).fetch_one(self.pool()).await?;
         let max = self.inner.config.max_endpoints_per_owner;
         if count >= max as i64 {
             return Err(HooksError::Conflict(format!("You already have {max} endpoints, the most allowed.")));

@@ -26,7 +26,10 @@ pub const CATALOGUE: &[EventType] = &[
     EventType { name: WORKFLOW_FAILED, description: "A workflow run failed." },
     EventType { name: ENDPOINT_DISABLED, description: "One of your endpoints was disabled after failing repeatedly." },
     EventType { name: TEST_PING, description: "Sent by \"Send test event\"." },
-    EventType { name: CUSTOMER_CREATED, description: "The onboarding workflow created a customer account (confirm it with an inbound `crm` webhook)." },
+    EventType {
+        name: CUSTOMER_CREATED,
+        description: "The onboarding workflow created a customer account (confirm it with an inbound `crm` webhook).",
+    },
     EventType { name: CUSTOMER_ONBOARDING_CANCELLED, description: "The onboarding workflow undid a customer account." },
 ];
 

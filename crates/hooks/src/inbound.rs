@@ -33,7 +33,10 @@ pub struct InboundEvent {
 pub enum Inbound {
     Accepted(InboundEvent),
     /// Verified, but this `webhook-id` was accepted before: do nothing, answer 2xx.
-    Duplicate { source: String, webhook_id: String },
+    Duplicate {
+        source: String,
+        webhook_id: String,
+    },
 }
 
 struct Source {
@@ -167,14 +170,11 @@ pub fn check_request(
     }
     match verify_with_any(keys, id, ts, sig, body, now, tolerance_secs) {
         Ok(()) => {}
-        Err(SignatureError::BadTimestamp) => {
-            return Err(HooksError::BadRequest(format!("The {HEADER_TIMESTAMP} header is not a unix timestamp.")))
-        }
+        Err(SignatureError::BadTimestamp) => return Err(HooksError::BadRequest(format!("The {HEADER_TIMESTAMP} header is not a unix timestamp."))),
         Err(SignatureError::TimestampOutOfTolerance) => return Err(HooksError::StaleTimestamp),
         Err(SignatureError::NoMatch | SignatureError::BadSecret) => return Err(HooksError::BadSignature),
     }
     let timestamp: i64 = ts.parse().unwrap_or_default();
-    let payload: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| HooksError::BadRequest("The body is not JSON.".into()))?;
+    let payload: serde_json::Value = serde_json::from_slice(body).map_err(|_| HooksError::BadRequest("The body is not JSON.".into()))?;
     Ok(CheckedRequest { webhook_id: id.to_string(), timestamp, payload })
 }

@@ -112,7 +112,9 @@ impl PageRequest {
         }
         let before = match &self.cursor {
             None => i64::MAX,
-            Some(c) => c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| HooksError::invalid("cursor", "is not a cursor from a previous page"))?,
+            Some(c) => {
+                c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| HooksError::invalid("cursor", "is not a cursor from a previous page"))?
+            }
         };
         Ok((limit as i64 + 1, before))
     }

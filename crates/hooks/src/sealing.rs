@@ -43,10 +43,9 @@ impl Sealer {
         let mut errors = vec![];
         for (i, k) in keys.iter().enumerate() {
             match B64.decode(k.expose().trim()) {
-                Ok(bytes) if bytes.len() == 32 => out.push(Key {
-                    id: hex4(&Sha256::digest(&bytes)),
-                    cipher: Aes256Gcm::new_from_slice(&bytes).expect("32-byte key"),
-                }),
+                Ok(bytes) if bytes.len() == 32 => {
+                    out.push(Key { id: hex4(&Sha256::digest(&bytes)), cipher: Aes256Gcm::new_from_slice(&bytes).expect("32-byte key") })
+                }
                 _ => errors.push(FieldError::new(format!("hooks.secret_keys[{i}]"), "must be 32 random bytes in base64 (openssl rand -base64 32)")),
             }
         }

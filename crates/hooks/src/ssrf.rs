@@ -70,9 +70,7 @@ fn refusal_v4(ip: Ipv4Addr) -> Option<&'static str> {
         _ if ip.is_link_local() => "a link-local address",
         _ if in4(ip, [100, 64, 0, 0], 10) => "a carrier-grade NAT address",
         _ if in4(ip, [192, 0, 0, 0], 24) => "an IETF protocol address",
-        _ if in4(ip, [192, 0, 2, 0], 24) || in4(ip, [198, 51, 100, 0], 24) || in4(ip, [203, 0, 113, 0], 24) => {
-            "a documentation address"
-        }
+        _ if in4(ip, [192, 0, 2, 0], 24) || in4(ip, [198, 51, 100, 0], 24) || in4(ip, [203, 0, 113, 0], 24) => "a documentation address",
         _ if in4(ip, [198, 18, 0, 0], 15) => "a benchmarking address",
         _ if in4(ip, [192, 88, 99, 0], 24) => "a 6to4 relay address",
         _ if ip.is_broadcast() => "the broadcast address",

@@ -12,11 +12,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn new(types: &[&str]) -> NewEndpoint {
-    NewEndpoint {
-        url: "http://127.0.0.1:9/".into(),
-        description: String::new(),
-        event_types: types.iter().map(|t| t.to_string()).collect(),
-    }
+    NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: types.iter().map(|t| t.to_string()).collect() }
 }
 
 /// An endpoint of `owner` pointed at a fresh sink that knows its secret.
@@ -104,10 +100,7 @@ async fn a_failing_endpoint_is_retried_dead_lettered_then_disabled_and_its_owner
         let (_, _, watcher) = endpoint_with_sink(&p.hooks, "7", &["endpoint.disabled"], SinkConfig::default()).await;
 
         let first = p.hooks.emit("7", "workflow.failed", serde_json::json!({ "n": 1 })).await.unwrap();
-        common::wait_for("the first dead letter", WAIT, || async {
-            p.hooks.get_endpoint("7", &ep).await.unwrap().consecutive_failures == 1
-        })
-        .await;
+        common::wait_for("the first dead letter", WAIT, || async { p.hooks.get_endpoint("7", &ep).await.unwrap().consecutive_failures == 1 }).await;
         let log = p.hooks.message_attempts("7", &first.id, PageRequest::default()).await.unwrap().items;
         let outcomes: Vec<(i64, &str, Option<i64>)> = log.iter().rev().map(|a| (a.attempt, a.outcome.as_str(), a.status_code)).collect();
         assert_eq!(outcomes, [(1, "retrying", Some(503)), (2, "retrying", Some(503)), (3, "failed", Some(503))], "{engine}");

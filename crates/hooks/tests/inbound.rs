@@ -25,7 +25,8 @@ fn headers(id: &str, ts: i64, sig: &str) -> HeaderMap {
 }
 
 fn config(secrets: &[&str]) -> InboundConfig {
-    let source = InboundSource { secrets: secrets.iter().map(|s| Secret::new(*s)).collect(), workflow: Some("orders.import".into()), ..Default::default() };
+    let source =
+        InboundSource { secrets: secrets.iter().map(|s| Secret::new(*s)).collect(), workflow: Some("orders.import".into()), ..Default::default() };
     InboundConfig { sources: HashMap::from([("shop".to_string(), source)]), ..InboundConfig::default() }
 }
 

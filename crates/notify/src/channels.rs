@@ -55,8 +55,8 @@ fn client(timeout: Duration, pool_max_idle: usize) -> reqwest::ClientBuilder {
 
 impl Deliverer {
     pub fn new(cfg: &WebhookConfig) -> Result<Self, NotifyError> {
-        let key = SigningKey::from_secret(&cfg.secret)
-            .map_err(|_| NotifyError::invalid("notify.webhook.secret", "must be whsec_ followed by base64"))?;
+        let key =
+            SigningKey::from_secret(&cfg.secret).map_err(|_| NotifyError::invalid("notify.webhook.secret", "must be whsec_ followed by base64"))?;
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
         let http = client(timeout, cfg.pool_max_idle).build().map_err(|e| NotifyError::internal("cannot build HTTP client", e))?;
         Ok(Self {
@@ -139,11 +139,7 @@ impl Deliverer {
                 self.http.post(&self.webhook_url).header(HEADER_ID, id).header(HEADER_SIGNATURE, signature).body(body)
             }
         };
-        let sent = request
-            .header(HEADER_TIMESTAMP, ts.to_string())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .send()
-            .await;
+        let sent = request.header(HEADER_TIMESTAMP, ts.to_string()).header(http::header::CONTENT_TYPE, "application/json").send().await;
         let res = match sent {
             Ok(res) => res,
             Err(e) => {
@@ -228,10 +224,7 @@ fn literal_ip(url: &str) -> Option<std::net::IpAddr> {
 /// The webhook body: the payload as `data`, with the id, channel and recipient alongside.
 pub(crate) fn webhook_body(job: &Job) -> String {
     let recipient = serde_json::to_string(&job.recipient).unwrap_or_else(|_| "\"\"".into());
-    format!(
-        r#"{{"type":"notification.{}","id":"{}","recipient":{},"data":{}}}"#,
-        job.channel, job.id, recipient, job.payload
-    )
+    format!(r#"{{"type":"notification.{}","id":"{}","recipient":{},"data":{}}}"#, job.channel, job.id, recipient, job.payload)
 }
 
 /// A stand-in for a third-party provider: waits `latency_ms`, fails with probability `failure_rate`.

@@ -44,10 +44,10 @@ mod worker;
 
 pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
 pub use error::{FieldError, NotifyError};
-pub use quotas::OwnerRate;
 pub use model::{
     parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, Replay, RunId,
 };
+pub use quotas::OwnerRate;
 pub use routing::{
     AddressPolicy, AttemptObserver, AttemptReport, BoxFuture, DeliveryExtensions, RouteError, WebhookRouting, WebhookTarget, WebhookTargets,
 };

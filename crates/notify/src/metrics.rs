@@ -30,16 +30,12 @@ impl Metrics {
         let failed = counter("notify_failed_attempts_total", "Delivery attempts that failed.");
         let retried = counter("notify_retried_total", "Failed attempts scheduled for a retry.");
         let dead_lettered = counter("notify_dead_lettered_total", "Notifications moved to the dead-letter queue.");
-        let backlog = IntGaugeVec::new(
-            Opts::new("notify_backlog", "Notifications waiting, in flight or scheduled for retry."),
-            &["backend"],
-        )
-        .expect("valid metric");
+        let backlog = IntGaugeVec::new(Opts::new("notify_backlog", "Notifications waiting, in flight or scheduled for retry."), &["backend"])
+            .expect("valid metric");
         registry.register(Box::new(backlog.clone())).expect("unique metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new("notify_delivery_latency_seconds", "Duration of successful delivery attempts.").buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            HistogramOpts::new("notify_delivery_latency_seconds", "Duration of successful delivery attempts.")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["channel"],
         )
         .expect("valid metric");

@@ -191,10 +191,7 @@ impl NewNotification {
         }
         if let Some(k) = &self.idempotency_key {
             if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN {
-                errors.push(crate::FieldError::new(
-                    field("idempotency_key"),
-                    format!("1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
-                ));
+                errors.push(crate::FieldError::new(field("idempotency_key"), format!("1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes")));
             }
         }
         let size = serde_json::to_string(&self.payload).map(|s| s.len()).unwrap_or(usize::MAX);
@@ -208,8 +205,7 @@ impl NewNotification {
 /// Each item is decoded strictly (unknown fields are errors); the first 20 bad items are named. Shape
 /// only: [`validate_batch`] applies the field rules.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<NewNotification>, NotifyError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| NotifyError::invalid("body", "is not valid JSON"))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| NotifyError::invalid("body", "is not valid JSON"))?;
     let (items, prefix) = match value {
         serde_json::Value::Array(items) => (items, "notifications"),
         serde_json::Value::Object(mut o) if o.contains_key("notifications") => match o.remove("notifications") {
@@ -233,7 +229,11 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<NewNotification>, NotifyError> {
             break;
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(NotifyError::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(NotifyError::Invalid(errors))
+    }
 }
 
 /// The checks an enqueue applies before anything is stored: 1 to [`MAX_BATCH`] items, each passing
@@ -249,7 +249,11 @@ pub fn validate_batch(items: &[NewNotification]) -> Result<(), NotifyError> {
     for (i, n) in items.iter().enumerate() {
         n.validate(i, &mut errors);
     }
-    if errors.is_empty() { Ok(()) } else { Err(NotifyError::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(NotifyError::Invalid(errors))
+    }
 }
 
 /// A notification ready to insert: validated, payload serialised, simulation knobs attached.

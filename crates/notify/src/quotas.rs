@@ -47,8 +47,11 @@ pub(crate) fn reserve_day(conn: &Connection, owner: &str, n: u64, per_day: u64) 
 
 /// Gives back what [`reserve_day`] counted for an enqueue that then failed.
 pub(crate) fn refund_day(conn: &Connection, owner: &str, n: u64) -> Result<(), NotifyError> {
-    conn.prepare_cached("UPDATE owner_usage SET notifications = max(notifications - ?3, 0) WHERE owner = ?1 AND day = ?2")?
-        .execute(params![owner, now_ms().div_euclid(DAY_MS), n as i64])?;
+    conn.prepare_cached("UPDATE owner_usage SET notifications = max(notifications - ?3, 0) WHERE owner = ?1 AND day = ?2")?.execute(params![
+        owner,
+        now_ms().div_euclid(DAY_MS),
+        n as i64
+    ])?;
     Ok(())
 }
 

@@ -109,8 +109,7 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-const RUN_COLUMNS: &str =
-    "id, owner, params, status, started_ms, finished_ms, produced, delivered, failed, retried, dead, cancelled";
+const RUN_COLUMNS: &str = "id, owner, params, status, started_ms, finished_ms, produced, delivered, failed, retried, dead, cancelled";
 
 impl SqliteQueue {
     /// Records a new running run. With `quotas` (a user's run), the owner's concurrent runs and today's
@@ -122,9 +121,8 @@ impl SqliteQueue {
         self.call(move |c| {
             if let Some(q) = quotas {
                 if q.concurrent_runs > 0 {
-                    let running: i64 = c
-                        .prepare_cached("SELECT count(*) FROM runs WHERE owner = ?1 AND status = 'running'")?
-                        .query_row([&owner], |r| r.get(0))?;
+                    let running: i64 =
+                        c.prepare_cached("SELECT count(*) FROM runs WHERE owner = ?1 AND status = 'running'")?.query_row([&owner], |r| r.get(0))?;
                     if running >= q.concurrent_runs as i64 {
                         return Err(NotifyError::QuotaExceeded {
                             message: format!(
@@ -158,9 +156,7 @@ impl SqliteQueue {
 
     pub(crate) async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, NotifyError> {
         self.call(move |c| {
-            Ok(c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-                .query_row([id], record_from_row)
-                .optional()?)
+            Ok(c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?.query_row([id], record_from_row).optional()?)
         })
         .await
     }
@@ -196,7 +192,15 @@ impl SqliteQueue {
             if let (1, Some(k)) = (n, final_counts) {
                 c.execute(
                     "UPDATE runs SET produced = ?2, delivered = ?3, failed = ?4, retried = ?5, dead = ?6, cancelled = ?7 WHERE id = ?1",
-                    params![id, k.produced as i64, k.delivered as i64, k.failed_attempts as i64, k.retried as i64, k.dead_lettered as i64, k.cancelled as i64],
+                    params![
+                        id,
+                        k.produced as i64,
+                        k.delivered as i64,
+                        k.failed_attempts as i64,
+                        k.retried as i64,
+                        k.dead_lettered as i64,
+                        k.cancelled as i64
+                    ],
                 )?;
             }
             Ok(n == 1)
@@ -251,9 +255,7 @@ pub(crate) async fn produce<Q: Queue>(
         }
         let target = match params.rate {
             Rate::Max => params.count,
-            Rate::PerHour(r) => {
-                (base + (r as f64 * clock.elapsed().as_secs_f64() / 3600.0) as u64).min(params.count)
-            }
+            Rate::PerHour(r) => (base + (r as f64 * clock.elapsed().as_secs_f64() / 3600.0) as u64).min(params.count),
         };
         let wait = if target <= produced {
             // The next one is due in 3600/r seconds; sleep at most 50 ms so a cancel is seen quickly.

@@ -69,9 +69,7 @@ impl NotifyService {
     pub async fn new(config: PipelineConfig) -> Result<Self, NotifyError> {
         validate_config(&config)?;
         let url = config.queue_url.clone();
-        let embedded = tokio::task::spawn_blocking(move || SqliteQueue::open(&url))
-            .await
-            .map_err(|e| NotifyError::internal("queue open", e))??;
+        let embedded = tokio::task::spawn_blocking(move || SqliteQueue::open(&url)).await.map_err(|e| NotifyError::internal("queue open", e))??;
         let redis = match &config.redis_url {
             Some(url) if !url.is_empty() => {
                 let q = RedisQueue::connect(url, &config).await?;
@@ -217,12 +215,7 @@ impl NotifyService {
     /// can turn its final outcome into the owner's `notification.delivered` / `dead_lettered` event, and
     /// its idempotency keys are the owner's own. A user (`Some`) is held to the enqueue rate and the
     /// daily count of [`Quotas`](crate::Quotas); `None` is the operator.
-    pub async fn enqueue_for(
-        &self,
-        owner: Option<&str>,
-        backend: Backend,
-        items: Vec<NewNotification>,
-    ) -> Result<Vec<NotificationId>, NotifyError> {
+    pub async fn enqueue_for(&self, owner: Option<&str>, backend: Backend, items: Vec<NewNotification>) -> Result<Vec<NotificationId>, NotifyError> {
         let items = items.into_iter().map(|n| (None, n)).collect();
         self.enqueue_prepared(owner, backend, items, owner.is_some()).await
     }
@@ -415,8 +408,7 @@ impl NotifyService {
 
     async fn monitor_tick(&self) {
         self.inner.enqueue_rate.tidy();
-        let ids: Vec<(RunId, Backend)> =
-            self.inner.live.lock().expect("live lock").iter().map(|(id, r)| (*id, r.params.backend)).collect();
+        let ids: Vec<(RunId, Backend)> = self.inner.live.lock().expect("live lock").iter().map(|(id, r)| (*id, r.params.backend)).collect();
         for (id, backend) in ids {
             let Ok(counters) = self.counters(backend, id).await else { continue };
             let finish = {
@@ -694,7 +686,11 @@ fn validate_config(c: &PipelineConfig) -> Result<(), NotifyError> {
     if !(0.0..=1.0).contains(&c.providers.failure_rate) {
         e.push(crate::FieldError::new("notify.providers.failure_rate", "must be between 0 and 1"));
     }
-    if e.is_empty() { Ok(()) } else { Err(NotifyError::Invalid(e)) }
+    if e.is_empty() {
+        Ok(())
+    } else {
+        Err(NotifyError::Invalid(e))
+    }
 }
 
 /// A worker-only process against Redis (`server worker --redis URL`): no runs, no embedded queue.

@@ -121,7 +121,11 @@ pub fn verify_with_any(
     }
     // Every key is tried, so the time taken does not say which one matched.
     let matched = keys.iter().fold(false, |acc, k| k.matches(id, timestamp, signature_header, body) | acc);
-    if matched { Ok(()) } else { Err(SignatureError::NoMatch) }
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::NoMatch)
+    }
 }
 
 #[cfg(test)]

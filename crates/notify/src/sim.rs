@@ -112,14 +112,15 @@ impl FromStr for ChannelMix {
             let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
             match (name.parse::<Channel>(), weight.trim().parse::<u32>()) {
                 (Ok(c), Ok(w)) if w <= MAX_WEIGHT => *mix.weight_mut(c) = w,
-                (Ok(c), _) => errors.push(FieldError::new(
-                    format!("mix.{c}"),
-                    format!("weight must be a whole number from 0 to {MAX_WEIGHT}"),
-                )),
+                (Ok(c), _) => errors.push(FieldError::new(format!("mix.{c}"), format!("weight must be a whole number from 0 to {MAX_WEIGHT}"))),
                 (Err(e), _) => errors.push(FieldError::new(format!("mix.{}", truncate(name, 40)), e)),
             }
         }
-        if errors.is_empty() { Ok(mix) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(mix)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -176,14 +177,17 @@ impl SimParams {
         } else if self.mix.total() == 0 {
             e.push(FieldError::new("mix", "choose at least one channel with a weight above 0"));
         }
-        if e.is_empty() { Ok(()) } else { Err(NotifyError::Invalid(e)) }
+        if e.is_empty() {
+            Ok(())
+        } else {
+            Err(NotifyError::Invalid(e))
+        }
     }
 
     /// Parses JSON such as `{"count": 1000, "rate": "1m-per-hour", "mix": {"email": 1}, "backend": "redis"}`
     /// (`rate` may also be `{"per_hour": n}`; missing fields take their defaults) and validates it.
     pub fn from_json(text: &str) -> Result<SimParams, NotifyError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|_| NotifyError::invalid("body", "is not valid JSON"))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| NotifyError::invalid("body", "is not valid JSON"))?;
         Self::from_value(&value)
     }
 
@@ -196,9 +200,7 @@ impl SimParams {
             match key.as_str() {
                 "count" => match v.as_u64() {
                     Some(n) => p.count = n,
-                    None if v.as_i64().is_some_and(|n| n < 0) => {
-                        e.push(FieldError::new("count", "must not be negative"))
-                    }
+                    None if v.as_i64().is_some_and(|n| n < 0) => e.push(FieldError::new("count", "must not be negative")),
                     None => e.push(FieldError::new("count", "must be a whole number")),
                 },
                 "rate" => match v {
@@ -222,10 +224,9 @@ impl SimParams {
                         for (name, w) in o {
                             match (name.parse::<Channel>(), w.as_u64()) {
                                 (Ok(c), Some(w)) if w <= MAX_WEIGHT as u64 => *mix.weight_mut(c) = w as u32,
-                                (Ok(c), _) => e.push(FieldError::new(
-                                    format!("mix.{c}"),
-                                    format!("weight must be a whole number from 0 to {MAX_WEIGHT}"),
-                                )),
+                                (Ok(c), _) => {
+                                    e.push(FieldError::new(format!("mix.{c}"), format!("weight must be a whole number from 0 to {MAX_WEIGHT}")))
+                                }
                                 (Err(m), _) => e.push(FieldError::new(format!("mix.{}", truncate(name, 40)), m)),
                             }
                         }
@@ -302,7 +303,8 @@ mod tests {
 
     #[test]
     fn bad_parameters_name_their_fields() {
-        let e = SimParams::from_json(r#"{"count": -5, "rate": "0-per-hour", "mix": {"fax": 1}, "failure_rate": 1.5, "latency_ms": 600000}"#).unwrap_err();
+        let e =
+            SimParams::from_json(r#"{"count": -5, "rate": "0-per-hour", "mix": {"fax": 1}, "failure_rate": 1.5, "latency_ms": 600000}"#).unwrap_err();
         assert_eq!(fields(e), ["count", "rate", "mix.fax", "failure_rate", "latency_ms"]);
         let e = SimParams::from_json(r#"{"count": 0, "rate": {"per_hour": 0}}"#).unwrap_err();
         assert_eq!(fields(e), ["count", "rate"]);

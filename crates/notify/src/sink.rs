@@ -32,13 +32,7 @@ pub struct SinkConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        Self {
-            secret: crate::config::DEV_WEBHOOK_SECRET.into(),
-            fail_rate: 0.0,
-            delay_ms: 0,
-            stall_rate: 0.0,
-            stall_ms: 10_000,
-        }
+        Self { secret: crate::config::DEV_WEBHOOK_SECRET.into(), fail_rate: 0.0, delay_ms: 0, stall_rate: 0.0, stall_ms: 10_000 }
     }
 }
 
@@ -173,11 +167,7 @@ fn stats(s: &State) -> SinkStats {
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(Full::new(body.into()))
-        .expect("valid response")
+    Response::builder().status(status).header(http::header::CONTENT_TYPE, content_type).body(Full::new(body.into())).expect("valid response")
 }
 
 async fn handle(s: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
@@ -204,9 +194,7 @@ async fn handle(s: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<B
         s.bad_signature.fetch_add(1, Ordering::Relaxed);
         return Ok(text(StatusCode::UNAUTHORIZED, "bad signature\n", "text/plain"));
     };
-    if s.capture_left.load(Ordering::Relaxed) > 0
-        && s.capture_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
-    {
+    if s.capture_left.load(Ordering::Relaxed) > 0 && s.capture_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
         let (timestamp, signature) = (ts.unwrap_or_default(), sig.unwrap_or_default());
         s.captured.lock().expect("sink lock").push(CapturedRequest { id: id.clone(), timestamp, signature, body: body.clone() });
     }

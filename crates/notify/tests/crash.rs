@@ -61,7 +61,19 @@ async fn one_of_two_redis_workers_killed_the_other_reclaims_its_messages() {
     let redis = Redis::start();
     let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { delay_ms: 2, ..SinkConfig::default() }).await.unwrap();
     let worker = |name: &'static str| {
-        Node::spawn(&["--worker-only", "--redis", &redis.url, "--webhook", &sink.url(), "--consumer", name, "--reclaim-ms", "3000", "--concurrency", "32"])
+        Node::spawn(&[
+            "--worker-only",
+            "--redis",
+            &redis.url,
+            "--webhook",
+            &sink.url(),
+            "--consumer",
+            name,
+            "--reclaim-ms",
+            "3000",
+            "--concurrency",
+            "32",
+        ])
     };
     let mut a = worker("worker-a");
     let mut b = worker("worker-b");
@@ -88,7 +100,12 @@ async fn one_of_two_redis_workers_killed_the_other_reclaims_its_messages() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let pending_on_a = |mut conn: redis::aio::MultiplexedConnection| async move {
         let v: Vec<redis::Value> = redis::cmd("XPENDING")
-            .arg("notify:stream").arg("workers").arg("-").arg("+").arg(100_000).arg("worker-a")
+            .arg("notify:stream")
+            .arg("workers")
+            .arg("-")
+            .arg("+")
+            .arg(100_000)
+            .arg("worker-a")
             .query_async(&mut conn)
             .await
             .unwrap();

@@ -66,10 +66,7 @@ async fn bad_notifications_are_refused_field_by_field() {
     assert_eq!(svc.enqueue(too_many).await.unwrap_err().field_errors()[0].field, "notifications");
     let unknown = serde_json::from_str::<NewNotification>(r#"{"recipient":"a","channel":"fax"}"#).unwrap_err();
     assert!(unknown.to_string().contains("unknown variant `fax`"), "{unknown}");
-    assert!(matches!(
-        svc.enqueue_to(Backend::Redis, vec![email("a@b")]).await,
-        Err(NotifyError::BackendUnavailable)
-    ));
+    assert!(matches!(svc.enqueue_to(Backend::Redis, vec![email("a@b")]).await, Err(NotifyError::BackendUnavailable)));
     assert_eq!(svc.backlog(Backend::Embedded), 0);
 }
 
@@ -101,12 +98,9 @@ async fn enqueue_beyond_the_high_water_mark_is_refused_and_memory_stays_bounded(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_sink_with_timeouts_ends_with_every_notification_delivered_or_dead_lettered() {
-    let sink = Sink::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SinkConfig { fail_rate: 0.3, stall_rate: 0.05, stall_ms: 2_000, ..SinkConfig::default() },
-    )
-    .await
-    .unwrap();
+    let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { fail_rate: 0.3, stall_rate: 0.05, stall_ms: 2_000, ..SinkConfig::default() })
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&dir);
     cfg.webhook.url = sink.url();
@@ -153,8 +147,7 @@ async fn a_failing_sink_with_timeouts_ends_with_every_notification_delivered_or_
         }
     }
     assert!(retried_then_delivered > 0);
-    let errors: std::collections::HashSet<_> =
-        dead.iter().filter_map(|d| d.last_error.clone()).collect();
+    let errors: std::collections::HashSet<_> = dead.iter().filter_map(|d| d.last_error.clone()).collect();
     assert!(errors.iter().any(|e| e == "HTTP 503" || e == "timed out"), "{errors:?}");
     svc.shutdown().await;
 }
@@ -202,10 +195,7 @@ async fn runs_are_listed_snapshotted_and_cancelled_by_their_owner_only() {
     assert_eq!(s.params, fast);
 
     assert!(matches!(svc.cancel_run("mallory", running).await, Err(NotifyError::NotFound)));
-    wait_for("the slow run to produce", Duration::from_secs(10), || async {
-        svc.run_snapshot(running).await.unwrap().unwrap().produced > 0
-    })
-    .await;
+    wait_for("the slow run to produce", Duration::from_secs(10), || async { svc.run_snapshot(running).await.unwrap().unwrap().produced > 0 }).await;
     svc.cancel_run("alice", running).await.unwrap();
     let c = svc.run_snapshot(running).await.unwrap().unwrap();
     assert_eq!(c.status, RunStatus::Cancelled);

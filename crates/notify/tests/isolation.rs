@@ -118,13 +118,45 @@ async fn the_redis_key_layout_is_migrated_at_start_up() {
     let dead_wire = r#"{"i":7,"c":1,"t":"c@example.test","p":"{}","a":0,"k":1,"f":0.0,"l":0,"o":"carol"}"#;
     let dead_rec = serde_json::json!({ "w": dead_wire, "r": null, "e": "boom", "at": 1000, "n": 6 }).to_string();
     let _: () = redis::pipe()
-        .cmd("SET").arg("notify:seq").arg(10).ignore()
-        .cmd("XGROUP").arg("CREATE").arg("notify:stream").arg("workers").arg("0").arg("MKSTREAM").ignore()
-        .cmd("XADD").arg("notify:stream").arg("*").arg("m").arg(old_wire).ignore()
-        .cmd("SET").arg("notify:idem:inv-1").arg(5).arg("EX").arg(604_800).ignore()
-        .cmd("SET").arg("notify:idem:gone").arg(3).arg("EX").arg(604_800).ignore()
-        .cmd("ZADD").arg("notify:dead").arg(1000).arg(7).ignore()
-        .cmd("HSET").arg("notify:deadmsg").arg(7).arg(&dead_rec).ignore()
+        .cmd("SET")
+        .arg("notify:seq")
+        .arg(10)
+        .ignore()
+        .cmd("XGROUP")
+        .arg("CREATE")
+        .arg("notify:stream")
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .ignore()
+        .cmd("XADD")
+        .arg("notify:stream")
+        .arg("*")
+        .arg("m")
+        .arg(old_wire)
+        .ignore()
+        .cmd("SET")
+        .arg("notify:idem:inv-1")
+        .arg(5)
+        .arg("EX")
+        .arg(604_800)
+        .ignore()
+        .cmd("SET")
+        .arg("notify:idem:gone")
+        .arg(3)
+        .arg("EX")
+        .arg(604_800)
+        .ignore()
+        .cmd("ZADD")
+        .arg("notify:dead")
+        .arg(1000)
+        .arg(7)
+        .ignore()
+        .cmd("HSET")
+        .arg("notify:deadmsg")
+        .arg(7)
+        .arg(&dead_rec)
+        .ignore()
         .query_async(&mut c)
         .await
         .unwrap();
@@ -174,10 +206,7 @@ async fn old_dead_letters_are_found_under_newer_ones(backend: Backend) {
     let svc = service(cfg).await;
     let sms = |to: &str| NewNotification::new(Channel::Sms, to, json!({}));
     let alice = svc.enqueue_for(Some("alice"), backend, vec![sms("alice-old")]).await.unwrap()[0];
-    wait_for("alice's dead letter", Duration::from_secs(20), || async {
-        svc.dead_letters_of(Some("alice"), 10).await.unwrap().len() == 1
-    })
-    .await;
+    wait_for("alice's dead letter", Duration::from_secs(20), || async { svc.dead_letters_of(Some("alice"), 10).await.unwrap().len() == 1 }).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let bobs: Vec<_> = (0..10_000).map(|i| sms(&format!("bob-{i}"))).collect();
     svc.enqueue_for(Some("bob"), backend, bobs).await.unwrap();
@@ -192,8 +221,7 @@ async fn old_dead_letters_are_found_under_newer_ones(backend: Backend) {
     // Replaying "all" of hers is hers alone; one of bob's by id is not hers to replay.
     assert_eq!(svc.replay_dead_letters_of(Some("alice"), Replay::Ids(vec![everyone[0].id])).await.unwrap(), 0);
     assert_eq!(svc.replay_dead_letters_of(Some("alice"), Replay::All).await.unwrap(), 1, "{backend:?}");
-    wait_for("the replayed one to die again", Duration::from_secs(20), || async { svc.attempts(alice).await.unwrap().len() == 2 })
-        .await;
+    wait_for("the replayed one to die again", Duration::from_secs(20), || async { svc.attempts(alice).await.unwrap().len() == 2 }).await;
     assert_eq!(svc.dead_letters_of(Some("bob"), 10_000).await.unwrap().len(), 10_000, "{backend:?}: bob's untouched");
     svc.shutdown().await;
 }

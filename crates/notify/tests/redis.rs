@@ -38,7 +38,14 @@ async fn delivers_retries_dead_letters_and_replays_on_redis() {
     wait_for("an empty backlog", Duration::from_secs(10), || async { svc.backlog(Backend::Redis) == 0 }).await;
 
     // A run whose provider always fails: each notification is retried via the delayed set, then dead.
-    let p = SimParams { count: 50, rate: Rate::Max, mix: ChannelMix::only(Channel::Sms), failure_rate: 1.0, backend: Backend::Redis, ..SimParams::default() };
+    let p = SimParams {
+        count: 50,
+        rate: Rate::Max,
+        mix: ChannelMix::only(Channel::Sms),
+        failure_rate: 1.0,
+        backend: Backend::Redis,
+        ..SimParams::default()
+    };
     let run = svc.start_run("alice", p).await.unwrap();
     wait_for("the failing run to complete", Duration::from_secs(30), || async {
         svc.run_snapshot(run).await.unwrap().unwrap().status == RunStatus::Completed
@@ -55,10 +62,8 @@ async fn delivers_retries_dead_letters_and_replays_on_redis() {
     assert_eq!(attempts.last().unwrap().outcome, AttemptOutcome::DeadLettered);
     assert_eq!(svc.replay_dead_letters(Replay::Ids(vec![dead[0].id])).await.unwrap(), 1);
     assert_eq!(svc.dead_letters(100).await.unwrap().len(), 49);
-    wait_for("the replayed one to die again", Duration::from_secs(20), || async {
-        svc.attempts(dead[0].id).await.unwrap().len() as u64 == 2 * max
-    })
-    .await;
+    wait_for("the replayed one to die again", Duration::from_secs(20), || async { svc.attempts(dead[0].id).await.unwrap().len() as u64 == 2 * max })
+        .await;
     svc.shutdown().await;
 }
 
@@ -84,12 +89,16 @@ async fn redis_backpressure_and_cancel() {
     cfg.redis_prefix = "other".into();
     cfg.concurrency = 4;
     let svc = service(cfg).await;
-    let p = SimParams { count: 2_000, rate: Rate::Max, mix: ChannelMix::only(Channel::Email), latency_ms: 50, backend: Backend::Redis, ..SimParams::default() };
+    let p = SimParams {
+        count: 2_000,
+        rate: Rate::Max,
+        mix: ChannelMix::only(Channel::Email),
+        latency_ms: 50,
+        backend: Backend::Redis,
+        ..SimParams::default()
+    };
     let run = svc.start_run("alice", p).await.unwrap();
-    wait_for("some deliveries", Duration::from_secs(20), || async {
-        svc.run_snapshot(run).await.unwrap().unwrap().delivered > 0
-    })
-    .await;
+    wait_for("some deliveries", Duration::from_secs(20), || async { svc.run_snapshot(run).await.unwrap().unwrap().delivered > 0 }).await;
     svc.cancel_run("alice", run).await.unwrap();
     assert_eq!(svc.run_snapshot(run).await.unwrap().unwrap().status, RunStatus::Cancelled);
     wait_for("the cancelled run's messages to drain", Duration::from_secs(30), || async { svc.backlog(Backend::Redis) == 0 }).await;

@@ -120,7 +120,8 @@ async fn the_policy_refuses_names_at_connect_time_and_literals_before_sending() 
     let gone = svc.attempts(ids[2]).await.unwrap();
     assert_eq!((gone.len(), gone[0].outcome, gone[0].error.as_deref()), (1, AttemptOutcome::DeadLettered, Some("endpoint deleted")));
     wait_for("the observer", Duration::from_secs(5), || async { seen.0.lock().unwrap().len() == 4 }).await;
-    let gave_up = seen.0.lock().unwrap().iter().any(|(r, o, s, refused)| r == "gone:ep_1" && *o == AttemptOutcome::DeadLettered && s.is_none() && *refused);
+    let gave_up =
+        seen.0.lock().unwrap().iter().any(|(r, o, s, refused)| r == "gone:ep_1" && *o == AttemptOutcome::DeadLettered && s.is_none() && *refused);
     assert!(gave_up);
     svc.shutdown().await;
 }
@@ -181,10 +182,7 @@ async fn the_enqueuing_owner_travels_with_each_job_on_both_backends_and_through_
         assert_eq!(seen.of("doomed", AttemptOutcome::Retrying), vec![Some("bob".to_string())], "{backend:?}");
 
         assert_eq!(svc.replay_dead_letters(Replay::Ids(vec![dead_id])).await.unwrap(), 1);
-        wait_for("the replayed dead letter", Duration::from_secs(20), || async {
-            seen.of("doomed", AttemptOutcome::DeadLettered).len() == 2
-        })
-        .await;
+        wait_for("the replayed dead letter", Duration::from_secs(20), || async { seen.of("doomed", AttemptOutcome::DeadLettered).len() == 2 }).await;
         assert!(seen.of("doomed", AttemptOutcome::DeadLettered).iter().all(|o| o.as_deref() == Some("bob")), "{backend:?}");
         svc.shutdown().await;
     }

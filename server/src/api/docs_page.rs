@@ -38,17 +38,18 @@ pub fn render(spec: &Value) -> String {
                 if !op["tags"].as_array().is_some_and(|t| t.iter().any(|x| x == name)) {
                     continue;
                 }
-                out.push_str(&format!(
-                    "<article><h3><code class=\"m\">{}</code> <code>{}</code></h3>",
-                    method.to_uppercase(),
-                    esc(path)
-                ));
+                out.push_str(&format!("<article><h3><code class=\"m\">{}</code> <code>{}</code></h3>", method.to_uppercase(), esc(path)));
                 let text = [op["summary"].as_str(), op["description"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
                 if !text.is_empty() {
                     out.push_str(&format!("<p>{}</p>", esc(&text)));
                 }
                 if let Some(sec) = op["security"].as_array() {
-                    let scopes: Vec<String> = sec.iter().filter_map(|s| s.get("bearer")).flat_map(|v| v.as_array().cloned().unwrap_or_default()).filter_map(|v| v.as_str().map(String::from)).collect();
+                    let scopes: Vec<String> = sec
+                        .iter()
+                        .filter_map(|s| s.get("bearer"))
+                        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect();
                     if !scopes.is_empty() {
                         out.push_str(&format!("<p class=\"s\">Scope: <code>{}</code></p>", esc(&scopes.join(", "))));
                     }
@@ -140,10 +141,10 @@ pub(crate) fn static_page(title: &str, body: &str) -> Response {
     static CSP: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
     let csp = CSP.get_or_init(|| {
         let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()));
-        let policy = format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-        );
-        HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"))
+        let policy =
+            format!("default-src 'none'; style-src 'sha256-{hash}'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+        HeaderValue::from_str(&policy)
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"))
     });
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{}</style></head><body><main>{}</main></body></html>",

@@ -182,7 +182,10 @@ impl StepHost for ServerHost {
             ResolvedAction::Http(req) => {
                 if self.http_rate.check(&ctx.owner, 1).is_err() {
                     let limit = self.http_per_sec;
-                    return Err(StepError::retryable("rate_limited", format!("more than {limit} workflow HTTP requests per second; tried again later")));
+                    return Err(StepError::retryable(
+                        "rate_limited",
+                        format!("more than {limit} workflow HTTP requests per second; tried again later"),
+                    ));
                 }
                 self.http.call(req, ctx.timeout).await
             }

@@ -110,14 +110,13 @@ async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Respons
             .fetch_optional(&state.pool)
             .await;
     match row {
-        Ok(Some((stored_hash, _, _))) if stored_hash != hash => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "This Idempotency-Key was used for a different request.",
-        )
-        .into_response(),
-        Ok(Some((_, 0, _))) => ApiError::new(StatusCode::CONFLICT, "conflict", "A request with this Idempotency-Key is still in progress.")
-            .into_response(),
+        Ok(Some((stored_hash, _, _))) if stored_hash != hash => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "This Idempotency-Key was used for a different request.")
+                .into_response()
+        }
+        Ok(Some((_, 0, _))) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", "A request with this Idempotency-Key is still in progress.").into_response()
+        }
         Ok(Some((_, status, stored))) => {
             // Rows from before sealing are opened as they are (and a migration dropped any with a secret).
             let body = match sealer(state).map(|s| s.open(&associated_data(owner, key), &stored)) {

@@ -75,12 +75,8 @@ async fn record(state: &AppState, event: &hooks::InboundEvent, body: &[u8], corr
     if !state.inbound.claim(&mut tx, event, body).await? {
         return Ok(None);
     }
-    let effect = state
-        .flows
-        .store()
-        .receive_inbound(&mut tx, &event.source, &event.webhook_id, correlation, &event.payload)
-        .await
-        .map_err(not_processed)?;
+    let effect =
+        state.flows.store().receive_inbound(&mut tx, &event.source, &event.webhook_id, correlation, &event.payload).await.map_err(not_processed)?;
     tx.commit().await.map_err(|e| ApiError::internal("inbound commit", e))?;
     Ok(Some(effect))
 }

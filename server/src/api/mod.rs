@@ -237,11 +237,7 @@ impl Caller {
         match &self.via {
             Via::Session => Ok(()),
             Via::Token { scopes, .. } if scopes.contains(&scope) => Ok(()),
-            Via::Token { .. } => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("This token lacks the {} scope.", scope.as_str()),
-            )),
+            Via::Token { .. } => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("This token lacks the {} scope.", scope.as_str()))),
         }
     }
 }
@@ -262,12 +258,8 @@ impl FromRequestParts<AppState> for Caller {
                 auth::AuthError::Internal(_) => ApiError::from(e),
                 _ => ApiError::unauthorized("The token is unknown, revoked or expired."),
             })?;
-            let user = state
-                .auth
-                .users
-                .find_by_id(principal.user_id)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("The token's user no longer exists."))?;
+            let user =
+                state.auth.users.find_by_id(principal.user_id).await?.ok_or_else(|| ApiError::unauthorized("The token's user no longer exists."))?;
             return Ok(Caller {
                 user_id: user.id,
                 username: user.username,

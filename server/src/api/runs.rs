@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiQuery, idempotency, ApiError, ApiResult, Caller, Problem};
+use super::{idempotency, ApiError, ApiQuery, ApiResult, Caller, Problem};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -8,11 +8,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hooks::{AttemptRecord, CreatedEndpoint, DeliveryRecord, Endpoint, EndpointUpdate, Message, MessageDetail, NewEndpoint, OwnerNotice, PageRequest, RotatedSecret};
+use hooks::{
+    AttemptRecord, CreatedEndpoint, DeliveryRecord, Endpoint, EndpointUpdate, Message, MessageDetail, NewEndpoint, OwnerNotice, PageRequest,
+    RotatedSecret,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiQuery, id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem};
+use super::{id_segment, idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -175,7 +178,12 @@ pub struct AttemptPage {
 /// Every delivery attempt to this endpoint, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/endpoints/{id}/attempts", tag = "webhooks", params(("id" = String, Path), PageQuery),
     responses((status = 200, body = AttemptPage)), security(("bearer" = ["webhooks:read"])))]
-pub async fn endpoint_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
+pub async fn endpoint_attempts(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.endpoint_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
 }
@@ -205,7 +213,12 @@ pub async fn message(State(state): State<AppState>, caller: Caller, id: Path<Str
 
 #[utoipa::path(get, path = "/api/v1/webhooks/messages/{id}/attempts", tag = "webhooks", params(("id" = String, Path), PageQuery),
     responses((status = 200, body = AttemptPage)), security(("bearer" = ["webhooks:read"])))]
-pub async fn message_attempts(State(state): State<AppState>, caller: Caller, id: Path<String>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
+pub async fn message_attempts(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.message_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
 }
@@ -221,7 +234,12 @@ pub struct ReplayRequest {
 #[utoipa::path(post, path = "/api/v1/webhooks/messages/{id}/replay", tag = "webhooks", params(("id" = String, Path)),
     request_body(content = Option<ReplayRequest>), responses((status = 202, body = Vec<DeliveryRecord>)),
     security(("bearer" = ["webhooks:write"])))]
-pub async fn replay(State(state): State<AppState>, caller: Caller, id: Path<String>, body: Bytes) -> ApiResult<(StatusCode, Json<Vec<DeliveryRecord>>)> {
+pub async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Vec<DeliveryRecord>>)> {
     caller.require(Scope::WebhooksWrite)?;
     let id = id_segment(id)?;
     let req: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) { ReplayRequest::default() } else { parse_json(&body)? };

@@ -15,7 +15,7 @@ use flows::{DefinitionRecord, RunRecord, Timeline};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiQuery, id_segment, idempotency, parse_json, ApiError, ApiResult, Caller, PageQuery, Problem, Via};
+use super::{id_segment, idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem, Via};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -62,7 +62,11 @@ pub struct DefinitionPage {
 /// The caller's workflow definitions (the built-in examples included).
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(PageQuery),
     responses((status = 200, body = DefinitionPage)), security(("bearer" = ["workflows:read"])))]
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<flows::Paged<DefinitionRecord>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<flows::Paged<DefinitionRecord>>> {
     caller.require(Scope::WorkflowsRead)?;
     let store = state.flows.store();
     // A read changes nothing: only a caller who may write gets the built-in examples installed here.
@@ -116,7 +120,13 @@ pub async fn show(State(state): State<AppState>, caller: Caller, id: Path<String
     request_body(content = Object, description = "The new definition (JSON, or TOML with Content-Type application/toml)"),
     responses((status = 200, body = DefinitionRecord), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
-pub async fn replace(State(state): State<AppState>, caller: Caller, id: Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<DefinitionRecord>> {
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<DefinitionRecord>> {
     caller.require(Scope::WorkflowsWrite)?;
     let id = definition_id(id)?;
     let (source, format) = source_of(&headers, &body)?;

@@ -186,7 +186,8 @@ fn a_stored_idempotent_answer_holds_no_secret_and_a_retry_still_gets_it() {
         let secret = first["secret"].as_str().unwrap().to_string();
         assert!(secret.starts_with("whsec_"));
 
-        let (body,): (String,) = sqlx::query_as("SELECT body FROM api_idempotency WHERE idem_key = 'endpoint-1'").fetch_one(&app.state.pool).await.unwrap();
+        let (body,): (String,) =
+            sqlx::query_as("SELECT body FROM api_idempotency WHERE idem_key = 'endpoint-1'").fetch_one(&app.state.pool).await.unwrap();
         assert!(!body.contains("whsec_") && !body.contains(&secret[6..]), "stored in clear: {body}");
         assert!(body.starts_with("sealed:v1:"), "{body}");
 
@@ -263,7 +264,12 @@ fn production_disables_the_demo_account_with_its_public_password() {
 // Server-sent event streams end with their session.
 
 fn slow_run() -> notify::SimParams {
-    notify::SimParams { count: 100_000, rate: notify::Rate::PerHour(3_600), mix: notify::ChannelMix::only(notify::Channel::Noop), ..Default::default() }
+    notify::SimParams {
+        count: 100_000,
+        rate: notify::Rate::PerHour(3_600),
+        mix: notify::ChannelMix::only(notify::Channel::Noop),
+        ..Default::default()
+    }
 }
 
 /// Opens the run's event stream, reads its first event, and returns a task that resolves when the

@@ -95,7 +95,12 @@ fn a_name_that_rebinds_to_loopback_between_the_check_and_the_connection_is_refus
         engine.spawn().await;
 
         let def = flows::WorkflowDefinition::from_json(&http_step(&format!("http://rebind.attacker.example:{port}/metrics")).to_string()).unwrap();
-        let new = flows::NewRun { definition: flows::DefinitionRef::Inline(def), input: json!({}), idempotency_key: None, started_by: flows::StartedBy::session() };
+        let new = flows::NewRun {
+            definition: flows::DefinitionRef::Inline(def),
+            input: json!({}),
+            idempotency_key: None,
+            started_by: flows::StartedBy::session(),
+        };
         let run_id = engine.start_run("mallory", new).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let timeline = loop {
@@ -116,7 +121,10 @@ fn a_name_that_rebinds_to_loopback_between_the_check_and_the_connection_is_refus
         let text = serde_json::to_string(&timeline).unwrap();
         assert!(!text.contains("internal_secret_metric"), "nothing from loopback is in the timeline: {text}");
         let asked = asked.lock().unwrap().clone();
-        assert!(asked.len() >= 2 && asked.iter().all(|n| n == "rebind.attacker.example"), "both the check and the connection asked the test resolver: {asked:?}");
+        assert!(
+            asked.len() >= 2 && asked.iter().all(|n| n == "rebind.attacker.example"),
+            "both the check and the connection asked the test resolver: {asked:?}"
+        );
     })
 }
 
@@ -144,7 +152,13 @@ fn workflows_have_their_own_allowlist_and_it_never_admits_the_app_itself() {
         .await;
         app.state.flows.spawn().await;
         let t = token(&app, "mallory").await;
-        let run = start(&app, &t, json!({"name": "ok", "steps": [{"name": "fetch", "action": {"type": "http", "url": format!("http://127.0.0.1:{open_port}/")}}]}), json!({})).await;
+        let run = start(
+            &app,
+            &t,
+            json!({"name": "ok", "steps": [{"name": "fetch", "action": {"type": "http", "url": format!("http://127.0.0.1:{open_port}/")}}]}),
+            json!({}),
+        )
+        .await;
         let d = finished(&app, &t, &run).await;
         assert_eq!(d["run"]["status"], "completed", "{d}");
         assert_eq!(open_hits.load(Ordering::SeqCst), 1);
@@ -179,7 +193,8 @@ fn proxy_and_framing_headers_are_refused_when_the_definition_is_saved() {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         assert_eq!(b["errors"][0]["field"], "steps[0].action.url", "{b}");
         // And a step timeout above the ceiling.
-        let slow = json!({"name": "slow", "steps": [{"name": "a", "timeout_ms": 3_600_000, "action": {"type": "http", "url": "https://api.example.com/"}}]});
+        let slow =
+            json!({"name": "slow", "steps": [{"name": "a", "timeout_ms": 3_600_000, "action": {"type": "http", "url": "https://api.example.com/"}}]});
         let (s, b) = call(&app, api("POST", "/api/v1/workflows", &t, Some(slow))).await;
         assert_eq!((s, b["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("steps[0].timeout_ms")), "{b}");
     })

@@ -125,11 +125,8 @@ fn revoking_the_token_that_started_a_run_stops_its_further_steps() {
         let ann = app.state.auth.users.find_by_username("ann").await.unwrap().unwrap();
         app.state.tokens.revoke(ann.id, id).await.unwrap();
         let row: (String, Option<String>) = loop {
-            let r: (String, Option<String>) = sqlx::query_as("SELECT status, error_code FROM workflow_runs WHERE id = $1")
-                .bind(&run)
-                .fetch_one(&app.state.pool)
-                .await
-                .unwrap();
+            let r: (String, Option<String>) =
+                sqlx::query_as("SELECT status, error_code FROM workflow_runs WHERE id = $1").bind(&run).fetch_one(&app.state.pool).await.unwrap();
             if r.0 == "failed" || r.0 == "completed" {
                 break r;
             }
@@ -145,8 +142,16 @@ fn system_event_types_and_other_users_sources_are_refused_when_a_workflow_is_sav
         let app = app_with(|_| {}).await;
         let (_, ann) = token(&app, "ann", &Scope::ALL).await;
         let (_, bob) = token(&app, "bob", &Scope::ALL).await;
-        let (s, b) = call(&app, api("POST", "/api/v1/workflows", &ann, Some(one_step("evil", json!({"type": "emit_event", "event_type": "endpoint.disabled"}))))).await;
-        assert_eq!((s, b["code"].as_str(), b["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"), Some("steps[0].action.event_type")), "{b}");
+        let (s, b) = call(
+            &app,
+            api("POST", "/api/v1/workflows", &ann, Some(one_step("evil", json!({"type": "emit_event", "event_type": "endpoint.disabled"})))),
+        )
+        .await;
+        assert_eq!(
+            (s, b["code"].as_str(), b["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"), Some("steps[0].action.event_type")),
+            "{b}"
+        );
         let waits = one_step("confirm", json!({"type": "wait_inbound", "source": "crm", "correlation": "{{run.id}}", "timeout_ms": 60000}));
         let (s, b) = call(&app, api("POST", "/api/v1/workflows", &bob, Some(waits.clone()))).await;
         assert_eq!((s, b["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("steps[0].action.source")), "{b}");

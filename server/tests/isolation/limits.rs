@@ -183,7 +183,11 @@ fn limits_a_login_waits_for_a_hashing_slot_at_most_2s_then_gets_503() {
         let held = app.state.auth.hasher.slot().await.unwrap();
         let change = post_form(
             "/settings/password",
-            &[("current_password", "password-of-hashy"), ("new_password", "a new and long password"), ("confirm_password", "a new and long password")],
+            &[
+                ("current_password", "password-of-hashy"),
+                ("new_password", "a new and long password"),
+                ("confirm_password", "a new and long password"),
+            ],
             Some(&cookie),
         );
         let res = app.send(change).await;
@@ -275,7 +279,8 @@ fn limits_a_user_gets_429_for_one_live_stream_too_many_and_the_slot_comes_back()
         app.create_user("other", "password-of-other").await;
         let cookie = app.login("streamer", "password-of-streamer").await;
         // The workers are not started: the run stays running, so its streams stay open.
-        let sim = notify::SimParams { count: 10, rate: notify::Rate::Max, mix: notify::ChannelMix::only(notify::Channel::Noop), ..Default::default() };
+        let sim =
+            notify::SimParams { count: 10, rate: notify::Rate::Max, mix: notify::ChannelMix::only(notify::Channel::Noop), ..Default::default() };
         let id = app.state.notify.start_run("streamer", sim.clone()).await.unwrap();
         let path = format!("/notifications/runs/{id}/events");
         let first = app.send(get(&path, Some(&cookie))).await;

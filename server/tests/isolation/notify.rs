@@ -72,12 +72,16 @@ async fn a_notification_addressed_to_another_users_endpoint_never_reaches_it() {
     let (_alice, bob) = (token(&app, "alice").await, token(&app, "bob").await);
     let hooks = &app.state.hooks;
     let created = hooks
-        .create_endpoint("alice", hooks::endpoints::NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: vec![] })
+        .create_endpoint(
+            "alice",
+            hooks::endpoints::NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: vec![] },
+        )
         .await
         .unwrap();
-    let sink = notify::sink::Sink::start("127.0.0.1:0".parse().unwrap(), notify::sink::SinkConfig { secret: created.secret.clone(), ..Default::default() })
-        .await
-        .unwrap();
+    let sink =
+        notify::sink::Sink::start("127.0.0.1:0".parse().unwrap(), notify::sink::SinkConfig { secret: created.secret.clone(), ..Default::default() })
+            .await
+            .unwrap();
     let ep = created.endpoint.id.clone();
     hooks.update_endpoint("alice", &ep, hooks::endpoints::EndpointUpdate { url: Some(sink.url()), ..Default::default() }).await.unwrap();
     let msg = hooks.send_test("alice", &ep).await.unwrap();

@@ -73,7 +73,15 @@ async fn main() {
     let until = match arg("--start") {
         Some(w) => {
             let id = engine
-                .start_run("crash", NewRun { definition: DefinitionRef::Inline(workflow(&w)), input: json!({}), idempotency_key: None, started_by: StartedBy::session() })
+                .start_run(
+                    "crash",
+                    NewRun {
+                        definition: DefinitionRef::Inline(workflow(&w)),
+                        input: json!({}),
+                        idempotency_key: None,
+                        started_by: StartedBy::session(),
+                    },
+                )
                 .await
                 .expect("start run");
             println!("started {id}");

@@ -120,7 +120,9 @@ impl StepHost for ScriptedHost {
             return Err(e);
         }
         Ok(match action {
-            ResolvedAction::Call { name, args } if name == "create_account" => json!({"id": format!("acc_{}", args["email"].as_str().unwrap_or("?"))}),
+            ResolvedAction::Call { name, args } if name == "create_account" => {
+                json!({"id": format!("acc_{}", args["email"].as_str().unwrap_or("?"))})
+            }
             ResolvedAction::Call { name, args } => json!({"call": name, "args": args, "attempt": ctx.attempt}),
             ResolvedAction::Notify { recipient, .. } => json!({"sent_to": recipient}),
             ResolvedAction::EmitEvent { event_type, .. } => json!({"event": event_type}),
@@ -230,8 +232,5 @@ pub async fn wait_status(store: &Store, owner: &str, id: &str, status: RunStatus
 
 /// The timeline as `step/phase:outcome` strings, attempt by attempt.
 pub fn outcomes(t: &Timeline) -> Vec<String> {
-    t.entries
-        .iter()
-        .flat_map(|e| e.attempts.iter().map(move |a| format!("{}/{}:{}", e.step_name, e.phase.as_str(), a.outcome.as_str())))
-        .collect()
+    t.entries.iter().flat_map(|e| e.attempts.iter().map(move |a| format!("{}/{}:{}", e.step_name, e.phase.as_str(), a.outcome.as_str()))).collect()
 }

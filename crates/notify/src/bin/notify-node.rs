@@ -8,7 +8,7 @@
 //! With `--count`, starts a webhook run (unless one is already running, which then resumes) and exits
 //! when no run is left running.
 
-use notify::{Backend, ChannelMix, Channel, NotifyService, PipelineConfig, Rate, RedisWorker, RunStatus, SimParams};
+use notify::{Backend, Channel, ChannelMix, NotifyService, PipelineConfig, Rate, RedisWorker, RunStatus, SimParams};
 use std::time::Duration;
 
 fn main() {

@@ -20,11 +20,7 @@ pub(crate) trait Queue: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Adds a batch (ids in input order; an idempotency key seen before yields the earlier id).
-    fn enqueue(
-        &self,
-        items: Vec<Prepared>,
-        checkpoint: Option<Checkpoint>,
-    ) -> impl Future<Output = Result<Vec<NotificationId>, NotifyError>> + Send;
+    fn enqueue(&self, items: Vec<Prepared>, checkpoint: Option<Checkpoint>) -> impl Future<Output = Result<Vec<NotificationId>, NotifyError>> + Send;
 
     /// Takes up to `max` due notifications for delivery. May wait briefly when there are none.
     fn lease(&self, max: usize) -> impl Future<Output = Result<Vec<Job>, NotifyError>> + Send;

@@ -442,15 +442,22 @@ impl RedisQueue {
             }
             let old_prefix = format!("{}:idem:", k.prefix);
             for key in old_keys {
-                let (id, ttl): (Option<u64>, i64) =
-                    redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key).query_async(&mut c).await?;
+                let (id, ttl): (Option<u64>, i64) = redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key).query_async(&mut c).await?;
                 let (Some(id), Some(name)) = (id, key.strip_prefix(&old_prefix)) else { continue };
                 let Some(owner) = owner_of.get(&id) else { continue };
                 let new_key = format!("{}{}:{name}", k.idem_base(), owner_key_part(owner.as_deref()));
                 let ttl = if ttl > 0 { ttl } else { 604_800_000 };
                 let _: () = redis::pipe()
-                    .cmd("SET").arg(&new_key).arg(id).arg("NX").arg("PX").arg(ttl).ignore()
-                    .cmd("DEL").arg(&key).ignore()
+                    .cmd("SET")
+                    .arg(&new_key)
+                    .arg(id)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(&key)
+                    .ignore()
                     .query_async(&mut c)
                     .await?;
             }
@@ -488,27 +495,15 @@ impl RedisQueue {
 
     async fn refresh_backlog(&self) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
-        let (len, delayed): (u64, u64) = redis::pipe()
-            .cmd("XLEN")
-            .arg(&self.keys.stream)
-            .cmd("ZCARD")
-            .arg(&self.keys.delayed)
-            .query_async(&mut c)
-            .await?;
+        let (len, delayed): (u64, u64) =
+            redis::pipe().cmd("XLEN").arg(&self.keys.stream).cmd("ZCARD").arg(&self.keys.delayed).query_async(&mut c).await?;
         self.backlog.store(len + delayed, Ordering::Relaxed);
         Ok(len + delayed)
     }
 
     async fn move_due(&self) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
-        let n: u64 = self
-            .move_script
-            .key(&self.keys.delayed)
-            .key(&self.keys.stream)
-            .arg(now_ms())
-            .arg(1000)
-            .invoke_async(&mut c)
-            .await?;
+        let n: u64 = self.move_script.key(&self.keys.delayed).key(&self.keys.stream).arg(now_ms()).arg(1000).invoke_async(&mut c).await?;
         Ok(n)
     }
 
@@ -613,8 +608,13 @@ impl RedisQueue {
         tracing::error!(n = ids.len(), "dropping unreadable stream entries");
         let mut c = self.conn.clone();
         let _: Result<Value, _> = redis::pipe()
-            .cmd("XACK").arg(&self.keys.stream).arg(GROUP).arg(&ids)
-            .cmd("XDEL").arg(&self.keys.stream).arg(&ids)
+            .cmd("XACK")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg(&ids)
+            .cmd("XDEL")
+            .arg(&self.keys.stream)
+            .arg(&ids)
             .query_async(&mut c)
             .await;
     }

@@ -139,11 +139,8 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), NotifyError> {
             if i == 0 {
                 // Files made before notifications had an owner get the column (CREATE TABLE IF NOT
                 // EXISTS leaves an existing table as it is).
-                let has_owner: bool = conn.query_row(
-                    "SELECT count(*) > 0 FROM pragma_table_info('notifications') WHERE name = 'owner'",
-                    [],
-                    |r| r.get(0),
-                )?;
+                let has_owner: bool =
+                    conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('notifications') WHERE name = 'owner'", [], |r| r.get(0))?;
                 if !has_owner {
                     conn.execute_batch("ALTER TABLE notifications ADD COLUMN owner TEXT")?;
                 }
@@ -205,9 +202,7 @@ impl SqliteQueue {
             std::fs::create_dir_all(dir).map_err(|e| NotifyError::internal("cannot create queue directory", e))?;
         }
         // One thread uses this connection, so SQLite's own per-call mutexes are not needed.
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -228,12 +223,7 @@ impl SqliteQueue {
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| NotifyError::internal("cannot start queue writer", e))?;
         let leases = Leases { cursor: (i64::MIN, i64::MIN), ..Default::default() };
-        Ok(Self {
-            tx,
-            backlog: Arc::new(AtomicU64::new(waiting as u64)),
-            work: Arc::new(Notify::new()),
-            leases: Arc::new(Mutex::new(leases)),
-        })
+        Ok(Self { tx, backlog: Arc::new(AtomicU64::new(waiting as u64)), work: Arc::new(Notify::new()), leases: Arc::new(Mutex::new(leases)) })
     }
 
     /// Runs `f` on the writer thread inside the current group transaction (its own savepoint); the
@@ -315,10 +305,7 @@ fn multi_insert_sql(rows: usize) -> String {
         if r > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(?{},?{},?{},?{},?{},?{},?{},?{},?{},?{})",
-            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7, b + 8, b + 9
-        ));
+        sql.push_str(&format!("(?{},?{},?{},?{},?{},?{},?{},?{},?{},?{})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7, b + 8, b + 9));
     }
     sql
 }
@@ -480,12 +467,10 @@ impl Queue for SqliteQueue {
                     "UPDATE notifications SET state = 2, attempts = ?2, done_ms = ?3, latency_us = ?4, last_error = NULL \
                      WHERE id = ?1 AND state = 0",
                 )?;
-                let mut retry = conn.prepare_cached(
-                    "UPDATE notifications SET attempts = ?2, due_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0",
-                )?;
-                let mut dead = conn.prepare_cached(
-                    "UPDATE notifications SET state = 3, attempts = ?2, done_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0",
-                )?;
+                let mut retry =
+                    conn.prepare_cached("UPDATE notifications SET attempts = ?2, due_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0")?;
+                let mut dead = conn
+                    .prepare_cached("UPDATE notifications SET state = 3, attempts = ?2, done_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0")?;
                 let mut cancel = conn.prepare_cached("UPDATE notifications SET state = 4 WHERE id = ?1 AND state = 0")?;
                 let mut attempt_row = conn.prepare_cached(
                     "INSERT INTO attempts (notification_id, attempt, at_ms, outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -504,9 +489,7 @@ impl Queue for SqliteQueue {
                     let a = &c.attempt;
                     let changed = match a.outcome {
                         AttemptOutcome::Delivered => delivered.execute(params![id, a.number, a.at_ms, a.latency_us as i64])?,
-                        AttemptOutcome::Retrying => {
-                            retry.execute(params![id, a.number, c.retry_at_ms.unwrap_or(now).max(floor), a.error])?
-                        }
+                        AttemptOutcome::Retrying => retry.execute(params![id, a.number, c.retry_at_ms.unwrap_or(now).max(floor), a.error])?,
                         AttemptOutcome::DeadLettered => dead.execute(params![id, a.number, a.at_ms, a.error])?,
                     };
                     if changed == 0 {
@@ -628,9 +611,7 @@ impl Queue for SqliteQueue {
                                WHERE state = 3 AND (?2 IS NULL OR id = ?2) \
                                AND (?3 = 0 OR (?3 = 1 AND owner IS NULL) OR (?3 = 2 AND owner = ?4)) RETURNING run_id";
                     let mut stmt = conn.prepare_cached(sql)?;
-                    let runs = stmt
-                        .query_map(params![now, id, mode, owner], |r| r.get::<_, Option<i64>>(0))?
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let runs = stmt.query_map(params![now, id, mode, owner], |r| r.get::<_, Option<i64>>(0))?.collect::<Result<Vec<_>, _>>()?;
                     for r in &runs {
                         *per_run.entry(*r).or_default() += 1;
                     }
