@@ -32,8 +32,8 @@ async fn sign_up_creates_an_account_that_can_sign_in() {
         // A long pasted passphrase with emoji and spaces works end to end.
         let long = "🦀 pasted from my password manager: Jx$8vQ#2mL!9zR@4kT&7wN*1pB^6cF%3hD and then some more 🐙";
         assert!(long.chars().count() > 64);
-        auth.sign_up("bob", secret(&long)).await.unwrap();
-        auth.login(attempt("bob", &long)).await.unwrap();
+        auth.sign_up("bob", secret(long)).await.unwrap();
+        auth.login(attempt("bob", long)).await.unwrap();
     }
 }
 

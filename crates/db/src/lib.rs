@@ -36,7 +36,7 @@ impl Engine {
 
     pub fn of_pool(pool: &AnyPool) -> Engine {
         // The pool's options keep the URL it was opened with.
-        Engine::of_url(&pool.connect_options().database_url.to_string()).unwrap_or(Engine::Sqlite)
+        Engine::of_url(pool.connect_options().database_url.as_ref()).unwrap_or(Engine::Sqlite)
     }
 
     pub fn as_str(self) -> &'static str {
