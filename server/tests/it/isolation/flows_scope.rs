@@ -3,8 +3,8 @@
 //! runs), system event types are reserved, the inbound dedup claim commits with its effect, a read-only
 //! GET changes nothing, and per-user quotas answer 429/422.
 
+use super::{api, call};
 use crate::common::*;
-use crate::{api, call};
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -290,7 +290,7 @@ fn stored_bytes_per_day_hold_notifications_runs_steps_and_inbound_webhooks_per_u
         // A notification's recipient and payload count.
         let (s, b) = call(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(3_000)))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{b}");
-        let (s, h, b) = crate::call_with_headers(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(1_504)))).await;
+        let (s, h, b) = super::call_with_headers(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(1_504)))).await;
         assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
         assert!(b["detail"].as_str().unwrap().contains("4000 bytes in the last 24 hours"), "{b}");
         // 500 bytes come back in 86,400 s × 500 / 4,000 = 3 h.
@@ -304,7 +304,7 @@ fn stored_bytes_per_day_hold_notifications_runs_steps_and_inbound_webhooks_per_u
         assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
         // And a webhook to ann's source: the sender is told to retry later, and nothing is recorded.
         let body = json!({"correlation_id": "c-1", "blob": "y".repeat(1_500)}).to_string();
-        let (s, h, b) = crate::call_with_headers(&app, signed_inbound("crm", "evt_big", &body)).await;
+        let (s, h, b) = super::call_with_headers(&app, signed_inbound("crm", "evt_big", &body)).await;
         assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
         assert!(h.contains_key(header::RETRY_AFTER));
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM inbound_webhooks").fetch_one(&app.state.pool).await.unwrap();

@@ -1,9 +1,7 @@
 //! Hostile and broken input to the login gets a clear 4xx with a message: never a 500, never a panic.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{header, StatusCode};
-use common::*;
 
 async fn assert_clear_4xx(app: &TestApp, body: Vec<u8>, expected: StatusCode, needle: &str) {
     let res = app.send(post_raw("/login", body, None, &[("sec-fetch-site", "same-origin")])).await;

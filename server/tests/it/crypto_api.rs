@@ -1,10 +1,8 @@
 //! `POST /api/crypto` and `GET /api/crypto/methods`: the native side of the crypto lab.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use common::*;
 
 fn post_json(body: &str) -> Request<Body> {
     Request::post("/api/crypto")

@@ -4,12 +4,10 @@
 //! inbound CRM confirmation, a separate `server worker` process delivering endpoint events over
 //! Redis, and the OpenAPI document with its reference page.
 
-mod common;
-
+use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use common::*;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

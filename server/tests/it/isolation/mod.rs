@@ -1,16 +1,14 @@
-//! Multi-user isolation and abuse limits (issue 14): one test binary, a module per area, and the request
-//! helpers they share.
-#[path = "../common.rs"]
-mod common;
+//! Multi-user isolation and abuse limits (issue 14): a module per area, and the request helpers they
+//! share.
 mod credentials;
 mod flows_net;
 mod flows_scope;
 mod limits;
 mod notify;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use common::*;
 use serde_json::Value;
 
 /// A REST request with a bearer token and, when given, a JSON body.

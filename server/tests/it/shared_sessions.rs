@@ -2,10 +2,8 @@
 //! session made on one is seen on the other, and a logout on either ends it on both. Runs over
 //! PostgreSQL when the test command has started one (`APP_TEST_POSTGRES_URL`), else over one SQLite file.
 
-mod common;
-
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 
 async fn instance(dir: tempfile::TempDir, database_url: &str, redis_url: &str) -> TestApp {
     let (db, redis) = (database_url.to_string(), redis_url.to_string());

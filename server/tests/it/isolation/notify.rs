@@ -2,7 +2,7 @@
 //! keys are the caller's own, a job addressed `endpoint:<someone else's>` never reaches that endpoint,
 //! and the per-user quotas answer 422 or 429 with `Retry-After`.
 
-use crate::call_with_headers as call;
+use super::call_with_headers as call;
 use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;

@@ -2,10 +2,8 @@
 //! the on/off switch, the per-address limit, cross-site refusal, and what a password change does to
 //! the account's sessions.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{header, StatusCode};
-use common::*;
 
 const GOOD: &str = "correct horse battery staple";
 

@@ -2,8 +2,8 @@
 //! time, the workflows' own allowlist that never admits the app itself, proxy headers refused, and no
 //! internal error text in a run's timeline.
 
+use super::{api, call};
 use crate::common::*;
-use crate::{api, call};
 use auth::tokens::Scope;
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;

@@ -1,8 +1,6 @@
 //! The notification subcommands as an operator runs them: `simulate` (bad flags refused by name; a
 //! small run to completion with a summary) and `sink` (verifies signatures and counts per id).
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +11,7 @@ fn server(args: &[&str], dir: &tempfile::TempDir) -> Command {
         .env("RUST_LOG", "warn")
         // Production mode (the default) seals webhook secrets and will not start a worker without a key.
         .env("APP_HOOKS__SECRET_KEYS", server::config::DEV_SECRET_KEY)
-        .env("APP_NOTIFY__WEBHOOK__SECRET", common::TEST_WEBHOOK_SECRET)
+        .env("APP_NOTIFY__WEBHOOK__SECRET", crate::common::TEST_WEBHOOK_SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
@@ -61,7 +59,7 @@ fn the_sink_counts_signed_deliveries_and_refuses_bad_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let mut sink = server(&["sink", "--addr", &addr, "--secret", common::TEST_WEBHOOK_SECRET], &dir).spawn().unwrap();
+    let mut sink = server(&["sink", "--addr", &addr, "--secret", crate::common::TEST_WEBHOOK_SECRET], &dir).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "sink did not start");
@@ -92,8 +90,8 @@ fn the_sink_counts_signed_deliveries_and_refuses_bad_signatures() {
 #[test]
 fn a_worker_process_delivers_what_another_process_produces_on_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let mut redis = common::start_redis(port);
+    let port = crate::common::free_port();
+    let mut redis = crate::common::start_redis(port);
     let url = format!("redis://127.0.0.1:{port}");
     let mut worker = server(&["worker", "--redis", &url], &dir).spawn().unwrap();
     let mut simulate = server(

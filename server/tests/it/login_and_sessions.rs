@@ -1,9 +1,7 @@
 //! The login and success pages through the real router: statuses, cookies, redirects, session rules.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{header, StatusCode};
-use common::*;
 use std::time::Duration;
 
 #[test]

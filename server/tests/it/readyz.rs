@@ -1,10 +1,8 @@
 //! Liveness and readiness through the real router: `/readyz` answers 200 while the database (and Redis,
 //! when configured) answer, and 503 naming Redis once a real redis-server is gone.
 
-mod common;
-
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 
 async fn readiness(app: &TestApp) -> (StatusCode, serde_json::Value) {
     let res = app.send(get("/readyz", None)).await;

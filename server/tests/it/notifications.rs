@@ -1,10 +1,8 @@
 //! The notification API through the real router: enqueue for a signed-in user (202), field errors
 //! (422), backpressure (429 + Retry-After), sign-in required (401), and the Prometheus metrics.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{header, StatusCode};
-use common::*;
 
 fn post_json(path: &str, body: &str, cookie: Option<&str>) -> axum::http::Request<axum::body::Body> {
     let mut req = post_raw(path, body.as_bytes().to_vec(), cookie, &[("sec-fetch-site", "same-origin")]);

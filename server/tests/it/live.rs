@@ -1,10 +1,8 @@
 //! The dashboard's live stream through the real router: a run's owner gets server-sent events carrying
 //! the run's state (and the stream ends once the run has finished); anyone else gets nothing.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{header, StatusCode};
-use common::*;
 
 fn sim(count: u64) -> notify::SimParams {
     notify::SimParams { count, rate: notify::Rate::Max, mix: notify::ChannelMix::only(notify::Channel::Noop), ..Default::default() }

@@ -4,7 +4,7 @@
 //! secret cookie is `__Host-` and `Secure` over HTTPS; production disables the public demo account; and
 //! a server-sent event stream ends within 5 s of its session ending, on every instance.
 
-use crate::call;
+use super::call;
 use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
@@ -36,7 +36,7 @@ fn api(method: &str, path: &str, bearer: Option<&str>, cookie: Option<&str>, bod
     if let Some(c) = cookie {
         b = b.header(header::COOKIE, c).header("sec-fetch-site", "same-origin");
     }
-    crate::with_json(b, body)
+    super::with_json(b, body)
 }
 
 async fn new_endpoint(app: &TestApp) -> String {
