@@ -16,7 +16,7 @@ echo
 echo "Implementation-Eng on http://$LEPTOS_SITE_ADDR  (sign in as demo / demo-password-2026; Ctrl-C stops)"
 # The local webhook receiver that the notification pipeline's webhook channel posts to by default
 # (http://127.0.0.1:3100/webhook), so dashboard simulations with webhooks deliver out of the box.
-"$TARGET_DIR/release/server" sink --addr 127.0.0.1:3100 >data/sink.log 2>&1 &
+"$SERVER_BIN" sink --addr 127.0.0.1:3100 >data/sink.log 2>&1 &
 sink_pid=$!
 trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
-"$TARGET_DIR/release/server" serve
+"$SERVER_BIN" serve

@@ -11,7 +11,7 @@ WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' Cargo.toml)
 say() { printf '\n== %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------------
-APT_PACKAGES=(nginx chromium chromium-driver sqlite3 wrk brotli openssl curl ca-certificates redis-server postgresql testssl.sh)
+APT_PACKAGES=(mold nginx chromium chromium-driver sqlite3 wrk brotli openssl curl ca-certificates redis-server postgresql testssl.sh)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -44,7 +44,8 @@ stack_prepare() {
       -e "$second" \
       ${extra_sed:+-e "$extra_sed"} \
       "$ROOT/nginx.conf" > "$run/nginx/nginx.conf"
-  trap stack_stop EXIT
+  # test.sh has one EXIT trap for everything (scripts/stages.sh); the benchmark scripts have their own.
+  if declare -F at_exit >/dev/null; then at_exit stack_stop; else trap stack_stop EXIT; fi
 }
 
 # Debian's redis-server: the queue's Redis Streams backend (and, scaled, the session store).
@@ -64,7 +65,7 @@ stack_redis() {
 stack_sink() {
   local run="$1"
   export APP_NOTIFY__WEBHOOK__SECRET="${APP_NOTIFY__WEBHOOK__SECRET:-whsec_$(openssl rand -base64 32 | tr -d '\n')}"
-  "$TARGET_DIR/release/server" sink --addr "127.0.0.1:$SINK_PORT" --secret "$APP_NOTIFY__WEBHOOK__SECRET" >"$run/sink.log" 2>&1 &
+  "$SERVER_BIN" sink --addr "127.0.0.1:$SINK_PORT" --secret "$APP_NOTIFY__WEBHOOK__SECRET" >"$run/sink.log" 2>&1 &
   stack_pids+=($!)
   export APP_NOTIFY__WEBHOOK__URL="http://127.0.0.1:$SINK_PORT/webhook"
   stack_wait "http://127.0.0.1:$SINK_PORT/stats"
@@ -94,7 +95,7 @@ stack_app() {
   local run="$1" name="$2" port="$3"
   APP_INSTANCE_NAME="$name" LEPTOS_SITE_ADDR="127.0.0.1:$port" \
     APP_NOTIFY__QUEUE_URL="sqlite://$run/notify-$name.db" \
-    "$TARGET_DIR/release/server" serve >"$run/$name.log" 2>&1 &
+    "$SERVER_BIN" serve >"$run/$name.log" 2>&1 &
   stack_pids+=($!)
   echo $! >"$run/$name.pid"
   stack_wait "http://127.0.0.1:$port/healthz" || { tail -n 50 "$run/$name.log"; return 1; }
@@ -125,7 +126,7 @@ stack_start() {
   stack_sink "$run"
   stack_env
   export APP_DATABASE_URL="sqlite://$run/app.db"
-  "$TARGET_DIR/release/server" migrate
+  "$SERVER_BIN" migrate
   stack_app "$run" app "$APP_PORT"
   stack_nginx "$run"
   stack_wait "https://127.0.0.1:$HTTPS_PORT/healthz"
@@ -142,7 +143,7 @@ stack_start_scaled() {
   stack_env
   export APP_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   export APP_SESSION__STORE=redis
-  "$TARGET_DIR/release/server" migrate
+  "$SERVER_BIN" migrate
   if [ -z "${STACK_NO_APPS:-}" ]; then
     stack_app "$run" a "$APP_PORT"
     [ "$instances" -lt 2 ] || stack_app "$run" b "$APP_PORT2"
@@ -152,5 +153,5 @@ stack_start_scaled() {
 
 # stack_user NAME PASSWORD: creates an account with the CLI.
 stack_user() {
-  echo "$2" | "$TARGET_DIR/release/server" user create "$1" --password-stdin >/dev/null
+  echo "$2" | "$SERVER_BIN" user create "$1" --password-stdin >/dev/null
 }

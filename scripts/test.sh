@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, then run every test:
+#   0. the gates: rustfmt and clippy (-D warnings, native and WASM targets);
 #   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files; the
 #      notification pipeline's tests start their own redis-server and kill real processes), and the
 #      crypto known-answer tests again as WASM in headless Chromium;
-#   2. the release build (scripts/build.sh), served by the app behind nginx (this repository's
-#      nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the Playwright
-#      suite in Debian's Chromium through it;
+#   2. the app built with the light `e2e` profiles (scripts/build.sh --e2e), served behind nginx (this
+#      repository's nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the
+#      Playwright suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
 #   4. the security headers and cookie flags of every route, directly and through nginx,
 #      testssl.sh against nginx's TLS, and
@@ -14,22 +15,35 @@
 #      nginx (sessions on both, logout across, an instance killed, SIGTERM during a run).
 # The cargo tests run every database test on SQLite and on a throwaway PostgreSQL (Debian's), and the
 # router suites a second time with PostgreSQL as the app database.
-# Every server it starts is stopped on exit, pass or fail.
+# Every server it starts is stopped on exit, pass or fail; each stage's duration is printed as it ends
+# and as a table at the end (scripts/stages.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+mkdir -p "$ROOT/.run"
+. scripts/stages.sh
+say "setup: tools (skips what is installed)"
 scripts/setup.sh
 . scripts/env.sh
+# The browser tests run against the `e2e` build (scripts/build.sh --e2e).
+export SERVER_BIN="$TARGET_DIR/e2e/server"
 
 RUN="$ROOT/.run/e2e"
 . scripts/stack.sh
 
-say() { printf '\n== %s\n' "$*"; }
+say "gate: cargo fmt --check"
+cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --check
+
+say "gate: clippy -D warnings (native, then the WASM crates)"
+# Two runs: plain --workspace would unify `ssr` and `hydrate` in `app`.
+cargo clippy --workspace --exclude frontend --exclude crypto-wasm --all-targets -- -D warnings
+cargo clippy -p frontend -p crypto-wasm --target wasm32-unknown-unknown -- -D warnings
 
 if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
   say "PostgreSQL for the database tests"
   pg_start "$ROOT/.run/pg-tests" 15441
-  trap pg_stop EXIT
+  at_exit pg_stop
   export APP_TEST_REQUIRE_POSTGRES=1   # a missing PostgreSQL fails the run instead of skipping it
 
   say "cargo test (workspace; database tests on SQLite and PostgreSQL)"
@@ -60,8 +74,8 @@ if [ -z "${SKIP_FUZZ:-}" ]; then
   FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 
-say "release build (cargo leptos, wasm-opt)"
-scripts/build.sh
+say "build for the browser tests (cargo leptos, e2e profiles)"
+scripts/build.sh --e2e
 
 say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.
@@ -87,8 +101,8 @@ IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx
   "$VENV/bin/python" -m unittest -v examples/python/test_examples.py
 
 say "Python integration scripts (REST API, webhooks out and in, workflows) against the live server"
-api_token=$("$TARGET_DIR/release/server" token create e2e-python --name python-tests --scopes all 2>/dev/null)
-readonly_token=$("$TARGET_DIR/release/server" token create e2e-python --name python-readonly \
+api_token=$("$SERVER_BIN" token create e2e-python --name python-tests --scopes all 2>/dev/null)
+readonly_token=$("$SERVER_BIN" token create e2e-python --name python-readonly \
   --scopes notifications:read,webhooks:read,workflows:read 2>/dev/null)
 IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx/certs/server.crt" \
   IMPLEMENTATION_ENG_TOKEN="$api_token" IMPLEMENTATION_ENG_READONLY_TOKEN="$readonly_token" \
@@ -108,7 +122,7 @@ fi
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 
 say "security headers and cookie flags on every route, directly and through nginx"
-SERVER_BIN="$TARGET_DIR/release/server" APP_URL="http://127.0.0.1:$APP_PORT" \
+APP_URL="http://127.0.0.1:$APP_PORT" \
   NGINX_URL="https://127.0.0.1:$HTTPS_PORT" NGINX_HTTP_URL="http://127.0.0.1:$HTTP_PORT" \
   SSL_CERT_FILE="$RUN/nginx/certs/server.crt" HEADERS_USER=e2e-headers HEADERS_PASSWORD=password-of-e2e-headers \
   python3 -m unittest -v deploy/tests/test_security_headers.py
@@ -140,6 +154,6 @@ STACK_NO_APPS=1 stack_start_scaled "$ROOT/.run/scale" 2
 proto=$(curl -sk --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$HTTPS_PORT/login")
 [ "$proto" = 2 ] || { echo "FAILED: nginx answered over HTTP/$proto, not HTTP/2"; exit 1; }
 echo "nginx: HTTP/2 over TLS"
-SERVER_BIN="$TARGET_DIR/release/server" RUN_DIR="$ROOT/.run/scale" BASE_URL="https://127.0.0.1:$HTTPS_PORT" \
+RUN_DIR="$ROOT/.run/scale" BASE_URL="https://127.0.0.1:$HTTPS_PORT" \
   SSL_CERT_FILE="$ROOT/.run/scale/nginx/certs/server.crt" APP_PORT="$APP_PORT" APP_PORT2="$APP_PORT2" \
   SINK_URL="http://127.0.0.1:$SINK_PORT" python3 -m unittest -v deploy/tests/test_scale_out.py

@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/srv/bin" "$scratch/units"
-ln -s "${CARGO_TARGET_DIR:-$ROOT/target}/release/server" "$scratch/srv/bin/server"
+ln -s "${SERVER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/server}" "$scratch/srv/bin/server"
 for f in "$ROOT"/deploy/systemd/*.service "$ROOT"/deploy/systemd/*.target; do
   sed "s|/srv/implementation-eng|$scratch/srv|g" "$f" >"$scratch/units/$(basename "$f")"
 done
