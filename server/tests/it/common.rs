@@ -8,7 +8,6 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use server::config::Settings;
 use server::AppState;
-use std::process::{Child, Command, Stdio};
 use tower::ServiceExt;
 
 pub const HOST: &str = "app.test";
@@ -144,24 +143,4 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()).block_on(fut)
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Debian's redis-server on a free loopback port; the test fails loudly if it is not installed.
-pub fn start_redis(port: u16) -> Child {
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (scripts/setup.sh installs it)");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("redis-server did not start on port {port}");
-}
+pub use testkit::{free_port, Reaped, Redis};

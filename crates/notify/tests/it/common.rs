@@ -1,0 +1,70 @@
+//! Shared test helpers: a pipeline over a fresh SQLite file, a real redis-server on a free port, and
+//! polling with a deadline (a condition that never comes true fails the test instead of hanging it).
+#![allow(dead_code)]
+
+use notify::{NotifyService, PipelineConfig, RetrySchedule};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn config(dir: &tempfile::TempDir) -> PipelineConfig {
+    PipelineConfig {
+        queue_url: format!("sqlite://{}", dir.path().join("notify.db").display()),
+        retry: RetrySchedule { base_ms: 10, max_delay_ms: 100, ..RetrySchedule::default() },
+        ..PipelineConfig::default()
+    }
+}
+
+pub async fn service(cfg: PipelineConfig) -> NotifyService {
+    let s = NotifyService::new(cfg).await.expect("service");
+    s.start().await.expect("start");
+    s
+}
+
+pub use testkit::{free_port, wait_for, Redis};
+
+/// A child process killed on drop (the tests SIGKILL it on purpose before that).
+pub struct Node(pub Child);
+
+impl Node {
+    pub fn spawn(args: &[&str]) -> Node {
+        let child = Command::new(env!("CARGO_BIN_EXE_notify-node"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn notify-node");
+        Node(child)
+    }
+
+    pub fn sigkill(&mut self) {
+        // Child::kill sends SIGKILL on Unix: no destructor, no shutdown, no flush.
+        self.0.kill().expect("SIGKILL");
+        let _ = self.0.wait();
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "notify-node did not finish within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Resident memory of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap();
+    kb * 1024
+}

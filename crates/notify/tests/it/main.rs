@@ -1,0 +1,9 @@
+//! The notify crate's integration tests, in one binary: each file a module, the shared helpers in `common`.
+
+mod common;
+
+mod crash;
+mod embedded;
+mod isolation;
+mod redis;
+mod routing;

@@ -1,0 +1,225 @@
+//! Routed webhooks: a resolver picks each job's URL, keys, `webhook-id` and body; the address policy is
+//! applied to resolved names at connect time (DNS rebinding) and to IP literals; a give-up dead-letters
+//! at once without a request; observers hear every attempt with its HTTP status.
+
+use crate::common;
+
+use common::*;
+use notify::signature::SigningKey;
+use notify::sink::{Sink, SinkConfig};
+use notify::*;
+use serde_json::json;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Jobs to `routed:<url>` go to that URL, signed with two keys; `gone:` jobs are given up on.
+struct Targets {
+    keys: Vec<SigningKey>,
+}
+
+impl WebhookTargets for Targets {
+    fn resolve<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Option<WebhookTarget>, RouteError>> {
+        Box::pin(async move {
+            if job.recipient.starts_with("gone:") {
+                return Err(RouteError::GiveUp("endpoint deleted".into()));
+            }
+            let Some(url) = job.recipient.strip_prefix("routed:") else { return Ok(None) };
+            Ok(Some(WebhookTarget {
+                url: url.to_string(),
+                keys: self.keys.clone(),
+                message_id: "msg_fixed".into(),
+                body: r#"{"type":"test.ping","timestamp":"2026-12-01T00:00:00Z","data":{}}"#.into(),
+            }))
+        })
+    }
+}
+
+struct Policy(fn(IpAddr) -> bool);
+
+impl AddressPolicy for Policy {
+    fn permits(&self, ip: IpAddr) -> bool {
+        (self.0)(ip)
+    }
+}
+
+/// (recipient, outcome, HTTP status, refused) per attempt.
+type SeenAttempt = (String, AttemptOutcome, Option<u16>, bool);
+
+#[derive(Default)]
+struct Seen(Mutex<Vec<SeenAttempt>>);
+
+impl AttemptObserver for Seen {
+    fn on_attempt<'a>(&'a self, r: &'a AttemptReport) -> BoxFuture<'a, ()> {
+        self.0.lock().unwrap().push((r.job.recipient.clone(), r.attempt.outcome, r.status, r.refused));
+        Box::pin(async {})
+    }
+}
+
+async fn routed_service(dir: &tempfile::TempDir, permits: fn(IpAddr) -> bool, sink: &Sink) -> (NotifyService, Arc<Seen>) {
+    let mut cfg = config(dir);
+    cfg.retry.max_attempts = 2;
+    cfg.webhook.url = sink.url();
+    let svc = NotifyService::new(cfg).await.unwrap();
+    let new_key = SigningKey::from_secret(&SigningKey::generate_secret()).unwrap();
+    let keys = vec![new_key, SigningKey::from_secret(SECRET_A).unwrap()];
+    svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(permits)) }).unwrap();
+    let seen = Arc::new(Seen::default());
+    svc.add_attempt_observer(seen.clone());
+    svc.start().await.unwrap();
+    (svc, seen)
+}
+
+fn hook(recipient: String) -> NewNotification {
+    NewNotification::new(Channel::Webhook, recipient, json!({}))
+}
+
+#[tokio::test]
+async fn routed_jobs_go_to_their_target_with_every_key_and_others_to_the_configured_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig::default()).await.unwrap();
+    sink.capture(10);
+    let (svc, seen) = routed_service(&dir, |ip| ip.is_loopback(), &sink).await;
+    // A host name, so the guarded resolver is used (and permits loopback here).
+    let url = format!("http://localhost:{}/webhook", sink.addr().port());
+    let ids = svc.enqueue(vec![hook(format!("routed:{url}")), hook("plain".into())]).await.unwrap();
+    wait_for("both deliveries", Duration::from_secs(10), || async { sink.stats().accepted == 2 }).await;
+    let captured = sink.captured();
+    let routed = captured.iter().find(|c| c.id == "msg_fixed").expect("the routed one");
+    assert_eq!(routed.signature.split(' ').count(), 2, "{}", routed.signature);
+    assert!(routed.body.starts_with(br#"{"type":"test.ping""#));
+    assert!(captured.iter().any(|c| c.id == ids[1].to_string()), "the unrouted job keeps the configured URL and its id");
+    wait_for("the observer", Duration::from_secs(5), || async { seen.0.lock().unwrap().len() == 2 }).await;
+    assert!(seen.0.lock().unwrap().iter().all(|(_, o, status, refused)| *o == AttemptOutcome::Delivered && *status == Some(204) && !refused));
+    svc.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_policy_refuses_names_at_connect_time_and_literals_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig::default()).await.unwrap();
+    let (svc, seen) = routed_service(&dir, |_| false, &sink).await;
+    let port = sink.addr().port();
+    let ids = svc
+        .enqueue(vec![
+            hook(format!("routed:http://localhost:{port}/webhook")),
+            hook(format!("routed:http://127.0.0.1:{port}/webhook")),
+            hook("gone:ep_1".into()),
+        ])
+        .await
+        .unwrap();
+    wait_for("three dead letters", Duration::from_secs(10), || async { svc.dead_letters(10).await.unwrap().len() == 3 }).await;
+    assert_eq!(sink.stats().received, 0, "nothing reached the receiver");
+    let name = svc.attempts(ids[0]).await.unwrap();
+    assert_eq!(name.len(), 2, "a refused name is a failed attempt, retried");
+    assert_eq!(name[0].error.as_deref(), Some("address not allowed"));
+    let literal = svc.attempts(ids[1]).await.unwrap();
+    assert_eq!((literal.len(), literal[0].error.as_deref()), (1, Some("address not allowed")));
+    let gone = svc.attempts(ids[2]).await.unwrap();
+    assert_eq!((gone.len(), gone[0].outcome, gone[0].error.as_deref()), (1, AttemptOutcome::DeadLettered, Some("endpoint deleted")));
+    wait_for("the observer", Duration::from_secs(5), || async { seen.0.lock().unwrap().len() == 4 }).await;
+    let gave_up =
+        seen.0.lock().unwrap().iter().any(|(r, o, s, refused)| r == "gone:ep_1" && *o == AttemptOutcome::DeadLettered && s.is_none() && *refused);
+    assert!(gave_up);
+    svc.shutdown().await;
+}
+
+/// (recipient, outcome, owner) per attempt.
+#[derive(Default)]
+struct Owners(Mutex<Vec<(String, AttemptOutcome, Option<String>)>>);
+
+impl AttemptObserver for Owners {
+    fn on_attempt<'a>(&'a self, r: &'a AttemptReport) -> BoxFuture<'a, ()> {
+        self.0.lock().unwrap().push((r.job.recipient.clone(), r.attempt.outcome, r.job.owner.clone()));
+        Box::pin(async {})
+    }
+}
+
+impl Owners {
+    fn of(&self, recipient: &str, outcome: AttemptOutcome) -> Vec<Option<String>> {
+        self.0.lock().unwrap().iter().filter(|(r, o, _)| r == recipient && *o == outcome).map(|(_, _, w)| w.clone()).collect()
+    }
+}
+
+/// The owner given at enqueue reaches the observers on every attempt, on both backends, in batches with
+/// and without idempotency keys, and again after a dead letter is replayed; others carry none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enqueuing_owner_travels_with_each_job_on_both_backends_and_through_replay() {
+    let redis = Redis::start();
+    for backend in [Backend::Embedded, Backend::Redis] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&dir);
+        cfg.redis_url = Some(redis.url.clone());
+        cfg.redis_prefix = format!("owners-{}", backend.as_str());
+        cfg.retry.max_attempts = 2;
+        cfg.webhook.url = format!("http://127.0.0.1:{}/closed", free_port());
+        let svc = NotifyService::new(cfg).await.unwrap();
+        let seen = Arc::new(Owners::default());
+        svc.add_attempt_observer(seen.clone());
+        svc.start().await.unwrap();
+
+        let mut keyed = NewNotification::new(Channel::Noop, "keyed", json!({}));
+        keyed.idempotency_key = Some(format!("k-{}", backend.as_str()));
+        let batch = vec![NewNotification::new(Channel::Noop, "plain", json!({})), keyed];
+        svc.enqueue_for(Some("alice"), backend, batch).await.unwrap();
+        svc.enqueue_to(backend, vec![NewNotification::new(Channel::Noop, "nobody", json!({}))]).await.unwrap();
+        // A webhook to a closed port fails twice and is dead-lettered.
+        let dead = NewNotification::new(Channel::Webhook, "doomed", json!({}));
+        let dead_id = svc.enqueue_for(Some("bob"), backend, vec![dead]).await.unwrap()[0];
+        wait_for("deliveries and a dead letter", Duration::from_secs(20), || async {
+            seen.of("plain", AttemptOutcome::Delivered).len() == 1
+                && seen.of("keyed", AttemptOutcome::Delivered).len() == 1
+                && seen.of("nobody", AttemptOutcome::Delivered).len() == 1
+                && seen.of("doomed", AttemptOutcome::DeadLettered).len() == 1
+        })
+        .await;
+        let alice = Some("alice".to_string());
+        assert_eq!(seen.of("plain", AttemptOutcome::Delivered), vec![alice.clone()], "{backend:?}");
+        assert_eq!(seen.of("keyed", AttemptOutcome::Delivered), vec![alice], "{backend:?}");
+        assert_eq!(seen.of("nobody", AttemptOutcome::Delivered), vec![None], "{backend:?}");
+        assert_eq!(seen.of("doomed", AttemptOutcome::Retrying), vec![Some("bob".to_string())], "{backend:?}");
+
+        assert_eq!(svc.replay_dead_letters(Replay::Ids(vec![dead_id])).await.unwrap(), 1);
+        wait_for("the replayed dead letter", Duration::from_secs(20), || async { seen.of("doomed", AttemptOutcome::DeadLettered).len() == 2 }).await;
+        assert!(seen.of("doomed", AttemptOutcome::DeadLettered).iter().all(|o| o.as_deref() == Some("bob")), "{backend:?}");
+        svc.shutdown().await;
+    }
+}
+
+/// A queue file made before notifications had an owner column is upgraded in place, and what was
+/// waiting in it is still delivered.
+#[tokio::test]
+async fn a_queue_file_without_the_owner_column_is_upgraded_and_keeps_its_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    {
+        let svc = NotifyService::new(cfg.clone()).await.unwrap();
+        svc.enqueue(vec![NewNotification::new(Channel::Noop, "waiting", json!({}))]).await.unwrap();
+        svc.shutdown().await;
+    }
+    let path = dir.path().join("notify.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Back to the shape of that time: schema version 0, no owner column (nor anything built on it).
+    conn.execute_batch(
+        "DROP INDEX notifications_idem_owner; DROP INDEX notifications_idem_operator; DROP INDEX notifications_dead_by_owner; \
+         DROP TABLE owner_usage; ALTER TABLE notifications DROP COLUMN route; ALTER TABLE notifications DROP COLUMN owner; \
+         CREATE UNIQUE INDEX notifications_idem ON notifications(idem_key) WHERE idem_key IS NOT NULL; PRAGMA user_version = 0;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let svc = NotifyService::new(cfg).await.unwrap();
+    let seen = Arc::new(Owners::default());
+    svc.add_attempt_observer(seen.clone());
+    svc.start().await.unwrap();
+    svc.enqueue_for(Some("carol"), Backend::Embedded, vec![NewNotification::new(Channel::Noop, "new", json!({}))]).await.unwrap();
+    wait_for("both delivered", Duration::from_secs(10), || async {
+        seen.of("waiting", AttemptOutcome::Delivered).len() == 1 && seen.of("new", AttemptOutcome::Delivered).len() == 1
+    })
+    .await;
+    assert_eq!(seen.of("waiting", AttemptOutcome::Delivered), vec![None]);
+    assert_eq!(seen.of("new", AttemptOutcome::Delivered), vec![Some("carol".to_string())]);
+    svc.shutdown().await;
+}

@@ -1,0 +1,115 @@
+//! What the workspace's tests share (a dev-dependency only): free loopback ports, a private Debian
+//! `redis-server` per test, child processes killed on drop, polling until a condition holds (a
+//! condition that never comes true fails the test instead of hanging it), and the per-engine test
+//! databases of [`db::testing`] (a fresh SQLite file, and a fresh PostgreSQL database when the test
+//! command's throwaway cluster is up: `scripts/pg.sh`). The server's `TestApp` (its router over a
+//! fresh database, with `create_user`, `login` and request helpers) is in `server/tests/it/common.rs`,
+//! built on these.
+
+use std::future::Future;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use db::testing::{engines, postgres, sqlite, TestDb};
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed and waited for when dropped, so a failing test leaves nothing running.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private redis-server (Debian's; `scripts/setup.sh` installs it) on a loopback port, nothing
+/// persisted, stopped on drop. Missing `redis-server` fails the test loudly.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    pub url: String,
+}
+
+impl Redis {
+    /// On a free port.
+    pub fn start() -> Redis {
+        Redis::start_on(free_port())
+    }
+
+    /// On `port` (a test that restarts Redis on the same address).
+    pub fn start_on(port: u16) -> Redis {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server must be installed for these tests (scripts/setup.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server did not start on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child: Some(child), port, url: format!("redis://127.0.0.1:{port}") }
+    }
+
+    /// Kills it now (SIGKILL: as a crash would) and waits for it to go.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `check` every 50 ms until it is true; past `timeout`, fails the test naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_free_port_can_be_bound_and_redis_answers_until_stopped() {
+        let port = free_port();
+        drop(TcpListener::bind(("127.0.0.1", port)).expect("the port is free"));
+        let mut redis = Redis::start();
+        assert!(TcpStream::connect(("127.0.0.1", redis.port)).is_ok());
+        redis.stop();
+        assert!(TcpStream::connect(("127.0.0.1", redis.port)).is_err(), "stopped means gone");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "waiting for never")]
+    async fn waiting_for_what_never_happens_fails() {
+        wait_for("never", Duration::from_millis(120), || async { false }).await;
+    }
+}
