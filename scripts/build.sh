@@ -5,16 +5,17 @@
 #   2. the app with cargo-leptos (server + hydrating WASM, lazy routes split into chunks), told
 #      where that module lives;
 #   3. the module copied into the site under /pkg/crypto-<hash>/, and a .gz beside every asset.
-# `--e2e` builds the same app with the light `e2e` profiles (Cargo.toml) for the browser tests; the
-# server is then $TARGET_DIR/e2e/server instead of $TARGET_DIR/release/server. Nothing is rebuilt when
-# no input changed since the last build of the same kind (README command 1 restarts in seconds).
+# `--quick` builds the same app with the light profiles of the `quick` project (Cargo.toml), for
+# README command 1 and the browser tests; the server is then $TARGET_DIR/debug/server instead of
+# $TARGET_DIR/release/server. Nothing is rebuilt when no input changed since the last build of the
+# same kind (README command 1 restarts in seconds).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 . scripts/env.sh
 
 project=implementation-eng
-[ "${1:-}" = "--e2e" ] && project=e2e
+[ "${1:-}" = "--quick" ] && project=quick
 stamp="$TARGET_DIR/.build-$project.stamp"
 inputs=(Cargo.toml Cargo.lock app crates frontend server style public scripts/build.sh)
 if [ -f "$stamp" ] && [ -z "$(find "${inputs[@]}" -newer "$stamp" -print -quit)" ]; then

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# README command 1: install what is missing, build the release, and run the app in dev mode on
-# http://127.0.0.1:3000 with a SQLite file in data/ and the demo user (see README), with the local
-# webhook sink beside it.
+# README command 1: install what is missing, build the app (the quick profiles; nothing when no input
+# changed), and run it in dev mode on http://127.0.0.1:3000 with a SQLite file in data/ and the demo
+# user (see README), with the local webhook sink beside it. Deployments use the release build
+# (scripts/build.sh, docs/production.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 scripts/setup.sh
 . scripts/env.sh
-scripts/build.sh
+export SERVER_BIN="$TARGET_DIR/debug/server"
+scripts/build.sh --quick
 mkdir -p data
 export APP_MODE="${APP_MODE:-dev}"
 export APP_DATABASE_URL="${APP_DATABASE_URL:-sqlite://$ROOT/data/app.db}"

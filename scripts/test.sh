@@ -4,7 +4,7 @@
 #   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files; the
 #      notification pipeline's tests start their own redis-server and kill real processes), and the
 #      crypto known-answer tests again as WASM in headless Chromium;
-#   2. the app built with the light `e2e` profiles (scripts/build.sh --e2e), served behind nginx (this
+#   2. the app built with the light `quick` profiles (scripts/build.sh --quick), served behind nginx (this
 #      repository's nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the
 #      Playwright suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
@@ -25,8 +25,8 @@ mkdir -p "$ROOT/.run"
 say "setup: tools (skips what is installed)"
 scripts/setup.sh
 . scripts/env.sh
-# The browser tests run against the `e2e` build (scripts/build.sh --e2e).
-export SERVER_BIN="$TARGET_DIR/e2e/server"
+# The browser tests run against the quick build (scripts/build.sh --quick), as README command 1 does.
+export SERVER_BIN="$TARGET_DIR/debug/server"
 
 RUN="$ROOT/.run/e2e"
 . scripts/stack.sh
@@ -35,10 +35,17 @@ say "gate: cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --manifest-path fuzz/Cargo.toml --check
 
-say "gate: clippy -D warnings (native, then the WASM crates)"
-# Two runs: plain --workspace would unify `ssr` and `hydrate` in `app`.
-cargo clippy --workspace --exclude frontend --exclude crypto-wasm --all-targets -- -D warnings
+say "gate: clippy -D warnings (the WASM crates)"
+# Apart from the native crates: plain --workspace would unify `ssr` and `hydrate` in `app`.
 cargo clippy -p frontend -p crypto-wasm --target wasm32-unknown-unknown -- -D warnings
+
+# The native lint gate rides on the test build: clippy-driver wraps rustc for the workspace's own
+# crates (what `cargo clippy --all-targets -- -D warnings` does, but compiling the code as well), so the
+# dependencies are compiled once instead of checked and then compiled. A lint fails the build before any
+# test runs. (CLIPPY_ARGS is cargo-clippy's own way of passing lint flags to the driver.)
+clippy_build() {
+  RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"
+}
 
 if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
   say "PostgreSQL for the database tests"
@@ -46,19 +53,17 @@ if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite
   at_exit pg_stop
   export APP_TEST_REQUIRE_POSTGRES=1   # a missing PostgreSQL fails the run instead of skipping it
 
+  say "gate: clippy -D warnings (native crates, all targets), building the tests"
+  clippy_build cargo test --workspace --exclude frontend --no-run
+
   say "cargo test (workspace; database tests on SQLite and PostgreSQL)"
-  # Build once and keep the list of the server's integration test binaries: `cargo test -p server`
-  # would resolve features for that package alone and compile a second copy of the whole server
-  # (twice the build time and several GB of disk).
-  mkdir -p "$ROOT/.run"
-  cargo test --workspace --exclude frontend --no-run --message-format=json-render-diagnostics \
-    | python3 scripts/test-executables.py server > "$ROOT/.run/server-tests.txt"
-  cargo test --workspace --exclude frontend --no-fail-fast
+  clippy_build cargo test --workspace --exclude frontend --no-fail-fast
 
   say "router suites again, with PostgreSQL as the app database"
-  while read -r exe; do
-    (cd "$ROOT/server" && APP_TEST_DATABASE=postgres CARGO_MANIFEST_DIR="$ROOT/server" "$exe")
-  done < "$ROOT/.run/server-tests.txt"
+  # The same package selection as above, so nothing is rebuilt (`-p server` would resolve features for
+  # that package alone and compile a second copy of the server); every crate's tests are one binary
+  # named `it`, and the filter picks the server's suites from them.
+  (cd "$ROOT/server" && APP_TEST_DATABASE=postgres clippy_build cargo test --workspace --exclude frontend --test it -- server::)
   pg_stop
 
   say "crypto known-answer tests compiled to WASM, in headless Chromium"
@@ -74,8 +79,8 @@ if [ -z "${SKIP_FUZZ:-}" ]; then
   FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 
-say "build for the browser tests (cargo leptos, e2e profiles)"
-scripts/build.sh --e2e
+say "build for the browser tests (cargo leptos, quick profiles)"
+scripts/build.sh --quick
 
 say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.
