@@ -1,11 +1,15 @@
-//! Test helpers: a router over a fresh SQLite file, and a tiny cookie-aware request builder.
+//! The server's test app: its router over a fresh database (SQLite, or PostgreSQL in the test command's
+//! second pass) with `create_user`, `signup`, `login`, `token` and `call`, and request builders for forms
+//! (cookie-aware) and the REST API. Ports, Redis and polling come from `testkit`.
 #![allow(dead_code)]
 
+use auth::tokens::Scope;
 use axum::body::Body;
-use axum::http::{header, Request, Response, StatusCode};
+use axum::http::{header, HeaderMap, Request, Response, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use server::config::Settings;
 use server::AppState;
 use tower::ServiceExt;
@@ -78,6 +82,45 @@ impl TestApp {
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "login should redirect");
         session_cookie(&res).expect("login sets a session cookie")
     }
+
+    /// Signs up through the form, as a browser would (sign-up must be open: `s.signup.enabled`).
+    pub async fn signup(&self, user: &str, password: &str) -> Response<Body> {
+        self.send(signup_form(user, password)).await
+    }
+
+    /// A new API token of `user` (who exists) with `scopes`: its id and its secret.
+    pub async fn token(&self, user: &str, scopes: &[Scope]) -> (i64, String) {
+        let u = self.state.auth.users.find_by_username(user).await.unwrap().expect("the token's user exists");
+        let (info, secret) = self.state.tokens.create(u.id, "test", scopes, None).await.unwrap();
+        (info.id, secret.expose_secret().to_string())
+    }
+
+    /// Sends a request and reads the answer: status, headers, and the body as JSON (a body that is not
+    /// JSON as a JSON string, an empty one as null).
+    pub async fn call(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let res = self.send(req).await;
+        let (status, headers) = (res.status(), res.headers().clone());
+        let text = body_text(res).await;
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, headers, value)
+    }
+}
+
+/// A REST API request: a bearer token and a JSON body when given.
+pub fn api(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path).header(header::HOST, HOST);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    with_json(b, body)
+}
+
+/// Finishes a request with a JSON body, or none.
+pub fn with_json(b: axum::http::request::Builder, body: Option<Value>) -> Request<Body> {
+    match body {
+        Some(v) => b.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())).unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
 }
 
 pub fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
@@ -90,6 +133,11 @@ pub fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
 
 pub fn encode(fields: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish()
+}
+
+/// The sign-up form's post.
+pub fn signup_form(user: &str, password: &str) -> Request<Body> {
+    post_form("/signup", &[("username", user), ("password", password)], None)
 }
 
 /// A same-site form post, as a browser would send it.

@@ -3,7 +3,6 @@
 //! two instances over the same database, and no way past it with parallel requests; and the stored-bytes
 //! allowance per user.
 
-
 use auth::{AddressRateLimit, AuthError, LoginThrottle, StoredBytes, ThrottleConfig};
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -8,7 +8,6 @@ use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -27,31 +26,6 @@ async fn app() -> TestApp {
     .await
 }
 
-async fn token(app: &TestApp, user: &str, scopes: &[Scope]) -> String {
-    let u = app.state.auth.users.find_by_username(user).await.unwrap().unwrap();
-    let (_, secret) = app.state.tokens.create(u.id, "test", scopes, None).await.unwrap();
-    secret.expose_secret().to_string()
-}
-
-fn api(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(path).header(header::HOST, HOST);
-    if let Some(t) = token {
-        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    match body {
-        Some(v) => b.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())).unwrap(),
-        None => b.body(Body::empty()).unwrap(),
-    }
-}
-
-async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let res = app.send(req).await;
-    let (status, headers) = (res.status(), res.headers().clone());
-    let text = body_text(res).await;
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    (status, headers, value)
-}
-
 fn assert_problem(status: StatusCode, headers: &axum::http::HeaderMap, body: &Value, want: StatusCode, code: &str) {
     assert_eq!(status, want, "{body}");
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json", "{body}");
@@ -66,24 +40,24 @@ fn callers_need_a_token_or_a_session_and_tokens_need_their_scope() {
     block_on(async {
         let app = app().await;
         app.create_user("tia", "tia-password-1").await;
-        let (s, h, b) = call(&app, api("GET", "/api/v1/me", None, None)).await;
+        let (s, h, b) = app.call(api("GET", "/api/v1/me", None, None)).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "unauthorized");
         assert!(h.contains_key(header::WWW_AUTHENTICATE));
-        let (s, h, b) = call(&app, api("GET", "/api/v1/me", Some("ie_not-a-real-token"), None)).await;
+        let (s, h, b) = app.call(api("GET", "/api/v1/me", Some("ie_not-a-real-token"), None)).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "unauthorized");
 
-        let read_only = token(&app, "tia", &[Scope::NotificationsRead]).await;
-        let (s, _, b) = call(&app, api("GET", "/api/v1/me", Some(&read_only), None)).await;
+        let read_only = app.token("tia", &[Scope::NotificationsRead]).await.1;
+        let (s, _, b) = app.call(api("GET", "/api/v1/me", Some(&read_only), None)).await;
         assert_eq!((s, b["username"].as_str(), b["auth"].as_str()), (StatusCode::OK, Some("tia"), Some("token")));
         assert_eq!(b["scopes"], json!(["notifications:read"]));
-        let (s, h, b) = call(&app, api("GET", "/api/v1/webhooks/endpoints", Some(&read_only), None)).await;
+        let (s, h, b) = app.call(api("GET", "/api/v1/webhooks/endpoints", Some(&read_only), None)).await;
         assert_problem(s, &h, &b, StatusCode::FORBIDDEN, "forbidden");
-        let (s, h, b) = call(&app, api("POST", "/api/v1/runs", Some(&read_only), Some(json!({"count": 1, "rate": "max", "mix": {"noop": 1}})))).await;
+        let (s, h, b) = app.call(api("POST", "/api/v1/runs", Some(&read_only), Some(json!({"count": 1, "rate": "max", "mix": {"noop": 1}})))).await;
         assert_problem(s, &h, &b, StatusCode::FORBIDDEN, "forbidden");
 
         // A browser session works too, and a bad bearer token never falls back to the cookie.
         let cookie = app.login("tia", "tia-password-1").await;
-        let (s, _, b) = call(&app, get("/api/v1/me", Some(&cookie))).await;
+        let (s, _, b) = app.call(get("/api/v1/me", Some(&cookie))).await;
         assert_eq!((s, b["auth"].as_str()), (StatusCode::OK, Some("session")));
         let mut req = get("/api/v1/me", Some(&cookie));
         req.headers_mut().insert(header::AUTHORIZATION, "Bearer ie_wrong".parse().unwrap());
@@ -93,12 +67,12 @@ fn callers_need_a_token_or_a_session_and_tokens_need_their_scope() {
         let mut forged = api("POST", "/api/v1/runs", None, Some(json!({"count": 1, "rate": "max", "mix": {"noop": 1}})));
         forged.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
         forged.headers_mut().insert("sec-fetch-site", "cross-site".parse().unwrap());
-        let (s, h, b) = call(&app, forged).await;
+        let (s, h, b) = app.call(forged).await;
         assert_problem(s, &h, &b, StatusCode::FORBIDDEN, "cross_site");
-        let (s, h, b) = call(&app, api("POST", "/api/v1/runs", None, Some(json!({"count": 1})))).await;
+        let (s, h, b) = app.call(api("POST", "/api/v1/runs", None, Some(json!({"count": 1})))).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "unauthorized");
 
-        let (s, h, b) = call(&app, api("GET", "/api/v1/no-such-thing", Some(&read_only), None)).await;
+        let (s, h, b) = app.call(api("GET", "/api/v1/no-such-thing", Some(&read_only), None)).await;
         assert_problem(s, &h, &b, StatusCode::NOT_FOUND, "not_found");
     })
 }
@@ -108,30 +82,30 @@ fn bad_input_is_a_problem_naming_the_field_and_private_addresses_are_refused() {
     block_on(async {
         let app = app().await;
         app.create_user("uma", "uma-password-1").await;
-        let t = token(&app, "uma", &Scope::ALL).await;
+        let t = app.token("uma", &Scope::ALL).await.1;
         for (url, why) in [
             ("ftp://example.com/x", "scheme"),
             ("http://10.0.0.1/hook", "private"),
             ("http://169.254.169.254/latest", "metadata"),
             ("http://localhost:9/x", "name"),
         ] {
-            let (s, h, b) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": url, "description": why})))).await;
+            let (s, h, b) = app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": url, "description": why})))).await;
             assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
             assert_eq!(b["errors"][0]["field"], "url", "{why}: {b}");
         }
         let (s, h, b) =
-            call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": "https://example.com", "surprise": 1})))).await;
+            app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": "https://example.com", "surprise": 1})))).await;
         assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         let bad_flow = json!({"name": "x", "steps": [{"name": "a", "action": {"type": "delay", "ms": 10}, "retry": {"max_attempts": 0}}]});
-        let (s, h, b) = call(&app, api("POST", "/api/v1/workflows", Some(&t), Some(bad_flow))).await;
+        let (s, h, b) = app.call(api("POST", "/api/v1/workflows", Some(&t), Some(bad_flow))).await;
         assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         assert!(b["errors"].as_array().unwrap().iter().any(|e| e["field"] == "steps[0].retry.max_attempts"), "{b}");
-        let (s, h, b) = call(&app, api("GET", "/api/v1/webhooks/endpoints?limit=1000", Some(&t), None)).await;
+        let (s, h, b) = app.call(api("GET", "/api/v1/webhooks/endpoints?limit=1000", Some(&t), None)).await;
         assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-        let (s, h, b) = call(&app, api("GET", "/api/v1/webhooks/messages?limit=lots", Some(&t), None)).await;
+        let (s, h, b) = app.call(api("GET", "/api/v1/webhooks/messages?limit=lots", Some(&t), None)).await;
         assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         assert_eq!(b["errors"][0]["field"], "limit", "{b}");
-        let (s, h, b) = call(&app, api("GET", "/api/v1/workflow-runs/does-not-exist", Some(&t), None)).await;
+        let (s, h, b) = app.call(api("GET", "/api/v1/workflow-runs/does-not-exist", Some(&t), None)).await;
         assert_problem(s, &h, &b, StatusCode::NOT_FOUND, "not_found");
     })
 }
@@ -141,28 +115,28 @@ fn creating_posts_honour_idempotency_keys() {
     block_on(async {
         let app = app().await;
         app.create_user("vic", "vic-password-1").await;
-        let t = token(&app, "vic", &Scope::ALL).await;
+        let t = app.token("vic", &Scope::ALL).await.1;
         let def = json!({"name": "tiny", "steps": [{"name": "wait", "action": {"type": "delay", "ms": 1}}]});
         let with_key = |body: Value, key: &str| {
             let mut r = api("POST", "/api/v1/workflows", Some(&t), Some(body));
             r.headers_mut().insert("idempotency-key", key.parse().unwrap());
             r
         };
-        let (s1, h1, b1) = call(&app, with_key(def.clone(), "k-1")).await;
+        let (s1, h1, b1) = app.call(with_key(def.clone(), "k-1")).await;
         assert_eq!(s1, StatusCode::CREATED, "{b1}");
         assert!(!h1.contains_key("idempotency-replayed"));
-        let (s2, h2, b2) = call(&app, with_key(def.clone(), "k-1")).await;
+        let (s2, h2, b2) = app.call(with_key(def.clone(), "k-1")).await;
         assert_eq!((s2, b2["id"].clone()), (StatusCode::CREATED, b1["id"].clone()), "the same answer again");
         assert_eq!(h2["idempotency-replayed"], "true");
         let other = json!({"name": "other", "steps": [{"name": "wait", "action": {"type": "delay", "ms": 1}}]});
-        let (s, h, b) = call(&app, with_key(other, "k-1")).await;
+        let (s, h, b) = app.call(with_key(other, "k-1")).await;
         assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
         // Without a key the same POST is a second attempt, refused because the name is taken.
-        let (s, h, b) = call(&app, api("POST", "/api/v1/workflows", Some(&t), Some(def))).await;
+        let (s, h, b) = app.call(api("POST", "/api/v1/workflows", Some(&t), Some(def))).await;
         assert_problem(s, &h, &b, StatusCode::CONFLICT, "conflict");
         // Keys are per user.
         app.create_user("wes", "wes-password-1").await;
-        let t2 = token(&app, "wes", &Scope::ALL).await;
+        let t2 = app.token("wes", &Scope::ALL).await.1;
         let mut r = api(
             "POST",
             "/api/v1/workflows",
@@ -170,7 +144,7 @@ fn creating_posts_honour_idempotency_keys() {
             Some(json!({"name": "tiny", "steps": [{"name": "w", "action": {"type": "delay", "ms": 1}}]})),
         );
         r.headers_mut().insert("idempotency-key", "k-1".parse().unwrap());
-        let (s, h, _) = call(&app, r).await;
+        let (s, h, _) = app.call(r).await;
         assert_eq!(s, StatusCode::CREATED);
         assert!(!h.contains_key("idempotency-replayed"));
     })
@@ -182,30 +156,33 @@ fn a_test_event_reaches_a_real_receiver_signed_with_the_endpoint_secret_and_is_l
         let app = app().await;
         app.state.notify.start().await.unwrap();
         app.create_user("xia", "xia-password-1").await;
-        let t = token(&app, "xia", &Scope::ALL).await;
+        let t = app.token("xia", &Scope::ALL).await.1;
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/webhook");
-        let (s, _, created) = call(
-            &app,
-            api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": url, "description": "receiver", "event_types": ["test.ping"]}))),
-        )
-        .await;
+        let (s, _, created) = app
+            .call(api(
+                "POST",
+                "/api/v1/webhooks/endpoints",
+                Some(&t),
+                Some(json!({"url": url, "description": "receiver", "event_types": ["test.ping"]})),
+            ))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         let secret = created["secret"].as_str().unwrap().to_string();
         assert!(secret.starts_with("whsec_"));
         let id = created["endpoint"]["id"].as_str().unwrap().to_string();
-        let (_, _, shown) = call(&app, api("GET", &format!("/api/v1/webhooks/endpoints/{id}"), Some(&t), None)).await;
+        let (_, _, shown) = app.call(api("GET", &format!("/api/v1/webhooks/endpoints/{id}"), Some(&t), None)).await;
         assert!(shown.get("secret").is_none() && !shown.to_string().contains(&secret), "the secret is shown once only");
 
         // The receiver verifies with the endpoint's secret: a wrong signature would be a 401 there.
         let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() })
             .await
             .unwrap();
-        let (s, _, msg) = call(&app, api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
+        let (s, _, msg) = app.call(api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{msg}");
         let deadline = Instant::now() + Duration::from_secs(15);
         let attempts = loop {
-            let (_, _, page) = call(&app, api("GET", &format!("/api/v1/webhooks/endpoints/{id}/attempts"), Some(&t), None)).await;
+            let (_, _, page) = app.call(api("GET", &format!("/api/v1/webhooks/endpoints/{id}/attempts"), Some(&t), None)).await;
             if page["items"].as_array().is_some_and(|a| a.iter().any(|x| x["outcome"] == "delivered")) {
                 break page;
             }
@@ -219,9 +196,9 @@ fn a_test_event_reaches_a_real_receiver_signed_with_the_endpoint_secret_and_is_l
         assert_eq!((stats.accepted, stats.bad_signature), (1, 0));
         // The message's own log says the same; a replay sends it again with the same webhook-id.
         let (_, _, by_message) =
-            call(&app, api("GET", &format!("/api/v1/webhooks/messages/{}/attempts", msg["id"].as_str().unwrap()), Some(&t), None)).await;
+            app.call(api("GET", &format!("/api/v1/webhooks/messages/{}/attempts", msg["id"].as_str().unwrap()), Some(&t), None)).await;
         assert_eq!(by_message["items"].as_array().unwrap().len(), 1);
-        let (s, _, _) = call(&app, api("POST", &format!("/api/v1/webhooks/messages/{}/replay", msg["id"].as_str().unwrap()), Some(&t), None)).await;
+        let (s, _, _) = app.call(api("POST", &format!("/api/v1/webhooks/messages/{}/replay", msg["id"].as_str().unwrap()), Some(&t), None)).await;
         assert_eq!(s, StatusCode::ACCEPTED);
         let deadline = Instant::now() + Duration::from_secs(15);
         while sink.stats().accepted < 2 {
@@ -250,11 +227,11 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
         app.state.notify.start().await.unwrap();
         app.create_user("yan", "yan-password-1").await;
         app.create_user("zed", "zed-password-1").await;
-        let (yan, zed) = (token(&app, "yan", &Scope::ALL).await, token(&app, "zed", &Scope::ALL).await);
+        let (yan, zed) = (app.token("yan", &Scope::ALL).await.1, app.token("zed", &Scope::ALL).await.1);
         let port = free_port();
         let events = json!(["notification.delivered", "notification.dead_lettered"]);
         let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": events});
-        let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&yan), Some(body))).await;
+        let (s, _, created) = app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&yan), Some(body))).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         let secret = created["secret"].as_str().unwrap().to_string();
         let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() })
@@ -263,9 +240,9 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
         sink.capture(10);
 
         let batch = json!([{"recipient": "ok", "channel": "noop"}, {"recipient": "doomed", "channel": "webhook"}]);
-        let (s, _, sent) = call(&app, api("POST", "/api/v1/notifications", Some(&yan), Some(batch))).await;
+        let (s, _, sent) = app.call(api("POST", "/api/v1/notifications", Some(&yan), Some(batch))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
-        let (s, _, _) = call(&app, api("POST", "/api/v1/notifications", Some(&zed), Some(json!({"recipient": "z", "channel": "noop"})))).await;
+        let (s, _, _) = app.call(api("POST", "/api/v1/notifications", Some(&zed), Some(json!({"recipient": "z", "channel": "noop"})))).await;
         assert_eq!(s, StatusCode::ACCEPTED);
 
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -284,7 +261,7 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
         let ids: Vec<&str> = sent["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(got, vec![("notification.dead_lettered".into(), ids[1].into()), ("notification.delivered".into(), ids[0].into())]);
         assert_eq!(sink.stats().bad_signature, 0);
-        let (_, _, messages) = call(&app, api("GET", "/api/v1/webhooks/messages", Some(&yan), None)).await;
+        let (_, _, messages) = app.call(api("GET", "/api/v1/webhooks/messages", Some(&yan), None)).await;
         assert_eq!(messages["items"].as_array().unwrap().len(), 2, "zed's notification is not yan's event: {messages}");
     })
 }
@@ -310,18 +287,18 @@ fn inbound_webhooks_are_verified_fresh_and_deduplicated() {
     block_on(async {
         let app = app().await;
         let body = r#"{"hello":"crm"}"#;
-        let (s, _, b) = call(&app, signed_inbound(CRM_SECRET, "msg_in_1", now(), body)).await;
+        let (s, _, b) = app.call(signed_inbound(CRM_SECRET, "msg_in_1", now(), body)).await;
         assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("accepted")), "{b}");
-        let (s, _, b) = call(&app, signed_inbound(CRM_SECRET, "msg_in_1", now(), body)).await;
+        let (s, _, b) = app.call(signed_inbound(CRM_SECRET, "msg_in_1", now(), body)).await;
         assert_eq!((s, b), (StatusCode::OK, json!({"status": "duplicate"})), "a repeated webhook-id does nothing");
         let wrong = "whsec_dGhpcyBpcyBub3QgdGhlIHJpZ2h0IHNlY3JldCE=";
-        let (s, h, b) = call(&app, signed_inbound(wrong, "msg_in_2", now(), body)).await;
+        let (s, h, b) = app.call(signed_inbound(wrong, "msg_in_2", now(), body)).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "invalid_signature");
-        let (s, h, b) = call(&app, signed_inbound(CRM_SECRET, "msg_in_3", now() - 301, body)).await;
+        let (s, h, b) = app.call(signed_inbound(CRM_SECRET, "msg_in_3", now() - 301, body)).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "stale_timestamp");
         let mut tampered = signed_inbound(CRM_SECRET, "msg_in_4", now(), body);
         *tampered.body_mut() = Body::from(r#"{"hello":"CRM"}"#);
-        let (s, h, b) = call(&app, tampered).await;
+        let (s, h, b) = app.call(tampered).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "invalid_signature");
         let mut unknown = signed_inbound(CRM_SECRET, "msg_in_5", now(), body);
         *unknown.uri_mut() = "/api/v1/inbound/nobody".parse().unwrap();
@@ -336,19 +313,17 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         app.state.notify.start().await.unwrap();
         app.state.flows.spawn().await;
         app.create_user("yan", "yan-password-1").await;
-        let t = token(&app, "yan", &Scope::ALL).await;
-        let (_, _, defs) = call(&app, api("GET", "/api/v1/workflows", Some(&t), None)).await;
+        let t = app.token("yan", &Scope::ALL).await.1;
+        let (_, _, defs) = app.call(api("GET", "/api/v1/workflows", Some(&t), None)).await;
         let onboarding = defs["items"].as_array().unwrap().iter().find(|d| d["name"] == "customer_onboarding").expect("built-in installed").clone();
-        let (s, _, run) = call(
-            &app,
-            api(
+        let (s, _, run) = app
+            .call(api(
                 "POST",
                 &format!("/api/v1/workflows/{}/runs", onboarding["id"]),
                 Some(&t),
                 Some(json!({"input": {"email": "ada@example.com", "name": "Ada"}})),
-            ),
-        )
-        .await;
+            ))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{run}");
         let run_id = run["id"].as_str().unwrap().to_string();
 
@@ -358,7 +333,7 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
             async move {
                 let deadline = Instant::now() + Duration::from_secs(20);
                 loop {
-                    let (_, _, d) = call(app, api("GET", &format!("/api/v1/workflow-runs/{run_id}"), Some(t), None)).await;
+                    let (_, _, d) = app.call(api("GET", &format!("/api/v1/workflow-runs/{run_id}"), Some(t), None)).await;
                     if status_of(&d) == want {
                         return d;
                     }
@@ -371,7 +346,7 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         assert_eq!(waiting["run"]["waiting_source"], "crm");
 
         let body = json!({"correlation_id": run_id, "status": "confirmed"}).to_string();
-        let (s, _, b) = call(&app, signed_inbound(CRM_SECRET, "msg_crm_ok", now(), &body)).await;
+        let (s, _, b) = app.call(signed_inbound(CRM_SECRET, "msg_crm_ok", now(), &body)).await;
         assert_eq!((s, b["resumed_run"].as_str()), (StatusCode::OK, Some(run_id.as_str())), "{b}");
         let done = wait_for("completed").await;
         let steps: Vec<&str> = done["timeline"].as_array().unwrap().iter().map(|e| e["step_name"].as_str().unwrap()).collect();
@@ -382,7 +357,7 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
             sqlx::query_as("SELECT COUNT(*) FROM demo_customers WHERE email = 'ada@example.com'").fetch_one(&app.state.pool).await.unwrap();
         assert_eq!(n, 1);
         // A completed run cannot be retried.
-        let (s, h, b) = call(&app, api("POST", &format!("/api/v1/workflow-runs/{run_id}/retry"), Some(&t), None)).await;
+        let (s, h, b) = app.call(api("POST", &format!("/api/v1/workflow-runs/{run_id}/retry"), Some(&t), None)).await;
         assert_problem(s, &h, &b, StatusCode::CONFLICT, "conflict");
     })
 }
@@ -391,7 +366,7 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
 fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
     block_on(async {
         let app = app().await;
-        let (s, _, doc) = call(&app, get("/api/v1/openapi.json", None)).await;
+        let (s, _, doc) = app.call(get("/api/v1/openapi.json", None)).await;
         assert_eq!(s, StatusCode::OK);
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
         let paths = doc["paths"].as_object().unwrap();
@@ -483,10 +458,10 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
                 .unwrap(),
         );
         app.create_user("wes", "wes-password-1").await;
-        let t = token(&app, "wes", &Scope::ALL).await;
+        let t = app.token("wes", &Scope::ALL).await.1;
         let port = free_port();
         let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": ["notification.delivered"]});
-        let (s, _, created) = call(&app, api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(body))).await;
+        let (s, _, created) = app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(body))).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         let (id, secret) = (created["endpoint"]["id"].as_str().unwrap().to_string(), created["secret"].as_str().unwrap().to_string());
         let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() })
@@ -494,10 +469,10 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
             .unwrap();
         sink.capture(10);
 
-        let (s, _, _) = call(&app, api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
+        let (s, _, _) = app.call(api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
         assert!(s.is_success(), "{s}");
         let (s, _, sent) =
-            call(&app, api("POST", "/api/v1/notifications?backend=redis", Some(&t), Some(json!({"recipient": "r", "channel": "noop"})))).await;
+            app.call(api("POST", "/api/v1/notifications?backend=redis", Some(&t), Some(json!({"recipient": "r", "channel": "noop"})))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
 
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -522,7 +497,7 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
         // The worker logged both attempts in the app database.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let (_, _, page) = call(&app, api("GET", &format!("/api/v1/webhooks/endpoints/{id}/attempts"), Some(&t), None)).await;
+            let (_, _, page) = app.call(api("GET", &format!("/api/v1/webhooks/endpoints/{id}/attempts"), Some(&t), None)).await;
             let outcomes: Vec<&str> = page["items"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
             if outcomes == ["delivered", "delivered"] {
                 break;

@@ -15,10 +15,6 @@ async fn spawn_signup(settings: impl FnOnce(&mut server::config::Settings)) -> T
     .await
 }
 
-fn signup_form(username: &str, password: &str) -> axum::http::Request<axum::body::Body> {
-    post_form("/signup", &[("username", username), ("password", password)], None)
-}
-
 fn json_post(path: &str, fields: &[(&str, &str)], cookie: Option<&str>) -> axum::http::Request<axum::body::Body> {
     post_raw(path, encode(fields).into_bytes(), cookie, &[("sec-fetch-site", "same-origin"), ("accept", "application/json")])
 }
@@ -85,7 +81,7 @@ fn sign_up_refuses_weak_passwords_with_the_field_message() {
             ("weakling-user1!", "cannot be your username"),
         ];
         for (password, message) in cases {
-            let res = app.send(signup_form("weakling-user", password)).await;
+            let res = app.signup("weakling-user", password).await;
             assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{password:?}");
             assert!(set_cookie_header(&res).is_none(), "no session for a refused sign-up");
             let html = body_text(res).await;
@@ -121,7 +117,7 @@ fn a_taken_username_is_said_only_once_the_password_passes() {
         assert_eq!(body["field"], "password");
         assert!(!body["error"].as_str().unwrap().contains("taken"), "{body}");
         // A good one learns that the name is taken, under the username field.
-        let res = app.send(signup_form("taken-name", GOOD)).await;
+        let res = app.signup("taken-name", GOOD).await;
         assert_eq!(res.status(), StatusCode::CONFLICT);
         assert!(set_cookie_header(&res).is_none());
         assert!(body_text(res).await.contains("That username is already taken."));
@@ -142,7 +138,7 @@ fn sign_up_turned_off_is_refused_and_not_offered() {
         let html = body_text(page).await;
         assert!(html.contains("Sign-up is turned off"), "{html}");
         assert!(!html.contains(r#"action="/signup""#), "no form");
-        let res = app.send(signup_form("someone", GOOD)).await;
+        let res = app.signup("someone", GOOD).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
         assert!(set_cookie_header(&res).is_none());
         assert!(body_text(res).await.contains("Sign-up is turned off"));

@@ -36,7 +36,7 @@ fn api(method: &str, path: &str, bearer: Option<&str>, cookie: Option<&str>, bod
     if let Some(c) = cookie {
         b = b.header(header::COOKIE, c).header("sec-fetch-site", "same-origin");
     }
-    super::with_json(b, body)
+    crate::common::with_json(b, body)
 }
 
 async fn new_endpoint(app: &TestApp) -> String {

@@ -6,7 +6,6 @@ use super::{api, call};
 use crate::common::*;
 use auth::tokens::Scope;
 use axum::http::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,9 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn token(app: &TestApp, user: &str) -> String {
     app.create_user(user, &format!("{user}-password-1")).await;
-    let u = app.state.auth.users.find_by_username(user).await.unwrap().unwrap();
-    let (_, secret) = app.state.tokens.create(u.id, "test", &Scope::ALL, None).await.unwrap();
-    secret.expose_secret().to_string()
+    app.token(user, &Scope::ALL).await.1
 }
 
 /// A loopback HTTP server standing for what must stay unreachable (`/metrics`, another instance):

@@ -8,7 +8,6 @@ use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
@@ -33,12 +32,6 @@ async fn app_with(more: impl FnOnce(&mut server::config::Settings)) -> TestApp {
         app.create_user(u, &format!("{u}-password-1")).await;
     }
     app
-}
-
-async fn token(app: &TestApp, user: &str, scopes: &[Scope]) -> (i64, String) {
-    let u = app.state.auth.users.find_by_username(user).await.unwrap().unwrap();
-    let (info, secret) = app.state.tokens.create(u.id, "test", scopes, None).await.unwrap();
-    (info.id, secret.expose_secret().to_string())
 }
 
 fn signed_inbound(source: &str, id: &str, body: &str) -> Request<Body> {
@@ -95,8 +88,8 @@ fn a_token_with_only_workflows_write_cannot_notify_or_emit_events_through_steps(
         let app = app_with(|_| {}).await;
         app.state.notify.start().await.unwrap();
         app.state.flows.spawn().await;
-        let (_, narrow) = token(&app, "ann", &[Scope::WorkflowsRead, Scope::WorkflowsWrite]).await;
-        let (_, wide) = token(&app, "ann", &Scope::ALL).await;
+        let (_, narrow) = app.token("ann", &[Scope::WorkflowsRead, Scope::WorkflowsWrite]).await;
+        let (_, wide) = app.token("ann", &Scope::ALL).await;
         for (name, step, scope) in [("n", notify_step(), "notifications:write"), ("e", emit_step(), "webhooks:write")] {
             let run = start(&app, &narrow, one_step(&format!("narrow_{name}"), step.clone()), json!({})).await;
             let d = settled(&app, &narrow, &run, "failed").await;
@@ -117,7 +110,7 @@ fn revoking_the_token_that_started_a_run_stops_its_further_steps() {
         let app = app_with(|_| {}).await;
         app.state.notify.start().await.unwrap();
         app.state.flows.spawn().await;
-        let (id, t) = token(&app, "ann", &Scope::ALL).await;
+        let (id, t) = app.token("ann", &Scope::ALL).await;
         let definition = json!({"name": "later", "steps": [
             {"name": "pause", "action": {"type": "delay", "ms": 800}},
             {"name": "send", "action": notify_step(), "retry": {"max_attempts": 1}}]});
@@ -140,8 +133,8 @@ fn revoking_the_token_that_started_a_run_stops_its_further_steps() {
 fn system_event_types_and_other_users_sources_are_refused_when_a_workflow_is_saved() {
     block_on(async {
         let app = app_with(|_| {}).await;
-        let (_, ann) = token(&app, "ann", &Scope::ALL).await;
-        let (_, bob) = token(&app, "bob", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::ALL).await;
+        let (_, bob) = app.token("bob", &Scope::ALL).await;
         let (s, b) = call(
             &app,
             api("POST", "/api/v1/workflows", &ann, Some(one_step("evil", json!({"type": "emit_event", "event_type": "endpoint.disabled"})))),
@@ -171,7 +164,7 @@ fn system_event_types_and_other_users_sources_are_refused_when_a_workflow_is_sav
 fn a_webhook_that_could_not_be_processed_is_processed_when_retried() {
     block_on(async {
         let app = app_with(|_| {}).await;
-        let (_, ann) = token(&app, "ann", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::ALL).await;
         let body = json!({"correlation_id": "order-7", "total": 12}).to_string();
         // `shop` starts ann's `orders` workflow, which does not exist yet: nothing is recorded.
         let (s, b) = call(&app, signed_inbound("shop", "evt_1", &body)).await;
@@ -195,7 +188,7 @@ fn a_webhook_that_could_not_be_processed_is_processed_when_retried() {
 fn concurrent_copies_of_one_webhook_are_processed_once() {
     block_on(async {
         let app = app_with(|_| {}).await;
-        let (_, ann) = token(&app, "ann", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::ALL).await;
         let (s, _) = call(&app, api("POST", "/api/v1/workflows", &ann, Some(one_step("orders", json!({"type": "delay", "ms": 1}))))).await;
         assert_eq!(s, StatusCode::CREATED);
         let body = json!({"correlation_id": "order-8"}).to_string();
@@ -230,7 +223,7 @@ fn concurrent_copies_of_one_webhook_are_processed_once() {
 fn a_read_only_tokens_get_changes_nothing() {
     block_on(async {
         let app = app_with(|_| {}).await;
-        let (_, read) = token(&app, "bob", &[Scope::WorkflowsRead]).await;
+        let (_, read) = app.token("bob", &[Scope::WorkflowsRead]).await;
         let count = || async {
             let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM workflow_definitions").fetch_one(&app.state.pool).await.unwrap();
             n
@@ -241,7 +234,7 @@ fn a_read_only_tokens_get_changes_nothing() {
         }
         assert_eq!(count().await, 0, "a read installed nothing");
         // A credential that may write gets the built-in example on its first look.
-        let (_, write) = token(&app, "bob", &[Scope::WorkflowsRead, Scope::WorkflowsWrite]).await;
+        let (_, write) = app.token("bob", &[Scope::WorkflowsRead, Scope::WorkflowsWrite]).await;
         let (_, b) = call(&app, api("GET", "/api/v1/workflows", &write, None)).await;
         assert_eq!(b["items"][0]["name"], "customer_onboarding", "{b}");
     })
@@ -255,8 +248,8 @@ fn per_user_quotas_on_active_runs_and_definitions_answer_with_a_clear_message() 
             s.flows.max_definitions_per_owner = 1;
         })
         .await;
-        let (_, ann) = token(&app, "ann", &Scope::ALL).await;
-        let (_, bob) = token(&app, "bob", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::ALL).await;
+        let (_, bob) = app.token("bob", &Scope::ALL).await;
         // No engine: a run stays `running`.
         let slow = one_step("slow", json!({"type": "delay", "ms": 60000}));
         let (s, d) = call(&app, api("POST", "/api/v1/workflows", &ann, Some(slow))).await;
@@ -285,12 +278,12 @@ fn sized_notification(len: usize) -> Value {
 fn stored_bytes_per_day_hold_notifications_runs_steps_and_inbound_webhooks_per_user() {
     block_on(async {
         let app = app_with(|s| s.limits.stored_bytes_per_day = 4_000).await;
-        let (_, ann) = token(&app, "ann", &Scope::ALL).await;
-        let (_, bob) = token(&app, "bob", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::ALL).await;
+        let (_, bob) = app.token("bob", &Scope::ALL).await;
         // A notification's recipient and payload count.
         let (s, b) = call(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(3_000)))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{b}");
-        let (s, h, b) = super::call_with_headers(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(1_504)))).await;
+        let (s, h, b) = app.call(api("POST", "/api/v1/notifications", &ann, Some(sized_notification(1_504)))).await;
         assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
         assert!(b["detail"].as_str().unwrap().contains("4000 bytes in the last 24 hours"), "{b}");
         // 500 bytes come back in 86,400 s × 500 / 4,000 = 3 h.
@@ -304,7 +297,7 @@ fn stored_bytes_per_day_hold_notifications_runs_steps_and_inbound_webhooks_per_u
         assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
         // And a webhook to ann's source: the sender is told to retry later, and nothing is recorded.
         let body = json!({"correlation_id": "c-1", "blob": "y".repeat(1_500)}).to_string();
-        let (s, h, b) = super::call_with_headers(&app, signed_inbound("crm", "evt_big", &body)).await;
+        let (s, h, b) = app.call(signed_inbound("crm", "evt_big", &body)).await;
         assert_eq!((s, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")), "{b}");
         assert!(h.contains_key(header::RETRY_AFTER));
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM inbound_webhooks").fetch_one(&app.state.pool).await.unwrap();

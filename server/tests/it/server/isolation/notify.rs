@@ -2,20 +2,16 @@
 //! keys are the caller's own, a job addressed `endpoint:<someone else's>` never reaches that endpoint,
 //! and the per-user quotas answer 422 or 429 with `Retry-After`.
 
-use super::call_with_headers as call;
 use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn token(app: &TestApp, user: &str) -> String {
     app.create_user(user, "a-long-enough-password-1").await;
-    let u = app.state.auth.users.find_by_username(user).await.unwrap().unwrap();
-    let (_, secret) = app.state.tokens.create(u.id, "test", &[Scope::NotificationsWrite, Scope::NotificationsRead], None).await.unwrap();
-    secret.expose_secret().to_string()
+    app.token(user, &[Scope::NotificationsWrite, Scope::NotificationsRead]).await.1
 }
 
 fn post(path: &str, token: &str, body: Value) -> Request<Body> {
@@ -34,12 +30,12 @@ async fn two_users_with_the_same_idempotency_key_each_get_their_notification() {
     let app = spawn_with(|s| s.notify.workers = false).await;
     let (alice, bob) = (token(&app, "alice").await, token(&app, "bob").await);
     let n = json!({"channel": "email", "recipient": "billing@example.test", "idempotency_key": "invoice-1001"});
-    let (s, _, a) = call(&app, post("/api/v1/notifications", &alice, n.clone())).await;
+    let (s, _, a) = app.call(post("/api/v1/notifications", &alice, n.clone())).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{a}");
-    let (s, _, b) = call(&app, post("/api/v1/notifications", &bob, n.clone())).await;
+    let (s, _, b) = app.call(post("/api/v1/notifications", &bob, n.clone())).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     assert_ne!(a["ids"], b["ids"], "bob's notification is not swallowed by alice's key");
-    let (_, _, again) = call(&app, post("/api/v1/notifications", &alice, n)).await;
+    let (_, _, again) = app.call(post("/api/v1/notifications", &alice, n)).await;
     assert_eq!(again["ids"], a["ids"], "alice's retry is still deduplicated");
     assert_eq!(app.state.notify.backlog(notify::Backend::Embedded), 2);
 }
@@ -73,7 +69,7 @@ async fn a_notification_addressed_to_another_users_endpoint_never_reaches_it() {
     testkit::wait_for("alice's own test event", Duration::from_secs(20), || async { sink.stats().accepted == 1 }).await;
 
     let forged = json!({"channel": "webhook", "recipient": format!("endpoint:{ep}"), "payload": {"message_id": msg.id}});
-    let (s, _, body) = call(&app, post("/api/v1/notifications", &bob, forged)).await;
+    let (s, _, body) = app.call(post("/api/v1/notifications", &bob, forged)).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let id: notify::NotificationId = body["ids"][0].as_str().unwrap().parse().unwrap();
     testkit::wait_for("bob's job to settle", Duration::from_secs(20), || async {
@@ -98,25 +94,25 @@ async fn per_user_quotas_answer_422_or_429_with_retry_after() {
     // The enqueue rate: the burst (a full batch's worth, 10,000) passes, then it waits.
     for n in [4_000, 4_000, 2_000] {
         let batch: Vec<Value> = (0..n).map(|i| json!({"channel": "noop", "recipient": format!("n{i}")})).collect();
-        let (s, _, b) = call(&app, post("/api/v1/notifications", &alice, json!(batch))).await;
+        let (s, _, b) = app.call(post("/api/v1/notifications", &alice, json!(batch))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     }
     let one = json!({"channel": "noop", "recipient": "one"});
-    let (s, h, b) = call(&app, post("/api/v1/notifications", &alice, one.clone())).await;
+    let (s, h, b) = app.call(post("/api/v1/notifications", &alice, one.clone())).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
     assert!(h[header::RETRY_AFTER].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert!(b["detail"].as_str().unwrap().contains("faster than 1 notifications a second"), "{b}");
-    let (s, _, _) = call(&app, post("/api/v1/notifications", &bob, one)).await;
+    let (s, _, _) = app.call(post("/api/v1/notifications", &bob, one)).await;
     assert_eq!(s, StatusCode::ACCEPTED, "another user is not held up");
     // Notifications per run.
     let run = |count: u64| json!({"count": count, "rate": "3600-per-hour", "mix": {"noop": 1}});
-    let (s, _, b) = call(&app, post("/api/v1/runs", &alice, run(11))).await;
+    let (s, _, b) = app.call(post("/api/v1/runs", &alice, run(11))).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["errors"][0]["field"], "count", "{b}");
     // Runs at once.
-    let (s, _, b) = call(&app, post("/api/v1/runs", &alice, run(10))).await;
+    let (s, _, b) = app.call(post("/api/v1/runs", &alice, run(10))).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let (s, h, b) = call(&app, post("/api/v1/runs", &alice, run(10))).await;
+    let (s, h, b) = app.call(post("/api/v1/runs", &alice, run(10))).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
     assert!(h.contains_key(header::RETRY_AFTER));
     assert!(b["detail"].as_str().unwrap().contains("at most 1 at once"), "{b}");
