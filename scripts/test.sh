@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, then run every test:
-#   0. the gates: rustfmt and clippy (-D warnings, native and WASM targets);
+#   0. the gates: rustfmt, and clippy -D warnings on the builds themselves (WASM and native);
 #   1. cargo test for the workspace (unit, router and CLI tests against real SQLite files; the
 #      notification pipeline's tests start their own redis-server and kill real processes), and the
 #      crypto known-answer tests again as WASM in headless Chromium;
-#   2. the app built with the light `quick` profiles (scripts/build.sh --quick), served behind nginx (this
+#   2. the app built with the light `quick` profiles (scripts/build.sh --quick, first, as the WASM lint
+#      gate), served behind nginx (this
 #      repository's nginx.conf, TLS, loopback ports) with Redis and the webhook sink beside it, and the
 #      Playwright suite in Debian's Chromium through it;
 #   3. the Python examples against the same live server;
@@ -25,8 +26,6 @@ mkdir -p "$ROOT/.run"
 say "setup: tools (skips what is installed)"
 scripts/setup.sh
 . scripts/env.sh
-# The browser tests run against the quick build (scripts/build.sh --quick), as README command 1 does.
-export SERVER_BIN="$TARGET_DIR/debug/server"
 
 RUN="$ROOT/.run/e2e"
 . scripts/stack.sh
@@ -35,17 +34,21 @@ say "gate: cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --manifest-path fuzz/Cargo.toml --check
 
-say "gate: clippy -D warnings (the WASM crates)"
-# Apart from the native crates: plain --workspace would unify `ssr` and `hydrate` in `app`.
-cargo clippy -p frontend -p crypto-wasm --target wasm32-unknown-unknown -- -D warnings
-
-# The native lint gate rides on the test build: clippy-driver wraps rustc for the workspace's own
-# crates (what `cargo clippy --all-targets -- -D warnings` does, but compiling the code as well), so the
-# dependencies are compiled once instead of checked and then compiled. A lint fails the build before any
-# test runs. (CLIPPY_ARGS is cargo-clippy's own way of passing lint flags to the driver.)
+# The lint gates ride on the builds: clippy-driver wraps rustc for the workspace's own crates (what
+# `cargo clippy -- -D warnings` does, but compiling the code as well), so the dependencies are compiled
+# once instead of checked and then compiled, and a lint fails the build before any test runs.
+# (CLIPPY_ARGS is cargo-clippy's own way of passing lint flags to the driver.)
 clippy_build() {
   RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"
 }
+
+say "gate: clippy -D warnings on the WASM crates and the server, building the app (cargo leptos, quick profiles)"
+# The app as the browser tests run it: the hydrating WASM (app + frontend, and crypto-wasm) and the
+# server. Its own copy of the server: the test build below writes target/debug/server too.
+clippy_build scripts/build.sh --quick
+rm -rf "$ROOT/.run/quick-bin" && mkdir -p "$ROOT/.run/quick-bin"
+cp "$TARGET_DIR/debug/server" "$TARGET_DIR/debug/hash.txt" "$ROOT/.run/quick-bin/"
+export SERVER_BIN="$ROOT/.run/quick-bin/server"
 
 if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
   say "PostgreSQL for the database tests"
@@ -53,7 +56,7 @@ if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite
   at_exit pg_stop
   export APP_TEST_REQUIRE_POSTGRES=1   # a missing PostgreSQL fails the run instead of skipping it
 
-  say "gate: clippy -D warnings (native crates, all targets), building the tests"
+  say "gate: clippy -D warnings on every native crate and target, building the tests"
   clippy_build cargo test --workspace --exclude frontend --no-run
 
   say "cargo test (workspace; database tests on SQLite and PostgreSQL)"
@@ -78,9 +81,6 @@ if [ -z "${SKIP_FUZZ:-}" ]; then
   say "fuzzing: login form, API JSON bodies, webhook signature headers, workflow definitions"
   FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
-
-say "build for the browser tests (cargo leptos, quick profiles)"
-scripts/build.sh --quick
 
 say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.

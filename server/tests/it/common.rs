@@ -135,6 +135,30 @@ pub fn encode(fields: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish()
 }
 
+/// A webhook to the inbound source `source`, signed with `secret` at `ts` (unix seconds) as the
+/// Standard Webhooks spec says.
+pub fn signed_inbound(source: &str, secret: &str, id: &str, ts: i64, body: &str) -> Request<Body> {
+    let key = notify::signature::SigningKey::from_secret(secret).unwrap();
+    Request::post(format!("/api/v1/inbound/{source}"))
+        .header(header::HOST, HOST)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", key.sign(id, ts, body.as_bytes()))
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// A crypto lab request (`POST /api/crypto`) from the app's own pages.
+pub fn lab_request(body: &str) -> Request<Body> {
+    Request::post("/api/crypto")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
 /// The sign-up form's post.
 pub fn signup_form(user: &str, password: &str) -> Request<Body> {
     post_form("/signup", &[("username", user), ("password", password)], None)

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use flows::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -199,20 +198,7 @@ pub fn inline(d: WorkflowDefinition, input: Value) -> NewRun {
     NewRun { definition: DefinitionRef::Inline(d), input, idempotency_key: None, started_by: StartedBy::session() }
 }
 
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
+pub use testkit::wait_for;
 
 /// Waits until the run reaches `status` (failing fast if it ends in another final status).
 pub async fn wait_status(store: &Store, owner: &str, id: &str, status: RunStatus) -> RunRecord {

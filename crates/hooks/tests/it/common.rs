@@ -4,8 +4,6 @@
 
 use hooks::{Hooks, HooksConfig};
 use notify::{NotifyService, PipelineConfig, RetrySchedule};
-use std::future::Future;
-use std::time::{Duration, Instant};
 
 pub async fn pool(db: &db::testing::TestDb) -> sqlx::AnyPool {
     let pool = db.connect().await;
@@ -51,20 +49,7 @@ pub async fn pipeline(db: &db::testing::TestDb, cfg: HooksConfig, max_attempts: 
     Pipeline { notify, hooks, _dir: dir }
 }
 
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
+pub use testkit::wait_for;
 
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64

@@ -1,20 +1,10 @@
 //! `POST /api/crypto` and `GET /api/crypto/methods`: the native side of the crypto lab.
 
 use crate::common::*;
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-
-fn post_json(body: &str) -> Request<Body> {
-    Request::post("/api/crypto")
-        .header(header::HOST, HOST)
-        .header(header::ORIGIN, ORIGIN)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
+use axum::http::{header, StatusCode};
 
 async fn json(app: &TestApp, body: &str) -> (StatusCode, serde_json::Value) {
-    let res = app.send(post_json(body)).await;
+    let res = app.send(lab_request(body)).await;
     let status = res.status();
     let text = body_text(res).await;
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
@@ -82,7 +72,7 @@ fn bad_requests_get_clear_4xx() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["code"], "invalid_hex");
         // Cross-site posts are refused here too.
-        let mut req = post_json(r#"{"method":"sha256","input":"abc"}"#);
+        let mut req = lab_request(r#"{"method":"sha256","input":"abc"}"#);
         req.headers_mut().insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert_eq!(app.send(req).await.status(), StatusCode::FORBIDDEN);
     })

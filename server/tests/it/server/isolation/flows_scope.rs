@@ -35,16 +35,8 @@ async fn app_with(more: impl FnOnce(&mut server::config::Settings)) -> TestApp {
 }
 
 fn signed_inbound(source: &str, id: &str, body: &str) -> Request<Body> {
-    let key = notify::signature::SigningKey::from_secret(CRM_SECRET).unwrap();
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    Request::post(format!("/api/v1/inbound/{source}"))
-        .header(header::HOST, HOST)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", key.sign(id, ts, body.as_bytes()))
-        .body(Body::from(body.to_string()))
-        .unwrap()
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    crate::common::signed_inbound(source, CRM_SECRET, id, now, body)
 }
 
 /// Stores `definition` with `token` and starts a run of it; returns the run id.

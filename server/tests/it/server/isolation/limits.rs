@@ -21,15 +21,6 @@ fn from_peer(mut req: Request<Body>, peer: &str) -> Request<Body> {
     req
 }
 
-fn lab_request(body: &str) -> Request<Body> {
-    Request::post("/api/crypto")
-        .header(header::HOST, HOST)
-        .header(header::ORIGIN, ORIGIN)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
 /// The crypto page's own server function (`lab_on_server`), called as the hydrated page does.
 fn lab_server_fn(req_json: &str) -> Request<Body> {
     Request::post(app::crypto_api::LabOnServer::PATH)
