@@ -27,6 +27,7 @@ fi
 rm -f "$TARGET_DIR"/.build-*.stamp   # the site folder is shared: the other kind's build is gone now
 started=$(date +%s)
 # Taken before building, so an edit made during the build is seen by the next one.
+mkdir -p "$TARGET_DIR"
 touch "$stamp.new"
 
 OUT="$TARGET_DIR/crypto-wasm"
