@@ -44,11 +44,9 @@ clippy_build() {
 
 say "gate: clippy -D warnings on the WASM crates and the server, building the app (cargo leptos, quick profiles)"
 # The app as the browser tests run it: the hydrating WASM (app + frontend, and crypto-wasm) and the
-# server. Its own copy of the server: the test build below writes target/debug/server too.
+# server (kept in quick-bin/: the test build below writes target/debug/server too).
 clippy_build scripts/build.sh --quick
-rm -rf "$ROOT/.run/quick-bin" && mkdir -p "$ROOT/.run/quick-bin"
-cp "$TARGET_DIR/debug/server" "$TARGET_DIR/debug/hash.txt" "$ROOT/.run/quick-bin/"
-export SERVER_BIN="$ROOT/.run/quick-bin/server"
+export SERVER_BIN="$TARGET_DIR/quick-bin/server"
 
 if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
   say "PostgreSQL for the database tests"
