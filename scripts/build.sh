@@ -6,7 +6,7 @@
 #      where that module lives;
 #   3. the module copied into the site under /pkg/crypto-<hash>/, and a .gz beside every asset.
 # `--quick` builds the same app with the light profiles of the `quick` project (Cargo.toml), for
-# README command 1 and the browser tests; the server is then $TARGET_DIR/quick-bin/server instead of
+# README command 1 and the browser tests; the server is then $QUICK_BIN/server instead of
 # $TARGET_DIR/release/server. Nothing is rebuilt when no input changed since the last build of the
 # same kind (README command 1 restarts in seconds).
 set -euo pipefail
@@ -16,15 +16,14 @@ cd "$ROOT"
 
 project=implementation-eng
 [ "${1:-}" = "--quick" ] && project=quick
-# The quick server is kept beside its hash.txt in quick-bin/: `cargo test` rewrites target/debug/server
-# with a build that lacks what cargo-leptos compiles in (the WASM file names), and its pages would not
-# hydrate.
-quick_bin="$TARGET_DIR/quick-bin"
+# The quick server is kept beside its hash.txt in $QUICK_BIN (env.sh): `cargo test` rewrites
+# target/debug/server with a build that lacks what cargo-leptos compiles in (the WASM file names), and
+# its pages would not hydrate.
 # Under clippy-driver (test.sh's lint gate), a build counts only for a linted build of the same inputs;
 # a linted build counts for a plain one too.
 stamp="$TARGET_DIR/.build-$project${RUSTC_WORKSPACE_WRAPPER:+-linted}.stamp"
 inputs=(Cargo.toml Cargo.lock app crates frontend server style public scripts/build.sh)
-if [ -f "$stamp" ] && { [ "$project" != quick ] || [ -x "$quick_bin/server" ]; } \
+if [ -f "$stamp" ] && { [ "$project" != quick ] || [ -x "$QUICK_BIN/server" ]; } \
   && [ -z "$(find "${inputs[@]}" -newer "$stamp" -print -quit)" ]; then
   echo "build ($project): up to date"
   exit 0
@@ -60,8 +59,8 @@ rm -f "target/site/pkg/crypto-$hash/.source.sha256"
 find target/site/pkg -type f \( -name '*.js' -o -name '*.wasm' -o -name '*.css' -o -name '*.json' \) \
   -exec gzip -9 -k -f {} \;
 if [ "$project" = quick ]; then
-  rm -rf "$quick_bin" && mkdir -p "$quick_bin"
-  cp "$TARGET_DIR/debug/server" "$TARGET_DIR/debug/hash.txt" "$quick_bin/"
+  rm -rf "$QUICK_BIN" && mkdir -p "$QUICK_BIN"
+  cp "$TARGET_DIR/debug/server" "$TARGET_DIR/debug/hash.txt" "$QUICK_BIN/"
 fi
 mv "$stamp.new" "$stamp"
 [ -z "${RUSTC_WORKSPACE_WRAPPER:-}" ] || cp -p "$stamp" "$TARGET_DIR/.build-$project.stamp"

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 scripts/setup.sh
 . scripts/env.sh
-export SERVER_BIN="$TARGET_DIR/quick-bin/server"
+export SERVER_BIN="$QUICK_BIN/server"
 scripts/build.sh --quick
 mkdir -p data
 export APP_MODE="${APP_MODE:-dev}"

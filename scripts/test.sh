@@ -46,7 +46,7 @@ say "gate: clippy -D warnings on the WASM crates and the server, building the ap
 # The app as the browser tests run it: the hydrating WASM (app + frontend, and crypto-wasm) and the
 # server (kept in quick-bin/: the test build below writes target/debug/server too).
 clippy_build scripts/build.sh --quick
-export SERVER_BIN="$TARGET_DIR/quick-bin/server"
+export SERVER_BIN="$QUICK_BIN/server"
 
 if [ -z "${SKIP_CARGO_TEST:-}" ]; then  # set it to iterate on the browser suite only
   say "PostgreSQL for the database tests"

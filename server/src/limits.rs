@@ -106,6 +106,13 @@ impl Storage {
     }
 }
 
+impl From<OverStorage> for crate::api::ApiError {
+    /// 429 `quota_exceeded` with `Retry-After` (whole seconds, rounded up), as every per-user allowance.
+    fn from(o: OverStorage) -> Self {
+        crate::api::ApiError::from(notify::NotifyError::from(o))
+    }
+}
+
 impl From<OverStorage> for notify::NotifyError {
     fn from(o: OverStorage) -> Self {
         notify::NotifyError::QuotaExceeded { message: o.message, retry_after: o.retry_after }

@@ -251,10 +251,6 @@ impl StoredBytes {
         Self { limiter, per_day: bytes_per_day }
     }
 
-    pub fn per_day(&self) -> u64 {
-        self.per_day
-    }
-
     fn cost(&self, bytes: u64) -> i64 {
         let ms = (u128::from(bytes) * DAY_MS as u128).div_ceil(u128::from(self.per_day.max(1)));
         i64::try_from(ms).unwrap_or(i64::MAX / 4).max(1)

@@ -54,7 +54,7 @@ pub async fn receive(State(state): State<AppState>, Path(source): Path<String>, 
     let owner = state.flows.store().inbound_source(&event.source).map(|s| s.owner.clone());
     let bytes = body.len() as u64;
     if let Some(owner) = &owner {
-        state.storage.charge(owner, bytes).await.map_err(over_storage)?;
+        state.storage.charge(owner, bytes).await?;
     }
     let recorded = record(&state, &event, &body, correlation.as_deref()).await;
     if let (Some(owner), Ok(None) | Err(_)) = (&owner, &recorded) {
@@ -79,13 +79,6 @@ async fn record(state: &AppState, event: &hooks::InboundEvent, body: &[u8], corr
         state.flows.store().receive_inbound(&mut tx, &event.source, &event.webhook_id, correlation, &event.payload).await.map_err(not_processed)?;
     tx.commit().await.map_err(|e| ApiError::internal("inbound commit", e))?;
     Ok(Some(effect))
-}
-
-/// The source's owner is over their stored bytes per day: 429 with `Retry-After`, nothing recorded.
-fn over_storage(o: crate::limits::OverStorage) -> ApiError {
-    let mut out = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", o.message);
-    out.retry_after = Some(o.retry_after.as_secs().max(1));
-    out
 }
 
 /// Why the webhook's effect failed, for the sender, who will retry: nothing was recorded.

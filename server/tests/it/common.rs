@@ -57,7 +57,7 @@ async fn database_url(dir: &std::path::Path) -> String {
     if let Ok(url) = std::fs::read_to_string(&remembered) {
         return url;
     }
-    let pg = db::testing::postgres().await.expect("APP_TEST_DATABASE=postgres needs APP_TEST_POSTGRES_URL");
+    let pg = testkit::postgres().await.expect("APP_TEST_DATABASE=postgres needs APP_TEST_POSTGRES_URL");
     std::fs::write(&remembered, &pg.url).unwrap();
     pg.url
 }
@@ -133,6 +133,11 @@ pub fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
 
 pub fn encode(fields: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish()
+}
+
+/// Now, in unix seconds (a webhook's timestamp).
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// A webhook to the inbound source `source`, signed with `secret` at `ts` (unix seconds) as the

@@ -266,29 +266,25 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
     })
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
 #[test]
 fn inbound_webhooks_are_verified_fresh_and_deduplicated() {
     block_on(async {
         let app = app().await;
         let body = r#"{"hello":"crm"}"#;
-        let (s, _, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_in_1", now(), body)).await;
+        let (s, _, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_in_1", now_secs(), body)).await;
         assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("accepted")), "{b}");
-        let (s, _, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_in_1", now(), body)).await;
+        let (s, _, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_in_1", now_secs(), body)).await;
         assert_eq!((s, b), (StatusCode::OK, json!({"status": "duplicate"})), "a repeated webhook-id does nothing");
         let wrong = "whsec_dGhpcyBpcyBub3QgdGhlIHJpZ2h0IHNlY3JldCE=";
-        let (s, h, b) = app.call(signed_inbound("crm", wrong, "msg_in_2", now(), body)).await;
+        let (s, h, b) = app.call(signed_inbound("crm", wrong, "msg_in_2", now_secs(), body)).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "invalid_signature");
-        let (s, h, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_in_3", now() - 301, body)).await;
+        let (s, h, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_in_3", now_secs() - 301, body)).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "stale_timestamp");
-        let mut tampered = signed_inbound("crm", CRM_SECRET, "msg_in_4", now(), body);
+        let mut tampered = signed_inbound("crm", CRM_SECRET, "msg_in_4", now_secs(), body);
         *tampered.body_mut() = Body::from(r#"{"hello":"CRM"}"#);
         let (s, h, b) = app.call(tampered).await;
         assert_problem(s, &h, &b, StatusCode::UNAUTHORIZED, "invalid_signature");
-        let mut unknown = signed_inbound("crm", CRM_SECRET, "msg_in_5", now(), body);
+        let mut unknown = signed_inbound("crm", CRM_SECRET, "msg_in_5", now_secs(), body);
         *unknown.uri_mut() = "/api/v1/inbound/nobody".parse().unwrap();
         assert_eq!(app.send(unknown).await.status(), StatusCode::NOT_FOUND);
     })
@@ -334,7 +330,7 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         assert_eq!(waiting["run"]["waiting_source"], "crm");
 
         let body = json!({"correlation_id": run_id, "status": "confirmed"}).to_string();
-        let (s, _, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_crm_ok", now(), &body)).await;
+        let (s, _, b) = app.call(signed_inbound("crm", CRM_SECRET, "msg_crm_ok", now_secs(), &body)).await;
         assert_eq!((s, b["resumed_run"].as_str()), (StatusCode::OK, Some(run_id.as_str())), "{b}");
         let done = wait_for("completed").await;
         let steps: Vec<&str> = done["timeline"].as_array().unwrap().iter().map(|e| e["step_name"].as_str().unwrap()).collect();

@@ -35,8 +35,7 @@ async fn app_with(more: impl FnOnce(&mut server::config::Settings)) -> TestApp {
 }
 
 fn signed_inbound(source: &str, id: &str, body: &str) -> Request<Body> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    crate::common::signed_inbound(source, CRM_SECRET, id, now, body)
+    crate::common::signed_inbound(source, CRM_SECRET, id, now_secs(), body)
 }
 
 /// Stores `definition` with `token` and starts a run of it; returns the run id.
