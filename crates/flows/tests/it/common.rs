@@ -71,6 +71,13 @@ impl ScriptedHost {
         self.script.lock().unwrap().sleep_ms.insert(key.into(), ms);
     }
 
+    /// The runs `on_run_finished` was called for, once there are `n`: the engine calls it after it
+    /// stores the final status, so a test that saw the status may get here first.
+    pub async fn finished_runs(&self, n: usize) -> Vec<RunSummary> {
+        wait_for("on_run_finished", Duration::from_secs(10), || async { self.finished.lock().unwrap().len() >= n }).await;
+        self.finished.lock().unwrap().clone()
+    }
+
     pub fn calls_for(&self, run_id: &str) -> Vec<Call> {
         self.calls.lock().unwrap().iter().filter(|c| c.run_id == run_id).cloned().collect()
     }

@@ -43,7 +43,7 @@ async fn happy_path_runs_every_step_once_in_order_with_outputs_and_a_timeline() 
         assert!(a.finished_at_ms.unwrap() >= a.started_at_ms);
         assert_eq!(a.worker.as_deref(), Some("a"));
         assert_eq!(a.output, Some(json!({"id": "acc_bob@example.com"})));
-        let finished = host.finished.lock().unwrap().clone();
+        let finished = host.finished_runs(1).await;
         assert_eq!(finished.len(), 1);
         assert_eq!((finished[0].id.as_str(), finished[0].status), (id.as_str(), RunStatus::Completed));
         engine.shutdown().await;
@@ -97,7 +97,7 @@ async fn a_non_retryable_failure_fails_at_once_and_compensates_the_completed_ste
         assert_eq!(host.trace(&id), ["reserve", "charge", "reserve/compensate"], "the failed step itself is not compensated");
         assert_eq!((run.failed_step, run.error_code.as_deref()), (Some(1), Some("card_declined")));
         assert_eq!(run.steps.iter().map(|s| s.status).collect::<Vec<_>>(), [StepStatus::Compensated, StepStatus::Failed, StepStatus::Pending]);
-        assert_eq!(host.finished.lock().unwrap()[0].failed_step.as_deref(), Some("charge"));
+        assert_eq!(host.finished_runs(1).await[0].failed_step.as_deref(), Some("charge"));
 
         // A permanent error from the host fails at once too, whatever the policy.
         host.fail_always("reserve", StepError::permanent("out_of_stock", "none left"));
