@@ -2,6 +2,7 @@
 //! routes (`/signup`, `/settings/password`), like the login; this module has the types those routes
 //! hand back to a re-rendered page, and the one server function the pages read them through.
 
+use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,6 @@ pub mod ssr {
 
 /// Whether sign-up is offered, and the failure of the form post this page answers (if any).
 #[server]
-pub async fn load_form_page() -> Result<FormPageState, ServerFnError> {
+pub async fn load_form_page() -> Result<FormPageState, Problem> {
     Ok(FormPageState { signup_offered: ssr::signup_offered(), failure: ssr::form_failure() })
 }

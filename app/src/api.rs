@@ -28,16 +28,9 @@ pub struct Overview {
     pub others: Vec<SessionView>,
 }
 
-/// What a page shows for a server function's error: a refusal's own message (see [`ssr::refuse`]),
-/// never the transport's wording around it ("error running server function: …").
-pub fn shown(e: &ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(message) => message.clone(),
-        ServerFnError::Request(_) => "The server could not be reached. Check your connection and try again.".into(),
-        ServerFnError::Args(_) | ServerFnError::MissingArg(_) => "The form could not be read. Reload the page and try again.".into(),
-        _ => "Something went wrong on our side. Try again.".into(),
-    }
-}
+/// Every server function fails with a [`Problem`] (RFC 9457, the shape of every error a client sees);
+/// a page shows [`Problem::shown`] and puts `errors` under the inputs they name.
+pub use contract::{FieldError, Kind, Problem};
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
@@ -50,22 +43,8 @@ pub mod ssr {
         pub policy: SessionPolicy,
     }
 
-    /// The header through which a server function tells the server the HTTP status of its refusal
-    /// (the server's `server_fn_status` middleware applies it and removes the header). Setting the
-    /// status directly would turn the redirect back of a plain form post into an error page.
-    pub const ERROR_STATUS_HEADER: &str = "x-server-fn-status";
-
-    /// A server function's refusal: the message the page shows, answered with `status` to a fetch
-    /// call (a plain form post is still redirected back to the form by Leptos).
-    pub fn refuse(status: http::StatusCode, message: impl Into<String>) -> leptos::prelude::ServerFnError {
-        if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            res.insert_header(http::HeaderName::from_static(ERROR_STATUS_HEADER), http::HeaderValue::from(status.as_u16()));
-        }
-        leptos::prelude::ServerFnError::new(message.into())
-    }
-
-    pub fn sign_in_first() -> leptos::prelude::ServerFnError {
-        refuse(http::StatusCode::UNAUTHORIZED, "Sign in first.")
+    pub fn sign_in_first() -> super::Problem {
+        super::Problem::unauthorized("Sign in first.")
     }
 
     /// The client's address as the server derived it, once per request (`server::middleware::client_address`):
@@ -86,14 +65,14 @@ pub mod ssr {
 
 /// The signed-in user's current session and their other sessions; `None` when signed out.
 #[server]
-pub async fn session_overview() -> Result<Option<Overview>, ServerFnError> {
+pub async fn session_overview() -> Result<Option<Overview>, Problem> {
     use ssr::{signed_in, PageServices};
     let Some(me) = signed_in() else {
         return Ok(None);
     };
-    let services = use_context::<PageServices>().ok_or_else(|| ServerFnError::new("services missing"))?;
+    let services = use_context::<PageServices>().ok_or_else(|| Problem::internal("services missing"))?;
     let now = auth::now_unix();
-    let rows = services.registry.list_for_user(me.user_id, now).await.map_err(|e| crate::api::ssr::refuse(e.status(), e.to_string()))?;
+    let rows = services.registry.list_for_user(me.user_id, now).await.map_err(Problem::from)?;
     let to_view = |r: auth::SessionInfo| SessionView {
         handle: r.handle,
         created_at: r.created_at,
@@ -123,7 +102,7 @@ pub async fn session_overview() -> Result<Option<Overview>, ServerFnError> {
 
 /// The signed-in username, for the header; `None` when signed out.
 #[server]
-pub async fn whoami() -> Result<Option<String>, ServerFnError> {
+pub async fn whoami() -> Result<Option<String>, Problem> {
     Ok(ssr::signed_in().map(|s| s.username))
 }
 

@@ -1,6 +1,7 @@
 //! The crypto lab's server side: the same `crypto::lab::run` the browser runs, executed natively so the
 //! page can show whether both agree. Also used by the server's JSON endpoint for the Python scripts.
 
+use contract::Problem;
 use crypto::lab::LabRequest;
 use leptos::prelude::*;
 
@@ -9,9 +10,9 @@ pub use crypto::lab::{LabError, LabResult};
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
+    use crate::api::Kind;
     use auth::AddressRateLimit;
     use crypto::lab::LabOutput;
-    use http::StatusCode;
     use std::net::IpAddr;
     use std::sync::Arc;
     use std::time::Duration;
@@ -25,26 +26,6 @@ pub mod ssr {
 
     /// How long a request waits for a computation permit before it is told to come back later.
     pub const PERMIT_WAIT: Duration = Duration::from_secs(2);
-
-    /// Why the server did not answer a lab request with a result: a crypto failure or a cost over the
-    /// ceiling (422, as data the page compares with the browser's), too many requests from this
-    /// address (429) or no permit in time (503); `retry_after` in seconds for the last two.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct LabRefusal {
-        pub status: StatusCode,
-        pub error: LabError,
-        pub retry_after: Option<u64>,
-    }
-
-    impl LabRefusal {
-        fn new(status: StatusCode, code: &str, message: String, retry_after: Option<u64>) -> Self {
-            LabRefusal { status, error: LabError { code: code.into(), message }, retry_after }
-        }
-
-        fn unprocessable(error: LabError) -> Self {
-            LabRefusal { status: StatusCode::UNPROCESSABLE_ENTITY, error, retry_after: None }
-        }
-    }
 
     /// The one way into the lab on the server, for `POST /api/crypto` and the page's server function
     /// alike, so every method (and any added later) pays the same: the Argon2 ceiling before any work,
@@ -67,66 +48,61 @@ pub mod ssr {
             self.permits.clone()
         }
 
-        pub async fn run(&self, req: LabRequest, client: Option<IpAddr>) -> Result<LabOutput, LabRefusal> {
+        /// A crypto failure or a cost over the ceiling is a 422 problem (data the page compares with
+        /// the browser's); too many requests from this address a 429, no permit in time a 503, both
+        /// with `retry_after`.
+        pub async fn run(&self, req: LabRequest, client: Option<IpAddr>) -> Result<LabOutput, Problem> {
             within_ceiling(&req)?;
             match self.per_address.check(client).await {
                 Ok(Ok(())) => {}
                 Ok(Err(wait)) => {
                     let secs = wait.as_secs().max(1);
-                    return Err(LabRefusal::new(
-                        StatusCode::TOO_MANY_REQUESTS,
+                    return Err(Problem::new(
+                        Kind::TooManyRequests,
                         "rate_limited",
                         format!("Too many crypto lab requests from your address. Try again in {secs} seconds."),
-                        Some(secs),
-                    ));
+                    )
+                    .with_retry_after(secs));
                 }
-                Err(e) => {
-                    tracing::error!(error = ?e, "crypto lab: could not count the request");
-                    return Err(LabRefusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.".into(), None));
-                }
+                Err(e) => return Err(Problem::from(e)),
             }
             let permit = match tokio::time::timeout(PERMIT_WAIT, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
                 _ => {
                     tracing::warn!(method = req.method(), "crypto lab busy: no permit within {} s", PERMIT_WAIT.as_secs());
-                    return Err(LabRefusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "busy",
-                        "The server's crypto lab is busy. Try again in a moment.".into(),
-                        Some(1),
-                    ));
+                    return Err(
+                        Problem::new(Kind::Unavailable, "busy", "The server's crypto lab is busy. Try again in a moment.").with_retry_after(1)
+                    );
                 }
             };
             // The permit moves into the blocking task: it stays taken until the work is done, even
             // when the request that asked for it is cancelled.
             let done = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                crypto::lab::run(&req).map_err(LabError::from)
+                crypto::lab::run(&req).map_err(Problem::from)
             })
             .await;
             match done {
-                Ok(result) => result.map_err(LabRefusal::unprocessable),
-                Err(e) => {
-                    tracing::error!(error = %e, "crypto lab computation failed");
-                    Err(LabRefusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "The computation failed.".into(), None))
-                }
+                Ok(result) => result,
+                Err(e) => Err(Problem::internal(format!("crypto lab computation failed: {e}"))),
             }
         }
     }
 
     /// Holds Argon2 hashing and verification to the server's ceiling, reading a PHC string's cost
     /// without hashing anything.
-    fn within_ceiling(req: &LabRequest) -> Result<(), LabRefusal> {
-        let cost = req.argon2_cost().map_err(|e| LabRefusal::unprocessable(e.into()))?;
+    fn within_ceiling(req: &LabRequest) -> Result<(), Problem> {
+        let cost = req.argon2_cost().map_err(Problem::from)?;
         if let Some(c) = cost.filter(|c| c.m_kib > SERVER_MAX_ARGON2_KIB || c.t > SERVER_MAX_ARGON2_T) {
             let what = if matches!(req, LabRequest::Argon2Verify { .. }) { "This PHC string asks" } else { "You asked" };
-            return Err(LabRefusal::unprocessable(LabError {
-                code: "invalid_params".into(),
-                message: format!(
+            return Err(Problem::new(
+                Kind::Invalid,
+                "invalid_params",
+                format!(
                     "The server checks Argon2 up to m = {SERVER_MAX_ARGON2_KIB} KiB and t = {SERVER_MAX_ARGON2_T}. {what} for m = {} KiB, t = {}.",
                     c.m_kib, c.t
                 ),
-            }));
+            ));
         }
         Ok(())
     }
@@ -134,19 +110,15 @@ pub mod ssr {
 
 /// Runs `req` on the server, natively. JSON-encoded: the request is a tagged enum with numbers, which
 /// the default URL encoding cannot carry. A crypto failure is an answer (the page compares it with the
-/// browser's); a limit is a refusal with its status (429, 503) and `Retry-After`. A fixed URL beside
+/// browser's); a limit is a refusal with its status (429, 503) and `Retry-After` (set by the server
+/// from the problem). A fixed URL beside
 /// `/api/crypto`, so nginx's `limit_req` for the lab names both.
 #[server(endpoint = "crypto/lab", input = leptos::server_fn::codec::Json)]
-pub async fn lab_on_server(req: LabRequest) -> Result<LabResult, ServerFnError> {
-    let gate = use_context::<ssr::LabGate>().ok_or_else(|| ServerFnError::new("crypto lab missing"))?;
+pub async fn lab_on_server(req: LabRequest) -> Result<LabResult, Problem> {
+    let gate = use_context::<ssr::LabGate>().ok_or_else(|| Problem::internal("crypto lab missing"))?;
     match gate.run(req, crate::api::ssr::client_addr()).await {
         Ok(out) => Ok(Ok(out)),
-        Err(refusal) if refusal.status == http::StatusCode::UNPROCESSABLE_ENTITY => Ok(Err(refusal.error)),
-        Err(refusal) => {
-            if let (Some(secs), Some(res)) = (refusal.retry_after, use_context::<leptos_axum::ResponseOptions>()) {
-                res.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
-            }
-            Err(crate::api::ssr::refuse(refusal.status, refusal.error.message))
-        }
+        Err(p) if p.kind() == contract::Kind::Invalid => Ok(Err(p)),
+        Err(p) => Err(p),
     }
 }

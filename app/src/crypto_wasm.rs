@@ -67,8 +67,8 @@ pub async fn lab_run_in_worker(req: &LabRequest) -> Result<LabResult, BridgeErro
 /// The lab's failure shape for a bridge failure, to show where a result would be.
 pub fn as_lab_error(e: BridgeError) -> LabError {
     match e {
-        BridgeError::Cancelled => LabError { code: "cancelled".into(), message: "Cancelled.".into() },
-        BridgeError::Failed(m) => LabError { code: "browser".into(), message: format!("The crypto module failed in this browser: {m}") },
+        BridgeError::Cancelled => LabError::new(contract::Kind::BadRequest, "cancelled", "Cancelled."),
+        BridgeError::Failed(m) => LabError::new(contract::Kind::Unavailable, "browser", format!("The crypto module failed in this browser: {m}")),
     }
 }
 

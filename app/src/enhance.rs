@@ -2,20 +2,44 @@
 //! works without JavaScript; once hydrated, [`submit`] sends the same form with `fetch` and asks for JSON,
 //! so the page can show the outcome inline instead of reloading.
 
+use crate::api::Problem;
 use serde::Deserialize;
 
-/// The JSON the form routes answer with when asked for it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// What a form route answered, as a page shows it: where to go next, or what was refused.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FormReply {
-    #[serde(default)]
     pub redirect: Option<String>,
-    #[serde(default)]
     pub error: Option<String>,
-    /// The form field `error` is about; `None`: the form as a whole.
-    #[serde(default)]
+    /// The form input `error` is about, by its `name`; `None`: the form as a whole.
     pub field: Option<String>,
-    #[serde(default)]
     pub retry_after: Option<u64>,
+}
+
+impl FormReply {
+    /// Reads an answer's body: `{"redirect": …}` on success, a problem on refusal (its first
+    /// `errors` entry names the input; every form here refuses one input at a time).
+    pub fn parse(body: &str) -> Option<FormReply> {
+        #[derive(Deserialize)]
+        struct Redirect {
+            redirect: String,
+        }
+        if let Ok(p) = serde_json::from_str::<Problem>(body) {
+            return Some(FormReply::from(p));
+        }
+        serde_json::from_str::<Redirect>(body).ok().map(|r| FormReply { redirect: Some(r.redirect), ..Default::default() })
+    }
+}
+
+impl From<Problem> for FormReply {
+    fn from(p: Problem) -> Self {
+        let first = p.errors.first();
+        FormReply {
+            redirect: None,
+            error: Some(first.map_or_else(|| p.detail.clone(), |f| f.message.clone())),
+            field: first.map(|f| f.field.clone()),
+            retry_after: p.retry_after,
+        }
+    }
 }
 
 /// Posts `form` (its action, its fields) as `application/x-www-form-urlencoded` and decodes the reply.
@@ -53,13 +77,7 @@ pub async fn submit(form: web_sys::HtmlFormElement) -> FormReply {
         Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
         Err(_) => String::new(),
     };
-    serde_json::from_str::<FormReply>(&text).unwrap_or_else(|_| {
-        if resp.ok() {
-            FormReply { redirect: None, error: None, field: None, retry_after: None }
-        } else {
-            failed("Something went wrong. Please try again.")
-        }
-    })
+    FormReply::parse(&text).unwrap_or_else(|| if resp.ok() { FormReply::default() } else { failed("Something went wrong. Please try again.") })
 }
 
 /// A submit handler that, once hydrated, sends the form with [`submit`] and hands the reply to `then`.
@@ -92,5 +110,22 @@ pub fn enhanced_submit(
         {
             let _ = (&ev, &pending, &then);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_its_input_by_the_problems_errors_and_a_success_its_redirect() {
+        let p = Problem::invalid("confirm_password", "The two new passwords are not the same.").with_retry_after(3);
+        let reply = FormReply::parse(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(reply.field.as_deref(), Some("confirm_password"));
+        assert_eq!((reply.error.as_deref(), reply.retry_after), (Some("The two new passwords are not the same."), Some(3)));
+        let whole = FormReply::parse(&serde_json::to_string(&Problem::unauthorized("Invalid username or password.")).unwrap()).unwrap();
+        assert_eq!((whole.field, whole.error.as_deref()), (None, Some("Invalid username or password.")));
+        assert_eq!(FormReply::parse(r#"{"redirect":"/success"}"#).unwrap().redirect.as_deref(), Some("/success"));
+        assert_eq!(FormReply::parse("not json"), None);
     }
 }

@@ -6,6 +6,7 @@
 // function the `#[server]` macro generates from it cannot carry an item-level allow.
 #![allow(clippy::too_many_arguments)]
 
+use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -101,11 +102,11 @@ pub mod ssr {
     use super::*;
     use notify::{NotifyService, Rate, RunSnapshot, RunSummary, SimParams};
 
-    pub fn service() -> Result<NotifyService, ServerFnError> {
-        use_context::<NotifyService>().ok_or_else(|| ServerFnError::new("notification service missing"))
+    pub fn service() -> Result<NotifyService, Problem> {
+        use_context::<NotifyService>().ok_or_else(|| Problem::internal("notification service missing"))
     }
 
-    pub fn owner() -> Result<String, ServerFnError> {
+    pub fn owner() -> Result<String, Problem> {
         crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
     }
 
@@ -195,25 +196,21 @@ pub mod ssr {
 
     /// The user's own dead letters (of their runs and their API notifications), newest first; the
     /// queue filters by owner, so others' newer ones never hide them.
-    pub async fn my_dead_letters(service: &NotifyService, me: &str) -> Result<Vec<notify::DeadLetter>, ServerFnError> {
-        service.dead_letters_of(Some(me), MAX_DEAD_LETTERS_SCANNED).await.map_err(public)
+    pub async fn my_dead_letters(service: &NotifyService, me: &str) -> Result<Vec<notify::DeadLetter>, Problem> {
+        service.dead_letters_of(Some(me), MAX_DEAD_LETTERS_SCANNED).await.map_err(Problem::from)
     }
 
     /// How many dead letters one dashboard request reads.
     pub const MAX_DEAD_LETTERS_SCANNED: usize = 10_000;
-
-    pub fn public(e: notify::NotifyError) -> ServerFnError {
-        crate::api::ssr::refuse(e.status(), e.to_string())
-    }
 }
 
 /// The signed-in user's runs, the dead letters and what can be chosen; `None` when signed out.
 #[server]
-pub async fn notification_dashboard() -> Result<Option<Dashboard>, ServerFnError> {
+pub async fn notification_dashboard() -> Result<Option<Dashboard>, Problem> {
     use ssr::*;
     let Ok(me) = owner() else { return Ok(None) };
     let service = service()?;
-    let runs: Vec<RunRow> = service.list_runs(&me).await.map_err(public)?.into_iter().map(row_of).collect();
+    let runs: Vec<RunRow> = service.list_runs(&me).await.map_err(Problem::from)?.into_iter().map(row_of).collect();
     let dead_letters = my_dead_letters(&service, &me)
         .await?
         .into_iter()
@@ -234,9 +231,9 @@ pub async fn notification_dashboard() -> Result<Option<Dashboard>, ServerFnError
 /// One of the signed-in user's runs; `None` if there is no such run of theirs.
 // Stable endpoint names (no hash suffix): scripts and the scale-out tests call these directly.
 #[server(endpoint = "load_run")]
-pub async fn load_run(id: i64) -> Result<Option<RunView>, ServerFnError> {
+pub async fn load_run(id: i64) -> Result<Option<RunView>, Problem> {
     let me = ssr::owner()?;
-    ssr::run_for(&ssr::service()?, &me, id).await.map_err(ssr::public)
+    ssr::run_for(&ssr::service()?, &me, id).await.map_err(Problem::from)
 }
 
 /// Starts a simulation from the dashboard's form. Every field arrives as text, so a bad value is a
@@ -252,7 +249,7 @@ pub async fn start_simulation(
     failure_percent: String,
     latency_ms: String,
     backend: String,
-) -> Result<StartOutcome, ServerFnError> {
+) -> Result<StartOutcome, Problem> {
     let me = ssr::owner()?;
     let weight = |v: &str| -> serde_json::Value {
         match v.trim().parse::<i64>() {
@@ -305,22 +302,22 @@ fn refusal(e: notify::NotifyError) -> StartOutcome {
 
 /// Cancels one of the signed-in user's running simulations.
 #[server]
-pub async fn cancel_simulation(id: i64) -> Result<(), ServerFnError> {
+pub async fn cancel_simulation(id: i64) -> Result<(), Problem> {
     let me = ssr::owner()?;
-    ssr::service()?.cancel_run(&me, id).await.map_err(ssr::public)
+    ssr::service()?.cancel_run(&me, id).await.map_err(Problem::from)
 }
 
 /// Puts dead letters back in the queue: `which` is a notification id, or `all`. Answers how many.
 #[server]
-pub async fn replay_dead_letters(which: String) -> Result<u64, ServerFnError> {
+pub async fn replay_dead_letters(which: String) -> Result<u64, Problem> {
     let me = ssr::owner()?;
     let service = ssr::service()?;
     // Only the user's own dead letters, whatever was asked for: the queue filters by owner.
-    let which = if which == "all" { notify::Replay::All } else { notify::Replay::Ids(vec![which.parse().map_err(ssr::public)?]) };
+    let which = if which == "all" { notify::Replay::All } else { notify::Replay::Ids(vec![which.parse().map_err(Problem::from)?]) };
     let single = matches!(which, notify::Replay::Ids(_));
-    let n = service.replay_dead_letters_of(Some(&me), which).await.map_err(ssr::public)?;
+    let n = service.replay_dead_letters_of(Some(&me), which).await.map_err(Problem::from)?;
     if single && n == 0 {
-        return Err(crate::api::ssr::refuse(http::StatusCode::NOT_FOUND, "No such dead letter of yours."));
+        return Err(Problem::not_found("No such dead letter of yours."));
     }
     Ok(n)
 }

@@ -4,6 +4,7 @@
 //! instead, so the secret rides along in a short-lived HttpOnly cookie that the page's next render
 //! takes and clears. The server keeps nothing.
 
+use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +113,6 @@ pub mod ssr {
 
 /// The secret a plain form post left for the page `kind`, once.
 #[server]
-pub async fn take_shown_once(kind: String) -> Result<Option<ShownOnce>, ServerFnError> {
+pub async fn take_shown_once(kind: String) -> Result<Option<ShownOnce>, Problem> {
     Ok(ssr::take(&kind))
 }

@@ -2,6 +2,7 @@
 //! sees names, display prefixes and times, and the token itself exactly once, in the answer to
 //! [`create_api_token`].
 
+use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -36,29 +37,29 @@ pub struct CreatedToken {
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
+    use contract::Problem;
     use leptos::prelude::*;
 
-    pub fn store() -> Result<auth::tokens::ApiTokenStore, ServerFnError> {
-        use_context::<auth::tokens::ApiTokenStore>().ok_or_else(|| ServerFnError::new("token store missing"))
+    pub fn store() -> Result<auth::tokens::ApiTokenStore, Problem> {
+        use_context::<auth::tokens::ApiTokenStore>().ok_or_else(|| Problem::internal("token store missing"))
     }
 
     /// Tokens belong to the user id (usernames are not forever).
-    pub fn user_id() -> Result<i64, ServerFnError> {
+    pub fn user_id() -> Result<i64, Problem> {
         crate::api::ssr::signed_in().map(|s| s.user_id).ok_or_else(crate::api::ssr::sign_in_first)
     }
 
     /// Asks the signed-in user's password again before a browser session mints a credential (an API
     /// token, a webhook signing secret): a stolen session alone must not be enough. A wrong password
     /// is a 401 and counts as a failed sign-in for the account's throttle (429 once locked).
-    pub async fn confirm_password(user_id: i64, current_password: String) -> Result<(), ServerFnError> {
+    pub async fn confirm_password(user_id: i64, current_password: String) -> Result<(), Problem> {
         use leptos::prelude::use_context;
-        let auth = use_context::<auth::Authenticator>().ok_or_else(|| ServerFnError::new("authenticator missing"))?;
+        let auth = use_context::<auth::Authenticator>().ok_or_else(|| Problem::internal("authenticator missing"))?;
         match auth.confirm_password(user_id, secrecy::SecretString::from(current_password)).await {
             Ok(()) => Ok(()),
-            Err(auth::AuthError::InvalidCredentials) => {
-                Err(crate::api::ssr::refuse(http::StatusCode::UNAUTHORIZED, "Your current password is not correct."))
-            }
-            Err(e) => Err(crate::api::ssr::refuse(e.status(), e.to_string())),
+            Err(auth::AuthError::InvalidCredentials) => Err(Problem::unauthorized("Your current password is not correct.")
+                .with_field("current_password", "Your current password is not correct.")),
+            Err(e) => Err(Problem::from(e)),
         }
     }
 
@@ -79,10 +80,10 @@ pub mod ssr {
 
 /// The signed-in user's tokens, newest first; `None` when signed out.
 #[server]
-pub async fn list_api_tokens() -> Result<Option<Vec<TokenRow>>, ServerFnError> {
+pub async fn list_api_tokens() -> Result<Option<Vec<TokenRow>>, Problem> {
     let Ok(me) = ssr::user_id() else { return Ok(None) };
     let now = auth::now_unix();
-    let rows = ssr::store()?.list(me).await.map_err(|e| crate::api::ssr::refuse(e.status(), e.to_string()))?;
+    let rows = ssr::store()?.list(me).await.map_err(Problem::from)?;
     Ok(Some(
         rows.into_iter()
             .map(|t| TokenRow {
@@ -109,7 +110,7 @@ pub async fn create_api_token(
     scopes: Option<Vec<String>>,
     expires_days: Option<String>,
     current_password: Option<String>,
-) -> Result<CreatedToken, ServerFnError> {
+) -> Result<CreatedToken, Problem> {
     use secrecy::ExposeSecret;
     let me = ssr::user_id()?;
     let refuse = |field: &str, message: String| CreatedToken {
@@ -163,10 +164,10 @@ pub async fn create_api_token(
 
 /// Revokes one of the signed-in user's tokens; it stops working at once.
 #[server]
-pub async fn revoke_api_token(id: i64) -> Result<(), ServerFnError> {
+pub async fn revoke_api_token(id: i64) -> Result<(), Problem> {
     let me = ssr::user_id()?;
     match ssr::store()?.revoke(me, id).await {
         Ok(()) | Err(auth::AuthError::NotFound) => Ok(()),
-        Err(e) => Err(crate::api::ssr::refuse(e.status(), e.to_string())),
+        Err(e) => Err(Problem::from(e)),
     }
 }

@@ -3,6 +3,7 @@
 //! pages show, so the browser build does not depend on it. Secrets appear only in the answers to
 //! [`create_webhook_endpoint`] and [`rotate_webhook_secret`].
 
+use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -84,17 +85,13 @@ pub const ATTEMPTS_SHOWN: u32 = 50;
 pub mod ssr {
     use super::*;
 
-    pub fn hooks() -> Result<hooks::Hooks, ServerFnError> {
-        use_context::<hooks::Hooks>().ok_or_else(|| ServerFnError::new("webhooks service missing"))
+    pub fn hooks() -> Result<hooks::Hooks, Problem> {
+        use_context::<hooks::Hooks>().ok_or_else(|| Problem::internal("webhooks service missing"))
     }
 
     /// Endpoints belong to the username (as in the REST API).
-    pub fn owner() -> Result<String, ServerFnError> {
+    pub fn owner() -> Result<String, Problem> {
         crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
-    }
-
-    pub fn public(e: hooks::HooksError) -> ServerFnError {
-        crate::api::ssr::refuse(e.status(), e.to_string())
     }
 
     pub fn view_of(e: hooks::Endpoint) -> EndpointView {
@@ -135,12 +132,12 @@ pub mod ssr {
 
 /// The signed-in user's endpoints, unread notices and the event catalogue; `None` when signed out.
 #[server]
-pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, ServerFnError> {
+pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, Problem> {
     use ssr::*;
     let Ok(me) = owner() else { return Ok(None) };
     let hooks = hooks()?;
-    let endpoints = hooks.list_endpoints(&me, hooks::PageRequest::first(100)).await.map_err(public)?;
-    let notices = hooks.notices(&me, hooks::PageRequest::first(20)).await.map_err(public)?;
+    let endpoints = hooks.list_endpoints(&me, hooks::PageRequest::first(100)).await.map_err(Problem::from)?;
+    let notices = hooks.notices(&me, hooks::PageRequest::first(20)).await.map_err(Problem::from)?;
     Ok(Some(WebhooksDashboard {
         endpoints: endpoints.items.into_iter().map(view_of).collect(),
         notices: notices
@@ -160,7 +157,7 @@ pub async fn create_webhook_endpoint(
     url: String,
     description: Option<String>,
     event_types: Option<Vec<String>>,
-) -> Result<CreatedEndpointView, ServerFnError> {
+) -> Result<CreatedEndpointView, Problem> {
     let me = ssr::owner()?;
     let new = hooks::NewEndpoint { url: url.clone(), description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default() };
     match ssr::hooks()?.create_endpoint(&me, new).await {
@@ -189,7 +186,11 @@ pub async fn create_webhook_endpoint(
                     other => other.replace('_', " "),
                 };
                 let said = errors.iter().map(|(f, m)| format!("{}: {m}", label(f))).collect::<Vec<_>>().join(" ");
-                return Err(crate::api::ssr::refuse(e.status(), if said.is_empty() { e.to_string() } else { said }));
+                let mut problem = Problem::from(e);
+                if !said.is_empty() {
+                    problem.detail = said;
+                }
+                return Err(problem);
             }
             let message = errors.is_empty().then(|| e.to_string());
             Ok(CreatedEndpointView { url, errors, message, ..Default::default() })
@@ -200,17 +201,17 @@ pub async fn create_webhook_endpoint(
 /// One of the user's endpoints with its latest delivery attempts (newest first); `None` if there is
 /// no such endpoint of theirs.
 #[server]
-pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail>, ServerFnError> {
+pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail>, Problem> {
     let me = ssr::owner()?;
     let hooks = ssr::hooks()?;
     let endpoint = match hooks.get_endpoint(&me, &id).await {
         Ok(e) => e,
         Err(hooks::HooksError::NotFound) => return Ok(None),
-        Err(e) => return Err(ssr::public(e)),
+        Err(e) => return Err(Problem::from(e)),
     };
-    let attempts = hooks.endpoint_attempts(&me, &id, hooks::PageRequest::first(ATTEMPTS_SHOWN)).await.map_err(ssr::public)?;
+    let attempts = hooks.endpoint_attempts(&me, &id, hooks::PageRequest::first(ATTEMPTS_SHOWN)).await.map_err(Problem::from)?;
     // The attempt log has message ids; the recent messages say which event each one carried.
-    let messages = hooks.list_messages(&me, hooks::PageRequest::first(100)).await.map_err(ssr::public)?;
+    let messages = hooks.list_messages(&me, hooks::PageRequest::first(100)).await.map_err(Problem::from)?;
     let event_of = |id: &str| messages.items.iter().find(|m| m.id == id).map(|m| m.event_type.clone());
     Ok(Some(EndpointDetail {
         attempts: attempts
@@ -233,16 +234,16 @@ pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail
 
 /// Sends a `test.ping` to this endpoint only. Answers the message id.
 #[server]
-pub async fn send_webhook_test(id: String) -> Result<String, ServerFnError> {
+pub async fn send_webhook_test(id: String) -> Result<String, Problem> {
     let me = ssr::owner()?;
-    Ok(ssr::hooks()?.send_test(&me, &id).await.map_err(ssr::public)?.id)
+    Ok(ssr::hooks()?.send_test(&me, &id).await.map_err(Problem::from)?.id)
 }
 
 /// Sends a message again to this endpoint, with the same `webhook-id`.
 #[server]
-pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> Result<String, ServerFnError> {
+pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> Result<String, Problem> {
     let me = ssr::owner()?;
-    ssr::hooks()?.replay(&me, &message_id, Some(&endpoint_id)).await.map_err(ssr::public)?;
+    ssr::hooks()?.replay(&me, &message_id, Some(&endpoint_id)).await.map_err(Problem::from)?;
     Ok(message_id)
 }
 
@@ -250,14 +251,14 @@ pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> 
 /// the user's current password first (`current_password`): whoever holds the new secret can sign as us
 /// to the receiver.
 #[server]
-pub async fn rotate_webhook_secret(id: String, current_password: Option<String>) -> Result<RotatedSecretView, ServerFnError> {
+pub async fn rotate_webhook_secret(id: String, current_password: Option<String>) -> Result<RotatedSecretView, Problem> {
     let me = ssr::owner()?;
     let user_id = crate::tokens_api::ssr::user_id()?;
     let hooks = ssr::hooks()?;
     // Someone else's or an unknown endpoint is a 404 before any password is checked.
-    hooks.get_endpoint(&me, &id).await.map_err(ssr::public)?;
+    hooks.get_endpoint(&me, &id).await.map_err(Problem::from)?;
     crate::tokens_api::ssr::confirm_password(user_id, current_password.unwrap_or_default()).await?;
-    let r = hooks.rotate_secret(&me, &id).await.map_err(ssr::public)?;
+    let r = hooks.rotate_secret(&me, &id).await.map_err(Problem::from)?;
     crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
         kind: format!("rotate:{id}"),
         title: "New signing secret".into(),
@@ -269,24 +270,24 @@ pub async fn rotate_webhook_secret(id: String, current_password: Option<String>)
 
 /// Enables (`enabled` = "true") or disables an endpoint.
 #[server]
-pub async fn set_webhook_enabled(id: String, enabled: String) -> Result<(), ServerFnError> {
+pub async fn set_webhook_enabled(id: String, enabled: String) -> Result<(), Problem> {
     let me = ssr::owner()?;
-    ssr::hooks()?.set_enabled(&me, &id, enabled == "true").await.map_err(ssr::public)?;
+    ssr::hooks()?.set_enabled(&me, &id, enabled == "true").await.map_err(Problem::from)?;
     Ok(())
 }
 
 /// Deletes an endpoint and goes back to the list.
 #[server]
-pub async fn delete_webhook_endpoint(id: String) -> Result<(), ServerFnError> {
+pub async fn delete_webhook_endpoint(id: String) -> Result<(), Problem> {
     let me = ssr::owner()?;
-    ssr::hooks()?.delete_endpoint(&me, &id).await.map_err(ssr::public)?;
+    ssr::hooks()?.delete_endpoint(&me, &id).await.map_err(Problem::from)?;
     leptos_axum::redirect("/settings/webhooks");
     Ok(())
 }
 
 /// Hides a notice.
 #[server]
-pub async fn mark_webhook_notice_read(id: i64) -> Result<(), ServerFnError> {
+pub async fn mark_webhook_notice_read(id: i64) -> Result<(), Problem> {
     let me = ssr::owner()?;
-    ssr::hooks()?.mark_notice_read(&me, id).await.map_err(ssr::public)
+    ssr::hooks()?.mark_notice_read(&me, id).await.map_err(Problem::from)
 }

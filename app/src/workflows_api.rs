@@ -2,6 +2,7 @@
 //! timelines are `crates/flows` (server only); these mirror what the pages show, so the browser build
 //! does not depend on it.
 
+use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -110,17 +111,13 @@ pub const RUNS_SHOWN: u32 = 50;
 pub mod ssr {
     use super::*;
 
-    pub fn engine() -> Result<flows::Engine, ServerFnError> {
-        use_context::<flows::Engine>().ok_or_else(|| ServerFnError::new("workflow engine missing"))
+    pub fn engine() -> Result<flows::Engine, Problem> {
+        use_context::<flows::Engine>().ok_or_else(|| Problem::internal("workflow engine missing"))
     }
 
     /// Workflows belong to the username (as in the REST API).
-    pub fn owner() -> Result<String, ServerFnError> {
+    pub fn owner() -> Result<String, Problem> {
         crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
-    }
-
-    pub fn public(e: flows::FlowsError) -> ServerFnError {
-        crate::api::ssr::refuse(e.status(), e.to_string())
     }
 
     pub fn refusal(e: flows::FlowsError) -> FormOutcome {
@@ -147,14 +144,14 @@ pub mod ssr {
 /// The signed-in user's definitions (the built-in example included) and latest runs; `None` when
 /// signed out.
 #[server]
-pub async fn workflows_overview() -> Result<Option<WorkflowsDashboard>, ServerFnError> {
+pub async fn workflows_overview() -> Result<Option<WorkflowsDashboard>, Problem> {
     use ssr::*;
     let Ok(me) = owner() else { return Ok(None) };
     let engine = engine()?;
     let store = engine.store();
-    store.install_builtins(&me).await.map_err(public)?;
-    let defs = store.list_definitions(&me, flows::Page::first(100)).await.map_err(public)?;
-    let runs = engine.list_runs(&me, &flows::RunFilter::default(), flows::Page::first(RUNS_SHOWN)).await.map_err(public)?;
+    store.install_builtins(&me).await.map_err(Problem::from)?;
+    let defs = store.list_definitions(&me, flows::Page::first(100)).await.map_err(Problem::from)?;
+    let runs = engine.list_runs(&me, &flows::RunFilter::default(), flows::Page::first(RUNS_SHOWN)).await.map_err(Problem::from)?;
     let step_names = |workflow: &str| -> Vec<String> {
         defs.items.iter().find(|d| d.name == workflow).map(|d| d.definition.steps.iter().map(|s| s.name.clone()).collect()).unwrap_or_default()
     };
@@ -191,7 +188,7 @@ pub async fn workflows_overview() -> Result<Option<WorkflowsDashboard>, ServerFn
 /// Stores a definition from the editor: a new one when `id` is empty, else a new version of `id`.
 /// Nothing is stored unless all of it validates; the problems come back by field path.
 #[server]
-pub async fn save_workflow(id: String, format: String, source: String) -> Result<FormOutcome, ServerFnError> {
+pub async fn save_workflow(id: String, format: String, source: String) -> Result<FormOutcome, Problem> {
     let me = ssr::owner()?;
     let engine = ssr::engine()?;
     let format = match flows::Format::parse(&format) {
@@ -216,7 +213,7 @@ pub async fn save_workflow(id: String, format: String, source: String) -> Result
 
 /// Starts a run of a definition with the JSON typed in the form, then opens the run's page.
 #[server]
-pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<FormOutcome, ServerFnError> {
+pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<FormOutcome, Problem> {
     let me = ssr::owner()?;
     let input: serde_json::Value = match input.trim() {
         "" => serde_json::json!({}),
@@ -248,13 +245,13 @@ pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<For
 
 /// One of the user's runs with its timeline; `None` if there is no such run of theirs.
 #[server]
-pub async fn workflow_run(id: String) -> Result<Option<RunDetailView>, ServerFnError> {
+pub async fn workflow_run(id: String) -> Result<Option<RunDetailView>, Problem> {
     let me = ssr::owner()?;
     let engine = ssr::engine()?;
     let t = match engine.timeline(&me, &id).await {
         Ok(t) => t,
         Err(flows::FlowsError::NotFound) => return Ok(None),
-        Err(e) => return Err(ssr::public(e)),
+        Err(e) => return Err(Problem::from(e)),
     };
     let run = &t.run;
     let step_names: Vec<String> = match run.definition_id {
@@ -305,16 +302,16 @@ pub async fn workflow_run(id: String) -> Result<Option<RunDetailView>, ServerFnE
 
 /// Retries a failed run from its failed step (or resumes a failed compensation).
 #[server]
-pub async fn retry_workflow_run(id: String) -> Result<(), ServerFnError> {
+pub async fn retry_workflow_run(id: String) -> Result<(), Problem> {
     let me = ssr::owner()?;
-    ssr::engine()?.retry_run(&me, &id, &flows::StartedBy::session()).await.map_err(ssr::public)?;
+    ssr::engine()?.retry_run(&me, &id, &flows::StartedBy::session()).await.map_err(Problem::from)?;
     Ok(())
 }
 
 /// Cancels a run that is still going; its completed steps are undone.
 #[server]
-pub async fn cancel_workflow_run(id: String) -> Result<(), ServerFnError> {
+pub async fn cancel_workflow_run(id: String) -> Result<(), Problem> {
     let me = ssr::owner()?;
-    ssr::engine()?.cancel_run(&me, &id).await.map_err(ssr::public)?;
+    ssr::engine()?.cancel_run(&me, &id).await.map_err(Problem::from)?;
     Ok(())
 }

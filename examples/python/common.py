@@ -121,7 +121,8 @@ def _request(method, path, body=None):
         try:
             err = json.loads(raw)
             code = err.get("code") or f"http_{e.code}"
-            message = err.get("error") or raw
+            # Every error is a problem (RFC 9457): `detail` says what was wrong.
+            message = err.get("detail") or raw
         except (ValueError, AttributeError):
             code, message = f"http_{e.code}", raw.strip() or e.reason
         raise LabError(e.code, code, message) from None

@@ -438,17 +438,21 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def send_problem(self, status, code, detail):
+                # The real server's error shape: RFC 9457 problem details.
+                self.send_json(status, {"type": f"/api/v1/problems/{code}", "title": "Error", "status": status, "detail": detail, "code": code})
+
             def do_POST(self):
                 # Behaves like the real server here, so the scripts must send the right Origin.
                 if self.headers.get("Origin") != outer.url:
-                    return self.send_json(403, {"error": "Cross-site request refused."})
+                    return self.send_problem(403, "cross_site", "Cross-site request refused.")
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 try:
                     self.send_json(200, outer.behaviour(req))
                 except Refused as e:
-                    self.send_json(422, {"error": "refused", "code": e.code})
+                    self.send_problem(422, e.code, "refused")
                 except Exception as e:  # a bug in this fake: make it visible in the script's output
-                    self.send_json(500, {"error": f"fake server: {e!r}", "code": "internal"})
+                    self.send_problem(500, "internal", f"fake server: {e!r}")
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: any free port
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -1,6 +1,6 @@
 //! The JSON bodies the REST API (and the pages' server functions) accept, through the domain crates'
 //! own parsers and validation, the code the server calls:
-//!   0 `POST /api/v1/notifications`, `POST /api/notifications`: `notify::parse_batch` + `validate_batch`
+//!   0 `POST /api/v1/notifications`: `notify::parse_batch` + `validate_batch`
 //!   1 `POST /api/v1/runs`: `notify::SimParams::from_value`
 //!   2 `POST /api/v1/webhooks/endpoints`: `hooks::NewEndpoint` + the endpoint field checks
 //!   3 `PATCH /api/v1/webhooks/endpoints/{id}`: `hooks::EndpointUpdate` + the same checks

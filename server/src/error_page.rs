@@ -12,12 +12,15 @@ const PAGE: &str = r#"<!DOCTYPE html>
 <p>The server could not finish this request. Nothing you entered was lost on our side; please try again.</p>
 <p><a href="/success">Back to your account</a></p></main></body></html>"#;
 
-/// Turns a panic in a handler into a 500 page. The panic message is logged, not shown.
+/// Turns a panic in a handler into a 500 page (a problem for API clients, see
+/// `middleware::problems`, which also logs the panic message once; it is never shown).
 pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let detail =
         panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("non-string panic payload");
-    tracing::error!(%detail, "request handler panicked");
-    server_error_page()
+    let mut res = server_error_page();
+    res.extensions_mut()
+        .insert(contract::InternalFailure { error_id: contract::new_error_id(), detail: format!("request handler panicked: {detail}") });
+    res
 }
 
 pub fn server_error_page() -> Response {

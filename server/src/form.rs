@@ -3,7 +3,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::header;
+use contract::Kind;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
@@ -20,14 +21,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictForm<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
         if !is_form {
-            return Err(AppError::Status(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "The form could not be read: expected Content-Type application/x-www-form-urlencoded.".into(),
+            return Err(AppError::refused(
+                Kind::UnsupportedMediaType,
+                "The form could not be read: expected Content-Type application/x-www-form-urlencoded.",
             ));
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|r| AppError::Status(r.status(), format!("The form could not be read: {}", r.body_text())))?;
+            .map_err(|r| AppError::refused(Kind::of_status(r.status().as_u16()), format!("The form could not be read: {}", r.body_text())))?;
         parse(&bytes).map(StrictForm)
     }
 }

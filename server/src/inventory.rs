@@ -28,7 +28,6 @@ const OTHER: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("POST", "/api/crypto"),
     ("GET", "/api/crypto/methods"),
-    ("POST", "/api/notifications"),
     ("GET", "/notifications/runs/{id}/events"),
     ("GET", "/docs/notifications"),
     ("GET", "/security"),

@@ -120,7 +120,6 @@ pub fn router(state: AppState) -> Router {
         .route("/security", get(security_page::page))
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
-        .layer(axum::middleware::from_fn(middleware::server_fn_status))
         .layer(axum::middleware::from_fn(middleware::require_sign_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::load_signed_in))
         .layer(session_layer)
@@ -130,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(settings.max_form_bytes))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(error_page::panic_response))
+        .layer(axum::middleware::from_fn(middleware::problems))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::instance_header))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {

@@ -4,6 +4,7 @@
 //! opened the stream stands: a logout, revocation, password change or expiry, on any instance, ends the
 //! stream within [`crate::web_session::SESSION_CHECK_INTERVAL`] (plus one registry query).
 
+use contract::{Kind, Problem};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 
 use crate::AppState;
 
@@ -21,19 +22,19 @@ const INTERVAL: Duration = Duration::from_millis(500);
 
 pub async fn run_events(State(state): State<AppState>, me: Option<Extension<SignedIn>>, Path(id): Path<i64>) -> Response {
     let Some(Extension(me)) = me else {
-        return (StatusCode::UNAUTHORIZED, "Sign in first.").into_response();
+        return Problem::unauthorized("Sign in first.").into_response();
     };
     let service = state.notify.clone();
     let first = match app::notify_api::ssr::run_for(&service, &me.username, id).await {
         Ok(Some(view)) => view,
-        Ok(None) => return (StatusCode::NOT_FOUND, "No such run.").into_response(),
-        Err(e) => return (e.status(), e.to_string()).into_response(),
+        Ok(None) => return Problem::not_found("No such run.").into_response(),
+        Err(e) => return Problem::from(e).into_response(),
     };
     // At most `limits.sse_streams_per_user` open at once: each one polls the queue twice a second.
     let Some(slot) = state.streams.try_take(me.user_id) else {
         let max = state.streams.max();
         let message = format!("You already have {max} live views open. Close one (another tab or window) and try again.");
-        return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+        return Problem::new(Kind::TooManyRequests, "quota_exceeded", message).into_response();
     };
     let session_ended = state.sessions.ended(me.clone());
     let owner = me.username;

@@ -55,26 +55,70 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-/// Server functions answer every error 500 unless told otherwise. A refusal tells its status through
-/// `app::api::ssr::ERROR_STATUS_HEADER`; arguments that do not decode (the function never ran) are
-/// the caller's fault: 400. Only a genuine failure stays 500. Redirects (plain form posts) are left as
-/// they are.
-pub async fn server_fn_status(req: Request, next: Next) -> Response {
+/// The error contract's last mile, around every route:
+/// - an internal failure is logged here, once, with the request's method and path, under the
+///   `error_id` its problem shows the client (handlers and errors never log it themselves);
+/// - a server function's error (always 500 from Leptos, its body a problem) gets the problem's status,
+///   `application/problem+json` and `Retry-After`; a plain form post's redirect is left as it is;
+/// - an error answered in plain text by a layer (a body over its limit, a wrong method) becomes a
+///   problem, and so does any error for a client that asked for JSON or called `/api/`.
+pub async fn problems(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let wants_json = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    let api = path.starts_with("/api/");
     let mut res = next.run(req).await;
-    let wanted = res.headers_mut().remove(app::api::ssr::ERROR_STATUS_HEADER);
-    if res.status() != StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key("serverfnerror") {
+    let log = |f: contract::InternalFailure| {
+        tracing::error!(error_id = %f.error_id, %method, %path, detail = %f.detail, "internal error");
+    };
+    if let Some(f) = res.extensions_mut().remove::<contract::InternalFailure>() {
+        log(f);
+    }
+    if let Some(location) = res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).filter(|l| l.contains("__err")) {
+        contract::pending::take_mentioned_in(location).into_iter().for_each(log);
         return res;
     }
-    if let Some(status) = wanted.and_then(|v| v.to_str().ok()?.parse::<u16>().ok()).and_then(|c| StatusCode::from_u16(c).ok()) {
-        *res.status_mut() = status;
+    if res.headers().contains_key("serverfnerror") {
+        let (mut parts, body) = res.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+        contract::pending::take_mentioned_in(&String::from_utf8_lossy(&bytes)).into_iter().for_each(log);
+        if let Ok(problem) = serde_json::from_slice::<contract::Problem>(&bytes) {
+            parts.status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+            if let Some(secs) = problem.retry_after {
+                parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+        }
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let status = res.status();
+    let content_type = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
+    if !(status.is_client_error() || status.is_server_error())
+        || content_type.starts_with("application/problem+json")
+        || !(plain || wants_json || api)
+    {
         return res;
     }
-    let (mut parts, body) = res.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
-    if [&b"Args|"[..], b"MissingArg|", b"Deserialization|"].iter().any(|p| bytes.starts_with(p)) {
-        parts.status = StatusCode::BAD_REQUEST;
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let kind = contract::Kind::of_status(status.as_u16());
+    let detail = match kind {
+        contract::Kind::Internal => contract::INTERNAL_MESSAGE.to_string(),
+        _ if text.is_empty() || !plain => status.canonical_reason().unwrap_or("Error").to_string(),
+        _ => text.chars().take(200).collect(),
+    };
+    let mut problem = contract::Problem::new(kind, kind.code(), detail);
+    // Keep the layer's own status (405, 408, …) even where the kind is only its nearest.
+    problem.status = status.as_u16();
+    problem.title = status.canonical_reason().unwrap_or("Error").to_string();
+    let mut out = problem.into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
     }
-    Response::from_parts(parts, axum::body::Body::from(bytes))
+    out
 }
 
 /// Refuses state-changing requests that did not come from this site, on top of `SameSite=Strict`.
@@ -97,9 +141,10 @@ pub async fn refuse_cross_site(State(state): State<AppState>, req: Request, next
     match is_same_site(req.headers(), &state.settings.allowed_origins) {
         Ok(()) => next.run(req).await,
         Err(why) if api => {
-            crate::api::ApiError::new(StatusCode::FORBIDDEN, "cross_site", format!("Cross-site request refused: {why}.")).into_response()
+            contract::Problem::new(contract::Kind::Forbidden, "cross_site", format!("Cross-site request refused: {why}.")).into_response()
         }
-        Err(why) => AppError::Status(StatusCode::FORBIDDEN, format!("Cross-site request refused: {why}.")).into_response(),
+        Err(why) => AppError::Refused(contract::Problem::new(contract::Kind::Forbidden, "cross_site", format!("Cross-site request refused: {why}.")))
+            .into_response(),
     }
 }
 

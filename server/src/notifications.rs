@@ -1,51 +1,26 @@
-//! The notification API: `POST /api/notifications` enqueues one notification or a batch for a signed-in
-//! user (202 with the ids; 422 with field errors; 429 + `Retry-After` when the queue is over its
-//! high-water mark), and `GET /metrics` serves the pipeline's Prometheus metrics.
+//! The one way notifications are enqueued ([`enqueue_owned`], for the REST API's
+//! `POST /api/v1/notifications` and workflow steps), and `GET /metrics`, the pipeline's Prometheus
+//! metrics. (The session-only `POST /api/notifications` of earlier versions is retired: the versioned
+//! route takes the same bodies, with a session cookie or a token, and answers problems.)
 //!
 //! `/metrics` carries no secrets but is operational detail: keep it off the public internet (nginx
 //! should answer it only from the monitoring network, e.g. `location = /metrics { allow 127.0.0.1; deny all; ... }`).
 
-use auth::sessions::SignedIn;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::routing::get;
+use axum::Router;
 use notify::{Backend, NotifyError};
-use serde::Deserialize;
 
 use crate::AppState;
 
-/// Largest enqueue request body (a full batch of small notifications fits).
-const MAX_ENQUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Largest enqueue request body: the server's (and nginx's) 1 MiB ceiling, above the API's usual
+/// 256 KiB, so a full batch of small notifications fits.
+pub const MAX_ENQUEUE_BYTES: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/notifications", post(enqueue).layer(DefaultBodyLimit::max(MAX_ENQUEUE_BYTES))).route("/metrics", get(metrics))
-}
-
-/// A [`NotifyError`] as an HTTP answer: `{"error": ..., "fields": [...]}`, with `Retry-After` for 429.
-pub struct NotifyResponse(pub NotifyError);
-
-impl IntoResponse for NotifyResponse {
-    fn into_response(self) -> Response {
-        let e = self.0;
-        let body = serde_json::json!({
-            "error": e.to_string(),
-            "fields": e.field_errors(),
-            "retry_after": e.retry_after_secs(),
-        });
-        let mut res = (e.status(), Json(body)).into_response();
-        if let Some(secs) = e.retry_after_secs() {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        res
-    }
-}
-
-#[derive(Deserialize)]
-pub struct EnqueueQuery {
-    backend: Option<String>,
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// The body parser lives in notify (fuzzed there, see fuzz/); re-exported for the API routes.
@@ -74,28 +49,6 @@ pub async fn enqueue_owned(
         s.refund(owner, bytes).await;
     }
     result
-}
-
-pub async fn enqueue(State(state): State<AppState>, me: Option<Extension<SignedIn>>, Query(query): Query<EnqueueQuery>, body: Bytes) -> Response {
-    let Some(Extension(me)) = me else {
-        return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "Sign in first." }))).into_response();
-    };
-    let backend = match query.backend.as_deref().map(str::parse::<Backend>) {
-        None => Backend::Embedded,
-        Some(Ok(b)) => b,
-        Some(Err(m)) => return NotifyResponse(NotifyError::invalid("backend", m)).into_response(),
-    };
-    let batch = match parse_batch(&body) {
-        Ok(b) => b,
-        Err(e) => return NotifyResponse(e).into_response(),
-    };
-    match enqueue_owned(&state.notify, Some(&state.storage), &me.username, backend, batch).await {
-        Ok(ids) => {
-            tracing::debug!(user_id = me.user_id, n = ids.len(), "notifications enqueued");
-            (StatusCode::ACCEPTED, Json(serde_json::json!({ "ids": ids }))).into_response()
-        }
-        Err(e) => NotifyResponse(e).into_response(),
-    }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -19,6 +19,7 @@ use crate::error::AppError;
 use crate::form::StrictForm;
 use crate::middleware::{login_path, ClientAddr};
 use crate::state::AppState;
+use contract::{Kind, Problem, PublicError};
 
 /// The form's fields and their strict decoding are auth's (fuzzed there, see fuzz/).
 pub use auth::LoginForm;
@@ -81,7 +82,7 @@ async fn sign_in(state: &AppState, session: &Session, user: &auth::User, headers
 /// JavaScript. The page reads the failure from the request extensions.
 async fn rerender_login(state: &AppState, headers: HeaderMap, next: &str, failure: LoginFailure, e: &AppError) -> Response {
     let uri: Uri = login_path(next).parse().unwrap_or_else(|_| Uri::from_static("/login"));
-    rerender(state, headers, uri, failure, e.status(), e.retry_after()).await
+    rerender(state, headers, uri, failure, status_of(e.status()), e.retry_after_secs()).await
 }
 
 /// Renders the page at `uri` as a GET with `failure` in the request extensions (where the page reads
@@ -109,49 +110,51 @@ async fn rerender<F: Clone + Send + Sync + 'static>(
     res
 }
 
-/// A refused form post: for fetch, JSON `{"error", "field", "retry_after"}`; for a plain form, the page
-/// at `page` re-rendered with the message under its field.
+fn status_of(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A refused form post: for fetch, the problem (its `errors` name the inputs); for a plain form, the
+/// page at `page` re-rendered with the message under its field.
 struct Refusal {
-    status: StatusCode,
-    failure: FormFailure,
-    retry_after: Option<u64>,
+    problem: Problem,
+    username: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            failure: FormFailure { message: message.into(), field: field.map(str::to_string), username: String::new() },
-            retry_after: None,
+    /// A refusal about input `field` (`None`: the whole form).
+    fn new(kind: Kind, field: Option<&str>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut problem = Problem::new(kind, kind.code(), message.clone());
+        if let Some(field) = field {
+            problem = problem.with_field(field, message);
         }
+        Refusal { problem, username: String::new() }
     }
 
-    /// An error from the domain, about `field` (`None`: the whole form).
-    fn from_error(e: &AppError, field: Option<&str>) -> Self {
-        let field =
-            if matches!(e, AppError::Internal(_) | AppError::Auth(AuthError::Internal(_) | AuthError::Throttled { .. } | AuthError::Busy { .. })) {
-                None
-            } else {
-                field
-            };
-        Refusal { retry_after: e.retry_after(), ..Refusal::new(e.status(), field, e.public_message()) }
+    /// An error from the domain, about `field` unless it is not about the input (a limit, our fault).
+    fn from_error(e: AppError, field: Option<&str>) -> Self {
+        let mut problem = Problem::from(e);
+        let about_input = !matches!(problem.kind(), Kind::Internal | Kind::TooManyRequests | Kind::Unavailable);
+        if let (Some(field), true, true) = (field, about_input, problem.errors.is_empty()) {
+            let message = problem.detail.clone();
+            problem = problem.with_field(field, message);
+        }
+        Refusal { problem, username: String::new() }
     }
 
     fn keeping_username(mut self, username: &str) -> Self {
-        self.failure.username = username.to_string();
+        self.username = username.to_string();
         self
     }
 
     async fn answer(self, state: &AppState, headers: HeaderMap, page: &'static str) -> Response {
         if wants_json(&headers) {
-            let body = serde_json::json!({ "error": self.failure.message, "field": self.failure.field, "retry_after": self.retry_after });
-            let mut res = (self.status, Json(body)).into_response();
-            if let Some(secs) = self.retry_after {
-                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            return res;
+            return self.problem.into_response();
         }
-        rerender(state, headers, Uri::from_static(page), self.failure, self.status, self.retry_after).await
+        let p = self.problem;
+        let failure = FormFailure { message: p.detail.clone(), field: p.errors.first().map(|f| f.field.clone()), username: self.username };
+        rerender(state, headers, Uri::from_static(page), failure, status_of(p.status), p.retry_after).await
     }
 }
 
@@ -173,7 +176,7 @@ pub async fn signup(
     form: Result<StrictForm<SignupForm>, AppError>,
 ) -> Response {
     if !state.settings.signup_enabled() {
-        return AppError::Status(StatusCode::NOT_FOUND, "Sign-up is turned off on this server.".into()).into_response();
+        return AppError::refused(Kind::NotFound, "Sign-up is turned off on this server.").into_response();
     }
     let form = match form {
         Ok(StrictForm(f)) => f,
@@ -186,16 +189,14 @@ pub async fn signup(
     if let Err(wait) = allowed {
         let secs = wait.as_secs().max(1);
         tracing::info!("sign-up refused: too many from this address");
-        let refusal = Refusal {
-            retry_after: Some(secs),
-            ..Refusal::new(StatusCode::TOO_MANY_REQUESTS, None, format!("Too many sign-ups from your address. Try again in {secs} seconds."))
-        };
+        let mut refusal = Refusal::new(Kind::TooManyRequests, None, format!("Too many sign-ups from your address. Try again in {secs} seconds."));
+        refusal.problem.retry_after = Some(secs);
         return refusal.keeping_username(&form.username).answer(&state, headers, "/signup").await;
     }
     // The username's shape first, so a message from `sign_up` after it is about the password (or
     // says the name is taken, which `sign_up` only gets to once the password passed the policy).
     if let Err(e) = auth::users::validate_username(&form.username) {
-        return Refusal::from_error(&e.into(), Some("username")).keeping_username(&form.username).answer(&state, headers, "/signup").await;
+        return Refusal::from_error(e.into(), Some("username")).keeping_username(&form.username).answer(&state, headers, "/signup").await;
     }
     let created = match state.auth.sign_up(&form.username, SecretString::from(form.password)).await {
         Ok(user) => sign_in(&state, &session, &user, &headers, ip).await,
@@ -211,7 +212,7 @@ pub async fn signup(
                 AppError::Auth(AuthError::UsernameTaken) => Some("username"),
                 _ => Some("password"),
             };
-            Refusal::from_error(&e, field).keeping_username(&form.username).answer(&state, headers, "/signup").await
+            Refusal::from_error(e, field).keeping_username(&form.username).answer(&state, headers, "/signup").await
         }
     }
 }
@@ -237,7 +238,7 @@ pub async fn change_password(
     const PAGE: &str = "/settings/password";
     let Some(Extension(me)) = me else {
         if wants_json(&headers) {
-            return AppError::Status(StatusCode::UNAUTHORIZED, "Sign in first.".into()).into_response();
+            return AppError::sign_in_first().into_response();
         }
         return Redirect::to(&login_path(PAGE)).into_response();
     };
@@ -245,12 +246,12 @@ pub async fn change_password(
         Ok(StrictForm(f)) => f,
         Err(e) => return e.into_response(),
     };
-    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let unprocessable = Kind::Invalid;
     if form.current_password.is_empty() {
         return Refusal::new(unprocessable, Some("current_password"), "Enter your current password.").answer(&state, headers, PAGE).await;
     }
     if let Err(e) = auth::users::validate_password(&form.current_password) {
-        return Refusal::from_error(&e.into(), Some("current_password")).answer(&state, headers, PAGE).await;
+        return Refusal::from_error(e.into(), Some("current_password")).answer(&state, headers, PAGE).await;
     }
     if form.new_password != form.confirm_password {
         return Refusal::new(unprocessable, Some("confirm_password"), "The two new passwords are not the same. Type the new one again.")
@@ -270,18 +271,18 @@ pub async fn change_password(
         Ok(store_ids) => store_ids,
         Err(AuthError::InvalidCredentials) => {
             tracing::info!(user_id = me.user_id, "password change: wrong current password");
-            return Refusal::new(StatusCode::UNAUTHORIZED, Some("current_password"), "Your current password is not correct.")
+            return Refusal::new(Kind::Unauthorized, Some("current_password"), "Your current password is not correct.")
                 .answer(&state, headers, PAGE)
                 .await;
         }
-        Err(e) => return Refusal::from_error(&e.into(), Some("new_password")).answer(&state, headers, PAGE).await,
+        Err(e) => return Refusal::from_error(e.into(), Some("new_password")).answer(&state, headers, PAGE).await,
     };
     state.sessions.delete_ended(&ended).await;
     // This session stays signed in, under a new id: the one the password change was made from may have
     // been seen by whoever made the change necessary.
     let user = match state.auth.users.find_by_id(me.user_id).await {
         Ok(Some(user)) => user,
-        Ok(None) => return AppError::Status(StatusCode::UNAUTHORIZED, "Sign in first.".into()).into_response(),
+        Ok(None) => return AppError::sign_in_first().into_response(),
         Err(e) => return AppError::Auth(e).into_response(),
     };
     if let Err(e) = sign_in(&state, &session, &user, &headers, ip).await {
@@ -301,7 +302,7 @@ pub struct RevokeForm {
 }
 
 fn signed_in(me: Option<Extension<SignedIn>>) -> Result<SignedIn, AppError> {
-    me.map(|Extension(s)| s).ok_or_else(|| AppError::Status(StatusCode::UNAUTHORIZED, "Sign in first.".into()))
+    me.map(|Extension(s)| s).ok_or_else(AppError::sign_in_first)
 }
 
 pub async fn revoke_session(
@@ -364,19 +365,13 @@ pub async fn crypto_lab(
     let Json(req) = match body {
         Ok(b) => b,
         Err(rejection) => {
-            return AppError::Status(rejection.status(), format!("The request could not be read: {}", rejection.body_text())).into_response()
+            let kind = Kind::of_status(rejection.status().as_u16());
+            return Problem::new(kind, kind.code(), format!("The request could not be read: {}", rejection.body_text())).into_response();
         }
     };
     match state.lab.run(req, ip).await {
         Ok(out) => Json(out).into_response(),
-        Err(refusal) => {
-            let body = serde_json::json!({ "error": refusal.error.message, "code": refusal.error.code, "retry_after": refusal.retry_after });
-            let mut res = (refusal.status, Json(body)).into_response();
-            if let Some(secs) = refusal.retry_after {
-                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            res
-        }
+        Err(problem) => problem.into_response(),
     }
 }
 

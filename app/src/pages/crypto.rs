@@ -180,7 +180,7 @@ pub fn CryptoPage() -> impl IntoView {
             let current = generation.get_value() + 1;
             generation.set_value(current);
             match req {
-                Err(message) => fast_result.set(Some(Err(crate::crypto_api::LabError { code: "invalid_input".into(), message }))),
+                Err(message) => fast_result.set(Some(Err(crate::api::Problem::new(crate::api::Kind::Invalid, "invalid_input", message)))),
                 Ok(req) => leptos::task::spawn_local(async move {
                     let answer = crate::crypto_wasm::lab_run(&req).await.unwrap_or_else(|e| Err(crate::crypto_wasm::as_lab_error(e)));
                     if generation.get_value() == current {
@@ -313,7 +313,7 @@ pub fn CryptoPage() -> impl IntoView {
             <h2 id="output-heading">"Computed in your browser (WASM)"</h2>
             {move || match browser.get() {
                 None => view! { <p class="empty">"Not computed yet."</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="alert alert-error" data-testid="browser-error">{e.message}</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="alert alert-error" data-testid="browser-error">{e.detail}</p> }.into_any(),
                 Some(Ok(out)) => view! { <OutputRows out=out testid="browser-output"/> }.into_any(),
             }}
             <div class="verify">
@@ -323,14 +323,14 @@ pub fn CryptoPage() -> impl IntoView {
                 {move || {
                     let answer = server.value().get()?;
                     let view = match (answer, browser.get()) {
-                        (Err(e), _) => view! { <span class="badge badge-bad" data-testid="verdict">{format!("Server error: {}", crate::api::shown(&e))}</span> }.into_any(),
+                        (Err(e), _) => view! { <span class="badge badge-bad" data-testid="verdict">{format!("Server error: {}", e.shown())}</span> }.into_any(),
                         (Ok(server_side), Some(browser_side)) if same(&server_side, &browser_side) => {
                             view! { <span class="badge badge-good" data-testid="verdict">"Server agrees"</span> }.into_any()
                         }
                         (Ok(server_side), _) => {
                             let detail = match server_side {
                                 Ok(out) => out.hex.or(out.text).unwrap_or_default(),
-                                Err(e) => e.message,
+                                Err(e) => e.detail,
                             };
                             view! { <span class="badge badge-bad" data-testid="verdict">"Server disagrees: " {detail}</span> }.into_any()
                         }

@@ -97,7 +97,7 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
     };
     let general_error = move || match start.value().get() {
         Some(Ok(o)) => o.message.clone(),
-        Some(Err(e)) => Some(format!("Could not start the simulation: {}", crate::api::shown(&e))),
+        Some(Err(e)) => Some(format!("Could not start the simulation: {}", e.shown())),
         None => None,
     };
     view! {
@@ -405,7 +405,7 @@ mod live_updates {
 
     /// Opens the run's event stream (`/notifications/runs/{id}/events`) and puts every update in
     /// `live`. When the stream ends (the run is final), the run list is refreshed once.
-    pub fn follow(id: i64, live: RwSignal<Option<RunView>>, initial: Resource<Result<Option<RunView>, ServerFnError>>, version: RwSignal<u32>) {
+    pub fn follow(id: i64, live: RwSignal<Option<RunView>>, initial: Resource<Result<Option<RunView>, crate::api::Problem>>, version: RwSignal<u32>) {
         let stream = StoredValue::new_local(None::<web_sys::EventSource>);
         Effect::new(move |_| {
             let Ok(source) = web_sys::EventSource::new(&format!("/notifications/runs/{id}/events")) else { return };

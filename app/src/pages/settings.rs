@@ -126,7 +126,7 @@ pub fn TokensPage() -> impl IntoView {
         move |field: &'static str| Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())));
     let general = move || match create.value().get() {
         Some(Ok(o)) => o.message,
-        Some(Err(e)) => Some(format!("Could not create the token: {}", crate::api::shown(&e))),
+        Some(Err(e)) => Some(format!("Could not create the token: {}", e.shown())),
         None => None,
     };
     view! {
@@ -273,7 +273,7 @@ fn WebhooksView(
         move |field: &'static str| Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())));
     let general = move || match create.value().get() {
         Some(Ok(o)) => o.message,
-        Some(Err(e)) => Some(format!("Could not add the endpoint: {}", crate::api::shown(&e))),
+        Some(Err(e)) => Some(format!("Could not add the endpoint: {}", e.shown())),
         None => None,
     };
     view! {
@@ -416,12 +416,12 @@ pub fn EndpointPage() -> impl IntoView {
     }
     let sent = move || match test.value().get() {
         Some(Ok(m)) => Some(format!("Test event {m} queued.")),
-        Some(Err(e)) => Some(format!("Could not send a test event: {}", crate::api::shown(&e))),
+        Some(Err(e)) => Some(format!("Could not send a test event: {}", e.shown())),
         None => None,
     };
     let replayed = move || match replay.value().get() {
         Some(Ok(m)) => Some(format!("Message {m} queued again.")),
-        Some(Err(e)) => Some(format!("Could not replay: {}", crate::api::shown(&e))),
+        Some(Err(e)) => Some(format!("Could not replay: {}", e.shown())),
         None => None,
     };
     let other_error = move || {
@@ -438,7 +438,7 @@ pub fn EndpointPage() -> impl IntoView {
                 <SecretOnce title="New signing secret".to_string() secret=r.secret testid="rotated-secret" on_done=move || rotate.value().set(None)/>
                 <p class="muted">"The previous secret also signs every delivery until "<time datetime=iso(r.previous_secret_until_ms / 1000)>{utc_ms(r.previous_secret_until_ms)}</time>"."</p>
             }.into_any(),
-            Some(Err(e)) => view! { <p class="alert alert-error" role="alert">{format!("Could not rotate the secret: {}", crate::api::shown(&e))}</p> }.into_any(),
+            Some(Err(e)) => view! { <p class="alert alert-error" role="alert">{format!("Could not rotate the secret: {}", e.shown())}</p> }.into_any(),
             None => ().into_any(),
         }}
         <p class="alert alert-error" role="alert" hidden=move || other_error().is_none()>{other_error}</p>

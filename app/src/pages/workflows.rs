@@ -123,7 +123,7 @@ fn DefinitionItem(definition: DefinitionView, editing: RwSignal<Option<Definitio
     let err_id = format!("{input_id}-error");
     let error = move || match start.value().get() {
         Some(Ok(o)) => o.errors.iter().find(|(f, _)| f == "input").map(|(_, m)| m.clone()).or(o.message.clone()),
-        Some(Err(e)) => Some(format!("Could not start the run: {}", crate::api::shown(&e))),
+        Some(Err(e)) => Some(format!("Could not start the run: {}", e.shown())),
         None => None,
     };
     let built_in = d.name == ONBOARDING;
@@ -160,7 +160,7 @@ fn Editor(editing: RwSignal<Option<DefinitionView>>, save: ServerAction<SaveWork
     };
     let message = move || match save.value().get() {
         Some(Ok(o)) => o.message.clone(),
-        Some(Err(e)) => Some(format!("Could not save: {}", crate::api::shown(&e))),
+        Some(Err(e)) => Some(format!("Could not save: {}", e.shown())),
         None => None,
     };
     let saved = move || save.value().get().and_then(|r| r.ok()).and_then(|o| o.done).map(|d| format!("Saved {d}."));

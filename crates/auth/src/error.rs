@@ -1,6 +1,8 @@
-//! The crate's one error type. Each variant knows its HTTP status and a message that is safe to show.
+//! The crate's one error type. Each variant has a stable code, a [`Kind`] (the server maps kinds to
+//! statuses) and a message that is safe to show. Nothing is logged when an error is made: whoever
+//! handles it last does that.
 
-use http::StatusCode;
+use contract::{Kind, PublicError};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,25 +32,48 @@ pub enum AuthError {
     Internal(String),
 }
 
-impl AuthError {
-    pub fn status(&self) -> StatusCode {
+impl PublicError for AuthError {
+    fn code(&self) -> &'static str {
         match self {
-            AuthError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
-            AuthError::MissingScope { .. } => StatusCode::FORBIDDEN,
-            AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            AuthError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AuthError::UsernameTaken => StatusCode::CONFLICT,
-            AuthError::NotFound => StatusCode::NOT_FOUND,
-            AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthError::InvalidCredentials => "invalid_credentials",
+            AuthError::InvalidToken => "unauthorized",
+            AuthError::MissingScope { .. } => "forbidden",
+            AuthError::Throttled { .. } => "rate_limited",
+            AuthError::Busy { .. } => "unavailable",
+            AuthError::InvalidInput(_) => "validation_failed",
+            AuthError::UsernameTaken => "username_taken",
+            AuthError::NotFound => "not_found",
+            AuthError::Internal(_) => "internal",
         }
     }
 
-    /// The number for a `Retry-After` header, if this error has one.
-    pub fn retry_after_secs(&self) -> Option<u64> {
+    fn kind(&self) -> Kind {
+        match self {
+            AuthError::InvalidCredentials | AuthError::InvalidToken => Kind::Unauthorized,
+            AuthError::MissingScope { .. } => Kind::Forbidden,
+            AuthError::Throttled { .. } => Kind::TooManyRequests,
+            AuthError::Busy { .. } => Kind::Unavailable,
+            AuthError::InvalidInput(_) => Kind::Invalid,
+            AuthError::UsernameTaken => Kind::Conflict,
+            AuthError::NotFound => Kind::NotFound,
+            AuthError::Internal(_) => Kind::Internal,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        self.to_string()
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
         match self {
             AuthError::Throttled { retry_after } | AuthError::Busy { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        }
+    }
+
+    fn internal_detail(&self) -> Option<String> {
+        match self {
+            AuthError::Internal(detail) => Some(detail.clone()),
             _ => None,
         }
     }
@@ -56,8 +81,7 @@ impl AuthError {
 
 impl From<sqlx::Error> for AuthError {
     fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "database error");
-        AuthError::Internal(e.to_string())
+        AuthError::Internal(format!("database error: {e}"))
     }
 }
 
@@ -65,17 +89,20 @@ impl From<db::DbError> for AuthError {
     fn from(e: db::DbError) -> Self {
         match e {
             db::DbError::BadUrl(m) => AuthError::InvalidInput(m),
-            other => {
-                tracing::error!(error = %other, "database error");
-                AuthError::Internal(other.to_string())
-            }
+            other => AuthError::Internal(format!("database error: {other}")),
         }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for AuthError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        tracing::error!(error = %e, "migration error");
-        AuthError::Internal(e.to_string())
+        AuthError::Internal(format!("migration error: {e}"))
+    }
+}
+
+/// Every client sees a [`contract::Problem`]; `?` in a server function or a handler converts.
+impl From<AuthError> for contract::Problem {
+    fn from(e: AuthError) -> Self {
+        contract::Problem::from_error(&e)
     }
 }

@@ -158,6 +158,7 @@ impl std::fmt::Debug for PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::PublicError;
 
     #[test]
     fn hashes_are_argon2id_with_owasp_parameters() {
@@ -206,7 +207,7 @@ mod tests {
         let started = std::time::Instant::now();
         let err = h.verify(None, SecretString::from("pw")).await.unwrap_err();
         assert!(matches!(err, AuthError::Busy { .. }), "{err:?}");
-        assert_eq!((err.status().as_u16(), err.retry_after_secs()), (503, Some(1)));
+        assert_eq!((err.status(), err.retry_after_secs()), (503, Some(1)));
         assert!(started.elapsed() >= SLOT_WAIT, "waited {:?}", started.elapsed());
         drop(held);
         assert_eq!(h.verify(None, SecretString::from("pw")).await.unwrap(), Verification::Invalid);

@@ -60,6 +60,7 @@ pub fn parse_base64(input: &str) -> Result<Vec<u8>, CryptoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::PublicError;
 
     #[test]
     fn hex_accepts_what_people_paste() {

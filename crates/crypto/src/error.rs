@@ -1,3 +1,4 @@
+use contract::{Kind, PublicError};
 use thiserror::Error;
 
 /// Everything that can go wrong in here is caused by the input, so each message tells the
@@ -24,9 +25,9 @@ pub enum CryptoError {
     InvalidParams(String),
 }
 
-impl CryptoError {
+impl PublicError for CryptoError {
     /// Stable machine-readable code for API responses; the message may be reworded, this may not.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Self::InvalidKey { .. } => "invalid_key",
             Self::InvalidNonce { .. } => "invalid_nonce",
@@ -40,9 +41,8 @@ impl CryptoError {
         }
     }
 
-    /// Whether the caller's input caused this (the server answers 4xx). Exhaustive on purpose:
-    /// a future variant that is the server's fault must decide here.
-    pub fn is_client_error(&self) -> bool {
+    /// Exhaustive on purpose: a future variant that is the server's fault must decide here.
+    fn kind(&self) -> Kind {
         match self {
             Self::InvalidKey { .. }
             | Self::InvalidNonce { .. }
@@ -52,14 +52,26 @@ impl CryptoError {
             | Self::InvalidSignature
             | Self::InvalidPublicKey
             | Self::InvalidPhc
-            | Self::InvalidParams(_) => true,
+            | Self::InvalidParams(_) => Kind::Invalid,
         }
+    }
+
+    fn public_message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Every client sees a [`contract::Problem`]; `?` in a server function or a handler converts.
+impl From<CryptoError> for contract::Problem {
+    fn from(e: CryptoError) -> Self {
+        contract::Problem::from_error(&e)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::CryptoError::{self, *};
+    use contract::{Kind, PublicError};
 
     #[test]
     fn codes_are_unique_and_all_are_client_errors() {
@@ -74,11 +86,11 @@ mod tests {
             InvalidPhc,
             InvalidParams(String::new()),
         ];
-        let mut codes: Vec<_> = all.iter().map(CryptoError::code).collect();
+        let mut codes: Vec<_> = all.iter().map(PublicError::code).collect();
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
-        assert!(all.iter().all(CryptoError::is_client_error));
+        assert!(all.iter().all(|e| e.kind() == Kind::Invalid));
         assert_eq!(InvalidKey { expected_len: 32, got: 16 }.to_string(), "the key must be 32 bytes, got 16");
     }
 }

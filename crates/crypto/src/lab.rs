@@ -79,18 +79,9 @@ impl From<crate::Plaintext> for LabOutput {
 }
 
 /// A crypto failure as data (wrong key, tampered ciphertext, bad hex, ...): a normal answer, not a
-/// server error. What the browser module, the server function and the JSON endpoint all return.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabError {
-    pub code: String,
-    pub message: String,
-}
-
-impl From<CryptoError> for LabError {
-    fn from(e: CryptoError) -> Self {
-        LabError { code: e.code().to_string(), message: e.to_string() }
-    }
-}
+/// server error, in the problem shape every client reads (422 with the crypto error's code). What the
+/// browser module, the server function and the JSON endpoint all return.
+pub type LabError = contract::Problem;
 
 pub type LabResult = Result<LabOutput, LabError>;
 
@@ -99,7 +90,7 @@ pub type LabResult = Result<LabOutput, LabError>;
 pub fn run_json(request_json: &str) -> String {
     let result: LabResult = match serde_json::from_str::<LabRequest>(request_json) {
         Ok(req) => run(&req).map_err(LabError::from),
-        Err(e) => Err(LabError { code: "invalid_request".into(), message: format!("not a lab request: {e}") }),
+        Err(e) => Err(contract::Problem::new(contract::Kind::Invalid, "invalid_request", format!("not a lab request: {e}"))),
     };
     serde_json::to_string(&result).unwrap_or_else(|_| r#"{"Err":{"code":"internal","message":"could not encode the result"}}"#.into())
 }
@@ -201,8 +192,8 @@ mod tests {
     #[test]
     fn bad_input_is_a_clear_error() {
         let e = run(&LabRequest::Aes256GcmEncrypt { key_hex: "zz".into(), nonce_hex: "".into(), plaintext: "".into(), aad: "".into() }).unwrap_err();
-        assert_eq!(e.code(), "invalid_hex");
+        assert_eq!(contract::PublicError::code(&e), "invalid_hex");
         let e = run(&LabRequest::Ed25519Verify { public_hex: "00".repeat(32), message: "m".into(), signature_hex: "00".repeat(64) }).unwrap_err();
-        assert!(e.is_client_error());
+        assert_eq!(contract::PublicError::kind(&e), contract::Kind::Invalid);
     }
 }

@@ -100,6 +100,7 @@ pub fn argon2_verify(phc: &str, password: &[u8]) -> Result<bool, CryptoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::PublicError;
 
     // Small parameters keep these tests fast; the OWASP-size ones live in `kat`.
     const FAST: Argon2Params = Argon2Params { m_kib: 64, t: 1, p: 1 };

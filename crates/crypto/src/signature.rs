@@ -52,6 +52,7 @@ pub fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) -> Result
 mod tests {
     use super::*;
     use crate::parse_hex;
+    use contract::PublicError;
 
     #[test]
     fn generated_keypair_signs_and_verifies() {

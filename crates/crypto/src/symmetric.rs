@@ -97,6 +97,7 @@ pub fn chacha20poly1305_decrypt(key: &[u8], nonce: &[u8], ciphertext: &[u8], aad
 mod tests {
     use super::*;
     use crate::parse_hex;
+    use contract::PublicError;
 
     #[test]
     fn generated_key_and_nonce_have_the_right_length_and_differ() {

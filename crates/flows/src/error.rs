@@ -1,21 +1,10 @@
-//! The crate's one error type. Each variant knows its HTTP status; its Display is safe to show a client
-//! (storage details are logged, never displayed).
+//! The crate's one error type. Each variant has a stable code and a [`Kind`] (the server maps kinds to
+//! statuses); its Display is safe to show a client (storage details are kept for the log, never
+//! displayed). Nothing is logged when an error is made: whoever handles it last does that.
 
-use http::StatusCode;
-use serde::Serialize;
+use contract::{Kind, PublicError};
 
-/// One problem with one input field (`steps[2].retry.max_attempts`), for a 422 answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
+pub use contract::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlowsError {
@@ -49,24 +38,17 @@ impl FlowsError {
     }
 
     pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "{context}");
         FlowsError::Internal(format!("{context}: {e}"))
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            FlowsError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            FlowsError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            FlowsError::NotFound => StatusCode::NOT_FOUND,
-            FlowsError::Conflict(_) => StatusCode::CONFLICT,
-            FlowsError::Quota { transient: true, .. } => StatusCode::TOO_MANY_REQUESTS,
-            FlowsError::Quota { transient: false, .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            FlowsError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+    /// Field errors for a 422 body (empty for other variants).
+    pub fn field_errors(&self) -> &[FieldError] {
+        self.fields()
     }
+}
 
-    /// A stable code for the problem answer.
-    pub fn code(&self) -> &'static str {
+impl PublicError for FlowsError {
+    fn code(&self) -> &'static str {
         match self {
             FlowsError::BadRequest(_) => "bad_request",
             FlowsError::Invalid(_) => "validation_failed",
@@ -77,11 +59,33 @@ impl FlowsError {
         }
     }
 
-    /// Field errors for a 422 body (empty for other variants).
-    pub fn field_errors(&self) -> &[FieldError] {
+    fn kind(&self) -> Kind {
+        match self {
+            FlowsError::BadRequest(_) => Kind::BadRequest,
+            FlowsError::Invalid(_) => Kind::Invalid,
+            FlowsError::NotFound => Kind::NotFound,
+            FlowsError::Conflict(_) => Kind::Conflict,
+            FlowsError::Quota { transient: true, .. } => Kind::TooManyRequests,
+            FlowsError::Quota { transient: false, .. } => Kind::Invalid,
+            FlowsError::Internal(_) => Kind::Internal,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        self.to_string()
+    }
+
+    fn fields(&self) -> &[FieldError] {
         match self {
             FlowsError::Invalid(v) => v,
             _ => &[],
+        }
+    }
+
+    fn internal_detail(&self) -> Option<String> {
+        match self {
+            FlowsError::Internal(detail) => Some(detail.clone()),
+            _ => None,
         }
     }
 }
@@ -98,6 +102,13 @@ impl From<db::DbError> for FlowsError {
     }
 }
 
+/// Every client sees a [`contract::Problem`]; `?` in a server function or a handler converts.
+impl From<FlowsError> for contract::Problem {
+    fn from(e: FlowsError) -> Self {
+        contract::Problem::from_error(&e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,16 +117,19 @@ mod tests {
     fn internals_never_reach_the_display() {
         let e = FlowsError::from(sqlx::Error::Protocol("connection to /secret/path refused".into()));
         assert_eq!(e.to_string(), "internal error");
-        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.kind(), Kind::Internal);
+        assert!(e.internal_detail().unwrap().contains("/secret/path"));
     }
 
     #[test]
-    fn each_variant_has_its_status() {
-        assert_eq!(FlowsError::BadRequest("x".into()).status(), StatusCode::BAD_REQUEST);
-        assert_eq!(FlowsError::NotFound.status(), StatusCode::NOT_FOUND);
-        assert_eq!(FlowsError::Conflict("x".into()).status(), StatusCode::CONFLICT);
+    fn each_variant_has_its_kind() {
+        assert_eq!(FlowsError::BadRequest("x".into()).kind(), Kind::BadRequest);
+        assert_eq!(FlowsError::NotFound.kind(), Kind::NotFound);
+        assert_eq!(FlowsError::Conflict("x".into()).kind(), Kind::Conflict);
+        assert_eq!(FlowsError::Quota { message: "x".into(), transient: true }.kind(), Kind::TooManyRequests);
+        assert_eq!(FlowsError::Quota { message: "x".into(), transient: false }.kind(), Kind::Invalid);
         let e = FlowsError::invalid("steps[2].retry.max_attempts", "must be between 1 and 100");
-        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!((e.kind(), e.code()), (Kind::Invalid, "validation_failed"));
         assert_eq!(e.to_string(), "steps[2].retry.max_attempts: must be between 1 and 100");
         assert_eq!(e.field_errors()[0].field, "steps[2].retry.max_attempts");
     }

@@ -1,9 +1,10 @@
-//! The crate's one error type. Each variant knows its HTTP status and a stable machine code (for RFC 9457
-//! problem details); its Display is safe to show a client (storage details are logged, never shown).
+//! The crate's one error type. Each variant has a stable code and a [`Kind`] (the server maps kinds to
+//! statuses); its Display is safe to show a client (storage details are kept for the log, never shown).
+//! Nothing is logged when an error is made: whoever handles it last does that.
 
-use http::StatusCode;
+use contract::{Kind, PublicError};
 
-pub use notify::FieldError;
+pub use contract::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HooksError {
@@ -54,28 +55,19 @@ impl HooksError {
     }
 
     pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "{context}");
         HooksError::Internal(format!("{context}: {e}"))
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            HooksError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            HooksError::NotFound | HooksError::UnknownSource => StatusCode::NOT_FOUND,
-            HooksError::Conflict(_) => StatusCode::CONFLICT,
-            HooksError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            HooksError::BadSignature | HooksError::StaleTimestamp => StatusCode::UNAUTHORIZED,
-            HooksError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            HooksError::Backpressure { .. } | HooksError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            HooksError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            HooksError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+    /// Field errors for a 422 body (empty for other variants).
+    pub fn field_errors(&self) -> &[FieldError] {
+        self.fields()
     }
+}
 
-    /// A stable machine-readable code (the `type` suffix of a problem-details answer).
-    pub fn code(&self) -> &'static str {
+impl PublicError for HooksError {
+    fn code(&self) -> &'static str {
         match self {
-            HooksError::Invalid(_) => "invalid_request",
+            HooksError::Invalid(_) => "validation_failed",
             HooksError::NotFound => "not_found",
             HooksError::Conflict(_) => "conflict",
             HooksError::UnknownSource => "unknown_source",
@@ -89,18 +81,41 @@ impl HooksError {
         }
     }
 
-    /// Field errors for a 422 body (empty for other variants).
-    pub fn field_errors(&self) -> &[FieldError] {
+    fn kind(&self) -> Kind {
+        match self {
+            HooksError::Invalid(_) => Kind::Invalid,
+            HooksError::NotFound | HooksError::UnknownSource => Kind::NotFound,
+            HooksError::Conflict(_) => Kind::Conflict,
+            HooksError::BadRequest(_) => Kind::BadRequest,
+            HooksError::BadSignature | HooksError::StaleTimestamp => Kind::Unauthorized,
+            HooksError::TooLarge => Kind::TooLarge,
+            HooksError::Backpressure { .. } | HooksError::RateLimited { .. } => Kind::TooManyRequests,
+            HooksError::Unavailable => Kind::Unavailable,
+            HooksError::Internal(_) => Kind::Internal,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        self.to_string()
+    }
+
+    fn fields(&self) -> &[FieldError] {
         match self {
             HooksError::Invalid(v) => v,
             _ => &[],
         }
     }
 
-    /// The number for a `Retry-After` header, if this error has one.
-    pub fn retry_after_secs(&self) -> Option<u64> {
+    fn retry_after_secs(&self) -> Option<u64> {
         match self {
             HooksError::Backpressure { retry_after_secs } | HooksError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    fn internal_detail(&self) -> Option<String> {
+        match self {
+            HooksError::Internal(detail) => Some(detail.clone()),
             _ => None,
         }
     }
@@ -131,14 +146,21 @@ impl From<notify::NotifyError> for HooksError {
     }
 }
 
+/// Every client sees a [`contract::Problem`]; `?` in a server function or a handler converts.
+impl From<HooksError> for contract::Problem {
+    fn from(e: HooksError) -> Self {
+        contract::Problem::from_error(&e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_variant_has_a_status_and_a_code_and_hides_internals() {
+    fn every_variant_has_a_kind_and_a_code_and_hides_internals() {
         let cases = [
-            (HooksError::invalid("url", "bad"), 422, "invalid_request"),
+            (HooksError::invalid("url", "bad"), 422, "validation_failed"),
             (HooksError::NotFound, 404, "not_found"),
             (HooksError::Conflict("x".into()), 409, "conflict"),
             (HooksError::UnknownSource, 404, "unknown_source"),
@@ -151,7 +173,7 @@ mod tests {
             (HooksError::Internal("disk full at /var/secret".into()), 500, "internal"),
         ];
         for (e, status, code) in cases {
-            assert_eq!(e.status().as_u16(), status, "{e:?}");
+            assert_eq!(e.kind().status(), status, "{e:?}");
             assert_eq!(e.code(), code);
             assert!(!e.to_string().contains("/var/secret"));
         }
@@ -162,7 +184,6 @@ mod tests {
     #[test]
     fn pipeline_backpressure_stays_a_429() {
         let e: HooksError = notify::NotifyError::Backpressure { retry_after: std::time::Duration::from_secs(3) }.into();
-        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(e.retry_after_secs(), Some(3));
+        assert_eq!((e.kind(), e.retry_after_secs()), (Kind::TooManyRequests, Some(3)));
     }
 }

@@ -281,6 +281,7 @@ impl notify::AddressPolicy for PortPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::PublicError;
 
     fn strict() -> UrlGuard {
         UrlGuard::default()
@@ -400,7 +401,7 @@ mod tests {
     async fn check_resolves_names_and_refuses_loopback_ones() {
         // `localhost` is refused by name; this name resolves (via /etc/hosts or the resolver) to loopback.
         let e = strict().check("http://localhost:8080/").await.unwrap_err();
-        assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY.as_u16());
         assert_eq!(e.field_errors()[0].field, "url");
         let e = strict().check("http://does-not-exist.invalid/").await.unwrap_err();
         assert!(e.to_string().contains("does not resolve"), "{e}");

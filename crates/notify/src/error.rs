@@ -1,22 +1,11 @@
-//! The crate's one error type. Each variant knows its HTTP status; its Display is safe to show a client
-//! (storage and network details are logged, never displayed).
+//! The crate's one error type. Each variant has a stable code and a [`Kind`] (the server maps kinds to
+//! statuses); its Display is safe to show a client (storage and network details are kept for the log,
+//! never displayed). Nothing is logged when an error is made: whoever handles it last does that.
 
-use http::StatusCode;
-use serde::Serialize;
+use contract::{Kind, PublicError};
 use std::time::Duration;
 
-/// One problem with one input field, for a 422 answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
+pub use contract::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -55,23 +44,52 @@ impl NotifyError {
     }
 
     pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "{context}");
         NotifyError::Internal(format!("{context}: {e}"))
     }
 
-    pub fn status(&self) -> StatusCode {
+    /// Field errors for a 422 body (empty for other variants).
+    pub fn field_errors(&self) -> &[FieldError] {
+        self.fields()
+    }
+}
+
+impl PublicError for NotifyError {
+    fn code(&self) -> &'static str {
         match self {
-            NotifyError::Backpressure { .. } | NotifyError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            NotifyError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            NotifyError::NotFound => StatusCode::NOT_FOUND,
-            NotifyError::Conflict(_) => StatusCode::CONFLICT,
-            NotifyError::BackendUnavailable | NotifyError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            NotifyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // A busy pipeline is not one user's doing: `rate_limited`. A user's own allowance: `quota_exceeded`.
+            NotifyError::Backpressure { .. } => "rate_limited",
+            NotifyError::QuotaExceeded { .. } => "quota_exceeded",
+            NotifyError::Invalid(_) => "validation_failed",
+            NotifyError::NotFound => "not_found",
+            NotifyError::Conflict(_) => "conflict",
+            NotifyError::BackendUnavailable | NotifyError::ShuttingDown => "unavailable",
+            NotifyError::Internal(_) => "internal",
         }
     }
 
-    /// The number for a `Retry-After` header, if this error has one.
-    pub fn retry_after_secs(&self) -> Option<u64> {
+    fn kind(&self) -> Kind {
+        match self {
+            NotifyError::Backpressure { .. } | NotifyError::QuotaExceeded { .. } => Kind::TooManyRequests,
+            NotifyError::Invalid(_) => Kind::Invalid,
+            NotifyError::NotFound => Kind::NotFound,
+            NotifyError::Conflict(_) => Kind::Conflict,
+            NotifyError::BackendUnavailable | NotifyError::ShuttingDown => Kind::Unavailable,
+            NotifyError::Internal(_) => Kind::Internal,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        self.to_string()
+    }
+
+    fn fields(&self) -> &[FieldError] {
+        match self {
+            NotifyError::Invalid(v) => v,
+            _ => &[],
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
         match self {
             NotifyError::Backpressure { retry_after } | NotifyError::QuotaExceeded { retry_after, .. } => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
@@ -80,11 +98,10 @@ impl NotifyError {
         }
     }
 
-    /// Field errors for a 422 body (empty for other variants).
-    pub fn field_errors(&self) -> &[FieldError] {
+    fn internal_detail(&self) -> Option<String> {
         match self {
-            NotifyError::Invalid(v) => v,
-            _ => &[],
+            NotifyError::Internal(detail) => Some(detail.clone()),
+            _ => None,
         }
     }
 }
@@ -101,6 +118,13 @@ impl From<redis::RedisError> for NotifyError {
     }
 }
 
+/// Every client sees a [`contract::Problem`]; `?` in a server function or a handler converts.
+impl From<NotifyError> for contract::Problem {
+    fn from(e: NotifyError) -> Self {
+        contract::Problem::from_error(&e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,20 +133,22 @@ mod tests {
     fn internals_never_reach_the_display() {
         let e = NotifyError::Internal("disk I/O error at /secret/path".into());
         assert_eq!(e.to_string(), "Something went wrong on our side.");
-        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!((e.kind(), e.code()), (Kind::Internal, "internal"));
+        assert_eq!(e.internal_detail().as_deref(), Some("disk I/O error at /secret/path"));
     }
 
     #[test]
     fn backpressure_is_429_with_retry_after() {
         let e = NotifyError::Backpressure { retry_after: Duration::from_millis(200) };
-        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(e.retry_after_secs(), Some(1));
+        assert_eq!((e.kind(), e.code(), e.retry_after_secs()), (Kind::TooManyRequests, "rate_limited", Some(1)));
+        let q = NotifyError::QuotaExceeded { message: "x".into(), retry_after: Duration::from_secs(2) };
+        assert_eq!((q.kind(), q.code(), q.retry_after_secs()), (Kind::TooManyRequests, "quota_exceeded", Some(2)));
     }
 
     #[test]
     fn field_errors_name_the_field() {
         let e = NotifyError::invalid("count", "must be at least 1");
-        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!((e.kind(), e.code()), (Kind::Invalid, "validation_failed"));
         assert_eq!(e.to_string(), "count: must be at least 1");
         assert_eq!(e.field_errors()[0].field, "count");
     }

@@ -4,6 +4,7 @@
 //! finishes, `workflow.completed` or `workflow.failed` goes to the owner's endpoints. Internal failures
 //! reach the run's timeline as a generic message with an id; the detail is in the log under that id.
 
+use contract::PublicError;
 use flows::{HttpCaller, ResolvedAction, StepContext, StepError, StepHost};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -196,9 +197,7 @@ impl StepHost for ServerHost {
                 match crate::notifications::enqueue_owned(&self.notify, self.storage.as_ref(), &ctx.owner, notify::Backend::Embedded, vec![n]).await {
                     Ok(ids) => Ok(json!({ "notification_id": ids.first().map(|i| i.to_string()) })),
                     Err(notify::NotifyError::QuotaExceeded { message, .. }) => Err(StepError::retryable("quota_exceeded", message)),
-                    Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => {
-                        Err(StepError::permanent("invalid_notification", e.to_string()))
-                    }
+                    Err(e) if e.status() < 500 && e.retry_after_secs().is_none() => Err(StepError::permanent("invalid_notification", e.to_string())),
                     Err(e @ notify::NotifyError::Internal(_)) => Err(internal_error("queue", &e)),
                     Err(e) => Err(StepError::retryable("queue", e.to_string())),
                 }
@@ -212,7 +211,7 @@ impl StepHost for ServerHost {
                 }
                 match emitted {
                     Ok(m) => Ok(json!({ "message_id": m.id })),
-                    Err(e) if e.status().is_client_error() && e.retry_after_secs().is_none() => Err(StepError::permanent(e.code(), e.to_string())),
+                    Err(e) if e.status() < 500 && e.retry_after_secs().is_none() => Err(StepError::permanent(e.code(), e.to_string())),
                     Err(e @ hooks::HooksError::Internal(_)) => Err(internal_error(e.code(), &e)),
                     Err(e) => Err(StepError::retryable(e.code(), e.to_string())),
                 }

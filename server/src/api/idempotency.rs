@@ -62,7 +62,7 @@ where
     match claimed {
         Ok(_) => {}
         Err(e) if db::is_unique_violation(&e) => return replay(state, owner, &key, &hash).await,
-        Err(e) => return ApiError::internal("idempotency claim", e).into_response(),
+        Err(e) => return contract::Problem::internal(format!("idempotency claim: {e}")).into_response(),
     }
 
     let res = create().await;
@@ -71,7 +71,7 @@ where
         Ok(b) => b,
         Err(e) => {
             forget(state, owner, &key).await;
-            return ApiError::internal("idempotency body", e).into_response();
+            return contract::Problem::internal(format!("idempotency body: {e}")).into_response();
         }
     };
     let sealed = sealer(state).filter(hooks::Sealer::has_keys).map(|s| s.seal(&associated_data(owner, &key), &String::from_utf8_lossy(&bytes)));
@@ -111,11 +111,11 @@ async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Respons
             .await;
     match row {
         Ok(Some((stored_hash, _, _))) if stored_hash != hash => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "This Idempotency-Key was used for a different request.")
+            contract::Problem::new(contract::Kind::Invalid, "idempotency_key_reused", "This Idempotency-Key was used for a different request.")
                 .into_response()
         }
         Ok(Some((_, 0, _))) => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", "A request with this Idempotency-Key is still in progress.").into_response()
+            contract::Problem::new(contract::Kind::Conflict, "conflict", "A request with this Idempotency-Key is still in progress.").into_response()
         }
         Ok(Some((_, status, stored))) => {
             // Rows from before sealing are opened as they are (and a migration dropped any with a secret).
@@ -123,8 +123,8 @@ async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Respons
                 Some(Ok(body)) => body,
                 _ => {
                     tracing::warn!("a stored idempotent answer does not open (its sealing key is gone)");
-                    return ApiError::new(
-                        StatusCode::CONFLICT,
+                    return contract::Problem::new(
+                        contract::Kind::Conflict,
                         "idempotency_answer_lost",
                         "The answer to this Idempotency-Key can no longer be read: check whether the first request took effect before retrying with a new key.",
                     )
@@ -140,8 +140,8 @@ async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Respons
             res
         }
         // Purged between the insert and now: tell the client to try again.
-        Ok(None) => ApiError::new(StatusCode::CONFLICT, "conflict", "Retry the request.").into_response(),
-        Err(e) => ApiError::internal("idempotency read", e).into_response(),
+        Ok(None) => contract::Problem::new(contract::Kind::Conflict, "conflict", "Retry the request.").into_response(),
+        Err(e) => contract::Problem::internal(format!("idempotency read: {e}")).into_response(),
     }
 }
 

@@ -6,12 +6,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiResult, Problem};
+use super::{ApiError, ApiResult, Kind, Problem};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -71,13 +71,13 @@ pub async fn receive(State(state): State<AppState>, Path(source): Path<String>, 
 async fn record(state: &AppState, event: &hooks::InboundEvent, body: &[u8], correlation: Option<&str>) -> ApiResult<Option<flows::InboundEffect>> {
     // The claim first: on SQLite it takes the write lock, so a concurrent copy waits for this
     // transaction and then finds the id taken (or free again, if this one rolled back).
-    let mut tx = state.pool.begin().await.map_err(|e| ApiError::internal("inbound transaction", e))?;
+    let mut tx = state.pool.begin().await.map_err(|e| contract::Problem::internal(format!("inbound transaction: {e}")))?;
     if !state.inbound.claim(&mut tx, event, body).await? {
         return Ok(None);
     }
     let effect =
         state.flows.store().receive_inbound(&mut tx, &event.source, &event.webhook_id, correlation, &event.payload).await.map_err(not_processed)?;
-    tx.commit().await.map_err(|e| ApiError::internal("inbound commit", e))?;
+    tx.commit().await.map_err(|e| contract::Problem::internal(format!("inbound commit: {e}")))?;
     Ok(Some(effect))
 }
 
@@ -88,13 +88,12 @@ fn not_processed(e: flows::FlowsError) -> ApiError {
         // the operator's or the owner's to fix, so answer like an outage and let the sender retry.
         flows::FlowsError::NotFound | flows::FlowsError::Quota { .. } => {
             tracing::warn!(error = %e, "inbound webhook not processed: the source's workflow could not start");
-            let mut out = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Problem::new(
+                Kind::Unavailable,
                 "unavailable",
                 "This source's workflow cannot start right now; the webhook was not recorded. Retry later.",
-            );
-            out.retry_after = Some(60);
-            out
+            )
+            .with_retry_after(60)
         }
         e => ApiError::from(e),
     }

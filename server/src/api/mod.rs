@@ -16,9 +16,8 @@ pub mod workflows;
 use auth::sessions::SignedIn;
 use auth::tokens::Scope;
 use axum::extract::{FromRequestParts, Path};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -44,154 +43,16 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such API route.")
+    Problem::not_found("No such API route.")
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Problem details
 
-/// One field that was refused, by its path in the request (`steps[2].retry.max_attempts`).
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
-pub struct ProblemField {
-    pub field: String,
-    pub message: String,
-}
-
-/// RFC 9457 problem details, `application/problem+json`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Problem {
-    /// `/api/v1/problems/<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `invalid_signature`.
-    pub code: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<ProblemField>,
-}
-
-/// An API failure; its response is a [`Problem`]. Internal details are logged, never sent.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: String,
-    pub detail: String,
-    pub errors: Vec<ProblemField>,
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Self { status, code: code.into(), detail: detail.into(), errors: vec![], retry_after: None }
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "The request has invalid fields.");
-        e.errors.push(ProblemField { field: field.into(), message: message.into() });
-        e
-    }
-
-    pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
-        tracing::error!(context, error = %e, "API internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.")
-    }
-
-    pub fn unauthorized(detail: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-    }
-
-    pub fn problem(&self) -> Problem {
-        Problem {
-            kind: format!("/api/v1/problems/{}", self.code),
-            title: self.status.canonical_reason().unwrap_or("Error").to_string(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.clone(),
-            errors: self.errors.clone(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut res = (self.status, Json(self.problem())).into_response();
-        let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let Some(secs) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
-        }
-        res
-    }
-}
-
-impl From<hooks::HooksError> for ApiError {
-    fn from(e: hooks::HooksError) -> Self {
-        let status = e.status();
-        let detail = if status.is_server_error() { "Something went wrong on our side.".to_string() } else { e.to_string() };
-        // One code for refused fields across the API.
-        let code = if e.code() == "invalid_request" { "validation_failed" } else { e.code() };
-        let mut out = ApiError::new(status, code, detail);
-        out.errors = e.field_errors().iter().map(|f| ProblemField { field: f.field.clone(), message: f.message.clone() }).collect();
-        out.retry_after = e.retry_after_secs();
-        out
-    }
-}
-
-impl From<flows::FlowsError> for ApiError {
-    fn from(e: flows::FlowsError) -> Self {
-        let status = e.status();
-        let code = e.code();
-        let detail = if status.is_server_error() { "Something went wrong on our side.".to_string() } else { e.to_string() };
-        let mut out = ApiError::new(status, code, detail);
-        out.errors = e.field_errors().iter().map(|f| ProblemField { field: f.field.clone(), message: f.message.clone() }).collect();
-        out
-    }
-}
-
-impl From<notify::NotifyError> for ApiError {
-    fn from(e: notify::NotifyError) -> Self {
-        let status = e.status();
-        let code = match status {
-            // A user's own allowance, the same code as the workflows' and the inbound webhooks'.
-            _ if matches!(e, notify::NotifyError::QuotaExceeded { .. }) => "quota_exceeded",
-            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "validation_failed",
-            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            _ => "internal",
-        };
-        let detail = if status.is_server_error() { "Something went wrong on our side.".to_string() } else { e.to_string() };
-        let mut out = ApiError::new(status, code, detail);
-        out.errors = e.field_errors().iter().map(|f| ProblemField { field: f.field.clone(), message: f.message.clone() }).collect();
-        out.retry_after = e.retry_after_secs();
-        out
-    }
-}
-
-impl From<auth::AuthError> for ApiError {
-    fn from(e: auth::AuthError) -> Self {
-        let status = e.status();
-        let code = match &e {
-            auth::AuthError::InvalidCredentials | auth::AuthError::InvalidToken => "unauthorized",
-            auth::AuthError::MissingScope { .. } => "forbidden",
-            auth::AuthError::Throttled { .. } => "rate_limited",
-            auth::AuthError::Busy { .. } => "unavailable",
-            auth::AuthError::InvalidInput(_) => "validation_failed",
-            auth::AuthError::UsernameTaken => "conflict",
-            auth::AuthError::NotFound => "not_found",
-            _ => "internal",
-        };
-        let hidden = status.is_server_error() && !matches!(e, auth::AuthError::Busy { .. });
-        let mut out = ApiError::new(status, code, if hidden { "Something went wrong on our side.".into() } else { e.to_string() });
-        out.retry_after = e.retry_after_secs();
-        out
-    }
-}
+/// An API failure is a [`Problem`] (RFC 9457, the one error shape of every route); domain errors
+/// convert with `?`, and the response, its status and `Retry-After` come from `contract`.
+pub use contract::{FieldError, Kind, Problem};
+pub type ApiError = Problem;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -237,7 +98,7 @@ impl Caller {
         match &self.via {
             Via::Session => Ok(()),
             Via::Token { scopes, .. } if scopes.contains(&scope) => Ok(()),
-            Via::Token { .. } => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("This token lacks the {} scope.", scope.as_str()))),
+            Via::Token { .. } => Err(Problem::new(Kind::Forbidden, "forbidden", format!("This token lacks the {} scope.", scope.as_str()))),
         }
     }
 }
@@ -284,9 +145,8 @@ pub async fn confirm_session_password(state: &AppState, caller: &Caller, passwor
     match state.auth.confirm_password(caller.user_id, secrecy::SecretString::from(password)).await {
         Ok(()) => Ok(()),
         Err(auth::AuthError::InvalidCredentials) => {
-            let mut e = ApiError::unauthorized("Your current password is not correct.");
-            e.errors.push(ProblemField { field: "current_password".into(), message: "Your current password is not correct.".into() });
-            Err(e)
+            Err(Problem::unauthorized("Your current password is not correct.")
+                .with_field("current_password", "Your current password is not correct."))
         }
         Err(e) => Err(e.into()),
     }
@@ -336,7 +196,7 @@ impl PageQuery {
 /// Path segments are ids we made; anything long or odd is simply not found.
 pub fn id_segment(Path(id): Path<String>) -> ApiResult<String> {
     if id.is_empty() || id.len() > 100 || id.chars().any(|c| c.is_control()) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found."));
+        return Err(Problem::not_found("Not found."));
     }
     Ok(id)
 }
@@ -367,19 +227,6 @@ pub async fn me(caller: Caller) -> Json<Me> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn problems_have_the_documented_shape() {
-        let mut e = ApiError::invalid("steps[0].name", "must not be empty");
-        e.retry_after = None;
-        let p = serde_json::to_value(e.problem()).unwrap();
-        assert_eq!(p["type"], "/api/v1/problems/validation_failed");
-        assert_eq!(p["status"], 422);
-        assert_eq!(p["code"], "validation_failed");
-        assert_eq!(p["errors"][0]["field"], "steps[0].name");
-        let p = serde_json::to_value(ApiError::unauthorized("no").problem()).unwrap();
-        assert!(p.get("errors").is_none(), "no empty errors list");
-    }
-
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]
     struct Body {
@@ -389,7 +236,7 @@ mod tests {
     #[test]
     fn bad_json_is_a_validation_problem_naming_the_body() {
         let e = parse_json::<Body>(b"{").unwrap_err();
-        assert_eq!((e.status, e.code.as_str(), e.errors[0].field.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "body"));
+        assert_eq!((e.status, e.code.as_str(), e.errors[0].field.as_str()), (422, "validation_failed", "body"));
         assert_eq!(parse_json::<Body>(b"").unwrap_err().errors[0].message, "a JSON body is required");
     }
 }

@@ -24,7 +24,7 @@ use super::{inbound, runs, webhooks, workflows};
         workflows::runs, workflows::run, workflows::retry, workflows::cancel,
         inbound::receive,
     ),
-    components(schemas(super::Problem, super::ProblemField)),
+    components(schemas(super::Problem, super::FieldError)),
     modifiers(&Security),
     tags(
         (name = "account", description = "Who is calling"),

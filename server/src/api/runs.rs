@@ -19,7 +19,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/runs", post(start).get(list))
         .route("/api/v1/runs/{id}", get(show))
         .route("/api/v1/runs/{id}/cancel", post(cancel))
-        .route("/api/v1/notifications", post(enqueue))
+        // Batches are bigger than other API bodies (a full batch of small notifications fits).
+        .route("/api/v1/notifications", post(enqueue).layer(axum::extract::DefaultBodyLimit::max(crate::notifications::MAX_ENQUEUE_BYTES)))
 }
 
 /// What `POST /api/v1/runs` takes (the simulator's parameters).
@@ -54,13 +55,13 @@ pub struct RunList {
 }
 
 fn run_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such run."))
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such run."))
 }
 
 async fn view(state: &AppState, caller: &Caller, id: i64) -> ApiResult<RunView> {
     app::notify_api::ssr::run_for(&state.notify, caller.owner(), id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such run."))
+        .ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such run."))
 }
 
 /// Start a simulation run. Per-user quotas (`APP_NOTIFY__QUOTAS__*`): at most `notifications_per_run`

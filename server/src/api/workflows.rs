@@ -30,7 +30,11 @@ pub fn router() -> Router<AppState> {
 }
 
 fn definition_id(raw: Path<String>) -> ApiResult<i64> {
-    id_segment(raw)?.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such workflow."))
+    id_segment(raw)?
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such workflow."))
 }
 
 /// The definition text and its format: `application/toml` bodies are TOML, anything else JSON.

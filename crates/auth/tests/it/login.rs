@@ -2,6 +2,7 @@
 //! started one (`APP_TEST_POSTGRES_URL`, see crates/db's testing module).
 
 use crate::common;
+use contract::PublicError;
 
 use common::{attempt, setup};
 

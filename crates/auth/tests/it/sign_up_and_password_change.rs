@@ -2,6 +2,7 @@
 //! every database engine the test run has.
 
 use crate::common;
+use contract::PublicError;
 
 use common::{attempt, setup};
 
@@ -44,7 +45,7 @@ async fn sign_up_refuses_a_taken_name_whatever_its_case() {
         auth.sign_up("carol", secret("first long password")).await.unwrap();
         let err = auth.sign_up("CAROL", secret("second long password")).await.unwrap_err();
         assert!(matches!(err, AuthError::UsernameTaken), "{err:?}");
-        assert_eq!(err.status(), http::StatusCode::CONFLICT);
+        assert_eq!(err.status(), http::StatusCode::CONFLICT.as_u16());
     }
 }
 

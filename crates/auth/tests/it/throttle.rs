@@ -4,6 +4,7 @@
 //! allowance per user.
 
 use auth::{AddressRateLimit, AuthError, LoginThrottle, StoredBytes, ThrottleConfig};
+use contract::PublicError;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ async fn an_account_is_locked_after_its_burst_of_wrong_passwords() {
             assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{}: {r:?}", db.engine.as_str());
         }
         let err = t.guard("ALICE", Some(ip), async { Ok(()) }).await.unwrap_err();
-        assert_eq!(err.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.status(), http::StatusCode::TOO_MANY_REQUESTS.as_u16());
         let secs = err.retry_after_secs().unwrap();
         assert!((1..=60).contains(&secs), "{secs}");
         // Another account from another address is untouched.

@@ -2,6 +2,7 @@
 //! delays, cancel, manual retry, leases between two engines and graceful shutdown.
 
 use crate::common;
+use contract::PublicError;
 
 use common::*;
 use flows::*;
@@ -205,7 +206,7 @@ async fn retrying_a_failed_run_redoes_the_undone_steps_and_keeps_the_standing_on
         wait_status(&store, OWNER, &id, RunStatus::Failed).await;
         assert_eq!(host.trace(&id), ["a", "b", "c", "a/compensate"]);
         let conflict = engine.retry_run(OWNER, "no-such-run", &StartedBy::session()).await.unwrap_err();
-        assert_eq!(conflict.status(), ::http::StatusCode::NOT_FOUND);
+        assert_eq!(conflict.status(), ::http::StatusCode::NOT_FOUND.as_u16());
 
         host.script.lock().unwrap().fail_always.clear();
         let r = engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap();
@@ -214,7 +215,7 @@ async fn retrying_a_failed_run_redoes_the_undone_steps_and_keeps_the_standing_on
         assert_eq!(&host.trace(&id)[4..], ["a", "c"], "b still stands and is not repeated");
         assert!(run.steps.iter().all(|s| s.status == StepStatus::Completed));
         let again = engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap_err();
-        assert_eq!(again.status(), ::http::StatusCode::CONFLICT, "a completed run is not retried");
+        assert_eq!(again.status(), ::http::StatusCode::CONFLICT.as_u16(), "a completed run is not retried");
         engine.shutdown().await;
     }
 }
@@ -337,7 +338,7 @@ async fn cancel_undoes_the_completed_steps_and_ends_cancelled() {
         let id = engine.start_run(OWNER, inline(d, json!({}))).await.unwrap();
         wait_status(&store, OWNER, &id, RunStatus::Waiting).await;
         let other = engine.cancel_run("mallory", &id).await.unwrap_err();
-        assert_eq!(other.status(), ::http::StatusCode::NOT_FOUND, "another owner's run does not exist for them");
+        assert_eq!(other.status(), ::http::StatusCode::NOT_FOUND.as_u16(), "another owner's run does not exist for them");
         let r = engine.cancel_run(OWNER, &id).await.unwrap();
         assert!(r.cancel_requested);
         let run = wait_status(&store, OWNER, &id, RunStatus::Cancelled).await;
@@ -345,8 +346,8 @@ async fn cancel_undoes_the_completed_steps_and_ends_cancelled() {
         assert_eq!(run.error_code.as_deref(), Some("cancelled"));
         let t = engine.timeline(OWNER, &id).await.unwrap();
         assert_eq!(outcomes(&t)[2], "confirm/forward:cancelled");
-        assert_eq!(engine.cancel_run(OWNER, &id).await.unwrap_err().status(), ::http::StatusCode::CONFLICT);
-        assert_eq!(engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap_err().status(), ::http::StatusCode::CONFLICT);
+        assert_eq!(engine.cancel_run(OWNER, &id).await.unwrap_err().status(), ::http::StatusCode::CONFLICT.as_u16());
+        assert_eq!(engine.retry_run(OWNER, &id, &StartedBy::session()).await.unwrap_err().status(), ::http::StatusCode::CONFLICT.as_u16());
         engine.shutdown().await;
     }
 }

@@ -3,6 +3,7 @@
 //! and per-owner quotas on active runs, stored definitions and stored bytes.
 
 use crate::common;
+use contract::PublicError;
 
 use common::*;
 use flows::*;
@@ -73,7 +74,7 @@ async fn a_workflow_may_only_wait_on_its_owners_sources_and_never_emit_a_system_
         };
         store.create_definition(ALICE, &waits("crm"), Format::Json).await.expect("alice owns crm");
         let e = store.create_definition(BOB, &waits("crm"), Format::Json).await.unwrap_err();
-        assert_eq!((e.status(), fields(&e)), (::http::StatusCode::UNPROCESSABLE_ENTITY, vec!["steps[0].action.source".to_string()]), "{e}");
+        assert_eq!((e.status(), fields(&e)), (::http::StatusCode::UNPROCESSABLE_ENTITY.as_u16(), vec!["steps[0].action.source".to_string()]), "{e}");
         assert!(e.to_string().contains("not an inbound source of yours"), "{e}");
         let e = store.create_definition(BOB, &waits("nobody-has-this"), Format::Json).await.unwrap_err();
         assert_eq!(fields(&e), ["steps[0].action.source"], "an unknown source reads the same as someone else's");
@@ -196,7 +197,7 @@ async fn active_runs_and_stored_definitions_are_capped_per_owner() {
             store.start_run(ALICE, inline(d.clone(), json!({}))).await.unwrap();
         }
         let e = store.start_run(ALICE, inline(d.clone(), json!({}))).await.unwrap_err();
-        assert_eq!((e.status(), e.code()), (::http::StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"), "{e}");
+        assert_eq!((e.status(), e.code()), (::http::StatusCode::TOO_MANY_REQUESTS.as_u16(), "quota_exceeded"), "{e}");
         assert!(e.to_string().contains("2 workflow runs in progress"), "{e}");
         store.start_run(BOB, inline(d.clone(), json!({}))).await.expect("bob has his own quota");
         // A repeated idempotency key is not a new run.
@@ -209,7 +210,7 @@ async fn active_runs_and_stored_definitions_are_capped_per_owner() {
         store.create_definition(ALICE, &text("one"), Format::Json).await.unwrap();
         store.create_definition(ALICE, &text("two"), Format::Json).await.expect("the built-in example does not count");
         let e = store.create_definition(ALICE, &text("three"), Format::Json).await.unwrap_err();
-        assert_eq!((e.status(), e.code()), (::http::StatusCode::UNPROCESSABLE_ENTITY, "quota_exceeded"), "{e}");
+        assert_eq!((e.status(), e.code()), (::http::StatusCode::UNPROCESSABLE_ENTITY.as_u16(), "quota_exceeded"), "{e}");
         assert_eq!(store.list_definitions(ALICE, Page::first(10)).await.unwrap().items.len(), 3);
     }
 }

@@ -2,6 +2,7 @@
 //! isolation, idempotent starts, state conflicts and the inbound inbox.
 
 use crate::common;
+use contract::PublicError;
 
 use ::http::StatusCode;
 use common::*;
@@ -23,22 +24,22 @@ async fn definitions_are_created_read_updated_listed_and_deleted_per_owner() {
         let a = store.create_definition("alice", TOML_A, Format::Toml).await.unwrap();
         assert_eq!((a.name.as_str(), a.version, a.format, a.definition.steps.len()), ("alpha", 1, Format::Toml, 1));
         let dup = store.create_definition("alice", TOML_A, Format::Toml).await.unwrap_err();
-        assert_eq!(dup.status(), StatusCode::CONFLICT);
+        assert_eq!(dup.status(), StatusCode::CONFLICT.as_u16());
         assert_eq!(dup.to_string(), "a workflow named \"alpha\" already exists");
         store.create_definition("bob", TOML_A, Format::Toml).await.expect("names are per owner");
 
         assert_eq!(store.get_definition("alice", a.id).await.unwrap(), a);
         assert_eq!(store.find_definition("alice", "alpha").await.unwrap().id, a.id);
-        assert_eq!(store.get_definition("bob", a.id).await.unwrap_err().status(), StatusCode::NOT_FOUND, "not bob's");
+        assert_eq!(store.get_definition("bob", a.id).await.unwrap_err().status(), StatusCode::NOT_FOUND.as_u16(), "not bob's");
 
         let json_src = json!({"name": "alpha", "description": "v2", "steps": [{"name": "one", "action": {"type": "delay", "ms": 5}}]}).to_string();
         let u = store.update_definition("alice", a.id, &json_src, Format::Json).await.unwrap();
         assert_eq!((u.version, u.format, u.definition.description.as_str()), (2, Format::Json, "v2"));
         assert!(u.updated_at_ms >= a.updated_at_ms);
-        assert_eq!(store.update_definition("bob", a.id, &json_src, Format::Json).await.unwrap_err().status(), StatusCode::NOT_FOUND);
+        assert_eq!(store.update_definition("bob", a.id, &json_src, Format::Json).await.unwrap_err().status(), StatusCode::NOT_FOUND.as_u16());
 
         let bad = store.create_definition("alice", "name = \"x\"\nsteps = []\n", Format::Toml).await.unwrap_err();
-        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY.as_u16());
         assert_eq!(bad.field_errors()[0].field, "steps");
         let unparsable = store.create_definition("alice", "{", Format::Json).await.unwrap_err();
         assert_eq!(unparsable.field_errors()[0].field, "source");
@@ -53,10 +54,10 @@ async fn definitions_are_created_read_updated_listed_and_deleted_per_owner() {
         let p3 = store.list_definitions("alice", Page::after(2, p2.next_cursor.unwrap())).await.unwrap();
         assert_eq!((p3.items.len(), p3.next_cursor), (1, None));
         let bad_cursor = store.list_definitions("alice", Page::after(2, "x")).await.unwrap_err();
-        assert_eq!(bad_cursor.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad_cursor.status(), StatusCode::BAD_REQUEST.as_u16());
 
         store.delete_definition("alice", a.id).await.unwrap();
-        assert_eq!(store.delete_definition("alice", a.id).await.unwrap_err().status(), StatusCode::NOT_FOUND);
+        assert_eq!(store.delete_definition("alice", a.id).await.unwrap_err().status(), StatusCode::NOT_FOUND.as_u16());
 
         let installed = store.install_builtins("alice").await.unwrap();
         assert_eq!(installed[0].name, "customer_onboarding");
@@ -79,8 +80,8 @@ async fn runs_start_from_a_stored_definition_keep_their_snapshot_and_are_listed_
         let run = store.get_run("alice", &r1).await.unwrap();
         assert_eq!((run.status, run.current_step, run.definition_id, run.definition_version), (RunStatus::Running, 0, Some(d.id), 1));
         assert_eq!(run.input, json!({"k": 1}));
-        assert_eq!(store.get_run("bob", &r1).await.unwrap_err().status(), StatusCode::NOT_FOUND);
-        assert_eq!(store.start_run("bob", new(DefinitionRef::Id(d.id), None)).await.unwrap_err().status(), StatusCode::NOT_FOUND);
+        assert_eq!(store.get_run("bob", &r1).await.unwrap_err().status(), StatusCode::NOT_FOUND.as_u16());
+        assert_eq!(store.start_run("bob", new(DefinitionRef::Id(d.id), None)).await.unwrap_err().status(), StatusCode::NOT_FOUND.as_u16());
 
         // Editing or deleting the definition does not touch the runs started from it.
         let v2 = TOML_A.replace("name = \"one\"", "name = \"uno\"");
@@ -115,7 +116,7 @@ async fn runs_start_from_a_stored_definition_keep_their_snapshot_and_are_listed_
             )
             .await
             .unwrap_err();
-        assert_eq!((e.status(), e.to_string()), (StatusCode::UNPROCESSABLE_ENTITY, "input.email: is required".to_string()));
+        assert_eq!((e.status(), e.to_string()), (StatusCode::UNPROCESSABLE_ENTITY.as_u16(), "input.email: is required".to_string()));
 
         let inline_def = def(json!({"name": "many", "steps": [call_step("x", false)]}));
         let mut ids = vec![r2.clone(), r1.clone()];
@@ -143,8 +144,8 @@ async fn retry_and_cancel_answer_conflict_in_the_wrong_state() {
         let store = store(&db).await;
         let id = store.start_run("alice", inline(def(json!({"name": "x", "steps": [call_step("x", false)]})), json!({}))).await.unwrap();
         let e = store.retry_run("alice", &id, &StartedBy::session()).await.unwrap_err();
-        assert_eq!((e.status(), e.to_string()), (StatusCode::CONFLICT, "a running run cannot be retried".to_string()));
-        assert_eq!(store.cancel_run("bob", &id).await.unwrap_err().status(), StatusCode::NOT_FOUND);
+        assert_eq!((e.status(), e.to_string()), (StatusCode::CONFLICT.as_u16(), "a running run cannot be retried".to_string()));
+        assert_eq!(store.cancel_run("bob", &id).await.unwrap_err().status(), StatusCode::NOT_FOUND.as_u16());
         let r = store.cancel_run("alice", &id).await.unwrap();
         assert!(r.cancel_requested && r.status == RunStatus::Running, "the engine carries the cancel out");
     }

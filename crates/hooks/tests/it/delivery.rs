@@ -3,6 +3,7 @@
 //! signature with the endpoint's own secret.
 
 use crate::common;
+use contract::PublicError;
 
 use hooks::{EndpointUpdate, HooksConfig, NewEndpoint, PageRequest};
 use notify::signature::SigningKey;
@@ -129,7 +130,7 @@ async fn a_failing_endpoint_is_retried_dead_lettered_then_disabled_and_its_owner
         let third = p.hooks.emit("7", "workflow.failed", serde_json::json!({ "n": 3 })).await.unwrap();
         assert!(p.hooks.get_message("7", &third.id).await.unwrap().deliveries.is_empty());
         let e = p.hooks.replay("7", &first.id, Some(&ep)).await.unwrap_err();
-        assert_eq!(e.status(), http::StatusCode::CONFLICT);
+        assert_eq!(e.status(), http::StatusCode::CONFLICT.as_u16());
         let enabled = p.hooks.set_enabled("7", &ep, true).await.unwrap();
         assert_eq!((enabled.enabled, enabled.consecutive_failures), (true, 0));
         assert_eq!(sink.stats().received, received, "{engine}");
@@ -285,11 +286,11 @@ async fn an_owner_who_sends_too_many_webhooks_is_refused_with_retry_after_and_ot
         }
         // …the eleventh, an emit and a replay wait for the budget to refill.
         let refused = p.hooks.send_test("7", &ep).await.unwrap_err();
-        assert_eq!((refused.status().as_u16(), refused.code()), (429, "rate_limited"), "{engine}: {refused}");
+        assert_eq!((refused.status(), refused.code()), (429, "rate_limited"), "{engine}: {refused}");
         assert!(refused.retry_after_secs().is_some_and(|s| (1..=2).contains(&s)), "{engine}: {refused:?}");
         assert!(refused.to_string().contains("1 a second"), "{refused}");
         let emitted = p.hooks.emit("7", "workflow.completed", serde_json::json!({})).await.unwrap_err();
-        assert_eq!(emitted.status().as_u16(), 429, "{engine}");
+        assert_eq!(emitted.status(), 429, "{engine}");
         // Another owner is not held back by the first one's sending.
         p.hooks.send_test("8", &other).await.unwrap();
         // An emit with no subscribed endpoint sends nothing, so it costs nothing.

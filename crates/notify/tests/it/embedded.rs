@@ -2,6 +2,7 @@
 //! letters, backpressure, runs, shutdown and restart.
 
 use crate::common;
+use contract::PublicError;
 
 use common::*;
 use notify::sink::{Sink, SinkConfig};
@@ -60,7 +61,7 @@ async fn bad_notifications_are_refused_field_by_field() {
     let e = svc.enqueue(vec![]).await.unwrap_err();
     assert_eq!(e.field_errors()[0].field, "notifications");
     let e = svc.enqueue(vec![email("ok@example.test"), email(" ")]).await.unwrap_err();
-    assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY.as_u16());
     assert_eq!(e.field_errors()[0].field, "notifications[1].recipient");
     let too_many: Vec<_> = (0..10_001).map(|_| email("a@b")).collect();
     assert_eq!(svc.enqueue(too_many).await.unwrap_err().field_errors()[0].field, "notifications");
@@ -85,7 +86,7 @@ async fn enqueue_beyond_the_high_water_mark_is_refused_and_memory_stays_bounded(
     for _ in 0..2_000 {
         match svc.enqueue(batch()).await {
             Err(e @ NotifyError::Backpressure { .. }) => {
-                assert_eq!(e.status(), http::StatusCode::TOO_MANY_REQUESTS);
+                assert_eq!(e.status(), http::StatusCode::TOO_MANY_REQUESTS.as_u16());
                 assert_eq!(e.retry_after_secs(), Some(1));
             }
             other => panic!("expected backpressure, got {other:?}"),

@@ -3,6 +3,7 @@
 //! quotas, and a receiver that answers without end.
 
 use crate::common;
+use contract::PublicError;
 
 use common::*;
 use notify::*;
@@ -243,7 +244,7 @@ fn sim(count: u64, rate: Rate) -> SimParams {
 fn quota_err(e: NotifyError) -> (String, u64) {
     match e {
         e @ NotifyError::QuotaExceeded { .. } => {
-            assert_eq!(e.status(), http::StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(e.status(), http::StatusCode::TOO_MANY_REQUESTS.as_u16());
             let secs = e.retry_after_secs().expect("Retry-After");
             (e.to_string(), secs)
         }
@@ -281,7 +282,7 @@ async fn a_run_has_at_most_so_many_notifications_and_the_default_allows_a_millio
     cfg.quotas.notifications_per_run = 100;
     let svc = service(cfg).await;
     let e = svc.start_run("alice", sim(101, Rate::Max)).await.unwrap_err();
-    assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY.as_u16());
     assert_eq!(e.field_errors()[0].field, "count");
     assert!(e.to_string().contains("at most 100 notifications in one run"), "{e}");
     svc.start_run("alice", sim(100, Rate::PerHour(3_600))).await.unwrap();

@@ -3,6 +3,7 @@
 //! taken over by another.
 
 use crate::common;
+use contract::PublicError;
 
 use common::*;
 use notify::sink::{Sink, SinkConfig};
@@ -80,7 +81,7 @@ async fn redis_backpressure_and_cancel() {
         svc.enqueue_to(Backend::Redis, batch()).await.unwrap();
     }
     let e = svc.enqueue_to(Backend::Redis, batch()).await.unwrap_err();
-    assert_eq!(e.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(e.status(), http::StatusCode::TOO_MANY_REQUESTS.as_u16());
     svc.shutdown().await;
 
     // A cancelled Redis run: workers drop its waiting messages as they read them.

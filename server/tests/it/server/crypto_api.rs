@@ -65,7 +65,7 @@ fn bad_requests_get_clear_4xx() {
         let app = spawn().await;
         let (status, v) = json(&app, r#"{"method":"rot13","input":"x"}"#).await;
         assert!(status.is_client_error(), "{status}");
-        assert!(v["error"].as_str().unwrap().contains("unknown variant"), "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("unknown variant"), "{v}");
         let (status, _) = json(&app, "{not json").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, v) = json(&app, r#"{"method":"ed25519_verify","public_hex":"zz","message":"m","signature_hex":""}"#).await;

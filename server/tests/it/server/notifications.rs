@@ -1,4 +1,4 @@
-//! The notification API through the real router: enqueue for a signed-in user (202), field errors
+//! `POST /api/v1/notifications` from a browser session through the real router: enqueue (202), field errors
 //! (422), backpressure (429 + Retry-After), sign-in required (401), and the Prometheus metrics.
 
 use crate::common::*;
@@ -18,7 +18,7 @@ async fn json(res: axum::http::Response<axum::body::Body>) -> serde_json::Value 
 fn enqueue_needs_a_signed_in_user() {
     block_on(async {
         let app = spawn().await;
-        let res = app.send(post_json("/api/notifications", r#"{"recipient":"a@b","channel":"email"}"#, None)).await;
+        let res = app.send(post_json("/api/v1/notifications", r#"{"recipient":"a@b","channel":"email"}"#, None)).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(app.state.notify.backlog(notify::Backend::Embedded), 0);
     })
@@ -31,15 +31,16 @@ fn a_signed_in_user_enqueues_one_or_a_batch_and_gets_ids() {
         app.create_user("alice", "correct horse battery").await;
         let cookie = app.login("alice", "correct horse battery").await;
 
-        let res =
-            app.send(post_json("/api/notifications", r#"{"recipient":"a@example.test","channel":"email","payload":{"x":1}}"#, Some(&cookie))).await;
+        let res = app
+            .send(post_json("/api/v1/notifications", r#"{"recipient":"a@example.test","channel":"email","payload":{"x":1}}"#, Some(&cookie)))
+            .await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
         let ids = json(res).await["ids"].as_array().unwrap().clone();
         assert_eq!(ids.len(), 1);
         assert!(ids[0].as_str().unwrap().starts_with("emb_"));
 
         let batch = r#"{"notifications":[{"recipient":"+15550001","channel":"sms"},{"recipient":"dev-1","channel":"push","idempotency_key":"k-1"}]}"#;
-        let res = app.send(post_json("/api/notifications", batch, Some(&cookie))).await;
+        let res = app.send(post_json("/api/v1/notifications", batch, Some(&cookie))).await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
         assert_eq!(json(res).await["ids"].as_array().unwrap().len(), 2);
         assert_eq!(app.state.notify.backlog(notify::Backend::Embedded), 3, "stored in the queue (workers are not started here)");
@@ -60,14 +61,14 @@ fn bad_notifications_get_422_with_the_field_named() {
             ("[]", "notifications"),
         ];
         for (body, field) in cases {
-            let res = app.send(post_json("/api/notifications", body, Some(&cookie))).await;
+            let res = app.send(post_json("/api/v1/notifications", body, Some(&cookie))).await;
             assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
             let v = json(res).await;
-            assert_eq!(v["fields"][0]["field"], field, "{body}: {v}");
+            assert_eq!(v["errors"][0]["field"], field, "{body}: {v}");
         }
-        let res = app.send(post_json("/api/notifications?backend=kafka", r#"{"recipient":"a","channel":"email"}"#, Some(&cookie))).await;
-        assert_eq!(json(res).await["fields"][0]["field"], "backend");
-        let res = app.send(post_json("/api/notifications?backend=redis", r#"{"recipient":"a","channel":"email"}"#, Some(&cookie))).await;
+        let res = app.send(post_json("/api/v1/notifications?backend=kafka", r#"{"recipient":"a","channel":"email"}"#, Some(&cookie))).await;
+        assert_eq!(json(res).await["errors"][0]["field"], "backend");
+        let res = app.send(post_json("/api/v1/notifications?backend=redis", r#"{"recipient":"a","channel":"email"}"#, Some(&cookie))).await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "Redis is not configured in tests");
         assert_eq!(app.state.notify.backlog(notify::Backend::Embedded), 0);
     })
@@ -80,11 +81,11 @@ fn a_full_queue_answers_429_with_retry_after() {
         app.create_user("alice", "correct horse battery").await;
         let cookie = app.login("alice", "correct horse battery").await;
         let batch = r#"[{"recipient":"a","channel":"noop"},{"recipient":"b","channel":"noop"}]"#;
-        assert_eq!(app.send(post_json("/api/notifications", batch, Some(&cookie))).await.status(), StatusCode::ACCEPTED);
-        let res = app.send(post_json("/api/notifications", batch, Some(&cookie))).await;
+        assert_eq!(app.send(post_json("/api/v1/notifications", batch, Some(&cookie))).await.status(), StatusCode::ACCEPTED);
+        let res = app.send(post_json("/api/v1/notifications", batch, Some(&cookie))).await;
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "1");
-        assert!(json(res).await["error"].as_str().unwrap().contains("queue is full"));
+        assert!(json(res).await["detail"].as_str().unwrap().contains("queue is full"));
         assert_eq!(app.state.notify.backlog(notify::Backend::Embedded), 2);
     })
 }
@@ -95,7 +96,7 @@ fn metrics_are_served_in_the_prometheus_text_format() {
         let app = spawn().await;
         app.create_user("alice", "correct horse battery").await;
         let cookie = app.login("alice", "correct horse battery").await;
-        app.send(post_json("/api/notifications", r#"{"recipient":"a","channel":"push"}"#, Some(&cookie))).await;
+        app.send(post_json("/api/v1/notifications", r#"{"recipient":"a","channel":"push"}"#, Some(&cookie))).await;
         let res = app.send(get("/metrics", None)).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert!(res.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));

@@ -94,14 +94,14 @@ fn sign_up_refuses_weak_passwords_with_the_field_message() {
             let res = app.send(json_post("/signup", &[("username", "weakling-user"), ("password", password)], None)).await;
             assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
             let body = json_body(res).await;
-            assert_eq!(body["field"], "password", "{body}");
-            assert!(body["error"].as_str().unwrap().contains(message), "{body}");
+            assert_eq!(body["errors"][0]["field"], "password", "{body}");
+            assert!(body["detail"].as_str().unwrap().contains(message), "{body}");
         }
         assert!(!can_sign_in(&app, "weakling-user", "password").await, "no account was created");
         // Over-long usernames are refused with a message too, under the username.
         let res = app.send(json_post("/signup", &[("username", &"u".repeat(65)), ("password", GOOD)], None)).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(json_body(res).await["field"], "username");
+        assert_eq!(json_body(res).await["errors"][0]["field"], "username");
     })
 }
 
@@ -114,15 +114,15 @@ fn a_taken_username_is_said_only_once_the_password_passes() {
         let res = app.send(json_post("/signup", &[("username", "taken-name"), ("password", "password")], None)).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let body = json_body(res).await;
-        assert_eq!(body["field"], "password");
-        assert!(!body["error"].as_str().unwrap().contains("taken"), "{body}");
+        assert_eq!(body["errors"][0]["field"], "password");
+        assert!(!body["detail"].as_str().unwrap().contains("taken"), "{body}");
         // A good one learns that the name is taken, under the username field.
         let res = app.signup("taken-name", GOOD).await;
         assert_eq!(res.status(), StatusCode::CONFLICT);
         assert!(set_cookie_header(&res).is_none());
         assert!(body_text(res).await.contains("That username is already taken."));
         let res = app.send(json_post("/signup", &[("username", "taken-name"), ("password", GOOD)], None)).await;
-        assert_eq!(json_body(res).await["field"], "username");
+        assert_eq!(json_body(res).await["errors"][0]["field"], "username");
         assert!(can_sign_in(&app, "taken-name", "taken-password-1").await, "the existing account is untouched");
         assert!(!can_sign_in(&app, "taken-name", GOOD).await);
     })
@@ -301,7 +301,7 @@ fn password_change_applies_the_policy_and_needs_the_confirmation() {
                 ))
                 .await;
             assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{new:?}");
-            assert_eq!(json_body(res).await["field"], field, "{new:?}");
+            assert_eq!(json_body(res).await["errors"][0]["field"], field, "{new:?}");
         }
         let html = body_text(app.send(change(&cookie, "careful-password-1", "baseball", "baseball")).await).await;
         assert!(html.contains("most commonly used"), "no-JS refusal shows the message: {html}");

@@ -54,7 +54,7 @@ fn limits_argon2_verify_over_the_server_ceiling_is_refused_before_any_work() {
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let v = json_of(res).await;
         assert_eq!(v["code"], "invalid_params", "{v}");
-        let message = v["error"].as_str().unwrap();
+        let message = v["detail"].as_str().unwrap();
         assert!(message.contains("up to m = 65536 KiB and t = 4") && message.contains("m = 262144 KiB, t = 10"), "{message}");
         // Hashing 256 MiB ten times takes seconds even optimised; refusing it takes no time.
         assert!(took < Duration::from_millis(500), "refused only after {took:?}");
@@ -120,7 +120,7 @@ fn limits_crypto_lab_is_limited_per_client_address_with_429() {
         assert!((1..=600).contains(&retry_after(&res)));
         let v = json_of(res).await;
         assert_eq!(v["code"], "rate_limited");
-        assert!(v["error"].as_str().unwrap().starts_with("Too many crypto lab requests from your address."), "{v}");
+        assert!(v["detail"].as_str().unwrap().starts_with("Too many crypto lab requests from your address."), "{v}");
         let res = app.send(from_peer(lab_server_fn(SHA256), peer)).await;
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(res.headers().contains_key(header::RETRY_AFTER));
@@ -164,7 +164,7 @@ fn limits_a_login_waits_for_a_hashing_slot_at_most_2s_then_gets_503() {
         let res = app.send(req).await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry_after(&res), 1);
-        assert_eq!(json_of(res).await["error"], "The server is busy. Try again in a moment.");
+        assert_eq!(json_of(res).await["detail"], "The server is busy. Try again in a moment.");
 
         // A refused attempt is not a failed one: the account is not nearer to being locked.
         drop(held);
@@ -204,8 +204,8 @@ fn limits_sign_up_waits_for_a_hashing_slot_too() {
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry_after(&res), 1);
         let v = json_of(res).await;
-        assert_eq!(v["error"], "The server is busy. Try again in a moment.");
-        assert!(v["field"].is_null(), "not a problem with a field: {v}");
+        assert_eq!(v["detail"], "The server is busy. Try again in a moment.");
+        assert!(v.get("errors").is_none(), "not a problem with a field: {v}");
     })
 }
 
