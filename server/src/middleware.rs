@@ -351,4 +351,82 @@ mod tests {
         assert_eq!(client_addr(&fwd, local, &loopback), ip("192.0.2.60"));
         assert_eq!(client_addr(&headers(&[("forwarded", "for=unknown")]), local, &loopback), local);
     }
+
+    /// What the `tracing` events of one test wrote (a current-thread runtime keeps them on this thread).
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn through_problems(handler: axum::routing::MethodRouter) -> (Response, String, String) {
+        use tower::ServiceExt;
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = axum::Router::new().route("/x", handler).layer(axum::middleware::from_fn(problems));
+        let res = app.oneshot(Request::post("/x").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let text = String::from_utf8(axum::body::to_bytes(body, 1 << 16).await.unwrap().to_vec()).unwrap();
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        (Response::from_parts(parts, axum::body::Body::empty()), text, logged)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_internal_failure_is_logged_once_under_the_id_the_client_sees_and_its_detail_never_sent() {
+        let (res, body, logged) =
+            through_problems(axum::routing::post(|| async { contract::Problem::internal("disk full at /var/lib/secret") })).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let p: contract::Problem = serde_json::from_str(&body).unwrap();
+        let id = p.error_id.expect("an error id for the client to quote");
+        assert!(!body.contains("secret"), "{body}");
+        assert_eq!(logged.matches("disk full at /var/lib/secret").count(), 1, "{logged}");
+        assert!(logged.contains(&id) && logged.contains("/x"), "{logged}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_server_functions_problem_gets_its_status_and_its_internal_detail_is_logged() {
+        use leptos::server_fn::error::FromServerFnError;
+        let refusal = || async {
+            let mut res = Response::new(axum::body::Body::from(contract::Problem::not_found("No such run.").ser()));
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            res.headers_mut().insert("serverfnerror", HeaderValue::from_static("/api/x"));
+            res
+        };
+        let (res, body, _) = through_problems(axum::routing::post(refusal)).await;
+        assert_eq!(
+            (res.status(), &res.headers()[header::CONTENT_TYPE]),
+            (StatusCode::NOT_FOUND, &HeaderValue::from_static("application/problem+json"))
+        );
+        assert!(body.contains("No such run."));
+
+        let failure = || async {
+            let mut res = Response::new(axum::body::Body::from(contract::Problem::internal("pool timed out at 10.0.0.7").ser()));
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            res.headers_mut().insert("serverfnerror", HeaderValue::from_static("/api/x"));
+            res
+        };
+        let (res, body, logged) = through_problems(axum::routing::post(failure)).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = serde_json::from_str::<contract::Problem>(&body).unwrap().error_id.unwrap();
+        assert!(!body.contains("10.0.0.7"), "{body}");
+        assert_eq!(logged.matches("pool timed out at 10.0.0.7").count(), 1, "{logged}");
+        assert!(logged.contains(&id), "{logged}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_plain_text_refusal_by_a_layer_becomes_a_problem() {
+        let (res, body, _) = through_problems(axum::routing::post(|| async { (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded") })).await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let p: contract::Problem = serde_json::from_str(&body).unwrap();
+        assert_eq!((p.code.as_str(), p.detail.as_str()), ("payload_too_large", "length limit exceeded"));
+    }
 }

@@ -10,6 +10,7 @@ mod live;
 mod login_and_sessions;
 mod notifications;
 mod notify_cli;
+mod problems;
 mod readyz;
 mod shared_sessions;
 mod signup_and_password;
