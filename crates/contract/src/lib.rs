@@ -198,9 +198,11 @@ impl Problem {
         }
     }
 
-    /// 422 `validation_failed` about one input.
+    /// 422 `validation_failed` about one input; the detail names it as the domain errors do
+    /// (`field: message`).
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Problem::new(Kind::Invalid, "validation_failed", "The request has invalid fields.").with_field(field, message)
+        let message = message.into();
+        Problem::new(Kind::Invalid, "validation_failed", format!("{field}: {message}")).with_field(field, message)
     }
 
     /// 500 `internal`; `detail` goes to the log only.
@@ -235,13 +237,10 @@ impl Problem {
         self.errors.iter().find(|f| f.field == name).map(|f| f.message.as_str())
     }
 
-    /// What a page shows: the detail, or for a refusal about exactly one input, that input's message
-    /// (shown under the input by forms that know it).
+    /// What a page shows in its alert: the detail (a form that knows its inputs puts each of
+    /// `errors` under the input it names instead).
     pub fn shown(&self) -> String {
-        match (self.errors.as_slice(), self.code.as_str()) {
-            ([only], "validation_failed") => only.message.clone(),
-            _ => self.detail.clone(),
-        }
+        self.detail.clone()
     }
 
     /// The problem for any public error. An internal error keeps its detail (for the log) and shows
@@ -444,8 +443,8 @@ mod tests {
     }
 
     #[test]
-    fn a_single_field_refusal_shows_the_fields_message() {
-        assert_eq!(Problem::invalid("password", "too short").shown(), "too short");
+    fn a_single_field_refusal_names_its_field() {
+        assert_eq!(Problem::invalid("password", "too short").shown(), "password: too short");
         assert_eq!(Problem::not_found("Not found.").shown(), "Not found.");
         assert_eq!(Problem::invalid("a", "x").field("a"), Some("x"));
     }

@@ -45,7 +45,8 @@ mod worker;
 pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
 pub use error::{FieldError, NotifyError};
 pub use model::{
-    parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, Replay, RunId,
+    parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, PerChannel, Replay,
+    RunId,
 };
 pub use quotas::OwnerRate;
 pub use routing::{

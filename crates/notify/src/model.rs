@@ -20,7 +20,10 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 5] = [Channel::Webhook, Channel::Email, Channel::Sms, Channel::Push, Channel::Noop];
+    /// Every channel, in the order of [`PerChannel`]'s fields (so a new channel must be added there,
+    /// where the compiler asks for it, before it can be listed here).
+    pub const ALL: [Channel; PerChannel::<()>::LEN] =
+        PerChannel { webhook: Channel::Webhook, email: Channel::Email, sms: Channel::Sms, push: Channel::Push, noop: Channel::Noop }.into_array();
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,16 +35,67 @@ impl Channel {
         }
     }
 
-    pub(crate) fn code(self) -> i64 {
-        self as i64
-    }
-
-    pub(crate) fn from_code(code: i64) -> Option<Channel> {
-        Channel::ALL.get(usize::try_from(code).ok()?).copied()
+    /// The channel a queue written before channels were stored by name meant by its number. Frozen:
+    /// those numbers were the enum's positions when they were written, whatever the enum is now.
+    pub(crate) fn from_legacy_code(code: i64) -> Option<Channel> {
+        const LEGACY: [Channel; 5] = [Channel::Webhook, Channel::Email, Channel::Sms, Channel::Push, Channel::Noop];
+        LEGACY.get(usize::try_from(code).ok()?).copied()
     }
 
     pub fn is_simulated(self) -> bool {
         matches!(self, Channel::Email | Channel::Sms | Channel::Push)
+    }
+}
+
+/// One value per channel, by name: counters, rate limiters, weights. Adding a channel is a compile
+/// error here (the struct and the matches below), and so everywhere one is built, instead of an array
+/// indexed by the enum's position that compiles and then panics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerChannel<T> {
+    pub webhook: T,
+    pub email: T,
+    pub sms: T,
+    pub push: T,
+    pub noop: T,
+}
+
+impl<T> PerChannel<T> {
+    pub const LEN: usize = 5;
+
+    pub fn from_fn(mut f: impl FnMut(Channel) -> T) -> Self {
+        PerChannel { webhook: f(Channel::Webhook), email: f(Channel::Email), sms: f(Channel::Sms), push: f(Channel::Push), noop: f(Channel::Noop) }
+    }
+
+    pub fn get(&self, c: Channel) -> &T {
+        match c {
+            Channel::Webhook => &self.webhook,
+            Channel::Email => &self.email,
+            Channel::Sms => &self.sms,
+            Channel::Push => &self.push,
+            Channel::Noop => &self.noop,
+        }
+    }
+
+    pub fn get_mut(&mut self, c: Channel) -> &mut T {
+        match c {
+            Channel::Webhook => &mut self.webhook,
+            Channel::Email => &mut self.email,
+            Channel::Sms => &mut self.sms,
+            Channel::Push => &mut self.push,
+            Channel::Noop => &mut self.noop,
+        }
+    }
+
+    pub const fn into_array(self) -> [T; 5]
+    where
+        T: Copy,
+    {
+        [self.webhook, self.email, self.sms, self.push, self.noop]
+    }
+
+    /// Each channel with its value, in [`Channel::ALL`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = (Channel, &T)> {
+        Channel::ALL.into_iter().map(move |c| (c, self.get(c)))
     }
 }
 
@@ -395,9 +449,26 @@ mod tests {
         let e = "fax".parse::<Channel>().unwrap_err();
         assert!(e.contains("unknown channel \"fax\""), "{e}");
         for c in Channel::ALL {
-            assert_eq!(Channel::from_code(c.code()), Some(c));
+            assert_eq!(c.as_str().parse::<Channel>(), Ok(c), "names round-trip");
         }
-        assert_eq!(Channel::from_code(99), None);
+        // The numbers older queues hold are frozen, whatever order the enum has now.
+        let legacy: Vec<_> = (0..5).map(|n| Channel::from_legacy_code(n).unwrap().as_str()).collect();
+        assert_eq!(legacy, ["webhook", "email", "sms", "push", "noop"]);
+        assert_eq!(Channel::from_legacy_code(99), None);
+    }
+
+    #[test]
+    fn per_channel_values_are_found_by_name_and_all_lists_each_channel_once() {
+        let mut counts = PerChannel::<u64>::default();
+        *counts.get_mut(Channel::Sms) += 2;
+        *counts.get_mut(Channel::Noop) += 1;
+        assert_eq!((counts.sms, counts.noop, counts.email), (2, 1, 0));
+        let names = PerChannel::from_fn(Channel::as_str);
+        assert_eq!(names.iter().map(|(c, n)| (c.as_str(), *n)).filter(|(a, b)| a == b).count(), Channel::ALL.len());
+        let mut all = Channel::ALL.to_vec();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), PerChannel::<()>::LEN);
     }
 
     #[test]

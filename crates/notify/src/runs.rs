@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Quotas;
 use crate::error::NotifyError;
-use crate::model::{now_ms, Prepared, RunId, SimKnobs};
+use crate::model::{now_ms, PerChannel, Prepared, RunId, SimKnobs};
 use crate::queue::sqlite::SqliteQueue;
 use crate::queue::{Checkpoint, Queue};
 use crate::sim::{Rate, SimParams};
@@ -244,7 +244,7 @@ pub(crate) async fn produce<Q: Queue>(
     mut produced: u64,
     high_water: u64,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    on_batch: impl Fn(&[u64; 5]),
+    on_batch: impl Fn(&PerChannel<u64>),
 ) -> Result<u64, NotifyError> {
     let clock = Instant::now();
     let base = produced;
@@ -278,9 +278,9 @@ pub(crate) async fn produce<Q: Queue>(
         }
         let n = (target - produced).min(PRODUCE_BATCH);
         let items: Vec<Prepared> = (produced..produced + n).map(|s| simulated(run, owner, s, params)).collect();
-        let mut per_channel = [0u64; 5];
+        let mut per_channel = PerChannel::<u64>::default();
         for it in &items {
-            per_channel[it.channel as usize] += 1;
+            *per_channel.get_mut(it.channel) += 1;
         }
         match queue.enqueue(items, Some(Checkpoint { run, produced: produced + n })).await {
             Ok(_) => {

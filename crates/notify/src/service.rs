@@ -251,12 +251,12 @@ impl NotifyService {
         }
         let p = &self.inner.config.providers;
         let sim = SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms };
-        let mut per_channel = [0u64; 5];
+        let mut per_channel = PerChannel::<u64>::default();
         let prepared: Vec<Prepared> = items
             .into_iter()
             .zip(routes)
             .map(|(n, route)| {
-                per_channel[n.channel as usize] += 1;
+                *per_channel.get_mut(n.channel) += 1;
                 Prepared {
                     run: None,
                     channel: n.channel,
@@ -310,8 +310,8 @@ impl NotifyService {
         Ok(q)
     }
 
-    fn count_enqueued(&self, per_channel: &[u64; 5]) {
-        for (c, n) in Channel::ALL.iter().zip(per_channel) {
+    fn count_enqueued(&self, per_channel: &PerChannel<u64>) {
+        for (c, n) in per_channel.iter() {
             if *n > 0 {
                 self.inner.metrics.enqueued.with_label_values(&[c.as_str()]).inc_by(*n);
             }
@@ -352,7 +352,7 @@ impl NotifyService {
         let (me, p, st) = (self.clone(), params.clone(), state.clone());
         let handle = tokio::spawn(async move {
             let hw = me.inner.config.high_water;
-            let count = |c: &[u64; 5]| me.count_enqueued(c);
+            let count = |c: &PerChannel<u64>| me.count_enqueued(c);
             let result = match p.backend {
                 Backend::Embedded => produce(&*me.inner.embedded, (id, &owner), &p, from, hw, stop_rx, count).await,
                 Backend::Redis => match me.inner.redis.clone() {

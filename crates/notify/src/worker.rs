@@ -11,14 +11,14 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::channels::Deliverer;
 use crate::config::{RateLimits, RetrySchedule};
 use crate::metrics::Metrics;
-use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, RunId};
+use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, PerChannel, RunId};
 use crate::queue::Queue;
 use crate::routing::AttemptReport;
 
 /// Token buckets: one for everything, one per channel (absent = unlimited).
 pub(crate) struct Limiters {
     global: Option<DefaultDirectRateLimiter>,
-    per_channel: [Option<DefaultDirectRateLimiter>; 5],
+    per_channel: PerChannel<Option<DefaultDirectRateLimiter>>,
 }
 
 fn bucket(per_sec: u32) -> Option<DefaultDirectRateLimiter> {
@@ -31,11 +31,11 @@ fn bucket(per_sec: u32) -> Option<DefaultDirectRateLimiter> {
 
 impl Limiters {
     pub fn new(cfg: &RateLimits) -> Self {
-        Self { global: bucket(cfg.global_per_sec), per_channel: Channel::ALL.map(|c| bucket(cfg.for_channel(c))) }
+        Self { global: bucket(cfg.global_per_sec), per_channel: PerChannel::from_fn(|c| bucket(cfg.for_channel(c))) }
     }
 
     async fn acquire(&self, channel: Channel) {
-        if let Some(l) = &self.per_channel[channel as usize] {
+        if let Some(l) = self.per_channel.get(channel) {
             l.until_ready().await;
         }
         if let Some(l) = &self.global {

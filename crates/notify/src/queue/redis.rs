@@ -188,7 +188,7 @@ struct Wire<'a> {
     i: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     r: Option<RunId>,
-    c: i64,
+    c: WireChannel,
     #[serde(borrow)]
     t: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
@@ -204,12 +204,35 @@ struct Wire<'a> {
     e: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// A job's channel on the wire: its name. Messages written before channels were stored by name carry
+/// the enum's position then, read through [`Channel::from_legacy_code`]; nothing rewrites them, they
+/// are read as they are until they are acknowledged.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum WireChannel {
+    Name(String),
+    Legacy(i64),
+}
+
+impl WireChannel {
+    fn of(c: Channel) -> Self {
+        WireChannel::Name(c.as_str().into())
+    }
+
+    fn channel(&self) -> Option<Channel> {
+        match self {
+            WireChannel::Name(n) => n.parse().ok(),
+            WireChannel::Legacy(code) => Channel::from_legacy_code(*code),
+        }
+    }
+}
+
 impl<'a> Wire<'a> {
     fn of_job(j: &'a Job, attempts: u32) -> Self {
         Wire {
             i: Some(j.id.seq),
             r: j.run,
-            c: j.channel.code(),
+            c: WireChannel::of(j.channel),
             t: j.recipient.as_str().into(),
             p: j.payload.as_str().into(),
             a: attempts,
@@ -225,7 +248,7 @@ impl<'a> Wire<'a> {
         Some(Job {
             id: NotificationId::redis(self.i?),
             run: self.r,
-            channel: Channel::from_code(self.c)?,
+            channel: self.c.channel()?,
             recipient: self.t.into_owned(),
             payload: self.p.into_owned(),
             attempts: self.a,
@@ -681,7 +704,7 @@ impl Queue for RedisQueue {
             let w = Wire {
                 i: None,
                 r: it.run,
-                c: it.channel.code(),
+                c: WireChannel::of(it.channel),
                 t: it.recipient.as_str().into(),
                 p: it.payload.as_str().into(),
                 a: 0,
@@ -837,7 +860,7 @@ impl Queue for RedisQueue {
                 Some(DeadLetter {
                     id: NotificationId::redis(id),
                     run: rec.r,
-                    channel: Channel::from_code(w.c)?,
+                    channel: w.c.channel()?,
                     recipient: w.t.into_owned(),
                     attempts: rec.n,
                     last_error: rec.e,

@@ -116,9 +116,25 @@ CREATE TABLE owner_usage (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 3 (issue 16): channels are stored by name, not by the enum's position (which a new channel
+/// in the middle would have silently changed the meaning of). The numbers written until now were the
+/// positions of webhook, email, sms, push, noop.
+const SCHEMA_V3: &str = r#"
+ALTER TABLE notifications ADD COLUMN channel_name TEXT NOT NULL DEFAULT '';
+UPDATE notifications SET channel_name = CASE channel WHEN 0 THEN 'webhook' WHEN 1 THEN 'email' WHEN 2 THEN 'sms' WHEN 3 THEN 'push' ELSE 'noop' END;
+ALTER TABLE notifications DROP COLUMN channel;
+ALTER TABLE notifications RENAME COLUMN channel_name TO channel;
+"#;
+
 /// The schema's steps, in order: step `i` takes a file from `user_version` i to i + 1. Append new
 /// steps here (never edit a released one); each runs in its own transaction with its version bump.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
+/// A stored channel name as a [`Channel`]; one this program does not know is an error, not a guess.
+fn channel_of(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Channel> {
+    let name: String = r.get(i)?;
+    name.parse().map_err(|m: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, m.into()))
+}
 
 /// Brings a queue file to the current schema. A file from before versioning (`user_version` 0) may
 /// also lack the `owner` column (added ad hoc once); a file from newer code is refused rather than
@@ -314,7 +330,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
         id: NotificationId::embedded(r.get::<_, i64>(0)? as u64),
         run: r.get(1)?,
-        channel: Channel::from_code(r.get(2)?).unwrap_or(Channel::Noop),
+        channel: channel_of(r, 2)?,
         recipient: r.get(3)?,
         payload: r.get(4)?,
         attempts: r.get::<_, i64>(5)? as u32,
@@ -354,7 +370,7 @@ impl Queue for SqliteQueue {
                             "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner, route) \
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                         )?
-                        .execute(params![it.run, it.channel.code(), it.recipient, it.payload, it.sim.failure_rate as f64, it.sim.latency_ms, now, key, it.owner, it.route])?;
+                        .execute(params![it.run, it.channel.as_str(), it.recipient, it.payload, it.sim.failure_rate as f64, it.sim.latency_ms, now, key, it.owner, it.route])?;
                         if inserted == 1 {
                             added += 1;
                             ids.push(NotificationId::embedded(conn.last_insert_rowid() as u64));
@@ -380,7 +396,7 @@ impl Queue for SqliteQueue {
                     let chunk = &items[i..j];
                     let mut stmt = conn.prepare_cached(&multi_insert_sql(chunk.len()))?;
                     let fails: Vec<f64> = chunk.iter().map(|it| it.sim.failure_rate as f64).collect();
-                    let codes: Vec<i64> = chunk.iter().map(|it| it.channel.code()).collect();
+                    let codes: Vec<&str> = chunk.iter().map(|it| it.channel.as_str()).collect();
                     let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 9);
                     for (k, it) in chunk.iter().enumerate() {
                         values.extend_from_slice(&[
@@ -573,7 +589,7 @@ impl Queue for SqliteQueue {
                 Ok(DeadLetter {
                     id: NotificationId::embedded(r.get::<_, i64>(0)? as u64),
                     run: r.get(1)?,
-                    channel: Channel::from_code(r.get(2)?).unwrap_or(Channel::Noop),
+                    channel: channel_of(r, 2)?,
                     recipient: r.get(3)?,
                     attempts: r.get::<_, i64>(4)? as u32,
                     last_error: r.get(5)?,

@@ -86,15 +86,25 @@ async fn a_queue_file_from_before_migrations_keeps_its_rows_and_gets_per_owner_k
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    // Channels are stored by name now; the numbers of before meant webhook, email, sms, push, noop.
+    let names: Vec<String> = conn
+        .prepare("SELECT DISTINCT channel FROM notifications ORDER BY channel")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!names.is_empty() && names.iter().all(|n| n.parse::<Channel>().is_ok()), "{names:?}");
+    assert!(names.contains(&"sms".to_string()), "bob's run was SMS (stored as 2): {names:?}");
     // The per-owner uniqueness holds in the file itself, not only in the code.
     let dup = conn.execute(
-        "INSERT INTO notifications (channel, recipient, payload, due_ms, created_ms, idem_key, owner) VALUES (4, 'x', '{}', 0, 0, 'invoice-1001', 'alice')",
+        "INSERT INTO notifications (channel, recipient, payload, due_ms, created_ms, idem_key, owner) VALUES ('noop', 'x', '{}', 0, 0, 'invoice-1001', 'alice')",
         [],
     );
     assert!(dup.is_err(), "a second invoice-1001 of alice's is refused by the index");
     conn.execute(
-        "INSERT INTO notifications (channel, recipient, payload, due_ms, created_ms, idem_key, owner) VALUES (4, 'x', '{}', 0, 0, 'invoice-1001', 'carol')",
+        "INSERT INTO notifications (channel, recipient, payload, due_ms, created_ms, idem_key, owner) VALUES ('noop', 'x', '{}', 0, 0, 'invoice-1001', 'carol')",
         [],
     )
     .unwrap();
