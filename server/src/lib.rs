@@ -23,7 +23,6 @@ use app::api::ssr::PageServices;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{Redirect, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -37,6 +36,40 @@ pub use state::AppState;
 
 /// No request body anywhere may exceed this; form routes have a tighter limit from the settings.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Declares the routes that are neither pages nor REST API operations once: the router is built from
+/// this list, and so is [`PLAIN_ROUTES`], which `inventory` (and through it `server routes`, the
+/// header check and the problem walk) reads.
+macro_rules! plain_routes {
+    ($($method:ident $path:literal => $handler:expr),* $(,)?) => {
+        /// (method, path) of every plain route, as declared in [`plain_router`].
+        pub const PLAIN_ROUTES: &[(&str, &str)] = &[$((plain_routes!(@upper $method), $path)),*];
+
+        fn plain_router() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+    (@upper get) => { "GET" };
+    (@upper post) => { "POST" };
+}
+
+plain_routes! {
+    get "/" => || async { Redirect::to(app::DEFAULT_AFTER_LOGIN) },
+    post "/login" => routes::login,
+    post "/signup" => routes::signup,
+    post "/settings/password" => routes::change_password,
+    post "/logout" => routes::logout,
+    post "/sessions/revoke" => routes::revoke_session,
+    post "/sessions/revoke-others" => routes::revoke_other_sessions,
+    get "/healthz" => routes::healthz,
+    get "/readyz" => routes::readyz,
+    get "/metrics" => notifications::metrics,
+    post "/api/crypto" => routes::crypto_lab,
+    get "/api/crypto/methods" => routes::crypto_methods,
+    get "/notifications/runs/{id}/events" => live::run_events,
+    get "/docs/notifications" => live::notifications_doc,
+    get "/security" => security_page::page,
+}
 
 /// Context every page render and server function gets.
 fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
@@ -101,23 +134,8 @@ pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let shell = move || app::shell(options.clone());
 
-    Router::new()
-        .route("/", get(|| async { Redirect::to(app::DEFAULT_AFTER_LOGIN) }))
-        .route("/login", post(routes::login))
-        .route("/signup", post(routes::signup))
-        .route("/settings/password", post(routes::change_password))
-        .route("/logout", post(routes::logout))
-        .route("/sessions/revoke", post(routes::revoke_session))
-        .route("/sessions/revoke-others", post(routes::revoke_other_sessions))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/api/crypto", post(routes::crypto_lab))
-        .route("/api/crypto/methods", get(routes::crypto_methods))
-        .merge(notifications::router())
+    plain_router()
         .merge(api::router())
-        .route("/notifications/runs/{id}/events", get(live::run_events))
-        .route("/docs/notifications", get(live::notifications_doc))
-        .route("/security", get(security_page::page))
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
         .layer(axum::middleware::from_fn(middleware::require_sign_in))

@@ -108,7 +108,8 @@ pub async fn problems(req: Request, next: Next) -> Response {
         _ if text.is_empty() || !plain => status.canonical_reason().unwrap_or("Error").to_string(),
         _ => text.chars().take(200).collect(),
     };
-    let mut problem = contract::Problem::new(kind, kind.code(), detail);
+    let code = if status == StatusCode::METHOD_NOT_ALLOWED { "method_not_allowed" } else { kind.code() };
+    let mut problem = contract::Problem::new(kind, code, detail);
     // Keep the layer's own status (405, 408, …) even where the kind is only its nearest.
     problem.status = status.as_u16();
     problem.title = status.canonical_reason().unwrap_or("Error").to_string();

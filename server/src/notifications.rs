@@ -9,8 +9,6 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use notify::{Backend, NotifyError};
 
 use crate::AppState;
@@ -18,10 +16,6 @@ use crate::AppState;
 /// Largest enqueue request body: the server's (and nginx's) 1 MiB ceiling, above the API's usual
 /// 256 KiB, so a full batch of small notifications fits.
 pub const MAX_ENQUEUE_BYTES: usize = 1024 * 1024;
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
-}
 
 /// The body parser lives in notify (fuzzed there, see fuzz/); re-exported for the API routes.
 pub use notify::parse_batch;

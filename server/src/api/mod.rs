@@ -18,25 +18,37 @@ use auth::tokens::Scope;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
 /// Largest JSON body the API reads (workflow definitions are the big ones: 64 KiB of source).
 pub const MAX_API_BODY: usize = 256 * 1024;
 
+/// Every REST operation, each declared once with its OpenAPI entry (`routes!` reads the path and the
+/// method from the handler's `#[utoipa::path]`): the router and the document come from this one list,
+/// so an operation cannot be served undocumented or documented unserved. Handlers that share a path
+/// are declared together.
+pub fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(me))
+        .merge(runs::operations())
+        .merge(webhooks::operations())
+        .merge(workflows::operations())
+        .routes(routes!(inbound::receive))
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/me", get(me))
+    let (operations, _) = operations().split_for_parts();
+    operations
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/docs", get(docs_page::page))
-        .merge(runs::router())
-        .merge(webhooks::router())
-        .merge(workflows::router())
-        .route("/api/v1/inbound/{source}", post(inbound::receive))
         // Any other /api/v1 path is a problem, not the app's HTML 404 page.
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY))

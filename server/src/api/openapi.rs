@@ -5,24 +5,12 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{inbound, runs, webhooks, workflows};
-
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Implementation-Eng API",
         version = "1",
         description = "Notification runs, signed webhooks out and in, and orchestrated workflows. Authenticate with `Authorization: Bearer ie_…` (an API token made on /settings/tokens or with `server token create`; each route names the scope it needs) or, from the browser, the session cookie. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`. Lists take `limit` (1–100) and `cursor` (the previous page's `next_cursor`). POSTs that create honour `Idempotency-Key`."
-    ),
-    paths(
-        super::me,
-        runs::start, runs::list, runs::show, runs::cancel, runs::enqueue,
-        webhooks::event_types, webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::remove,
-        webhooks::rotate, webhooks::enable, webhooks::disable, webhooks::send_test, webhooks::endpoint_attempts,
-        webhooks::messages, webhooks::message, webhooks::message_attempts, webhooks::replay, webhooks::notices,
-        workflows::list, workflows::create, workflows::show, workflows::replace, workflows::remove, workflows::start,
-        workflows::runs, workflows::run, workflows::retry, workflows::cancel,
-        inbound::receive,
     ),
     components(schemas(super::Problem, super::FieldError)),
     modifiers(&Security),
@@ -46,26 +34,36 @@ impl Modify for Security {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("ie_ token").build()),
         );
         components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("__Host-session"))));
+    }
+}
 
-        // Every operation can also answer a problem (401 without credentials, 403 without the scope,
-        // 404, 413, 422, 429, …): a `default` response says so once for all of them.
-        let problem = utoipa::openapi::ResponseBuilder::new()
-            .description("A problem (RFC 9457): the status and `code` say what went wrong")
-            .content(
-                "application/problem+json",
-                utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("Problem"))).build(),
-            )
-            .build();
-        for item in openapi.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
-                op.responses.responses.entry("default".to_string()).or_insert_with(|| problem.clone().into());
-            }
+/// Every operation can also answer a problem (401 without credentials, 403 without the scope, 404,
+/// 413, 422, 429, …): a `default` response says so once for all of them.
+fn default_problem_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    let problem = utoipa::openapi::ResponseBuilder::new()
+        .description("A problem (RFC 9457): the status and `code` say what went wrong")
+        .content(
+            "application/problem+json",
+            utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("Problem"))).build(),
+        )
+        .build();
+    for item in openapi.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+            op.responses.responses.entry("default".to_string()).or_insert_with(|| problem.clone().into());
         }
     }
 }
 
+/// The document: [`ApiDoc`]'s header, the operations as `super::operations` declares them, and a
+/// problem as every operation's `default` answer.
 pub fn spec() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    static SPEC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let mut doc = super::operations().into_openapi();
+        default_problem_responses(&mut doc);
+        doc
+    })
+    .clone()
 }
 
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {

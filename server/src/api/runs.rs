@@ -6,21 +6,22 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::{idempotency, ApiError, ApiQuery, ApiResult, Caller, Problem};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/runs", post(start).get(list))
-        .route("/api/v1/runs/{id}", get(show))
-        .route("/api/v1/runs/{id}/cancel", post(cancel))
+pub fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start, list))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
         // Batches are bigger than other API bodies (a full batch of small notifications fits).
-        .route("/api/v1/notifications", post(enqueue).layer(axum::extract::DefaultBodyLimit::max(crate::notifications::MAX_ENQUEUE_BYTES)))
+        .routes(routes!(enqueue).layer(axum::extract::DefaultBodyLimit::max(crate::notifications::MAX_ENQUEUE_BYTES)))
 }
 
 /// What `POST /api/v1/runs` takes (the simulator's parameters).

@@ -6,33 +6,34 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use hooks::{
     AttemptRecord, CreatedEndpoint, DeliveryRecord, Endpoint, EndpointUpdate, Message, MessageDetail, NewEndpoint, OwnerNotice, PageRequest,
     RotatedSecret,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{id_segment, idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/webhooks/event-types", get(event_types))
-        .route("/api/v1/webhooks/endpoints", post(create).get(list))
-        .route("/api/v1/webhooks/endpoints/{id}", get(show).patch(update).delete(remove))
-        .route("/api/v1/webhooks/endpoints/{id}/rotate-secret", post(rotate))
-        .route("/api/v1/webhooks/endpoints/{id}/enable", post(enable))
-        .route("/api/v1/webhooks/endpoints/{id}/disable", post(disable))
-        .route("/api/v1/webhooks/endpoints/{id}/test", post(send_test))
-        .route("/api/v1/webhooks/endpoints/{id}/attempts", get(endpoint_attempts))
-        .route("/api/v1/webhooks/messages", get(messages))
-        .route("/api/v1/webhooks/messages/{id}", get(message))
-        .route("/api/v1/webhooks/messages/{id}/attempts", get(message_attempts))
-        .route("/api/v1/webhooks/messages/{id}/replay", post(replay))
-        .route("/api/v1/webhooks/notices", get(notices))
+pub fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(event_types))
+        .routes(routes!(create, list))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(rotate))
+        .routes(routes!(enable))
+        .routes(routes!(disable))
+        .routes(routes!(send_test))
+        .routes(routes!(endpoint_attempts))
+        .routes(routes!(messages))
+        .routes(routes!(message))
+        .routes(routes!(message_attempts))
+        .routes(routes!(replay))
+        .routes(routes!(notices))
 }
 
 fn page(q: &PageQuery) -> ApiResult<PageRequest> {

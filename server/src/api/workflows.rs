@@ -9,24 +9,25 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use flows::{DefinitionRecord, RunRecord, Timeline};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{id_segment, idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem, Via};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/workflows", get(list).post(create))
-        .route("/api/v1/workflows/{id}", get(show).put(replace).delete(remove))
-        .route("/api/v1/workflows/{id}/runs", post(start))
-        .route("/api/v1/workflow-runs", get(runs))
-        .route("/api/v1/workflow-runs/{id}", get(run))
-        .route("/api/v1/workflow-runs/{id}/retry", post(retry))
-        .route("/api/v1/workflow-runs/{id}/cancel", post(cancel))
+pub fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, remove))
+        .routes(routes!(start))
+        .routes(routes!(runs))
+        .routes(routes!(run))
+        .routes(routes!(retry))
+        .routes(routes!(cancel))
 }
 
 fn definition_id(raw: Path<String>) -> ApiResult<i64> {

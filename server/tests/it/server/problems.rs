@@ -97,12 +97,41 @@ fn limits_applied_by_layers_answer_problems_too() {
         // A method the route does not have.
         let res = app.send(api("DELETE", "/api/v1/me", Some(&token), None)).await;
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(problem_of(res).await.unwrap().status, 405);
+        let p = problem_of(res).await.unwrap();
+        assert_eq!((p.status, p.code.as_str()), (405, "method_not_allowed"));
         // A form post of the wrong type, asked for JSON: the form routes answer problems as well.
         let mut req = post_raw("/login", br#"{"username":"a"}"#.to_vec(), None, &[("sec-fetch-site", "same-origin")]);
         req.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         req.headers_mut().insert(header::ACCEPT, "application/json".parse().unwrap());
         let p = problem_of(app.send(req).await).await.unwrap();
         assert_eq!((p.status, p.code.as_str()), (415, "unsupported_media_type"));
+    })
+}
+
+/// The inventory, the OpenAPI document and the router are one declaration: every route the inventory
+/// lists (the plain routes, every documented operation) is served by the built router. An entry the
+/// router did not have would answer 405, the API's "No such API route." or the HTML 404 page.
+#[test]
+fn every_declared_route_is_served_by_the_built_router() {
+    block_on(async {
+        let app = spawn().await;
+        let routes: Vec<_> = server::inventory::inventory().into_iter().filter(|r| r.kind == "api" || r.kind == "other").collect();
+        assert!(routes.len() > 45, "{routes:?}");
+        let mut unserved = vec![];
+        for r in &routes {
+            let path = r.path.replace("{*rest}", "no/such/route");
+            let path: String = path.split('/').map(|s| if s.starts_with('{') { "1" } else { s }).collect::<Vec<_>>().join("/");
+            let res = app.send(bad_request(&r.method, &path, r.kind, None)).await;
+            let status = res.status();
+            let text = body_text(res).await;
+            let catch_all = r.path.ends_with("{*rest}");
+            if status == StatusCode::METHOD_NOT_ALLOWED || (!catch_all && (text.contains("No such API route.") || text.contains("Page not found"))) {
+                unserved.push(format!("{} {}: {status} {}", r.method, r.path, text.chars().take(80).collect::<String>()));
+            }
+        }
+        assert!(unserved.is_empty(), "declared but not served:\n{}", unserved.join("\n"));
+        // And the catch-all really is what an undeclared API path gets.
+        let res = app.send(bad_request("GET", "/api/v1/nowhere", "api", None)).await;
+        assert_eq!(problem_of(res).await.unwrap().detail, "No such API route.");
     })
 }
