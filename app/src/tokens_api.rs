@@ -63,17 +63,11 @@ pub mod ssr {
         }
     }
 
-    /// Which form field an `InvalidInput` message from `auth::tokens` is about.
-    pub fn field_of(message: &str) -> &'static str {
-        let m = message.to_ascii_lowercase();
-        if m.contains("scope") {
-            "scopes"
-        } else if m.contains("expir") {
-            "expires_days"
-        } else if m.contains("name") {
-            "name"
-        } else {
-            ""
+    /// The form's input for a field `auth::tokens` names (the form asks for days, not a time).
+    pub fn input_of(field: &str) -> &str {
+        match field {
+            "expires_at" => "expires_days",
+            other => other,
         }
     }
 }
@@ -157,8 +151,14 @@ pub async fn create_api_token(
             });
             Ok(CreatedToken { name: info.name, token: Some(token), ..Default::default() })
         }
-        Err(auth::AuthError::InvalidInput(m)) => Ok(refuse(ssr::field_of(&m), m)),
-        Err(e) => Ok(refuse("", e.to_string())),
+        Err(e) => {
+            let problem = Problem::from(e);
+            match problem.errors.first() {
+                Some(f) => Ok(refuse(ssr::input_of(&f.field), f.message.clone())),
+                None if problem.kind() == contract::Kind::Internal => Err(problem),
+                None => Ok(refuse("", problem.detail)),
+            }
+        }
     }
 }
 

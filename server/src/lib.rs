@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod error_page;
+pub mod extract;
 pub mod form;
 pub mod inventory;
 pub mod limits;

@@ -4,15 +4,14 @@
 //! opened the stream stands: a logout, revocation, password change or expiry, on any instance, ends the
 //! stream within [`crate::web_session::SESSION_CHECK_INTERVAL`] (plus one registry query).
 
+use crate::extract::Me;
 use contract::{Kind, Problem};
 use std::convert::Infallible;
 use std::time::Duration;
 
-use auth::sessions::SignedIn;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use http::HeaderValue;
 
 use crate::AppState;
@@ -20,10 +19,7 @@ use crate::AppState;
 /// How often a running run's state is sent.
 const INTERVAL: Duration = Duration::from_millis(500);
 
-pub async fn run_events(State(state): State<AppState>, me: Option<Extension<SignedIn>>, Path(id): Path<i64>) -> Response {
-    let Some(Extension(me)) = me else {
-        return Problem::unauthorized("Sign in first.").into_response();
-    };
+pub async fn run_events(State(state): State<AppState>, Me(me): Me, Path(id): Path<i64>) -> Response {
     let service = state.notify.clone();
     let first = match app::notify_api::ssr::run_for(&service, &me.username, id).await {
         Ok(Some(view)) => view,

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::error::AppError;
+use crate::extract::Me;
 use crate::form::StrictForm;
 use crate::middleware::{login_path, ClientAddr};
 use crate::state::AppState;
@@ -301,24 +302,17 @@ pub struct RevokeForm {
     handle: String,
 }
 
-fn signed_in(me: Option<Extension<SignedIn>>) -> Result<SignedIn, AppError> {
-    me.map(|Extension(s)| s).ok_or_else(AppError::sign_in_first)
-}
-
 pub async fn revoke_session(
     State(state): State<AppState>,
-    me: Option<Extension<SignedIn>>,
+    Me(me): Me,
     headers: HeaderMap,
-    form: Result<StrictForm<RevokeForm>, AppError>,
+    StrictForm(form): StrictForm<RevokeForm>,
 ) -> Result<Response, AppError> {
-    let me = signed_in(me)?;
-    let StrictForm(form) = form?;
     state.sessions.revoke(&me, &form.handle).await?;
     Ok(go_to(wants_json(&headers), "/success"))
 }
 
-pub async fn revoke_other_sessions(State(state): State<AppState>, me: Option<Extension<SignedIn>>, headers: HeaderMap) -> Result<Response, AppError> {
-    let me = signed_in(me)?;
+pub async fn revoke_other_sessions(State(state): State<AppState>, Me(me): Me, headers: HeaderMap) -> Result<Response, AppError> {
     let ended = state.sessions.revoke_others(&me).await?;
     tracing::info!(user_id = me.user_id, ended, "ended other sessions");
     Ok(go_to(wants_json(&headers), "/success"))

@@ -23,6 +23,9 @@ pub enum AuthError {
     Busy { retry_after: Duration },
     #[error("{0}")]
     InvalidInput(String),
+    /// A refused input, by the name the caller gave it (`name`, `scopes`, `expires_at`).
+    #[error("{}", .0.message)]
+    InvalidField(contract::FieldError),
     #[error("That username is already taken.")]
     UsernameTaken,
     #[error("Not found.")]
@@ -30,6 +33,12 @@ pub enum AuthError {
     /// Storage or hashing failures: logged with detail, shown as a generic message.
     #[error("Something went wrong on our side.")]
     Internal(String),
+}
+
+impl AuthError {
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        AuthError::InvalidField(contract::FieldError::new(field, message))
+    }
 }
 
 impl PublicError for AuthError {
@@ -40,7 +49,7 @@ impl PublicError for AuthError {
             AuthError::MissingScope { .. } => "forbidden",
             AuthError::Throttled { .. } => "rate_limited",
             AuthError::Busy { .. } => "unavailable",
-            AuthError::InvalidInput(_) => "validation_failed",
+            AuthError::InvalidInput(_) | AuthError::InvalidField(_) => "validation_failed",
             AuthError::UsernameTaken => "username_taken",
             AuthError::NotFound => "not_found",
             AuthError::Internal(_) => "internal",
@@ -53,7 +62,7 @@ impl PublicError for AuthError {
             AuthError::MissingScope { .. } => Kind::Forbidden,
             AuthError::Throttled { .. } => Kind::TooManyRequests,
             AuthError::Busy { .. } => Kind::Unavailable,
-            AuthError::InvalidInput(_) => Kind::Invalid,
+            AuthError::InvalidInput(_) | AuthError::InvalidField(_) => Kind::Invalid,
             AuthError::UsernameTaken => Kind::Conflict,
             AuthError::NotFound => Kind::NotFound,
             AuthError::Internal(_) => Kind::Internal,
@@ -62,6 +71,13 @@ impl PublicError for AuthError {
 
     fn public_message(&self) -> String {
         self.to_string()
+    }
+
+    fn fields(&self) -> &[contract::FieldError] {
+        match self {
+            AuthError::InvalidField(f) => std::slice::from_ref(f),
+            _ => &[],
+        }
     }
 
     fn retry_after_secs(&self) -> Option<u64> {

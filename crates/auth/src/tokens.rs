@@ -89,7 +89,7 @@ impl FromStr for Scope {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
             let shown: String = s.chars().take(40).collect();
-            AuthError::InvalidInput(format!("Unknown scope {shown:?}. Known scopes: {}.", Scope::join(&Scope::ALL).replace(' ', ", ")))
+            AuthError::invalid_field("scopes", format!("Unknown scope {shown:?}. Known scopes: {}.", Scope::join(&Scope::ALL).replace(' ', ", ")))
         })
     }
 }
@@ -208,13 +208,13 @@ fn new_token() -> String {
 pub fn validate_name(name: &str) -> Result<&str, AuthError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(AuthError::InvalidInput("Give the token a name, so you can tell it apart later.".into()));
+        return Err(AuthError::invalid_field("name", "Give the token a name, so you can tell it apart later."));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(AuthError::InvalidInput(format!("Token names are at most {MAX_NAME_CHARS} characters.")));
+        return Err(AuthError::invalid_field("name", format!("Token names are at most {MAX_NAME_CHARS} characters.")));
     }
     if name.chars().any(char::is_control) {
-        return Err(AuthError::InvalidInput("Token names cannot contain control characters.".into()));
+        return Err(AuthError::invalid_field("name", "Token names cannot contain control characters."));
     }
     Ok(name)
 }
@@ -262,17 +262,17 @@ impl ApiTokenStore {
         let name = validate_name(name)?;
         let scopes = normalise(scopes);
         if scopes.is_empty() {
-            return Err(AuthError::InvalidInput("Choose at least one scope.".into()));
+            return Err(AuthError::invalid_field("scopes", "Choose at least one scope."));
         }
         if expires_at.is_some_and(|t| t <= now) {
-            return Err(AuthError::InvalidInput("Choose an expiry time in the future.".into()));
+            return Err(AuthError::invalid_field("expires_at", "Choose an expiry time in the future."));
         }
         let latest = now + self.max_lifetime_secs;
         if expires_at.is_some_and(|t| t > latest) {
-            return Err(AuthError::InvalidInput(format!(
-                "Tokens expire within {} days at most: choose an earlier expiry.",
-                self.max_lifetime_days()
-            )));
+            return Err(AuthError::invalid_field(
+                "expires_at",
+                format!("Tokens expire within {} days at most: choose an earlier expiry.", self.max_lifetime_days()),
+            ));
         }
         let expires_at = Some(expires_at.unwrap_or(latest));
         let token = new_token();
@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn unknown_scope_is_invalid_input_naming_it() {
         match "admin:all".parse::<Scope>() {
-            Err(AuthError::InvalidInput(m)) => assert!(m.contains("\"admin:all\""), "{m}"),
+            Err(AuthError::InvalidField(f)) => assert!(f.field == "scopes" && f.message.contains("\"admin:all\""), "{f:?}"),
             other => panic!("{other:?}"),
         }
         assert!(Scope::parse_list("webhooks:read, Webhooks:Write").is_err(), "names are case-sensitive");

@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{id_segment, idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem};
+use crate::extract::{ApiJson, ApiJsonOrDefault};
 use crate::AppState;
 
 pub fn operations() -> OpenApiRouter<AppState> {
@@ -103,10 +104,14 @@ pub async fn show(State(state): State<AppState>, caller: Caller, id: Path<String
 #[utoipa::path(patch, path = "/api/v1/webhooks/endpoints/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = EndpointUpdate,
     responses((status = 200, body = Endpoint), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["webhooks:write"])))]
-pub async fn update(State(state): State<AppState>, caller: Caller, id: Path<String>, body: Bytes) -> ApiResult<Json<Endpoint>> {
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    ApiJson(update): ApiJson<EndpointUpdate>,
+) -> ApiResult<Json<Endpoint>> {
     caller.require(Scope::WebhooksWrite)?;
     let id = id_segment(id)?;
-    let update: EndpointUpdate = parse_json(&body)?;
     Ok(Json(state.hooks.update_endpoint(caller.owner(), &id, update).await?))
 }
 
@@ -136,10 +141,14 @@ pub struct RotateRequest {
     responses((status = 200, body = RotatedSecret), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["webhooks:write"]), ("session" = [])))]
-pub async fn rotate(State(state): State<AppState>, caller: Caller, id: Path<String>, body: Bytes) -> ApiResult<Json<RotatedSecret>> {
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    ApiJsonOrDefault(req): ApiJsonOrDefault<RotateRequest>,
+) -> ApiResult<Json<RotatedSecret>> {
     caller.require(Scope::WebhooksWrite)?;
     let id = id_segment(id)?;
-    let req: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) { RotateRequest::default() } else { parse_json(&body)? };
     if matches!(caller.via, super::Via::Session) {
         // Someone else's or an unknown endpoint is a 404 before any password is checked.
         state.hooks.get_endpoint(caller.owner(), &id).await?;
@@ -239,11 +248,10 @@ pub async fn replay(
     State(state): State<AppState>,
     caller: Caller,
     id: Path<String>,
-    body: Bytes,
+    ApiJsonOrDefault(req): ApiJsonOrDefault<ReplayRequest>,
 ) -> ApiResult<(StatusCode, Json<Vec<DeliveryRecord>>)> {
     caller.require(Scope::WebhooksWrite)?;
     let id = id_segment(id)?;
-    let req: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) { ReplayRequest::default() } else { parse_json(&body)? };
     Ok((StatusCode::ACCEPTED, Json(state.hooks.replay(caller.owner(), &id, req.endpoint_id.as_deref()).await?)))
 }
 

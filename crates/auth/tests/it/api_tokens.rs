@@ -125,7 +125,7 @@ async fn tokens_expire() {
         // Listed, so the page can show it as expired.
         assert_eq!(f.tokens.list(f.alice.id).await.unwrap()[0].expires_at, Some(NOW + 86_400));
         let past = f.tokens.create_at(f.alice.id, "already over", &[Scope::WorkflowsRead], Some(NOW), NOW).await;
-        assert!(matches!(past, Err(AuthError::InvalidInput(_))), "{past:?}");
+        assert!(matches!(&past, Err(AuthError::InvalidField(f)) if f.field == "expires_at"), "{past:?}");
     }
 }
 
@@ -153,9 +153,14 @@ async fn last_used_is_written_at_most_once_a_minute() {
 async fn names_scopes_and_the_number_of_active_tokens_are_limited() {
     for f in fixtures().await {
         let s = &[Scope::WebhooksRead];
-        assert!(matches!(f.tokens.create(f.alice.id, &"n".repeat(101), s, None).await, Err(AuthError::InvalidInput(_))));
-        assert!(matches!(f.tokens.create(f.alice.id, "   ", s, None).await, Err(AuthError::InvalidInput(_))));
-        assert!(matches!(f.tokens.create(f.alice.id, "no scopes", &[], None).await, Err(AuthError::InvalidInput(_))));
+        // Each refusal names the input it is about, so a form puts it under that input.
+        let field = |r: Result<_, AuthError>| match r {
+            Err(AuthError::InvalidField(f)) => f.field,
+            other => panic!("expected a field error, got {other:?}"),
+        };
+        assert_eq!(field(f.tokens.create(f.alice.id, &"n".repeat(101), s, None).await), "name");
+        assert_eq!(field(f.tokens.create(f.alice.id, "   ", s, None).await), "name");
+        assert_eq!(field(f.tokens.create(f.alice.id, "no scopes", &[], None).await), "scopes");
         let (first, _) = f.tokens.create_at(f.alice.id, &"é".repeat(100), s, None, NOW).await.unwrap();
         // One that has expired does not count towards the limit.
         f.tokens.create_at(f.alice.id, "soon gone", s, Some(NOW + 5), NOW).await.unwrap();

@@ -31,7 +31,7 @@ async fn every_token_expires_and_a_longer_lifetime_is_refused() {
         let short = ApiTokenStore::new(pool.clone()).with_max_lifetime_days(30);
         short.create_at(user.id, "thirty days", &[Scope::WebhooksRead], Some(NOW + 30 * DAY), NOW).await.unwrap();
         match short.create_at(user.id, "too long", &[Scope::WebhooksRead], Some(NOW + 30 * DAY + 1), NOW).await {
-            Err(AuthError::InvalidInput(m)) => assert!(m.contains("30 days"), "{m}"),
+            Err(AuthError::InvalidField(f)) => assert!(f.field == "expires_at" && f.message.contains("30 days"), "{f:?}"),
             other => panic!("a longer lifetime is refused, not clamped: {other:?}"),
         }
     }
