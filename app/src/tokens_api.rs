@@ -26,13 +26,11 @@ pub struct TokenRow {
     pub expired: bool,
 }
 
-/// The answer to a create: the token (shown once), or what was wrong, field by field.
+/// The answer to a create: the token, shown once. A refusal is a problem naming the form's input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CreatedToken {
     pub name: String,
-    pub token: Option<String>,
-    pub errors: Vec<(String, String)>,
-    pub message: Option<String>,
+    pub token: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -107,17 +105,12 @@ pub async fn create_api_token(
 ) -> Result<CreatedToken, Problem> {
     use secrecy::ExposeSecret;
     let me = ssr::user_id()?;
-    let refuse = |field: &str, message: String| CreatedToken {
-        name: name.clone(),
-        errors: if field.is_empty() { vec![] } else { vec![(field.to_string(), message.clone())] },
-        message: field.is_empty().then_some(message),
-        ..Default::default()
-    };
+    let refuse = |field: &str, message: String| Err(Problem::invalid(field, message));
     let mut parsed = vec![];
     for s in scopes.unwrap_or_default() {
         match s.parse::<auth::Scope>() {
             Ok(scope) => parsed.push(scope),
-            Err(e) => return Ok(refuse("scopes", e.to_string())),
+            Err(e) => return refuse("scopes", e.to_string()),
         }
     }
     let store = ssr::store()?;
@@ -128,16 +121,16 @@ pub async fn create_api_token(
         d => match d.parse::<i64>() {
             Ok(n) if (1..=max_days).contains(&n) => Some(auth::now_unix() + n * 86_400),
             Ok(n) if n > max_days => {
-                return Ok(refuse("expires_days", format!("Tokens expire within {max_days} days at most: choose an earlier expiry.")))
+                return refuse("expires_days", format!("Tokens expire within {max_days} days at most: choose an earlier expiry."))
             }
-            _ => return Ok(refuse("expires_days", format!("Choose an expiry between 1 and {max_days} days."))),
+            _ => return refuse("expires_days", format!("Choose an expiry between 1 and {max_days} days.")),
         },
     };
     if let Err(e) = auth::tokens::validate_name(&name) {
-        return Ok(refuse("name", e.to_string()));
+        return refuse("name", e.to_string());
     }
     if parsed.is_empty() {
-        return Ok(refuse("scopes", "Choose at least one scope.".into()));
+        return refuse("scopes", "Choose at least one scope.".into());
     }
     ssr::confirm_password(me, current_password.unwrap_or_default()).await?;
     match store.create(me, &name, &parsed, expires_at).await {
@@ -149,15 +142,14 @@ pub async fn create_api_token(
                 secret: token.clone(),
                 link: None,
             });
-            Ok(CreatedToken { name: info.name, token: Some(token), ..Default::default() })
+            Ok(CreatedToken { name: info.name, token })
         }
         Err(e) => {
-            let problem = Problem::from(e);
-            match problem.errors.first() {
-                Some(f) => Ok(refuse(ssr::input_of(&f.field), f.message.clone())),
-                None if problem.kind() == contract::Kind::Internal => Err(problem),
-                None => Ok(refuse("", problem.detail)),
+            let mut problem = Problem::from(e);
+            for f in &mut problem.errors {
+                f.field = ssr::input_of(&f.field).to_string();
             }
+            Err(problem)
         }
     }
 }

@@ -1,42 +1,20 @@
-//! The webhooks settings page's server functions and the view types they exchange. Endpoints, their
-//! secrets, deliveries and owner notices are `crates/hooks` (server only); these types mirror what the
-//! pages show, so the browser build does not depend on it. Secrets appear only in the answers to
+//! The webhooks settings page's server functions. Endpoints, their secrets, deliveries and owner
+//! notices are `crates/hooks` (server only); endpoints and notices travel as `contract::webhooks` types,
+//! the ones the REST API answers with too. Secrets appear only in the answers to
 //! [`create_webhook_endpoint`] and [`rotate_webhook_secret`].
 
 use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointView {
-    pub id: String,
-    pub url: String,
-    pub description: String,
-    /// Empty means every event type.
-    pub event_types: Vec<String>,
-    pub enabled: bool,
-    pub disabled_reason: Option<String>,
-    /// Messages dead-lettered in a row since the last success.
-    pub consecutive_failures: i64,
-    /// While set, the previous secret still signs beside the new one.
-    pub previous_secret_until_ms: Option<i64>,
-    pub created_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NoticeView {
-    pub id: i64,
-    pub kind: String,
-    pub endpoint_id: Option<String>,
-    pub message: String,
-    pub created_ms: i64,
-}
+/// Endpoints and notices as every client sees them (the REST API answers with the same types).
+pub use contract::webhooks::{Endpoint, OwnerNotice};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhooksDashboard {
-    pub endpoints: Vec<EndpointView>,
+    pub endpoints: Vec<Endpoint>,
     /// Unread notices (an endpoint disabled after failing repeatedly).
-    pub notices: Vec<NoticeView>,
+    pub notices: Vec<OwnerNotice>,
     /// (name, description) of every event type an endpoint can subscribe to.
     pub event_types: Vec<(String, String)>,
 }
@@ -57,18 +35,17 @@ pub struct AttemptView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointDetail {
-    pub endpoint: EndpointView,
+    pub endpoint: Endpoint,
     pub attempts: Vec<AttemptView>,
 }
 
-/// The answer to "Add endpoint": the new endpoint's secret (shown once), or what was wrong.
+/// The answer to "Add endpoint": the new endpoint's secret, shown once. A refusal is a problem naming
+/// the form's inputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CreatedEndpointView {
-    pub endpoint_id: Option<String>,
+    pub endpoint_id: String,
     pub url: String,
-    pub secret: Option<String>,
-    pub errors: Vec<(String, String)>,
-    pub message: Option<String>,
+    pub secret: String,
 }
 
 /// The answer to "Rotate secret": the new secret, shown once.
@@ -92,20 +69,6 @@ pub mod ssr {
     /// Endpoints belong to the username (as in the REST API).
     pub fn owner() -> Result<String, Problem> {
         crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
-    }
-
-    pub fn view_of(e: hooks::Endpoint) -> EndpointView {
-        EndpointView {
-            id: e.id,
-            url: e.url,
-            description: e.description,
-            event_types: e.event_types,
-            enabled: e.enabled,
-            disabled_reason: e.disabled_reason,
-            consecutive_failures: e.consecutive_failures,
-            previous_secret_until_ms: e.previous_secret_until_ms,
-            created_ms: e.created_ms,
-        }
     }
 
     /// Field errors keyed by form field: `event_types[2]` belongs under the event types.
@@ -139,13 +102,8 @@ pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, Problem> {
     let endpoints = hooks.list_endpoints(&me, hooks::PageRequest::first(100)).await.map_err(Problem::from)?;
     let notices = hooks.notices(&me, hooks::PageRequest::first(20)).await.map_err(Problem::from)?;
     Ok(Some(WebhooksDashboard {
-        endpoints: endpoints.items.into_iter().map(view_of).collect(),
-        notices: notices
-            .items
-            .into_iter()
-            .filter(|n| !n.read)
-            .map(|n| NoticeView { id: n.id, kind: n.kind, endpoint_id: n.endpoint_id, message: n.message, created_ms: n.created_ms })
-            .collect(),
+        endpoints: endpoints.items,
+        notices: notices.items.into_iter().filter(|n| !n.read).collect(),
         event_types: hooks::events::CATALOGUE.iter().map(|e| (e.name.to_string(), e.description.to_string())).collect(),
     }))
 }
@@ -159,7 +117,7 @@ pub async fn create_webhook_endpoint(
     event_types: Option<Vec<String>>,
 ) -> Result<CreatedEndpointView, Problem> {
     let me = ssr::owner()?;
-    let new = hooks::NewEndpoint { url: url.clone(), description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default() };
+    let new = hooks::NewEndpoint { url, description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default() };
     match ssr::hooks()?.create_endpoint(&me, new).await {
         Ok(created) => {
             crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {
@@ -168,32 +126,24 @@ pub async fn create_webhook_endpoint(
                 secret: created.secret.clone(),
                 link: Some(format!("/settings/webhooks/{}", created.endpoint.id)),
             });
-            Ok(CreatedEndpointView {
-                endpoint_id: Some(created.endpoint.id.clone()),
-                url: created.endpoint.url,
-                secret: Some(created.secret),
-                ..Default::default()
-            })
+            Ok(CreatedEndpointView { endpoint_id: created.endpoint.id, url: created.endpoint.url, secret: created.secret })
         }
         Err(e) => {
+            // Each message goes under its input (`event_types[2]` under the event types), and the
+            // detail says them all with the inputs' labels, for the alert.
             let errors = ssr::form_errors(&e);
-            // A plain form post is redirected back to the page and the answer is lost on the way; an
-            // error travels in the redirect's URL (Leptos's own no-JavaScript path), so say it there.
-            if crate::shown_once::ssr::is_plain_form_post() {
-                let label = |f: &str| match f {
-                    "url" => "URL".to_string(),
-                    "event_types" => "Event types".to_string(),
-                    other => other.replace('_', " "),
-                };
-                let said = errors.iter().map(|(f, m)| format!("{}: {m}", label(f))).collect::<Vec<_>>().join(" ");
-                let mut problem = Problem::from(e);
-                if !said.is_empty() {
-                    problem.detail = said;
-                }
-                return Err(problem);
+            let label = |f: &str| match f {
+                "url" => "URL".to_string(),
+                "event_types" => "Event types".to_string(),
+                other => other.replace('_', " "),
+            };
+            let said = errors.iter().map(|(f, m)| format!("{}: {m}", label(f))).collect::<Vec<_>>().join(" ");
+            let mut problem = Problem::from(e);
+            problem.errors = errors.into_iter().map(|(f, m)| contract::FieldError::new(f, m)).collect();
+            if !said.is_empty() {
+                problem.detail = said;
             }
-            let message = errors.is_empty().then(|| e.to_string());
-            Ok(CreatedEndpointView { url, errors, message, ..Default::default() })
+            Err(problem)
         }
     }
 }
@@ -228,7 +178,7 @@ pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail
                 error: a.error,
             })
             .collect(),
-        endpoint: ssr::view_of(endpoint),
+        endpoint,
     }))
 }
 

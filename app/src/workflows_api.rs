@@ -95,15 +95,6 @@ pub fn is_active(status: &str) -> bool {
     matches!(status, "running" | "waiting" | "compensating")
 }
 
-/// A refused start or save: each problem with its field path (`steps[0].retry.max_attempts`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct FormOutcome {
-    /// What was created (a run id, or a definition's name and version).
-    pub done: Option<String>,
-    pub errors: Vec<(String, String)>,
-    pub message: Option<String>,
-}
-
 pub const OUTPUT_SHOWN_CHARS: usize = 600;
 pub const RUNS_SHOWN: u32 = 50;
 
@@ -118,12 +109,6 @@ pub mod ssr {
     /// Workflows belong to the username (as in the REST API).
     pub fn owner() -> Result<String, Problem> {
         crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
-    }
-
-    pub fn refusal(e: flows::FlowsError) -> FormOutcome {
-        let errors: Vec<(String, String)> = e.field_errors().iter().map(|fe| (fe.field.clone(), fe.message.clone())).collect();
-        let message = errors.is_empty().then(|| e.to_string());
-        FormOutcome { done: None, errors, message }
     }
 
     pub fn step_name(run: &flows::RunRecord, steps: &[String]) -> Option<String> {
@@ -185,42 +170,36 @@ pub async fn workflows_overview() -> Result<Option<WorkflowsDashboard>, Problem>
     Ok(Some(WorkflowsDashboard { definitions, runs }))
 }
 
-/// Stores a definition from the editor: a new one when `id` is empty, else a new version of `id`.
-/// Nothing is stored unless all of it validates; the problems come back by field path.
+/// Stores a definition from the editor (a new one when `id` is empty, else a new version of `id`) and
+/// answers "name vN". Nothing is stored unless all of it validates: a 422 problem lists every refused
+/// field by its path in the definition.
 #[server]
-pub async fn save_workflow(id: String, format: String, source: String) -> Result<FormOutcome, Problem> {
+pub async fn save_workflow(id: String, format: String, source: String) -> Result<String, Problem> {
     let me = ssr::owner()?;
     let engine = ssr::engine()?;
-    let format = match flows::Format::parse(&format) {
-        Ok(f) => f,
-        Err(e) => return Ok(ssr::refusal(e)),
-    };
+    let format = flows::Format::parse(&format)?;
     if source.trim().is_empty() {
-        return Ok(FormOutcome { errors: vec![("source".into(), "Write a workflow definition first.".into())], ..Default::default() });
+        return Err(Problem::invalid("source", "Write a workflow definition first."));
     }
     let saved = match id.trim() {
         "" => engine.store().create_definition(&me, &source, format).await,
         id => match id.parse::<i64>() {
             Ok(n) => engine.store().update_definition(&me, n, &source, format).await,
-            Err(_) => return Ok(FormOutcome { message: Some("No such workflow.".into()), ..Default::default() }),
+            Err(_) => return Err(Problem::not_found("No such workflow.")),
         },
     };
-    match saved {
-        Ok(d) => Ok(FormOutcome { done: Some(format!("{} v{}", d.name, d.version)), ..Default::default() }),
-        Err(e) => Ok(ssr::refusal(e)),
-    }
+    let d = saved?;
+    Ok(format!("{} v{}", d.name, d.version))
 }
 
-/// Starts a run of a definition with the JSON typed in the form, then opens the run's page.
+/// Starts a run of a definition with the JSON typed in the form, then opens the run's page (answers
+/// the run's id). A refused input is a 422 problem about `input`.
 #[server]
-pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<FormOutcome, Problem> {
+pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<String, Problem> {
     let me = ssr::owner()?;
     let input: serde_json::Value = match input.trim() {
         "" => serde_json::json!({}),
-        text => match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => return Ok(FormOutcome { errors: vec![("input".into(), format!("Not valid JSON: {e}."))], ..Default::default() }),
-        },
+        text => serde_json::from_str(text).map_err(|e| Problem::invalid("input", format!("Not valid JSON: {e}.")))?,
     };
     // A signed-in page may do everything its user may.
     let new =
@@ -228,17 +207,17 @@ pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<For
     match ssr::engine()?.start_run(&me, new).await {
         Ok(run_id) => {
             leptos_axum::redirect(&format!("/workflows/runs/{run_id}"));
-            Ok(FormOutcome { done: Some(run_id), ..Default::default() })
+            Ok(run_id)
         }
         Err(e) => {
             // The input's own keys (`input.email`) belong under the input box.
-            let mut out = ssr::refusal(e);
-            for (field, _) in out.errors.iter_mut() {
-                if field.starts_with("input") {
-                    *field = "input".into();
+            let mut problem = Problem::from(e);
+            for f in &mut problem.errors {
+                if f.field.starts_with("input") {
+                    f.field = "input".into();
                 }
             }
-            Ok(out)
+            Err(problem)
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Live updates for the notifications dashboard: `GET /notifications/runs/{id}/events` streams the run's
-//! [`app::notify_api::RunView`] as server-sent events, twice a second while it runs, then once more
+//! [`contract::notifications::RunView`] as server-sent events, twice a second while it runs, then once more
 //! with its final state, and ends. Only the run's owner may follow it, and only while the session that
 //! opened the stream stands: a logout, revocation, password change or expiry, on any instance, ends the
 //! stream within [`crate::web_session::SESSION_CHECK_INTERVAL`] (plus one registry query).
@@ -21,7 +21,7 @@ const INTERVAL: Duration = Duration::from_millis(500);
 
 pub async fn run_events(State(state): State<AppState>, Me(me): Me, Path(id): Path<i64>) -> Response {
     let service = state.notify.clone();
-    let first = match app::notify_api::ssr::run_for(&service, &me.username, id).await {
+    let first = match service.run_view(&me.username, id).await {
         Ok(Some(view)) => view,
         Ok(None) => return Problem::not_found("No such run.").into_response(),
         Err(e) => return Problem::from(e).into_response(),
@@ -44,7 +44,7 @@ pub async fn run_events(State(state): State<AppState>, Me(me): Me, Path(id): Pat
                 Some(view) => view,
                 None => {
                     tokio::time::sleep(INTERVAL).await;
-                    app::notify_api::ssr::run_for(&service, &owner, id).await.ok()??
+                    service.run_view(&owner, id).await.ok()??
                 }
             };
             let next = view.is_running().then_some(None);

@@ -82,23 +82,24 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
     let start = ServerAction::<StartSimulation>::new();
     let navigate = use_navigate();
     Effect::new(move |_| {
-        if let Some(Ok(outcome)) = start.value().get() {
-            if let Some(id) = outcome.run_id {
-                navigate(&format!("/notifications?run={id}"), Default::default());
-                version.update(|v| *v += 1);
-            }
+        if let Some(Ok(id)) = start.value().get() {
+            navigate(&format!("/notifications?run={id}"), Default::default());
+            version.update(|v| *v += 1);
         }
     });
     let error_for = move |field: &'static str| {
         move || match start.value().get() {
-            Some(Ok(o)) => o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone()),
+            Some(Err(p)) => p.field(field).map(str::to_string),
             _ => None,
         }
     };
+    // A refusal about this form's inputs is shown under them; anything else here.
+    const INPUTS: &[&str] = &["count", "rate", "webhook", "email", "sms", "push", "mix", "failure_percent", "latency_ms", "backend"];
     let general_error = move || match start.value().get() {
-        Some(Ok(o)) => o.message.clone(),
-        Some(Err(e)) => Some(format!("Could not start the simulation: {}", e.shown())),
-        None => None,
+        Some(Err(p)) if !p.errors.iter().any(|f| INPUTS.contains(&f.field.as_str())) => {
+            Some(format!("Could not start the simulation: {}", p.shown()))
+        }
+        _ => None,
     };
     view! {
         <section class="card" aria-labelledby="new-simulation">

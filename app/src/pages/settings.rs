@@ -11,7 +11,7 @@ use crate::shown_once::take_shown_once;
 use crate::time_fmt::{duration_ms, iso, utc, utc_ms};
 use crate::tokens_api::{list_api_tokens, CreateApiToken, RevokeApiToken, TokenRow, EXPIRY_CHOICES, SCOPES};
 use crate::webhooks_api::{
-    webhook_endpoint_detail, webhooks_overview, AttemptView, CreateWebhookEndpoint, DeleteWebhookEndpoint, EndpointDetail, EndpointView,
+    webhook_endpoint_detail, webhooks_overview, AttemptView, CreateWebhookEndpoint, DeleteWebhookEndpoint, Endpoint, EndpointDetail,
     MarkWebhookNoticeRead, ReplayWebhookMessage, RotateWebhookSecret, SendWebhookTest, SetWebhookEnabled, WebhooksDashboard,
 };
 
@@ -122,12 +122,17 @@ pub fn TokensPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeApiToken>::new();
     let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_api_tokens());
     let outcome = move || create.value().get().and_then(|r| r.ok());
-    let error_for =
-        move |field: &'static str| Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())));
+    let error_for = move |field: &'static str| {
+        Signal::derive(move || match create.value().get() {
+            Some(Err(p)) => p.field(field).map(str::to_string),
+            _ => None,
+        })
+    };
+    // A refusal about one of the form's inputs is shown under it; anything else here.
+    const INPUTS: &[&str] = &["name", "scopes", "expires_days"];
     let general = move || match create.value().get() {
-        Some(Ok(o)) => o.message,
-        Some(Err(e)) => Some(format!("Could not create the token: {}", e.shown())),
-        None => None,
+        Some(Err(p)) if !p.errors.iter().any(|f| INPUTS.contains(&f.field.as_str())) => Some(format!("Could not create the token: {}", p.shown())),
+        _ => None,
     };
     view! {
         <Title text="API tokens"/>
@@ -135,7 +140,7 @@ pub fn TokensPage() -> impl IntoView {
         <SettingsTabs current="/settings/tokens"/>
         <p class="muted">"Tokens let scripts and other systems call the API as you: send one as "<code>"Authorization: Bearer ie_…"</code>". "<a href="/api/docs">"API reference"</a></p>
         <StashedSecret kind="token".to_string() testid="new-token"/>
-        {move || outcome().and_then(|o| o.token.map(|t| (o.name, t))).map(|(name, token)| view! {
+        {move || outcome().map(|o| (o.name, o.token)).map(|(name, token)| view! {
             <SecretOnce title=format!("Token “{name}” created") secret=token testid="new-token" on_done=move || create.value().set(None)/>
         })}
         <section class="card" aria-labelledby="tokens-heading">
@@ -269,12 +274,15 @@ fn WebhooksView(
 ) -> impl IntoView {
     let WebhooksDashboard { endpoints, notices, event_types } = overview;
     let outcome = move || create.value().get().and_then(|r| r.ok());
-    let error_for =
-        move |field: &'static str| Signal::derive(move || outcome().and_then(|o| o.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())));
+    let error_for = move |field: &'static str| {
+        Signal::derive(move || match create.value().get() {
+            Some(Err(p)) => p.field(field).map(str::to_string),
+            _ => None,
+        })
+    };
     let general = move || match create.value().get() {
-        Some(Ok(o)) => o.message,
-        Some(Err(e)) => Some(format!("Could not add the endpoint: {}", e.shown())),
-        None => None,
+        Some(Err(p)) => Some(format!("Could not add the endpoint: {}", p.shown())),
+        _ => None,
     };
     view! {
         {notices.into_iter().map(|n| view! {
@@ -286,7 +294,7 @@ fn WebhooksView(
                 </ActionForm>
             </section>
         }).collect_view()}
-        {move || outcome().and_then(|o| o.secret.map(|s| (o.endpoint_id.unwrap_or_default(), s))).map(|(id, secret)| view! {
+        {move || outcome().map(|o| (o.endpoint_id, o.secret)).map(|(id, secret)| view! {
             <SecretOnce title=format!("Endpoint {id} added: its signing secret") secret testid="new-secret" on_done=move || create.value().set(None)/>
             <p><a href=format!("/settings/webhooks/{id}") data-testid="open-new-endpoint">"Open the endpoint"</a></p>
         })}
@@ -341,7 +349,7 @@ fn events_summary(types: &[String]) -> String {
 }
 
 #[component]
-fn EnabledBadge(endpoint: EndpointView) -> impl IntoView {
+fn EnabledBadge(endpoint: Endpoint) -> impl IntoView {
     if endpoint.enabled {
         view! { <span class="badge badge-good" data-testid="endpoint-status">"Enabled"</span> }.into_any()
     } else {
@@ -354,7 +362,7 @@ fn EnabledBadge(endpoint: EndpointView) -> impl IntoView {
 }
 
 #[component]
-fn EndpointList(endpoints: Vec<EndpointView>) -> impl IntoView {
+fn EndpointList(endpoints: Vec<Endpoint>) -> impl IntoView {
     if endpoints.is_empty() {
         return view! { <p class="empty" data-testid="no-endpoints">"No endpoints yet. Add one to receive events."</p> }.into_any();
     }

@@ -122,9 +122,8 @@ fn DefinitionItem(definition: DefinitionView, editing: RwSignal<Option<Definitio
     let input_id = format!("input-{}", d.id);
     let err_id = format!("{input_id}-error");
     let error = move || match start.value().get() {
-        Some(Ok(o)) => o.errors.iter().find(|(f, _)| f == "input").map(|(_, m)| m.clone()).or(o.message.clone()),
-        Some(Err(e)) => Some(format!("Could not start the run: {}", e.shown())),
-        None => None,
+        Some(Err(p)) => Some(p.field("input").map(str::to_string).unwrap_or_else(|| format!("Could not start the run: {}", p.shown()))),
+        _ => None,
     };
     let built_in = d.name == ONBOARDING;
     let for_edit = d.clone();
@@ -154,16 +153,16 @@ fn DefinitionItem(definition: DefinitionView, editing: RwSignal<Option<Definitio
 
 #[component]
 fn Editor(editing: RwSignal<Option<DefinitionView>>, save: ServerAction<SaveWorkflow>) -> impl IntoView {
+    // Every refused field by its path in the definition; a refusal about no field is said once.
     let errors = move || match save.value().get() {
-        Some(Ok(o)) => o.errors.clone(),
+        Some(Err(p)) => p.errors.into_iter().map(|f| (f.field, f.message)).collect(),
         _ => vec![],
     };
     let message = move || match save.value().get() {
-        Some(Ok(o)) => o.message.clone(),
-        Some(Err(e)) => Some(format!("Could not save: {}", e.shown())),
-        None => None,
+        Some(Err(p)) if p.errors.is_empty() => Some(format!("Could not save: {}", p.shown())),
+        _ => None,
     };
-    let saved = move || save.value().get().and_then(|r| r.ok()).and_then(|o| o.done).map(|d| format!("Saved {d}."));
+    let saved = move || save.value().get().and_then(|r| r.ok()).map(|d| format!("Saved {d}."));
     view! {
         <section class="card" aria-labelledby="editor-heading">
             <h2 id="editor-heading">{move || editing.with(|e| match e {

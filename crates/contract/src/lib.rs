@@ -12,6 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod notifications;
+pub mod webhooks;
+
 /// One refused input, by its name in the request: a form input's `name`, or a path in a JSON body
 /// (`steps[2].retry.max_attempts`). Pages put the message under the input of that name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

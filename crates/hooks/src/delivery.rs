@@ -108,17 +108,8 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
-/// Something the owner should be told about, shown in the UI until read.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct OwnerNotice {
-    pub id: i64,
-    pub kind: String,
-    pub endpoint_id: Option<String>,
-    pub message: String,
-    pub created_ms: i64,
-    pub read: bool,
-}
+/// Something the owner should be told about: the type every client reads (`contract::webhooks`).
+pub use contract::webhooks::OwnerNotice;
 
 fn outcome_name(o: AttemptOutcome) -> &'static str {
     match o {

@@ -13,25 +13,8 @@ use notify::signature::SigningKey;
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
-/// An endpoint as its owner sees it (never with its secret).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Endpoint {
-    pub id: String,
-    pub url: String,
-    pub description: String,
-    /// Subscribed event types; empty means all.
-    pub event_types: Vec<String>,
-    pub enabled: bool,
-    /// Why it was disabled (automatically or by its owner).
-    pub disabled_reason: Option<String>,
-    /// Messages dead-lettered in a row since the last success.
-    pub consecutive_failures: i64,
-    /// Until when the previous secret still signs (a rotation overlap in progress), unix ms.
-    pub previous_secret_until_ms: Option<i64>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
+/// An endpoint as its owner sees it: the type every client reads (`contract::webhooks`).
+pub use contract::webhooks::Endpoint;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -101,13 +84,6 @@ pub(crate) fn endpoint_from_row(r: &AnyRow, now: i64) -> Result<(i64, Endpoint),
             updated_ms: r.try_get("updated_ms")?,
         },
     ))
-}
-
-impl Endpoint {
-    /// Does this endpoint want events of this type?
-    pub fn subscribes_to(&self, event_type: &str) -> bool {
-        self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type)
-    }
 }
 
 /// The rules for an endpoint description (creation and update): at most [`MAX_DESCRIPTION_CHARS`]

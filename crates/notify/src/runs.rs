@@ -298,3 +298,103 @@ pub(crate) async fn produce<Q: Queue>(
     }
     Ok(produced)
 }
+
+// ---------------------------------------------------------------------------------------------------
+// What clients see (`contract::notifications`)
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate_words(rate: Rate) -> String {
+    match rate {
+        Rate::Max => "as fast as possible".into(),
+        Rate::PerHour(n) if n % 1_000_000 == 0 => format!("{}M / hour", n / 1_000_000),
+        Rate::PerHour(n) if n % 1_000 == 0 => format!("{}k / hour", n / 1_000),
+        Rate::PerHour(n) => format!("{} / hour", thousands(n)),
+    }
+}
+
+impl SimParams {
+    /// The parameters in words: "10,000 at 1M / hour · webhook, email ×2 · embedded".
+    pub fn summary(&self) -> String {
+        let channels: Vec<String> = crate::Channel::ALL
+            .iter()
+            .filter(|c| self.mix.weight(**c) > 0)
+            .map(|c| if self.mix.weight(*c) == 1 { c.as_str().to_string() } else { format!("{} ×{}", c.as_str(), self.mix.weight(*c)) })
+            .collect();
+        let mut s = format!("{} at {} · {} · {}", thousands(self.count), rate_words(self.rate), channels.join(", "), self.backend.as_str());
+        if self.failure_rate > 0.0 {
+            s += &format!(" · {}% failures", (self.failure_rate * 100.0).round());
+        }
+        if self.latency_ms > 0 {
+            s += &format!(" · +{} ms", self.latency_ms);
+        }
+        s
+    }
+}
+
+impl From<RunSnapshot> for contract::notifications::RunView {
+    fn from(s: RunSnapshot) -> Self {
+        let target_per_sec = match s.params.rate {
+            Rate::PerHour(n) => Some(n as f64 / 3600.0),
+            Rate::Max => None,
+        };
+        contract::notifications::RunView {
+            id: s.id,
+            status: s.status.as_str().to_string(),
+            summary: s.params.summary(),
+            count: s.params.count,
+            produced: s.produced,
+            delivered: s.delivered,
+            failed_attempts: s.failed_attempts,
+            retried: s.retried,
+            dead_lettered: s.dead_lettered,
+            cancelled: s.cancelled,
+            backlog: s.backlog,
+            end_to_end_ms: [s.end_to_end_ms.p50, s.end_to_end_ms.p95, s.end_to_end_ms.p99],
+            attempt_ms: [s.latency_ms.p50, s.latency_ms.p95, s.latency_ms.p99],
+            throughput: s.throughput,
+            target_per_sec,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+        }
+    }
+}
+
+impl From<RunSummary> for contract::notifications::RunRow {
+    fn from(r: RunSummary) -> Self {
+        contract::notifications::RunRow {
+            id: r.id,
+            status: r.status.as_str().to_string(),
+            summary: r.params.summary(),
+            count: r.params.count,
+            delivered: r.delivered,
+            dead_lettered: r.dead_lettered,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+impl From<crate::DeadLetter> for contract::notifications::DeadLetterView {
+    fn from(d: crate::DeadLetter) -> Self {
+        contract::notifications::DeadLetterView {
+            id: d.id.to_string(),
+            run: d.run,
+            channel: d.channel.as_str().to_string(),
+            recipient: d.recipient,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            dead_at_ms: d.dead_at_ms,
+        }
+    }
+}

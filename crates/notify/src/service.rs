@@ -526,6 +526,15 @@ impl NotifyService {
             .collect())
     }
 
+    /// `owner`'s run `id` as clients see it (the dashboard, its live stream, the REST API); `None` when
+    /// there is no such run of theirs (someone else's is not found either).
+    pub async fn run_view(&self, owner: &str, id: RunId) -> Result<Option<contract::notifications::RunView>, NotifyError> {
+        if self.run_owner(id).await?.as_deref() != Some(owner) {
+            return Ok(None);
+        }
+        Ok(self.run_snapshot(id).await?.map(Into::into))
+    }
+
     /// The owner of a run, if it exists (for access checks before [`run_snapshot`](Self::run_snapshot)).
     pub async fn run_owner(&self, id: RunId) -> Result<Option<String>, NotifyError> {
         Ok(self.inner.embedded.get_run(id).await?.map(|r| r.owner))

@@ -1,12 +1,12 @@
 //! Notification runs (the load simulator) and single notifications, over the API.
 
-use app::notify_api::{RunRow, RunView};
 use auth::tokens::Scope;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contract::notifications::{RunRow, RunView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -60,9 +60,7 @@ fn run_id(raw: &str) -> ApiResult<i64> {
 }
 
 async fn view(state: &AppState, caller: &Caller, id: i64) -> ApiResult<RunView> {
-    app::notify_api::ssr::run_for(&state.notify, caller.owner(), id)
-        .await?
-        .ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such run."))
+    state.notify.run_view(caller.owner(), id).await?.ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such run."))
 }
 
 /// Start a simulation run. Per-user quotas (`APP_NOTIFY__QUOTAS__*`): at most `notifications_per_run`
@@ -103,7 +101,7 @@ pub async fn start(State(state): State<AppState>, caller: Caller, headers: Heade
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<RunList>> {
     caller.require(Scope::NotificationsRead)?;
     let runs = state.notify.list_runs(caller.owner()).await?;
-    Ok(Json(RunList { items: runs.into_iter().map(app::notify_api::ssr::row_of).collect(), next_cursor: None }))
+    Ok(Json(RunList { items: runs.into_iter().map(Into::into).collect(), next_cursor: None }))
 }
 
 /// One run, live: counters, latency percentiles, throughput.
