@@ -59,3 +59,21 @@ async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem>
         Problem::new(kind, kind.code(), format!("The request body could not be read: {}", r.body_text()))
     })
 }
+
+/// The one path parameter of a route, parsed as the id it must be (`contract::ids`): anything else is
+/// the id's own 404 problem, before the handler runs.
+pub struct IdPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for IdPath<T>
+where
+    T: std::str::FromStr<Err = Problem> + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| Problem::not_found("Not found."))?;
+        raw.parse().map(IdPath)
+    }
+}

@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod ids;
 pub mod notifications;
 pub mod webhooks;
 

@@ -15,7 +15,7 @@ pub mod workflows;
 
 use auth::sessions::SignedIn;
 use auth::tokens::Scope;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::get;
@@ -203,14 +203,6 @@ impl PageQuery {
             Some(_) => Err(ApiError::invalid("limit", "must be from 1 to 100")),
         }
     }
-}
-
-/// Path segments are ids we made; anything long or odd is simply not found.
-pub fn id_segment(Path(id): Path<String>) -> ApiResult<String> {
-    if id.is_empty() || id.len() > 100 || id.chars().any(|c| c.is_control()) {
-        return Err(Problem::not_found("Not found."));
-    }
-    Ok(id)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -1,11 +1,13 @@
 //! Notification runs (the load simulator) and single notifications, over the API.
 
+use crate::extract::IdPath;
 use auth::tokens::Scope;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contract::ids::NotificationRunId;
 use contract::notifications::{RunRow, RunView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -53,10 +55,6 @@ pub struct RunList {
     pub items: Vec<RunRow>,
     /// Always null: the newest 100 runs are listed at once.
     pub next_cursor: Option<String>,
-}
-
-fn run_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such run."))
 }
 
 async fn view(state: &AppState, caller: &Caller, id: i64) -> ApiResult<RunView> {
@@ -108,18 +106,18 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "notifications", params(("id" = i64, Path)),
     responses((status = 200, body = RunView), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["notifications:read"])))]
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<RunView>> {
+pub async fn show(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<NotificationRunId>) -> ApiResult<Json<RunView>> {
     caller.require(Scope::NotificationsRead)?;
-    Ok(Json(view(&state, &caller, run_id(&id)?).await?))
+    Ok(Json(view(&state, &caller, id.get()).await?))
 }
 
 /// Stop producing; what is queued is dropped.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "notifications", params(("id" = i64, Path)),
     responses((status = 200, body = RunView), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["notifications:write"])))]
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<RunView>> {
+pub async fn cancel(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<NotificationRunId>) -> ApiResult<Json<RunView>> {
     caller.require(Scope::NotificationsWrite)?;
-    let id = run_id(&id)?;
+    let id = id.get();
     view(&state, &caller, id).await?; // someone else's run is not found
     state.notify.cancel_run(caller.owner(), id).await?;
     Ok(Json(view(&state, &caller, id).await?))

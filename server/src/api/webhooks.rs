@@ -3,7 +3,7 @@
 
 use auth::tokens::Scope;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,9 +16,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{id_segment, idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem};
-use crate::extract::{ApiJson, ApiJsonOrDefault};
+use super::{idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem};
+use crate::extract::{ApiJson, ApiJsonOrDefault, IdPath};
 use crate::AppState;
+use contract::ids::{EndpointId, MessageId};
 
 pub fn operations() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -95,9 +96,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): Ap
 #[utoipa::path(get, path = "/api/v1/webhooks/endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Endpoint), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["webhooks:read"])))]
-pub async fn show(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<Endpoint>> {
+pub async fn show(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<EndpointId>) -> ApiResult<Json<Endpoint>> {
     caller.require(Scope::WebhooksRead)?;
-    Ok(Json(state.hooks.get_endpoint(caller.owner(), &id_segment(id)?).await?))
+    Ok(Json(state.hooks.get_endpoint(caller.owner(), &id).await?))
 }
 
 /// Change the URL, description or event types (absent fields stay as they are).
@@ -107,20 +108,19 @@ pub async fn show(State(state): State<AppState>, caller: Caller, id: Path<String
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    id: Path<String>,
+    IdPath(id): IdPath<EndpointId>,
     ApiJson(update): ApiJson<EndpointUpdate>,
 ) -> ApiResult<Json<Endpoint>> {
     caller.require(Scope::WebhooksWrite)?;
-    let id = id_segment(id)?;
     Ok(Json(state.hooks.update_endpoint(caller.owner(), &id, update).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/webhooks/endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["webhooks:write"])))]
-pub async fn remove(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<EndpointId>) -> ApiResult<StatusCode> {
     caller.require(Scope::WebhooksWrite)?;
-    state.hooks.delete_endpoint(caller.owner(), &id_segment(id)?).await?;
+    state.hooks.delete_endpoint(caller.owner(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -144,11 +144,10 @@ pub struct RotateRequest {
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
-    id: Path<String>,
+    IdPath(id): IdPath<EndpointId>,
     ApiJsonOrDefault(req): ApiJsonOrDefault<RotateRequest>,
 ) -> ApiResult<Json<RotatedSecret>> {
     caller.require(Scope::WebhooksWrite)?;
-    let id = id_segment(id)?;
     if matches!(caller.via, super::Via::Session) {
         // Someone else's or an unknown endpoint is a 404 before any password is checked.
         state.hooks.get_endpoint(caller.owner(), &id).await?;
@@ -159,24 +158,24 @@ pub async fn rotate(
 
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/enable", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Endpoint)), security(("bearer" = ["webhooks:write"])))]
-pub async fn enable(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<Endpoint>> {
+pub async fn enable(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<EndpointId>) -> ApiResult<Json<Endpoint>> {
     caller.require(Scope::WebhooksWrite)?;
-    Ok(Json(state.hooks.set_enabled(caller.owner(), &id_segment(id)?, true).await?))
+    Ok(Json(state.hooks.set_enabled(caller.owner(), &id, true).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/disable", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Endpoint)), security(("bearer" = ["webhooks:write"])))]
-pub async fn disable(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<Endpoint>> {
+pub async fn disable(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<EndpointId>) -> ApiResult<Json<Endpoint>> {
     caller.require(Scope::WebhooksWrite)?;
-    Ok(Json(state.hooks.set_enabled(caller.owner(), &id_segment(id)?, false).await?))
+    Ok(Json(state.hooks.set_enabled(caller.owner(), &id, false).await?))
 }
 
 /// Send a `test.ping` event to this endpoint only.
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/test", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 202, body = Message)), security(("bearer" = ["webhooks:write"])))]
-pub async fn send_test(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<(StatusCode, Json<Message>)> {
+pub async fn send_test(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<EndpointId>) -> ApiResult<(StatusCode, Json<Message>)> {
     caller.require(Scope::WebhooksWrite)?;
-    Ok((StatusCode::ACCEPTED, Json(state.hooks.send_test(caller.owner(), &id_segment(id)?).await?)))
+    Ok((StatusCode::ACCEPTED, Json(state.hooks.send_test(caller.owner(), &id).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -191,11 +190,11 @@ pub struct AttemptPage {
 pub async fn endpoint_attempts(
     State(state): State<AppState>,
     caller: Caller,
-    id: Path<String>,
+    IdPath(id): IdPath<EndpointId>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
     caller.require(Scope::WebhooksRead)?;
-    Ok(Json(state.hooks.endpoint_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
+    Ok(Json(state.hooks.endpoint_attempts(caller.owner(), &id, page(&q)?).await?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -216,9 +215,9 @@ pub async fn messages(State(state): State<AppState>, caller: Caller, ApiQuery(q)
 #[utoipa::path(get, path = "/api/v1/webhooks/messages/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = MessageDetail), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["webhooks:read"])))]
-pub async fn message(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<MessageDetail>> {
+pub async fn message(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<MessageId>) -> ApiResult<Json<MessageDetail>> {
     caller.require(Scope::WebhooksRead)?;
-    Ok(Json(state.hooks.get_message(caller.owner(), &id_segment(id)?).await?))
+    Ok(Json(state.hooks.get_message(caller.owner(), &id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/messages/{id}/attempts", tag = "webhooks", params(("id" = String, Path), PageQuery),
@@ -226,11 +225,11 @@ pub async fn message(State(state): State<AppState>, caller: Caller, id: Path<Str
 pub async fn message_attempts(
     State(state): State<AppState>,
     caller: Caller,
-    id: Path<String>,
+    IdPath(id): IdPath<MessageId>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<hooks::Page<AttemptRecord>>> {
     caller.require(Scope::WebhooksRead)?;
-    Ok(Json(state.hooks.message_attempts(caller.owner(), &id_segment(id)?, page(&q)?).await?))
+    Ok(Json(state.hooks.message_attempts(caller.owner(), &id, page(&q)?).await?))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -247,11 +246,10 @@ pub struct ReplayRequest {
 pub async fn replay(
     State(state): State<AppState>,
     caller: Caller,
-    id: Path<String>,
+    IdPath(id): IdPath<MessageId>,
     ApiJsonOrDefault(req): ApiJsonOrDefault<ReplayRequest>,
 ) -> ApiResult<(StatusCode, Json<Vec<DeliveryRecord>>)> {
     caller.require(Scope::WebhooksWrite)?;
-    let id = id_segment(id)?;
     Ok((StatusCode::ACCEPTED, Json(state.hooks.replay(caller.owner(), &id, req.endpoint_id.as_deref()).await?)))
 }
 

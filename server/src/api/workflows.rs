@@ -6,7 +6,7 @@
 
 use auth::tokens::Scope;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,8 +16,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{id_segment, idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem, Via};
+use super::{idempotency, parse_json, ApiError, ApiQuery, ApiResult, Caller, PageQuery, Problem, Via};
+use crate::extract::IdPath;
 use crate::AppState;
+use contract::ids::{WorkflowId, WorkflowRunId};
 
 pub fn operations() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -28,14 +30,6 @@ pub fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(run))
         .routes(routes!(retry))
         .routes(routes!(cancel))
-}
-
-fn definition_id(raw: Path<String>) -> ApiResult<i64> {
-    id_segment(raw)?
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such workflow."))
 }
 
 /// The definition text and its format: `application/toml` bodies are TOML, anything else JSON.
@@ -115,9 +109,9 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
 #[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = i64, Path)),
     responses((status = 200, body = DefinitionRecord), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:read"])))]
-pub async fn show(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<DefinitionRecord>> {
+pub async fn show(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<WorkflowId>) -> ApiResult<Json<DefinitionRecord>> {
     caller.require(Scope::WorkflowsRead)?;
-    Ok(Json(state.flows.store().get_definition(caller.owner(), definition_id(id)?).await?))
+    Ok(Json(state.flows.store().get_definition(caller.owner(), id.get()).await?))
 }
 
 /// Replace a definition (its version goes up; running runs keep the version they started with).
@@ -128,12 +122,12 @@ pub async fn show(State(state): State<AppState>, caller: Caller, id: Path<String
 pub async fn replace(
     State(state): State<AppState>,
     caller: Caller,
-    id: Path<String>,
+    IdPath(id): IdPath<WorkflowId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<DefinitionRecord>> {
     caller.require(Scope::WorkflowsWrite)?;
-    let id = definition_id(id)?;
+    let id = id.get();
     let (source, format) = source_of(&headers, &body)?;
     Ok(Json(state.flows.store().update_definition(caller.owner(), id, &source, format).await?))
 }
@@ -141,9 +135,9 @@ pub async fn replace(
 #[utoipa::path(delete, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
-pub async fn remove(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<WorkflowId>) -> ApiResult<StatusCode> {
     caller.require(Scope::WorkflowsWrite)?;
-    state.flows.store().delete_definition(caller.owner(), definition_id(id)?).await?;
+    state.flows.store().delete_definition(caller.owner(), id.get()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -157,14 +151,11 @@ pub use flows::StartRun;
     responses((status = 201, body = RunRecord), (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded: too many active runs", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
-pub async fn start(State(state): State<AppState>, caller: Caller, id: Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn start(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<WorkflowId>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(e) = caller.require(Scope::WorkflowsWrite) {
         return e.into_response();
     }
-    let id = match definition_id(id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
+    let id = id.get();
     let route = format!("POST /api/v1/workflows/{id}/runs");
     idempotency::once(&state, &caller, &headers, &route, &body, || async {
         let req: StartRun = match parse_json(&body) {
@@ -235,9 +226,9 @@ fn detail(t: Timeline) -> RunDetail {
 #[utoipa::path(get, path = "/api/v1/workflow-runs/{id}", tag = "workflows", params(("id" = String, Path)),
     responses((status = 200, body = RunDetail), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:read"])))]
-pub async fn run(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<RunDetail>> {
+pub async fn run(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<WorkflowRunId>) -> ApiResult<Json<RunDetail>> {
     caller.require(Scope::WorkflowsRead)?;
-    Ok(Json(detail(state.flows.timeline(caller.owner(), &id_segment(id)?).await?)))
+    Ok(Json(detail(state.flows.timeline(caller.owner(), &id).await?)))
 }
 
 /// Retry a failed run from its failed step (or resume a failed compensation). The run goes on with the
@@ -246,16 +237,16 @@ pub async fn run(State(state): State<AppState>, caller: Caller, id: Path<String>
     responses((status = 200, body = RunRecord), (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded: too many active runs", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
-pub async fn retry(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<RunRecord>> {
+pub async fn retry(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<WorkflowRunId>) -> ApiResult<Json<RunRecord>> {
     caller.require(Scope::WorkflowsWrite)?;
-    Ok(Json(state.flows.retry_run(caller.owner(), &id_segment(id)?, &started_by(&caller)).await?))
+    Ok(Json(state.flows.retry_run(caller.owner(), &id, &started_by(&caller)).await?))
 }
 
 /// Cancel a run: its completed steps are compensated.
 #[utoipa::path(post, path = "/api/v1/workflow-runs/{id}/cancel", tag = "workflows", params(("id" = String, Path)),
     responses((status = 200, body = RunRecord), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["workflows:write"])))]
-pub async fn cancel(State(state): State<AppState>, caller: Caller, id: Path<String>) -> ApiResult<Json<RunRecord>> {
+pub async fn cancel(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<WorkflowRunId>) -> ApiResult<Json<RunRecord>> {
     caller.require(Scope::WorkflowsWrite)?;
-    Ok(Json(state.flows.cancel_run(caller.owner(), &id_segment(id)?).await?))
+    Ok(Json(state.flows.cancel_run(caller.owner(), &id).await?))
 }
