@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 use crate::error::{FieldError, NotifyError};
-use crate::model::{truncate, Backend, Channel};
+use crate::model::{truncate, Backend, Channel, PerChannel};
 
 pub const MAX_COUNT: u64 = 10_000_000;
 pub const MAX_RATE_PER_HOUR: u64 = 1_000_000_000;
@@ -45,41 +45,19 @@ impl FromStr for Rate {
     }
 }
 
-/// Relative weights per channel; a zero weight leaves the channel out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct ChannelMix {
-    pub webhook: u32,
-    pub email: u32,
-    pub sms: u32,
-    pub push: u32,
-    pub noop: u32,
-}
+/// Relative weights per channel (`{"webhook": 1, "email": 2, …}`); a zero weight leaves the channel
+/// out.
+pub type ChannelMix = PerChannel<u32>;
 
 impl ChannelMix {
     pub fn only(channel: Channel) -> Self {
         let mut m = ChannelMix::default();
-        *m.weight_mut(channel) = 1;
+        *m.get_mut(channel) = 1;
         m
     }
 
     pub fn weight(&self, c: Channel) -> u32 {
-        match c {
-            Channel::Webhook => self.webhook,
-            Channel::Email => self.email,
-            Channel::Sms => self.sms,
-            Channel::Push => self.push,
-            Channel::Noop => self.noop,
-        }
-    }
-
-    fn weight_mut(&mut self, c: Channel) -> &mut u32 {
-        match c {
-            Channel::Webhook => &mut self.webhook,
-            Channel::Email => &mut self.email,
-            Channel::Sms => &mut self.sms,
-            Channel::Push => &mut self.push,
-            Channel::Noop => &mut self.noop,
-        }
+        *self.get(c)
     }
 
     fn total(&self) -> u64 {
@@ -111,7 +89,7 @@ impl FromStr for ChannelMix {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
             match (name.parse::<Channel>(), weight.trim().parse::<u32>()) {
-                (Ok(c), Ok(w)) if w <= MAX_WEIGHT => *mix.weight_mut(c) = w,
+                (Ok(c), Ok(w)) if w <= MAX_WEIGHT => *mix.get_mut(c) = w,
                 (Ok(c), _) => errors.push(FieldError::new(format!("mix.{c}"), format!("weight must be a whole number from 0 to {MAX_WEIGHT}"))),
                 (Err(e), _) => errors.push(FieldError::new(format!("mix.{}", truncate(name, 40)), e)),
             }
@@ -223,7 +201,7 @@ impl SimParams {
                         let mut mix = ChannelMix::default();
                         for (name, w) in o {
                             match (name.parse::<Channel>(), w.as_u64()) {
-                                (Ok(c), Some(w)) if w <= MAX_WEIGHT as u64 => *mix.weight_mut(c) = w as u32,
+                                (Ok(c), Some(w)) if w <= MAX_WEIGHT as u64 => *mix.get_mut(c) = w as u32,
                                 (Ok(c), _) => {
                                     e.push(FieldError::new(format!("mix.{c}"), format!("weight must be a whole number from 0 to {MAX_WEIGHT}")))
                                 }
