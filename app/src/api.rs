@@ -4,28 +4,19 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// One signed-in session as the success page shows it. `handle` is a public name for the session,
-/// never its cookie value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionView {
-    pub handle: String,
-    pub created_at: i64,
-    pub last_seen_at: i64,
-    pub expires_at: i64,
-    pub user_agent: String,
-    pub client_ip: String,
-}
+/// One signed-in session as the success page shows it (the registry's own row type).
+pub use contract::sessions::SessionInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overview {
     pub username: String,
-    pub current: SessionView,
+    pub current: SessionInfo,
     /// When this session ends however active it is.
     pub absolute_expires_at: i64,
     /// When this session ends if it sees no request before then.
     pub idle_expires_at: i64,
     pub idle_timeout_secs: i64,
-    pub others: Vec<SessionView>,
+    pub others: Vec<SessionInfo>,
 }
 
 /// Every server function fails with a [`Problem`] (RFC 9457, the shape of every error a client sees);
@@ -73,16 +64,8 @@ pub async fn session_overview() -> Result<Option<Overview>, Problem> {
     let services = use_context::<PageServices>().ok_or_else(|| Problem::internal("services missing"))?;
     let now = auth::now_unix();
     let rows = services.registry.list_for_user(me.user_id, now).await.map_err(Problem::from)?;
-    let to_view = |r: auth::SessionInfo| SessionView {
-        handle: r.handle,
-        created_at: r.created_at,
-        last_seen_at: r.last_seen_at,
-        expires_at: r.expires_at,
-        user_agent: r.user_agent,
-        client_ip: r.client_ip,
-    };
     let (mine, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.handle == me.handle);
-    let current = mine.into_iter().next().map(to_view).unwrap_or(SessionView {
+    let current = mine.into_iter().next().unwrap_or(SessionInfo {
         handle: me.handle.clone(),
         created_at: me.created_at,
         last_seen_at: me.last_seen_at,
@@ -96,7 +79,7 @@ pub async fn session_overview() -> Result<Option<Overview>, Problem> {
         absolute_expires_at: services.policy.absolute_expiry(me.created_at),
         idle_expires_at: services.policy.expires_at(me.created_at, me.last_seen_at),
         idle_timeout_secs: services.policy.idle_timeout.as_secs() as i64,
-        others: others.into_iter().map(to_view).collect(),
+        others,
     }))
 }
 

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{session_overview, Overview, SessionView};
+use crate::api::{session_overview, Overview, SessionInfo};
 use crate::enhance::{enhanced_submit, FormReply};
 use crate::time_fmt::{iso, utc};
 
@@ -98,7 +98,7 @@ fn SessionDetails(overview: Overview, version: RwSignal<u32>) -> impl IntoView {
 }
 
 #[component]
-fn SessionRow(session: SessionView, pending: RwSignal<bool>, after: impl Fn(FormReply) + Clone + Send + Sync + 'static) -> impl IntoView {
+fn SessionRow(session: SessionInfo, pending: RwSignal<bool>, after: impl Fn(FormReply) + Clone + Send + Sync + 'static) -> impl IntoView {
     let device = device_summary(&session.user_agent);
     let label = format!("End the session on {device}");
     view! {

@@ -70,16 +70,8 @@ pub struct SignedIn {
     pub last_seen_at: i64,
 }
 
-/// A row of the registry as the UI may see it (no store id).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, sqlx::FromRow)]
-pub struct SessionInfo {
-    pub handle: String,
-    pub created_at: i64,
-    pub last_seen_at: i64,
-    pub expires_at: i64,
-    pub user_agent: String,
-    pub client_ip: String,
-}
+/// A row of the registry as the UI may see it (no store id): the type the success page shows.
+pub use contract::sessions::SessionInfo;
 
 pub struct NewSession<'a> {
     pub handle: &'a str,

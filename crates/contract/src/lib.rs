@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ids;
 pub mod notifications;
+pub mod sessions;
 pub mod webhooks;
 
 /// One refused input, by its name in the request: a form input's `name`, or a path in a JSON body
