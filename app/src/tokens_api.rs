@@ -13,16 +13,11 @@ pub const SCOPES: &[&str] = &["notifications:read", "notifications:write", "webh
 /// 365 unless the operator set it lower, which refuses the longer choices with a message).
 pub const EXPIRY_CHOICES: &[(&str, &str)] = &[("7", "in 7 days"), ("30", "in 30 days"), ("90", "in 90 days"), ("365", "in 1 year")];
 
-/// A token as the list shows it: never the secret.
+/// A token as the list shows it (never the secret): the token store's own record, and whether it has
+/// expired by the server's clock (the page must not judge that by the browser's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRow {
-    pub id: i64,
-    pub name: String,
-    pub prefix: String,
-    pub scopes: Vec<String>,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub expires_at: Option<i64>,
+    pub token: contract::tokens::TokenInfo,
     pub expired: bool,
 }
 
@@ -76,20 +71,7 @@ pub async fn list_api_tokens() -> Result<Option<Vec<TokenRow>>, Problem> {
     let Ok(me) = ssr::user_id() else { return Ok(None) };
     let now = auth::now_unix();
     let rows = ssr::store()?.list(me).await.map_err(Problem::from)?;
-    Ok(Some(
-        rows.into_iter()
-            .map(|t| TokenRow {
-                id: t.id,
-                expired: t.expires_at.is_some_and(|e| e <= now),
-                name: t.name,
-                prefix: t.prefix,
-                scopes: t.scopes.iter().map(|s| s.as_str().to_string()).collect(),
-                created_at: t.created_at,
-                last_used_at: t.last_used_at,
-                expires_at: t.expires_at,
-            })
-            .collect(),
-    ))
+    Ok(Some(rows.into_iter().map(|t| TokenRow { expired: t.expires_at.is_some_and(|e| e <= now), token: t }).collect()))
 }
 
 /// Creates a token from the form: a name, ticked scopes (`scopes[i]`), an expiry in days (empty: the

@@ -216,17 +216,17 @@ fn TokenTable(rows: Vec<TokenRow>, revoke: ServerAction<RevokeApiToken>) -> impl
                 <th scope="col">"Last used"</th><th scope="col">"Expires"</th><th scope="col"><span class="visually-hidden">"Action"</span></th>
             </tr></thead>
             <tbody>
-                {rows.into_iter().map(|t| {
+                {rows.into_iter().map(|TokenRow { token: t, expired }| {
                     let label = format!("Revoke {}", t.name);
                     view! {
                         <tr data-testid="token-row">
                             <td data-label="Name">{t.name.clone()}</td>
                             <td data-label="Prefix"><code data-testid="token-prefix">{format!("{}…", t.prefix)}</code></td>
-                            <td data-label="Scopes">{t.scopes.join(", ")}</td>
+                            <td data-label="Scopes">{t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")}</td>
                             <td data-label="Created">{when(Some(t.created_at), "")}</td>
                             <td data-label="Last used">{when(t.last_used_at, "never")}</td>
                             <td data-label="Expires">
-                                {if t.expired { view! { <span class="badge">"Expired"</span> }.into_any() } else { when(t.expires_at, "never") }}
+                                {if expired { view! { <span class="badge">"Expired"</span> }.into_any() } else { when(t.expires_at, "never") }}
                             </td>
                             <td>
                                 <ActionForm action=revoke>

@@ -35,6 +35,12 @@ pub enum AuthError {
     Internal(String),
 }
 
+impl From<contract::FieldError> for AuthError {
+    fn from(f: contract::FieldError) -> Self {
+        AuthError::InvalidField(f)
+    }
+}
+
 impl AuthError {
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         AuthError::InvalidField(contract::FieldError::new(field, message))

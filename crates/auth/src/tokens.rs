@@ -10,10 +10,8 @@
 use base64::Engine;
 use rand::RngCore;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
-use std::fmt;
 use std::str::FromStr;
 
 use crate::{now_unix, AuthError};
@@ -36,89 +34,12 @@ pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
 /// that leaks into a log or an old script stops working on its own.
 pub const DEFAULT_MAX_LIFETIME_DAYS: u32 = 365;
 
-/// What a token may do. The names are stable (stored in the database and shown in the API docs).
-/// A `write` scope does not imply the `read` one: a token gets exactly what was ticked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Scope {
-    #[serde(rename = "notifications:read")]
-    NotificationsRead,
-    #[serde(rename = "notifications:write")]
-    NotificationsWrite,
-    #[serde(rename = "webhooks:read")]
-    WebhooksRead,
-    #[serde(rename = "webhooks:write")]
-    WebhooksWrite,
-    #[serde(rename = "workflows:read")]
-    WorkflowsRead,
-    #[serde(rename = "workflows:write")]
-    WorkflowsWrite,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 6] =
-        [Scope::NotificationsRead, Scope::NotificationsWrite, Scope::WebhooksRead, Scope::WebhooksWrite, Scope::WorkflowsRead, Scope::WorkflowsWrite];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::NotificationsRead => "notifications:read",
-            Scope::NotificationsWrite => "notifications:write",
-            Scope::WebhooksRead => "webhooks:read",
-            Scope::WebhooksWrite => "webhooks:write",
-            Scope::WorkflowsRead => "workflows:read",
-            Scope::WorkflowsWrite => "workflows:write",
-        }
-    }
-
-    /// Parses a list separated by spaces and/or commas (`"webhooks:read, workflows:write"`); the result
-    /// is sorted and without duplicates. An unknown name is an error that names it.
-    pub fn parse_list(s: &str) -> Result<Vec<Scope>, AuthError> {
-        let scopes =
-            s.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()).map(Scope::from_str).collect::<Result<Vec<_>, _>>()?;
-        Ok(normalise(&scopes))
-    }
-
-    /// The stored form: names separated by single spaces.
-    pub fn join(scopes: &[Scope]) -> String {
-        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-    }
-}
-
-impl FromStr for Scope {
-    type Err = AuthError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
-            let shown: String = s.chars().take(40).collect();
-            AuthError::invalid_field("scopes", format!("Unknown scope {shown:?}. Known scopes: {}.", Scope::join(&Scope::ALL).replace(' ', ", ")))
-        })
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What a token may do, and a token as its owner sees it: the types the settings page shows
+/// (`contract::tokens`).
+pub use contract::tokens::{Scope, TokenInfo};
 
 fn normalise(scopes: &[Scope]) -> Vec<Scope> {
-    let mut v = scopes.to_vec();
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// A token as the settings page may show it: never the secret or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TokenInfo {
-    pub id: i64,
-    pub name: String,
-    /// The token's first [`DISPLAY_PREFIX_CHARS`] characters, e.g. `ie_Ab3xY`.
-    pub prefix: String,
-    pub scopes: Vec<Scope>,
-    pub created_at: i64,
-    /// To within [`LAST_USED_RESOLUTION_SECS`]; `None` if never used.
-    pub last_used_at: Option<i64>,
-    pub expires_at: Option<i64>,
+    Scope::normalise(scopes)
 }
 
 /// Who a valid token speaks for, and what it may do.
@@ -422,7 +343,7 @@ mod tests {
     #[test]
     fn unknown_scope_is_invalid_input_naming_it() {
         match "admin:all".parse::<Scope>() {
-            Err(AuthError::InvalidField(f)) => assert!(f.field == "scopes" && f.message.contains("\"admin:all\""), "{f:?}"),
+            Err(f) => assert!(f.field == "scopes" && f.message.contains("\"admin:all\""), "{f:?}"),
             other => panic!("{other:?}"),
         }
         assert!(Scope::parse_list("webhooks:read, Webhooks:Write").is_err(), "names are case-sensitive");

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub mod ids;
 pub mod notifications;
 pub mod sessions;
+pub mod tokens;
 pub mod webhooks;
 
 /// One refused input, by its name in the request: a form input's `name`, or a path in a JSON body
@@ -24,6 +25,12 @@ pub mod webhooks;
 pub struct FieldError {
     pub field: String,
     pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 impl FieldError {
