@@ -19,18 +19,11 @@ pub struct WebhooksDashboard {
     pub event_types: Vec<(String, String)>,
 }
 
-/// One delivery attempt in an endpoint's log.
+/// One delivery attempt in an endpoint's log, with its message's event type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptView {
-    pub at_ms: i64,
-    pub message_id: String,
+    pub attempt: contract::webhooks::AttemptRecord,
     pub event_type: Option<String>,
-    pub attempt: i64,
-    pub status_code: Option<i64>,
-    /// delivered, retrying or failed.
-    pub outcome: String,
-    pub duration_ms: i64,
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,11 +42,7 @@ pub struct CreatedEndpointView {
 }
 
 /// The answer to "Rotate secret": the new secret, shown once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RotatedSecretView {
-    pub secret: String,
-    pub previous_secret_until_ms: i64,
-}
+pub use contract::webhooks::RotatedSecret;
 
 /// Attempts listed on an endpoint's page.
 pub const ATTEMPTS_SHOWN: u32 = 50;
@@ -164,20 +153,7 @@ pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail
     let messages = hooks.list_messages(&me, hooks::PageRequest::first(100)).await.map_err(Problem::from)?;
     let event_of = |id: &str| messages.items.iter().find(|m| m.id == id).map(|m| m.event_type.clone());
     Ok(Some(EndpointDetail {
-        attempts: attempts
-            .items
-            .into_iter()
-            .map(|a| AttemptView {
-                event_type: event_of(&a.message_id),
-                at_ms: a.at_ms,
-                message_id: a.message_id,
-                attempt: a.attempt,
-                status_code: a.status_code,
-                outcome: a.outcome,
-                duration_ms: a.duration_ms,
-                error: a.error,
-            })
-            .collect(),
+        attempts: attempts.items.into_iter().map(|a| AttemptView { event_type: event_of(&a.message_id), attempt: a }).collect(),
         endpoint,
     }))
 }
@@ -201,7 +177,7 @@ pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> 
 /// the user's current password first (`current_password`): whoever holds the new secret can sign as us
 /// to the receiver.
 #[server]
-pub async fn rotate_webhook_secret(id: String, current_password: Option<String>) -> Result<RotatedSecretView, Problem> {
+pub async fn rotate_webhook_secret(id: String, current_password: Option<String>) -> Result<RotatedSecret, Problem> {
     let me = ssr::owner()?;
     let user_id = crate::tokens_api::ssr::user_id()?;
     let hooks = ssr::hooks()?;
@@ -215,7 +191,7 @@ pub async fn rotate_webhook_secret(id: String, current_password: Option<String>)
         secret: r.secret.clone(),
         link: None,
     });
-    Ok(RotatedSecretView { secret: r.secret, previous_secret_until_ms: r.previous_secret_until_ms })
+    Ok(r)
 }
 
 /// Enables (`enabled` = "true") or disables an endpoint.

@@ -532,6 +532,7 @@ fn AttemptTable(attempts: Vec<AttemptView>, endpoint_id: String, replay: ServerA
             </tr></thead>
             <tbody>
                 {attempts.into_iter().map(|a| {
+                    let AttemptView { attempt: a, event_type } = a;
                     let label = format!("Replay {}", a.message_id);
                     let (message_id, endpoint_id) = (a.message_id.clone(), endpoint_id.clone());
                     let outcome_class = match a.outcome.as_str() {
@@ -543,7 +544,7 @@ fn AttemptTable(attempts: Vec<AttemptView>, endpoint_id: String, replay: ServerA
                         <tr data-testid="attempt-row">
                             <td data-label="Time"><time datetime=iso(a.at_ms / 1000)>{utc_ms(a.at_ms)}</time></td>
                             <td data-label="Message"><code>{a.message_id.clone()}</code>{(a.attempt > 1).then(|| format!(" (attempt {})", a.attempt))}</td>
-                            <td data-label="Event type">{a.event_type.unwrap_or_else(|| "—".into())}</td>
+                            <td data-label="Event type">{event_type.unwrap_or_else(|| "—".into())}</td>
                             <td data-label="Status" data-testid="attempt-status">{a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
                             <td data-label="Outcome"><span class=outcome_class data-testid="attempt-outcome">{a.outcome}</span></td>
                             <td data-label="Duration">{duration_ms(a.duration_ms)}</td>

@@ -43,3 +43,38 @@ pub struct OwnerNotice {
     pub created_ms: i64,
     pub read: bool,
 }
+
+/// A new signing secret, shown once; the old one keeps signing beside it until
+/// `previous_secret_until_ms`. Its `Debug` never shows the secret.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RotatedSecret {
+    pub secret: String,
+    /// The old secret signs beside the new one until then (unix ms).
+    pub previous_secret_until_ms: i64,
+}
+
+impl std::fmt::Debug for RotatedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedSecret").field("previous_secret_until_ms", &self.previous_secret_until_ms).finish_non_exhaustive()
+    }
+}
+
+/// One delivery attempt of a message to an endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// flows has an AttemptRecord too: distinct names in the OpenAPI document.
+#[cfg_attr(feature = "openapi", schema(as = WebhookAttempt))]
+pub struct AttemptRecord {
+    pub message_id: String,
+    pub endpoint_id: String,
+    pub notification_id: String,
+    /// 1 for the first attempt of this delivery.
+    pub attempt: i64,
+    pub at_ms: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    /// `delivered`, `retrying` or `failed` (no attempts left, or the endpoint was gone or disabled).
+    pub outcome: String,
+    pub error: Option<String>,
+}

@@ -90,23 +90,8 @@ pub struct DeliveryRecord {
     pub created_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-// flows has an AttemptRecord too: distinct names in the OpenAPI document.
-#[cfg_attr(feature = "openapi", schema(as = WebhookAttempt))]
-pub struct AttemptRecord {
-    pub message_id: String,
-    pub endpoint_id: String,
-    pub notification_id: String,
-    /// 1 for the first attempt of this delivery.
-    pub attempt: i64,
-    pub at_ms: i64,
-    pub duration_ms: i64,
-    pub status_code: Option<i64>,
-    /// `delivered`, `retrying` or `failed` (no attempts left, or the endpoint was gone or disabled).
-    pub outcome: String,
-    pub error: Option<String>,
-}
+/// One delivery attempt (`contract::webhooks`).
+pub use contract::webhooks::AttemptRecord;
 
 /// Something the owner should be told about: the type every client reads (`contract::webhooks`).
 pub use contract::webhooks::OwnerNotice;

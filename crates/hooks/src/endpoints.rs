@@ -49,19 +49,8 @@ impl std::fmt::Debug for CreatedEndpoint {
     }
 }
 
-#[derive(Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct RotatedSecret {
-    pub secret: String,
-    /// The old secret signs beside the new one until then (unix ms).
-    pub previous_secret_until_ms: i64,
-}
-
-impl std::fmt::Debug for RotatedSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RotatedSecret").field("previous_secret_until_ms", &self.previous_secret_until_ms).finish_non_exhaustive()
-    }
-}
+/// A new signing secret, shown once (`contract::webhooks`).
+pub use contract::webhooks::RotatedSecret;
 
 pub(crate) const ENDPOINT_COLUMNS: &str = "seq, id, url, description, event_types, enabled, disabled_reason, \
      consecutive_failures, previous_secret_until_ms, created_ms, updated_ms";
