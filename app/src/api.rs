@@ -20,7 +20,7 @@ pub struct Overview {
 }
 
 /// Every server function fails with a [`Problem`] (RFC 9457, the shape of every error a client sees);
-/// a page shows [`Problem::shown`] and puts `errors` under the inputs they name.
+/// a page shows its `detail` and puts `errors` under the inputs they name.
 pub use contract::{FieldError, Kind, Problem};
 
 #[cfg(feature = "ssr")]

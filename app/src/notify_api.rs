@@ -116,14 +116,10 @@ pub async fn start_simulation(
 /// failure rate is typed in percent; the mix's weights are inputs of their own).
 #[cfg(feature = "ssr")]
 fn refusal(e: notify::NotifyError) -> Problem {
-    let mut problem = Problem::from(e);
-    for f in &mut problem.errors {
-        f.field = match f.field.as_str() {
-            "failure_rate" => "failure_percent".to_string(),
-            other => other.strip_prefix("mix.").unwrap_or(other).to_string(),
-        };
-    }
-    problem
+    Problem::from(e).renaming_fields(|field| match field {
+        "failure_rate" => "failure_percent".to_string(),
+        other => other.strip_prefix("mix.").unwrap_or(other).to_string(),
+    })
 }
 
 /// Cancels one of the signed-in user's running simulations.

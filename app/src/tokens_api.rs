@@ -126,13 +126,7 @@ pub async fn create_api_token(
             });
             Ok(CreatedToken { name: info.name, token })
         }
-        Err(e) => {
-            let mut problem = Problem::from(e);
-            for f in &mut problem.errors {
-                f.field = ssr::input_of(&f.field).to_string();
-            }
-            Err(problem)
-        }
+        Err(e) => Err(Problem::from(e).renaming_fields(|field| ssr::input_of(field).to_string())),
     }
 }
 

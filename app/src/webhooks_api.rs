@@ -61,14 +61,8 @@ pub mod ssr {
     }
 
     /// Field errors keyed by form field: `event_types[2]` belongs under the event types.
-    pub fn form_errors(e: &hooks::HooksError) -> Vec<(String, String)> {
-        e.field_errors()
-            .iter()
-            .map(|fe| {
-                let field = fe.field.split('[').next().unwrap_or(&fe.field).to_string();
-                (field, sentence(&fe.message))
-            })
-            .collect()
+    pub fn form_errors(e: &hooks::HooksError) -> Vec<contract::FieldError> {
+        e.field_errors().iter().map(|fe| contract::FieldError::new(fe.field.split('[').next().unwrap_or(&fe.field), sentence(&fe.message))).collect()
     }
 
     /// `must not be empty` → `Must not be empty.`
@@ -126,9 +120,9 @@ pub async fn create_webhook_endpoint(
                 "event_types" => "Event types".to_string(),
                 other => other.replace('_', " "),
             };
-            let said = errors.iter().map(|(f, m)| format!("{}: {m}", label(f))).collect::<Vec<_>>().join(" ");
+            let said = errors.iter().map(|f| format!("{}: {}", label(&f.field), f.message)).collect::<Vec<_>>().join(" ");
             let mut problem = Problem::from(e);
-            problem.errors = errors.into_iter().map(|(f, m)| contract::FieldError::new(f, m)).collect();
+            problem.errors = errors;
             if !said.is_empty() {
                 problem.detail = said;
             }

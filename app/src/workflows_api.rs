@@ -211,13 +211,7 @@ pub async fn start_workflow_run(definition_id: i64, input: String) -> Result<Str
         }
         Err(e) => {
             // The input's own keys (`input.email`) belong under the input box.
-            let mut problem = Problem::from(e);
-            for f in &mut problem.errors {
-                if f.field.starts_with("input") {
-                    f.field = "input".into();
-                }
-            }
-            Err(problem)
+            Err(Problem::from(e).renaming_fields(|field| if field.starts_with("input") { "input".into() } else { field.into() }))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The server's own error type, for the form routes and start-up. Like every domain error it is a
 //! [`PublicError`]; its answer is the problem every client gets. Internals are logged once, by the
-//! `log_problems` middleware, never sent.
+//! `problems` middleware, never sent.
 
 use axum::response::{IntoResponse, Response};
 use contract::{Kind, Problem, PublicError};

@@ -54,10 +54,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOr
 }
 
 async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem> {
-    Bytes::from_request(req, state).await.map_err(|r| {
-        let kind = contract::Kind::of_status(r.status().as_u16());
-        Problem::new(kind, kind.code(), format!("The request body could not be read: {}", r.body_text()))
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|r| Problem::of_status(r.status().as_u16(), format!("The request body could not be read: {}", r.body_text())))
 }
 
 /// The one path parameter of a route, parsed as the id it must be (`contract::ids`): anything else is

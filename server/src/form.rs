@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use contract::Kind;
+use contract::{Kind, Problem};
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
@@ -28,7 +28,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictForm<T> {
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|r| AppError::refused(Kind::of_status(r.status().as_u16()), format!("The form could not be read: {}", r.body_text())))?;
+            .map_err(|r| AppError::Refused(Problem::of_status(r.status().as_u16(), format!("The form could not be read: {}", r.body_text()))))?;
         parse(&bytes).map(StrictForm)
     }
 }

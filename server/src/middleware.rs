@@ -11,7 +11,6 @@ use tower_sessions::Session;
 pub use app::api::ssr::ClientAddr;
 use hooks::ssrf::Network;
 
-use crate::error::AppError;
 use crate::state::AppState;
 
 /// `X-Instance: <name>` on every answer when `instance_name` is set, so an operator (and the tests of the
@@ -141,11 +140,7 @@ pub async fn refuse_cross_site(State(state): State<AppState>, req: Request, next
     }
     match is_same_site(req.headers(), &state.settings.allowed_origins) {
         Ok(()) => next.run(req).await,
-        Err(why) if api => {
-            contract::Problem::new(contract::Kind::Forbidden, "cross_site", format!("Cross-site request refused: {why}.")).into_response()
-        }
-        Err(why) => AppError::Refused(contract::Problem::new(contract::Kind::Forbidden, "cross_site", format!("Cross-site request refused: {why}.")))
-            .into_response(),
+        Err(why) => contract::Problem::new(contract::Kind::Forbidden, "cross_site", format!("Cross-site request refused: {why}.")).into_response(),
     }
 }
 

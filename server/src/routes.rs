@@ -359,8 +359,8 @@ pub async fn crypto_lab(
     let Json(req) = match body {
         Ok(b) => b,
         Err(rejection) => {
-            let kind = Kind::of_status(rejection.status().as_u16());
-            return Problem::new(kind, kind.code(), format!("The request could not be read: {}", rejection.body_text())).into_response();
+            return Problem::of_status(rejection.status().as_u16(), format!("The request could not be read: {}", rejection.body_text()))
+                .into_response()
         }
     };
     match state.lab.run(req, ip).await {

@@ -323,7 +323,7 @@ pub fn CryptoPage() -> impl IntoView {
                 {move || {
                     let answer = server.value().get()?;
                     let view = match (answer, browser.get()) {
-                        (Err(e), _) => view! { <span class="badge badge-bad" data-testid="verdict">{format!("Server error: {}", e.shown())}</span> }.into_any(),
+                        (Err(e), _) => view! { <span class="badge badge-bad" data-testid="verdict">{format!("Server error: {}", e.detail)}</span> }.into_any(),
                         (Ok(server_side), Some(browser_side)) if same(&server_side, &browser_side) => {
                             view! { <span class="badge badge-good" data-testid="verdict">"Server agrees"</span> }.into_any()
                         }

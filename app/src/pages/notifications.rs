@@ -96,9 +96,7 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
     // A refusal about this form's inputs is shown under them; anything else here.
     const INPUTS: &[&str] = &["count", "rate", "webhook", "email", "sms", "push", "mix", "failure_percent", "latency_ms", "backend"];
     let general_error = move || match start.value().get() {
-        Some(Err(p)) if !p.errors.iter().any(|f| INPUTS.contains(&f.field.as_str())) => {
-            Some(format!("Could not start the simulation: {}", p.shown()))
-        }
+        Some(Err(p)) if !p.errors.iter().any(|f| INPUTS.contains(&f.field.as_str())) => Some(format!("Could not start the simulation: {}", p.detail)),
         _ => None,
     };
     view! {

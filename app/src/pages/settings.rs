@@ -131,7 +131,7 @@ pub fn TokensPage() -> impl IntoView {
     // A refusal about one of the form's inputs is shown under it; anything else here.
     const INPUTS: &[&str] = &["name", "scopes", "expires_days"];
     let general = move || match create.value().get() {
-        Some(Err(p)) if !p.errors.iter().any(|f| INPUTS.contains(&f.field.as_str())) => Some(format!("Could not create the token: {}", p.shown())),
+        Some(Err(p)) if !p.errors.iter().any(|f| INPUTS.contains(&f.field.as_str())) => Some(format!("Could not create the token: {}", p.detail)),
         _ => None,
     };
     view! {
@@ -281,7 +281,7 @@ fn WebhooksView(
         })
     };
     let general = move || match create.value().get() {
-        Some(Err(p)) => Some(format!("Could not add the endpoint: {}", p.shown())),
+        Some(Err(p)) => Some(format!("Could not add the endpoint: {}", p.detail)),
         _ => None,
     };
     view! {
@@ -424,12 +424,12 @@ pub fn EndpointPage() -> impl IntoView {
     }
     let sent = move || match test.value().get() {
         Some(Ok(m)) => Some(format!("Test event {m} queued.")),
-        Some(Err(e)) => Some(format!("Could not send a test event: {}", e.shown())),
+        Some(Err(e)) => Some(format!("Could not send a test event: {}", e.detail)),
         None => None,
     };
     let replayed = move || match replay.value().get() {
         Some(Ok(m)) => Some(format!("Message {m} queued again.")),
-        Some(Err(e)) => Some(format!("Could not replay: {}", e.shown())),
+        Some(Err(e)) => Some(format!("Could not replay: {}", e.detail)),
         None => None,
     };
     let other_error = move || {
@@ -446,7 +446,7 @@ pub fn EndpointPage() -> impl IntoView {
                 <SecretOnce title="New signing secret".to_string() secret=r.secret testid="rotated-secret" on_done=move || rotate.value().set(None)/>
                 <p class="muted">"The previous secret also signs every delivery until "<time datetime=iso(r.previous_secret_until_ms / 1000)>{utc_ms(r.previous_secret_until_ms)}</time>"."</p>
             }.into_any(),
-            Some(Err(e)) => view! { <p class="alert alert-error" role="alert">{format!("Could not rotate the secret: {}", e.shown())}</p> }.into_any(),
+            Some(Err(e)) => view! { <p class="alert alert-error" role="alert">{format!("Could not rotate the secret: {}", e.detail)}</p> }.into_any(),
             None => ().into_any(),
         }}
         <p class="alert alert-error" role="alert" hidden=move || other_error().is_none()>{other_error}</p>

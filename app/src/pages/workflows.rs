@@ -122,7 +122,7 @@ fn DefinitionItem(definition: DefinitionView, editing: RwSignal<Option<Definitio
     let input_id = format!("input-{}", d.id);
     let err_id = format!("{input_id}-error");
     let error = move || match start.value().get() {
-        Some(Err(p)) => Some(p.field("input").map(str::to_string).unwrap_or_else(|| format!("Could not start the run: {}", p.shown()))),
+        Some(Err(p)) => Some(p.field("input").map(str::to_string).unwrap_or_else(|| format!("Could not start the run: {}", p.detail))),
         _ => None,
     };
     let built_in = d.name == ONBOARDING;
@@ -159,7 +159,7 @@ fn Editor(editing: RwSignal<Option<DefinitionView>>, save: ServerAction<SaveWork
         _ => vec![],
     };
     let message = move || match save.value().get() {
-        Some(Err(p)) if p.errors.is_empty() => Some(format!("Could not save: {}", p.shown())),
+        Some(Err(p)) if p.errors.is_empty() => Some(format!("Could not save: {}", p.detail)),
         _ => None,
     };
     let saved = move || save.value().get().and_then(|r| r.ok()).map(|d| format!("Saved {d}."));

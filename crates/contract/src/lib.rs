@@ -249,10 +249,20 @@ impl Problem {
         self.errors.iter().find(|f| f.field == name).map(|f| f.message.as_str())
     }
 
-    /// What a page shows in its alert: the detail (a form that knows its inputs puts each of
-    /// `errors` under the input it names instead).
-    pub fn shown(&self) -> String {
-        self.detail.clone()
+    /// A problem for an HTTP status some layer or extractor refused with (a body over its limit, a
+    /// wrong content type): the status's kind, and that kind's code.
+    pub fn of_status(status: u16, detail: impl Into<String>) -> Self {
+        let kind = Kind::of_status(status);
+        Problem::new(kind, kind.code(), detail)
+    }
+
+    /// The same problem with each of `errors` renamed by `input`: a form whose inputs are named
+    /// unlike the domain's fields (`failure_rate` typed as `failure_percent`) says so once, here.
+    pub fn renaming_fields(mut self, input: impl Fn(&str) -> String) -> Self {
+        for f in &mut self.errors {
+            f.field = input(&f.field);
+        }
+        self
     }
 
     /// The problem for any public error. An internal error keeps its detail (for the log) and shows
@@ -285,7 +295,7 @@ pub fn new_error_id() -> String {
 }
 
 /// An internal failure's detail on its way from a response to the server's log (a response
-/// extension; the server's `log_problems` middleware writes it once, with the request's method and
+/// extension; the server's `problems` middleware writes it once, with the request's method and
 /// path, and nothing else ever logs it).
 #[cfg(feature = "axum")]
 #[derive(Debug, Clone)]
@@ -456,8 +466,8 @@ mod tests {
 
     #[test]
     fn a_single_field_refusal_names_its_field() {
-        assert_eq!(Problem::invalid("password", "too short").shown(), "password: too short");
-        assert_eq!(Problem::not_found("Not found.").shown(), "Not found.");
+        assert_eq!(Problem::invalid("password", "too short").detail, "password: too short");
+        assert_eq!(Problem::not_found("Not found.").detail, "Not found.");
         assert_eq!(Problem::invalid("a", "x").field("a"), Some("x"));
     }
 }

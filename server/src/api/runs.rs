@@ -58,7 +58,7 @@ pub struct RunList {
 }
 
 async fn view(state: &AppState, caller: &Caller, id: i64) -> ApiResult<RunView> {
-    state.notify.run_view(caller.owner(), id).await?.ok_or_else(|| contract::Problem::new(contract::Kind::NotFound, "not_found", "No such run."))
+    state.notify.run_view(caller.owner(), id).await?.ok_or_else(|| contract::Problem::not_found("No such run."))
 }
 
 /// Start a simulation run. Per-user quotas (`APP_NOTIFY__QUOTAS__*`): at most `notifications_per_run`
