@@ -3,6 +3,7 @@
 //! the ones the REST API answers with too. Secrets appear only in the answers to
 //! [`create_webhook_endpoint`] and [`rotate_webhook_secret`].
 
+use contract::ids::{EndpointId, MessageId};
 use contract::Problem;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -134,7 +135,7 @@ pub async fn create_webhook_endpoint(
 /// One of the user's endpoints with its latest delivery attempts (newest first); `None` if there is
 /// no such endpoint of theirs.
 #[server]
-pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail>, Problem> {
+pub async fn webhook_endpoint_detail(id: EndpointId) -> Result<Option<EndpointDetail>, Problem> {
     let me = ssr::owner()?;
     let hooks = ssr::hooks()?;
     let endpoint = match hooks.get_endpoint(&me, &id).await {
@@ -154,14 +155,14 @@ pub async fn webhook_endpoint_detail(id: String) -> Result<Option<EndpointDetail
 
 /// Sends a `test.ping` to this endpoint only. Answers the message id.
 #[server]
-pub async fn send_webhook_test(id: String) -> Result<String, Problem> {
+pub async fn send_webhook_test(id: EndpointId) -> Result<String, Problem> {
     let me = ssr::owner()?;
     Ok(ssr::hooks()?.send_test(&me, &id).await.map_err(Problem::from)?.id)
 }
 
 /// Sends a message again to this endpoint, with the same `webhook-id`.
 #[server]
-pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> Result<String, Problem> {
+pub async fn replay_webhook_message(message_id: MessageId, endpoint_id: EndpointId) -> Result<MessageId, Problem> {
     let me = ssr::owner()?;
     ssr::hooks()?.replay(&me, &message_id, Some(&endpoint_id)).await.map_err(Problem::from)?;
     Ok(message_id)
@@ -171,7 +172,7 @@ pub async fn replay_webhook_message(message_id: String, endpoint_id: String) -> 
 /// the user's current password first (`current_password`): whoever holds the new secret can sign as us
 /// to the receiver.
 #[server]
-pub async fn rotate_webhook_secret(id: String, current_password: Option<String>) -> Result<RotatedSecret, Problem> {
+pub async fn rotate_webhook_secret(id: EndpointId, current_password: Option<String>) -> Result<RotatedSecret, Problem> {
     let me = ssr::owner()?;
     let user_id = crate::tokens_api::ssr::user_id()?;
     let hooks = ssr::hooks()?;
@@ -190,7 +191,7 @@ pub async fn rotate_webhook_secret(id: String, current_password: Option<String>)
 
 /// Enables (`enabled` = "true") or disables an endpoint.
 #[server]
-pub async fn set_webhook_enabled(id: String, enabled: String) -> Result<(), Problem> {
+pub async fn set_webhook_enabled(id: EndpointId, enabled: String) -> Result<(), Problem> {
     let me = ssr::owner()?;
     ssr::hooks()?.set_enabled(&me, &id, enabled == "true").await.map_err(Problem::from)?;
     Ok(())
@@ -198,7 +199,7 @@ pub async fn set_webhook_enabled(id: String, enabled: String) -> Result<(), Prob
 
 /// Deletes an endpoint and goes back to the list.
 #[server]
-pub async fn delete_webhook_endpoint(id: String) -> Result<(), Problem> {
+pub async fn delete_webhook_endpoint(id: EndpointId) -> Result<(), Problem> {
     let me = ssr::owner()?;
     ssr::hooks()?.delete_endpoint(&me, &id).await.map_err(Problem::from)?;
     leptos_axum::redirect("/settings/webhooks");

@@ -401,7 +401,13 @@ pub fn EndpointPage() -> impl IntoView {
     let tick = RwSignal::new(0u32);
     let detail = Resource::new(
         move || (id.get(), test.version().get(), replay.version().get(), rotate.version().get(), toggle.version().get(), tick.get()),
-        |(id, ..)| webhook_endpoint_detail(id),
+        // A text that is no endpoint id is no endpoint of theirs either.
+        |(id, ..)| async move {
+            match id.parse() {
+                Ok(id) => webhook_endpoint_detail(id).await,
+                Err(_) => Ok(None),
+            }
+        },
     );
     #[cfg(feature = "hydrate")]
     {

@@ -8,8 +8,8 @@ use leptos_router::hooks::use_params_map;
 
 use crate::time_fmt::{clock_ms, duration_ms, iso, utc_ms};
 use crate::workflows_api::{
-    workflow_run, workflows_overview, CancelWorkflowRun, DefinitionView, RetryWorkflowRun, RunDetailView, RunRow, SaveWorkflow, StartWorkflowRun,
-    StepAttemptView, TimelineEntryView, WorkflowsDashboard, ONBOARDING,
+    shown_output, workflow_run, workflows_overview, AttemptOutcome, AttemptRecord, CancelWorkflowRun, DefinitionSummary, RetryWorkflowRun, RunDetail,
+    RunListing, RunStatus, SaveWorkflow, StartWorkflowRun, TimelineEntry, WorkflowsDashboard, ONBOARDING,
 };
 
 pub struct WorkflowsRoute;
@@ -39,7 +39,7 @@ impl leptos_router::LazyRoute for RunRoute {
 }
 
 /// The example input a Start run form begins with: a placeholder per input key.
-fn sample_input(d: &DefinitionView) -> String {
+fn sample_input(d: &DefinitionSummary) -> String {
     if d.name == ONBOARDING {
         return "{\"email\": \"ada@example.com\", \"name\": \"Ada\"}".into();
     }
@@ -50,29 +50,28 @@ fn sample_input(d: &DefinitionView) -> String {
 const NEW_DEFINITION: &str =
     "name = \"my_workflow\"\ninput = [\"email\"]\n\n[[steps]]\nname = \"wait_a_moment\"\naction = { type = \"delay\", ms = 300 }\n";
 
-fn status_label(status: &str) -> &'static str {
+fn status_label(status: RunStatus) -> &'static str {
     match status {
-        "running" => "Running",
-        "waiting" => "Waiting",
-        "compensating" => "Compensating",
-        "completed" => "Completed",
-        "failed" => "Failed",
-        "compensation_failed" => "Compensation failed",
-        "cancelled" => "Cancelled",
-        _ => "Unknown",
+        RunStatus::Running => "Running",
+        RunStatus::Waiting => "Waiting",
+        RunStatus::Compensating => "Compensating",
+        RunStatus::Completed => "Completed",
+        RunStatus::Failed => "Failed",
+        RunStatus::CompensationFailed => "Compensation failed",
+        RunStatus::Cancelled => "Cancelled",
     }
 }
 
 #[component]
-fn StatusChip(status: String) -> impl IntoView {
-    let class = match status.as_str() {
-        "completed" => "badge badge-good",
-        "failed" | "compensation_failed" => "badge badge-bad",
-        "waiting" => "badge badge-info",
-        "compensating" => "badge badge-warn",
-        _ => "badge",
+fn StatusChip(status: RunStatus) -> impl IntoView {
+    let class = match status {
+        RunStatus::Completed => "badge badge-good",
+        RunStatus::Failed | RunStatus::CompensationFailed => "badge badge-bad",
+        RunStatus::Waiting => "badge badge-info",
+        RunStatus::Compensating => "badge badge-warn",
+        RunStatus::Running | RunStatus::Cancelled => "badge",
     };
-    view! { <span class=class data-testid="run-status" data-status=status.clone()>{status_label(&status)}</span> }
+    view! { <span class=class data-testid="run-status" data-status=status.as_str()>{status_label(status)}</span> }
 }
 
 #[component]
@@ -99,7 +98,7 @@ pub fn WorkflowsPage() -> impl IntoView {
 fn WorkflowsView(overview: WorkflowsDashboard, save: ServerAction<SaveWorkflow>) -> impl IntoView {
     let WorkflowsDashboard { definitions, runs } = overview;
     // Which definition the editor holds: None for a new one.
-    let editing = RwSignal::new(None::<DefinitionView>);
+    let editing = RwSignal::new(None::<DefinitionSummary>);
     view! {
         <div class="dashboard-top">
             <section class="card" aria-labelledby="definitions-heading">
@@ -116,7 +115,7 @@ fn WorkflowsView(overview: WorkflowsDashboard, save: ServerAction<SaveWorkflow>)
 }
 
 #[component]
-fn DefinitionItem(definition: DefinitionView, editing: RwSignal<Option<DefinitionView>>) -> impl IntoView {
+fn DefinitionItem(definition: DefinitionSummary, editing: RwSignal<Option<DefinitionSummary>>) -> impl IntoView {
     let start = ServerAction::<StartWorkflowRun>::new();
     let d = definition;
     let input_id = format!("input-{}", d.id);
@@ -128,7 +127,7 @@ fn DefinitionItem(definition: DefinitionView, editing: RwSignal<Option<Definitio
     let built_in = d.name == ONBOARDING;
     let for_edit = d.clone();
     let (def_id, sample, label) = (d.id, sample_input(&d), format!("Input for {} (JSON)", d.name));
-    let meta = format!("{}v{} · {} steps", if built_in { "built-in · " } else { "" }, d.version, d.steps);
+    let meta = format!("{}v{} · {} steps", if built_in { "built-in · " } else { "" }, d.version, d.steps.len());
     view! {
         <li data-testid="definition" data-name=d.name.clone()>
             <strong>{d.name.clone()}</strong>
@@ -152,7 +151,7 @@ fn DefinitionItem(definition: DefinitionView, editing: RwSignal<Option<Definitio
 }
 
 #[component]
-fn Editor(editing: RwSignal<Option<DefinitionView>>, save: ServerAction<SaveWorkflow>) -> impl IntoView {
+fn Editor(editing: RwSignal<Option<DefinitionSummary>>, save: ServerAction<SaveWorkflow>) -> impl IntoView {
     // Every refused field by its path in the definition; a refusal about no field is said once.
     let errors = move || match save.value().get() {
         Some(Err(p)) => p.errors.into_iter().map(|f| (f.field, f.message)).collect(),
@@ -203,7 +202,7 @@ fn Editor(editing: RwSignal<Option<DefinitionView>>, save: ServerAction<SaveWork
 }
 
 #[component]
-fn RunList(runs: Vec<RunRow>) -> impl IntoView {
+fn RunList(runs: Vec<RunListing>) -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="runs-heading">
             <h2 id="runs-heading">"Runs"</h2>
@@ -240,13 +239,22 @@ pub fn RunPage() -> impl IntoView {
     let retry = ServerAction::<RetryWorkflowRun>::new();
     let cancel = ServerAction::<CancelWorkflowRun>::new();
     let tick = RwSignal::new(0u32);
-    let run = Resource::new(move || (id.get(), retry.version().get(), cancel.version().get(), tick.get()), |(id, ..)| workflow_run(id));
+    let run = Resource::new(
+        move || (id.get(), retry.version().get(), cancel.version().get(), tick.get()),
+        |(id, ..)| async move {
+            // A text that is no run id is no run of theirs either.
+            match id.parse() {
+                Ok(id) => workflow_run(id).await,
+                Err(_) => Ok(None),
+            }
+        },
+    );
     #[cfg(feature = "hydrate")]
     {
         // Poll while the last answer says the run is still going (or before the first answer).
         if let Ok(handle) = set_interval_with_handle(
             move || {
-                let active = run.get_untracked().map(|r| r.ok().flatten().is_some_and(|r| r.is_active())).unwrap_or(true);
+                let active = run.get_untracked().map(|r| r.ok().flatten().is_some_and(|r| r.timeline.run.status.is_active())).unwrap_or(true);
                 if active {
                     tick.update(|t| *t += 1);
                 }
@@ -276,20 +284,22 @@ pub fn RunPage() -> impl IntoView {
 }
 
 #[component]
-fn RunDetails(run: RunDetailView, retry: ServerAction<RetryWorkflowRun>, cancel: ServerAction<CancelWorkflowRun>) -> impl IntoView {
+fn RunDetails(run: RunDetail, retry: ServerAction<RetryWorkflowRun>, cancel: ServerAction<CancelWorkflowRun>) -> impl IntoView {
+    let (current_step, failed_step) = (run.current_step(), run.failed_step());
+    let (run, timeline) = (run.timeline.run, run.timeline.entries);
     let summary = {
         let mut s = format!("Started {}", utc_ms(run.created_at_ms));
         if let Some(f) = run.finished_at_ms {
-            s += &format!(" · {} {}", status_label(&run.status).to_lowercase(), utc_ms(f));
+            s += &format!(" · {} {}", status_label(run.status).to_lowercase(), utc_ms(f));
         }
-        if let Some(step) = &run.failed_step {
+        if let Some(step) = &failed_step {
             s += &format!(" at {step}");
         }
         if let Some(code) = &run.error_code {
             s += &format!(" ({code})");
         }
-        if run.status == "waiting" {
-            if let (Some(step), Some(source)) = (&run.current_step, &run.waiting_source) {
+        if run.status == RunStatus::Waiting {
+            if let (Some(step), Some(source)) = (&current_step, &run.waiting_source) {
                 s += &format!(" · waiting at {step} for an inbound {source} webhook");
             }
         }
@@ -301,16 +311,16 @@ fn RunDetails(run: RunDetailView, retry: ServerAction<RetryWorkflowRun>, cancel:
             <div class="card-header">
                 <div class="heading-with-status">
                     <h1 id="run-heading" class="run-title">{format!("Run {} · {}", run.id, run.workflow)}</h1>
-                    <StatusChip status=run.status.clone()/>
-                    {run.is_active().then(|| view! { <span class="live" data-testid="live">"● Live"</span> })}
+                    <StatusChip status=run.status/>
+                    {run.status.is_active().then(|| view! { <span class="live" data-testid="live">"● Live"</span> })}
                 </div>
-                {run.can_retry().then(move || view! {
+                {run.status.can_retry().then(move || view! {
                     <ActionForm action=retry>
                         <input type="hidden" name="id" value=id_retry/>
                         <button type="submit" class="btn btn-primary" data-testid="retry-run">"Retry run"</button>
                     </ActionForm>
                 })}
-                {run.is_active().then(move || view! {
+                {run.status.is_active().then(move || view! {
                     <ActionForm action=cancel>
                         <input type="hidden" name="id" value=id_cancel/>
                         <button type="submit" class="btn btn-danger" data-testid="cancel-run">"Cancel run"</button>
@@ -318,16 +328,16 @@ fn RunDetails(run: RunDetailView, retry: ServerAction<RetryWorkflowRun>, cancel:
                 })}
             </div>
             <p class="muted" data-testid="run-summary">{summary}</p>
-            {run.current_step.clone().map(|s| view! { <p class="muted">"Current step: "<strong data-testid="current-step">{s}</strong></p> })}
+            {current_step.map(|s| view! { <p class="muted">"Current step: "<strong data-testid="current-step">{s}</strong></p> })}
             {run.error_message.clone().map(|m| view! { <p class="alert alert-error">{m}</p> })}
-            <p class="visually-hidden" role="status">{(!run.is_active()).then(|| format!("Run {} {}.", run.id, status_label(&run.status).to_lowercase()))}</p>
+            <p class="visually-hidden" role="status">{(!run.status.is_active()).then(|| format!("Run {} {}.", run.id, status_label(run.status).to_lowercase()))}</p>
             <h2>"Timeline"</h2>
-            {if run.timeline.is_empty() {
+            {if timeline.is_empty() {
                 view! { <p class="empty">"No step has started yet."</p> }.into_any()
             } else {
                 view! {
                     <ol class="timeline" data-testid="timeline">
-                        {run.timeline.into_iter().map(|e| view! { <TimelineItem entry=e/> }).collect_view()}
+                        {timeline.into_iter().map(|e| view! { <TimelineItem entry=e/> }).collect_view()}
                     </ol>
                 }.into_any()
             }}
@@ -336,11 +346,12 @@ fn RunDetails(run: RunDetailView, retry: ServerAction<RetryWorkflowRun>, cancel:
 }
 
 #[component]
-fn TimelineItem(entry: TimelineEntryView) -> impl IntoView {
-    let class = format!("timeline-entry phase-{}", entry.phase);
+fn TimelineItem(entry: TimelineEntry) -> impl IntoView {
+    let phase = entry.phase.as_str();
+    let class = format!("timeline-entry phase-{phase}");
     view! {
-        <li class=class data-testid="timeline-entry" data-step=entry.step_name.clone() data-phase=entry.phase.clone()>
-            <h3><span class="mono">{format!("#{} {}", entry.step_index, entry.step_name.clone())}</span>" "<span class="badge">{entry.phase.clone()}</span></h3>
+        <li class=class data-testid="timeline-entry" data-step=entry.step_name.clone() data-phase=phase>
+            <h3><span class="mono">{format!("#{} {}", entry.step_index, entry.step_name.clone())}</span>" "<span class="badge">{phase}</span></h3>
             <ul class="attempts">
                 {entry.attempts.into_iter().map(|a| view! { <AttemptItem attempt=a/> }).collect_view()}
             </ul>
@@ -349,25 +360,26 @@ fn TimelineItem(entry: TimelineEntryView) -> impl IntoView {
 }
 
 #[component]
-fn AttemptItem(attempt: StepAttemptView) -> impl IntoView {
+fn AttemptItem(attempt: AttemptRecord) -> impl IntoView {
     let a = attempt;
-    let outcome_class = match a.outcome.as_str() {
-        "succeeded" => "badge badge-good",
-        "failed" | "interrupted" => "badge badge-bad",
-        "waiting" => "badge badge-info",
-        _ => "badge",
+    let outcome_class = match a.outcome {
+        AttemptOutcome::Succeeded => "badge badge-good",
+        AttemptOutcome::Failed | AttemptOutcome::Interrupted => "badge badge-bad",
+        AttemptOutcome::Waiting => "badge badge-info",
+        AttemptOutcome::Running | AttemptOutcome::Cancelled => "badge",
     };
+    let outcome = a.outcome.as_str();
     let took = a.finished_at_ms.map(|f| duration_ms(f - a.started_at_ms));
     view! {
-        <li data-testid="step-attempt" data-outcome=a.outcome.clone()>
+        <li data-testid="step-attempt" data-outcome=outcome>
             <span>{format!("attempt {}", a.attempt)}</span>
-            <span class=outcome_class>{a.outcome.clone()}</span>
+            <span class=outcome_class>{outcome}</span>
             <span class="mono">{clock_ms(a.started_at_ms)}</span>
             {a.finished_at_ms.map(|f| view! { <span class="muted">"→ "<span class="mono">{clock_ms(f)}</span></span> })}
             {took.map(|t| view! { <span class="muted">{t}</span> })}
             {a.error_code.map(|c| view! { <span class="field-error">"error "<code>{c}</code>" "{a.error_message.unwrap_or_default()}</span> })}
             {a.next_attempt_at_ms.map(|n| view! { <span class="muted">{format!("retry at {}", clock_ms(n))}</span> })}
-            {a.output.map(|o| view! { <pre class="output" tabindex="0" aria-label="Output"><code>{o}</code></pre> })}
+            {a.output.map(|o| view! { <pre class="output" tabindex="0" aria-label="Output"><code>{shown_output(&o)}</code></pre> })}
         </li>
     }
 }

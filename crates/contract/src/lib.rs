@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod sessions;
 pub mod tokens;
 pub mod webhooks;
+pub mod workflows;
 
 /// One refused input, by its name in the request: a form input's `name`, or a path in a JSON body
 /// (`steps[2].retry.max_attempts`). Pages put the message under the input of that name.

@@ -253,6 +253,10 @@ impl RetryPolicy {
 }
 
 impl WorkflowDefinition {
+    pub fn step_names(&self) -> Vec<String> {
+        self.steps.iter().map(|s| s.name.clone()).collect()
+    }
+
     pub fn from_toml(text: &str) -> Result<Self, FlowsError> {
         Self::parse(text, Format::Toml)
     }

@@ -34,8 +34,8 @@ pub use http::{HttpCaller, HttpPolicy, UrlCheck};
 /// The HTTP client `HttpPolicy` speaks of (its resolver and error types), for hosts implementing it.
 pub use reqwest;
 pub use run::{
-    AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunRecord, RunState, RunStatus, RunSummary, StartedBy, StepState,
-    StepStatus, Timeline, TimelineEntry,
+    AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunListing, RunRecord, RunState, RunStatus, RunSummary, StartedBy,
+    StepState, StepStatus, Timeline, TimelineEntry,
 };
 pub use store::{
     is_reserved_event_type, DefinitionRecord, DefinitionRef, InboundEffect, InboundSource, Limits, NewRun, StartRun, Store, MIGRATIONS,

@@ -78,6 +78,23 @@ pub struct DefinitionRecord {
     pub updated_at_ms: i64,
 }
 
+impl DefinitionRecord {
+    /// What the definitions list and the editor show.
+    pub fn summary(&self) -> contract::workflows::DefinitionSummary {
+        contract::workflows::DefinitionSummary {
+            id: self.id,
+            name: self.name.clone(),
+            description: self.definition.description.clone(),
+            version: self.version,
+            format: self.format.as_str().to_string(),
+            source: self.source.clone(),
+            steps: self.definition.step_names(),
+            input: self.definition.input.clone(),
+            updated_at_ms: self.updated_at_ms,
+        }
+    }
+}
+
 /// Which definition a run starts from.
 #[derive(Debug, Clone)]
 pub enum DefinitionRef {
@@ -195,7 +212,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow, FlowsError> {
         waiting_source: row.try_get("waiting_source")?,
         waiting_correlation: row.try_get("waiting_correlation")?,
         idempotency_key: row.try_get("idempotency_key")?,
-        started_by: StartedBy::from_columns(row.try_get("started_by")?, row.try_get("token_id")?, &row.try_get::<String, _>("scopes")?),
+        started_by: crate::run::started_by_from_columns(row.try_get("started_by")?, row.try_get("token_id")?, &row.try_get::<String, _>("scopes")?),
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
         finished_at_ms: row.try_get("finished_at_ms")?,
@@ -626,7 +643,7 @@ impl Store {
         .bind(now)
         .bind(&new.started_by.kind)
         .bind(new.started_by.token_id)
-        .bind(new.started_by.scopes_column())
+        .bind(crate::run::scopes_column(&new.started_by))
         .bind(owner)
         .bind(max_active)
         .execute(&mut *conn)
@@ -709,7 +726,7 @@ impl Store {
     pub async fn timeline(&self, owner: &str, id: &str) -> Result<Timeline, FlowsError> {
         let run = self.owned_run(owner, id).await?.rec;
         let attempts = self.attempts(id).await?;
-        Ok(Timeline::group(run, attempts))
+        Ok(crate::run::group_timeline(run, attempts))
     }
 
     pub(crate) async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>, FlowsError> {
@@ -765,7 +782,7 @@ impl Store {
         .bind(run.rec.status.as_str())
         .bind(&by.kind)
         .bind(by.token_id)
-        .bind(by.scopes_column())
+        .bind(crate::run::scopes_column(by))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
