@@ -52,6 +52,11 @@ pub mod ssr {
     pub fn signed_in() -> Option<auth::sessions::SignedIn> {
         leptos::prelude::use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<auth::sessions::SignedIn>().cloned())
     }
+
+    /// Whose things a page works on: the signed-in user's (by username, as in the REST API).
+    pub fn owner() -> Result<contract::Owner, super::Problem> {
+        signed_in().map(|s| contract::Owner::new(s.username)).ok_or_else(sign_in_first)
+    }
 }
 
 /// The signed-in user's current session and their other sessions; `None` when signed out.

@@ -33,9 +33,7 @@ pub mod ssr {
         use_context::<NotifyService>().ok_or_else(|| Problem::internal("notification service missing"))
     }
 
-    pub fn owner() -> Result<String, Problem> {
-        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
-    }
+    pub use crate::api::ssr::owner;
 
     /// The user's own dead letters (of their runs and their API notifications), newest first; the
     /// queue filters by owner, so others' newer ones never hide them.

@@ -56,10 +56,7 @@ pub mod ssr {
         use_context::<hooks::Hooks>().ok_or_else(|| Problem::internal("webhooks service missing"))
     }
 
-    /// Endpoints belong to the username (as in the REST API).
-    pub fn owner() -> Result<String, Problem> {
-        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
-    }
+    pub use crate::api::ssr::owner;
 
     /// Field errors keyed by form field: `event_types[2]` belongs under the event types.
     pub fn form_errors(e: &hooks::HooksError) -> Vec<contract::FieldError> {

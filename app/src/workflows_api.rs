@@ -28,10 +28,7 @@ pub mod ssr {
         use_context::<flows::Engine>().ok_or_else(|| Problem::internal("workflow engine missing"))
     }
 
-    /// Workflows belong to the username (as in the REST API).
-    pub fn owner() -> Result<String, Problem> {
-        crate::api::ssr::signed_in().map(|s| s.username).ok_or_else(crate::api::ssr::sign_in_first)
-    }
+    pub use crate::api::ssr::owner;
 }
 
 /// The signed-in user's definitions (the built-in example included) and latest runs; `None` when

@@ -377,7 +377,7 @@ impl Settings {
                 auth::tokens::Scope::parse_list(&s.scopes.join(" ")).map_err(|e| format!("{}: {e}", setting("scopes")))?
             };
             let scopes = scopes.into_iter().map(|s| s.as_str().to_string()).collect();
-            out.insert(name.clone(), flows::InboundSource { owner, scopes, workflow });
+            out.insert(name.clone(), flows::InboundSource { owner: owner.into(), scopes, workflow });
         }
         Ok(out)
     }

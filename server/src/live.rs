@@ -21,7 +21,8 @@ const INTERVAL: Duration = Duration::from_millis(500);
 
 pub async fn run_events(State(state): State<AppState>, Me(me): Me, Path(id): Path<i64>) -> Response {
     let service = state.notify.clone();
-    let first = match service.run_view(&me.username, id).await {
+    let owner = contract::Owner::new(me.username.clone());
+    let first = match service.run_view(&owner, id).await {
         Ok(Some(view)) => view,
         Ok(None) => return Problem::not_found("No such run.").into_response(),
         Err(e) => return Problem::from(e).into_response(),
@@ -33,7 +34,6 @@ pub async fn run_events(State(state): State<AppState>, Me(me): Me, Path(id): Pat
         return Problem::new(Kind::TooManyRequests, "quota_exceeded", message).into_response();
     };
     let session_ended = state.sessions.ended(me.clone());
-    let owner = me.username;
     // The state already read is the first event; after it, one read every INTERVAL while the run is
     // running. `None` once the final state has gone out.
     let stream = futures_util::stream::unfold(Some(Some(first)), move |next| {

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::cli::SimulateArgs;
 
+/// Whose runs `server simulate` makes (the operator's: not held to the users' quotas).
+const CLI: contract::Owner = contract::Owner::from_static("cli");
+
 fn field_errors(e: &notify::NotifyError) -> String {
     match e.field_errors() {
         [] => e.to_string(),
@@ -54,7 +57,7 @@ pub async fn simulate(mut cfg: PipelineConfig, a: SimulateArgs) -> Result<(), St
     }
     let service = NotifyService::new(cfg).await.map_err(|e| field_errors(&e))?;
     service.start().await.map_err(|e| e.to_string())?;
-    let id = service.start_operator_run("cli", params.clone()).await.map_err(|e| field_errors(&e))?;
+    let id = service.start_operator_run(&CLI, params.clone()).await.map_err(|e| field_errors(&e))?;
     let bar = ProgressBar::new(params.count);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} settled  {msg}")
@@ -68,7 +71,7 @@ pub async fn simulate(mut cfg: PipelineConfig, a: SimulateArgs) -> Result<(), St
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = &mut ctrl_c => {
                 bar.println("cancelling the run…");
-                service.cancel_run("cli", id).await.map_err(|e| e.to_string())?;
+                service.cancel_run(&CLI, id).await.map_err(|e| e.to_string())?;
             }
         }
         let Some(s) = service.run_snapshot(id).await.map_err(|e| e.to_string())? else { continue };

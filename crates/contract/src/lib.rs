@@ -14,10 +14,13 @@ use serde::{Deserialize, Serialize};
 
 pub mod ids;
 pub mod notifications;
+mod owner;
 pub mod sessions;
 pub mod tokens;
 pub mod webhooks;
 pub mod workflows;
+
+pub use owner::Owner;
 
 /// One refused input, by its name in the request: a form input's `name`, or a path in a JSON body
 /// (`steps[2].retry.max_attempts`). Pages put the message under the input of that name.

@@ -3,6 +3,7 @@
 //! the completed steps, last first (saga). `delay` and `wait_inbound` are durable timers in the run
 //! row, not sleeping tasks.
 
+use contract::Owner;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,7 +93,7 @@ impl Engine {
     }
 
     /// Starts a run; its input counts against the owner's storage allowance (429 beyond).
-    pub async fn start_run(&self, owner: &str, new: NewRun) -> Result<RunId, FlowsError> {
+    pub async fn start_run(&self, owner: &Owner, new: NewRun) -> Result<RunId, FlowsError> {
         let bytes = json_len(&new.input);
         let host = &self.inner.host;
         host.charge_storage(owner, bytes).await.map_err(|message| FlowsError::Quota { message, transient: true })?;
@@ -108,26 +109,26 @@ impl Engine {
         }
     }
 
-    pub async fn get_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+    pub async fn get_run(&self, owner: &Owner, id: &str) -> Result<RunRecord, FlowsError> {
         self.inner.store.get_run(owner, id).await
     }
 
-    pub async fn list_runs(&self, owner: &str, filter: &RunFilter, page: Page) -> Result<Paged<RunRecord>, FlowsError> {
+    pub async fn list_runs(&self, owner: &Owner, filter: &RunFilter, page: Page) -> Result<Paged<RunRecord>, FlowsError> {
         self.inner.store.list_runs(owner, filter, page).await
     }
 
-    pub async fn timeline(&self, owner: &str, id: &str) -> Result<Timeline, FlowsError> {
+    pub async fn timeline(&self, owner: &Owner, id: &str) -> Result<Timeline, FlowsError> {
         self.inner.store.timeline(owner, id).await
     }
 
     /// See [`Store::retry_run`] for the semantics.
-    pub async fn retry_run(&self, owner: &str, id: &str, by: &StartedBy) -> Result<RunRecord, FlowsError> {
+    pub async fn retry_run(&self, owner: &Owner, id: &str, by: &StartedBy) -> Result<RunRecord, FlowsError> {
         let r = self.inner.store.retry_run(owner, id, by).await?;
         self.inner.wake.notify_one();
         Ok(r)
     }
 
-    pub async fn cancel_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+    pub async fn cancel_run(&self, owner: &Owner, id: &str) -> Result<RunRecord, FlowsError> {
         let r = self.inner.store.cancel_run(owner, id).await?;
         self.inner.wake.notify_one();
         Ok(r)
@@ -333,7 +334,7 @@ impl Inner {
         let timeout = Duration::from_millis(step.timeout_ms.min(crate::definition::MAX_TIMEOUT_MS));
         let ctx = StepContext {
             run_id: run.rec.id.clone(),
-            owner: run.rec.owner.clone(),
+            owner: run.rec.owner.as_str().into(),
             workflow: run.rec.workflow.clone(),
             step_index: i,
             step_name: step.name.clone(),
@@ -590,7 +591,7 @@ impl Inner {
         }
         let summary = RunSummary {
             id: run.rec.id.clone(),
-            owner: run.rec.owner.clone(),
+            owner: run.rec.owner.as_str().into(),
             workflow: run.rec.workflow.clone(),
             status,
             failed_step: run.rec.failed_step.and_then(|i| run.definition.steps.get(i as usize)).map(|s| s.name.clone()),

@@ -2,6 +2,7 @@
 //! `notify`, `emit_event`, `call`), and hearing about finished runs.
 
 use async_trait::async_trait;
+use contract::Owner;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::run::{Phase, RunSummary, StartedBy};
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepContext {
     pub run_id: String,
-    pub owner: String,
+    pub owner: Owner,
     pub workflow: String,
     pub step_index: usize,
     pub step_name: String,
@@ -82,10 +83,10 @@ pub trait StepHost: Send + Sync + 'static {
 
     /// Counts `bytes` the engine is about to store for `owner` (a run's input, a step's output) against
     /// their storage allowance; `Err` (the refusal's words) stores nothing. Default: no allowance.
-    async fn charge_storage(&self, _owner: &str, _bytes: u64) -> Result<(), String> {
+    async fn charge_storage(&self, _owner: &Owner, _bytes: u64) -> Result<(), String> {
         Ok(())
     }
 
     /// Gives back a [`charge_storage`](Self::charge_storage) for something that was then not stored.
-    async fn refund_storage(&self, _owner: &str, _bytes: u64) {}
+    async fn refund_storage(&self, _owner: &Owner, _bytes: u64) {}
 }

@@ -1,5 +1,6 @@
 //! What a run is: its status, its per-step state, its attempt log, and the records the API returns.
 
+use contract::Owner;
 use serde::{Deserialize, Serialize};
 
 pub use contract::workflows::{
@@ -18,7 +19,7 @@ pub struct RunState {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSummary {
     pub id: RunId,
-    pub owner: String,
+    pub owner: Owner,
     pub workflow: String,
     pub status: RunStatus,
     pub failed_step: Option<String>,

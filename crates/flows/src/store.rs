@@ -2,6 +2,7 @@
 //! runs with their lease, the attempt log and the inbound inbox. Everything a REST API needs is here and
 //! needs no running engine; the engine's own writes are fenced by its lease token.
 
+use contract::Owner;
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -39,7 +40,7 @@ pub fn is_reserved_event_type(event_type: &str) -> bool {
 /// it and receive its messages (issue 14).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundSource {
-    pub owner: String,
+    pub owner: Owner,
     /// What a run the source starts may do (default: `workflows:write` only).
     pub scopes: Vec<String>,
     /// The owner's workflow (by name) each accepted webhook starts, if any.
@@ -140,7 +141,7 @@ pub struct NewRun {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InboundEffect {
     /// The source's owner; `None`: the source belongs to nobody, so nothing was stored.
-    pub owner: Option<String>,
+    pub owner: Option<Owner>,
     /// The inbox row, when the body carried a correlation.
     pub message: Option<i64>,
     pub resumed_run: Option<RunId>,
@@ -402,7 +403,7 @@ impl Store {
     /// What a definition must also respect for its owner, beyond its own validity (issue 14): it waits
     /// only on inbound sources of its owner's (the built-in examples excepted: their waits are checked
     /// when a run reaches them) and never emits a system event type.
-    fn check_for_owner(&self, owner: &str, def: &WorkflowDefinition, builtin: bool) -> Result<(), FlowsError> {
+    fn check_for_owner(&self, owner: &Owner, def: &WorkflowDefinition, builtin: bool) -> Result<(), FlowsError> {
         let mut errs = Vec::new();
         for (i, step) in def.steps.iter().enumerate() {
             for (at, action) in [("action", Some(&step.action)), ("compensate", step.compensate.as_ref())] {
@@ -440,11 +441,11 @@ impl Store {
 
     /// Validates and stores a definition; its `name` must be new for this owner (409 otherwise), and the
     /// owner may keep at most [`Limits::max_definitions_per_owner`] (422 `quota_exceeded`).
-    pub async fn create_definition(&self, owner: &str, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
+    pub async fn create_definition(&self, owner: &Owner, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
         self.insert_definition(owner, source, format, false).await
     }
 
-    async fn insert_definition(&self, owner: &str, source: &str, format: Format, builtin: bool) -> Result<DefinitionRecord, FlowsError> {
+    async fn insert_definition(&self, owner: &Owner, source: &str, format: Format, builtin: bool) -> Result<DefinitionRecord, FlowsError> {
         let def = WorkflowDefinition::parse(source, format)?;
         self.check_for_owner(owner, &def, builtin)?;
         let now = now_ms();
@@ -481,7 +482,7 @@ impl Store {
 
     /// Replaces a definition's text (the name may change if the new one is free); version + 1.
     /// Runs already started keep the snapshot they started with.
-    pub async fn update_definition(&self, owner: &str, id: i64, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
+    pub async fn update_definition(&self, owner: &Owner, id: i64, source: &str, format: Format) -> Result<DefinitionRecord, FlowsError> {
         let def = WorkflowDefinition::parse(source, format)?;
         self.check_for_owner(owner, &def, false)?;
         let r = sqlx::query(
@@ -504,7 +505,7 @@ impl Store {
         }
     }
 
-    pub async fn get_definition(&self, owner: &str, id: i64) -> Result<DefinitionRecord, FlowsError> {
+    pub async fn get_definition(&self, owner: &Owner, id: i64) -> Result<DefinitionRecord, FlowsError> {
         let row = sqlx::query("SELECT * FROM workflow_definitions WHERE id = $1 AND owner = $2")
             .bind(id)
             .bind(owner)
@@ -514,7 +515,7 @@ impl Store {
         definition_from_row(&row)
     }
 
-    pub async fn find_definition(&self, owner: &str, name: &str) -> Result<DefinitionRecord, FlowsError> {
+    pub async fn find_definition(&self, owner: &Owner, name: &str) -> Result<DefinitionRecord, FlowsError> {
         let row = sqlx::query("SELECT * FROM workflow_definitions WHERE owner = $1 AND name = $2")
             .bind(owner)
             .bind(name)
@@ -525,7 +526,7 @@ impl Store {
     }
 
     /// Newest first.
-    pub async fn list_definitions(&self, owner: &str, page: Page) -> Result<Paged<DefinitionRecord>, FlowsError> {
+    pub async fn list_definitions(&self, owner: &Owner, page: Page) -> Result<Paged<DefinitionRecord>, FlowsError> {
         let (limit, cursor) = page_bounds(&page)?;
         let rows = sqlx::query("SELECT * FROM workflow_definitions WHERE owner = $1 AND id < $2 ORDER BY id DESC LIMIT $3")
             .bind(owner)
@@ -542,7 +543,7 @@ impl Store {
     }
 
     /// Deletes a definition. Its runs stay (they carry their own snapshot).
-    pub async fn delete_definition(&self, owner: &str, id: i64) -> Result<(), FlowsError> {
+    pub async fn delete_definition(&self, owner: &Owner, id: i64) -> Result<(), FlowsError> {
         let done = sqlx::query("DELETE FROM workflow_definitions WHERE id = $1 AND owner = $2").bind(id).bind(owner).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(FlowsError::NotFound);
@@ -551,7 +552,7 @@ impl Store {
     }
 
     /// Stores the built-in workflows for `owner`, skipping those already there (by name).
-    pub async fn install_builtins(&self, owner: &str) -> Result<Vec<DefinitionRecord>, FlowsError> {
+    pub async fn install_builtins(&self, owner: &Owner) -> Result<Vec<DefinitionRecord>, FlowsError> {
         let mut out = Vec::new();
         for (name, source) in crate::builtin::all() {
             match self.find_definition(owner, name).await {
@@ -573,13 +574,13 @@ impl Store {
     /// Records a new run, ready for the next engine poll. Returns its id (the existing run's id for a
     /// repeated idempotency key). The owner may have at most [`Limits::max_active_runs_per_owner`] runs
     /// active at once (429 `quota_exceeded`).
-    pub async fn start_run(&self, owner: &str, new: NewRun) -> Result<RunId, FlowsError> {
+    pub async fn start_run(&self, owner: &Owner, new: NewRun) -> Result<RunId, FlowsError> {
         let mut conn = self.pool.acquire().await?;
         self.start_run_on(&mut conn, owner, new).await
     }
 
     /// [`Self::start_run`] on the caller's connection (or transaction).
-    pub async fn start_run_on(&self, conn: &mut AnyConnection, owner: &str, new: NewRun) -> Result<RunId, FlowsError> {
+    pub async fn start_run_on(&self, conn: &mut AnyConnection, owner: &Owner, new: NewRun) -> Result<RunId, FlowsError> {
         if let Some(k) = &new.idempotency_key {
             if k.is_empty() || k.len() > 200 {
                 return Err(FlowsError::invalid("idempotency_key", "must be 1 to 200 characters"));
@@ -675,7 +676,7 @@ impl Store {
         row.as_ref().map(run_from_row).transpose()
     }
 
-    async fn owned_run(&self, owner: &str, id: &str) -> Result<RunRow, FlowsError> {
+    async fn owned_run(&self, owner: &Owner, id: &str) -> Result<RunRow, FlowsError> {
         match self.load_run(id).await? {
             Some(r) if r.rec.owner == owner => Ok(r),
             // Someone else's run does not exist, as far as this owner can tell.
@@ -683,12 +684,12 @@ impl Store {
         }
     }
 
-    pub async fn get_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+    pub async fn get_run(&self, owner: &Owner, id: &str) -> Result<RunRecord, FlowsError> {
         Ok(self.owned_run(owner, id).await?.rec)
     }
 
     /// Newest first.
-    pub async fn list_runs(&self, owner: &str, filter: &RunFilter, page: Page) -> Result<Paged<RunRecord>, FlowsError> {
+    pub async fn list_runs(&self, owner: &Owner, filter: &RunFilter, page: Page) -> Result<Paged<RunRecord>, FlowsError> {
         let (limit, cursor) = page_bounds(&page)?;
         let mut sql = format!("SELECT seq, {RUN_COLUMNS} FROM workflow_runs WHERE owner = $1 AND seq < $2");
         let mut n = 2;
@@ -723,7 +724,7 @@ impl Store {
     }
 
     /// The run's attempts in the order they happened, compensations included, grouped by step.
-    pub async fn timeline(&self, owner: &str, id: &str) -> Result<Timeline, FlowsError> {
+    pub async fn timeline(&self, owner: &Owner, id: &str) -> Result<Timeline, FlowsError> {
         let run = self.owned_run(owner, id).await?.rec;
         let attempts = self.attempts(id).await?;
         Ok(crate::run::group_timeline(run, attempts))
@@ -746,7 +747,7 @@ impl Store {
     ///
     /// The run then carries `by` (who retried it) instead of who started it: it goes on with the
     /// retrier's rights. A retry counts against the active-runs limit like a start.
-    pub async fn retry_run(&self, owner: &str, id: &str, by: &StartedBy) -> Result<RunRecord, FlowsError> {
+    pub async fn retry_run(&self, owner: &Owner, id: &str, by: &StartedBy) -> Result<RunRecord, FlowsError> {
         let run = self.owned_run(owner, id).await?;
         let now = now_ms();
         let (status, current_step, steps) = match run.rec.status {
@@ -792,7 +793,7 @@ impl Store {
     }
 
     /// The owner's runs that are `running`, `waiting` or `compensating`.
-    pub async fn active_runs(&self, owner: &str) -> Result<i64, FlowsError> {
+    pub async fn active_runs(&self, owner: &Owner) -> Result<i64, FlowsError> {
         let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM workflow_runs WHERE owner = $1 AND status IN {ACTIVE_SQL}"))
             .bind(owner)
             .fetch_one(&self.pool)
@@ -803,7 +804,7 @@ impl Store {
     /// Asks the engine to stop the run and undo its completed steps (last first); the run ends
     /// `cancelled` (or `compensation_failed`). An attempt in flight finishes first. 409 if the run is
     /// final or already compensating.
-    pub async fn cancel_run(&self, owner: &str, id: &str) -> Result<RunRecord, FlowsError> {
+    pub async fn cancel_run(&self, owner: &Owner, id: &str) -> Result<RunRecord, FlowsError> {
         let run = self.owned_run(owner, id).await?;
         let done = sqlx::query(
             "UPDATE workflow_runs SET cancel_requested = 1, nudged = 1, updated_at_ms = $1 \
@@ -1107,7 +1108,7 @@ mod tests {
         let def = WorkflowDefinition::from_json(r#"{"name":"x","steps":[{"name":"a","action":{"type":"call","name":"a"}}]}"#).unwrap();
         store
             .start_run(
-                "alice",
+                &Owner::from("alice"),
                 NewRun { definition: DefinitionRef::Inline(def), input: json!({}), idempotency_key: None, started_by: StartedBy::session() },
             )
             .await
@@ -1145,7 +1146,7 @@ mod tests {
                 .await
                 .unwrap();
             assert!(claim(&store, "c#1", 300, 10).await.is_empty(), "timer in the future");
-            store.cancel_run("alice", &id).await.unwrap();
+            store.cancel_run(&Owner::from("alice"), &id).await.unwrap();
             assert_eq!(claim(&store, "c#1", 300, 10).await, vec![id.clone()], "the cancel nudged it");
             assert!(claim(&store, "d#1", 300, 10).await.is_empty(), "the claim consumed the nudge and holds the lease");
         }

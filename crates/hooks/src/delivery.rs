@@ -6,6 +6,7 @@
 //! tells [`DeliveryLog`] how it went: the attempt log, the failure streak and automatic disabling live
 //! here; signing, retries, backoff and dead letters are the pipeline's.
 
+use contract::Owner;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -181,11 +182,11 @@ impl Hooks {
 
     /// Stores an event for `owner` and sends it to each of the owner's enabled endpoints subscribed to
     /// its type. The message id is the `webhook-id` of every delivery, retries and replays included.
-    pub async fn emit(&self, owner: &str, event_type: &str, data: serde_json::Value) -> Result<Message, HooksError> {
+    pub async fn emit(&self, owner: &Owner, event_type: &str, data: serde_json::Value) -> Result<Message, HooksError> {
         self.emit_metered(owner, event_type, data, true).await
     }
 
-    async fn emit_metered(&self, owner: &str, event_type: &str, data: serde_json::Value, metered: bool) -> Result<Message, HooksError> {
+    async fn emit_metered(&self, owner: &Owner, event_type: &str, data: serde_json::Value, metered: bool) -> Result<Message, HooksError> {
         let endpoints: Vec<String> = self.subscribers(owner, event_type).await?.into_iter().map(|e| e.id).collect();
         if metered {
             self.spend_outbound(owner, endpoints.len())?;
@@ -200,7 +201,7 @@ impl Hooks {
     }
 
     /// "Send test event": a `test.ping` to this one endpoint, whatever it subscribes to.
-    pub async fn send_test(&self, owner: &str, endpoint_id: &str) -> Result<Message, HooksError> {
+    pub async fn send_test(&self, owner: &Owner, endpoint_id: &str) -> Result<Message, HooksError> {
         let ep = self.get_endpoint(owner, endpoint_id).await?;
         if !ep.enabled {
             return Err(HooksError::Conflict("This endpoint is disabled; enable it first.".into()));
@@ -212,7 +213,7 @@ impl Hooks {
         Ok(message)
     }
 
-    async fn store_message(&self, owner: &str, event_type: &str, data: &serde_json::Value) -> Result<Message, HooksError> {
+    async fn store_message(&self, owner: &Owner, event_type: &str, data: &serde_json::Value) -> Result<Message, HooksError> {
         if !events::is_known(event_type) {
             return Err(HooksError::invalid("event_type", "unknown event type"));
         }
@@ -238,14 +239,14 @@ impl Hooks {
 
     /// One notification per endpoint of `owner`'s, routed to it, and a delivery row for each.
     /// Takes `requests` from the owner's outbound budget, or says when to come back.
-    fn spend_outbound(&self, owner: &str, requests: usize) -> Result<(), HooksError> {
+    fn spend_outbound(&self, owner: &Owner, requests: usize) -> Result<(), HooksError> {
         self.inner
             .outbound
             .check(owner, requests)
             .map_err(|wait| HooksError::RateLimited { per_sec: self.inner.config.outbound_per_sec, retry_after_secs: wait.as_secs() + 1 })
     }
 
-    async fn fan_out(&self, owner: &str, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
+    async fn fan_out(&self, owner: &Owner, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
         if endpoints.is_empty() {
             return Ok(vec![]);
         }
@@ -286,7 +287,7 @@ impl Hooks {
 
     /// Sends a message again, with the same `webhook-id`: to one endpoint, or (without one) to every
     /// enabled endpoint it was sent to before. Returns the new deliveries.
-    pub async fn replay(&self, owner: &str, message_id: &str, endpoint_id: Option<&str>) -> Result<Vec<DeliveryRecord>, HooksError> {
+    pub async fn replay(&self, owner: &Owner, message_id: &str, endpoint_id: Option<&str>) -> Result<Vec<DeliveryRecord>, HooksError> {
         self.message(owner, message_id).await?;
         let targets: Vec<String> = match endpoint_id {
             Some(ep) => {
@@ -311,7 +312,7 @@ impl Hooks {
         self.fan_out(owner, message_id, &targets).await
     }
 
-    async fn message(&self, owner: &str, id: &str) -> Result<(Message, String), HooksError> {
+    async fn message(&self, owner: &Owner, id: &str) -> Result<(Message, String), HooksError> {
         let row = sqlx::query("SELECT id, event_type, payload, created_ms FROM webhook_messages WHERE owner = $1 AND id = $2")
             .bind(owner)
             .bind(id)
@@ -325,7 +326,7 @@ impl Hooks {
     }
 
     /// A message with its body and every delivery of it.
-    pub async fn get_message(&self, owner: &str, id: &str) -> Result<MessageDetail, HooksError> {
+    pub async fn get_message(&self, owner: &Owner, id: &str) -> Result<MessageDetail, HooksError> {
         let (message, payload) = self.message(owner, id).await?;
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE message_id = $1 ORDER BY seq");
         let rows = sqlx::query(&sql).bind(id).fetch_all(self.pool()).await?;
@@ -334,7 +335,7 @@ impl Hooks {
     }
 
     /// The owner's messages, newest first.
-    pub async fn list_messages(&self, owner: &str, req: PageRequest) -> Result<Page<Message>, HooksError> {
+    pub async fn list_messages(&self, owner: &Owner, req: PageRequest) -> Result<Page<Message>, HooksError> {
         let (fetch, before) = req.bounds()?;
         let rows =
             sqlx::query("SELECT seq, id, event_type, created_ms FROM webhook_messages WHERE owner = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3")
@@ -353,13 +354,13 @@ impl Hooks {
     }
 
     /// Every attempt to deliver one message, newest first.
-    pub async fn message_attempts(&self, owner: &str, message_id: &str, req: PageRequest) -> Result<Page<AttemptRecord>, HooksError> {
+    pub async fn message_attempts(&self, owner: &Owner, message_id: &str, req: PageRequest) -> Result<Page<AttemptRecord>, HooksError> {
         self.message(owner, message_id).await?;
         self.attempts_where("message_id", message_id, req).await
     }
 
     /// Every attempt made to one endpoint, newest first.
-    pub async fn endpoint_attempts(&self, owner: &str, endpoint_id: &str, req: PageRequest) -> Result<Page<AttemptRecord>, HooksError> {
+    pub async fn endpoint_attempts(&self, owner: &Owner, endpoint_id: &str, req: PageRequest) -> Result<Page<AttemptRecord>, HooksError> {
         self.get_endpoint(owner, endpoint_id).await?;
         self.attempts_where("endpoint_id", endpoint_id, req).await
     }
@@ -373,7 +374,7 @@ impl Hooks {
     }
 
     /// Notices for the owner (e.g. "endpoint disabled"), newest first.
-    pub async fn notices(&self, owner: &str, req: PageRequest) -> Result<Page<OwnerNotice>, HooksError> {
+    pub async fn notices(&self, owner: &Owner, req: PageRequest) -> Result<Page<OwnerNotice>, HooksError> {
         let (fetch, before) = req.bounds()?;
         let rows = sqlx::query(
             "SELECT seq, kind, endpoint_id, message, created_ms, read_ms FROM webhook_owner_notices \
@@ -404,7 +405,7 @@ impl Hooks {
         Ok(page(rows, fetch))
     }
 
-    pub async fn mark_notice_read(&self, owner: &str, id: i64) -> Result<(), HooksError> {
+    pub async fn mark_notice_read(&self, owner: &Owner, id: i64) -> Result<(), HooksError> {
         let r = sqlx::query("UPDATE webhook_owner_notices SET read_ms = $1 WHERE owner = $2 AND seq = $3")
             .bind(now_ms())
             .bind(owner)
@@ -514,7 +515,7 @@ impl AttemptObserver for NotificationEvents {
         });
         // Emitting enqueues; do it beside the worker rather than in its way.
         tokio::spawn(async move {
-            if let Err(e) = (Hooks { inner }).emit_metered(&owner, event_type, data, false).await {
+            if let Err(e) = (Hooks { inner }).emit_metered(&Owner::from(owner), event_type, data, false).await {
                 tracing::warn!(error = %e, event_type, "could not emit a notification event");
             }
         });
@@ -654,7 +655,7 @@ impl Hooks {
             let (hooks, endpoint_id) = (self.clone(), endpoint_id.to_string());
             tokio::spawn(async move {
                 let data = serde_json::json!({ "endpoint_id": endpoint_id, "url": url, "consecutive_failures": failures });
-                if let Err(e) = hooks.emit(&owner, events::ENDPOINT_DISABLED, data).await {
+                if let Err(e) = hooks.emit(&Owner::from(owner), events::ENDPOINT_DISABLED, data).await {
                     tracing::warn!(error = %e, "could not emit endpoint.disabled");
                 }
             });

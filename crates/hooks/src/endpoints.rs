@@ -2,6 +2,7 @@
 //! at rotation) and its health. Every operation is scoped to an owner; someone else's endpoint is
 //! "not found", never "forbidden", so ids do not leak.
 
+use contract::Owner;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -119,7 +120,7 @@ impl Hooks {
     }
 
     /// Registers an endpoint. The answer carries its `whsec_` secret, which is never shown again.
-    pub async fn create_endpoint(&self, owner: &str, new: NewEndpoint) -> Result<CreatedEndpoint, HooksError> {
+    pub async fn create_endpoint(&self, owner: &Owner, new: NewEndpoint) -> Result<CreatedEndpoint, HooksError> {
         let mut errors = vec![];
         let url = self.check_url(&new.url, &mut errors).await;
         check_description(&new.description, &mut errors);
@@ -150,7 +151,7 @@ impl Hooks {
     }
 
     /// The owner's endpoints, newest first.
-    pub async fn list_endpoints(&self, owner: &str, req: PageRequest) -> Result<Page<Endpoint>, HooksError> {
+    pub async fn list_endpoints(&self, owner: &Owner, req: PageRequest) -> Result<Page<Endpoint>, HooksError> {
         let (fetch, before) = req.bounds()?;
         let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3");
         let rows = sqlx::query(&sql).bind(owner).bind(before).bind(fetch).fetch_all(self.pool()).await?;
@@ -159,14 +160,14 @@ impl Hooks {
         Ok(page(rows, fetch))
     }
 
-    pub async fn get_endpoint(&self, owner: &str, id: &str) -> Result<Endpoint, HooksError> {
+    pub async fn get_endpoint(&self, owner: &Owner, id: &str) -> Result<Endpoint, HooksError> {
         let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner = $1 AND id = $2");
         let row = sqlx::query(&sql).bind(owner).bind(id).fetch_optional(self.pool()).await?.ok_or(HooksError::NotFound)?;
         Ok(endpoint_from_row(&row, now_ms())?.1)
     }
 
     /// Changes URL, description or subscriptions (the secret and health stay).
-    pub async fn update_endpoint(&self, owner: &str, id: &str, update: EndpointUpdate) -> Result<Endpoint, HooksError> {
+    pub async fn update_endpoint(&self, owner: &Owner, id: &str, update: EndpointUpdate) -> Result<Endpoint, HooksError> {
         let current = self.get_endpoint(owner, id).await?;
         let mut errors = vec![];
         let url = match &update.url {
@@ -196,7 +197,7 @@ impl Hooks {
 
     /// Removes the endpoint. Deliveries still queued for it are dropped when their turn comes; its
     /// attempts stay in the messages' logs.
-    pub async fn delete_endpoint(&self, owner: &str, id: &str) -> Result<(), HooksError> {
+    pub async fn delete_endpoint(&self, owner: &Owner, id: &str) -> Result<(), HooksError> {
         let r = sqlx::query("DELETE FROM webhook_endpoints WHERE owner = $1 AND id = $2").bind(owner).bind(id).execute(self.pool()).await?;
         if r.rows_affected() == 0 {
             return Err(HooksError::NotFound);
@@ -207,7 +208,7 @@ impl Hooks {
     /// A new secret (returned once). The old one keeps signing beside it for the configured overlap, so
     /// receivers can switch without dropping a message; rotating again within the overlap retires the
     /// oldest at once.
-    pub async fn rotate_secret(&self, owner: &str, id: &str) -> Result<RotatedSecret, HooksError> {
+    pub async fn rotate_secret(&self, owner: &Owner, id: &str) -> Result<RotatedSecret, HooksError> {
         let secret = SigningKey::generate_secret();
         let now = now_ms();
         let until = now + (self.inner.config.rotation_overlap_secs as i64).saturating_mul(1000);
@@ -268,7 +269,7 @@ impl Hooks {
 
     /// Enables (clearing the failure streak and reason) or disables an endpoint. Messages are not sent
     /// to a disabled endpoint, and those already queued for it are dropped.
-    pub async fn set_enabled(&self, owner: &str, id: &str, enabled: bool) -> Result<Endpoint, HooksError> {
+    pub async fn set_enabled(&self, owner: &Owner, id: &str, enabled: bool) -> Result<Endpoint, HooksError> {
         let sql = if enabled {
             "UPDATE webhook_endpoints SET enabled = 1, disabled_reason = NULL, consecutive_failures = 0, failing_since_ms = NULL, \
              updated_ms = $1 WHERE owner = $2 AND id = $3"
@@ -284,7 +285,7 @@ impl Hooks {
     }
 
     /// The owner's enabled endpoints that want `event_type`.
-    pub(crate) async fn subscribers(&self, owner: &str, event_type: &str) -> Result<Vec<Endpoint>, HooksError> {
+    pub(crate) async fn subscribers(&self, owner: &Owner, event_type: &str) -> Result<Vec<Endpoint>, HooksError> {
         let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner = $1 AND enabled = 1 ORDER BY seq");
         let rows = sqlx::query(&sql).bind(owner).fetch_all(self.pool()).await?;
         let now = now_ms();

@@ -9,6 +9,7 @@
 //! Each prints the wall time from the run's start until every notification is delivered, the
 //! throughput, the run's latency percentiles and the peak resident memory of this process.
 
+use contract::Owner;
 use notify::sink::{Sink, SinkConfig};
 use notify::*;
 use std::process::{Command, Stdio};
@@ -80,7 +81,7 @@ async fn main() {
     let svc = NotifyService::new(cfg).await.unwrap();
     svc.start().await.unwrap();
     let started = Instant::now();
-    let run = svc.start_operator_run("bench", params).await.unwrap();
+    let run = svc.start_operator_run(&Owner::from("bench"), params).await.unwrap();
 
     if scenario == "paced" {
         let secs = n.min(3600);
@@ -95,7 +96,7 @@ async fn main() {
             s.end_to_end_ms.p99,
             peak.load(Ordering::Relaxed) / 1024
         );
-        svc.cancel_run("bench", run).await.unwrap();
+        svc.cancel_run(&Owner::from("bench"), run).await.unwrap();
     } else {
         let mut last = 0;
         loop {

@@ -1,6 +1,7 @@
 //! [`NotifyService`]: the handle the server holds. It owns both queues, the worker pools, the run
 //! producers and the monitor that samples runs for the dashboard.
 
+use contract::Owner;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -226,7 +227,7 @@ impl NotifyService {
     /// users' enqueue quotas (event deliveries have their own limits in `hooks`).
     pub async fn enqueue_routed(
         &self,
-        owner: &str,
+        owner: &Owner,
         backend: Backend,
         items: Vec<(String, NewNotification)>,
     ) -> Result<Vec<NotificationId>, NotifyError> {
@@ -320,7 +321,7 @@ impl NotifyService {
 
     /// Starts a simulation run owned by the user `owner`, held to their [`Quotas`](crate::Quotas):
     /// notifications per run (422), runs at once and notifications per day (429).
-    pub async fn start_run(&self, owner: &str, params: SimParams) -> Result<RunId, NotifyError> {
+    pub async fn start_run(&self, owner: &Owner, params: SimParams) -> Result<RunId, NotifyError> {
         let q = self.inner.config.quotas;
         if q.notifications_per_run > 0 && params.count > q.notifications_per_run {
             return Err(NotifyError::invalid("count", format!("at most {} notifications in one run", q.notifications_per_run)));
@@ -329,7 +330,7 @@ impl NotifyService {
     }
 
     /// Starts a run for the operator's own tools (`server simulate`, benchmarks): no per-user quotas.
-    pub async fn start_operator_run(&self, owner: &str, params: SimParams) -> Result<RunId, NotifyError> {
+    pub async fn start_operator_run(&self, owner: &Owner, params: SimParams) -> Result<RunId, NotifyError> {
         self.start_run_with(owner, params, None).await
     }
 
@@ -475,7 +476,7 @@ impl NotifyService {
 
     /// Cancels a running run of `owner`: production stops, its waiting notifications are dropped,
     /// in-flight ones finish.
-    pub async fn cancel_run(&self, owner: &str, id: RunId) -> Result<(), NotifyError> {
+    pub async fn cancel_run(&self, owner: &Owner, id: RunId) -> Result<(), NotifyError> {
         let rec = self.inner.embedded.get_run(id).await?.filter(|r| r.owner == owner).ok_or(NotifyError::NotFound)?;
         if rec.status != RunStatus::Running {
             return Err(NotifyError::Conflict("This run is not running.".into()));
@@ -505,7 +506,7 @@ impl NotifyService {
     }
 
     /// The owner's runs, newest first (at most 100).
-    pub async fn list_runs(&self, owner: &str) -> Result<Vec<RunSummary>, NotifyError> {
+    pub async fn list_runs(&self, owner: &Owner) -> Result<Vec<RunSummary>, NotifyError> {
         let records = self.inner.embedded.list_runs(Some(owner), false, 100).await?;
         let live = self.inner.live.lock().expect("live lock");
         Ok(records
@@ -528,7 +529,7 @@ impl NotifyService {
 
     /// `owner`'s run `id` as clients see it (the dashboard, its live stream, the REST API); `None` when
     /// there is no such run of theirs (someone else's is not found either).
-    pub async fn run_view(&self, owner: &str, id: RunId) -> Result<Option<contract::notifications::RunView>, NotifyError> {
+    pub async fn run_view(&self, owner: &Owner, id: RunId) -> Result<Option<contract::notifications::RunView>, NotifyError> {
         if self.run_owner(id).await?.as_deref() != Some(owner) {
             return Ok(None);
         }

@@ -4,7 +4,7 @@
 //! finishes, `workflow.completed` or `workflow.failed` goes to the owner's endpoints. Internal failures
 //! reach the run's timeline as a generic message with an id; the detail is in the log under that id.
 
-use contract::PublicError;
+use contract::{Owner, PublicError};
 use flows::{HttpCaller, ResolvedAction, StepContext, StepError, StepHost};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -69,7 +69,7 @@ impl ServerHost {
 
     /// Counts what a step hands on to be stored elsewhere (an event's message). Nothing was done yet and
     /// room comes back gradually, so the step is tried again later.
-    async fn charge_sent(&self, owner: &str, bytes: u64) -> Result<(), StepError> {
+    async fn charge_sent(&self, owner: &Owner, bytes: u64) -> Result<(), StepError> {
         self.charge_storage(owner, bytes).await.map_err(|m| StepError::retryable("quota_exceeded", m))
     }
 
@@ -220,14 +220,14 @@ impl StepHost for ServerHost {
         }
     }
 
-    async fn charge_storage(&self, owner: &str, bytes: u64) -> Result<(), String> {
+    async fn charge_storage(&self, owner: &Owner, bytes: u64) -> Result<(), String> {
         match &self.storage {
             Some(s) => s.charge(owner, bytes).await.map_err(|o| o.message),
             None => Ok(()),
         }
     }
 
-    async fn refund_storage(&self, owner: &str, bytes: u64) {
+    async fn refund_storage(&self, owner: &Owner, bytes: u64) {
         if let Some(s) = &self.storage {
             s.refund(owner, bytes).await;
         }

@@ -20,6 +20,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
+use contract::Owner;
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 use utoipa::ToSchema;
@@ -97,13 +98,15 @@ pub enum Via {
 pub struct Caller {
     pub user_id: i64,
     pub username: String,
+    /// The username as the owner every domain crate files this user's things under.
+    pub owner: Owner,
     pub via: Via,
 }
 
 impl Caller {
-    /// The owner string every domain crate files this user's things under.
-    pub fn owner(&self) -> &str {
-        &self.username
+    /// Whose things this caller works on.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
     }
 
     pub fn require(&self, scope: Scope) -> ApiResult<()> {
@@ -135,12 +138,13 @@ impl FromRequestParts<AppState> for Caller {
                 state.auth.users.find_by_id(principal.user_id).await?.ok_or_else(|| ApiError::unauthorized("The token's user no longer exists."))?;
             return Ok(Caller {
                 user_id: user.id,
+                owner: Owner::new(user.username.clone()),
                 username: user.username,
                 via: Via::Token { token_id: principal.token_id, scopes: principal.scopes },
             });
         }
         match parts.extensions.get::<SignedIn>() {
-            Some(s) => Ok(Caller { user_id: s.user_id, username: s.username.clone(), via: Via::Session }),
+            Some(s) => Ok(Caller { user_id: s.user_id, owner: Owner::new(s.username.clone()), username: s.username.clone(), via: Via::Session }),
             None => Err(ApiError::unauthorized("Send an API token (Authorization: Bearer …) or sign in.")),
         }
     }

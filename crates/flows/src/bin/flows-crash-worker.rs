@@ -13,6 +13,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Whose runs the crash tests make.
+const CRASH: contract::Owner = contract::Owner::from_static("crash");
+
 struct LoggingHost {
     log: std::path::PathBuf,
     slow_ms: u64,
@@ -74,7 +77,7 @@ async fn main() {
         Some(w) => {
             let id = engine
                 .start_run(
-                    "crash",
+                    &CRASH,
                     NewRun {
                         definition: DefinitionRef::Inline(workflow(&w)),
                         input: json!({}),
@@ -91,7 +94,7 @@ async fn main() {
     };
     engine.spawn().await;
     loop {
-        let run = store.get_run("crash", &until).await.expect("run");
+        let run = store.get_run(&CRASH, &until).await.expect("run");
         if run.status.is_final() {
             engine.shutdown().await;
             println!("run {} {}", run.id, run.status.as_str());

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use async_trait::async_trait;
+use contract::Owner;
 use flows::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -55,7 +56,7 @@ impl ScriptedHost {
     }
 
     /// Gives every owner in `owners` `bytes` of storage; others get none.
-    pub fn storage(&self, owners: &[&str], bytes: u64) {
+    pub fn storage(&self, owners: &[Owner], bytes: u64) {
         *self.storage_left.lock().unwrap() = Some(owners.iter().map(|o| (o.to_string(), bytes)).collect());
     }
 
@@ -140,7 +141,7 @@ impl StepHost for ScriptedHost {
         self.finished.lock().unwrap().push(run.clone());
     }
 
-    async fn charge_storage(&self, owner: &str, bytes: u64) -> Result<(), String> {
+    async fn charge_storage(&self, owner: &Owner, bytes: u64) -> Result<(), String> {
         let mut left = self.storage_left.lock().unwrap();
         let Some(left) = left.as_mut() else { return Ok(()) };
         let mine = left.entry(owner.to_string()).or_default();
@@ -151,7 +152,7 @@ impl StepHost for ScriptedHost {
         Ok(())
     }
 
-    async fn refund_storage(&self, owner: &str, bytes: u64) {
+    async fn refund_storage(&self, owner: &Owner, bytes: u64) {
         if let Some(left) = self.storage_left.lock().unwrap().as_mut() {
             *left.entry(owner.to_string()).or_default() += bytes;
         }
@@ -181,11 +182,11 @@ pub fn config(name: &str) -> EngineConfig {
 }
 
 /// The inbound source the tests wait on, and its owner.
-pub const SOURCE_OWNER: &str = "alice";
+pub const SOURCE_OWNER: Owner = Owner::from_static("alice");
 
 /// `crm` belongs to [`SOURCE_OWNER`].
 pub fn sources() -> HashMap<String, InboundSource> {
-    HashMap::from([("crm".to_string(), InboundSource { owner: SOURCE_OWNER.into(), scopes: vec!["workflows:write".into()], workflow: None })])
+    HashMap::from([("crm".to_string(), InboundSource { owner: SOURCE_OWNER, scopes: vec!["workflows:write".into()], workflow: None })])
 }
 
 /// A migrated store on one test database, with [`sources`].
@@ -208,7 +209,7 @@ pub fn inline(d: WorkflowDefinition, input: Value) -> NewRun {
 pub use testkit::wait_for;
 
 /// Waits until the run reaches `status` (failing fast if it ends in another final status).
-pub async fn wait_status(store: &Store, owner: &str, id: &str, status: RunStatus) -> RunRecord {
+pub async fn wait_status(store: &Store, owner: &Owner, id: &str, status: RunStatus) -> RunRecord {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = store.get_run(owner, id).await.unwrap();

@@ -3,12 +3,15 @@
 //! flight at the kill is executed again (at least once), its first attempt recorded as interrupted.
 
 use crate::common;
+use contract::Owner;
 
 use flows::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+const CRASH: Owner = Owner::from_static("crash");
 
 struct Worker(Child);
 
@@ -108,7 +111,7 @@ async fn killed_during_a_slow_host_call_the_run_resumes_after_restart_and_comple
         assert_eq!((c.get("slow 2 start"), c.get("slow 2 done")), (Some(&1), Some(&1)), "the step in flight ran again: {lines:?}");
 
         let store = common::store(&db).await;
-        let t = store.timeline("crash", &id).await.unwrap();
+        let t = store.timeline(&CRASH, &id).await.unwrap();
         let slow = t.entries.iter().find(|e| e.step_name == "slow").unwrap();
         let got: Vec<(AttemptOutcome, Option<&str>)> = slow.attempts.iter().map(|a| (a.outcome, a.worker.as_deref())).collect();
         assert_eq!(got, [(AttemptOutcome::Interrupted, Some("first")), (AttemptOutcome::Succeeded, Some("second"))]);
@@ -129,18 +132,18 @@ async fn killed_during_a_delay_the_timer_survives_and_is_not_restarted() {
         let started = first.first_line();
         let id = started.strip_prefix("started ").unwrap().to_string();
         common::wait_for("the delay to be recorded", Duration::from_secs(30), || async {
-            let r = store.get_run("crash", &id).await.unwrap();
+            let r = store.get_run(&CRASH, &id).await.unwrap();
             r.current_step == 1 && r.wake_at_ms.is_some_and(|w| w > r.created_at_ms + 1000)
         })
         .await;
-        let wake_at = store.get_run("crash", &id).await.unwrap().wake_at_ms.unwrap();
+        let wake_at = store.get_run(&CRASH, &id).await.unwrap().wake_at_ms.unwrap();
         first.sigkill();
 
         let second = Worker::spawn(&db.url, &log, &["--instance", "second", "--until", &id]);
         let out = tokio::task::block_in_place(|| second.wait_output(Duration::from_secs(60)));
         assert!(out.contains(&format!("run {id} completed")), "{out}");
         assert_eq!(log_lines(&log), ["one 1 start", "one 1 done", "two 1 start", "two 1 done"]);
-        let t = store.timeline("crash", &id).await.unwrap();
+        let t = store.timeline(&CRASH, &id).await.unwrap();
         let pause = &t.entries[1];
         assert_eq!(pause.step_name, "pause");
         assert_eq!(pause.attempts.len(), 1, "the delay was not started again: {pause:?}");
@@ -149,7 +152,7 @@ async fn killed_during_a_delay_the_timer_survives_and_is_not_restarted() {
         assert!(a.finished_at_ms.unwrap() >= wake_at, "not woken early");
         // Restarting the 1.5 s delay when the second worker claims the run (after the 1 s lease) would
         // end it about 1 s past the original timer.
-        let run = store.get_run("crash", &id).await.unwrap();
+        let run = store.get_run(&CRASH, &id).await.unwrap();
         assert!(run.finished_at_ms.unwrap() < wake_at + 800, "finished {} ms after the original timer", run.finished_at_ms.unwrap() - wake_at);
     }
 }

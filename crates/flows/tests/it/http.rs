@@ -2,6 +2,7 @@
 //! bodies as outputs, the URL policy and redirects not followed.
 
 use crate::common;
+use contract::Owner;
 
 use async_trait::async_trait;
 use common::*;
@@ -10,6 +11,8 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ALICE: Owner = Owner::from_static("alice");
 
 /// Answers each connection with the next scripted (status, extra headers, body); records request heads.
 async fn scripted_server(answers: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -109,10 +112,10 @@ async fn an_http_step_retries_a_503_and_its_response_is_the_step_output() {
         engine.spawn().await;
         let d = def(json!({"name": "http", "steps": [{"name": "crm", "retry": {"initial_interval_ms": 10, "max_attempts": 3},
             "action": {"type": "http", "method": "PUT", "url": format!("{base}/customers/{{{{input.id}}}}"), "body": "raw text"}}]}));
-        let id = engine.start_run("alice", inline(d, json!({"id": "c9"}))).await.unwrap();
-        let run = wait_status(&store, "alice", &id, RunStatus::Completed).await;
+        let id = engine.start_run(&ALICE, inline(d, json!({"id": "c9"}))).await.unwrap();
+        let run = wait_status(&store, &ALICE, &id, RunStatus::Completed).await;
         assert_eq!(run.steps[0].output, Some(json!({"status": 200, "body": {"crm_id": 7}})));
-        let t = engine.timeline("alice", &id).await.unwrap();
+        let t = engine.timeline(&ALICE, &id).await.unwrap();
         assert_eq!(t.entries[0].attempts[0].error_code.as_deref(), Some("http_503"));
         engine.shutdown().await;
     }
@@ -209,13 +212,13 @@ async fn template_values_are_data_in_the_path_query_and_headers() {
         engine.spawn().await;
         let d = def(json!({"name": "tpl", "steps": [{"name": "crm", "retry": {"max_attempts": 1}, "action": {"type": "http", "method": "GET",
             "url": format!("{base}/customers/{{{{input.id}}}}?q={{{{input.q}}}}"), "headers": {"x-tag": "{{input.tag}}"}}}]}));
-        let id = engine.start_run("alice", inline(d.clone(), json!({"id": "../admin", "q": "a&admin=1", "tag": "t1"}))).await.unwrap();
-        wait_status(&store, "alice", &id, RunStatus::Completed).await;
+        let id = engine.start_run(&ALICE, inline(d.clone(), json!({"id": "../admin", "q": "a&admin=1", "tag": "t1"}))).await.unwrap();
+        wait_status(&store, &ALICE, &id, RunStatus::Completed).await;
         let head = seen.lock().unwrap()[0].clone();
         assert!(head.starts_with("GET /customers/..%2Fadmin?q=a%26admin%3D1 HTTP/1.1"), "{head}");
         // A header value that would start a header of its own fails the step before anything is sent.
-        let id = engine.start_run("alice", inline(d, json!({"id": "1", "q": "", "tag": "x\r\nHost: evil"}))).await.unwrap();
-        let run = wait_status(&store, "alice", &id, RunStatus::Failed).await;
+        let id = engine.start_run(&ALICE, inline(d, json!({"id": "1", "q": "", "tag": "x\r\nHost: evil"}))).await.unwrap();
+        let run = wait_status(&store, &ALICE, &id, RunStatus::Failed).await;
         assert_eq!(run.error_code.as_deref(), Some("template"), "{run:?}");
         assert_eq!(seen.lock().unwrap().len(), 1);
         engine.shutdown().await;

@@ -4,11 +4,14 @@
 //! deliveries signed with the secret it was given.
 
 use crate::common;
+use contract::Owner;
 
 use hooks::{EndpointUpdate, Hooks, HooksConfig, NewEndpoint};
 use notify::sink::{Sink, SinkConfig};
 use sqlx::Row;
 use std::time::Duration;
+
+const USER_7: Owner = Owner::from_static("7");
 
 async fn raw(pool: &sqlx::AnyPool, id: &str) -> (String, Option<String>) {
     let row = sqlx::query("SELECT secret, previous_secret FROM webhook_endpoints WHERE id = $1").bind(id).fetch_one(pool).await.unwrap();
@@ -28,20 +31,20 @@ async fn secrets_are_sealed_resealed_under_a_new_key_and_still_sign() {
 
         // Sealed from the start when a key is configured.
         let sealed = Hooks::new(pool.clone(), keys(&[1]), None).unwrap();
-        let a = sealed.create_endpoint("7", new.clone()).await.unwrap();
+        let a = sealed.create_endpoint(&USER_7, new.clone()).await.unwrap();
         let (stored, _) = raw(&pool, &a.endpoint.id).await;
         assert!(stored.starts_with("sealed:v1:") && !stored.contains(&a.secret[6..]), "{engine}: {stored}");
 
         // A row from before sealing (no key then) is resealed at start-up; a second pass has nothing to do.
         let before = Hooks::new(pool.clone(), keys(&[]), None).unwrap();
-        let b = before.create_endpoint("7", new.clone()).await.unwrap();
+        let b = before.create_endpoint(&USER_7, new.clone()).await.unwrap();
         assert_eq!(raw(&pool, &b.endpoint.id).await.0, b.secret, "{engine}: no key, stored as it is");
         assert_eq!(sealed.reseal_secrets().await.unwrap(), 1, "{engine}");
         assert!(raw(&pool, &b.endpoint.id).await.0.starts_with("sealed:v1:"));
         assert_eq!(sealed.reseal_secrets().await.unwrap(), 0);
 
         // Rotation keeps the predecessor sealed.
-        let rotated = sealed.rotate_secret("7", &b.endpoint.id).await.unwrap();
+        let rotated = sealed.rotate_secret(&USER_7, &b.endpoint.id).await.unwrap();
         let (now, previous) = raw(&pool, &b.endpoint.id).await;
         assert!(now.starts_with("sealed:v1:") && previous.as_deref().is_some_and(|p| p.starts_with("sealed:v1:")), "{engine}");
 
@@ -54,8 +57,8 @@ async fn secrets_are_sealed_resealed_under_a_new_key_and_still_sign() {
         // Only key 2 left: deliveries are signed with the secret the owner was shown at rotation.
         let p = common::pipeline(&db, keys(&[2]), 3).await;
         let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { secret: rotated.secret.clone(), ..SinkConfig::default() }).await.unwrap();
-        p.hooks.update_endpoint("7", &b.endpoint.id, EndpointUpdate { url: Some(sink.url()), ..Default::default() }).await.unwrap();
-        p.hooks.send_test("7", &b.endpoint.id).await.unwrap();
+        p.hooks.update_endpoint(&USER_7, &b.endpoint.id, EndpointUpdate { url: Some(sink.url()), ..Default::default() }).await.unwrap();
+        p.hooks.send_test(&USER_7, &b.endpoint.id).await.unwrap();
         common::wait_for("a signed delivery", Duration::from_secs(20), || async { sink.stats().accepted == 1 }).await;
         assert_eq!(sink.stats().bad_signature, 0, "{engine}");
     }

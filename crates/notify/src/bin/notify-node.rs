@@ -11,6 +11,9 @@
 use notify::{Backend, Channel, ChannelMix, NotifyService, PipelineConfig, Rate, RedisWorker, RunStatus, SimParams};
 use std::time::Duration;
 
+/// Whose runs this node starts.
+const NODE: contract::Owner = contract::Owner::from_static("node");
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
@@ -67,7 +70,7 @@ fn main() {
             service.shutdown().await;
             return 0;
         };
-        let runs = service.list_runs("node").await.unwrap_or_default();
+        let runs = service.list_runs(&NODE).await.unwrap_or_default();
         let id = match runs.iter().find(|r| r.status == RunStatus::Running) {
             Some(r) => {
                 println!("resumed run {} at {}", r.id, r.produced);
@@ -75,7 +78,7 @@ fn main() {
             }
             None => {
                 let params = SimParams { count, rate: Rate::Max, mix: ChannelMix::only(Channel::Webhook), backend, ..SimParams::default() };
-                match service.start_operator_run("node", params).await {
+                match service.start_operator_run(&NODE, params).await {
                     Ok(id) => {
                         println!("started run {id}");
                         id

@@ -1,6 +1,7 @@
 //! Crash tests with real processes: SIGKILL a pipeline mid-run and check that nothing is lost.
 
 use crate::common;
+use contract::Owner;
 
 use common::*;
 use notify::sink::{Sink, SinkConfig};
@@ -90,7 +91,7 @@ async fn one_of_two_redis_workers_killed_the_other_reclaims_its_messages() {
     cfg.redis_url = Some(redis.url.clone());
     let svc = service(cfg).await;
     let p = SimParams { count: COUNT, rate: Rate::Max, mix: ChannelMix::only(Channel::Webhook), backend: Backend::Redis, ..SimParams::default() };
-    let run = svc.start_run("alice", p).await.unwrap();
+    let run = svc.start_run(&Owner::from("alice"), p).await.unwrap();
 
     let sink_ref = &sink;
     tokio::task::block_in_place(|| wait_sink(sink_ref, 4_000, Duration::from_secs(60)));

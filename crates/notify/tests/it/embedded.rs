@@ -2,6 +2,7 @@
 //! letters, backpressure, runs, shutdown and restart.
 
 use crate::common;
+use contract::Owner;
 use contract::PublicError;
 
 use common::*;
@@ -9,6 +10,10 @@ use notify::sink::{Sink, SinkConfig};
 use notify::*;
 use serde_json::json;
 use std::time::Duration;
+
+const ALICE: Owner = Owner::from_static("alice");
+const BOB: Owner = Owner::from_static("bob");
+const MALLORY: Owner = Owner::from_static("mallory");
 
 fn email(to: &str) -> NewNotification {
     NewNotification::new(Channel::Email, to, json!({"subject": "hi"}))
@@ -111,7 +116,7 @@ async fn a_failing_sink_with_timeouts_ends_with_every_notification_delivered_or_
     let svc = service(cfg).await;
     let count = 2_000;
     let params = SimParams { count, rate: Rate::Max, mix: ChannelMix::only(Channel::Webhook), ..SimParams::default() };
-    let run = svc.start_run("alice", params).await.unwrap();
+    let run = svc.start_run(&ALICE, params).await.unwrap();
     wait_for("the run to complete", Duration::from_secs(60), || async {
         svc.run_snapshot(run).await.unwrap().unwrap().status == RunStatus::Completed
     })
@@ -181,9 +186,9 @@ async fn runs_are_listed_snapshotted_and_cancelled_by_their_owner_only() {
     let dir = tempfile::tempdir().unwrap();
     let svc = service(config(&dir)).await;
     let fast = SimParams { count: 3_000, rate: Rate::Max, mix: "noop=1,email=1".parse().unwrap(), ..SimParams::default() };
-    let done = svc.start_run("alice", fast.clone()).await.unwrap();
+    let done = svc.start_run(&ALICE, fast.clone()).await.unwrap();
     let slow = SimParams { count: 1_000_000, rate: Rate::PerHour(3_600), ..fast.clone() };
-    let running = svc.start_run("alice", slow).await.unwrap();
+    let running = svc.start_run(&ALICE, slow).await.unwrap();
     wait_for("the fast run to complete", Duration::from_secs(30), || async {
         svc.run_snapshot(done).await.unwrap().unwrap().status == RunStatus::Completed
     })
@@ -195,23 +200,23 @@ async fn runs_are_listed_snapshotted_and_cancelled_by_their_owner_only() {
     assert!(s.end_to_end_ms.p99 > 0.0);
     assert_eq!(s.params, fast);
 
-    assert!(matches!(svc.cancel_run("mallory", running).await, Err(NotifyError::NotFound)));
+    assert!(matches!(svc.cancel_run(&MALLORY, running).await, Err(NotifyError::NotFound)));
     wait_for("the slow run to produce", Duration::from_secs(10), || async { svc.run_snapshot(running).await.unwrap().unwrap().produced > 0 }).await;
-    svc.cancel_run("alice", running).await.unwrap();
+    svc.cancel_run(&ALICE, running).await.unwrap();
     let c = svc.run_snapshot(running).await.unwrap().unwrap();
     assert_eq!(c.status, RunStatus::Cancelled);
     assert!(c.produced < 1_000);
-    assert!(matches!(svc.cancel_run("alice", running).await, Err(NotifyError::Conflict(_))));
+    assert!(matches!(svc.cancel_run(&ALICE, running).await, Err(NotifyError::Conflict(_))));
 
-    let runs = svc.list_runs("alice").await.unwrap();
+    let runs = svc.list_runs(&ALICE).await.unwrap();
     assert_eq!(runs.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>(), [(running, RunStatus::Cancelled), (done, RunStatus::Completed)]);
-    assert!(svc.list_runs("bob").await.unwrap().is_empty());
+    assert!(svc.list_runs(&BOB).await.unwrap().is_empty());
     assert_eq!(svc.run_owner(done).await.unwrap().as_deref(), Some("alice"));
     assert!(svc.run_snapshot(12345).await.unwrap().is_none());
     let bad = SimParams { count: 0, ..SimParams::default() };
-    assert_eq!(svc.start_run("alice", bad).await.unwrap_err().field_errors()[0].field, "count");
+    assert_eq!(svc.start_run(&ALICE, bad).await.unwrap_err().field_errors()[0].field, "count");
     let redis = SimParams { backend: Backend::Redis, ..SimParams::default() };
-    assert_eq!(svc.start_run("alice", redis).await.unwrap_err().field_errors()[0].field, "backend");
+    assert_eq!(svc.start_run(&ALICE, redis).await.unwrap_err().field_errors()[0].field, "backend");
     svc.shutdown().await;
 }
 
@@ -221,12 +226,12 @@ async fn a_paced_run_keeps_its_rate() {
     let svc = service(config(&dir)).await;
     // 36,000/hour = 10/s: about 30 in 3 s.
     let p = SimParams { count: 100_000, rate: Rate::PerHour(36_000), mix: ChannelMix::only(Channel::Noop), ..SimParams::default() };
-    let run = svc.start_run("alice", p).await.unwrap();
+    let run = svc.start_run(&ALICE, p).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s = svc.run_snapshot(run).await.unwrap().unwrap();
     assert!((27..=33).contains(&s.produced), "{}", s.produced);
     assert!(!s.throughput.is_empty(), "a throughput sample each second");
-    svc.cancel_run("alice", run).await.unwrap();
+    svc.cancel_run(&ALICE, run).await.unwrap();
     svc.shutdown().await;
 }
 
@@ -237,7 +242,7 @@ async fn shutdown_finishes_in_flight_work_and_a_restart_resumes_the_run() {
     cfg.concurrency = 20;
     let svc = service(cfg.clone()).await;
     let p = SimParams { count: 400, rate: Rate::Max, mix: ChannelMix::only(Channel::Push), latency_ms: 100, ..SimParams::default() };
-    let run = svc.start_run("alice", p).await.unwrap();
+    let run = svc.start_run(&ALICE, p).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     svc.shutdown().await;
     let before = svc.run_snapshot(run).await.unwrap().unwrap();

@@ -3,12 +3,17 @@
 //! quotas, and a receiver that answers without end.
 
 use crate::common;
+use contract::Owner;
 use contract::PublicError;
 
 use common::*;
 use notify::*;
 use serde_json::json;
 use std::time::Duration;
+
+const ALICE: Owner = Owner::from_static("alice");
+const BOB: Owner = Owner::from_static("bob");
+const CLI: Owner = Owner::from_static("cli");
 
 fn keyed(channel: Channel, to: &str, key: &str) -> NewNotification {
     let mut n = NewNotification::new(channel, to, json!({}));
@@ -70,7 +75,7 @@ async fn a_queue_file_from_before_migrations_keeps_its_rows_and_gets_per_owner_k
     assert!(bobs.iter().all(|d| d.run.is_some() && d.channel == Channel::Sms));
     let alices = svc.dead_letters_of(Some("alice"), 100).await.unwrap();
     assert_eq!(alices.iter().map(|d| d.recipient.as_str()).collect::<Vec<_>>(), ["alice-dead"]);
-    assert_eq!(svc.list_runs("bob").await.unwrap().len(), 1);
+    assert_eq!(svc.list_runs(&BOB).await.unwrap().len(), 1);
     let old = svc.attempts(NotificationId::embedded(1)).await.unwrap();
     assert_eq!(old.len(), 1, "alice's keyed notification was delivered before the upgrade");
 
@@ -269,16 +274,16 @@ async fn a_user_may_have_only_so_many_runs_at_once() {
     cfg.quotas.concurrent_runs = 2;
     let svc = service(cfg).await;
     let slow = || sim(1_000, Rate::PerHour(3_600));
-    let first = svc.start_run("alice", slow()).await.unwrap();
-    svc.start_run("alice", slow()).await.unwrap();
-    let (msg, secs) = quota_err(svc.start_run("alice", slow()).await.unwrap_err());
+    let first = svc.start_run(&ALICE, slow()).await.unwrap();
+    svc.start_run(&ALICE, slow()).await.unwrap();
+    let (msg, secs) = quota_err(svc.start_run(&ALICE, slow()).await.unwrap_err());
     assert!(msg.contains("at most 2 at once"), "{msg}");
     assert!(secs >= 1);
     // Others are not affected, nor is the operator; a finished run frees its slot.
-    svc.start_run("bob", slow()).await.unwrap();
-    svc.start_operator_run("cli", slow()).await.unwrap();
-    svc.cancel_run("alice", first).await.unwrap();
-    svc.start_run("alice", slow()).await.unwrap();
+    svc.start_run(&BOB, slow()).await.unwrap();
+    svc.start_operator_run(&CLI, slow()).await.unwrap();
+    svc.cancel_run(&ALICE, first).await.unwrap();
+    svc.start_run(&ALICE, slow()).await.unwrap();
     svc.shutdown().await;
 }
 
@@ -291,12 +296,12 @@ async fn a_run_has_at_most_so_many_notifications_and_the_default_allows_a_millio
     assert!(cfg.quotas.notifications_per_day >= 1_000_000);
     cfg.quotas.notifications_per_run = 100;
     let svc = service(cfg).await;
-    let e = svc.start_run("alice", sim(101, Rate::Max)).await.unwrap_err();
+    let e = svc.start_run(&ALICE, sim(101, Rate::Max)).await.unwrap_err();
     assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY.as_u16());
     assert_eq!(e.field_errors()[0].field, "count");
     assert!(e.to_string().contains("at most 100 notifications in one run"), "{e}");
-    svc.start_run("alice", sim(100, Rate::PerHour(3_600))).await.unwrap();
-    svc.start_operator_run("cli", sim(101, Rate::PerHour(3_600))).await.unwrap();
+    svc.start_run(&ALICE, sim(100, Rate::PerHour(3_600))).await.unwrap();
+    svc.start_operator_run(&CLI, sim(101, Rate::PerHour(3_600))).await.unwrap();
     svc.shutdown().await;
 }
 
@@ -308,16 +313,16 @@ async fn a_user_may_send_so_many_notifications_a_day() {
     let svc = service(cfg).await;
     let noop = |n: usize| (0..n).map(|i| NewNotification::new(Channel::Noop, format!("n{i}"), json!({}))).collect::<Vec<_>>();
     // A run counts its whole size at its start; API enqueues count as they come.
-    svc.start_run("alice", sim(60, Rate::Max)).await.unwrap();
+    svc.start_run(&ALICE, sim(60, Rate::Max)).await.unwrap();
     svc.enqueue_for(Some("alice"), Backend::Embedded, noop(40)).await.unwrap();
     let (msg, secs) = quota_err(svc.enqueue_for(Some("alice"), Backend::Embedded, noop(1)).await.unwrap_err());
     assert!(msg.contains("at most 100 notifications a day") && msg.contains("0 left"), "{msg}");
     assert!((1..=86_400).contains(&secs), "until midnight UTC: {secs}");
-    quota_err(svc.start_run("alice", sim(1, Rate::Max)).await.unwrap_err());
+    quota_err(svc.start_run(&ALICE, sim(1, Rate::Max)).await.unwrap_err());
     // Someone else, the operator and the pipeline's own sends are not counted against alice.
     svc.enqueue_for(Some("bob"), Backend::Embedded, noop(100)).await.unwrap();
     svc.enqueue_to(Backend::Embedded, noop(200)).await.unwrap();
-    svc.start_operator_run("cli", sim(500, Rate::Max)).await.unwrap();
+    svc.start_operator_run(&CLI, sim(500, Rate::Max)).await.unwrap();
     // A refused or failed enqueue is given back: a Redis enqueue without Redis costs nothing.
     svc.enqueue_for(Some("carol"), Backend::Embedded, noop(99)).await.unwrap();
     assert!(matches!(svc.enqueue_for(Some("carol"), Backend::Redis, noop(1)).await, Err(NotifyError::BackendUnavailable)));

@@ -3,6 +3,7 @@
 //! taken over by another.
 
 use crate::common;
+use contract::Owner;
 use contract::PublicError;
 
 use common::*;
@@ -47,7 +48,7 @@ async fn delivers_retries_dead_letters_and_replays_on_redis() {
         backend: Backend::Redis,
         ..SimParams::default()
     };
-    let run = svc.start_run("alice", p).await.unwrap();
+    let run = svc.start_run(&Owner::from("alice"), p).await.unwrap();
     wait_for("the failing run to complete", Duration::from_secs(30), || async {
         svc.run_snapshot(run).await.unwrap().unwrap().status == RunStatus::Completed
     })
@@ -98,9 +99,9 @@ async fn redis_backpressure_and_cancel() {
         backend: Backend::Redis,
         ..SimParams::default()
     };
-    let run = svc.start_run("alice", p).await.unwrap();
+    let run = svc.start_run(&Owner::from("alice"), p).await.unwrap();
     wait_for("some deliveries", Duration::from_secs(20), || async { svc.run_snapshot(run).await.unwrap().unwrap().delivered > 0 }).await;
-    svc.cancel_run("alice", run).await.unwrap();
+    svc.cancel_run(&Owner::from("alice"), run).await.unwrap();
     assert_eq!(svc.run_snapshot(run).await.unwrap().unwrap().status, RunStatus::Cancelled);
     wait_for("the cancelled run's messages to drain", Duration::from_secs(30), || async { svc.backlog(Backend::Redis) == 0 }).await;
     svc.shutdown().await;

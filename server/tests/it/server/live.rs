@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use axum::http::{header, StatusCode};
+use contract::Owner;
 
 fn sim(count: u64) -> notify::SimParams {
     notify::SimParams { count, rate: notify::Rate::Max, mix: notify::ChannelMix::only(notify::Channel::Noop), ..Default::default() }
@@ -15,7 +16,7 @@ fn the_owner_follows_a_run_until_it_completes() {
         app.create_user("olga", "password-of-olga").await;
         app.state.notify.start().await.unwrap();
         let cookie = app.login("olga", "password-of-olga").await;
-        let id = app.state.notify.start_run("olga", sim(50)).await.unwrap();
+        let id = app.state.notify.start_run(&Owner::from("olga"), sim(50)).await.unwrap();
 
         let res = app.send(get(&format!("/notifications/runs/{id}/events"), Some(&cookie))).await;
         assert_eq!(res.status(), StatusCode::OK);
@@ -40,7 +41,7 @@ fn nobody_else_can_follow_a_run() {
         let app = spawn().await;
         app.create_user("olga", "password-of-olga").await;
         app.create_user("pete", "password-of-pete").await;
-        let id = app.state.notify.start_run("olga", sim(10)).await.unwrap();
+        let id = app.state.notify.start_run(&Owner::from("olga"), sim(10)).await.unwrap();
         let pete = app.login("pete", "password-of-pete").await;
         let res = app.send(get(&format!("/notifications/runs/{id}/events"), Some(&pete))).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);

@@ -9,6 +9,7 @@ use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
+use contract::Owner;
 use http_body_util::BodyExt;
 use leptos::server_fn::ServerFn;
 use secrecy::ExposeSecret;
@@ -43,7 +44,10 @@ async fn new_endpoint(app: &TestApp) -> String {
     let created = app
         .state
         .hooks
-        .create_endpoint("cora", hooks::NewEndpoint { url: "http://127.0.0.1:9/hook".into(), description: String::new(), event_types: vec![] })
+        .create_endpoint(
+            &Owner::from("cora"),
+            hooks::NewEndpoint { url: "http://127.0.0.1:9/hook".into(), description: String::new(), event_types: vec![] },
+        )
         .await
         .unwrap();
     created.endpoint.id
@@ -276,7 +280,7 @@ fn slow_run() -> notify::SimParams {
 /// Opens the run's event stream, reads its first event, and returns a task that resolves when the
 /// stream ends.
 async fn open_stream(app: &TestApp, cookie: &str) -> tokio::task::JoinHandle<()> {
-    let id = app.state.notify.start_run("cora", slow_run()).await.unwrap();
+    let id = app.state.notify.start_run(&Owner::from("cora"), slow_run()).await.unwrap();
     let res = app.send(get(&format!("/notifications/runs/{id}/events"), Some(cookie))).await;
     assert_eq!(res.status(), StatusCode::OK);
     let mut body = res.into_body();

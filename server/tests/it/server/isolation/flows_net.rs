@@ -6,6 +6,7 @@ use super::{api, call};
 use crate::common::*;
 use auth::tokens::Scope;
 use axum::http::StatusCode;
+use contract::Owner;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,10 +99,10 @@ fn a_name_that_rebinds_to_loopback_between_the_check_and_the_connection_is_refus
             idempotency_key: None,
             started_by: flows::StartedBy::session(),
         };
-        let run_id = engine.start_run("mallory", new).await.unwrap();
+        let run_id = engine.start_run(&Owner::from("mallory"), new).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let timeline = loop {
-            let t = engine.timeline("mallory", &run_id).await.unwrap();
+            let t = engine.timeline(&Owner::from("mallory"), &run_id).await.unwrap();
             if t.run.status.is_final() {
                 break t;
             }

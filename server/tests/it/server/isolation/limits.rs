@@ -6,6 +6,7 @@ use crate::common::*;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Request, Response, StatusCode};
+use contract::Owner;
 use leptos::server_fn::ServerFn;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -272,7 +273,7 @@ fn limits_a_user_gets_429_for_one_live_stream_too_many_and_the_slot_comes_back()
         // The workers are not started: the run stays running, so its streams stay open.
         let sim =
             notify::SimParams { count: 10, rate: notify::Rate::Max, mix: notify::ChannelMix::only(notify::Channel::Noop), ..Default::default() };
-        let id = app.state.notify.start_run("streamer", sim.clone()).await.unwrap();
+        let id = app.state.notify.start_run(&Owner::from("streamer"), sim.clone()).await.unwrap();
         let path = format!("/notifications/runs/{id}/events");
         let first = app.send(get(&path, Some(&cookie))).await;
         let second = app.send(get(&path, Some(&cookie))).await;
@@ -282,7 +283,7 @@ fn limits_a_user_gets_429_for_one_live_stream_too_many_and_the_slot_comes_back()
         assert!(body_text(third).await.contains("You already have 2 live views open."));
         // Someone else's streams are their own.
         let other = app.login("other", "password-of-other").await;
-        let theirs = app.state.notify.start_run("other", sim).await.unwrap();
+        let theirs = app.state.notify.start_run(&Owner::from("other"), sim).await.unwrap();
         let res = app.send(get(&format!("/notifications/runs/{theirs}/events"), Some(&other))).await;
         assert_eq!(res.status(), StatusCode::OK);
         // A stream that ends (the client went away) gives its slot back.

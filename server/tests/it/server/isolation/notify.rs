@@ -6,6 +6,7 @@ use crate::common::*;
 use auth::tokens::Scope;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
+use contract::Owner;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ async fn a_notification_addressed_to_another_users_endpoint_never_reaches_it() {
     let hooks = &app.state.hooks;
     let created = hooks
         .create_endpoint(
-            "alice",
+            &Owner::from("alice"),
             hooks::endpoints::NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: vec![] },
         )
         .await
@@ -64,8 +65,11 @@ async fn a_notification_addressed_to_another_users_endpoint_never_reaches_it() {
             .await
             .unwrap();
     let ep = created.endpoint.id.clone();
-    hooks.update_endpoint("alice", &ep, hooks::endpoints::EndpointUpdate { url: Some(sink.url()), ..Default::default() }).await.unwrap();
-    let msg = hooks.send_test("alice", &ep).await.unwrap();
+    hooks
+        .update_endpoint(&Owner::from("alice"), &ep, hooks::endpoints::EndpointUpdate { url: Some(sink.url()), ..Default::default() })
+        .await
+        .unwrap();
+    let msg = hooks.send_test(&Owner::from("alice"), &ep).await.unwrap();
     testkit::wait_for("alice's own test event", Duration::from_secs(20), || async { sink.stats().accepted == 1 }).await;
 
     let forged = json!({"channel": "webhook", "recipient": format!("endpoint:{ep}"), "payload": {"message_id": msg.id}});
@@ -78,7 +82,7 @@ async fn a_notification_addressed_to_another_users_endpoint_never_reaches_it() {
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.stats().accepted, 1, "no request reached alice's endpoint");
-    let attempts = hooks.endpoint_attempts("alice", &ep, hooks::PageRequest::default()).await.unwrap().items;
+    let attempts = hooks.endpoint_attempts(&Owner::from("alice"), &ep, hooks::PageRequest::default()).await.unwrap().items;
     assert_eq!(attempts.len(), 1, "no attempt row from bob's job: {attempts:?}");
 }
 
