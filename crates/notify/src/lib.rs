@@ -46,7 +46,7 @@ pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedPro
 pub use error::{FieldError, NotifyError};
 pub use model::{
     parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, PerChannel, Replay,
-    RunId,
+    Retained, RunId, StoreSize,
 };
 pub use quotas::OwnerRate;
 pub use routing::{

@@ -119,6 +119,39 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// What the pipeline keeps for a while and then prunes (issue 17), each by its own age: delivered
+/// (and cancelled) notifications since they settled, dead letters since they died, failed attempts
+/// since they were made, simulation runs since they finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retained {
+    Delivered,
+    DeadLetters,
+    Attempts,
+    Runs,
+}
+
+impl Retained {
+    pub const ALL: [Retained; 4] = [Retained::Delivered, Retained::DeadLetters, Retained::Attempts, Retained::Runs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retained::Delivered => "notifications_delivered",
+            Retained::DeadLetters => "notifications_dead",
+            Retained::Attempts => "notification_attempts",
+            Retained::Runs => "notification_runs",
+        }
+    }
+}
+
+/// How much a store holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StoreSize {
+    pub rows: u64,
+    /// The oldest row's age stamp (ms since the epoch), by the time it is pruned by.
+    pub oldest_ms: Option<i64>,
+}
+
 /// Which queue carries a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]

@@ -627,6 +627,42 @@ impl NotifyService {
         }
     }
 
+    /// One retention batch (issue 17): deletes at most `limit` of `store`'s rows older than `before_ms`
+    /// in the embedded file, and in Redis when it is configured (dead letters; pruned runs' counters).
+    /// Returns the rows deleted; call again while it returns `limit`.
+    ///
+    /// The embedded file is this process's own, so every instance prunes its file; Redis is shared,
+    /// so the caller holds the pruning lease. Delivered notifications and attempts need nothing in
+    /// Redis: delivered entries leave the stream at once and attempt lists expire after 7 days.
+    pub async fn prune(&self, store: Retained, before_ms: i64, limit: usize) -> Result<u64, NotifyError> {
+        let (mut n, runs) = self.inner.embedded.prune(store, before_ms, limit).await?;
+        if let Some(redis) = &self.inner.redis {
+            match store {
+                Retained::DeadLetters => n += redis.prune_dead(before_ms, limit).await?,
+                Retained::Runs => redis.forget_runs(&runs).await?,
+                Retained::Delivered | Retained::Attempts => {}
+            }
+        }
+        Ok(n)
+    }
+
+    /// Rows held and the oldest row's age stamp of one store (the embedded file's; dead letters in
+    /// Redis are added when it is configured).
+    pub async fn stored(&self, store: Retained) -> Result<StoreSize, NotifyError> {
+        let mut size = self.inner.embedded.stored(store).await?;
+        if let (Retained::DeadLetters, Some(redis)) = (store, &self.inner.redis) {
+            let r = redis.dead_size().await?;
+            size.rows += r.rows;
+            size.oldest_ms = [size.oldest_ms, r.oldest_ms].into_iter().flatten().min();
+        }
+        Ok(size)
+    }
+
+    /// The embedded queue file with its WAL, in bytes.
+    pub async fn queue_file_bytes(&self) -> Result<u64, NotifyError> {
+        self.inner.embedded.file_bytes().await
+    }
+
     /// Backlog of one backend (0 for an unconfigured one).
     pub fn backlog(&self, backend: Backend) -> u64 {
         match backend {

@@ -100,6 +100,22 @@ end
 return n
 "#;
 
+/// Drops dead letters that died before a time (retention), with their per-owner index entries.
+/// KEYS: dead, deadmsg. ARGV: before (ms, exclusive), limit. Returns how many were dropped.
+const PRUNE_DEAD_LUA: &str = r#"
+local seqs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, seq in ipairs(seqs) do
+  local m = redis.call('HGET', KEYS[2], seq)
+  if m then
+    local z = cjson.decode(m).z
+    if type(z) == 'string' then redis.call('ZREM', z, seq) end
+    redis.call('HDEL', KEYS[2], seq)
+  end
+  redis.call('ZREM', KEYS[1], seq)
+end
+return #seqs
+"#;
+
 /// Acknowledges a batch of outcomes. Only a message this call actually acknowledges (XACK = 1) has
 /// effects, so a message that was reclaimed and delivered twice is counted once. KEYS: stream, delayed,
 /// dead, deadmsg, key prefix. ARGV: 8 per item — receipt, id, kind (d delivered, r retry, x dead,
@@ -291,6 +307,7 @@ pub struct RedisQueue {
     complete_script: redis::Script,
     release_script: redis::Script,
     heartbeat_script: redis::Script,
+    prune_dead_script: redis::Script,
 }
 
 struct Keys {
@@ -372,9 +389,40 @@ impl RedisQueue {
             complete_script: redis::Script::new(COMPLETE_LUA),
             release_script: redis::Script::new(RELEASE_LUA),
             heartbeat_script: redis::Script::new(HEARTBEAT_LUA),
+            prune_dead_script: redis::Script::new(PRUNE_DEAD_LUA),
         };
         q.refresh_backlog().await?;
         Ok(q)
+    }
+
+    /// Drops at most `limit` dead letters that died before `before_ms` (retention).
+    pub(crate) async fn prune_dead(&self, before_ms: i64, limit: usize) -> Result<u64, NotifyError> {
+        let mut c = self.conn.clone();
+        let k = &self.keys;
+        let n: u64 = self.prune_dead_script.key(&k.dead).key(&k.deadmsg).arg(before_ms).arg(limit).invoke_async(&mut c).await.map_err(redis_err("prune dead letters"))?;
+        Ok(n)
+    }
+
+    /// Dead letters held, and when the oldest died.
+    pub(crate) async fn dead_size(&self) -> Result<StoreSize, NotifyError> {
+        let mut c = self.conn.clone();
+        let rows: u64 = redis::cmd("ZCARD").arg(&self.keys.dead).query_async(&mut c).await.map_err(redis_err("count dead letters"))?;
+        let first: Vec<(String, f64)> =
+            redis::cmd("ZRANGE").arg(&self.keys.dead).arg(0).arg(0).arg("WITHSCORES").query_async(&mut c).await.map_err(redis_err("oldest dead letter"))?;
+        Ok(StoreSize { rows, oldest_ms: first.first().map(|(_, s)| *s as i64) })
+    }
+
+    /// Forgets the counters of runs whose records were pruned.
+    pub(crate) async fn forget_runs(&self, ids: &[RunId]) -> Result<(), NotifyError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let mut del = redis::cmd("DEL");
+        for id in ids {
+            del.arg(self.keys.run(*id));
+        }
+        del.query_async::<()>(&mut c).await.map_err(redis_err("forget runs"))
     }
 
     /// Brings data written under an older key layout to [`LAYOUT`], then records it (run once at

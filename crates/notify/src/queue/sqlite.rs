@@ -126,9 +126,46 @@ ALTER TABLE notifications DROP COLUMN channel;
 ALTER TABLE notifications RENAME COLUMN channel_name TO channel;
 "#;
 
+/// Version 4 (issue 17, retention): the indexes the pruner walks by age; cancelled rows get the time
+/// they were cancelled (what they are pruned by), rows cancelled before this their creation time.
+const SCHEMA_V4: &str = r#"
+UPDATE notifications SET done_ms = created_ms WHERE state = 4 AND done_ms IS NULL;
+CREATE INDEX notifications_settled ON notifications(done_ms) WHERE state IN (2, 4);
+CREATE INDEX attempts_by_age ON attempts(at_ms);
+CREATE INDEX runs_finished ON runs(finished_ms) WHERE finished_ms IS NOT NULL;
+"#;
+
 /// The schema's steps, in order: step `i` takes a file from `user_version` i to i + 1. Append new
 /// steps here (never edit a released one); each runs in its own transaction with its version bump.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+
+/// The WAL is cut back to this after a checkpoint (it grows to ~64 MB between checkpoints, see
+/// `wal_autocheckpoint`; a big prune or the one-off `VACUUM` must not leave it larger for good).
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Pages handed back to the file system after each prune batch (4 KiB each): what retention deletes
+/// stops taking disk, rather than only being reused.
+const VACUUM_PAGES_PER_BATCH: i64 = 4096;
+
+/// Files use incremental auto-vacuum, so pruned pages can be given back. A file made before is switched
+/// with one `VACUUM` (logged: it rewrites the file, seconds per hundred MB), before WAL mode is set
+/// (the mode cannot change under WAL).
+fn use_incremental_vacuum(conn: &Connection, path: &std::path::Path) -> Result<(), NotifyError> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == 2 {
+        return Ok(());
+    }
+    // On a new file the setting takes at once; on one that ever had a table only a VACUUM applies it.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode != 2 {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(file = %path.display(), bytes, "switching the queue file to incremental auto-vacuum (one VACUUM)");
+        conn.pragma_update(None, "journal_mode", "DELETE")?;
+        conn.execute_batch("VACUUM")?;
+    }
+    Ok(())
+}
 
 /// A stored channel name as a [`Channel`]; one this program does not know is an error, not a guess.
 fn channel_of(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Channel> {
@@ -221,7 +258,9 @@ impl SqliteQueue {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        use_incremental_vacuum(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
         conn.pragma_update(None, "synchronous", if full_sync { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "cache_size", -32_000)?; // ~32 MB of page cache
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -487,7 +526,7 @@ impl Queue for SqliteQueue {
                     conn.prepare_cached("UPDATE notifications SET attempts = ?2, due_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0")?;
                 let mut dead = conn
                     .prepare_cached("UPDATE notifications SET state = 3, attempts = ?2, done_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0")?;
-                let mut cancel = conn.prepare_cached("UPDATE notifications SET state = 4 WHERE id = ?1 AND state = 0")?;
+                let mut cancel = conn.prepare_cached("UPDATE notifications SET state = 4, done_ms = ?2 WHERE id = ?1 AND state = 0")?;
                 let mut attempt_row = conn.prepare_cached(
                     "INSERT INTO attempts (notification_id, attempt, at_ms, outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
@@ -496,7 +535,7 @@ impl Queue for SqliteQueue {
                     let id = c.job.id.seq as i64;
                     l.in_flight.remove(&id);
                     if c.cancelled {
-                        if let (1, Some(run)) = (cancel.execute([id])?, c.job.run) {
+                        if let (1, Some(run)) = (cancel.execute(params![id, now])?, c.job.run) {
                             *cancelled_per_run.entry(run).or_default() += 1;
                             settled += 1;
                         }
@@ -691,10 +730,77 @@ impl Queue for SqliteQueue {
     async fn cancel_run(&self, run: RunId) -> Result<u64, NotifyError> {
         let backlog = self.backlog.clone();
         self.call(move |conn| {
-            let n = conn.execute("UPDATE notifications SET state = 4 WHERE run_id = ?1 AND state = 0", [run])? as u64;
+            let n = conn.execute("UPDATE notifications SET state = 4, done_ms = ?2 WHERE run_id = ?1 AND state = 0", params![run, now_ms()])? as u64;
             conn.execute("UPDATE runs SET cancelled = cancelled + ?2 WHERE id = ?1", params![run, n as i64])?;
             let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(n)));
             Ok(n)
+        })
+        .await
+    }
+}
+
+impl SqliteQueue {
+    /// Deletes at most `limit` rows of `store` older than `before_ms` (one batch, through the writer
+    /// thread like every write, so deliveries wait at most one batch), then gives freed pages back.
+    /// Returns the rows deleted and, for runs, their ids (their Redis counters go too).
+    pub(crate) async fn prune(&self, store: Retained, before_ms: i64, limit: usize) -> Result<(u64, Vec<RunId>), NotifyError> {
+        self.call(move |conn| {
+            let limit = limit as i64;
+            let (n, runs) = match store {
+                Retained::Delivered | Retained::DeadLetters => {
+                    let states = if store == Retained::Delivered { "state IN (2, 4)" } else { "state = 3" };
+                    let sql = format!("DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE {states} AND done_ms < ?1 LIMIT ?2)");
+                    (conn.prepare_cached(&sql)?.execute(params![before_ms, limit])? as u64, vec![])
+                }
+                Retained::Attempts => {
+                    let sql = "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE at_ms < ?1 LIMIT ?2)";
+                    (conn.prepare_cached(sql)?.execute(params![before_ms, limit])? as u64, vec![])
+                }
+                Retained::Runs => {
+                    let ids: Vec<RunId> = conn
+                        .prepare_cached("SELECT id FROM runs WHERE finished_ms < ?1 AND status != 'running' LIMIT ?2")?
+                        .query_map(params![before_ms, limit], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for id in &ids {
+                        conn.prepare_cached("DELETE FROM run_latency WHERE run_id = ?1")?.execute([id])?;
+                        conn.prepare_cached("DELETE FROM runs WHERE id = ?1")?.execute([id])?;
+                    }
+                    crate::quotas::prune_days(conn)?;
+                    (ids.len() as u64, ids)
+                }
+            };
+            if n > 0 {
+                // Each step of this pragma frees one page: step it to the end.
+                let mut stmt = conn.prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES_PER_BATCH})"))?;
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+            }
+            Ok((n, runs))
+        })
+        .await
+    }
+
+    /// Rows and oldest row (by the age it is pruned by) of `store`.
+    pub(crate) async fn stored(&self, store: Retained) -> Result<StoreSize, NotifyError> {
+        self.call(move |conn| {
+            let sql = match store {
+                Retained::Delivered => "SELECT count(*), min(done_ms) FROM notifications WHERE state IN (2, 4)",
+                Retained::DeadLetters => "SELECT count(*), min(done_ms) FROM notifications WHERE state = 3",
+                Retained::Attempts => "SELECT count(*), min(at_ms) FROM attempts",
+                Retained::Runs => "SELECT count(*), min(finished_ms) FROM runs WHERE status != 'running'",
+            };
+            let (rows, oldest_ms): (i64, Option<i64>) = conn.prepare_cached(sql)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(StoreSize { rows: rows as u64, oldest_ms })
+        })
+        .await
+    }
+
+    /// The queue file and its WAL, in bytes.
+    pub(crate) async fn file_bytes(&self) -> Result<u64, NotifyError> {
+        self.call(|conn| {
+            let path = conn.path().map(std::path::PathBuf::from).unwrap_or_default();
+            let wal = path.with_extension(format!("{}-wal", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+            Ok([path, wal].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum())
         })
         .await
     }

@@ -6,4 +6,5 @@ mod crash;
 mod embedded;
 mod isolation;
 mod redis;
+mod retention;
 mod routing;
