@@ -72,6 +72,65 @@ pub struct Settings {
     /// Abuse limits that are not the login throttle's (`APP_LIMITS__…`).
     #[serde(default)]
     pub limits: LimitsSettings,
+    /// How long each store keeps its rows, and how the pruner goes about it (`APP_RETENTION__…`).
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+const DAY_SECS: u64 = 86_400;
+
+/// Retention (issue 17): how long each store keeps a row after the moment that ages it (delivered,
+/// died, finished, expired…), in seconds. The product runs unattended for months: every table that
+/// grows with use is here.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// How often each instance's pruner looks. The database's stores are pruned by one instance at a
+    /// time (a lease); each instance prunes its own embedded queue file.
+    pub interval_secs: u64,
+    /// Rows deleted per statement: what a delivery may have to wait behind.
+    pub batch_rows: u32,
+    /// Delivered (and cancelled) notifications, since they settled.
+    pub delivered_secs: u64,
+    /// Dead letters, since they died: the window to replay them in.
+    pub dead_letters_secs: u64,
+    /// Failed delivery attempts of notifications, since they were made.
+    pub attempts_secs: u64,
+    /// Simulation runs, since they finished.
+    pub runs_secs: u64,
+    /// Outbound webhook messages with their deliveries, attempts and owner notices. At least the
+    /// endpoints' auto-disable window + 7 days, so "recover failed messages since" reaches every
+    /// message an endpoint missed.
+    pub webhook_messages_secs: u64,
+    /// Inbound webhook ids (a sender's retry is recognised by its id for this long).
+    pub inbound_ids_secs: u64,
+    /// Workflow inbox messages, taken by a run or not.
+    pub workflow_inbox_secs: u64,
+    /// Finished workflow runs with their attempt log (and the demo step's customers).
+    pub workflow_runs_secs: u64,
+    /// Stored answers for `Idempotency-Key` (a retry after this is a new request).
+    pub idempotency_secs: u64,
+    /// API tokens, after they were revoked or expired.
+    pub tokens_secs: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 300,
+            batch_rows: 5_000,
+            delivered_secs: DAY_SECS,
+            dead_letters_secs: 14 * DAY_SECS,
+            attempts_secs: 7 * DAY_SECS,
+            runs_secs: 30 * DAY_SECS,
+            webhook_messages_secs: 14 * DAY_SECS,
+            inbound_ids_secs: 7 * DAY_SECS,
+            workflow_inbox_secs: 7 * DAY_SECS,
+            workflow_runs_secs: 30 * DAY_SECS,
+            idempotency_secs: DAY_SECS,
+            tokens_secs: 30 * DAY_SECS,
+        }
+    }
 }
 
 /// Workflow engine slots and per-user limits (issue 14): one user must not starve the others; and where

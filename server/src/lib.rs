@@ -14,6 +14,7 @@ pub mod live;
 pub mod middleware;
 pub mod notifications;
 pub mod notify_cli;
+pub mod retention;
 pub mod routes;
 pub mod security_page;
 pub mod session_store;

@@ -5,7 +5,6 @@ use server::config::Settings;
 use server::AppState;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -131,27 +130,17 @@ async fn serve(settings: Settings) -> Result<(), String> {
 
     server::state::ensure_demo_user(&state).await;
 
-    // Expired sessions are refused on read; this only reclaims their rows (and old idempotency answers
-    // and inbound webhook ids, which only need to outlive any retry).
+    // Retention (issue 17): every store pruned to its age, one instance at a time for the shared ones.
+    // The web session store (tower-sessions' own table) reclaims its expired rows on the same beat.
     let store = state.session_store.clone();
-    let registry = state.sessions.registry.clone();
-    let cleanup = state.clone();
+    let pruner = state.retention.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let mut tick = tokio::time::interval(pruner.interval());
         loop {
             tick.tick().await;
+            pruner.pass().await;
             if let Err(e) = store.delete_expired().await {
                 tracing::warn!(error = %e, "could not delete expired sessions");
-            }
-            if let Err(e) = registry.purge_expired(auth::now_unix()).await {
-                tracing::warn!(error = %e, "could not purge session registry");
-            }
-            if let Err(e) = server::api::idempotency::purge(&cleanup).await {
-                tracing::warn!(error = %e, "could not purge idempotency answers");
-            }
-            let week_ago_ms = (auth::now_unix() - 7 * 86_400) * 1000;
-            if let Err(e) = cleanup.inbound.prune(week_ago_ms).await {
-                tracing::warn!(error = %e, "could not prune inbound webhook ids");
             }
         }
     });

@@ -129,12 +129,16 @@ pub async fn worker(settings: &crate::config::Settings, redis: Option<String>) -
     let events_queue = NotifyService::new(enqueue_only).await.map_err(|e| field_errors(&e))?;
     let mut hooks_cfg = settings.hooks.clone();
     hooks_cfg.backend = Backend::Redis;
+    let (hooks_pool, events_queue_for_pruning) = (pool.clone(), events_queue.clone());
     let hooks = hooks::Hooks::new(pool, hooks_cfg, Some(events_queue)).map_err(|e| format!("webhooks: {e}"))?;
     let mut extensions = hooks.extensions();
     extensions.observers.push(hooks.notification_events(|job| job.owner.clone()));
     let worker = RedisWorker::start_with(cfg, extensions).await.map_err(|e| field_errors(&e))?;
+    // Workers prune too (issue 17): the shared database and Redis, when no instance holds the lease.
+    let pruner = std::sync::Arc::new(crate::retention::Pruner::new(hooks_pool, events_queue_for_pruning, &settings.retention)).spawn();
     tracing::info!("worker running against Redis; Ctrl-C or SIGTERM stops it after in-flight deliveries");
     stop_signal().await;
+    pruner.abort();
     worker.shutdown().await;
     drop(hooks);
     Ok(())

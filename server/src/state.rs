@@ -35,6 +35,8 @@ pub struct AppState {
     pub streams: crate::limits::StreamSlots,
     /// Bytes each user may store per day (`limits.stored_bytes_per_day`).
     pub storage: crate::limits::Storage,
+    /// Retention: `serve` runs its passes; `/metrics` shows what each store holds.
+    pub retention: Arc<crate::retention::Pruner>,
 }
 
 /// The REST API's own tables (idempotency answers, the onboarding example's demo customers).
@@ -120,6 +122,7 @@ impl AppState {
             settings.limits.crypto_concurrency,
         );
         let streams = crate::limits::StreamSlots::new(settings.limits.sse_streams_per_user);
+        let retention = Arc::new(crate::retention::Pruner::new(pool.clone(), notify.clone(), &settings.retention));
         Ok(Self {
             leptos_options,
             settings: Arc::new(settings),
@@ -136,6 +139,7 @@ impl AppState {
             lab,
             streams,
             storage,
+            retention,
         })
     }
 }

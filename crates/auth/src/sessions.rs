@@ -188,12 +188,6 @@ impl SessionRegistry {
         sqlx::query("DELETE FROM user_sessions WHERE handle = $1").bind(handle).execute(&self.pool).await?;
         Ok(())
     }
-
-    /// Deletes rows whose session has expired; returns how many.
-    pub async fn purge_expired(&self, now: i64) -> Result<u64, AuthError> {
-        let r = sqlx::query("DELETE FROM user_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
-        Ok(r.rows_affected())
-    }
 }
 
 /// [`SessionRegistry::revoke_others`] on a given connection, so a password change can do it in the same

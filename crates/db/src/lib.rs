@@ -97,13 +97,18 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
                     std::fs::create_dir_all(&dir).map_err(|e| DbError::BadUrl(format!("cannot create {}: {e}", dir.display())))?;
                 }
             }
+            use_incremental_vacuum(&options).await?;
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // Per connection: wait for the writer instead of failing, enforce foreign keys,
                         // and fsync only at checkpoints (safe with WAL).
-                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").await?;
+                        // The WAL is cut back to 64 MB after a checkpoint (a big prune must not leave it large).
+                        conn.execute(
+                            "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;",
+                        )
+                        .await?;
                         Ok(())
                     })
                 })
@@ -116,6 +121,85 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
         Engine::Postgres => AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?,
     };
     Ok(pool)
+}
+
+/// SQLite files use incremental auto-vacuum, so what retention deletes can be given back
+/// ([`give_back_pages`]). A file made before is switched with one `VACUUM`, logged (it rewrites the
+/// file), outside WAL mode (the setting cannot change under WAL); `connect` sets WAL again after.
+async fn use_incremental_vacuum(options: &AnyConnectOptions) -> Result<(), DbError> {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::AnyConnection::connect_with(options).await?;
+    let mode = |row: sqlx::any::AnyRow| row.try_get::<i64, _>(0).unwrap_or(0);
+    if mode(sqlx::query("PRAGMA auto_vacuum").fetch_one(&mut conn).await?) != 2 {
+        // A new file takes the setting at once; one that ever had a table needs the VACUUM.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;
+        if mode(sqlx::query("PRAGMA auto_vacuum").fetch_one(&mut conn).await?) != 2 {
+            tracing::info!(url = %options.database_url, "switching the database file to incremental auto-vacuum (one VACUUM)");
+            conn.execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = DELETE").await?;
+            conn.execute("VACUUM").await?;
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+/// Hands up to `pages` free pages of a SQLite file back to the file system (a no-op on PostgreSQL,
+/// whose autovacuum does this). Called after each prune batch.
+pub async fn give_back_pages(pool: &AnyPool, pages: u32) -> Result<(), sqlx::Error> {
+    if Engine::of_pool(pool) == Engine::Sqlite {
+        // `execute` steps the pragma to its end (each step frees one page).
+        sqlx::query(&format!("PRAGMA incremental_vacuum({pages})")).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// A table retention prunes (issue 17): rows whose age is past a cut-off, a batch at a time. Each domain
+/// crate lists its own; the server's pruner decides how long each store keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prunable {
+    pub table: &'static str,
+    /// A unique column (or row value, `(a, b)`) a batch is picked by.
+    pub key: &'static str,
+    /// The rows that are old: a condition on `$1`, the cut-off in the table's own unit, that an index
+    /// answers.
+    pub older_than: &'static str,
+    /// A row's age stamp (what `older_than` compares, or the nearest thing), for reporting the oldest.
+    pub age: &'static str,
+    /// The age column counts seconds since the epoch (else milliseconds).
+    pub in_secs: bool,
+}
+
+impl Prunable {
+    /// Deletes one batch of at most `limit` rows older than `before_ms`; returns how many went.
+    pub async fn prune(&self, pool: &AnyPool, before_ms: i64, limit: u32) -> Result<u64, sqlx::Error> {
+        let before = if self.in_secs { before_ms.div_euclid(1000) } else { before_ms };
+        delete_batch(pool, self.table, self.key, self.older_than, before, limit).await
+    }
+
+    /// Rows in the table now, and the oldest row's age stamp (ms since the epoch).
+    pub async fn size(&self, pool: &AnyPool) -> Result<(u64, Option<i64>), sqlx::Error> {
+        use sqlx::Row;
+        let row = sqlx::query(&format!("SELECT COUNT(*), MIN({}) FROM {}", self.age, self.table)).fetch_one(pool).await?;
+        let rows: i64 = row.try_get(0)?;
+        let oldest: Option<i64> = row.try_get(1)?;
+        Ok((rows as u64, oldest.map(|t| if self.in_secs { t * 1000 } else { t })))
+    }
+}
+
+/// Deletes one batch: at most `limit` rows of `table` matching `filter` (which may use `$1`, bound to
+/// `before`), picked by the unique column `key`. The same SQL on both engines; `filter` should be what
+/// an index answers, so a batch costs its own rows, not a scan.
+pub async fn delete_batch(pool: &AnyPool, table: &str, key: &str, filter: &str, before: i64, limit: u32) -> Result<u64, sqlx::Error> {
+    // A row value `(a, b)` is compared whole but selected as its columns.
+    let columns = key.trim_start_matches('(').trim_end_matches(')');
+    let sql = format!("DELETE FROM {table} WHERE {key} IN (SELECT {columns} FROM {table} WHERE {filter} LIMIT $2)");
+    Ok(sqlx::query(&sql).bind(before).bind(i64::from(limit)).execute(pool).await?.rows_affected())
+}
+
+/// Bytes on disk of the pool's SQLite file with its WAL; `None` on PostgreSQL.
+pub fn file_bytes(pool: &AnyPool) -> Option<u64> {
+    let path = sqlite_path(pool.connect_options().database_url.as_ref())?;
+    Some([path.clone(), format!("{path}-wal")].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum())
 }
 
 /// The file path of a SQLite URL (`sqlite://data/app.db?mode=rwc` → `data/app.db`).
@@ -163,6 +247,43 @@ mod tests {
         assert_eq!(Engine::of_url("postgresql://u@h/db").unwrap(), Engine::Postgres);
         assert!(Engine::of_url("mysql://x").is_err());
         assert!(Engine::of_url("").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_old_file_is_switched_to_incremental_vacuum_and_pruning_gives_pages_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("app.db").display());
+        // A file as `connect` made it before retention: WAL, no auto-vacuum, a table with rows.
+        {
+            sqlx::any::install_default_drivers();
+            let options = AnyConnectOptions::from_str(&format!("{url}?mode=rwc")).unwrap();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await.unwrap();
+            conn.execute("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, at BIGINT NOT NULL, body TEXT NOT NULL)").await.unwrap();
+        }
+        let pool = connect(&url).await.unwrap();
+        let pragma = |p: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(p).fetch_one(&pool).await.unwrap() }
+        };
+        assert_eq!(pragma("PRAGMA auto_vacuum").await, 2, "incremental");
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
+        assert_eq!(mode, "wal");
+        for i in 0..2_000 {
+            sqlx::query("INSERT INTO t (at, body) VALUES ($1, $2)").bind(i64::from(i)).bind("x".repeat(1000)).execute(&pool).await.unwrap();
+        }
+        let t = Prunable { table: "t", key: "id", older_than: "at < $1", age: "at", in_secs: false };
+        assert_eq!(t.size(&pool).await.unwrap(), (2_000, Some(0)));
+        let full = pragma("PRAGMA page_count").await;
+        // Batches of 500, only rows older than the cut-off.
+        assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 500);
+        assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 500);
+        assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 500);
+        assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 0);
+        assert_eq!(t.size(&pool).await.unwrap(), (500, Some(1_500)));
+        give_back_pages(&pool, 100_000).await.unwrap();
+        let after = pragma("PRAGMA page_count").await;
+        assert!(after < full / 2, "pages given back: {full} → {after}");
+        assert!(file_bytes(&pool).unwrap() > 0);
     }
 
     #[test]

@@ -37,6 +37,24 @@ pub use run::{
     AttemptOutcome, AttemptRecord, Page, Paged, Phase, RunFilter, RunId, RunListing, RunRecord, RunState, RunStatus, RunSummary, StartedBy,
     StepState, StepStatus, Timeline, TimelineEntry,
 };
+/// What retention prunes of workflows (issue 17): inbound messages by when they arrived, taken by a run
+/// or not (a run that took one has its payload in its own record).
+pub const RETAINED_INBOX: &[db::Prunable] =
+    &[db::Prunable { table: "workflow_inbox", key: "id", older_than: "received_at_ms < $1", age: "received_at_ms", in_secs: false }];
+
+/// Finished runs by when they finished, their attempt log first (active runs have no `finished_at_ms`;
+/// a retry clears it).
+pub const RETAINED_RUNS: &[db::Prunable] = &[
+    db::Prunable {
+        table: "workflow_step_attempts",
+        key: "id",
+        older_than: "run_id IN (SELECT id FROM workflow_runs WHERE finished_at_ms < $1)",
+        age: "started_at_ms",
+        in_secs: false,
+    },
+    db::Prunable { table: "workflow_runs", key: "seq", older_than: "finished_at_ms < $1", age: "finished_at_ms", in_secs: false },
+];
+
 pub use store::{
     is_reserved_event_type, DefinitionRecord, DefinitionRef, InboundEffect, InboundSource, Limits, NewRun, StartRun, Store, MIGRATIONS,
     RESERVED_EVENT_PREFIXES,

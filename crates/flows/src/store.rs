@@ -885,13 +885,6 @@ impl Store {
         }
     }
 
-    /// Drops inbound messages no run took, received before `before_ms`.
-    pub async fn purge_inbox(&self, before_ms: i64) -> Result<u64, FlowsError> {
-        let done =
-            sqlx::query("DELETE FROM workflow_inbox WHERE consumed_by IS NULL AND received_at_ms < $1").bind(before_ms).execute(&self.pool).await?;
-        Ok(done.rows_affected())
-    }
-
     // ---- runs: what the engine does ----
 
     /// Leases up to `limit` runs that are due (timer passed or nudged) and not leased by anyone alive,

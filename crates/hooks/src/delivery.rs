@@ -417,14 +417,6 @@ impl Hooks {
         }
         Ok(())
     }
-
-    /// Deletes messages, deliveries and attempts older than `before_ms` (retention). Returns messages deleted.
-    pub async fn purge_before(&self, before_ms: i64) -> Result<u64, HooksError> {
-        sqlx::query("DELETE FROM webhook_attempts WHERE at_ms < $1").bind(before_ms).execute(self.pool()).await?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE created_ms < $1").bind(before_ms).execute(self.pool()).await?;
-        let r = sqlx::query("DELETE FROM webhook_messages WHERE created_ms < $1").bind(before_ms).execute(self.pool()).await?;
-        Ok(r.rows_affected())
-    }
 }
 
 /// Where each endpoint delivery goes: looked up at every attempt, so a changed URL, a rotated secret or

@@ -127,13 +127,6 @@ impl InboundVerifier {
         .await?;
         Ok(r.rows_affected() == 1)
     }
-
-    /// Forgets ids received before `before_ms`. Keep them longer than senders retry (days): a retry
-    /// arrives re-signed with a fresh timestamp, so only the id can tell it is a repeat.
-    pub async fn prune(&self, before_ms: i64) -> Result<u64, HooksError> {
-        let r = sqlx::query("DELETE FROM inbound_webhooks WHERE received_ms < $1").bind(before_ms).execute(&self.pool).await?;
-        Ok(r.rows_affected())
-    }
 }
 
 /// What [`check_request`] found in a request whose signature verified.

@@ -41,6 +41,20 @@ pub fn migrations() -> db::Migrations {
     db::Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") }
 }
 
+/// What retention prunes of webhooks (issue 17), in this order: attempts, deliveries and messages by
+/// when they were made (the message and its log go together), owner notices likewise.
+pub const RETAINED_MESSAGES: &[db::Prunable] = &[
+    db::Prunable { table: "webhook_attempts", key: "seq", older_than: "at_ms < $1", age: "at_ms", in_secs: false },
+    db::Prunable { table: "webhook_deliveries", key: "seq", older_than: "created_ms < $1", age: "created_ms", in_secs: false },
+    db::Prunable { table: "webhook_messages", key: "seq", older_than: "created_ms < $1", age: "created_ms", in_secs: false },
+    db::Prunable { table: "webhook_owner_notices", key: "seq", older_than: "created_ms < $1", age: "created_ms", in_secs: false },
+];
+
+/// Inbound webhook ids, kept for recognising a sender's retries (which arrive re-signed with a fresh
+/// timestamp, so only the id tells a repeat): keep them longer than senders retry (days).
+pub const RETAINED_INBOUND_IDS: &[db::Prunable] =
+    &[db::Prunable { table: "inbound_webhooks", key: "seq", older_than: "received_ms < $1", age: "received_ms", in_secs: false }];
+
 /// The webhooks of every owner. Clone it freely; every clone is the same.
 #[derive(Clone)]
 pub struct Hooks {

@@ -19,7 +19,10 @@ use super::{ApiError, Caller};
 use crate::AppState;
 
 pub const HEADER: &str = "idempotency-key";
-pub const KEEP_MS: i64 = 24 * 3600 * 1000;
+/// Stored answers, pruned by age (`retention.idempotency_secs`, default a day): a retry after that is
+/// a new request.
+pub const RETAINED: &[db::Prunable] =
+    &[db::Prunable { table: "api_idempotency", key: "(owner, idem_key)", older_than: "created_ms < $1", age: "created_ms", in_secs: false }];
 const MAX_STORED_BODY: usize = 256 * 1024;
 
 fn now_ms() -> i64 {
@@ -147,10 +150,4 @@ async fn replay(state: &AppState, owner: &str, key: &str, hash: &str) -> Respons
 
 async fn forget(state: &AppState, owner: &str, key: &str) {
     let _ = sqlx::query("DELETE FROM api_idempotency WHERE owner = $1 AND idem_key = $2").bind(owner).bind(key).execute(&state.pool).await;
-}
-
-/// Drops answers older than a day (called from the server's periodic cleanup).
-pub async fn purge(state: &AppState) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM api_idempotency WHERE created_ms < $1").bind(now_ms() - KEEP_MS).execute(&state.pool).await?;
-    Ok(r.rows_affected())
 }

@@ -83,6 +83,10 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 }
 
 // ---------------------------------------------------------------------------------------------------
+/// The onboarding example's demo customers, pruned with the workflow runs that made them.
+pub const RETAINED_DEMO_CUSTOMERS: &[db::Prunable] =
+    &[db::Prunable { table: "demo_customers", key: "id", older_than: "created_ms < $1", age: "created_ms", in_secs: false }];
+
 // Who is calling
 
 /// How the caller authenticated.

@@ -162,7 +162,8 @@ async fn inbound_messages_wait_in_the_inbox_until_taken_or_purged() {
         assert_eq!(store.deliver_inbound("crm", "c-1", &json!({"a": 1})).await.unwrap(), None, "nobody waits: kept");
         let big = json!({"x": "y".repeat(70 * 1024)});
         assert_eq!(store.deliver_inbound("crm", "c-1", &big).await.unwrap_err().field_errors()[0].field, "payload");
-        assert_eq!(store.purge_inbox(0).await.unwrap(), 0, "only older messages go");
-        assert_eq!(store.purge_inbox(i64::MAX).await.unwrap(), 1);
+        let inbox = flows::RETAINED_INBOX[0];
+        assert_eq!(inbox.prune(store.pool(), 0, 5_000).await.unwrap(), 0, "only older messages go");
+        assert_eq!(inbox.prune(store.pool(), i64::MAX, 5_000).await.unwrap(), 1);
     }
 }

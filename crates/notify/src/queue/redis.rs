@@ -399,7 +399,15 @@ impl RedisQueue {
     pub(crate) async fn prune_dead(&self, before_ms: i64, limit: usize) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
         let k = &self.keys;
-        let n: u64 = self.prune_dead_script.key(&k.dead).key(&k.deadmsg).arg(before_ms).arg(limit).invoke_async(&mut c).await.map_err(redis_err("prune dead letters"))?;
+        let n: u64 = self
+            .prune_dead_script
+            .key(&k.dead)
+            .key(&k.deadmsg)
+            .arg(before_ms)
+            .arg(limit)
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_err("prune dead letters"))?;
         Ok(n)
     }
 
@@ -407,8 +415,14 @@ impl RedisQueue {
     pub(crate) async fn dead_size(&self) -> Result<StoreSize, NotifyError> {
         let mut c = self.conn.clone();
         let rows: u64 = redis::cmd("ZCARD").arg(&self.keys.dead).query_async(&mut c).await.map_err(redis_err("count dead letters"))?;
-        let first: Vec<(String, f64)> =
-            redis::cmd("ZRANGE").arg(&self.keys.dead).arg(0).arg(0).arg("WITHSCORES").query_async(&mut c).await.map_err(redis_err("oldest dead letter"))?;
+        let first: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(&self.keys.dead)
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err("oldest dead letter"))?;
         Ok(StoreSize { rows, oldest_ms: first.first().map(|(_, s)| *s as i64) })
     }
 

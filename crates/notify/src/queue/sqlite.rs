@@ -749,7 +749,8 @@ impl SqliteQueue {
             let (n, runs) = match store {
                 Retained::Delivered | Retained::DeadLetters => {
                     let states = if store == Retained::Delivered { "state IN (2, 4)" } else { "state = 3" };
-                    let sql = format!("DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE {states} AND done_ms < ?1 LIMIT ?2)");
+                    let sql =
+                        format!("DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE {states} AND done_ms < ?1 LIMIT ?2)");
                     (conn.prepare_cached(&sql)?.execute(params![before_ms, limit])? as u64, vec![])
                 }
                 Retained::Attempts => {

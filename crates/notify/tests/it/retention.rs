@@ -48,7 +48,8 @@ async fn every_embedded_store_is_pruned_by_its_own_age_and_nothing_newer_goes() 
     let svc = service(failing).await;
     svc.enqueue((0..20).map(|i| NewNotification::new(Channel::Email, format!("u{i}@example.test"), json!({}))).collect()).await.unwrap();
     wait_for("20 dead letters", Duration::from_secs(20), || async { svc.dead_letters(100).await.unwrap().len() == 20 }).await;
-    let run = svc.start_run(&ALICE, SimParams { count: 50, rate: Rate::Max, mix: ChannelMix::only(Channel::Noop), ..SimParams::default() }).await.unwrap();
+    let run =
+        svc.start_run(&ALICE, SimParams { count: 50, rate: Rate::Max, mix: ChannelMix::only(Channel::Noop), ..SimParams::default() }).await.unwrap();
     wait_for("the run to finish", Duration::from_secs(20), || async {
         svc.list_runs(&ALICE).await.unwrap().iter().any(|r| r.id == run && r.status != RunStatus::Running)
     })

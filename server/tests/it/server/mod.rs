@@ -12,5 +12,6 @@ mod notifications;
 mod notify_cli;
 mod problems;
 mod readyz;
+mod retention;
 mod shared_sessions;
 mod signup_and_password;
