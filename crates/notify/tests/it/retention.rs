@@ -159,3 +159,31 @@ async fn dead_letters_in_redis_are_pruned_with_their_owner_index() {
     assert_eq!(svc.stored(Retained::DeadLetters).await.unwrap(), StoreSize { rows: 0, oldest_ms: None });
     svc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_lets_other_writes_through_between_its_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(config(&dir)).await;
+    for _ in 0..4 {
+        svc.enqueue((0..5_000).map(|i| NewNotification::new(Channel::Noop, format!("n{i}"), json!(i))).collect()).await.unwrap();
+    }
+    wait_for("the backlog to drain", Duration::from_secs(30), || async { svc.backlog(Backend::Embedded) == 0 }).await;
+    let cut = now_ms() + 1;
+    // What is delivered from here on is newer than the cut-off.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let pruning = {
+        let svc = svc.clone();
+        tokio::spawn(async move { prune_all(&svc, Retained::Delivered, cut, 500).await })
+    };
+    // One enqueue at a time while the prune runs: each waits behind one batch at most, so many get
+    // through. A prune holding the writer for all 40 batches would let one or two through.
+    let mut through = 0;
+    while !pruning.is_finished() {
+        svc.enqueue(vec![NewNotification::new(Channel::Noop, "during", json!({}))]).await.unwrap();
+        through += 1;
+    }
+    let (pruned, batches) = pruning.await.unwrap();
+    assert_eq!((pruned, batches), (20_000, 41));
+    assert!(through >= 10, "only {through} enqueues went through during {batches} batches");
+    svc.shutdown().await;
+}
