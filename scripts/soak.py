@@ -7,7 +7,8 @@ its start), RSS of the server, queue file + WAL bytes, app database bytes, open 
 counts. Writes a CSV and an SVG plot (disk and RSS over time), and prints a summary as JSON.
 
   soak.py --base URL --token T --pid PID --queue FILE --appdb FILE --sink URL \
-          --count N --rate R --out PREFIX [--prefill-backdate]
+          --count N --rate R --out PREFIX [--prefill N]
+  soak.py replot PREFIX TITLE      (the SVG again from PREFIX.csv)
 """
 
 import argparse
@@ -72,8 +73,13 @@ def backdate_delivered(queue, days=30):
     """Ages every delivered row (as if they had been delivered long ago): the next retention pass
     prunes them all at once, while the new run is delivering."""
     conn = sqlite3.connect(queue, timeout=60)
-    n = conn.execute("UPDATE notifications SET done_ms = done_ms - ? WHERE state IN (2, 4)", (days * 86_400_000,)).rowcount
-    conn.commit()
+    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM notifications").fetchone()[0]
+    n = 0
+    # In slices, each its own short transaction: the server's writer waits at most one slice.
+    for lo in range(0, top + 1, 50_000):
+        n += conn.execute("UPDATE notifications SET done_ms = done_ms - ? WHERE state IN (2, 4) AND id BETWEEN ? AND ?",
+                          (days * 86_400_000, lo, lo + 49_999)).rowcount
+        conn.commit()
     conn.close()
     return n
 
@@ -100,9 +106,10 @@ def plot(samples, path, title):
         y = ymax * i / 5
         out.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
         out.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{w - right}" y2="{sy(y):.1f}" stroke="#eee"/>')
-    for i in range(7):
-        x = xmax * i / 6
-        out.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 16}" text-anchor="middle">{x:.0f}</text>')
+    step = next(s for s in (1, 2, 5, 10, 15, 30, 60) if xmax / s <= 8)
+    for i in range(int(xmax // step) + 1):
+        x = i * step
+        out.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 16}" text-anchor="middle">{x}</text>')
     out.append(f'<text x="{(w + left) / 2}" y="{h - 6}" text-anchor="middle">minutes</text>')
     for i, (name, ys, color) in enumerate(series):
         pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
@@ -122,7 +129,18 @@ def flat_within(values, tolerance):
     return all(abs(v - mean) <= tolerance * mean for v in values)
 
 
+def replot(prefix, title):
+    """Draws PREFIX.svg again from PREFIX.csv."""
+    with open(prefix + ".csv") as f:
+        cols = f.readline().strip().split(",")
+        samples = [dict(zip(cols, (float(v) for v in line.strip().split(",")))) for line in f if line.strip()]
+    plot(samples, prefix + ".svg", title)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "replot":
+        replot(sys.argv[2], sys.argv[3])
+        return 0
     ap = argparse.ArgumentParser()
     for a in ("base", "token", "queue", "appdb", "sink", "rate", "out"):
         ap.add_argument("--" + a, required=True)
