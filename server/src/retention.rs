@@ -4,8 +4,9 @@
 //! (`hooks::RETAINED_MESSAGES`, …) and `notify` prunes its queue file itself.
 //!
 //! Every pass deletes in batches of `batch_rows`, pausing between them, so a delivery waits at most
-//! one batch. The embedded queue file is each instance's own, so every instance prunes its file; the
-//! app database (and Redis) are shared, so one instance at a time prunes them: the holder of the
+//! one batch. The embedded queue file is each instance's own, so every instance prunes its file (and
+//! Redis's dead letters with it, by a script that is atomic, so two instances never delete one
+//! twice); the app database is shared, so one instance at a time prunes it: the holder of the
 //! `prune_lease` row, renewed between batches and lapsing if its holder dies.
 
 use std::collections::BTreeMap;
@@ -273,9 +274,7 @@ impl Pruner {
                 Err(e) => tracing::warn!(store = store.name, error = %e, "retention: could not measure"),
             }
         }
-        if let Ok(bytes) = self.notify.queue_file_bytes().await {
-            self.file_bytes.with_label_values(&["queue"]).set(bytes as i64);
-        }
+        self.file_bytes.with_label_values(&["queue"]).set(self.notify.queue_file_bytes() as i64);
         if let Some(bytes) = db::file_bytes(&self.pool) {
             self.file_bytes.with_label_values(&["app_db"]).set(bytes as i64);
         }

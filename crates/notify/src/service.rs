@@ -659,8 +659,8 @@ impl NotifyService {
     }
 
     /// The embedded queue file with its WAL, in bytes.
-    pub async fn queue_file_bytes(&self) -> Result<u64, NotifyError> {
-        self.inner.embedded.file_bytes().await
+    pub fn queue_file_bytes(&self) -> u64 {
+        self.inner.embedded.file_bytes()
     }
 
     /// Backlog of one backend (0 for an unconfigured one).

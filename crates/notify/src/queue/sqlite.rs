@@ -218,6 +218,10 @@ pub struct SqliteQueue {
     backlog: Arc<AtomicU64>,
     work: Arc<Notify>,
     leases: Arc<Mutex<Leases>>,
+    path: PathBuf,
+    /// A read-only connection for the retention report's counts, opened on first use: counting a
+    /// day of rows takes a second or two, which must not be spent on the writer thread.
+    reader: Arc<Mutex<Option<Connection>>>,
 }
 
 /// Leases live in memory, not in the file: the queue has one consumer (this process), so a lease is a
@@ -278,7 +282,14 @@ impl SqliteQueue {
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| NotifyError::internal("cannot start queue writer", e))?;
         let leases = Leases { cursor: (i64::MIN, i64::MIN), ..Default::default() };
-        Ok(Self { tx, backlog: Arc::new(AtomicU64::new(waiting as u64)), work: Arc::new(Notify::new()), leases: Arc::new(Mutex::new(leases)) })
+        Ok(Self {
+            tx,
+            backlog: Arc::new(AtomicU64::new(waiting as u64)),
+            work: Arc::new(Notify::new()),
+            leases: Arc::new(Mutex::new(leases)),
+            path,
+            reader: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// Runs `f` on the writer thread inside the current group transaction (its own savepoint); the
@@ -781,9 +792,10 @@ impl SqliteQueue {
         .await
     }
 
-    /// Rows and oldest row (by the age it is pruned by) of `store`.
+    /// Rows and oldest row (by the age it is pruned by) of `store`, read beside the writer (an
+    /// in-memory queue, which only its own connection sees, is read on the writer thread).
     pub(crate) async fn stored(&self, store: Retained) -> Result<StoreSize, NotifyError> {
-        self.call(move |conn| {
+        fn read(conn: &Connection, store: Retained) -> Result<StoreSize, NotifyError> {
             let sql = match store {
                 Retained::Delivered => "SELECT count(*), min(done_ms) FROM notifications WHERE state IN (2, 4)",
                 Retained::DeadLetters => "SELECT count(*), min(done_ms) FROM notifications WHERE state = 3",
@@ -792,18 +804,30 @@ impl SqliteQueue {
             };
             let (rows, oldest_ms): (i64, Option<i64>) = conn.prepare_cached(sql)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(StoreSize { rows: rows as u64, oldest_ms })
+        }
+        if self.path.as_os_str() == ":memory:" || self.path.as_os_str().is_empty() {
+            return self.call(move |conn| read(conn, store)).await;
+        }
+        let (reader, path) = (self.reader.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut guard = reader.lock().expect("reader");
+            if guard.is_none() {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&path, flags)?;
+                conn.busy_timeout(Duration::from_secs(5))?;
+                *guard = Some(conn);
+            }
+            read(guard.as_ref().expect("opened above"), store)
         })
         .await
+        .map_err(|e| NotifyError::internal("queue reader", e))?
     }
 
     /// The queue file and its WAL, in bytes.
-    pub(crate) async fn file_bytes(&self) -> Result<u64, NotifyError> {
-        self.call(|conn| {
-            let path = conn.path().map(std::path::PathBuf::from).unwrap_or_default();
-            let wal = path.with_extension(format!("{}-wal", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-            Ok([path, wal].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum())
-        })
-        .await
+    pub(crate) fn file_bytes(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
     }
 }
 
