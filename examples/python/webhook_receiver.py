@@ -106,6 +106,7 @@ class Receiver:
         self.out = out
         self.seen = set()  # a real receiver keeps these durably, for longer than the sender retries
         self.lock = threading.Lock()
+        self.reached = False
         self.done = threading.Event()
 
     def emit(self, line):
@@ -139,8 +140,14 @@ class Receiver:
         }
         self.emit(line)
         if self.count and unique >= self.count and not duplicate:
-            self.done.set()
+            self.reached = True
         return 200, {"status": line["outcome"]}
+
+    def answered(self):
+        """Called once an answer is on the wire: with --count reached, the process may now exit (not
+        before, or the sender would get the status line without the body)."""
+        if self.reached:
+            self.done.set()
 
 
 def serve(receiver, host, port):
@@ -160,6 +167,8 @@ def serve(receiver, host, port):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
+            receiver.answered()
 
     httpd = http.server.ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
