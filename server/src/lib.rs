@@ -104,6 +104,12 @@ pub async fn render_page(state: &AppState, req: Request) -> Response {
     handler(req).await
 }
 
+/// Milliseconds since the Unix epoch: the clock of the server's own tables (idempotency answers, the
+/// demo step's customers, the pruning lease).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 pub fn session_cookie_name(secure: bool) -> &'static str {
     // `__Host-` makes the browser insist on Secure, Path=/ and no Domain.
     if secure {

@@ -134,7 +134,8 @@ pub async fn worker(settings: &crate::config::Settings, redis: Option<String>) -
     let mut extensions = hooks.extensions();
     extensions.observers.push(hooks.notification_events(|job| job.owner.clone()));
     let worker = RedisWorker::start_with(cfg, extensions).await.map_err(|e| field_errors(&e))?;
-    // Workers prune too (issue 17): the shared database and Redis, when no instance holds the lease.
+    // Workers prune too (issue 17): the shared database when no instance holds the lease, and Redis's
+    // dead letters (its queue file is in memory).
     let pruner = std::sync::Arc::new(crate::retention::Pruner::new(hooks_pool, events_queue_for_pruning, &settings.retention)).spawn();
     tracing::info!("worker running against Redis; Ctrl-C or SIGTERM stops it after in-flight deliveries");
     stop_signal().await;

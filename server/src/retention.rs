@@ -18,6 +18,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 
 use crate::config::RetentionSettings;
+use crate::now_ms;
 
 /// How a store is pruned.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +57,7 @@ pub fn stores(s: &RetentionSettings) -> Vec<Store> {
         tables("inbound_webhook_ids", s.inbound_ids_secs, hooks::RETAINED_INBOUND_IDS),
         tables("workflow_inbox", s.workflow_inbox_secs, flows::RETAINED_INBOX),
         tables("workflow_runs", s.workflow_runs_secs, flows::RETAINED_RUNS),
-        tables("demo_customers", s.workflow_runs_secs, crate::api::RETAINED_DEMO_CUSTOMERS),
+        tables("demo_customers", s.workflow_runs_secs, crate::api::host::RETAINED_DEMO_CUSTOMERS),
         tables("idempotency_answers", s.idempotency_secs, crate::api::idempotency::RETAINED),
         tables("api_tokens", s.tokens_secs, auth::RETAINED_TOKENS),
         // Expired sessions are refused on read; their rows only take room.
@@ -89,8 +90,6 @@ pub struct Pruner {
     notify: notify::NotifyService,
     stores: Vec<Store>,
     batch: u32,
-    /// Pause between batches: other writers go first.
-    pause: Duration,
     interval: Duration,
     /// Who this instance is, in the lease row.
     holder: String,
@@ -102,15 +101,13 @@ pub struct Pruner {
     stats: Mutex<BTreeMap<&'static str, StoreStats>>,
 }
 
+/// Pause between batches: other writers go first.
+const PAUSE: Duration = Duration::from_millis(10);
 /// How long a lease lasts without renewal: a pass renews it between batches.
 const LEASE: Duration = Duration::from_secs(120);
 const LEASE_NAME: &str = "retention";
 /// Free pages handed back to the file system after each batch (4 KiB each).
 const PAGES_PER_BATCH: u32 = 4096;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 impl Pruner {
     pub fn new(pool: AnyPool, notify: notify::NotifyService, settings: &RetentionSettings) -> Pruner {
@@ -139,7 +136,6 @@ impl Pruner {
             notify,
             stores,
             batch: settings.batch_rows.max(1),
-            pause: Duration::from_millis(10),
             interval: Duration::from_secs(settings.interval_secs.max(1)),
             holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
             registry,
@@ -205,7 +201,7 @@ impl Pruner {
             if n == 0 {
                 return Ok(total);
             }
-            tokio::time::sleep(self.pause).await;
+            tokio::time::sleep(PAUSE).await;
             if store.shared() && !self.take_lease().await.map_err(|e| e.to_string())? {
                 return Ok(total);
             }

@@ -629,11 +629,12 @@ impl NotifyService {
 
     /// One retention batch (issue 17): deletes at most `limit` of `store`'s rows older than `before_ms`
     /// in the embedded file, and in Redis when it is configured (dead letters; pruned runs' counters).
-    /// Returns the rows deleted; call again while it returns `limit`.
+    /// Returns the rows deleted; call again until it returns 0.
     ///
-    /// The embedded file is this process's own, so every instance prunes its file; Redis is shared,
-    /// so the caller holds the pruning lease. Delivered notifications and attempts need nothing in
-    /// Redis: delivered entries leave the stream at once and attempt lists expire after 7 days.
+    /// The embedded file is this process's own, so every instance prunes its file. Redis is shared,
+    /// but its dead letters go by an atomic script, so instances pruning at once never delete one
+    /// twice. Delivered notifications and attempts need nothing in Redis: delivered entries leave the
+    /// stream at once and attempt lists expire after 7 days.
     pub async fn prune(&self, store: Retained, before_ms: i64, limit: usize) -> Result<u64, NotifyError> {
         let (mut n, runs) = self.inner.embedded.prune(store, before_ms, limit).await?;
         if let Some(redis) = &self.inner.redis {

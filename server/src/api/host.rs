@@ -4,10 +4,16 @@
 //! finishes, `workflow.completed` or `workflow.failed` goes to the owner's endpoints. Internal failures
 //! reach the run's timeline as a generic message with an id; the detail is in the log under that id.
 
+use crate::now_ms;
 use contract::{Owner, PublicError};
 use flows::{HttpCaller, ResolvedAction, StepContext, StepError, StepHost};
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// The onboarding example's demo customers (made by its `call` step below), pruned with the workflow
+/// runs that made them.
+pub const RETAINED_DEMO_CUSTOMERS: &[db::Prunable] =
+    &[db::Prunable { table: "demo_customers", key: "id", older_than: "created_ms < $1", age: "created_ms", in_secs: false }];
 
 pub struct ServerHost {
     pub notify: notify::NotifyService,
@@ -168,10 +174,6 @@ async fn authorize(pool: &sqlx::AnyPool, ctx: &StepContext, action: &ResolvedAct
         )),
         _ => Ok(()),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[async_trait::async_trait]

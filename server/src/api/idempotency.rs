@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use std::future::Future;
 
 use super::{ApiError, Caller};
+use crate::now_ms;
 use crate::AppState;
 
 pub const HEADER: &str = "idempotency-key";
@@ -24,10 +25,6 @@ pub const HEADER: &str = "idempotency-key";
 pub const RETAINED: &[db::Prunable] =
     &[db::Prunable { table: "api_idempotency", key: "(owner, idem_key)", older_than: "created_ms < $1", age: "created_ms", in_secs: false }];
 const MAX_STORED_BODY: usize = 256 * 1024;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 /// The key, if the request has one; a malformed key is refused.
 pub fn key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

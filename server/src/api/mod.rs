@@ -83,10 +83,6 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-/// The onboarding example's demo customers, pruned with the workflow runs that made them.
-pub const RETAINED_DEMO_CUSTOMERS: &[db::Prunable] =
-    &[db::Prunable { table: "demo_customers", key: "id", older_than: "created_ms < $1", age: "created_ms", in_secs: false }];
-
 // Who is calling
 
 /// How the caller authenticated.
@@ -101,8 +97,7 @@ pub enum Via {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: i64,
-    pub username: String,
-    /// The username as the owner every domain crate files this user's things under.
+    /// The username, as the owner every domain crate files this user's things under.
     pub owner: Owner,
     pub via: Via,
 }
@@ -142,13 +137,12 @@ impl FromRequestParts<AppState> for Caller {
                 state.auth.users.find_by_id(principal.user_id).await?.ok_or_else(|| ApiError::unauthorized("The token's user no longer exists."))?;
             return Ok(Caller {
                 user_id: user.id,
-                owner: Owner::new(user.username.clone()),
-                username: user.username,
+                owner: Owner::new(user.username),
                 via: Via::Token { token_id: principal.token_id, scopes: principal.scopes },
             });
         }
         match parts.extensions.get::<SignedIn>() {
-            Some(s) => Ok(Caller { user_id: s.user_id, owner: Owner::new(s.username.clone()), username: s.username.clone(), via: Via::Session }),
+            Some(s) => Ok(Caller { user_id: s.user_id, owner: Owner::new(s.username.clone()), via: Via::Session }),
             None => Err(ApiError::unauthorized("Send an API token (Authorization: Bearer …) or sign in.")),
         }
     }
@@ -232,7 +226,7 @@ pub async fn me(caller: Caller) -> Json<Me> {
         Via::Token { scopes, .. } => ("token", scopes.iter().map(|s| s.as_str().to_string()).collect()),
         Via::Session => ("session", Scope::ALL.iter().map(|s| s.as_str().to_string()).collect()),
     };
-    Json(Me { user_id: caller.user_id, username: caller.username, auth: auth.into(), scopes })
+    Json(Me { user_id: caller.user_id, username: caller.owner.to_string(), auth: auth.into(), scopes })
 }
 
 #[cfg(test)]
