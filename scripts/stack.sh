@@ -87,6 +87,8 @@ stack_env() {
   # An inbound source belongs to one user: only that user's runs may wait on it. The suite's CRM
   # confirmations (Playwright's onboarding test, the Python orchestration tests) all run as this user.
   export APP_HOOKS__INBOUND__SOURCES__CRM__OWNER="${APP_HOOKS__INBOUND__SOURCES__CRM__OWNER:-e2e-python}"
+  # The operator who sees storage per store (the dashboard's storage card, /api/v1/ops/storage).
+  export APP_OPERATORS="${APP_OPERATORS:-e2e-olga}"
   export RUST_LOG="${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}"
 }
 

@@ -84,7 +84,7 @@ say "starting Redis, the webhook sink, the app and nginx on loopback"
 # A short retry base so the end-to-end tests see dead letters within seconds.
 export APP_NOTIFY__RETRY__BASE_MS=50
 stack_start "$RUN"
-for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy e2e-python e2e-headers; do
+for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy e2e-python e2e-headers e2e-olga; do
   stack_user "$user" "password-of-$user"
 done
 

@@ -19,6 +19,8 @@ pub struct Dashboard {
     pub dead_letters: Vec<DeadLetterView>,
     /// Whether a Redis URL is configured, so the Redis Streams backend can be chosen.
     pub redis_available: bool,
+    /// Storage per store, for operators only (`APP_OPERATORS`); `None` for everyone else.
+    pub storage: Option<contract::ops::StorageReport>,
 }
 
 /// Dead letters listed on the dashboard.
@@ -41,6 +43,18 @@ pub mod ssr {
         service.dead_letters_of(Some(me), MAX_DEAD_LETTERS_SCANNED).await.map_err(Problem::from)
     }
 
+    /// Who the operators are and what retention last measured (the server's pruner provides it).
+    #[derive(Clone)]
+    pub struct OpsView {
+        pub is_operator: std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>,
+        pub storage: std::sync::Arc<dyn Fn() -> contract::ops::StorageReport + Send + Sync>,
+    }
+
+    /// Storage per store if `me` is an operator.
+    pub fn storage_for(me: &str) -> Option<contract::ops::StorageReport> {
+        use_context::<OpsView>().filter(|ops| (ops.is_operator)(me)).map(|ops| (ops.storage)())
+    }
+
     /// How many dead letters one dashboard request reads.
     pub const MAX_DEAD_LETTERS_SCANNED: usize = 10_000;
 }
@@ -53,7 +67,7 @@ pub async fn notification_dashboard() -> Result<Option<Dashboard>, Problem> {
     let service = service()?;
     let runs: Vec<RunRow> = service.list_runs(&me).await.map_err(Problem::from)?.into_iter().map(Into::into).collect();
     let dead_letters = my_dead_letters(&service, &me).await?.into_iter().take(DEAD_LETTERS_SHOWN).map(Into::into).collect();
-    Ok(Some(Dashboard { runs, dead_letters, redis_available: service.has_redis() }))
+    Ok(Some(Dashboard { runs, dead_letters, redis_available: service.has_redis(), storage: storage_for(&me) }))
 }
 
 /// One of the signed-in user's runs; `None` if there is no such run of theirs.

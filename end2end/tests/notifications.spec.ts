@@ -94,3 +94,19 @@ test("notifications that keep failing become dead letters, and can be replayed",
   await page.getByTestId("replay-all").click();
   await expect(page.getByText(/\d+ put back in the queue\./)).toBeVisible();
 });
+
+test("the operator alone sees storage per store, with retention and the next pass", async ({ page }) => {
+  // e2e-olga is APP_OPERATORS in the test stack; e2e-gina is not.
+  await openDashboard(page, "e2e-olga");
+  const storage = page.getByTestId("storage");
+  await expect(storage.getByRole("heading", { name: "Storage" })).toBeVisible();
+  const delivered = storage.locator('tr[data-store="notifications_delivered"]');
+  await expect(delivered.locator('td[data-label="Kept for"]')).toHaveText("1 d");
+  await expect(storage.locator('tr[data-store="webhook_messages"] td[data-label="Kept for"]')).toHaveText("14 d");
+  await expect(storage).toContainText("next retention pass");
+  await expectNoViolations(page);
+  await page.context().clearCookies();
+  await openDashboard(page, "e2e-gina");
+  await expect(page.getByTestId("dead-letters").or(page.getByTestId("no-dead-letters"))).toBeVisible();
+  await expect(page.getByTestId("storage")).toHaveCount(0);
+});

@@ -1,6 +1,7 @@
 //! Command line: `server` (or `server serve`) runs the app; `server user create NAME` adds an account,
-//! reading the password without echo (or one line from stdin with `--password-stdin`); `simulate`,
-//! `worker` and `sink` drive the notification pipeline (see `notify_cli`).
+//! reading the password without echo (or one line from stdin with `--password-stdin`); `retention`
+//! shows storage per store (and prunes with `--prune`); `simulate`, `worker` and `sink` drive the
+//! notification pipeline (see `notify_cli`).
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,15 @@ pub enum Command {
     },
     /// Print every route the server answers (method, path, kind), one JSON object per line.
     Routes,
+    /// Storage per store (rows, bytes, oldest row, retention), measured now; `--prune` runs a
+    /// retention pass first (safe beside running servers: the shared stores go under the lease).
+    Retention {
+        #[arg(long)]
+        prune: bool,
+        /// One JSON object (the `/api/v1/ops/storage` answer) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a notification simulation headless, with a progress bar, and print a summary.
     Simulate(SimulateArgs),
     /// Deliver notifications from Redis only (start one per machine to scale out).
@@ -99,8 +109,9 @@ pub enum TokenCommand {
         username: String,
         #[arg(long, default_value = "cli")]
         name: String,
-        /// Comma-separated scopes, or `all`: notifications:read, notifications:write, webhooks:read,
-        /// webhooks:write, workflows:read, workflows:write.
+        /// Comma-separated scopes, or `all` (every user scope): notifications:read, notifications:write,
+        /// webhooks:read, webhooks:write, workflows:read, workflows:write; and ops:read, for operators
+        /// (`APP_OPERATORS`) only, named on its own.
         #[arg(long, default_value = "all")]
         scopes: String,
         /// Days until it expires (default and most: `auth.token_max_lifetime_days`, 365 unless set).

@@ -41,6 +41,11 @@ pub struct Settings {
     /// Largest request body for form routes, in bytes.
     pub max_form_bytes: usize,
     pub demo_user: DemoUser,
+    /// Usernames that may see the machine (storage per store: `/api/v1/ops/storage`, the dashboard's
+    /// storage card) and hold the `ops:read` token scope; comma-separated (`APP_OPERATORS`). In dev
+    /// mode the demo user is one too.
+    #[serde(default)]
+    pub operators: Vec<String>,
     /// `json` for one JSON object per log line, `pretty` for humans.
     pub log_format: String,
     /// Where `serve` listens (`host:port`); unset: `LEPTOS_SITE_ADDR`, else 127.0.0.1:3000.
@@ -304,6 +309,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("allowed_origins")
+                    .with_list_parse_key("operators")
                     .with_list_parse_key("flows.allow_networks")
                     .with_list_parse_key("flows.deny_addresses")
                     .with_list_parse_key("trusted_proxies")
@@ -446,6 +452,19 @@ impl Settings {
             max_active_runs_per_owner: self.flows.max_active_runs_per_owner.max(1),
             max_definitions_per_owner: self.flows.max_definitions_per_owner.max(1),
         }
+    }
+
+    /// The operators: `operators`, and the demo user in dev mode.
+    pub fn operators(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.operators.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
+        if self.mode == Mode::Dev && !out.contains(&self.demo_user.username) {
+            out.push(self.demo_user.username.clone());
+        }
+        out
+    }
+
+    pub fn is_operator(&self, username: &str) -> bool {
+        self.operators().iter().any(|o| o == username)
     }
 
     pub fn cookie_secure(&self) -> bool {
@@ -599,5 +618,15 @@ mod tests {
         assert!(s.signup_enabled(), "sign-up is on in dev mode unless turned off");
         s.signup.enabled = Some(false);
         assert!(!s.signup_enabled());
+    }
+
+    #[test]
+    fn operators_are_named_and_the_demo_user_is_one_in_dev_mode_only() {
+        let mut s = Settings::defaults();
+        assert!(s.operators().is_empty() && !s.is_operator(DEMO_USERNAME), "production: nobody unless named");
+        s.operators = vec![" ops ".into(), "".into()];
+        assert_eq!(s.operators(), ["ops"]);
+        s.mode = Mode::Dev;
+        assert!(s.is_operator("ops") && s.is_operator(DEMO_USERNAME) && !s.is_operator("alice"));
     }
 }

@@ -83,6 +83,13 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let secure_cookies = app::shown_once::SecureCookies(state.settings.cookie_secure());
     let signup = app::account_api::SignupOffered(state.settings.signup_enabled());
     let lab = state.lab.clone();
+    let ops = {
+        let (settings, retention) = (state.settings.clone(), state.retention.clone());
+        app::notify_api::ssr::OpsView {
+            is_operator: std::sync::Arc::new(move |name| settings.is_operator(name)),
+            storage: std::sync::Arc::new(move || retention.report()),
+        }
+    };
     move || {
         provide_context(services.clone());
         provide_context(lab.clone());
@@ -94,6 +101,7 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
         provide_context(tokens.clone());
         provide_context(authenticator.clone());
         provide_context(secure_cookies);
+        provide_context(ops.clone());
     }
 }
 

@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Retention { prune, json } => retention(settings, prune, json).await,
         Command::Simulate(args) => server::notify_cli::simulate(settings.notify_config(), args).await,
         Command::Worker { redis } => match settings.check_production() {
             Ok(()) => server::notify_cli::worker(&settings, redis).await,
@@ -70,12 +71,10 @@ async fn create_user(settings: Settings, username: &str, password_stdin: bool) -
     Ok(())
 }
 
-/// Leptos' own settings (Cargo.toml metadata and `LEPTOS_*`), with `APP_LISTEN_ADDR` / `APP_SITE_ROOT`
-/// on top so that a deployment can be configured with `APP_` variables alone.
 async fn create_token(settings: Settings, username: &str, name: &str, scopes: &str, expires_days: Option<u32>) -> Result<(), String> {
     use secrecy::ExposeSecret;
     let scopes: Vec<auth::tokens::Scope> = if scopes.trim() == "all" {
-        auth::tokens::Scope::ALL.to_vec()
+        auth::tokens::Scope::USER.to_vec()
     } else {
         scopes.split(',').map(|s| s.trim().parse::<auth::tokens::Scope>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?
     };
@@ -85,6 +84,7 @@ async fn create_token(settings: Settings, username: &str, name: &str, scopes: &s
     let expires_at = expires_days.map(|d| auth::now_unix() + i64::from(d) * 86_400);
     let (info, secret) = auth::tokens::ApiTokenStore::new(pool)
         .with_max_lifetime_days(settings.auth.token_max_lifetime_days)
+        .with_operators(&settings.operators())
         .create(user.id, name, &scopes, expires_at)
         .await
         .map_err(|e| e.to_string())?;
@@ -93,6 +93,32 @@ async fn create_token(settings: Settings, username: &str, name: &str, scopes: &s
     Ok(())
 }
 
+async fn retention(settings: Settings, prune: bool, json: bool) -> Result<(), String> {
+    let options = leptos_options(&settings)?;
+    let state = AppState::new(settings, options).await.map_err(|e| e.operator_message())?;
+    if prune {
+        let report = state.retention.pass().await;
+        if !report.held_lease {
+            eprintln!("another instance holds the retention lease: only this instance's queue file was pruned");
+        }
+        for (store, n) in report.pruned.iter().filter(|(_, n)| **n > 0) {
+            eprintln!("pruned {n} rows of {store}");
+        }
+    } else {
+        state.retention.measure().await;
+    }
+    let report = state.retention.report();
+    if json {
+        println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", server::retention::table(&report));
+    }
+    state.notify.shutdown().await;
+    Ok(())
+}
+
+/// Leptos' own settings (Cargo.toml metadata and `LEPTOS_*`), with `APP_LISTEN_ADDR` / `APP_SITE_ROOT`
+/// on top so that a deployment can be configured with `APP_` variables alone.
 fn leptos_options(settings: &Settings) -> Result<leptos::config::LeptosOptions, String> {
     let mut options = leptos::config::get_configuration(None).map(|c| c.leptos_options).map_err(|e| format!("leptos configuration: {e}"))?;
     if let Some(addr) = settings.listen_addr.as_deref().filter(|a| !a.trim().is_empty()) {

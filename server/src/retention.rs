@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use contract::ops::{FileUsage, StorageReport, StoreUsage};
+
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
-use serde::Serialize;
 use sqlx::AnyPool;
 
 use crate::config::RetentionSettings;
@@ -65,17 +66,6 @@ pub fn stores(s: &RetentionSettings) -> Vec<Store> {
     ]
 }
 
-/// What one store holds, as of the last pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct StoreStats {
-    pub rows: u64,
-    /// The oldest row's age stamp (ms since the epoch).
-    pub oldest_ms: Option<i64>,
-    pub keep_secs: u64,
-    /// Rows this process pruned since it started.
-    pub pruned: u64,
-}
-
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PassReport {
@@ -83,6 +73,23 @@ pub struct PassReport {
     pub pruned: BTreeMap<&'static str, u64>,
     /// Whether this instance held the lease (and so pruned the shared stores).
     pub held_lease: bool,
+}
+
+/// The report as a plain-text table, for `server retention`.
+pub fn table(report: &StorageReport) -> String {
+    use contract::ops::{human_age, human_bytes, human_secs};
+    use std::fmt::Write;
+    let mut out = format!("{:<24} {:>10} {:>10} {:>10} {:>8} {:>10}\n", "store", "rows", "bytes", "oldest", "keeps", "pruned");
+    let now = now_ms();
+    for s in &report.stores {
+        let bytes = s.bytes.map(human_bytes).unwrap_or_else(|| "-".into());
+        let oldest = s.oldest_ms.map(|t| human_age(((now - t).max(0) / 1000) as u64)).unwrap_or_else(|| "-".into());
+        let _ = writeln!(out, "{:<24} {:>10} {:>10} {:>10} {:>8} {:>10}", s.name, s.rows, bytes, oldest, human_secs(s.keep_secs), s.pruned);
+    }
+    for f in &report.files {
+        let _ = writeln!(out, "file {:<19} {:>21}", f.name, human_bytes(f.bytes));
+    }
+    out
 }
 
 pub struct Pruner {
@@ -98,7 +105,9 @@ pub struct Pruner {
     rows: IntGaugeVec,
     oldest_age: IntGaugeVec,
     file_bytes: IntGaugeVec,
-    stats: Mutex<BTreeMap<&'static str, StoreStats>>,
+    store_bytes: IntGaugeVec,
+    /// What the last pass measured, and when the next one starts.
+    report: Mutex<StorageReport>,
 }
 
 /// Pause between batches: other writers go first.
@@ -119,11 +128,17 @@ impl Pruner {
                 .expect("valid metric");
         let file_bytes = IntGaugeVec::new(Opts::new("app_storage_file_bytes", "Bytes on disk of each SQLite file (with its WAL)."), &["file"])
             .expect("valid metric");
+        let store_bytes = IntGaugeVec::new(
+            Opts::new("app_store_bytes", "Bytes on disk of each store's tables and indexes, as of the last retention pass."),
+            &["store"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(pruned_total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(rows.clone()),
             Box::new(oldest_age.clone()),
             Box::new(file_bytes.clone()),
+            Box::new(store_bytes.clone()),
         ] {
             registry.register(m).expect("unique metric");
         }
@@ -143,7 +158,8 @@ impl Pruner {
             rows,
             oldest_age,
             file_bytes,
-            stats: Mutex::new(BTreeMap::new()),
+            store_bytes,
+            report: Mutex::new(StorageReport::default()),
         }
     }
 
@@ -241,44 +257,66 @@ impl Pruner {
         report
     }
 
-    /// Rows and the oldest row of every store, and the files' sizes, for `/metrics` and [`Self::stats`].
-    async fn measure(&self) {
+    /// Rows, bytes and the oldest row of every store, and the files' sizes, for `/metrics` and
+    /// [`Self::report`]. A store that cannot be measured keeps its last figures (and logs why).
+    pub async fn measure(&self) {
         let now = now_ms();
+        let previous = self.report();
+        let mut stores = Vec::with_capacity(self.stores.len());
         for store in &self.stores {
             let size = match store.kind {
-                Kind::Notify(r) => self.notify.stored(r).await.map(|s| (s.rows, s.oldest_ms)).map_err(|e| e.to_string()),
-                Kind::Tables(tables) => {
-                    let mut sum = (0, None::<i64>);
-                    let mut failed = None;
-                    for t in tables {
-                        match t.size(&self.pool).await {
-                            Ok((rows, oldest)) => sum = (sum.0 + rows, [sum.1, oldest].into_iter().flatten().min()),
-                            Err(e) => failed = Some(e.to_string()),
-                        }
-                    }
-                    failed.map_or(Ok(sum), Err)
-                }
+                Kind::Notify(r) => self.notify.stored(r).await.map(|s| (s.rows, s.bytes, s.oldest_ms)).map_err(|e| e.to_string()),
+                Kind::Tables(tables) => self.tables_size(tables).await,
             };
-            match size {
-                Ok((rows, oldest_ms)) => {
+            let pruned = self.pruned_total.with_label_values(&[store.name]).get();
+            let usage = match size {
+                Ok((rows, bytes, oldest_ms)) => {
                     self.rows.with_label_values(&[store.name]).set(rows as i64);
                     self.oldest_age.with_label_values(&[store.name]).set(oldest_ms.map_or(0, |t| (now - t).max(0) / 1000));
-                    let pruned = self.pruned_total.with_label_values(&[store.name]).get();
-                    let stats = StoreStats { rows, oldest_ms, keep_secs: store.keep.as_secs(), pruned };
-                    self.stats.lock().expect("stats").insert(store.name, stats);
+                    if let Some(b) = bytes {
+                        self.store_bytes.with_label_values(&[store.name]).set(b as i64);
+                    }
+                    StoreUsage { name: store.name.into(), rows, bytes, oldest_ms, keep_secs: store.keep.as_secs(), pruned }
                 }
-                Err(e) => tracing::warn!(store = store.name, error = %e, "retention: could not measure"),
-            }
+                Err(e) => {
+                    tracing::warn!(store = store.name, error = %e, "retention: could not measure");
+                    match previous.stores.iter().find(|s| s.name == store.name) {
+                        Some(last) => StoreUsage { pruned, ..last.clone() },
+                        None => continue,
+                    }
+                }
+            };
+            stores.push(usage);
         }
-        self.file_bytes.with_label_values(&["queue"]).set(self.notify.queue_file_bytes() as i64);
-        if let Some(bytes) = db::file_bytes(&self.pool) {
-            self.file_bytes.with_label_values(&["app_db"]).set(bytes as i64);
+        let mut files = vec![FileUsage { name: "queue".into(), bytes: self.notify.queue_file_bytes() }];
+        files.extend(db::file_bytes(&self.pool).map(|bytes| FileUsage { name: "app_db".into(), bytes }));
+        for f in &files {
+            self.file_bytes.with_label_values(&[&f.name]).set(f.bytes as i64);
         }
+        let next_pass_ms = Some(now + self.interval.as_millis() as i64);
+        *self.report.lock().expect("report") = StorageReport { measured_ms: Some(now), next_pass_ms, stores, files };
     }
 
-    /// Every store as of the last pass.
-    pub fn stats(&self) -> BTreeMap<&'static str, StoreStats> {
-        self.stats.lock().expect("stats").clone()
+    /// Rows, bytes and the oldest row of a store's tables together.
+    async fn tables_size(&self, tables: &[db::Prunable]) -> Result<(u64, Option<u64>, Option<i64>), String> {
+        let (mut rows, mut bytes, mut oldest) = (0, 0, None::<i64>);
+        for t in tables {
+            let (n, first) = t.size(&self.pool).await.map_err(|e| format!("{}: {e}", t.table))?;
+            rows += n;
+            oldest = [oldest, first].into_iter().flatten().min();
+            bytes += db::table_bytes(&self.pool, t.table).await.map_err(|e| format!("{}: {e}", t.table))?;
+        }
+        Ok((rows, Some(bytes), oldest))
+    }
+
+    /// Every store as of the last pass, and when the next pass starts.
+    pub fn report(&self) -> StorageReport {
+        self.report.lock().expect("report").clone()
+    }
+
+    /// One store as of the last pass.
+    pub fn store(&self, name: &str) -> Option<StoreUsage> {
+        self.report().stores.into_iter().find(|s| s.name == name)
     }
 
     pub fn interval(&self) -> Duration {

@@ -115,7 +115,9 @@ impl AppState {
         let sources = settings.inbound_sources().map_err(|e| internal("inbound webhooks", &e))?;
         let store = flows::Store::new(pool.clone()).with_inbound_sources(sources).with_limits(settings.flows_limits());
         let flows = flows::Engine::new(store, Arc::new(host), engine_config);
-        let tokens = auth::tokens::ApiTokenStore::new(pool.clone()).with_max_lifetime_days(settings.auth.token_max_lifetime_days);
+        let tokens = auth::tokens::ApiTokenStore::new(pool.clone())
+            .with_max_lifetime_days(settings.auth.token_max_lifetime_days)
+            .with_operators(&settings.operators());
         let signup_limit = Arc::new(AddressRateLimit::new(pool.clone(), "signup-address", settings.signup.ip_burst, settings.signup.ip_refill_secs));
         let lab = app::crypto_api::ssr::LabGate::new(
             AddressRateLimit::new(pool.clone(), "crypto-address", settings.limits.crypto_ip_burst, settings.limits.crypto_ip_refill_secs),

@@ -61,7 +61,7 @@ pub fn NotificationsPage() -> impl IntoView {
 
 #[component]
 fn DashboardView(dashboard: Dashboard, requested: Option<i64>, version: RwSignal<u32>, replay: ServerAction<ReplayDeadLetters>) -> impl IntoView {
-    let Dashboard { runs, dead_letters, redis_available } = dashboard;
+    let Dashboard { runs, dead_letters, redis_available, storage } = dashboard;
     let selected = requested.filter(|id| runs.iter().any(|r| r.id == *id)).or_else(|| runs.first().map(|r| r.id));
     let running = runs.iter().any(|r| r.status == "running");
     view! {
@@ -74,6 +74,42 @@ fn DashboardView(dashboard: Dashboard, requested: Option<i64>, version: RwSignal
             None => ().into_any(),
         }}
         <DeadLetters letters=dead_letters replay/>
+        {storage.map(|report| view! { <Storage report/> })}
+    }
+}
+
+/// Operators only: what each store holds, how long it keeps rows and when retention next looks.
+#[component]
+fn Storage(report: contract::ops::StorageReport) -> impl IntoView {
+    use contract::ops::{human_bytes, human_secs};
+    let when = |ms: Option<i64>| ms.map(crate::time_fmt::utc_ms).unwrap_or_else(|| "not yet".into());
+    let files = report.files.iter().map(|f| format!("{} {}", f.name, human_bytes(f.bytes))).collect::<Vec<_>>().join(", ");
+    let total = human_bytes(report.total_bytes());
+    view! {
+        <section class="card" aria-labelledby="storage-heading" data-testid="storage">
+            <h2 id="storage-heading">"Storage"</h2>
+            <p class="muted">
+                {format!("As of {}; next retention pass {}. Stores hold {total}; files on disk: {files}.", when(report.measured_ms), when(report.next_pass_ms))}
+            </p>
+            <table class="table stack-on-phone">
+                <thead><tr>
+                    <th scope="col">"Store"</th><th scope="col">"Rows"</th><th scope="col">"Size"</th>
+                    <th scope="col">"Oldest row"</th><th scope="col">"Kept for"</th><th scope="col">"Pruned"</th>
+                </tr></thead>
+                <tbody>
+                    {report.stores.into_iter().map(|s| view! {
+                        <tr data-store=s.name.clone()>
+                            <td data-label="Store"><code>{s.name.clone()}</code></td>
+                            <td data-label="Rows">{s.rows}</td>
+                            <td data-label="Size">{s.bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</td>
+                            <td data-label="Oldest row">{s.oldest_ms.map(crate::time_fmt::utc_ms).unwrap_or_else(|| "—".into())}</td>
+                            <td data-label="Kept for">{human_secs(s.keep_secs)}</td>
+                            <td data-label="Pruned">{s.pruned}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
     }
 }
 

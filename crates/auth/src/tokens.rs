@@ -145,12 +145,20 @@ pub fn validate_name(name: &str) -> Result<&str, AuthError> {
 pub struct ApiTokenStore {
     pool: AnyPool,
     max_lifetime_secs: i64,
+    /// Usernames that may hold the operators' scopes (`ops:read`).
+    operators: std::sync::Arc<[String]>,
 }
 
 impl ApiTokenStore {
     /// A store whose tokens live at most [`DEFAULT_MAX_LIFETIME_DAYS`].
     pub fn new(pool: AnyPool) -> Self {
-        Self { pool, max_lifetime_secs: i64::from(DEFAULT_MAX_LIFETIME_DAYS) * 86_400 }
+        Self { pool, max_lifetime_secs: i64::from(DEFAULT_MAX_LIFETIME_DAYS) * 86_400, operators: std::sync::Arc::from([]) }
+    }
+
+    /// The users (by name) whose tokens may carry the operators' scopes; nobody else can get one.
+    pub fn with_operators(mut self, operators: &[String]) -> Self {
+        self.operators = operators.iter().cloned().collect();
+        self
     }
 
     /// Tokens live at most `days` (at least one day).
@@ -184,6 +192,13 @@ impl ApiTokenStore {
         let scopes = normalise(scopes);
         if scopes.is_empty() {
             return Err(AuthError::invalid_field("scopes", "Choose at least one scope."));
+        }
+        if let Some(scope) = scopes.iter().find(|s| s.is_operators()) {
+            let username: Option<(String,)> =
+                sqlx::query_as("SELECT username FROM users WHERE id = $1").bind(user_id).fetch_optional(&self.pool).await?;
+            if !username.is_some_and(|(u,)| self.operators.contains(&u)) {
+                return Err(AuthError::invalid_field("scopes", format!("Only operators (APP_OPERATORS) may have the {scope} scope.")));
+            }
         }
         if expires_at.is_some_and(|t| t <= now) {
             return Err(AuthError::invalid_field("expires_at", "Choose an expiry time in the future."));

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ids;
 pub mod notifications;
+pub mod ops;
 mod owner;
 pub mod sessions;
 pub mod tokens;

@@ -23,11 +23,30 @@ pub enum Scope {
     WorkflowsRead,
     #[serde(rename = "workflows:write")]
     WorkflowsWrite,
+    /// The machine's storage and retention (`/api/v1/ops/…`); only operators' tokens may carry it.
+    #[serde(rename = "ops:read")]
+    OpsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] =
+    pub const ALL: [Scope; 7] = [
+        Scope::NotificationsRead,
+        Scope::NotificationsWrite,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
+        Scope::WorkflowsRead,
+        Scope::WorkflowsWrite,
+        Scope::OpsRead,
+    ];
+
+    /// What every user may give a token (and a browser session may do): all but the operators' scopes.
+    pub const USER: [Scope; 6] =
         [Scope::NotificationsRead, Scope::NotificationsWrite, Scope::WebhooksRead, Scope::WebhooksWrite, Scope::WorkflowsRead, Scope::WorkflowsWrite];
+
+    /// Only operators (`APP_OPERATORS`) may hold it.
+    pub fn is_operators(self) -> bool {
+        matches!(self, Scope::OpsRead)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +56,7 @@ impl Scope {
             Scope::WebhooksWrite => "webhooks:write",
             Scope::WorkflowsRead => "workflows:read",
             Scope::WorkflowsWrite => "workflows:write",
+            Scope::OpsRead => "ops:read",
         }
     }
 

@@ -186,6 +186,34 @@ impl Prunable {
     }
 }
 
+/// Bytes on disk of `table` with its indexes: PostgreSQL's `pg_total_relation_size`, SQLite's
+/// `dbstat` (each b-tree walked once, so a measure, not a per-request call).
+pub async fn table_bytes(pool: &AnyPool, table: &str) -> Result<u64, sqlx::Error> {
+    use sqlx::Row;
+    match Engine::of_pool(pool) {
+        Engine::Postgres => {
+            let row = sqlx::query("SELECT COALESCE(pg_total_relation_size(to_regclass($1)), 0)::BIGINT").bind(table).fetch_one(pool).await?;
+            Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
+        }
+        Engine::Sqlite => {
+            let objects: Vec<String> = sqlx::query("SELECT name FROM sqlite_schema WHERE tbl_name = $1 AND type IN ('table', 'index')")
+                .bind(table)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            let mut total = 0u64;
+            for name in objects {
+                let row =
+                    sqlx::query("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name = $1 AND aggregate = 1").bind(name).fetch_one(pool).await?;
+                total += row.try_get::<i64, _>(0)?.max(0) as u64;
+            }
+            Ok(total)
+        }
+    }
+}
+
 /// Deletes one batch: at most `limit` rows of `table` matching `filter` (which may use `$1`, bound to
 /// `before`), picked by the unique column `key`. The same SQL on both engines; `filter` should be what
 /// an index answers, so a batch costs its own rows, not a scan.
@@ -274,12 +302,20 @@ mod tests {
         let t = Prunable { table: "t", key: "id", older_than: "at < $1", age: "at", in_secs: false };
         assert_eq!(t.size(&pool).await.unwrap(), (2_000, Some(0)));
         let full = pragma("PRAGMA page_count").await;
+        sqlx::query("CREATE INDEX t_at ON t (at)").execute(&pool).await.unwrap();
+        let (held, index) = (table_bytes(&pool, "t").await.unwrap(), table_bytes(&pool, "t_at").await.unwrap());
+        // 2,000 rows of 1 kB, and its index counted with it (an index is no table of its own).
+        assert!((2_000_000..3_000_000).contains(&held), "{held}");
+        assert_eq!(index, 0);
+        assert_eq!(table_bytes(&pool, "no_such_table").await.unwrap(), 0);
         // Batches of 500, only rows older than the cut-off.
         assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 500);
         assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 500);
         assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 500);
         assert_eq!(t.prune(&pool, 1_500, 500).await.unwrap(), 0);
         assert_eq!(t.size(&pool).await.unwrap(), (500, Some(1_500)));
+        let left = table_bytes(&pool, "t").await.unwrap();
+        assert!(left < held / 2, "a quarter of the rows left: {held} → {left}");
         give_back_pages(&pool, 100_000).await.unwrap();
         let after = pragma("PRAGMA page_count").await;
         assert!(after < full / 2, "pages given back: {full} → {after}");

@@ -150,6 +150,9 @@ pub struct StoreSize {
     pub rows: u64,
     /// The oldest row's age stamp (ms since the epoch), by the time it is pruned by.
     pub oldest_ms: Option<i64>,
+    /// Bytes on disk of its rows and their indexes (rows sharing a table get their share by rows);
+    /// `None` where the engine cannot say.
+    pub bytes: Option<u64>,
 }
 
 /// Which queue carries a notification.

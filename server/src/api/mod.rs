@@ -9,6 +9,7 @@ pub mod host;
 pub mod idempotency;
 pub mod inbound;
 pub mod openapi;
+pub mod ops;
 pub mod runs;
 pub mod webhooks;
 pub mod workflows;
@@ -43,6 +44,7 @@ pub fn operations() -> OpenApiRouter<AppState> {
         .merge(webhooks::operations())
         .merge(workflows::operations())
         .routes(routes!(inbound::receive))
+        .merge(ops::operations())
 }
 
 pub fn router() -> Router<AppState> {
@@ -113,6 +115,24 @@ impl Caller {
             Via::Session => Ok(()),
             Via::Token { scopes, .. } if scopes.contains(&scope) => Ok(()),
             Via::Token { .. } => Err(Problem::new(Kind::Forbidden, "forbidden", format!("This token lacks the {} scope.", scope.as_str()))),
+        }
+    }
+
+    /// Operators only (`APP_OPERATORS`, checked now, so a name taken off the list stops its tokens at
+    /// once), with a session or an `ops:read` token.
+    pub fn require_operator(&self, state: &AppState) -> ApiResult<()> {
+        if !state.settings.is_operator(&self.owner) {
+            return Err(Problem::new(Kind::Forbidden, "forbidden", "Only operators may read this."));
+        }
+        self.require(Scope::OpsRead)
+    }
+
+    /// What this credential may do: a token's scopes; a session's user's (the operators' too for an
+    /// operator).
+    pub fn scopes(&self, state: &AppState) -> Vec<Scope> {
+        match &self.via {
+            Via::Token { scopes, .. } => scopes.clone(),
+            Via::Session => Scope::ALL.into_iter().filter(|s| !s.is_operators() || state.settings.is_operator(&self.owner)).collect(),
         }
     }
 }
@@ -213,7 +233,7 @@ pub struct Me {
     pub username: String,
     /// `token` or `session`.
     pub auth: String,
-    /// The token's scopes (every scope for a session).
+    /// The token's scopes (for a session, every scope its user may have).
     pub scopes: Vec<String>,
 }
 
@@ -221,11 +241,12 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/v1/me", tag = "account", responses(
     (status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json")
 ), security(("bearer" = []), ("session" = [])))]
-pub async fn me(caller: Caller) -> Json<Me> {
-    let (auth, scopes) = match &caller.via {
-        Via::Token { scopes, .. } => ("token", scopes.iter().map(|s| s.as_str().to_string()).collect()),
-        Via::Session => ("session", Scope::ALL.iter().map(|s| s.as_str().to_string()).collect()),
+pub async fn me(axum::extract::State(state): axum::extract::State<AppState>, caller: Caller) -> Json<Me> {
+    let auth = match &caller.via {
+        Via::Token { .. } => "token",
+        Via::Session => "session",
     };
+    let scopes = caller.scopes(&state).iter().map(|s| s.as_str().to_string()).collect();
     Json(Me { user_id: caller.user_id, username: caller.owner.to_string(), auth: auth.into(), scopes })
 }
 

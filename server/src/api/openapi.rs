@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Endpoints that receive our signed events, their messages and attempts"),
         (name = "workflows", description = "Workflows as data, their runs and timelines"),
         (name = "inbound", description = "Signed webhooks sent to us"),
+        (name = "ops", description = "The machine, for operators (`APP_OPERATORS`): storage per store and retention"),
     )
 )]
 pub struct ApiDoc;

@@ -91,10 +91,28 @@ async fn scopes_round_trip_sorted_and_deduplicated() {
         let (stored,): (String,) = sqlx::query_as("SELECT scopes FROM api_tokens WHERE id = $1").bind(info.id).fetch_one(&f.pool).await.unwrap();
         assert_eq!(stored, "notifications:read webhooks:write workflows:write");
         assert_eq!(Scope::parse_list(&stored).unwrap(), expected);
-        for all in Scope::ALL {
+        for all in Scope::USER {
             let (i, _) = f.tokens.create(f.bob.id, all.as_str(), &[all], None).await.unwrap();
             assert_eq!(i.scopes, vec![all]);
         }
+    }
+}
+
+#[tokio::test]
+async fn only_operators_tokens_may_carry_the_operators_scope() {
+    for f in fixtures().await {
+        let tokens = f.tokens.clone().with_operators(&["alice".to_string()]);
+        let (info, secret) = tokens.create(f.alice.id, "ops", &[Scope::OpsRead, Scope::NotificationsRead], None).await.unwrap();
+        assert_eq!(info.scopes, vec![Scope::NotificationsRead, Scope::OpsRead]);
+        tokens.authenticate(secret.expose_secret()).await.unwrap().require(Scope::OpsRead).unwrap();
+        for store in [&tokens, &f.tokens] {
+            let err = store.create(f.bob.id, "ops", &[Scope::OpsRead], None).await.unwrap_err();
+            assert_eq!(err.status(), 422);
+            assert!(matches!(&err, AuthError::InvalidField(e) if e.field == "scopes" && e.message.contains("ops:read")), "{err:?}");
+        }
+        // Nobody is an operator unless named.
+        assert!(f.tokens.create(f.alice.id, "ops", &[Scope::OpsRead], None).await.is_err());
+        assert!(f.tokens.list(f.bob.id).await.unwrap().is_empty(), "nothing was stored for a refusal");
     }
 }
 

@@ -43,7 +43,7 @@ async fn a_password_change_revokes_every_token_of_the_user() {
         let alice = auth.create_user("alice", secret("alice-password-1")).await.unwrap();
         let bob = auth.create_user("bob", secret("bob-password-1")).await.unwrap();
         let tokens = ApiTokenStore::new(pool.clone());
-        let (_, a1) = tokens.create(alice.id, "ci", &Scope::ALL, None).await.unwrap();
+        let (_, a1) = tokens.create(alice.id, "ci", &Scope::USER, None).await.unwrap();
         let (_, a2) = tokens.create(alice.id, "laptop", &[Scope::WebhooksRead], None).await.unwrap();
         let (_, b1) = tokens.create(bob.id, "bob's", &[Scope::WebhooksRead], None).await.unwrap();
 

@@ -423,7 +423,7 @@ impl RedisQueue {
             .query_async(&mut c)
             .await
             .map_err(redis_err("oldest dead letter"))?;
-        Ok(StoreSize { rows, oldest_ms: first.first().map(|(_, s)| *s as i64) })
+        Ok(StoreSize { rows, oldest_ms: first.first().map(|(_, s)| *s as i64), bytes: None })
     }
 
     /// Forgets the counters of runs whose records were pruned.

@@ -60,6 +60,12 @@ async fn every_embedded_store_is_pruned_by_its_own_age_and_nothing_newer_goes() 
     assert_eq!(delivered, 350);
     assert_eq!(svc.stored(Retained::DeadLetters).await.unwrap().rows, 20);
     assert_eq!(svc.stored(Retained::Attempts).await.unwrap().rows, 40, "two failed attempts per dead letter");
+    // Bytes: the shared table split by rows (350 delivered to 20 dead), the attempts' own table.
+    let svc_ref = &svc;
+    let bytes = |store| async move { svc_ref.stored(store).await.unwrap().bytes.unwrap() };
+    let (delivered_bytes, dead_bytes) = (bytes(Retained::Delivered).await, bytes(Retained::DeadLetters).await);
+    assert!(dead_bytes > 0 && delivered_bytes >= dead_bytes * 17 && delivered_bytes <= dead_bytes * 18, "{delivered_bytes} vs {dead_bytes}");
+    assert!(bytes(Retained::Attempts).await > 0 && bytes(Retained::Runs).await > 0);
 
     // Half of each store is old; the cut-off is one day back.
     assert_eq!(backdate(&dir, "notifications", "done_ms", "state = 2 AND id % 2 = 0", 2), 175);
@@ -156,7 +162,7 @@ async fn dead_letters_in_redis_are_pruned_with_their_owner_index() {
     assert_eq!(svc.prune(Retained::DeadLetters, now_ms() + 1, 4).await.unwrap(), 4);
     assert_eq!(svc.prune(Retained::DeadLetters, now_ms() + 1, 4).await.unwrap(), 2);
     assert!(svc.dead_letters_of(Some("alice"), 100).await.unwrap().is_empty(), "the owner's index went too");
-    assert_eq!(svc.stored(Retained::DeadLetters).await.unwrap(), StoreSize { rows: 0, oldest_ms: None });
+    assert_eq!(svc.stored(Retained::DeadLetters).await.unwrap(), StoreSize { rows: 0, oldest_ms: None, bytes: Some(0) });
     svc.shutdown().await;
 }
 

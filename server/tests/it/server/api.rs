@@ -82,7 +82,7 @@ fn bad_input_is_a_problem_naming_the_field_and_private_addresses_are_refused() {
     block_on(async {
         let app = app().await;
         app.create_user("uma", "uma-password-1").await;
-        let t = app.token("uma", &Scope::ALL).await.1;
+        let t = app.token("uma", &Scope::USER).await.1;
         for (url, why) in [
             ("ftp://example.com/x", "scheme"),
             ("http://10.0.0.1/hook", "private"),
@@ -115,7 +115,7 @@ fn creating_posts_honour_idempotency_keys() {
     block_on(async {
         let app = app().await;
         app.create_user("vic", "vic-password-1").await;
-        let t = app.token("vic", &Scope::ALL).await.1;
+        let t = app.token("vic", &Scope::USER).await.1;
         let def = json!({"name": "tiny", "steps": [{"name": "wait", "action": {"type": "delay", "ms": 1}}]});
         let with_key = |body: Value, key: &str| {
             let mut r = api("POST", "/api/v1/workflows", Some(&t), Some(body));
@@ -136,7 +136,7 @@ fn creating_posts_honour_idempotency_keys() {
         assert_problem(s, &h, &b, StatusCode::CONFLICT, "conflict");
         // Keys are per user.
         app.create_user("wes", "wes-password-1").await;
-        let t2 = app.token("wes", &Scope::ALL).await.1;
+        let t2 = app.token("wes", &Scope::USER).await.1;
         let mut r = api(
             "POST",
             "/api/v1/workflows",
@@ -156,7 +156,7 @@ fn a_test_event_reaches_a_real_receiver_signed_with_the_endpoint_secret_and_is_l
         let app = app().await;
         app.state.notify.start().await.unwrap();
         app.create_user("xia", "xia-password-1").await;
-        let t = app.token("xia", &Scope::ALL).await.1;
+        let t = app.token("xia", &Scope::USER).await.1;
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/webhook");
         let (s, _, created) = app
@@ -227,7 +227,7 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
         app.state.notify.start().await.unwrap();
         app.create_user("yan", "yan-password-1").await;
         app.create_user("zed", "zed-password-1").await;
-        let (yan, zed) = (app.token("yan", &Scope::ALL).await.1, app.token("zed", &Scope::ALL).await.1);
+        let (yan, zed) = (app.token("yan", &Scope::USER).await.1, app.token("zed", &Scope::USER).await.1);
         let port = free_port();
         let events = json!(["notification.delivered", "notification.dead_lettered"]);
         let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": events});
@@ -297,7 +297,7 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         app.state.notify.start().await.unwrap();
         app.state.flows.spawn().await;
         app.create_user("yan", "yan-password-1").await;
-        let t = app.token("yan", &Scope::ALL).await.1;
+        let t = app.token("yan", &Scope::USER).await.1;
         let (_, _, defs) = app.call(api("GET", "/api/v1/workflows", Some(&t), None)).await;
         let onboarding = defs["items"].as_array().unwrap().iter().find(|d| d["name"] == "customer_onboarding").expect("built-in installed").clone();
         let (s, _, run) = app
@@ -442,7 +442,7 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
                 .unwrap(),
         );
         app.create_user("wes", "wes-password-1").await;
-        let t = app.token("wes", &Scope::ALL).await.1;
+        let t = app.token("wes", &Scope::USER).await.1;
         let port = free_port();
         let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": ["notification.delivered"]});
         let (s, _, created) = app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(body))).await;

@@ -114,3 +114,30 @@ fn production_will_not_serve_with_the_public_example_webhook_secret() {
         }
     }
 }
+
+#[test]
+fn retention_prints_storage_per_store_and_prunes_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(args)
+            .env("APP_DATABASE_URL", &db)
+            .env("LEPTOS_OUTPUT_NAME", "implementation-eng")
+            .env("APP_MODE", "dev")
+            .output()
+            .unwrap();
+        let text = (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string());
+        assert!(out.status.success(), "{text:?}");
+        text
+    };
+    let (table, _) = run(&["retention"]);
+    assert!(table.starts_with("store "), "{table}");
+    for store in ["notifications_delivered", "webhook_messages", "sessions", "file queue"] {
+        assert!(table.contains(store), "{store} in {table}");
+    }
+    let (json, log) = run(&["retention", "--prune", "--json"]);
+    let report: contract::ops::StorageReport = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json} {log}"));
+    assert_eq!(report.stores.iter().find(|s| s.name == "api_tokens").unwrap().keep_secs, 30 * 86_400);
+    assert!(report.stores.iter().all(|s| s.bytes.is_some()), "every embedded store knows its bytes: {report:?}");
+}

@@ -148,14 +148,22 @@ fn every_store_of_the_app_database_is_pruned_to_its_age_and_nothing_newer() {
         let again = app.state.retention.pass().await;
         assert!(again.pruned.values().all(|n| *n == 0), "{again:?}");
         // What each store holds, for /metrics.
-        let stats = app.state.retention.stats();
-        assert_eq!(stats["workflow_runs"].rows, 6, "3 runs and their 3 attempts");
-        assert_eq!(stats["workflow_runs"].keep_secs, 30 * 86_400);
-        assert!(stats["webhook_messages"].oldest_ms.unwrap() > now, "only the new rows are left");
+        let store = |name| app.state.retention.store(name).unwrap_or_else(|| panic!("{name} measured"));
+        assert_eq!(store("workflow_runs").rows, 6, "3 runs and their 3 attempts");
+        assert_eq!(store("workflow_runs").keep_secs, 30 * 86_400);
+        assert!(store("webhook_messages").oldest_ms.unwrap() > now, "only the new rows are left");
+        // Bytes per store from the engine itself (dbstat, pg_total_relation_size): tables hold pages.
+        for name in ["webhook_messages", "workflow_runs", "api_tokens", "sessions"] {
+            assert!(store(name).bytes.unwrap() >= 4096, "{name}: {:?}", store(name));
+        }
+        let report = app.state.retention.report();
+        assert_eq!(report.stores.len(), server::retention::stores(&app.state.settings.retention).len(), "every store measured");
+        assert!(report.next_pass_ms > report.measured_ms && report.measured_ms.unwrap() >= now);
         let res = app.send(get("/metrics", None)).await;
         let text = body_text(res).await;
         assert!(text.contains("app_pruned_total{store=\"workflow_runs\"} 10"), "{text}");
         assert!(text.contains("app_store_rows{store=\"api_tokens\"} 3"), "{text}");
+        assert!(text.contains("app_store_bytes{store=\"workflow_runs\"}"), "{text}");
     });
 }
 
@@ -190,5 +198,54 @@ fn while_one_instance_holds_the_lease_another_leaves_the_shared_stores_alone() {
         assert!(a.held_lease || b.held_lease);
         assert_eq!(total(&a) + total(&b), 4 * 4, "each message, delivery, attempt and notice once: {a:?} {b:?}");
         assert_eq!(count(pool, "webhook_messages").await, 0);
+    });
+}
+
+#[test]
+fn operators_alone_read_storage_per_store_with_a_session_or_an_ops_read_token() {
+    block_on(async {
+        let app = spawn_with(|s| s.operators = vec!["olga".into()]).await;
+        for user in ["olga", "ann"] {
+            app.create_user(user, "correct horse battery").await;
+        }
+        let user = app.state.auth.users.find_by_username("ann").await.unwrap().unwrap().id;
+        rows_at(&app, "old", now_ms() - 365 * DAY_MS, user).await;
+        app.state.retention.pass().await;
+        let ops = app.state.auth.users.find_by_username("olga").await.unwrap().unwrap().id;
+        let (_, token) = {
+            let (info, secret) = app.state.tokens.create(ops, "ops", &[auth::tokens::Scope::OpsRead], None).await.unwrap();
+            (info.id, secrecy::ExposeSecret::expose_secret(&secret).to_string())
+        };
+        let (status, _, body) = app.call(api("GET", "/api/v1/ops/storage", Some(&token), None)).await;
+        assert_eq!(status, 200, "{body}");
+        let stores = body["stores"].as_array().unwrap();
+        let named = |n: &str| stores.iter().find(|s| s["name"] == n).unwrap_or_else(|| panic!("{n} in {body}")).clone();
+        assert_eq!(named("webhook_messages")["pruned"], 4, "the year-old message went with its delivery, attempt and notice");
+        assert_eq!(named("webhook_messages")["keep_secs"], 14 * 86_400);
+        assert!(named("sessions")["bytes"].as_u64().unwrap() > 0, "{body}");
+        assert!(body["next_pass_ms"].as_i64().unwrap() > body["measured_ms"].as_i64().unwrap());
+        assert!(body["files"].as_array().unwrap().iter().any(|f| f["name"] == "queue"), "{body}");
+        // The operator's session too, and /me says what it may do.
+        let olga = app.login("olga", "correct horse battery").await;
+        assert_eq!(app.send(get("/api/v1/ops/storage", Some(&olga))).await.status(), 200);
+        let (_, _, me) = app.call(get("/api/v1/me", Some(&olga))).await;
+        assert!(me["scopes"].as_array().unwrap().iter().any(|s| s == "ops:read"), "{me}");
+
+        // Anyone else: refused, with a session or a token of every scope they can have.
+        let ann = app.login("ann", "correct horse battery").await;
+        let (status, _, problem) = app.call(get("/api/v1/ops/storage", Some(&ann))).await;
+        assert_eq!((status.as_u16(), problem["code"].as_str()), (403, Some("forbidden")), "{problem}");
+        let (_, wide) = app.token("ann", &auth::tokens::Scope::USER).await;
+        assert_eq!(app.call(api("GET", "/api/v1/ops/storage", Some(&wide), None)).await.0, 403);
+        let (_, _, me) = app.call(get("/api/v1/me", Some(&ann))).await;
+        assert!(!me["scopes"].as_array().unwrap().iter().any(|s| s == "ops:read"), "{me}");
+        // …and cannot mint the scope.
+        let err = app.state.tokens.create(user, "ops", &[auth::tokens::Scope::OpsRead], None).await.unwrap_err();
+        assert!(err.to_string().contains("operators"), "{err}");
+        // An operator's token without the scope is refused too.
+        let (_, narrow) = app.token("olga", &[auth::tokens::Scope::NotificationsRead]).await;
+        let (status, _, problem) = app.call(api("GET", "/api/v1/ops/storage", Some(&narrow), None)).await;
+        assert_eq!(status, 403);
+        assert!(problem["detail"].as_str().unwrap().contains("ops:read"), "{problem}");
     });
 }

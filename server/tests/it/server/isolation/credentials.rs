@@ -57,7 +57,7 @@ async fn new_endpoint(app: &TestApp) -> String {
 fn a_password_change_revokes_the_users_api_tokens() {
     block_on(async {
         let (app, cookie) = app_with_user().await;
-        let (_, token) = app.state.tokens.create(user_id(&app, "cora").await, "script", &Scope::ALL, None).await.unwrap();
+        let (_, token) = app.state.tokens.create(user_id(&app, "cora").await, "script", &Scope::USER, None).await.unwrap();
         let token = token.expose_secret().to_string();
         assert_eq!(call(&app, api("GET", "/api/v1/me", Some(&token), None, None)).await.0, StatusCode::OK);
 
@@ -169,7 +169,7 @@ fn tokens_live_no_longer_than_the_configured_maximum() {
         let problem: contract::Problem = serde_json::from_str(&body_text(res).await).unwrap();
         assert!(problem.field("expires_days").is_some_and(|m| m.contains("30 days")), "{problem:?}");
         // Without an expiry (the CLI's default) the maximum applies.
-        let (info, _) = app.state.tokens.create(user_id(&app, "cora").await, "cli", &Scope::ALL, None).await.unwrap();
+        let (info, _) = app.state.tokens.create(user_id(&app, "cora").await, "cli", &Scope::USER, None).await.unwrap();
         let in_30_days = auth::now_unix() + 30 * 86_400;
         assert!((in_30_days - 5..=in_30_days).contains(&info.expires_at.unwrap()), "{info:?}");
     })

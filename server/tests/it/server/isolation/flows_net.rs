@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn token(app: &TestApp, user: &str) -> String {
     app.create_user(user, &format!("{user}-password-1")).await;
-    app.token(user, &Scope::ALL).await.1
+    app.token(user, &Scope::USER).await.1
 }
 
 /// A loopback HTTP server standing for what must stay unreachable (`/metrics`, another instance):

@@ -80,7 +80,7 @@ fn a_token_with_only_workflows_write_cannot_notify_or_emit_events_through_steps(
         app.state.notify.start().await.unwrap();
         app.state.flows.spawn().await;
         let (_, narrow) = app.token("ann", &[Scope::WorkflowsRead, Scope::WorkflowsWrite]).await;
-        let (_, wide) = app.token("ann", &Scope::ALL).await;
+        let (_, wide) = app.token("ann", &Scope::USER).await;
         for (name, step, scope) in [("n", notify_step(), "notifications:write"), ("e", emit_step(), "webhooks:write")] {
             let run = start(&app, &narrow, one_step(&format!("narrow_{name}"), step.clone()), json!({})).await;
             let d = settled(&app, &narrow, &run, "failed").await;
@@ -101,7 +101,7 @@ fn revoking_the_token_that_started_a_run_stops_its_further_steps() {
         let app = app_with(|_| {}).await;
         app.state.notify.start().await.unwrap();
         app.state.flows.spawn().await;
-        let (id, t) = app.token("ann", &Scope::ALL).await;
+        let (id, t) = app.token("ann", &Scope::USER).await;
         let definition = json!({"name": "later", "steps": [
             {"name": "pause", "action": {"type": "delay", "ms": 800}},
             {"name": "send", "action": notify_step(), "retry": {"max_attempts": 1}}]});
@@ -124,8 +124,8 @@ fn revoking_the_token_that_started_a_run_stops_its_further_steps() {
 fn system_event_types_and_other_users_sources_are_refused_when_a_workflow_is_saved() {
     block_on(async {
         let app = app_with(|_| {}).await;
-        let (_, ann) = app.token("ann", &Scope::ALL).await;
-        let (_, bob) = app.token("bob", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::USER).await;
+        let (_, bob) = app.token("bob", &Scope::USER).await;
         let (s, b) = call(
             &app,
             api("POST", "/api/v1/workflows", &ann, Some(one_step("evil", json!({"type": "emit_event", "event_type": "endpoint.disabled"})))),
@@ -155,7 +155,7 @@ fn system_event_types_and_other_users_sources_are_refused_when_a_workflow_is_sav
 fn a_webhook_that_could_not_be_processed_is_processed_when_retried() {
     block_on(async {
         let app = app_with(|_| {}).await;
-        let (_, ann) = app.token("ann", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::USER).await;
         let body = json!({"correlation_id": "order-7", "total": 12}).to_string();
         // `shop` starts ann's `orders` workflow, which does not exist yet: nothing is recorded.
         let (s, b) = call(&app, signed_inbound("shop", "evt_1", &body)).await;
@@ -179,7 +179,7 @@ fn a_webhook_that_could_not_be_processed_is_processed_when_retried() {
 fn concurrent_copies_of_one_webhook_are_processed_once() {
     block_on(async {
         let app = app_with(|_| {}).await;
-        let (_, ann) = app.token("ann", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::USER).await;
         let (s, _) = call(&app, api("POST", "/api/v1/workflows", &ann, Some(one_step("orders", json!({"type": "delay", "ms": 1}))))).await;
         assert_eq!(s, StatusCode::CREATED);
         let body = json!({"correlation_id": "order-8"}).to_string();
@@ -239,8 +239,8 @@ fn per_user_quotas_on_active_runs_and_definitions_answer_with_a_clear_message() 
             s.flows.max_definitions_per_owner = 1;
         })
         .await;
-        let (_, ann) = app.token("ann", &Scope::ALL).await;
-        let (_, bob) = app.token("bob", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::USER).await;
+        let (_, bob) = app.token("bob", &Scope::USER).await;
         // No engine: a run stays `running`.
         let slow = one_step("slow", json!({"type": "delay", "ms": 60000}));
         let (s, d) = call(&app, api("POST", "/api/v1/workflows", &ann, Some(slow))).await;
@@ -269,8 +269,8 @@ fn sized_notification(len: usize) -> Value {
 fn stored_bytes_per_day_hold_notifications_runs_steps_and_inbound_webhooks_per_user() {
     block_on(async {
         let app = app_with(|s| s.limits.stored_bytes_per_day = 4_000).await;
-        let (_, ann) = app.token("ann", &Scope::ALL).await;
-        let (_, bob) = app.token("bob", &Scope::ALL).await;
+        let (_, ann) = app.token("ann", &Scope::USER).await;
+        let (_, bob) = app.token("bob", &Scope::USER).await;
         // A notification's recipient and payload count.
         let (s, b) = call(&app, api("POST", "/api/v1/notifications", &ann, Some(sized_notification(3_000)))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{b}");
