@@ -16,8 +16,17 @@ pub struct WebhooksDashboard {
     pub endpoints: Vec<Endpoint>,
     /// Unread notices (an endpoint disabled after failing repeatedly).
     pub notices: Vec<OwnerNotice>,
-    /// (name, description) of every event type an endpoint can subscribe to.
-    pub event_types: Vec<(String, String)>,
+    /// Every event type an endpoint can subscribe to.
+    pub event_types: Vec<EventTypeView>,
+}
+
+/// An event type of the catalogue as the page shows it (the REST API adds its JSON Schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventTypeView {
+    pub name: String,
+    pub description: String,
+    /// An example body, pretty-printed JSON.
+    pub example: String,
 }
 
 /// One delivery attempt in an endpoint's log, with its message's event type.
@@ -85,7 +94,10 @@ pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, Problem> {
     Ok(Some(WebhooksDashboard {
         endpoints: endpoints.items,
         notices: notices.items.into_iter().filter(|n| !n.read).collect(),
-        event_types: hooks::events::CATALOGUE.iter().map(|e| (e.name.to_string(), e.description.to_string())).collect(),
+        event_types: hooks::events::CATALOGUE
+            .iter()
+            .map(|e| EventTypeView { name: e.name.to_string(), description: e.description.to_string(), example: e.example_text() })
+            .collect(),
     }))
 }
 

@@ -11,7 +11,7 @@ use crate::shown_once::take_shown_once;
 use crate::time_fmt::{duration_ms, iso, utc, utc_ms};
 use crate::tokens_api::{list_api_tokens, CreateApiToken, RevokeApiToken, TokenRow, EXPIRY_CHOICES, SCOPES};
 use crate::webhooks_api::{
-    webhook_endpoint_detail, webhooks_overview, AttemptView, CreateWebhookEndpoint, DeleteWebhookEndpoint, Endpoint, EndpointDetail,
+    webhook_endpoint_detail, webhooks_overview, AttemptView, CreateWebhookEndpoint, DeleteWebhookEndpoint, Endpoint, EndpointDetail, EventTypeView,
     MarkWebhookNoticeRead, ReplayWebhookMessage, RotateWebhookSecret, SendWebhookTest, SetWebhookEnabled, WebhooksDashboard,
 };
 
@@ -273,6 +273,7 @@ fn WebhooksView(
     mark_read: ServerAction<MarkWebhookNoticeRead>,
 ) -> impl IntoView {
     let WebhooksDashboard { endpoints, notices, event_types } = overview;
+    let catalogue = event_types.clone();
     let outcome = move || create.value().get().and_then(|r| r.ok());
     let error_for = move |field: &'static str| {
         Signal::derive(move || match create.value().get() {
@@ -322,8 +323,8 @@ fn WebhooksView(
                         <fieldset class="field" aria-describedby="endpoint-events-error">
                             <legend>"Event types (none checked = all)"</legend>
                             <div class="checks checks-1">
-                                {event_types.into_iter().enumerate().map(|(i, (name, description))| view! {
-                                    <label title=description><input type="checkbox" name=format!("event_types[{i}]") value=name.clone()/><code>{name}</code></label>
+                                {event_types.iter().enumerate().map(|(i, e)| view! {
+                                    <label title=e.description.clone()><input type="checkbox" name=format!("event_types[{i}]") value=e.name.clone()/><code>{e.name.clone()}</code></label>
                                 }).collect_view()}
                             </div>
                             <FieldError id="endpoint-events-error" error=error_for("event_types")/>
@@ -337,6 +338,34 @@ fn WebhooksView(
                 <EndpointList endpoints/>
             </section>
         </div>
+        <EventCatalogue event_types=catalogue/>
+    }
+}
+
+/// What each event type means and what its body looks like. The JSON Schemas are in the API's
+/// reference (the OpenAPI document's `webhooks`).
+#[component]
+fn EventCatalogue(event_types: Vec<EventTypeView>) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="event-types-heading">
+            <h2 id="event-types-heading">"Event types"</h2>
+            <p class="muted">
+                "Every delivery's body is "<code>"{\"type\", \"timestamp\", \"data\"}"</code>". The JSON Schema of each type is in the "
+                <a href="/api/docs#webhook-events">"API reference"</a>" (the OpenAPI document's "<code>"webhooks"</code>")."
+            </p>
+            <ul class="event-types" data-testid="event-types">
+                {event_types.into_iter().map(|e| view! {
+                    <li data-testid="event-type" data-name=e.name.clone()>
+                        <code class="event-name">{e.name.clone()}</code>
+                        <p>{e.description}</p>
+                        <details>
+                            <summary>"Example payload"<span class="visually-hidden">{format!(" of {}", e.name)}</span></summary>
+                            <pre class="example"><code>{e.example}</code></pre>
+                        </details>
+                    </li>
+                }).collect_view()}
+            </ul>
+        </section>
     }
 }
 

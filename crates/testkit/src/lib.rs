@@ -1,8 +1,9 @@
 //! What the workspace's tests share (a dev-dependency only): free loopback ports, a private Debian
 //! `redis-server` per test, child processes killed on drop, polling until a condition holds (a
-//! condition that never comes true fails the test instead of hanging it), and the per-engine test
+//! condition that never comes true fails the test instead of hanging it), the per-engine test
 //! databases of [`db::testing`] (a fresh SQLite file, and a fresh PostgreSQL database when the test
-//! command's throwaway cluster is up: `scripts/pg.sh`). The server's `TestApp` (its router over a
+//! command's throwaway cluster is up: `scripts/pg.sh`), and [`json_schema`], a check of a value against
+//! the small JSON Schema subset our published schemas use. The server's `TestApp` (its router over a
 //! fresh database, with `create_user`, `login` and request helpers) is in `server/tests/it/common.rs`,
 //! built on these.
 
@@ -12,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use db::testing::{engines, postgres, sqlite, TestDb};
+
+pub mod json_schema;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {

@@ -13,11 +13,64 @@ fn schema_name(v: &Value) -> String {
     if let Some(r) = v.get("$ref").and_then(Value::as_str) {
         return r.rsplit('/').next().unwrap_or(r).to_string();
     }
-    match v.get("type").and_then(Value::as_str) {
-        Some("array") => format!("[{}]", v.get("items").map(schema_name).unwrap_or_default()),
-        Some(t) => t.to_string(),
-        None => "any".into(),
+    match v.get("type") {
+        Some(Value::String(t)) if t == "array" => format!("[{}]", v.get("items").map(schema_name).unwrap_or_default()),
+        Some(Value::String(t)) => t.to_string(),
+        // OpenAPI 3.1 (JSON Schema 2020-12): `["string", "null"]`.
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | "),
+        _ => "any".into(),
     }
+}
+
+/// An object schema's fields (required ones starred), or its allowed values.
+fn fields(s: &Value) -> String {
+    if let Some(props) = s["properties"].as_object() {
+        let required: Vec<&str> = s["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let mut out = String::from("<table><tr><th>Field</th><th>Type</th><th>About</th></tr>");
+        for (field, p) in props {
+            let values =
+                p["enum"].as_array().map(|v| format!(" One of <code>{}</code>.", esc(&Value::from(v.clone()).to_string()))).unwrap_or_default();
+            out.push_str(&format!(
+                "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}{}</td></tr>",
+                esc(field),
+                if required.contains(&field.as_str()) { " *" } else { "" },
+                esc(&schema_name(p)),
+                esc(p["description"].as_str().unwrap_or("")),
+                values
+            ));
+        }
+        out.push_str("</table>");
+        out
+    } else if let Some(values) = s["enum"].as_array() {
+        let v: Vec<String> = values.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect();
+        format!("<p>One of <code>{}</code></p>", esc(&v.join(", ")))
+    } else {
+        String::new()
+    }
+}
+
+/// The document's `webhooks`: what we POST to endpoints, per event type, with its `data` and an example.
+fn webhooks(spec: &Value) -> String {
+    let Some(hooks) = spec["webhooks"].as_object().filter(|h| !h.is_empty()) else { return String::new() };
+    let mut out = String::from("<section><h2 id=\"webhook-events\">Webhook events (we send)</h2>");
+    if let Some(about) = hooks.values().next().and_then(|h| h["post"]["description"].as_str()) {
+        out.push_str(&format!("<p>{}</p>", esc(about)));
+    }
+    for (name, item) in hooks {
+        let op = &item["post"];
+        let body = &op["requestBody"]["content"]["application/json"];
+        out.push_str(&format!("<article><h3 id=\"event-{0}\"><code class=\"m\">POST</code> <code>{0}</code></h3>", esc(name)));
+        out.push_str(&format!("<p>{}</p>", esc(op["summary"].as_str().unwrap_or(""))));
+        let data = &body["schema"]["properties"]["data"];
+        if let Some(d) = data["description"].as_str() {
+            out.push_str(&format!("<p class=\"s\">{}</p>", esc(d)));
+        }
+        out.push_str(&format!("<p><code>data</code>:</p>{}", fields(data)));
+        let example = serde_json::to_string_pretty(&body["example"]).unwrap_or_default();
+        out.push_str(&format!("<p>Example:</p><pre><code>{}</code></pre></article>", esc(&example)));
+    }
+    out.push_str("</section>");
+    out
 }
 
 pub fn render(spec: &Value) -> String {
@@ -91,6 +144,7 @@ pub fn render(spec: &Value) -> String {
         }
         out.push_str("</section>");
     }
+    out.push_str(&webhooks(spec));
     if let Some(schemas) = spec["components"]["schemas"].as_object() {
         out.push_str("<section><h2 id=\"schemas\">Schemas</h2>");
         for (name, s) in schemas {
@@ -98,23 +152,7 @@ pub fn render(spec: &Value) -> String {
             if let Some(d) = s["description"].as_str() {
                 out.push_str(&format!("<p>{}</p>", esc(d)));
             }
-            if let Some(props) = s["properties"].as_object() {
-                let required: Vec<&str> = s["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-                out.push_str("<table><tr><th>Field</th><th>Type</th><th>About</th></tr>");
-                for (field, p) in props {
-                    out.push_str(&format!(
-                        "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
-                        esc(field),
-                        if required.contains(&field.as_str()) { " *" } else { "" },
-                        esc(&schema_name(p)),
-                        esc(p["description"].as_str().unwrap_or(""))
-                    ));
-                }
-                out.push_str("</table>");
-            } else if let Some(values) = s["enum"].as_array() {
-                let v: Vec<String> = values.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect();
-                out.push_str(&format!("<p>One of <code>{}</code></p>", esc(&v.join(", "))));
-            }
+            out.push_str(&fields(s));
             out.push_str("</article>");
         }
         out.push_str("</section>");
@@ -124,13 +162,13 @@ pub fn render(spec: &Value) -> String {
 
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1a1a2e;background:#fafafa}main{max-width:960px;margin:0 auto;padding:1.5rem}\
 h1{font-size:1.8rem}h2{border-bottom:2px solid #ddd;margin-top:2.5rem}h3{font-size:1.05rem;margin:1.5rem 0 .3rem}code{font:14px ui-monospace,monospace;background:#eef;padding:0 .25rem;border-radius:3px}\
-.m{background:#1a1a2e;color:#fff}table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}article{border-left:3px solid #ccd;padding-left:1rem}.s{color:#555}\
-a{color:#2a4bd7}@media (prefers-color-scheme: dark){body{background:#14141f;color:#e8e8f0}code{background:#2a2a40}th,td{border-color:#444}a{color:#9db0ff}}";
+.m{background:#1a1a2e;color:#fff}pre{white-space:pre-wrap;background:#eef;padding:.5rem;border-radius:3px}pre code{padding:0}table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}article{border-left:3px solid #ccd;padding-left:1rem}.s{color:#555}\
+a{color:#2a4bd7}@media (prefers-color-scheme: dark){body{background:#14141f;color:#e8e8f0}code,pre{background:#2a2a40}th,td{border-color:#444}a{color:#9db0ff}}";
 
 pub async fn page() -> Response {
-    let spec = serde_json::to_value(super::openapi::spec()).unwrap_or(Value::Null);
+    let spec = super::openapi::served();
     let title = format!("{} — reference", spec["info"]["title"].as_str().unwrap_or("API"));
-    static_page(&title, &render(&spec))
+    static_page(&title, &render(spec))
 }
 
 /// A server-rendered page without scripts (`/api/docs`, `/security`): `body` (already escaped) in a

@@ -236,23 +236,66 @@ impl StepHost for ServerHost {
     }
 
     async fn on_run_finished(&self, run: &flows::RunSummary) {
-        let event = if run.status == flows::RunStatus::Completed { hooks::events::WORKFLOW_COMPLETED } else { hooks::events::WORKFLOW_FAILED };
-        let data = json!({
-            "run_id": run.id,
-            "workflow": run.workflow,
-            "status": run.status.as_str(),
-            "failed_step": run.failed_step,
-            "error_code": run.error_code,
-            "error_message": run.error_message,
-        });
+        let (event, data) = run_finished_event(run);
         if let Err(e) = self.hooks.emit(&run.owner, event, data).await {
             tracing::warn!(run = %run.id, error = %e, "could not emit the workflow's final event");
         }
     }
 }
 
+/// The event a finished run sends its owner's endpoints, and its `data` (described in `hooks::events`).
+fn run_finished_event(run: &flows::RunSummary) -> (&'static str, Value) {
+    let event = if run.status == flows::RunStatus::Completed { hooks::events::WORKFLOW_COMPLETED } else { hooks::events::WORKFLOW_FAILED };
+    let data = json!({
+        "run_id": run.id,
+        "workflow": run.workflow,
+        "status": run.status.as_str(),
+        "failed_step": run.failed_step,
+        "error_code": run.error_code,
+        "error_message": run.error_message,
+    });
+    (event, data)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// What `on_run_finished` sends fits the catalogue's schema of its type, for every way a run ends,
+    /// and has the same fields as the catalogue's example.
+    #[test]
+    fn a_finished_run_sends_the_event_the_catalogue_describes() {
+        let run = |status, failed: Option<(&str, &str, &str)>| flows::RunSummary {
+            id: "6f1c2a4e-9b1d-4c3e-8f00-0123456789ab".into(),
+            owner: Owner::from("alice"),
+            workflow: "customer_onboarding".into(),
+            status,
+            failed_step: failed.map(|f| f.0.into()),
+            error_code: failed.map(|f| f.1.into()),
+            error_message: failed.map(|f| f.2.into()),
+            finished_at_ms: 1,
+        };
+        let why = Some(("notify_crm", "timeout", "no answer within 10000 ms"));
+        let ends = [
+            (run(flows::RunStatus::Completed, None), hooks::events::WORKFLOW_COMPLETED),
+            (run(flows::RunStatus::Failed, why), hooks::events::WORKFLOW_FAILED),
+            (run(flows::RunStatus::CompensationFailed, why), hooks::events::WORKFLOW_FAILED),
+            (run(flows::RunStatus::Cancelled, None), hooks::events::WORKFLOW_FAILED),
+        ];
+        for (summary, want) in ends {
+            let (event, data) = run_finished_event(&summary);
+            assert_eq!(event, want, "{:?}", summary.status);
+            let entry = hooks::events::find(event).unwrap();
+            let body = json!({ "type": event, "timestamp": "2026-05-04T09:30:12.345Z", "data": data });
+            testkit::json_schema::assert_fits(&entry.schema(), &body);
+            let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
+            assert_eq!(keys(&body["data"]), keys(&entry.example()["data"]));
+        }
+        // And a status the event never carries is refused by its schema.
+        let (_, data) = run_finished_event(&run(flows::RunStatus::Running, None));
+        let body = json!({ "type": "workflow.failed", "timestamp": "2026-05-04T09:30:12.345Z", "data": data });
+        assert!(!testkit::json_schema::violations(&hooks::events::find("workflow.failed").unwrap().schema(), &body).is_empty());
+    }
 
     #[test]
     fn outbound_requests_are_counted_per_owner_per_second() {

@@ -1,7 +1,8 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations (utoipa) and served at
-//! `/api/v1/openapi.json`; `/api/docs` renders it as a page.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations (utoipa) with the webhook events
+//! we send added as its `webhooks`, served at `/api/v1/openapi.json`; `/api/docs` renders it as a page.
 
 use axum::Json;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -67,6 +68,57 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     .clone()
 }
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(spec())
+/// The document as served: [`spec`] plus OpenAPI 3.1's top-level `webhooks`, which utoipa's
+/// `OpenApi` has no field for (utoipa writes `"openapi": "3.1.0"`, so the field is valid there).
+pub fn served() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(spec()).unwrap_or_else(|e| panic!("the OpenAPI document serialises: {e}"));
+        doc["webhooks"] = webhooks();
+        doc
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(served().clone())
+}
+
+/// What every event delivery is, whatever its type.
+const DELIVERY: &str = "We POST this body to each enabled endpoint subscribed to the type (or to every type), signed per Standard Webhooks with the endpoint's `whsec_` secret: `webhook-id`, `webhook-timestamp` and `webhook-signature` (see the parameters). Verify the signature over the exact bytes received before parsing them. A 2xx answer acknowledges the delivery; any other answer, a timeout or a failed connection is a failed attempt, retried with backoff and finally dead-lettered. Delivery is at least once: deduplicate on `webhook-id`.";
+
+/// One `post` per event type of the catalogue (`hooks::events`): its request body is the JSON an
+/// endpoint receives, with the type's schema and example.
+fn webhooks() -> Value {
+    let headers = [
+        ("webhook-id", "The message id (`msg_…`): the same on every retry and replay of this event, so the key to deduplicate on."),
+        ("webhook-timestamp", "When this attempt was signed, in unix seconds. Refuse one too far from your clock (Standard Webhooks suggests 5 minutes)."),
+        (
+            "webhook-signature",
+            "`v1,` then the base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`, keyed with the base64-decoded part of the endpoint's secret after `whsec_`. While a rotated secret overlaps the new one, two such entries separated by a space: accept the delivery when one matches.",
+        ),
+    ];
+    let parameters: Vec<Value> = headers
+        .iter()
+        .map(|(name, about)| json!({ "name": name, "in": "header", "required": true, "description": about, "schema": { "type": "string" } }))
+        .collect();
+    let entries = hooks::events::CATALOGUE.iter().map(|e| {
+        let post = json!({
+            "operationId": format!("webhook_{}", e.name.replace('.', "_")),
+            "tags": ["webhooks"],
+            "summary": e.description,
+            "description": DELIVERY,
+            "parameters": parameters,
+            "requestBody": {
+                "required": true,
+                "description": format!("A `{}` event.", e.name),
+                "content": { "application/json": { "schema": e.schema(), "example": e.example() } },
+            },
+            "responses": {
+                "2XX": { "description": "Acknowledged: this delivery is done." },
+                "default": { "description": "Not acknowledged: the attempt failed and is retried with backoff, then dead-lettered." },
+            },
+        });
+        (e.name.to_string(), json!({ "post": post }))
+    });
+    Value::Object(entries.collect())
 }

@@ -42,18 +42,32 @@ fn page(q: &PageQuery) -> ApiResult<PageRequest> {
     Ok(PageRequest { limit: Some(q.checked_limit()?), cursor: q.cursor.clone() })
 }
 
+/// One event type of the catalogue (`hooks::events`), with what its deliveries carry.
 #[derive(Serialize, ToSchema)]
 pub struct EventTypeInfo {
     pub name: String,
     pub description: String,
+    /// JSON Schema (draft 2020-12) of the body an endpoint receives: `{"type", "timestamp", "data"}`.
+    #[schema(value_type = Object)]
+    pub schema: serde_json::Value,
+    /// A body of this type, as an endpoint receives it.
+    #[schema(value_type = Object)]
+    pub example: serde_json::Value,
 }
 
-/// Every event type an endpoint can subscribe to.
+impl From<&hooks::events::EventType> for EventTypeInfo {
+    fn from(e: &hooks::events::EventType) -> Self {
+        EventTypeInfo { name: e.name.into(), description: e.description.into(), schema: e.schema(), example: e.example() }
+    }
+}
+
+/// Every event type an endpoint can subscribe to, with the JSON Schema and an example of the body it
+/// sends (the same as the document's `webhooks`).
 #[utoipa::path(get, path = "/api/v1/webhooks/event-types", tag = "webhooks", responses((status = 200, body = Vec<EventTypeInfo>)),
     security(("bearer" = ["webhooks:read"])))]
 pub async fn event_types(caller: Caller) -> ApiResult<Json<Vec<EventTypeInfo>>> {
     caller.require(Scope::WebhooksRead)?;
-    Ok(Json(hooks::events::CATALOGUE.iter().map(|e| EventTypeInfo { name: e.name.into(), description: e.description.into() }).collect()))
+    Ok(Json(hooks::events::CATALOGUE.iter().map(EventTypeInfo::from).collect()))
 }
 
 /// Register an endpoint. The answer carries its `whsec_` secret: the only time it is shown (and to a

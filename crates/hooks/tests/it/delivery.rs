@@ -31,6 +31,15 @@ async fn endpoint_with_sink(hooks: &hooks::Hooks, owner: &Owner, types: &[&str],
     (created.endpoint.id, created.secret, sink)
 }
 
+/// A body as an endpoint received it, checked against its type's schema in the catalogue (what the
+/// API and the OpenAPI document publish).
+fn fits_the_catalogue(body: &[u8]) -> serde_json::Value {
+    let event: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let entry = hooks::events::find(event["type"].as_str().unwrap_or_default()).unwrap_or_else(|| panic!("not in the catalogue: {event}"));
+    testkit::json_schema::assert_fits(&entry.schema(), &event);
+    event
+}
+
 #[tokio::test]
 async fn an_event_arrives_signed_is_logged_and_replays_with_the_same_id() {
     for db in db::testing::engines().await {
@@ -87,6 +96,8 @@ async fn an_event_arrives_signed_is_logged_and_replays_with_the_same_id() {
         let ping = p.hooks.send_test(&USER_7, &other_type).await.unwrap();
         common::wait_for("the test event", WAIT, || async { other_sink.stats().accepted == 1 }).await;
         assert_eq!(other_sink.captured()[0].id, ping.id);
+        let ping_body = fits_the_catalogue(&other_sink.captured()[0].body);
+        assert_eq!(ping_body["data"]["endpoint_id"], other_type.as_str());
         assert_eq!(stranger_sink.stats().received, 0, "{engine}");
         assert_eq!(sink.stats().bad_signature, 0);
         let listed = p.hooks.list_messages(&USER_7, PageRequest::default()).await.unwrap().items;
@@ -128,7 +139,7 @@ async fn a_failing_endpoint_is_retried_dead_lettered_then_disabled_and_its_owner
 
         // The owner's other endpoint hears about it as an event.
         common::wait_for("endpoint.disabled", WAIT, || async { watcher.stats().accepted == 1 }).await;
-        let event: serde_json::Value = serde_json::from_slice(&watcher.captured()[0].body).unwrap();
+        let event = fits_the_catalogue(&watcher.captured()[0].body);
         assert_eq!((event["type"].as_str(), event["data"]["endpoint_id"].as_str()), (Some("endpoint.disabled"), Some(ep.as_str())));
 
         // A disabled endpoint gets nothing more, and cannot be replayed to until enabled again.
@@ -206,7 +217,7 @@ async fn notification_outcomes_become_events_but_event_deliveries_do_not() {
             .await
             .unwrap();
         common::wait_for("notification.delivered", WAIT, || async { sink.stats().accepted == 1 }).await;
-        let event: serde_json::Value = serde_json::from_slice(&sink.captured()[0].body).unwrap();
+        let event = fits_the_catalogue(&sink.captured()[0].body);
         assert_eq!(event["type"], "notification.delivered");
         assert_eq!(event["data"]["notification_id"], ids[0].to_string());
         // The event's own delivery is a webhook notification that `owner_of` would claim too: it must not

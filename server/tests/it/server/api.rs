@@ -2,7 +2,8 @@
 //! SSRF refusals, a webhook event delivered signed to a real receiver and logged, inbound webhooks
 //! verified and deduplicated, the onboarding workflow driven to completion through the API and an
 //! inbound CRM confirmation, a separate `server worker` process delivering endpoint events over
-//! Redis, and the OpenAPI document with its reference page.
+//! Redis, and the OpenAPI document with its reference page and its `webhooks`. Every event body a test
+//! receives is checked against its type's schema in the event catalogue.
 
 use crate::common::*;
 use auth::tokens::Scope;
@@ -33,6 +34,15 @@ fn assert_problem(status: StatusCode, headers: &axum::http::HeaderMap, body: &Va
     assert_eq!(body["status"], want.as_u16(), "{body}");
     assert_eq!(body["type"], format!("/api/v1/problems/{code}"));
     assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+}
+
+/// A body as an endpoint received it, checked against its type's schema in the event catalogue (what
+/// the event-types endpoint and the OpenAPI document's `webhooks` publish).
+fn fits_the_catalogue(body: &[u8]) -> Value {
+    let event: Value = serde_json::from_slice(body).unwrap();
+    let entry = hooks::events::find(event["type"].as_str().unwrap_or_default()).unwrap_or_else(|| panic!("not in the catalogue: {event}"));
+    testkit::json_schema::assert_fits(&entry.schema(), &event);
+    event
 }
 
 #[test]
@@ -254,7 +264,7 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
         let mut got: Vec<(String, String)> = sink
             .captured()
             .iter()
-            .map(|c| serde_json::from_slice::<Value>(&c.body).unwrap())
+            .map(|c| fits_the_catalogue(&c.body))
             .map(|e| (e["type"].as_str().unwrap().to_string(), e["data"]["notification_id"].as_str().unwrap().to_string()))
             .collect();
         got.sort();
@@ -298,6 +308,14 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         app.state.flows.spawn().await;
         app.create_user("yan", "yan-password-1").await;
         let t = app.token("yan", &Scope::USER).await.1;
+        // Yan's endpoint hears every event of the run: they must fit the catalogue's schemas.
+        let port = free_port();
+        let (s, _, created) =
+            app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(json!({"url": format!("http://127.0.0.1:{port}/webhook")})))).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let sink_config = notify::sink::SinkConfig { secret: created["secret"].as_str().unwrap().to_string(), ..Default::default() };
+        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), sink_config).await.unwrap();
+        sink.capture(10);
         let (_, _, defs) = app.call(api("GET", "/api/v1/workflows", Some(&t), None)).await;
         let onboarding = defs["items"].as_array().unwrap().iter().find(|d| d["name"] == "customer_onboarding").expect("built-in installed").clone();
         let (s, _, run) = app
@@ -343,6 +361,24 @@ fn the_onboarding_workflow_completes_through_the_api_once_the_crm_confirms() {
         // A completed run cannot be retried.
         let (s, h, b) = app.call(api("POST", &format!("/api/v1/workflow-runs/{run_id}/retry"), Some(&t), None)).await;
         assert_problem(s, &h, &b, StatusCode::CONFLICT, "conflict");
+
+        // Every event so far (the welcome notification's too) fits; the run's own two are among them.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let events = loop {
+            let events: Vec<Value> = sink.captured().iter().map(|c| fits_the_catalogue(&c.body)).collect();
+            if ["customer.created", "workflow.completed"].iter().all(|t| events.iter().any(|e| e["type"] == *t)) {
+                break events;
+            }
+            assert!(Instant::now() < deadline, "the run's events were not delivered: {events:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let of = |t: &str| events.iter().find(|e| e["type"] == t).unwrap().clone();
+        let (customer, finished) = (of("customer.created"), of("workflow.completed"));
+        assert_eq!(
+            (customer["data"]["email"].as_str(), customer["data"]["correlation_id"].as_str()),
+            (Some("ada@example.com"), Some(run_id.as_str()))
+        );
+        assert_eq!((finished["data"]["run_id"].as_str(), finished["data"]["status"].as_str()), (Some(run_id.as_str()), Some("completed")));
     })
 }
 
@@ -376,11 +412,74 @@ fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
         assert!(schemas.contains_key("WebhookAttempt") && schemas.contains_key("StepAttempt"), "{:?}", schemas.keys().collect::<Vec<_>>());
         assert!(!schemas.contains_key("AttemptRecord"));
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+        // OpenAPI 3.1's `webhooks`: a POST per event type of the catalogue, whose body is what an
+        // endpoint receives (utoipa has no field for it: added after generation).
+        assert_eq!(doc["openapi"], "3.1.0", "`webhooks` needs OpenAPI 3.1");
+        let webhooks = doc["webhooks"].as_object().expect("a webhooks object");
+        let names: Vec<&str> = hooks::events::CATALOGUE.iter().map(|e| e.name).collect();
+        assert_eq!(webhooks.keys().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), names.iter().copied().collect());
+        for e in hooks::events::CATALOGUE {
+            let post = &webhooks[e.name]["post"];
+            let body = &post["requestBody"]["content"]["application/json"];
+            assert_eq!((&body["schema"], &body["example"]), (&e.schema(), &e.example()), "{}", e.name);
+            testkit::json_schema::assert_fits(&body["schema"], &body["example"]);
+            assert_eq!(body["schema"]["properties"]["type"]["const"], e.name);
+            let about = post["description"].as_str().unwrap_or_default();
+            for header in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+                assert!(about.contains(header), "{}: the description names {header}", e.name);
+                let param = post["parameters"].as_array().unwrap().iter().find(|p| p["name"] == header).expect(header);
+                assert_eq!((&param["in"], &param["required"]), (&json!("header"), &json!(true)));
+            }
+            assert!(about.contains("2xx") && post["responses"]["2XX"].is_object(), "{}: a 2xx acknowledges", e.name);
+        }
+
         let res = app.send(get("/api/docs", None)).await;
         assert_eq!(res.status(), StatusCode::OK);
         let html = body_text(res).await;
         assert!(html.contains("<code>/api/v1/webhooks/endpoints</code>") && html.contains("Problem"), "reference page lists routes and schemas");
+        assert!(names.iter().all(|n| html.contains(&format!("<code>{n}</code>"))), "reference page lists the webhook events");
         assert!(!html.contains("<script"), "no scripts on the reference page");
+    })
+}
+
+/// The event-types endpoint answers the catalogue, each type with the schema and example of the body it
+/// sends (the same as the document's `webhooks`), to a token with `webhooks:read`; `/settings/webhooks`
+/// shows each example.
+#[test]
+fn the_event_types_endpoint_gives_each_type_its_schema_and_example() {
+    block_on(async {
+        let app = app().await;
+        app.create_user("eve", "eve-password-1").await;
+        let (_, _, b) =
+            app.call(api("GET", "/api/v1/webhooks/event-types", Some(&app.token("eve", &[Scope::NotificationsRead]).await.1), None)).await;
+        assert_eq!(b["code"], "forbidden", "{b}");
+        let t = app.token("eve", &[Scope::WebhooksRead]).await.1;
+        let (s, _, b) = app.call(api("GET", "/api/v1/webhooks/event-types", Some(&t), None)).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let types = b.as_array().unwrap();
+        assert_eq!(types.len(), hooks::events::CATALOGUE.len());
+        for (got, e) in types.iter().zip(hooks::events::CATALOGUE) {
+            assert_eq!((got["name"].as_str(), got["description"].as_str()), (Some(e.name), Some(e.description)));
+            assert_eq!((&got["schema"], &got["example"]), (&e.schema(), &e.example()), "{}", e.name);
+            assert_eq!(got["schema"]["$schema"], "https://json-schema.org/draft/2020-12/schema");
+            testkit::json_schema::assert_fits(&got["schema"], &got["example"]);
+        }
+        let (_, _, doc) = app.call(get("/api/v1/openapi.json", None)).await;
+        let listed = &doc["components"]["schemas"]["EventTypeInfo"]["required"];
+        assert!(["name", "description", "schema", "example"].iter().all(|f| listed.as_array().unwrap().contains(&json!(f))), "{listed}");
+
+        // The settings page shows each type's description and, folded, its example.
+        let cookie = app.login("eve", "eve-password-1").await;
+        let html = body_text(app.send(get("/settings/webhooks", Some(&cookie))).await).await;
+        for e in hooks::events::CATALOGUE {
+            let item = html.split(&format!("data-name=\"{}\"", e.name)).nth(1).unwrap_or_else(|| panic!("{} not on the page", e.name));
+            let item = &item[..item.find("</li>").unwrap()];
+            let shown = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            assert!(item.contains(&shown(e.description)), "{}: description", e.name);
+            let folded = format!("<pre class=\"example\"><code>{}</code></pre>", shown(&e.example_text()));
+            assert!(item.contains("<details>") && item.contains(&folded), "{}: example in a <details>: {item}", e.name);
+        }
     })
 }
 
@@ -465,8 +564,7 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
             assert!(exited.is_none() && Instant::now() < deadline, "worker {exited:?}; sink {:?}", sink.stats());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let mut types: Vec<String> =
-            sink.captured().iter().map(|c| serde_json::from_slice::<Value>(&c.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
+        let mut types: Vec<String> = sink.captured().iter().map(|c| fits_the_catalogue(&c.body)["type"].as_str().unwrap().to_string()).collect();
         types.sort();
         assert_eq!(types, ["notification.delivered", "test.ping"]);
         assert_eq!(sink.stats().bad_signature, 0);
