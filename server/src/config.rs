@@ -310,6 +310,7 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("allowed_origins")
                     .with_list_parse_key("operators")
+                    .with_list_parse_key("notify.webhook.retry.schedule_ms")
                     .with_list_parse_key("flows.allow_networks")
                     .with_list_parse_key("flows.deny_addresses")
                     .with_list_parse_key("trusted_proxies")

@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Sink { addr, secret, fail_rate, delay_ms, stall_rate, stall_ms } => {
-            let cfg = notify::sink::SinkConfig { secret, fail_rate, delay_ms, stall_rate, stall_ms };
+            let cfg = notify::sink::SinkConfig { secret, fail_rate, delay_ms, stall_rate, stall_ms, ..Default::default() };
             server::notify_cli::sink(addr, cfg).await
         }
     };

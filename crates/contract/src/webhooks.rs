@@ -37,6 +37,8 @@ impl Endpoint {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnerNotice {
     pub id: i64,
+    /// `endpoint_disabled`, or `message_exhausted` (one unread notice per endpoint, counting the
+    /// messages that ran out of attempts there).
     pub kind: String,
     pub endpoint_id: Option<String>,
     pub message: String,

@@ -26,9 +26,10 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Event types the product itself emits (`endpoint.disabled`, `workflow.completed`, `notification.*`,
-/// `test.ping`): a workflow step may not emit them, so a receiver can trust them (issue 14).
-pub const RESERVED_EVENT_PREFIXES: &[&str] = &["endpoint.", "notification.", "workflow.", "test."];
+/// Event types the product itself emits (`endpoint.disabled`, `message.attempt.exhausted`,
+/// `workflow.completed`, `notification.*`, `test.ping`): a workflow step may not emit them, so a
+/// receiver can trust them (issue 14).
+pub const RESERVED_EVENT_PREFIXES: &[&str] = &["endpoint.", "message.", "notification.", "workflow.", "test."];
 
 /// Whether `event_type` (or a template that starts like one) is a system event type.
 pub fn is_reserved_event_type(event_type: &str) -> bool {

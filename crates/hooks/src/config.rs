@@ -67,9 +67,10 @@ impl Default for HooksConfig {
 }
 
 /// When an endpoint that keeps failing is disabled: after `after_failed_messages` messages in a row
-/// were dead-lettered (each after the pipeline's full retry schedule) *and* the endpoint has been failing
-/// for at least `min_failing_secs` (since its first failed attempt after the last success). Any
-/// successful delivery resets both. `after_failed_messages = 0` never disables.
+/// were dead-lettered (each after the pipeline's full retry schedule, about 27 hours) *and* the endpoint
+/// has been failing for at least `min_failing_secs` (since its first failed attempt after the last
+/// success; 5 days, as Svix does). Any successful delivery resets both. `after_failed_messages = 0`
+/// never disables. A receiver answering 410 Gone is disabled at once, whatever this says.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct AutoDisable {
@@ -79,7 +80,7 @@ pub struct AutoDisable {
 
 impl Default for AutoDisable {
     fn default() -> Self {
-        Self { after_failed_messages: 5, min_failing_secs: 0 }
+        Self { after_failed_messages: 5, min_failing_secs: 5 * 86_400 }
     }
 }
 

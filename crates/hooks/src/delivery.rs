@@ -183,11 +183,21 @@ impl Hooks {
     /// Stores an event for `owner` and sends it to each of the owner's enabled endpoints subscribed to
     /// its type. The message id is the `webhook-id` of every delivery, retries and replays included.
     pub async fn emit(&self, owner: &Owner, event_type: &str, data: serde_json::Value) -> Result<Message, HooksError> {
-        self.emit_metered(owner, event_type, data, true).await
+        self.emit_metered(owner, event_type, data, true, None).await
     }
 
-    async fn emit_metered(&self, owner: &Owner, event_type: &str, data: serde_json::Value, metered: bool) -> Result<Message, HooksError> {
-        let endpoints: Vec<String> = self.subscribers(owner, event_type).await?.into_iter().map(|e| e.id).collect();
+    /// `emit`, optionally outside the owner's outbound budget (events the pipeline itself raises) and
+    /// leaving out one endpoint (the failing one an operational event is about).
+    async fn emit_metered(
+        &self,
+        owner: &Owner,
+        event_type: &str,
+        data: serde_json::Value,
+        metered: bool,
+        except: Option<&str>,
+    ) -> Result<Message, HooksError> {
+        let endpoints: Vec<String> =
+            self.subscribers(owner, event_type).await?.into_iter().map(|e| e.id).filter(|id| Some(id.as_str()) != except).collect();
         if metered {
             self.spend_outbound(owner, endpoints.len())?;
         }
@@ -507,7 +517,7 @@ impl AttemptObserver for NotificationEvents {
         });
         // Emitting enqueues; do it beside the worker rather than in its way.
         tokio::spawn(async move {
-            if let Err(e) = (Hooks { inner }).emit_metered(&Owner::from(owner), event_type, data, false).await {
+            if let Err(e) = (Hooks { inner }).emit_metered(&Owner::from(owner), event_type, data, false, None).await {
                 tracing::warn!(error = %e, event_type, "could not emit a notification event");
             }
         });
@@ -578,6 +588,11 @@ impl Hooks {
             // Nothing was sent (the endpoint is gone or disabled): not the receiver's failure.
             return Ok(());
         }
+        if report.status == Some(410) {
+            // The receiver says the endpoint is gone (Standard Webhooks): stop now, not after days.
+            let reason = "Disabled automatically: the endpoint answered 410 Gone.";
+            return self.disable_automatically(endpoint_id, a.at_ms, reason, "answered 410 Gone").await;
+        }
         match a.outcome {
             AttemptOutcome::Delivered => {
                 sqlx::query(
@@ -595,7 +610,56 @@ impl Hooks {
                     .execute(self.pool())
                     .await?;
             }
-            AttemptOutcome::DeadLettered => self.count_failed_message(endpoint_id, a.at_ms).await?,
+            AttemptOutcome::DeadLettered => {
+                self.message_exhausted(endpoint_id, &message_id, report).await?;
+                self.count_failed_message(endpoint_id, a.at_ms).await?
+            }
+        }
+        Ok(())
+    }
+
+    /// A message ran out of attempts at one endpoint: the owner's other endpoints hear it as
+    /// `message.attempt.exhausted`, and the owner gets a notice, one unread notice per endpoint that
+    /// counts them (a dead receiver at full rate must not bury every other notice). Operational events
+    /// that are themselves exhausted raise nothing, so a failing endpoint cannot cause a chain.
+    async fn message_exhausted(&self, endpoint_id: &str, message_id: &str, report: &AttemptReport) -> Result<(), HooksError> {
+        let row = sqlx::query("SELECT owner, event_type FROM webhook_messages WHERE id = $1").bind(message_id).fetch_optional(self.pool()).await?;
+        let Some(row) = row else { return Ok(()) };
+        let (owner, event_type): (String, String) = (row.try_get("owner")?, row.try_get("event_type")?);
+        if events::OPERATIONAL.contains(&event_type.as_str()) {
+            return Ok(());
+        }
+        let a = &report.attempt;
+        let now = a.at_ms;
+        let text = format!(" message(s) to endpoint {endpoint_id} ran out of attempts, the last one {message_id} ({event_type}).");
+        sqlx::query(
+            "INSERT INTO webhook_owner_notices (owner, kind, endpoint_id, message, created_ms, repeats) \
+             VALUES ($1, 'message_exhausted', $2, '1' || $3, $4, 1) \
+             ON CONFLICT (owner, endpoint_id) WHERE kind = 'message_exhausted' AND read_ms IS NULL DO UPDATE SET \
+             repeats = webhook_owner_notices.repeats + 1, created_ms = excluded.created_ms, \
+             message = CAST(webhook_owner_notices.repeats + 1 AS TEXT) || $3",
+        )
+        .bind(&owner)
+        .bind(endpoint_id)
+        .bind(&text)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        if self.inner.notify.is_some() {
+            let data = serde_json::json!({
+                "message_id": message_id,
+                "endpoint_id": endpoint_id,
+                "event_type": event_type,
+                "attempts": a.number,
+                "last_attempt": { "timestamp": rfc3339(a.at_ms), "status_code": report.status, "error": a.error },
+            });
+            let (hooks, endpoint_id) = (self.clone(), endpoint_id.to_string());
+            tokio::spawn(async move {
+                let r = hooks.emit_metered(&Owner::from(owner), events::MESSAGE_ATTEMPT_EXHAUSTED, data, false, Some(&endpoint_id)).await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "could not emit message.attempt.exhausted");
+                }
+            });
         }
         Ok(())
     }
@@ -621,32 +685,41 @@ impl Hooks {
             return Ok(());
         }
         let reason = format!("Disabled automatically after {failures} messages in a row could not be delivered.");
+        let why = format!("{failures} messages in a row could not be delivered");
+        self.disable_automatically(endpoint_id, now, &reason, &why).await
+    }
+
+    /// Disables an endpoint the pipeline gave up on, tells its owner (a notice, and `endpoint.disabled`
+    /// to their other endpoints), once however many workers get here.
+    async fn disable_automatically(&self, endpoint_id: &str, now: i64, reason: &str, why: &str) -> Result<(), HooksError> {
         // Disabling and telling the owner commit together.
         let mut tx = self.pool().begin().await?;
-        let r = sqlx::query("UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_ms = $2 WHERE id = $3 AND enabled = 1")
-            .bind(&reason)
-            .bind(now)
-            .bind(endpoint_id)
-            .execute(&mut *tx)
-            .await?;
-        if r.rows_affected() == 0 {
+        let row = sqlx::query(
+            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_ms = $2 WHERE id = $3 AND enabled = 1              RETURNING owner, url, consecutive_failures",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(endpoint_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
             return Ok(()); // another worker disabled it first and told the owner
-        }
-        let (owner, url): (String, String) = (row.try_get("owner")?, row.try_get("url")?);
+        };
+        let (owner, url, failures): (String, String, i64) = (row.try_get("owner")?, row.try_get("url")?, row.try_get("consecutive_failures")?);
         sqlx::query("INSERT INTO webhook_owner_notices (owner, kind, endpoint_id, message, created_ms) VALUES ($1, 'endpoint_disabled', $2, $3, $4)")
             .bind(&owner)
             .bind(endpoint_id)
-            .bind(format!("Endpoint {url} was disabled after {failures} messages in a row could not be delivered. Fix it, then enable it again."))
+            .bind(format!("Endpoint {url} was disabled: {why}. Fix it, then enable it again (and recover the messages it missed)."))
             .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        tracing::info!(endpoint = endpoint_id, failures, "webhook endpoint disabled after repeated failures");
+        tracing::info!(endpoint = endpoint_id, why, "webhook endpoint disabled automatically");
         if self.inner.notify.is_some() {
             // Tell the owner's other endpoints too (this one is disabled, so it is not among them).
-            let (hooks, endpoint_id) = (self.clone(), endpoint_id.to_string());
+            let (hooks, endpoint_id, reason) = (self.clone(), endpoint_id.to_string(), reason.to_string());
             tokio::spawn(async move {
-                let data = serde_json::json!({ "endpoint_id": endpoint_id, "url": url, "consecutive_failures": failures });
+                let data = serde_json::json!({ "endpoint_id": endpoint_id, "url": url, "consecutive_failures": failures, "reason": reason });
                 if let Err(e) = hooks.emit(&Owner::from(owner), events::ENDPOINT_DISABLED, data).await {
                     tracing::warn!(error = %e, "could not emit endpoint.disabled");
                 }

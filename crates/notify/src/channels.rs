@@ -33,14 +33,35 @@ struct Routed {
 pub(crate) struct Delivery {
     pub result: Result<(), String>,
     pub status: Option<u16>,
-    /// No request was made and none should be retried (the target is gone or disabled).
+    /// Retrying cannot help: no request was made (the target is disabled or not allowed), or the
+    /// receiver answered 410 Gone.
     pub give_up: bool,
+    /// How long the receiver asked us to wait (`Retry-After` on 429, 502, 503, 504).
+    pub retry_after: Option<Duration>,
 }
 
 impl Delivery {
     fn of(result: Result<(), String>) -> Self {
-        Self { result, status: None, give_up: false }
+        Self { result, status: None, give_up: false, retry_after: None }
     }
+
+    fn refused(e: impl Into<String>) -> Self {
+        Self { result: Err(e.into()), status: None, give_up: true, retry_after: None }
+    }
+}
+
+/// The statuses after which a receiver's `Retry-After` is honoured (Standard Webhooks: it is busy or
+/// its gateway is).
+const SLOW_DOWN: [u16; 4] = [429, 502, 503, 504];
+
+/// `Retry-After` as seconds or an HTTP date, as a wait from `now`.
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
 }
 
 fn client(timeout: Duration, pool_max_idle: usize) -> reqwest::ClientBuilder {
@@ -113,7 +134,7 @@ impl Deliverer {
             Some(r) => match r.routing.targets.resolve(job).await {
                 Ok(t) => t,
                 Err(RouteError::Retry(e)) => return Delivery::of(Err(e)),
-                Err(RouteError::GiveUp(e)) => return Delivery { result: Err(e), status: None, give_up: true },
+                Err(RouteError::GiveUp(e)) => return Delivery::refused(e),
             },
             None => None,
         };
@@ -121,12 +142,12 @@ impl Deliverer {
         let request = match (&routed, target) {
             (Some(r), Some(t)) => {
                 if t.keys.is_empty() {
-                    return Delivery { result: Err("no signing key".into()), status: None, give_up: true };
+                    return Delivery::refused("no signing key");
                 }
                 // IP-literal hosts never reach the resolver, so the policy is applied here as well.
                 if let Some(ip) = literal_ip(&t.url) {
                     if !r.routing.policy.permits(ip) {
-                        return Delivery { result: Err("address not allowed".into()), status: None, give_up: true };
+                        return Delivery::refused("address not allowed");
                     }
                 }
                 let signature = sign_with_all(&t.keys, &t.message_id, ts, t.body.as_bytes());
@@ -155,17 +176,24 @@ impl Deliverer {
                 return Delivery::of(Err(msg.to_string()));
             }
         };
-        let status = res.status();
+        let status = res.status().as_u16();
+        let wait = SLOW_DOWN
+            .contains(&status)
+            .then(|| {
+                res.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()))
+            })
+            .flatten();
         let body = read_capped(res, MAX_RESPONSE_BYTES).await;
-        let result = if status.is_success() {
+        let result = if (200..300).contains(&status) {
             Ok(())
         } else {
             match snippet(&body) {
-                Some(s) => Err(format!("HTTP {}: {s}", status.as_u16())),
-                None => Err(format!("HTTP {}", status.as_u16())),
+                Some(s) => Err(format!("HTTP {status}: {s}")),
+                None => Err(format!("HTTP {status}")),
             }
         };
-        Delivery { result, status: Some(status.as_u16()), give_up: false }
+        // 410 Gone: the receiver says the endpoint is no more (Standard Webhooks); no retry.
+        Delivery { result, status: Some(status), give_up: status == 410, retry_after: wait }
     }
 }
 
@@ -266,6 +294,17 @@ mod tests {
         assert_eq!(v["id"], "emb_7");
         assert_eq!(v["recipient"], "a\"b@example.test");
         assert_eq!(v["data"]["x"], 1);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(retry_after(&date, now), Some(Duration::from_secs(90)));
+        assert_eq!(retry_after(&httpdate::fmt_http_date(now - Duration::from_secs(5)), now), Some(Duration::ZERO), "a past date: now");
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-1", now), None);
     }
 
     #[test]

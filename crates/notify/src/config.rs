@@ -139,6 +139,76 @@ impl RetrySchedule {
     }
 }
 
+/// Retries of webhook deliveries (endpoint messages and the default webhook channel; a simulation
+/// run's webhooks keep [`RetrySchedule`]): Svix's schedule, so a receiver down for a deploy, a night or
+/// a day loses nothing. Attempt 1 is immediate, then one attempt after each wait; after the last
+/// the message is a dead letter (about 27.6 hours after the first attempt with the defaults).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WebhookRetry {
+    /// The wait after each failed attempt, in ms; attempts in all are one more than its length.
+    pub schedule_ms: Vec<u64>,
+    /// Each wait moves by up to this share either way (0.1: ±10 %), so a burst's retries spread out.
+    pub jitter: f64,
+    /// Longest `Retry-After` a receiver may ask for with 429, 502, 503 or 504 (ms); a longer one is cut
+    /// to this. The wait is the longer of the schedule's and the receiver's.
+    pub max_retry_after_ms: u64,
+}
+
+/// Svix: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const SVIX_SCHEDULE_MS: [u64; 7] = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
+
+impl Default for WebhookRetry {
+    fn default() -> Self {
+        Self { schedule_ms: SVIX_SCHEDULE_MS.to_vec(), jitter: 0.1, max_retry_after_ms: 3_600_000 }
+    }
+}
+
+impl WebhookRetry {
+    /// `attempts` in all, `wait_ms` apart, no jitter (tests and test stacks).
+    pub fn every(wait_ms: u64, attempts: u32) -> Self {
+        Self { schedule_ms: vec![wait_ms; attempts.saturating_sub(1) as usize], jitter: 0.0, ..Self::default() }
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.schedule_ms.len() as u32 + 1
+    }
+
+    /// The wait after the `failed_attempts`-th failure (1-based), or `None` when that was the last
+    /// attempt. `retry_after` is what the receiver asked for (capped).
+    pub fn delay(&self, failed_attempts: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        let base = *self.schedule_ms.get(failed_attempts.checked_sub(1)? as usize)?;
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        let spread = base as f64 * jitter * (rand::random::<f64>() * 2.0 - 1.0);
+        let scheduled = Duration::from_millis((base as f64 + spread).max(0.0) as u64);
+        let asked = retry_after.map(|d| d.min(Duration::from_millis(self.max_retry_after_ms))).unwrap_or_default();
+        Some(scheduled.max(asked))
+    }
+}
+
+/// How long each kind of job is retried: the backoff for simulated channels and simulation runs, the
+/// webhook schedule for every other webhook job. A job's own fields choose (see [`Job::retry_class`]),
+/// so every worker of every instance applies the same policy to it.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryPolicies {
+    pub standard: RetrySchedule,
+    pub webhook: WebhookRetry,
+}
+
+impl RetryPolicies {
+    pub fn of(c: &PipelineConfig) -> Self {
+        Self { standard: c.retry.clone(), webhook: c.webhook.retry.clone() }
+    }
+
+    /// The wait before `job` is tried again after its `number`-th attempt failed; `None`: dead letter.
+    pub fn next(&self, job: &crate::model::Job, number: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        match job.retry_class() {
+            crate::model::RetryClass::Webhook => self.webhook.delay(number, retry_after),
+            crate::model::RetryClass::Standard => (number < self.standard.max_attempts.max(1)).then(|| self.standard.delay(number)),
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WebhookConfig {
@@ -146,9 +216,12 @@ pub struct WebhookConfig {
     pub url: String,
     /// `whsec_...` signing secret shared with the receiver.
     pub secret: String,
+    /// How long a receiver has to answer (the Standard Webhooks advice is 15 s).
     pub timeout_ms: u64,
     /// Idle keep-alive connections kept per host.
     pub pool_max_idle: usize,
+    /// Retries of webhook deliveries (`notify.webhook.retry.*`).
+    pub retry: WebhookRetry,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -158,6 +231,7 @@ impl std::fmt::Debug for WebhookConfig {
             .field("secret", &"[redacted]")
             .field("timeout_ms", &self.timeout_ms)
             .field("pool_max_idle", &self.pool_max_idle)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -167,7 +241,13 @@ pub const DEV_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 impl Default for WebhookConfig {
     fn default() -> Self {
-        Self { url: "http://127.0.0.1:3100/webhook".into(), secret: DEV_WEBHOOK_SECRET.into(), timeout_ms: 5_000, pool_max_idle: 256 }
+        Self {
+            url: "http://127.0.0.1:3100/webhook".into(),
+            secret: DEV_WEBHOOK_SECRET.into(),
+            timeout_ms: 15_000,
+            pool_max_idle: 256,
+            retry: WebhookRetry::default(),
+        }
     }
 }
 
@@ -200,6 +280,30 @@ mod tests {
             let d30 = s.delay(30).as_millis();
             assert!((500..=1000).contains(&d30), "{d30}");
         }
+    }
+
+    #[test]
+    fn webhooks_follow_the_svix_schedule_with_jitter_and_honour_retry_after_up_to_a_cap() {
+        let r = WebhookRetry::default();
+        assert_eq!(r.max_attempts(), 8);
+        let total: u64 = r.schedule_ms.iter().sum();
+        assert_eq!(total, 99_305_000, "27 h 35 min 5 s from the first attempt to the last");
+        for _ in 0..200 {
+            let d = r.delay(1, None).unwrap().as_millis();
+            assert!((4_500..=5_500).contains(&d), "{d}");
+            let d = r.delay(7, None).unwrap().as_millis();
+            assert!((32_400_000..=39_600_000).contains(&d), "{d}");
+            // A receiver asking for longer gets it, up to the cap; asking for less changes nothing.
+            let asked = r.delay(1, Some(Duration::from_secs(120))).unwrap().as_millis();
+            assert_eq!(asked, 120_000);
+            let capped = r.delay(1, Some(Duration::from_secs(86_400))).unwrap().as_millis();
+            assert_eq!(capped, 3_600_000);
+            assert!(r.delay(2, Some(Duration::from_secs(1))).unwrap().as_millis() >= 270_000);
+        }
+        assert_eq!(r.delay(8, None), None, "the eighth failure was the last attempt");
+        assert_eq!(r.delay(0, None), None);
+        let none = WebhookRetry { schedule_ms: vec![], ..r };
+        assert_eq!((none.max_attempts(), none.delay(1, None)), (1, None));
     }
 
     #[test]

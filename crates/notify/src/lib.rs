@@ -42,11 +42,11 @@ pub mod sim;
 pub mod sink;
 mod worker;
 
-pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig};
+pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig, WebhookRetry, SVIX_SCHEDULE_MS};
 pub use error::{FieldError, NotifyError};
 pub use model::{
     parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, PerChannel, Replay,
-    Retained, RunId, StoreSize,
+    Retained, RetryClass, RunId, StoreSize,
 };
 pub use quotas::OwnerRate;
 pub use routing::{

@@ -14,6 +14,7 @@ pub(crate) struct Metrics {
     pub retried: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub backlog: IntGaugeVec,
+    pub retries_waiting: IntGaugeVec,
     pub latency: HistogramVec,
 }
 
@@ -33,6 +34,15 @@ impl Metrics {
         let backlog = IntGaugeVec::new(Opts::new("notify_backlog", "Notifications waiting, in flight or scheduled for retry."), &["backend"])
             .expect("valid metric");
         registry.register(Box::new(backlog.clone())).expect("unique metric");
+        let retries_waiting = IntGaugeVec::new(
+            Opts::new(
+                "notify_retries_waiting",
+                "Of the backlog, notifications that failed and wait for a retry (not held against the high-water mark).",
+            ),
+            &["backend"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(retries_waiting.clone())).expect("unique metric");
         let latency = HistogramVec::new(
             HistogramOpts::new("notify_delivery_latency_seconds", "Duration of successful delivery attempts.")
                 .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
@@ -46,11 +56,12 @@ impl Metrics {
             }
             latency.with_label_values(&[c.as_str()]);
         }
-        Self { registry, enqueued, delivered, failed, retried, dead_lettered, backlog, latency }
+        Self { registry, enqueued, delivered, failed, retried, dead_lettered, backlog, retries_waiting, latency }
     }
 
-    pub fn set_backlog(&self, backend: Backend, n: u64) {
+    pub fn set_backlog(&self, backend: Backend, n: u64, retries: u64) {
         self.backlog.with_label_values(&[backend.as_str()]).set(n as i64);
+        self.retries_waiting.with_label_values(&[backend.as_str()]).set(retries as i64);
     }
 
     pub fn render(&self) -> String {
@@ -68,11 +79,12 @@ mod tests {
     fn renders_every_series_in_text_format() {
         let m = Metrics::new();
         m.delivered.with_label_values(&["email"]).inc_by(3);
-        m.set_backlog(Backend::Embedded, 12);
+        m.set_backlog(Backend::Embedded, 12, 3);
         m.latency.with_label_values(&["noop"]).observe(0.002);
         let text = m.render();
         assert!(text.contains("notify_delivered_total{channel=\"email\"} 3"), "{text}");
         assert!(text.contains("notify_backlog{backend=\"embedded\"} 12"));
+        assert!(text.contains("notify_retries_waiting{backend=\"embedded\"} 3"));
         assert!(text.contains("notify_delivery_latency_seconds_bucket{channel=\"noop\",le=\"0.0025\"} 1"));
         for name in ["notify_enqueued_total", "notify_failed_attempts_total", "notify_retried_total", "notify_dead_lettered_total"] {
             assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");

@@ -391,6 +391,27 @@ pub struct Job {
     pub(crate) receipt: String,
 }
 
+/// Which retry policy a job follows (see `config::RetryPolicies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// `notify.retry`: exponential backoff (simulated channels, simulation runs).
+    Standard,
+    /// `notify.webhook.retry`: Svix's schedule, about 27 hours.
+    Webhook,
+}
+
+impl Job {
+    /// A webhook outside a simulation run is a real receiver's: it gets the long schedule. A run's
+    /// webhooks measure the pipeline and keep the run's backoff.
+    pub fn retry_class(&self) -> RetryClass {
+        if self.channel == Channel::Webhook && self.run.is_none() {
+            RetryClass::Webhook
+        } else {
+            RetryClass::Standard
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {

@@ -264,7 +264,7 @@ pub(crate) async fn produce<Q: Queue>(
                 Rate::Max => Duration::ZERO,
             };
             Some(per.clamp(Duration::from_millis(1), Duration::from_millis(50)))
-        } else if queue.backlog() + PRODUCE_BATCH > high_water {
+        } else if queue.fresh_backlog() + PRODUCE_BATCH > high_water {
             Some(Duration::from_millis(10))
         } else {
             None

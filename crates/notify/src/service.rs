@@ -168,7 +168,7 @@ impl NotifyService {
             deliverer: self.inner.deliverer.clone(),
             limits: self.inner.limits.clone(),
             metrics: self.inner.metrics.clone(),
-            retry: c.retry.clone(),
+            retry: crate::config::RetryPolicies::of(c),
             concurrency: c.concurrency,
             lease_batch: c.lease_batch,
             cancelled: self.inner.cancelled.clone(),
@@ -305,7 +305,7 @@ impl NotifyService {
     }
 
     fn admit<'q, Q: Queue>(&self, q: &'q Q, n: u64) -> Result<&'q Q, NotifyError> {
-        if q.backlog() + n > self.inner.config.high_water {
+        if q.fresh_backlog() + n > self.inner.config.high_water {
             return Err(NotifyError::Backpressure { retry_after: Duration::from_secs(1) });
         }
         Ok(q)
@@ -449,9 +449,9 @@ impl NotifyService {
             }
         }
         let m = &self.inner.metrics;
-        m.set_backlog(Backend::Embedded, self.inner.embedded.backlog());
+        m.set_backlog(Backend::Embedded, self.inner.embedded.backlog(), self.inner.embedded.retries_waiting());
         if let Some(r) = &self.inner.redis {
-            m.set_backlog(Backend::Redis, r.backlog());
+            m.set_backlog(Backend::Redis, r.backlog(), r.retries_waiting());
         }
     }
 
@@ -675,9 +675,9 @@ impl NotifyService {
     /// This process's metrics in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
         let m = &self.inner.metrics;
-        m.set_backlog(Backend::Embedded, self.inner.embedded.backlog());
+        m.set_backlog(Backend::Embedded, self.inner.embedded.backlog(), self.inner.embedded.retries_waiting());
         if let Some(r) = &self.inner.redis {
-            m.set_backlog(Backend::Redis, r.backlog());
+            m.set_backlog(Backend::Redis, r.backlog(), r.retries_waiting());
         }
         m.render()
     }
@@ -730,6 +730,12 @@ fn validate_config(c: &PipelineConfig) -> Result<(), NotifyError> {
     if c.retry.max_attempts == 0 {
         e.push(crate::FieldError::new("notify.retry.max_attempts", "must be at least 1"));
     }
+    if c.webhook.retry.schedule_ms.len() > 20 || c.webhook.retry.schedule_ms.iter().any(|ms| *ms > 7 * 86_400_000) {
+        e.push(crate::FieldError::new("notify.webhook.retry.schedule_ms", "at most 20 waits, each at most 7 days"));
+    }
+    if !(0.0..=1.0).contains(&c.webhook.retry.jitter) {
+        e.push(crate::FieldError::new("notify.webhook.retry.jitter", "must be between 0 and 1"));
+    }
     if !(0.0..=1.0).contains(&c.providers.failure_rate) {
         e.push(crate::FieldError::new("notify.providers.failure_rate", "must be between 0 and 1"));
     }
@@ -773,7 +779,7 @@ impl RedisWorker {
             deliverer: Arc::new(deliverer),
             limits: Arc::new(Limiters::new(&config.rate_limits)),
             metrics: metrics.clone(),
-            retry: config.retry.clone(),
+            retry: crate::config::RetryPolicies::of(&config),
             concurrency: config.concurrency,
             lease_batch: config.lease_batch,
             cancelled: cancelled.clone(),

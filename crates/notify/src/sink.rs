@@ -21,8 +21,10 @@ use crate::signature::{SigningKey, DEFAULT_TOLERANCE_SECS, HEADER_ID, HEADER_SIG
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     pub secret: String,
-    /// Share of valid requests answered with 503 on purpose.
+    /// Share of valid requests failed on purpose, with `fail_status`.
     pub fail_rate: f64,
+    /// The status of a failure on purpose: 503 unless set (410 to play an endpoint that is gone).
+    pub fail_status: u16,
     /// Added to every request.
     pub delay_ms: u64,
     /// Share of valid requests held for `stall_ms` (past the sender's timeout) and then failed.
@@ -32,7 +34,7 @@ pub struct SinkConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        Self { secret: crate::config::DEV_WEBHOOK_SECRET.into(), fail_rate: 0.0, delay_ms: 0, stall_rate: 0.0, stall_ms: 10_000 }
+        Self { secret: crate::config::DEV_WEBHOOK_SECRET.into(), fail_rate: 0.0, fail_status: 503, delay_ms: 0, stall_rate: 0.0, stall_ms: 10_000 }
     }
 }
 
@@ -208,7 +210,8 @@ async fn handle(s: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<B
     }
     if s.cfg.fail_rate > 0.0 && rand::random::<f64>() < s.cfg.fail_rate {
         s.failed_on_purpose.fetch_add(1, Ordering::Relaxed);
-        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "failed on purpose\n", "text/plain"));
+        let status = StatusCode::from_u16(s.cfg.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return Ok(text(status, "failed on purpose\n", "text/plain"));
     }
     *s.accepted.lock().expect("sink lock").entry(id).or_default() += 1;
     Ok(text(StatusCode::NO_CONTENT, Bytes::new(), "text/plain"))

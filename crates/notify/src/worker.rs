@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::channels::Deliverer;
-use crate::config::{RateLimits, RetrySchedule};
+use crate::config::{RateLimits, RetryPolicies};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, PerChannel, RunId};
 use crate::queue::Queue;
@@ -52,7 +52,7 @@ pub(crate) struct WorkerPool<Q: Queue> {
     pub deliverer: Arc<Deliverer>,
     pub limits: Arc<Limiters>,
     pub metrics: Metrics,
-    pub retry: RetrySchedule,
+    pub retry: RetryPolicies,
     pub concurrency: usize,
     pub lease_batch: usize,
     pub cancelled: CancelledRuns,
@@ -180,19 +180,22 @@ impl<Q: Queue> WorkerPool<Q> {
             }
             Err(e) => {
                 self.metrics.failed.with_label_values(&[ch]).inc();
-                if delivery.give_up || number >= self.retry.max_attempts.max(1) {
-                    self.metrics.dead_lettered.with_label_values(&[ch]).inc();
-                    (AttemptOutcome::DeadLettered, Some(e), None)
-                } else {
-                    self.metrics.retried.with_label_values(&[ch]).inc();
-                    let due = at_ms + self.retry.delay(number).as_millis() as i64;
-                    (AttemptOutcome::Retrying, Some(e), Some(due))
+                match self.retry.next(&job, number, delivery.retry_after).filter(|_| !delivery.give_up) {
+                    Some(wait) => {
+                        self.metrics.retried.with_label_values(&[ch]).inc();
+                        (AttemptOutcome::Retrying, Some(e), Some(at_ms + wait.as_millis() as i64))
+                    }
+                    None => {
+                        self.metrics.dead_lettered.with_label_values(&[ch]).inc();
+                        (AttemptOutcome::DeadLettered, Some(e), None)
+                    }
                 }
             }
         };
         let attempt = Attempt { number, at_ms, outcome, latency_us: latency.as_micros() as u64, error };
         if self.deliverer.has_observers() {
-            let report = AttemptReport { job, attempt, status: delivery.status, refused: delivery.give_up };
+            // A receiver's 410 is an answer, not a refusal: something was sent.
+            let report = AttemptReport { job, attempt, status: delivery.status, refused: delivery.give_up && delivery.status.is_none() };
             self.deliverer.observe(&report).await;
             let AttemptReport { job, attempt, .. } = report;
             return Completion { job, attempt, retry_at_ms, cancelled: false };

@@ -39,6 +39,7 @@ pub async fn pipeline(db: &db::testing::TestDb, cfg: HooksConfig, max_attempts: 
     let ncfg = PipelineConfig {
         queue_url: format!("sqlite://{}", dir.path().join("notify.db").display()),
         retry: RetrySchedule { base_ms: 10, max_delay_ms: 50, max_attempts },
+        webhook: notify::WebhookConfig { retry: notify::WebhookRetry::every(10, max_attempts), ..Default::default() },
         concurrency: 8,
         ..PipelineConfig::default()
     };

@@ -5,4 +5,5 @@ mod common;
 mod delivery;
 mod endpoints;
 mod inbound;
+mod operational;
 mod sealing;

@@ -34,6 +34,15 @@ pub(crate) trait Queue: Send + Sync + 'static {
     /// Waiting + in flight + delayed, as last seen (cheap; may lag by a fraction of a second).
     fn backlog(&self) -> u64;
 
+    /// Of the backlog, the notifications that failed and wait for a retry, as last seen.
+    fn retries_waiting(&self) -> u64;
+
+    /// What the high-water mark is about: the backlog without retries waiting. A receiver that is
+    /// down holds its retries for a day; they must not turn every producer away.
+    fn fresh_backlog(&self) -> u64 {
+        self.backlog().saturating_sub(self.retries_waiting())
+    }
+
     /// Newest first, of the owners `scope` names (filtered by the backend, not after a global limit).
     fn dead_letters(&self, scope: OwnerScope, limit: usize) -> impl Future<Output = Result<Vec<DeadLetter>, NotifyError>> + Send;
     /// Puts back dead letters `which` names that belong to `scope`.

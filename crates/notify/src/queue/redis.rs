@@ -297,6 +297,8 @@ pub struct RedisQueue {
     consumer: String,
     keys: Keys,
     backlog: Arc<AtomicU64>,
+    /// Retries waiting in the delayed set, as last seen.
+    delayed: Arc<AtomicU64>,
     reclaim_idle_ms: u64,
     last_reclaim: std::sync::Mutex<Instant>,
     /// Receipts leased by this consumer and not yet completed or released (see [`HEARTBEAT_LUA`]).
@@ -380,6 +382,7 @@ impl RedisQueue {
             consumer,
             keys,
             backlog: Arc::new(AtomicU64::new(0)),
+            delayed: Arc::new(AtomicU64::new(0)),
             reclaim_idle_ms: cfg.reclaim_idle_ms.max(100),
             last_reclaim: std::sync::Mutex::new(Instant::now() - Duration::from_secs(3600)),
             held: Default::default(),
@@ -583,6 +586,7 @@ impl RedisQueue {
         let (len, delayed): (u64, u64) =
             redis::pipe().cmd("XLEN").arg(&self.keys.stream).cmd("ZCARD").arg(&self.keys.delayed).query_async(&mut c).await?;
         self.backlog.store(len + delayed, Ordering::Relaxed);
+        self.delayed.store(delayed, Ordering::Relaxed);
         Ok(len + delayed)
     }
 
@@ -879,6 +883,9 @@ impl Queue for RedisQueue {
         self.let_go(done.iter().map(|c| c.job.receipt.as_str()));
         let settled = settled?;
         let _ = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
+        // Until the next refresh reads the delayed set's size.
+        let retries = done.iter().filter(|c| !c.cancelled && c.attempt.outcome == AttemptOutcome::Retrying).count() as u64;
+        self.delayed.fetch_add(retries, Ordering::Relaxed);
         Ok(())
     }
 
@@ -900,6 +907,10 @@ impl Queue for RedisQueue {
 
     fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
+    }
+
+    fn retries_waiting(&self) -> u64 {
+        self.delayed.load(Ordering::Relaxed)
     }
 
     async fn dead_letters(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {

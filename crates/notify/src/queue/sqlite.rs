@@ -211,11 +211,17 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), NotifyError> {
     Ok(())
 }
 
+fn count_retrying(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT count(*) FROM notifications WHERE state = 0 AND attempts > 0", [], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+}
+
 /// Handle to the embedded queue; cheap to clone.
 #[derive(Clone)]
 pub struct SqliteQueue {
     tx: mpsc::Sender<Cmd>,
     backlog: Arc<AtomicU64>,
+    /// Unsettled notifications that have failed at least once (the retries of the backlog).
+    retrying: Arc<AtomicU64>,
     work: Arc<Notify>,
     leases: Arc<Mutex<Leases>>,
     path: PathBuf,
@@ -276,6 +282,7 @@ impl SqliteQueue {
         // State 1 (leased) is no longer written; files from before that change are fixed up here.
         conn.execute("UPDATE notifications SET state = 0 WHERE state = 1", [])?;
         let waiting: i64 = conn.query_row("SELECT count(*) FROM notifications WHERE state = 0", [], |r| r.get(0))?;
+        let retrying = count_retrying(&conn)?;
         let (tx, rx) = mpsc::channel::<Cmd>();
         std::thread::Builder::new()
             .name("notify-sqlite".into())
@@ -285,6 +292,7 @@ impl SqliteQueue {
         Ok(Self {
             tx,
             backlog: Arc::new(AtomicU64::new(waiting as u64)),
+            retrying: Arc::new(AtomicU64::new(retrying)),
             work: Arc::new(Notify::new()),
             leases: Arc::new(Mutex::new(leases)),
             path,
@@ -519,7 +527,7 @@ impl Queue for SqliteQueue {
         if done.is_empty() {
             return Ok(());
         }
-        let (backlog, leases) = (self.backlog.clone(), self.leases.clone());
+        let (backlog, leases, retrying) = (self.backlog.clone(), self.leases.clone(), self.retrying.clone());
         let retried = self
             .call(move |conn| {
                 let now = now_ms();
@@ -542,6 +550,8 @@ impl Queue for SqliteQueue {
                     "INSERT INTO attempts (notification_id, attempt, at_ms, outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 let mut cancelled_per_run: std::collections::HashMap<i64, i64> = Default::default();
+                // Retries waiting: +1 when a first attempt fails, -1 when a retried one settles.
+                let (mut first_failures, mut settled_retries) = (0u64, 0u64);
                 for c in done {
                     let id = c.job.id.seq as i64;
                     l.in_flight.remove(&id);
@@ -549,6 +559,7 @@ impl Queue for SqliteQueue {
                         if let (1, Some(run)) = (cancel.execute(params![id, now])?, c.job.run) {
                             *cancelled_per_run.entry(run).or_default() += 1;
                             settled += 1;
+                            settled_retries += u64::from(c.job.attempts > 0);
                         }
                         continue;
                     }
@@ -562,8 +573,14 @@ impl Queue for SqliteQueue {
                         continue; // already settled (e.g. its run was cancelled meanwhile)
                     }
                     match a.outcome {
-                        AttemptOutcome::Retrying => retried += 1,
-                        _ => settled += 1,
+                        AttemptOutcome::Retrying => {
+                            retried += 1;
+                            first_failures += u64::from(c.job.attempts == 0);
+                        }
+                        _ => {
+                            settled += 1;
+                            settled_retries += u64::from(c.job.attempts > 0);
+                        }
                     }
                     if a.outcome != AttemptOutcome::Delivered {
                         attempt_row.execute(params![id, a.number, a.at_ms, a.outcome.code(), a.latency_us as i64, a.error])?;
@@ -589,6 +606,7 @@ impl Queue for SqliteQueue {
                     }
                 }
                 let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
+                let _ = retrying.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some((r + first_failures).saturating_sub(settled_retries)));
                 Ok(retried)
             })
             .await?;
@@ -619,6 +637,10 @@ impl Queue for SqliteQueue {
 
     fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
+    }
+
+    fn retries_waiting(&self) -> u64 {
+        self.retrying.load(Ordering::Relaxed)
     }
 
     async fn dead_letters(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
@@ -739,11 +761,14 @@ impl Queue for SqliteQueue {
     }
 
     async fn cancel_run(&self, run: RunId) -> Result<u64, NotifyError> {
-        let backlog = self.backlog.clone();
+        let (backlog, retrying) = (self.backlog.clone(), self.retrying.clone());
         self.call(move |conn| {
             let n = conn.execute("UPDATE notifications SET state = 4, done_ms = ?2 WHERE run_id = ?1 AND state = 0", params![run, now_ms()])? as u64;
             conn.execute("UPDATE runs SET cancelled = cancelled + ?2 WHERE id = ?1", params![run, n as i64])?;
             let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(n)));
+            // Some of them may have been retries: count again (a cancel is rare; the count is indexed
+            // by state and cheap next to the update).
+            retrying.store(count_retrying(conn)?, Ordering::Relaxed);
             Ok(n)
         })
         .await

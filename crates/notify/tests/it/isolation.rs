@@ -382,7 +382,7 @@ async fn an_endless_answer_is_cut_and_its_start_logged() {
     let mut cfg = config(&dir);
     cfg.webhook.url = format!("http://{addr}/webhook");
     cfg.webhook.timeout_ms = 10_000;
-    cfg.retry.max_attempts = 1;
+    cfg.webhook.retry = notify::WebhookRetry::every(10, 1);
     let svc = service(cfg).await;
     let started = std::time::Instant::now();
     let id = svc.enqueue(vec![NewNotification::new(Channel::Webhook, "r", json!({}))]).await.unwrap()[0];

@@ -8,3 +8,4 @@ mod isolation;
 mod redis;
 mod retention;
 mod routing;
+mod webhook_retry;

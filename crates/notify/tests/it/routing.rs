@@ -60,7 +60,7 @@ impl AttemptObserver for Seen {
 
 async fn routed_service(dir: &tempfile::TempDir, permits: fn(IpAddr) -> bool, sink: &Sink) -> (NotifyService, Arc<Seen>) {
     let mut cfg = config(dir);
-    cfg.retry.max_attempts = 2;
+    cfg.webhook.retry = notify::WebhookRetry::every(10, 2);
     cfg.webhook.url = sink.url();
     let svc = NotifyService::new(cfg).await.unwrap();
     let new_key = SigningKey::from_secret(&SigningKey::generate_secret()).unwrap();
@@ -153,7 +153,7 @@ async fn the_enqueuing_owner_travels_with_each_job_on_both_backends_and_through_
         let mut cfg = config(&dir);
         cfg.redis_url = Some(redis.url.clone());
         cfg.redis_prefix = format!("owners-{}", backend.as_str());
-        cfg.retry.max_attempts = 2;
+        cfg.webhook.retry = notify::WebhookRetry::every(10, 2);
         cfg.webhook.url = format!("http://127.0.0.1:{}/closed", free_port());
         let svc = NotifyService::new(cfg).await.unwrap();
         let seen = Arc::new(Owners::default());

@@ -23,6 +23,7 @@ async fn app() -> TestApp {
             hooks::InboundSource { secrets: vec![hooks::Secret::new(CRM_SECRET)], owner: Some("yan".into()), ..Default::default() },
         );
         s.notify.retry.base_ms = 20;
+        s.notify.webhook.retry = notify::WebhookRetry::every(20, 6);
     })
     .await
 }
@@ -228,8 +229,7 @@ fn api_notifications_become_delivered_and_dead_lettered_events_for_their_owner()
         let closed = free_port();
         let app = spawn_with(|s| {
             s.hooks.allow_networks = vec!["127.0.0.1/32".into()];
-            s.notify.retry.base_ms = 20;
-            s.notify.retry.max_attempts = 2;
+            s.notify.webhook.retry = notify::WebhookRetry::every(20, 2);
             // Unrouted webhook notifications go here and fail: the way to a dead letter.
             s.notify.webhook.url = format!("http://127.0.0.1:{closed}/nobody");
         })

@@ -312,3 +312,12 @@ fn stored_bytes_per_day_hold_notifications_runs_steps_and_inbound_webhooks_per_u
         assert_eq!(settled(&app, &bob, &run, "completed").await["run"]["status"], "completed");
     })
 }
+
+/// Every event type the product raises itself is one a workflow cannot emit, so a receiver can trust
+/// it; only the onboarding example's `customer.*` types are open to workflows.
+#[test]
+fn every_system_event_type_in_the_catalogue_is_reserved() {
+    for e in hooks::events::CATALOGUE {
+        assert_eq!(flows::is_reserved_event_type(e.name), !e.name.starts_with("customer."), "{}", e.name);
+    }
+}

@@ -45,8 +45,7 @@ async fn two_users_with_the_same_idempotency_key_each_get_their_notification() {
 async fn a_notification_addressed_to_another_users_endpoint_never_reaches_it() {
     let app = spawn_with(|s| {
         s.hooks.allow_networks = vec!["127.0.0.1/32".into()];
-        s.notify.retry.max_attempts = 2;
-        s.notify.retry.base_ms = 10;
+        s.notify.webhook.retry = notify::WebhookRetry::every(10, 2);
         s.notify.webhook.url = format!("http://127.0.0.1:{}/nobody", free_port());
     })
     .await;
