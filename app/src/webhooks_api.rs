@@ -40,6 +40,10 @@ pub struct AttemptView {
 pub struct EndpointDetail {
     pub endpoint: Endpoint,
     pub attempts: Vec<AttemptView>,
+    /// Its latest "recover failed messages since", newest first.
+    pub recoveries: Vec<contract::webhooks::Recovery>,
+    /// What the recover form starts with: a day ago, as `<input type="datetime-local">` writes it (UTC).
+    pub suggested_since: String,
 }
 
 /// The answer to "Add endpoint": the new endpoint's secret, shown once. A refusal is a problem naming
@@ -70,6 +74,32 @@ pub mod ssr {
     /// Field errors keyed by form field: `event_types[2]` belongs under the event types.
     pub fn form_errors(e: &hooks::HooksError) -> Vec<contract::FieldError> {
         e.field_errors().iter().map(|fe| contract::FieldError::new(fe.field.split('[').next().unwrap_or(&fe.field), sentence(&fe.message))).collect()
+    }
+
+    /// `2026-12-06T10:30` (what `<input type="datetime-local">` sends, seconds optional), read as UTC,
+    /// in ms since the epoch.
+    pub fn utc_minute_ms(s: &str) -> Option<i64> {
+        let s = s.trim();
+        let (date, clock) = s.split_once('T')?;
+        let num = |p: &str| p.parse::<i32>().ok();
+        let d: Vec<i32> = date.split('-').map(num).collect::<Option<_>>()?;
+        let t: Vec<i32> = clock.split(':').map(num).collect::<Option<_>>()?;
+        let ([y, m, d], [h, min, rest @ ..]) = (d.as_slice(), t.as_slice()) else { return None };
+        let sec = match rest {
+            [] => 0,
+            [s] => *s,
+            _ => return None,
+        };
+        let month = time::Month::try_from(u8::try_from(*m).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(*y, month, u8::try_from(*d).ok()?).ok()?;
+        let clock = time::Time::from_hms(u8::try_from(*h).ok()?, u8::try_from(*min).ok()?, u8::try_from(sec).ok()?).ok()?;
+        Some((time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// A time as `<input type="datetime-local">` shows it (UTC, to the minute).
+    pub fn utc_minute(ms: i64) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        format!("{:04}-{:02}-{:02}T{:02}:{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute())
     }
 
     /// `must not be empty` → `Must not be empty.`
@@ -156,9 +186,13 @@ pub async fn webhook_endpoint_detail(id: EndpointId) -> Result<Option<EndpointDe
     // The attempt log has message ids; the recent messages say which event each one carried.
     let messages = hooks.list_messages(&me, hooks::PageRequest::first(100)).await.map_err(Problem::from)?;
     let event_of = |id: &str| messages.items.iter().find(|m| m.id == id).map(|m| m.event_type.clone());
+    let recoveries = hooks.recoveries(&me, &id).await.map_err(Problem::from)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     Ok(Some(EndpointDetail {
         attempts: attempts.items.into_iter().map(|a| AttemptView { event_type: event_of(&a.message_id), attempt: a }).collect(),
         endpoint,
+        recoveries,
+        suggested_since: ssr::utc_minute(now - 86_400_000),
     }))
 }
 
@@ -198,6 +232,15 @@ pub async fn rotate_webhook_secret(id: EndpointId, current_password: Option<Stri
     Ok(r)
 }
 
+/// "Recover failed messages since" (`since`, UTC, as the datetime-local input sends it): every message
+/// the endpoint missed since then is sent to it again, once, in the background.
+#[server]
+pub async fn recover_webhook_messages(id: EndpointId, since: String) -> Result<contract::webhooks::Recovery, Problem> {
+    let me = ssr::owner()?;
+    let since_ms = ssr::utc_minute_ms(&since).ok_or_else(|| Problem::invalid("since", "Choose a date and time (UTC)."))?;
+    ssr::hooks()?.recover(&me, &id, since_ms).await.map_err(Problem::from)
+}
+
 /// Enables (`enabled` = "true") or disables an endpoint.
 #[server]
 pub async fn set_webhook_enabled(id: EndpointId, enabled: String) -> Result<(), Problem> {
@@ -220,4 +263,20 @@ pub async fn delete_webhook_endpoint(id: EndpointId) -> Result<(), Problem> {
 pub async fn mark_webhook_notice_read(id: i64) -> Result<(), Problem> {
     let me = ssr::owner()?;
     ssr::hooks()?.mark_notice_read(&me, id).await.map_err(Problem::from)
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::ssr::{utc_minute, utc_minute_ms};
+
+    #[test]
+    fn datetime_local_values_are_read_as_utc_and_written_back() {
+        let ms = utc_minute_ms("2026-12-06T10:30").unwrap();
+        assert_eq!(ms, 1_796_553_000_000);
+        assert_eq!(utc_minute(ms), "2026-12-06T10:30");
+        assert_eq!(utc_minute_ms("2026-12-06T10:30:15"), Some(ms + 15_000));
+        for bad in ["", "yesterday", "2026-13-01T00:00", "2026-12-06", "2026-12-06T25:00", "2026-12-06T10:30:15:01", "-1-01-01T00:00x"] {
+            assert_eq!(utc_minute_ms(bad), None, "{bad}");
+        }
+    }
 }

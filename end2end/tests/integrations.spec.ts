@@ -161,6 +161,39 @@ test.describe("webhooks", () => {
     receiver.stop();
   });
 
+  test("what an endpoint missed while failing is recovered once, with the progress shown", async ({ page }) => {
+    // The receiver refuses everything (401) until it knows the secret: the test event fails for good.
+    const receiver = new Receiver();
+    const url = await receiver.start();
+    await signedIn(page, "e2e-judy");
+    await page.goto("/settings/webhooks");
+    await hydrated(page);
+    const description = `recovery ${Date.now()}`;
+    await page.getByLabel("URL", { exact: true }).fill(url);
+    await page.getByLabel("Description", { exact: true }).fill(description);
+    await page.getByLabel("test.ping").check();
+    await page.getByTestId("add-endpoint").click();
+    await expect(page.getByTestId("new-secret")).toContainText("whsec_");
+    const secret = (await page.getByTestId("new-secret").textContent())!.trim();
+    await page.getByTestId("open-new-endpoint").click();
+    await expect(page.getByTestId("endpoint-detail")).toBeVisible();
+    await hydrated(page);
+    await page.getByTestId("send-test").click();
+    await expect(page.getByTestId("attempt-outcome").first()).toHaveText("failed", { timeout: 20_000 });
+    expect(receiver.verified).toEqual([]);
+
+    // Fixed: the receiver knows the secret now. The form starts a day back.
+    receiver.secret = secret;
+    await expect(page.getByLabel("Since (UTC)")).toHaveValue(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/);
+    await page.getByTestId("recover").click();
+    await expect(page.getByTestId("endpoint-status-message")).toContainText("Recovering 1 missed message(s).");
+    await expect(page.getByTestId("recovery").first()).toHaveAttribute("data-status", "completed", { timeout: 20_000 });
+    await expect(page.getByTestId("recovery").first()).toContainText("Recovered: 1 of 1 sent");
+    await expect.poll(() => receiver.verified.length, { timeout: 20_000 }).toBe(1);
+    await expect(page.getByTestId("attempt-outcome").first()).toHaveText("delivered", { timeout: 20_000 });
+    receiver.stop();
+  });
+
   test("a private or non-HTTP URL is refused under the URL field", async ({ page }) => {
     await signedIn(page, "e2e-judy");
     await page.goto("/settings/webhooks");

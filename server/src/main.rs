@@ -156,6 +156,21 @@ async fn serve(settings: Settings) -> Result<(), String> {
 
     server::state::ensure_demo_user(&state).await;
 
+    // Webhook recoveries whose runner died (here before a restart, or on another instance) are taken
+    // over: at start and every minute.
+    let hooks = state.hooks.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match hooks.resume_recoveries().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(recoveries = n, "resumed webhook recoveries"),
+                Err(e) => tracing::warn!(error = %e, "could not look for webhook recoveries to resume"),
+            }
+        }
+    });
+
     // Retention (issue 17): every store pruned to its age, one instance at a time for the shared ones.
     // The web session store (tower-sessions' own table) reclaims its expired rows on the same beat.
     let store = state.session_store.clone();

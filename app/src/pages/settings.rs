@@ -12,7 +12,7 @@ use crate::time_fmt::{duration_ms, iso, utc, utc_ms};
 use crate::tokens_api::{list_api_tokens, CreateApiToken, RevokeApiToken, TokenRow, EXPIRY_CHOICES, SCOPES};
 use crate::webhooks_api::{
     webhook_endpoint_detail, webhooks_overview, AttemptView, CreateWebhookEndpoint, DeleteWebhookEndpoint, Endpoint, EndpointDetail, EventTypeView,
-    MarkWebhookNoticeRead, ReplayWebhookMessage, RotateWebhookSecret, SendWebhookTest, SetWebhookEnabled, WebhooksDashboard,
+    MarkWebhookNoticeRead, RecoverWebhookMessages, ReplayWebhookMessage, RotateWebhookSecret, SendWebhookTest, SetWebhookEnabled, WebhooksDashboard,
 };
 
 pub struct TokensRoute;
@@ -427,9 +427,20 @@ pub fn EndpointPage() -> impl IntoView {
     let rotate = ServerAction::<RotateWebhookSecret>::new();
     let toggle = ServerAction::<SetWebhookEnabled>::new();
     let delete = ServerAction::<DeleteWebhookEndpoint>::new();
+    let recover = ServerAction::<RecoverWebhookMessages>::new();
     let tick = RwSignal::new(0u32);
     let detail = Resource::new(
-        move || (id.get(), test.version().get(), replay.version().get(), rotate.version().get(), toggle.version().get(), tick.get()),
+        move || {
+            (
+                id.get(),
+                test.version().get(),
+                replay.version().get(),
+                rotate.version().get(),
+                toggle.version().get(),
+                recover.version().get(),
+                tick.get(),
+            )
+        },
         // A text that is no endpoint id is no endpoint of theirs either.
         |(id, ..)| async move {
             match id.parse() {
@@ -443,7 +454,7 @@ pub fn EndpointPage() -> impl IntoView {
         // Follow deliveries for a while after each send.
         let until = StoredValue::new(0.0_f64);
         Effect::new(move |_| {
-            let _ = (test.version().get(), replay.version().get());
+            let _ = (test.version().get(), replay.version().get(), recover.version().get());
             until.set_value(js_sys::Date::now() + 30_000.0);
         });
         if let Ok(handle) = set_interval_with_handle(
@@ -467,6 +478,11 @@ pub fn EndpointPage() -> impl IntoView {
         Some(Err(e)) => Some(format!("Could not replay: {}", e.detail)),
         None => None,
     };
+    let recovered = move || match recover.value().get() {
+        Some(Ok(r)) => Some(format!("Recovering {} missed message(s).", r.total)),
+        Some(Err(e)) => Some(format!("Could not recover: {}", e.field("since").unwrap_or(&e.detail))),
+        None => None,
+    };
     let other_error = move || {
         [toggle.value().get().and_then(|r| r.err()), delete.value().get().and_then(|r| r.err())].into_iter().flatten().next().map(|e| e.to_string())
     };
@@ -485,11 +501,11 @@ pub fn EndpointPage() -> impl IntoView {
             None => ().into_any(),
         }}
         <p class="alert alert-error" role="alert" hidden=move || other_error().is_none()>{other_error}</p>
-        <p class="muted" role="status" data-testid="endpoint-status-message">{move || sent().or_else(replayed)}</p>
+        <p class="muted" role="status" data-testid="endpoint-status-message">{move || sent().or_else(replayed).or_else(recovered)}</p>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(Some(d)) => view! { <EndpointDetailView detail=d test replay rotate toggle delete/> }.into_any(),
+                    Ok(Some(d)) => view! { <EndpointDetailView detail=d test replay rotate toggle delete recover/> }.into_any(),
                     Ok(None) => view! { <p class="empty">"That endpoint does not exist."</p> }.into_any(),
                     Err(_) => view! { <p class="alert alert-error" role="alert">"Could not load the endpoint. Reload the page to try again."</p> }.into_any(),
                 }
@@ -506,11 +522,12 @@ fn EndpointDetailView(
     rotate: ServerAction<RotateWebhookSecret>,
     toggle: ServerAction<SetWebhookEnabled>,
     delete: ServerAction<DeleteWebhookEndpoint>,
+    recover: ServerAction<RecoverWebhookMessages>,
 ) -> impl IntoView {
-    let EndpointDetail { endpoint: e, attempts } = detail;
+    let EndpointDetail { endpoint: e, attempts, recoveries, suggested_since } = detail;
     let id = e.id.clone();
     // One copy per form: each form's children own theirs.
-    let (id_test, id_rotate, id_toggle, id_delete) = (id.clone(), id.clone(), id.clone(), id.clone());
+    let (id_test, id_rotate, id_toggle, id_delete, id_recover) = (id.clone(), id.clone(), id.clone(), id.clone(), id.clone());
     let enabled = e.enabled;
     let events = if e.event_types.is_empty() { "all events".to_string() } else { e.event_types.join(", ") };
     view! {
@@ -546,6 +563,34 @@ fn EndpointDetailView(
             <p><EnabledBadge endpoint=e.clone()/>" "<span class="muted">{format!("{} failed messages in a row", e.consecutive_failures)}</span></p>
             {e.previous_secret_until_ms.map(|u| view! {
                 <p class="muted">"Secret rotated: the previous secret also signs every delivery until "<time datetime=iso(u / 1000)>{utc_ms(u)}</time>"."</p>
+            })}
+            <h3>"Recover missed messages"</h3>
+            <p class="muted">
+                "Sends this endpoint, once each and in the background, every message it missed since a time: those that failed here and those made while it was disabled."
+            </p>
+            <ActionForm action=recover>
+                <input type="hidden" name="id" value=id_recover/>
+                <div class="with-button">
+                    <label for="recover-since">"Since (UTC)"</label>
+                    <input id="recover-since" name="since" type="datetime-local" required value=suggested_since/>
+                    <button type="submit" class="btn btn-secondary" data-testid="recover" disabled=!enabled>"Recover"</button>
+                </div>
+            </ActionForm>
+            {(!recoveries.is_empty()).then(|| view! {
+                <ul class="recoveries" data-testid="recoveries">
+                    {recoveries.into_iter().map(|r| {
+                        let state = match r.status.as_str() {
+                            "running" => format!("Recovering: {} of {} sent", r.sent, r.total),
+                            "completed" => format!("Recovered: {} of {} sent", r.sent, r.total),
+                            _ => format!("Stopped (the endpoint was disabled): {} of {} sent", r.sent, r.total),
+                        };
+                        view! {
+                            <li data-testid="recovery" data-status=r.status.clone()>
+                                {state}<span class="muted">" · since "<time datetime=iso(r.since_ms / 1000)>{utc_ms(r.since_ms)}</time></span>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
             })}
             <h3>"Attempts"</h3>
             <p class="muted">"Every delivery attempt, newest first; a retry keeps the message id."</p>

@@ -80,3 +80,22 @@ pub struct AttemptRecord {
     pub outcome: String,
     pub error: Option<String>,
 }
+
+/// A "recover failed messages since" of one endpoint: every message it missed since `since_ms` (made
+/// until `until_ms`, when the recovery started) is sent to it again, once each, in the background.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Recovery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    /// `running`, `completed`, or `stopped` (the endpoint was disabled or deleted meanwhile).
+    pub status: String,
+    /// Messages to send.
+    pub total: u64,
+    /// Sent so far (queued for delivery; each then follows the retry schedule).
+    pub sent: u64,
+    pub created_ms: i64,
+    pub finished_ms: Option<i64>,
+}

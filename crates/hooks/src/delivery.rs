@@ -249,14 +249,14 @@ impl Hooks {
 
     /// One notification per endpoint of `owner`'s, routed to it, and a delivery row for each.
     /// Takes `requests` from the owner's outbound budget, or says when to come back.
-    fn spend_outbound(&self, owner: &Owner, requests: usize) -> Result<(), HooksError> {
+    pub(crate) fn spend_outbound(&self, owner: &Owner, requests: usize) -> Result<(), HooksError> {
         self.inner
             .outbound
             .check(owner, requests)
             .map_err(|wait| HooksError::RateLimited { per_sec: self.inner.config.outbound_per_sec, retry_after_secs: wait.as_secs() + 1 })
     }
 
-    async fn fan_out(&self, owner: &Owner, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
+    pub(crate) async fn fan_out(&self, owner: &Owner, message_id: &str, endpoints: &[String]) -> Result<Vec<DeliveryRecord>, HooksError> {
         if endpoints.is_empty() {
             return Ok(vec![]);
         }

@@ -21,6 +21,7 @@ pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod inbound;
+pub mod recovery;
 pub mod sealing;
 pub mod ssrf;
 
@@ -33,6 +34,7 @@ pub use delivery::{AttemptRecord, DeliveryRecord, Message, MessageDetail, OwnerN
 pub use endpoints::{CreatedEndpoint, Endpoint, EndpointUpdate, NewEndpoint, RotatedSecret};
 pub use error::{FieldError, HooksError};
 pub use inbound::{check_request, CheckedRequest, Inbound, InboundEvent, InboundVerifier};
+pub use recovery::Recovery;
 pub use sealing::Sealer;
 pub use ssrf::UrlGuard;
 
@@ -48,6 +50,7 @@ pub const RETAINED_MESSAGES: &[db::Prunable] = &[
     db::Prunable { table: "webhook_deliveries", key: "seq", older_than: "created_ms < $1", age: "created_ms", in_secs: false },
     db::Prunable { table: "webhook_messages", key: "seq", older_than: "created_ms < $1", age: "created_ms", in_secs: false },
     db::Prunable { table: "webhook_owner_notices", key: "seq", older_than: "created_ms < $1", age: "created_ms", in_secs: false },
+    db::Prunable { table: "webhook_recoveries", key: "id", older_than: "created_ms < $1 AND status <> 'running'", age: "created_ms", in_secs: false },
 ];
 
 /// Inbound webhook ids, kept for recognising a sender's retries (which arrive re-signed with a fresh

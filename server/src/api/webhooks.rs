@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hooks::{
     AttemptRecord, CreatedEndpoint, DeliveryRecord, Endpoint, EndpointUpdate, Message, MessageDetail, NewEndpoint, OwnerNotice, PageRequest,
-    RotatedSecret,
+    Recovery, RotatedSecret,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,6 +30,8 @@ pub fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(enable))
         .routes(routes!(disable))
         .routes(routes!(send_test))
+        .routes(routes!(recover))
+        .routes(routes!(recoveries))
         .routes(routes!(endpoint_attempts))
         .routes(routes!(messages))
         .routes(routes!(message))
@@ -279,4 +281,45 @@ pub struct NoticePage {
 pub async fn notices(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<hooks::Page<OwnerNotice>>> {
     caller.require(Scope::WebhooksRead)?;
     Ok(Json(state.hooks.notices(caller.owner(), page(&q)?).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverRequest {
+    /// Recover every message the endpoint missed since this time (RFC 3339, e.g. `2026-12-01T00:00:00Z`).
+    #[schema(format = DateTime)]
+    pub since: String,
+}
+
+/// Send this endpoint, once each and in the background, every message it missed since a time: those
+/// that failed there and those made while it was disabled. Paced by the owner's outbound budget; the
+/// answer's `total` is how many, and `GET …/recoveries` shows the progress.
+#[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/recover", tag = "webhooks", params(("id" = String, Path)),
+    request_body = RecoverRequest,
+    responses((status = 202, body = Recovery), (status = 409, description = "The endpoint is disabled, or a recovery of it is running", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["webhooks:write"])))]
+pub async fn recover(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<EndpointId>,
+    ApiJson(req): ApiJson<RecoverRequest>,
+) -> ApiResult<(StatusCode, Json<Recovery>)> {
+    caller.require(Scope::WebhooksWrite)?;
+    let since = time::OffsetDateTime::parse(req.since.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::invalid("since", "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"))?;
+    let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
+    Ok((StatusCode::ACCEPTED, Json(state.hooks.recover(caller.owner(), &id, since_ms).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryList {
+    pub items: Vec<Recovery>,
+}
+
+/// The endpoint's latest recoveries (10), newest first, with their progress.
+#[utoipa::path(get, path = "/api/v1/webhooks/endpoints/{id}/recoveries", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = RecoveryList)), security(("bearer" = ["webhooks:read"])))]
+pub async fn recoveries(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath<EndpointId>) -> ApiResult<Json<RecoveryList>> {
+    caller.require(Scope::WebhooksRead)?;
+    Ok(Json(RecoveryList { items: state.hooks.recoveries(caller.owner(), &id).await? }))
 }

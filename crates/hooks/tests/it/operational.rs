@@ -120,3 +120,111 @@ async fn an_exhausted_message_is_announced_once_to_the_other_endpoints_and_count
         p.notify.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn recovering_sends_every_missed_message_since_a_time_once_in_the_background() {
+    for db in db::testing::engines().await {
+        let engine = db.engine.as_str();
+        let p = common::pipeline(&db, common::config(), 2).await;
+        let (ep, _) = endpoint(&p.hooks, &["workflow.failed"], failing(503)).await;
+        // Before the window: failed there too, but not asked for.
+        let old = p.hooks.emit(&ANN, "workflow.failed", serde_json::json!({ "n": "old" })).await.unwrap();
+        common::wait_for("the old message to fail", WAIT, || async { failed_deliveries(&p, &ep).await == 1 }).await;
+        sqlx::query("UPDATE webhook_messages SET created_ms = created_ms - 7200000 WHERE id = $1")
+            .bind(&old.id)
+            .execute(&common::pool(&db).await)
+            .await
+            .unwrap();
+        let since = now_ms() - 60_000;
+        // Three fail at the endpoint, two are made while it is disabled, one is of a type it does not want.
+        let mut missed = vec![];
+        for n in 0..3 {
+            missed.push(p.hooks.emit(&ANN, "workflow.failed", serde_json::json!({ "n": n })).await.unwrap().id);
+        }
+        common::wait_for("three failed deliveries", WAIT, || async { failed_deliveries(&p, &ep).await == 4 }).await;
+        p.hooks.set_enabled(&ANN, &ep, false).await.unwrap();
+        for n in 3..5 {
+            missed.push(p.hooks.emit(&ANN, "workflow.failed", serde_json::json!({ "n": n })).await.unwrap().id);
+        }
+        p.hooks.emit(&ANN, "workflow.completed", serde_json::json!({})).await.unwrap();
+        let refused = p.hooks.recover(&ANN, &ep, since).await.unwrap_err();
+        assert!(matches!(refused, hooks::HooksError::Conflict(_)), "{engine}: disabled: {refused:?}");
+        assert!(matches!(p.hooks.recover(&ANN, &ep, now_ms() + 60_000).await, Err(hooks::HooksError::Invalid(_))), "{engine}: the future");
+        assert!(matches!(p.hooks.recover(&Owner::from("bob"), &ep, since).await, Err(hooks::HooksError::NotFound)), "{engine}");
+
+        // Fixed: a healthy receiver, enabled again, then recovered.
+        let healthy = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { secret: endpoint_secret(&p, &ep).await, ..SinkConfig::default() })
+            .await
+            .unwrap();
+        p.hooks.update_endpoint(&ANN, &ep, EndpointUpdate { url: Some(healthy.url()), ..Default::default() }).await.unwrap();
+        p.hooks.set_enabled(&ANN, &ep, true).await.unwrap();
+        let r = p.hooks.recover(&ANN, &ep, since).await.unwrap();
+        assert_eq!((r.total, r.status.as_str()), (5, "running"), "{engine}: {r:?}");
+        common::wait_for("the recovery to complete", WAIT, || async { p.hooks.recoveries(&ANN, &ep).await.unwrap()[0].status == "completed" }).await;
+        let done = &p.hooks.recoveries(&ANN, &ep).await.unwrap()[0];
+        assert_eq!((done.id.as_str(), done.sent, done.total), (r.id.as_str(), 5, 5), "{engine}");
+        assert!(done.finished_ms.is_some());
+        common::wait_for("five deliveries", WAIT, || async { healthy.stats().accepted == 5 }).await;
+        let mut got: Vec<String> = healthy
+            .counts()
+            .into_iter()
+            .map(|(id, n)| {
+                assert_eq!(n, 1, "{engine}: {id} once");
+                id
+            })
+            .collect();
+        got.sort();
+        missed.sort();
+        assert_eq!(got, missed, "{engine}: the missed ones, not the old one nor the unwanted type");
+        // Nothing is missed any more.
+        common::wait_for("the deliveries to be recorded", WAIT, || async {
+            p.hooks.recover(&ANN, &ep, since).await.map(|r| r.total == 0).unwrap_or(false)
+        })
+        .await;
+        p.notify.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_whose_runner_died_is_taken_over() {
+    for db in db::testing::engines().await {
+        let p = common::pipeline(&db, common::config(), 2).await;
+        let (ep, sink) = endpoint(&p.hooks, &[], SinkConfig::default()).await;
+        p.hooks.set_enabled(&ANN, &ep, false).await.unwrap();
+        let msg = p.hooks.emit(&ANN, "workflow.failed", serde_json::json!({})).await.unwrap();
+        p.hooks.set_enabled(&ANN, &ep, true).await.unwrap();
+        // As a runner that died after starting left it: running, quiet for two minutes.
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO webhook_recoveries (id, owner, endpoint_id, since_ms, until_ms, status, total, sent, cursor_seq, heartbeat_ms, created_ms) \
+             VALUES ('rec_dead', $1, $2, $3, $4, 'running', 1, 0, 0, $5, $5)",
+        )
+        .bind(&ANN)
+        .bind(&ep)
+        .bind(now - 60_000)
+        .bind(now)
+        .bind(now - 120_000)
+        .execute(&common::pool(&db).await)
+        .await
+        .unwrap();
+        assert!(matches!(p.hooks.recover(&ANN, &ep, now - 60_000).await, Err(hooks::HooksError::Conflict(_))), "one at a time");
+        assert_eq!(p.hooks.resume_recoveries().await.unwrap(), 1);
+        assert_eq!(p.hooks.resume_recoveries().await.unwrap(), 0, "now it has a runner");
+        common::wait_for("the delivery", WAIT, || async { sink.counts().get(&msg.id) == Some(&1) }).await;
+        common::wait_for("completed", WAIT, || async { p.hooks.recoveries(&ANN, &ep).await.unwrap()[0].status == "completed" }).await;
+        p.notify.shutdown().await;
+    }
+}
+
+async fn failed_deliveries(p: &common::Pipeline, ep: &str) -> usize {
+    let attempts = p.hooks.endpoint_attempts(&ANN, ep, PageRequest { limit: Some(100), ..Default::default() }).await.unwrap().items;
+    attempts.iter().filter(|a| a.outcome == "failed").count()
+}
+
+async fn endpoint_secret(p: &common::Pipeline, ep: &str) -> String {
+    p.hooks.rotate_secret(&ANN, ep).await.unwrap().secret
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}

@@ -592,3 +592,66 @@ fn a_separate_worker_process_delivers_endpoint_events_logs_them_and_emits_notifi
         assert!(status.success(), "worker exit after SIGTERM: {status:?}");
     })
 }
+
+#[test]
+fn recovering_an_endpoint_sends_what_it_missed_and_shows_the_progress() {
+    block_on(async {
+        let app = app().await;
+        app.state.notify.start().await.unwrap();
+        app.create_user("rae", "rae-password-1").await;
+        app.create_user("sid", "sid-password-1").await;
+        let t = app.token("rae", &Scope::USER).await.1;
+        let read_only = app.token("rae", &[Scope::WebhooksRead]).await.1;
+        let stranger = app.token("sid", &Scope::USER).await.1;
+        // Nothing listens there yet: the test event fails every attempt and is dead-lettered.
+        let port = free_port();
+        let body = json!({"url": format!("http://127.0.0.1:{port}/webhook"), "event_types": ["test.ping"]});
+        let (_, _, created) = app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(body))).await;
+        let (id, secret) = (created["endpoint"]["id"].as_str().unwrap().to_string(), created["secret"].as_str().unwrap().to_string());
+        let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        let since = since.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let (_, _, msg) = app.call(api("POST", &format!("/api/v1/webhooks/endpoints/{id}/test"), Some(&t), None)).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, _, page) = app.call(api("GET", &format!("/api/v1/webhooks/endpoints/{id}/attempts"), Some(&t), None)).await;
+            if page["items"].as_array().is_some_and(|a| a.iter().any(|x| x["outcome"] == "failed")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no failed attempt: {page}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let recover = |token: &str, body: Value| api("POST", &format!("/api/v1/webhooks/endpoints/{id}/recover"), Some(token), Some(body));
+        let (s, _, p) = app.call(recover(&t, json!({"since": "yesterday"}))).await;
+        assert_eq!((s.as_u16(), p["errors"][0]["field"].as_str()), (422, Some("since")), "{p}");
+        assert_eq!(app.call(recover(&read_only, json!({"since": since}))).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.call(recover(&stranger, json!({"since": since}))).await.0, StatusCode::NOT_FOUND);
+        app.call(api("POST", &format!("/api/v1/webhooks/endpoints/{id}/disable"), Some(&t), None)).await;
+        let (s, _, p) = app.call(recover(&t, json!({"since": since}))).await;
+        assert_eq!((s.as_u16(), p["code"].as_str()), (409, Some("conflict")), "{p}");
+        app.call(api("POST", &format!("/api/v1/webhooks/endpoints/{id}/enable"), Some(&t), None)).await;
+
+        // The receiver is up now: the missed test event goes out once more, with its own webhook-id.
+        let sink = notify::sink::Sink::start(format!("127.0.0.1:{port}").parse().unwrap(), notify::sink::SinkConfig { secret, ..Default::default() })
+            .await
+            .unwrap();
+        let (s, _, started) = app.call(recover(&t, json!({"since": since}))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{started}");
+        assert_eq!((started["total"].as_u64(), started["status"].as_str()), (Some(1), Some("running")), "{started}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (s, _, list) = app.call(api("GET", &format!("/api/v1/webhooks/endpoints/{id}/recoveries"), Some(&read_only), None)).await;
+            assert_eq!(s, StatusCode::OK, "{list}");
+            let r = &list["items"][0];
+            if r["status"] == "completed" && sink.stats().accepted == 1 {
+                assert_eq!((r["id"].as_str(), r["sent"].as_u64()), (started["id"].as_str(), Some(1)), "{r}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "not recovered: {list} {:?}", sink.stats());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(sink.counts().get(msg["id"].as_str().unwrap()), Some(&1));
+        let (s, _, _) = app.call(api("GET", &format!("/api/v1/webhooks/endpoints/{id}/recoveries"), Some(&stranger), None)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    })
+}

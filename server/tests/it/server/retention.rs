@@ -53,6 +53,13 @@ async fn rows_at(app: &TestApp, tag: &str, at_ms: i64, user_id: i64) {
     exec(p, "INSERT INTO webhook_owner_notices (owner, kind, message, created_ms) VALUES ('ann', 'endpoint_disabled', 'x', $1)", &[I(at_ms)]).await;
     exec(
         p,
+        "INSERT INTO webhook_recoveries (id, owner, endpoint_id, since_ms, until_ms, status, total, sent, cursor_seq, heartbeat_ms, created_ms) \
+         VALUES ($1, 'ann', 'ep_x', $2, $2, 'completed', 0, 0, 0, $2, $2)",
+        &[S(&id("rec")), I(at_ms)],
+    )
+    .await;
+    exec(
+        p,
         "INSERT INTO inbound_webhooks (source, webhook_id, webhook_timestamp, received_ms, payload) VALUES ('crm', $1, 0, $2, '{}')",
         &[S(&id("wh")), I(at_ms)],
     )
@@ -93,11 +100,12 @@ async fn rows_at(app: &TestApp, tag: &str, at_ms: i64, user_id: i64) {
     .await;
 }
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "webhook_messages",
     "webhook_deliveries",
     "webhook_attempts",
     "webhook_owner_notices",
+    "webhook_recoveries",
     "inbound_webhooks",
     "workflow_inbox",
     "workflow_runs",
@@ -126,10 +134,10 @@ fn every_store_of_the_app_database_is_pruned_to_its_age_and_nothing_newer() {
             rows_at(&app, &format!("new{i}"), now + 365 * DAY_MS, user).await;
         }
         let pool = &app.state.pool;
-        let before: Vec<i64> = futures_util::future::join_all(TABLES[..12].iter().map(|t| count(pool, t))).await;
+        let before: Vec<i64> = futures_util::future::join_all(TABLES[..13].iter().map(|t| count(pool, t))).await;
         let report = app.state.retention.pass().await;
         assert!(report.held_lease);
-        for (t, n) in TABLES[..12].iter().zip(before) {
+        for (t, n) in TABLES[..13].iter().zip(before) {
             assert_eq!(count(pool, t).await, n - 5, "{t}: the five old rows went, the rest stayed");
         }
         for store in [
@@ -196,7 +204,7 @@ fn while_one_instance_holds_the_lease_another_leaves_the_shared_stores_alone() {
         let (a, b) = tokio::join!(first.pass(), second.pass());
         let total = |r: &server::retention::PassReport| r.pruned.get("webhook_messages").copied().unwrap_or(0);
         assert!(a.held_lease || b.held_lease);
-        assert_eq!(total(&a) + total(&b), 4 * 4, "each message, delivery, attempt and notice once: {a:?} {b:?}");
+        assert_eq!(total(&a) + total(&b), 4 * 5, "each message, delivery, attempt, notice and recovery once: {a:?} {b:?}");
         assert_eq!(count(pool, "webhook_messages").await, 0);
     });
 }
@@ -220,7 +228,7 @@ fn operators_alone_read_storage_per_store_with_a_session_or_an_ops_read_token() 
         assert_eq!(status, 200, "{body}");
         let stores = body["stores"].as_array().unwrap();
         let named = |n: &str| stores.iter().find(|s| s["name"] == n).unwrap_or_else(|| panic!("{n} in {body}")).clone();
-        assert_eq!(named("webhook_messages")["pruned"], 4, "the year-old message went with its delivery, attempt and notice");
+        assert_eq!(named("webhook_messages")["pruned"], 5, "the year-old message went with its delivery, attempt, notice and recovery");
         assert_eq!(named("webhook_messages")["keep_secs"], 14 * 86_400);
         assert!(named("sessions")["bytes"].as_u64().unwrap() > 0, "{body}");
         assert!(body["next_pass_ms"].as_i64().unwrap() > body["measured_ms"].as_i64().unwrap());
