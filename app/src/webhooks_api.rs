@@ -138,9 +138,15 @@ pub async fn create_webhook_endpoint(
     url: String,
     description: Option<String>,
     event_types: Option<Vec<String>>,
+    rate_limit_per_sec: Option<String>,
 ) -> Result<CreatedEndpointView, Problem> {
     let me = ssr::owner()?;
-    let new = hooks::NewEndpoint { url, description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default() };
+    let rate_limit_per_sec = match rate_limit_per_sec.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => Some(r.parse::<u32>().map_err(|_| Problem::invalid("rate_limit_per_sec", "A whole number of messages a second, or empty."))?),
+    };
+    let new =
+        hooks::NewEndpoint { url, description: description.unwrap_or_default(), event_types: event_types.unwrap_or_default(), rate_limit_per_sec };
     match ssr::hooks()?.create_endpoint(&me, new).await {
         Ok(created) => {
             crate::shown_once::ssr::stash(&crate::shown_once::ShownOnce {

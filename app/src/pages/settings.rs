@@ -320,6 +320,14 @@ fn WebhooksView(
                                 aria-describedby="endpoint-description-error"/>
                             <FieldError id="endpoint-description-error" error=error_for("description")/>
                         </div>
+                        <div class="field">
+                            <label for="endpoint-rate">"Rate limit (messages a second, optional)"</label>
+                            <input id="endpoint-rate" name="rate_limit_per_sec" type="number" min="1" max="10000" inputmode="numeric" autocomplete="off"
+                                aria-invalid=move || error_for("rate_limit_per_sec").get().map(|_| "true")
+                                aria-describedby="endpoint-rate-hint endpoint-rate-error"/>
+                            <p class="footnote" id="endpoint-rate-hint">"For a receiver that cannot take a burst: messages over it wait in the queue."</p>
+                            <FieldError id="endpoint-rate-error" error=error_for("rate_limit_per_sec")/>
+                        </div>
                         <fieldset class="field" aria-describedby="endpoint-events-error">
                             <legend>"Event types (none checked = all)"</legend>
                             <div class="checks checks-1">
@@ -560,7 +568,10 @@ fn EndpointDetailView(
                 </div>
             </div>
             <p class="muted">{e.id.clone()}{(!e.description.is_empty()).then(|| format!(" · {}", e.description))}" · "{events}</p>
-            <p><EnabledBadge endpoint=e.clone()/>" "<span class="muted">{format!("{} failed messages in a row", e.consecutive_failures)}</span></p>
+            <p>
+                <EnabledBadge endpoint=e.clone()/>" "<span class="muted">{format!("{} failed messages in a row", e.consecutive_failures)}</span>
+                {e.rate_limit_per_sec.map(|r| view! { <span class="muted" data-testid="rate-limit">{format!(" · at most {r} a second")}</span> })}
+            </p>
             {e.previous_secret_until_ms.map(|u| view! {
                 <p class="muted">"Secret rotated: the previous secret also signs every delivery until "<time datetime=iso(u / 1000)>{utc_ms(u)}</time>"."</p>
             })}

@@ -20,6 +20,9 @@ pub struct Endpoint {
     pub consecutive_failures: i64,
     /// Until when the previous secret still signs (a rotation overlap in progress), unix ms.
     pub previous_secret_until_ms: Option<i64>,
+    /// At most this many deliveries a second to it (set by its owner); `None`: no limit of its own.
+    /// Messages over it wait in the queue, not in a worker, so other endpoints are not slowed.
+    pub rate_limit_per_sec: Option<u32>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }

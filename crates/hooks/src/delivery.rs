@@ -440,7 +440,7 @@ impl WebhookTargets for EndpointTargets {
             let Some(inner) = self.0.upgrade() else { return Err(RouteError::Retry("shutting down".into())) };
             let message_id = message_id_of(job).ok_or_else(|| RouteError::GiveUp("malformed delivery".into()))?;
             let row = sqlx::query(
-                "SELECT e.owner, e.url, e.secret, e.previous_secret, e.previous_secret_until_ms, e.enabled, m.payload \
+                "SELECT e.owner, e.url, e.secret, e.previous_secret, e.previous_secret_until_ms, e.enabled, e.rate_limit_per_sec, m.payload \
                  FROM webhook_endpoints e JOIN webhook_messages m ON m.owner = e.owner WHERE e.id = $1 AND m.id = $2",
             )
             .bind(endpoint_id)
@@ -484,7 +484,8 @@ impl WebhookTargets for EndpointTargets {
                     keys.extend(open(&p).ok().and_then(|p| SigningKey::from_secret(&p).ok()));
                 }
             }
-            Ok(Some(WebhookTarget { url, keys, message_id, body: row.try_get("payload").map_err(get)? }))
+            let rate_limit_per_sec = row.try_get::<Option<i64>, _>("rate_limit_per_sec").map_err(get)?.and_then(|r| u32::try_from(r).ok());
+            Ok(Some(WebhookTarget { url, keys, message_id, body: row.try_get("payload").map_err(get)?, rate_limit_per_sec }))
         })
     }
 }

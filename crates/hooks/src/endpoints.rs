@@ -24,6 +24,8 @@ pub struct NewEndpoint {
     pub url: String,
     pub description: String,
     pub event_types: Vec<String>,
+    /// Deliveries per second at most (1 to 10,000); absent: no limit of its own.
+    pub rate_limit_per_sec: Option<u32>,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -34,6 +36,24 @@ pub struct EndpointUpdate {
     pub url: Option<String>,
     pub description: Option<String>,
     pub event_types: Option<Vec<String>>,
+    /// A new limit (1 to 10,000 a second), or 0 to remove it.
+    pub rate_limit_per_sec: Option<u32>,
+}
+
+/// The most a rate limit may be, per second.
+pub const MAX_RATE_LIMIT_PER_SEC: u32 = 10_000;
+
+fn check_rate_limit(rate: Option<u32>, allow_zero: bool, errors: &mut Vec<FieldError>) -> Option<u32> {
+    match rate {
+        Some(0) if allow_zero => None,
+        Some(n @ 1..=MAX_RATE_LIMIT_PER_SEC) => Some(n),
+        None => None,
+        Some(_) => {
+            let low = if allow_zero { 0 } else { 1 };
+            errors.push(FieldError::new("rate_limit_per_sec", format!("from {low} to {MAX_RATE_LIMIT_PER_SEC} a second")));
+            None
+        }
+    }
 }
 
 /// The answer to a creation: the only time (with rotation) the secret is shown.
@@ -54,7 +74,7 @@ impl std::fmt::Debug for CreatedEndpoint {
 pub use contract::webhooks::RotatedSecret;
 
 pub(crate) const ENDPOINT_COLUMNS: &str = "seq, id, url, description, event_types, enabled, disabled_reason, \
-     consecutive_failures, previous_secret_until_ms, created_ms, updated_ms";
+     consecutive_failures, previous_secret_until_ms, rate_limit_per_sec, created_ms, updated_ms";
 
 pub(crate) fn endpoint_from_row(r: &AnyRow, now: i64) -> Result<(i64, Endpoint), sqlx::Error> {
     let event_types: String = r.try_get("event_types")?;
@@ -70,6 +90,7 @@ pub(crate) fn endpoint_from_row(r: &AnyRow, now: i64) -> Result<(i64, Endpoint),
             disabled_reason: r.try_get("disabled_reason")?,
             consecutive_failures: r.try_get("consecutive_failures")?,
             previous_secret_until_ms: until.filter(|u| *u > now),
+            rate_limit_per_sec: r.try_get::<Option<i64>, _>("rate_limit_per_sec")?.and_then(|n| u32::try_from(n).ok()),
             created_ms: r.try_get("created_ms")?,
             updated_ms: r.try_get("updated_ms")?,
         },
@@ -125,6 +146,7 @@ impl Hooks {
         let url = self.check_url(&new.url, &mut errors).await;
         check_description(&new.description, &mut errors);
         let types = check_event_types(&new.event_types, &mut errors);
+        let rate = check_rate_limit(new.rate_limit_per_sec, false, &mut errors);
         if !errors.is_empty() {
             return Err(HooksError::Invalid(errors));
         }
@@ -136,7 +158,7 @@ impl Hooks {
         let (id, secret, now) = (new_id("ep"), SigningKey::generate_secret(), now_ms());
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, owner, url, description, event_types, secret, enabled, \
-             consecutive_failures, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, 1, 0, $7, $7)",
+             consecutive_failures, rate_limit_per_sec, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, 1, 0, $8, $7, $7)",
         )
         .bind(&id)
         .bind(owner)
@@ -145,6 +167,7 @@ impl Hooks {
         .bind(serde_json::to_string(&types).unwrap_or_else(|_| "[]".into()))
         .bind(self.inner.sealer.seal(&id, &secret))
         .bind(now)
+        .bind(rate.map(i64::from))
         .execute(self.pool())
         .await?;
         Ok(CreatedEndpoint { endpoint: self.get_endpoint(owner, &id).await?, secret })
@@ -180,18 +203,26 @@ impl Hooks {
             Some(t) => check_event_types(t, &mut errors),
             None => current.event_types,
         };
+        let rate = match update.rate_limit_per_sec {
+            Some(r) => check_rate_limit(Some(r), true, &mut errors),
+            None => current.rate_limit_per_sec,
+        };
         if !errors.is_empty() {
             return Err(HooksError::Invalid(errors));
         }
-        sqlx::query("UPDATE webhook_endpoints SET url = $1, description = $2, event_types = $3, updated_ms = $4 WHERE owner = $5 AND id = $6")
-            .bind(&url)
-            .bind(&description)
-            .bind(serde_json::to_string(&types).unwrap_or_else(|_| "[]".into()))
-            .bind(now_ms())
-            .bind(owner)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE webhook_endpoints SET url = $1, description = $2, event_types = $3, updated_ms = $4, rate_limit_per_sec = $7 \
+             WHERE owner = $5 AND id = $6",
+        )
+        .bind(&url)
+        .bind(&description)
+        .bind(serde_json::to_string(&types).unwrap_or_else(|_| "[]".into()))
+        .bind(now_ms())
+        .bind(owner)
+        .bind(id)
+        .bind(rate.map(i64::from))
+        .execute(self.pool())
+        .await?;
         self.get_endpoint(owner, id).await
     }
 

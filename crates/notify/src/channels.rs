@@ -19,6 +19,8 @@ pub(crate) struct Deliverer {
     pool_max_idle: usize,
     /// Set once the endpoint owner plugs in (before workers start, usually); read per webhook job.
     routed: RwLock<Option<Arc<Routed>>>,
+    /// Token buckets of rate-limited endpoints, by route, with the rate each was made for.
+    endpoint_limits: std::sync::Mutex<std::collections::HashMap<String, (u32, governor::DefaultDirectRateLimiter)>>,
     observers: RwLock<Arc<[Arc<dyn AttemptObserver>]>>,
 }
 
@@ -38,15 +40,21 @@ pub(crate) struct Delivery {
     pub give_up: bool,
     /// How long the receiver asked us to wait (`Retry-After` on 429, 502, 503, 504).
     pub retry_after: Option<Duration>,
+    /// Not attempted: the endpoint's rate limit is reached; try again after this long.
+    pub defer: Option<Duration>,
 }
 
 impl Delivery {
     fn of(result: Result<(), String>) -> Self {
-        Self { result, status: None, give_up: false, retry_after: None }
+        Self { result, status: None, give_up: false, retry_after: None, defer: None }
     }
 
     fn refused(e: impl Into<String>) -> Self {
-        Self { result: Err(e.into()), status: None, give_up: true, retry_after: None }
+        Self { result: Err(e.into()), status: None, give_up: true, retry_after: None, defer: None }
+    }
+
+    fn deferred(wait: Duration) -> Self {
+        Self { result: Err("rate limited".into()), status: None, give_up: false, retry_after: None, defer: Some(wait) }
     }
 }
 
@@ -87,6 +95,7 @@ impl Deliverer {
             timeout,
             pool_max_idle: cfg.pool_max_idle,
             routed: RwLock::new(None),
+            endpoint_limits: Default::default(),
             observers: RwLock::new(Arc::from(Vec::new())),
         })
     }
@@ -119,6 +128,25 @@ impl Deliverer {
         }
     }
 
+    /// How long `route` (limited to `per_sec`) must wait for its next delivery; `None`: go now (and
+    /// the delivery is counted).
+    fn endpoint_wait(&self, route: &str, per_sec: u32) -> Option<Duration> {
+        use governor::clock::Clock;
+        let per_sec = std::num::NonZeroU32::new(per_sec)?;
+        let mut limits = self.endpoint_limits.lock().expect("endpoint limits");
+        if limits.len() > 100_000 {
+            limits.clear(); // bounded: a forgotten bucket only forgets a burst
+        }
+        let (rate, bucket) =
+            limits.entry(route.to_string()).or_insert_with(|| (per_sec.get(), governor::RateLimiter::direct(governor::Quota::per_second(per_sec))));
+        if *rate != per_sec.get() {
+            // The owner changed the limit: a new bucket.
+            *rate = per_sec.get();
+            *bucket = governor::RateLimiter::direct(governor::Quota::per_second(per_sec));
+        }
+        bucket.check().err().map(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+    }
+
     /// One attempt. The error string is short and safe to store in the attempt history.
     pub async fn deliver(&self, job: &Job) -> Delivery {
         match job.channel {
@@ -141,6 +169,11 @@ impl Deliverer {
         let ts = crate::model::now_ms() / 1000;
         let request = match (&routed, target) {
             (Some(r), Some(t)) => {
+                if let (Some(per_sec), Some(route)) = (t.rate_limit_per_sec, job.route.as_deref()) {
+                    if let Some(wait) = self.endpoint_wait(route, per_sec) {
+                        return Delivery::deferred(wait);
+                    }
+                }
                 if t.keys.is_empty() {
                     return Delivery::refused("no signing key");
                 }
@@ -193,7 +226,7 @@ impl Deliverer {
             }
         };
         // 410 Gone: the receiver says the endpoint is no more (Standard Webhooks); no retry.
-        Delivery { result, status: Some(status), give_up: status == 410, retry_after: wait }
+        Delivery { result, status: Some(status), give_up: status == 410, retry_after: wait, defer: None }
     }
 }
 

@@ -13,6 +13,7 @@ pub(crate) struct Metrics {
     pub failed: IntCounterVec,
     pub retried: IntCounterVec,
     pub dead_lettered: IntCounterVec,
+    pub deferred: IntCounterVec,
     pub backlog: IntGaugeVec,
     pub retries_waiting: IntGaugeVec,
     pub latency: HistogramVec,
@@ -31,6 +32,7 @@ impl Metrics {
         let failed = counter("notify_failed_attempts_total", "Delivery attempts that failed.");
         let retried = counter("notify_retried_total", "Failed attempts scheduled for a retry.");
         let dead_lettered = counter("notify_dead_lettered_total", "Notifications moved to the dead-letter queue.");
+        let deferred = counter("notify_deferred_total", "Deliveries put back unattempted: their endpoint's rate limit was reached.");
         let backlog = IntGaugeVec::new(Opts::new("notify_backlog", "Notifications waiting, in flight or scheduled for retry."), &["backend"])
             .expect("valid metric");
         registry.register(Box::new(backlog.clone())).expect("unique metric");
@@ -51,12 +53,12 @@ impl Metrics {
         .expect("valid metric");
         registry.register(Box::new(latency.clone())).expect("unique metric");
         for c in Channel::ALL {
-            for m in [&enqueued, &delivered, &failed, &retried, &dead_lettered] {
+            for m in [&enqueued, &delivered, &failed, &retried, &dead_lettered, &deferred] {
                 m.with_label_values(&[c.as_str()]);
             }
             latency.with_label_values(&[c.as_str()]);
         }
-        Self { registry, enqueued, delivered, failed, retried, dead_lettered, backlog, retries_waiting, latency }
+        Self { registry, enqueued, delivered, failed, retried, dead_lettered, deferred, backlog, retries_waiting, latency }
     }
 
     pub fn set_backlog(&self, backend: Backend, n: u64, retries: u64) {

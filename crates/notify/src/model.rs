@@ -460,6 +460,9 @@ pub(crate) struct Completion {
     pub retry_at_ms: Option<i64>,
     /// Its run was cancelled: dropped without an attempt (`attempt` is then meaningless).
     pub cancelled: bool,
+    /// Not attempted (its endpoint's rate limit was reached): back in the queue, due at
+    /// `retry_at_ms`, its attempts unchanged, nothing recorded.
+    pub deferred: bool,
 }
 
 /// A notification that ran out of attempts.

@@ -26,6 +26,9 @@ pub struct WebhookTarget {
     pub message_id: String,
     /// The exact request body.
     pub body: String,
+    /// The endpoint's own limit, deliveries per second (per instance): over it, the job is deferred
+    /// in the queue rather than waited for in a worker.
+    pub rate_limit_per_sec: Option<u32>,
 }
 
 impl std::fmt::Debug for WebhookTarget {

@@ -164,7 +164,7 @@ impl<Q: Queue> WorkerPool<Q> {
         let number = job.attempts + 1;
         if cancelled {
             let attempt = Attempt { number, at_ms: now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
-            return Completion { job, attempt, retry_at_ms: None, cancelled: true };
+            return Completion { job, attempt, retry_at_ms: None, cancelled: true, deferred: false };
         }
         self.limits.acquire(job.channel).await;
         let started = Instant::now();
@@ -172,6 +172,13 @@ impl<Q: Queue> WorkerPool<Q> {
         let latency = started.elapsed();
         let ch = job.channel.as_str();
         let at_ms = now_ms();
+        if let Some(wait) = delivery.defer {
+            // Its endpoint's limit: back to the queue at once, so the worker serves other endpoints.
+            self.metrics.deferred.with_label_values(&[ch]).inc();
+            let attempt = Attempt { number: job.attempts, at_ms, outcome: AttemptOutcome::Retrying, latency_us: 0, error: None };
+            let due = at_ms + wait.as_millis().max(1) as i64;
+            return Completion { job, attempt, retry_at_ms: Some(due), cancelled: false, deferred: true };
+        }
         let (outcome, error, retry_at_ms) = match delivery.result {
             Ok(()) => {
                 self.metrics.delivered.with_label_values(&[ch]).inc();
@@ -198,8 +205,8 @@ impl<Q: Queue> WorkerPool<Q> {
             let report = AttemptReport { job, attempt, status: delivery.status, refused: delivery.give_up && delivery.status.is_none() };
             self.deliverer.observe(&report).await;
             let AttemptReport { job, attempt, .. } = report;
-            return Completion { job, attempt, retry_at_ms, cancelled: false };
+            return Completion { job, attempt, retry_at_ms, cancelled: false, deferred: false };
         }
-        Completion { job, attempt, retry_at_ms, cancelled: false }
+        Completion { job, attempt, retry_at_ms, cancelled: false, deferred: false }
     }
 }

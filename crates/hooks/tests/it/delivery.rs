@@ -18,7 +18,12 @@ const USER_9: Owner = Owner::from_static("9");
 const WAIT: Duration = Duration::from_secs(20);
 
 fn new(types: &[&str]) -> NewEndpoint {
-    NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: types.iter().map(|t| t.to_string()).collect() }
+    NewEndpoint {
+        url: "http://127.0.0.1:9/".into(),
+        description: String::new(),
+        event_types: types.iter().map(|t| t.to_string()).collect(),
+        rate_limit_per_sec: None,
+    }
 }
 
 /// An endpoint of `owner` pointed at a fresh sink that knows its secret.

@@ -12,7 +12,7 @@ const USER_7: Owner = Owner::from_static("7");
 const USER_8: Owner = Owner::from_static("8");
 
 fn new(url: &str) -> NewEndpoint {
-    NewEndpoint { url: url.into(), description: "orders".into(), event_types: vec!["workflow.completed".into()] }
+    NewEndpoint { url: url.into(), description: "orders".into(), event_types: vec!["workflow.completed".into()], rate_limit_per_sec: None }
 }
 
 #[tokio::test]
@@ -71,11 +71,12 @@ async fn bad_input_is_refused_field_by_field() {
             url: "http://169.254.169.254/latest/meta-data".into(),
             description: "x".repeat(501),
             event_types: vec!["user.deleted".into()],
+            rate_limit_per_sec: Some(0),
         };
         let e = hooks.create_endpoint(&USER_7, bad).await.unwrap_err();
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY.as_u16());
         let fields: Vec<&str> = e.field_errors().iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["url", "description", "event_types[0]"], "{}", db.engine.as_str());
+        assert_eq!(fields, ["url", "description", "event_types[0]", "rate_limit_per_sec"], "{}", db.engine.as_str());
         assert!(e.field_errors()[0].message.contains("link-local"), "{e}");
         for url in ["http://10.0.0.1/", "http://localhost:3000/", "http://2130706434/", "http://0x7f.2/", "ftp://93.184.216.34/", ""] {
             let e = hooks.create_endpoint(&USER_7, new(url)).await.unwrap_err();
@@ -90,6 +91,13 @@ async fn bad_input_is_refused_field_by_field() {
         let ep = hooks.create_endpoint(&USER_7, new("https://93.184.216.34/")).await.unwrap().endpoint;
         let e = hooks.update_endpoint(&USER_7, &ep.id, EndpointUpdate { url: Some("http://192.168.0.1/".into()), ..Default::default() }).await;
         assert_eq!(e.unwrap_err().field_errors()[0].field, "url");
+        // A rate limit is set, changed, refused out of range and removed with 0.
+        let limited = |r| EndpointUpdate { rate_limit_per_sec: Some(r), ..Default::default() };
+        assert_eq!(hooks.update_endpoint(&USER_7, &ep.id, limited(5)).await.unwrap().rate_limit_per_sec, Some(5));
+        let e = hooks.update_endpoint(&USER_7, &ep.id, limited(10_001)).await.unwrap_err();
+        assert_eq!(e.field_errors()[0].field, "rate_limit_per_sec");
+        assert_eq!(hooks.get_endpoint(&USER_7, &ep.id).await.unwrap().rate_limit_per_sec, Some(5), "a refusal changes nothing");
+        assert_eq!(hooks.update_endpoint(&USER_7, &ep.id, limited(0)).await.unwrap().rate_limit_per_sec, None);
         assert_eq!(hooks.get_endpoint(&USER_7, &ep.id).await.unwrap().url, "https://93.184.216.34/");
     }
 }

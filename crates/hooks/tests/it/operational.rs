@@ -15,8 +15,12 @@ const WAIT: Duration = Duration::from_secs(20);
 const EXHAUSTED: &str = "message.attempt.exhausted";
 
 async fn endpoint(hooks: &hooks::Hooks, types: &[&str], sink_cfg: SinkConfig) -> (String, Sink) {
-    let new =
-        NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: types.iter().map(|t| t.to_string()).collect() };
+    let new = NewEndpoint {
+        url: "http://127.0.0.1:9/".into(),
+        description: String::new(),
+        event_types: types.iter().map(|t| t.to_string()).collect(),
+        rate_limit_per_sec: None,
+    };
     let created = hooks.create_endpoint(&ANN, new).await.unwrap();
     let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { secret: created.secret.clone(), ..sink_cfg }).await.unwrap();
     sink.capture(100);

@@ -27,7 +27,7 @@ async fn secrets_are_sealed_resealed_under_a_new_key_and_still_sign() {
     for db in db::testing::engines().await {
         let engine = db.engine.as_str();
         let pool = common::pool(&db).await;
-        let new = NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: vec![] };
+        let new = NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: vec![], rate_limit_per_sec: None };
 
         // Sealed from the start when a key is configured.
         let sealed = Hooks::new(pool.clone(), keys(&[1]), None).unwrap();

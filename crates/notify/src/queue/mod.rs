@@ -180,7 +180,7 @@ pub(crate) fn run_deltas(done: &[Completion], now_ms: i64) -> std::collections::
     use crate::model::AttemptOutcome;
     let mut map: std::collections::HashMap<RunId, RunDelta> = std::collections::HashMap::new();
     for c in done {
-        let Some(run) = c.job.run.filter(|_| !c.cancelled) else { continue };
+        let Some(run) = c.job.run.filter(|_| !c.cancelled && !c.deferred) else { continue };
         let d = map.entry(run).or_default();
         match c.attempt.outcome {
             AttemptOutcome::Delivered => {

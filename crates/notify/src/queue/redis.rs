@@ -119,7 +119,8 @@ return #seqs
 /// Acknowledges a batch of outcomes. Only a message this call actually acknowledges (XACK = 1) has
 /// effects, so a message that was reclaimed and delivered twice is counted once. KEYS: stream, delayed,
 /// dead, deadmsg, key prefix. ARGV: 8 per item — receipt, id, kind (d delivered, r retry, x dead,
-/// c cancelled), run ("" for none), attempt JSON, score, member, latency buckets ("a12 e40").
+/// c cancelled, f deferred: back to the delayed set unattempted), run ("" for none), attempt JSON,
+/// score, member, latency buckets ("a12 e40").
 /// Returns how many items were settled (delivered, dead or cancelled).
 const COMPLETE_LUA: &str = r#"
 local stream, delayed, dead, deadmsg, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -138,6 +139,8 @@ for i = 1, #ARGV, 8 do
     if kind == 'c' then
       bump(run, 'cancelled', 1)
       settled = settled + 1
+    elseif kind == 'f' then
+      redis.call('ZADD', delayed, ARGV[i + 5], ARGV[i + 6])
     else
       local ak = prefix .. ':att:' .. seq
       redis.call('RPUSH', ak, ARGV[i + 4])
@@ -852,6 +855,10 @@ impl Queue for RedisQueue {
                 inv.arg("c").arg(run).arg("").arg(0).arg("").arg("");
                 continue;
             }
+            if c.deferred {
+                inv.arg("f").arg(run).arg("").arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, c.job.attempts)).arg("");
+                continue;
+            }
             let a = &c.attempt;
             let att = serde_json::to_string(a).unwrap_or_default();
             match a.outcome {
@@ -884,7 +891,7 @@ impl Queue for RedisQueue {
         let settled = settled?;
         let _ = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
         // Until the next refresh reads the delayed set's size.
-        let retries = done.iter().filter(|c| !c.cancelled && c.attempt.outcome == AttemptOutcome::Retrying).count() as u64;
+        let retries = done.iter().filter(|c| !c.cancelled && !c.deferred && c.attempt.outcome == AttemptOutcome::Retrying).count() as u64;
         self.delayed.fetch_add(retries, Ordering::Relaxed);
         Ok(())
     }

@@ -546,6 +546,7 @@ impl Queue for SqliteQueue {
                 let mut dead = conn
                     .prepare_cached("UPDATE notifications SET state = 3, attempts = ?2, done_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0")?;
                 let mut cancel = conn.prepare_cached("UPDATE notifications SET state = 4, done_ms = ?2 WHERE id = ?1 AND state = 0")?;
+                let mut defer = conn.prepare_cached("UPDATE notifications SET due_ms = ?2 WHERE id = ?1 AND state = 0")?;
                 let mut attempt_row = conn.prepare_cached(
                     "INSERT INTO attempts (notification_id, attempt, at_ms, outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
@@ -561,6 +562,11 @@ impl Queue for SqliteQueue {
                             settled += 1;
                             settled_retries += u64::from(c.job.attempts > 0);
                         }
+                        continue;
+                    }
+                    if c.deferred {
+                        // Not attempted: only later. Counts as a retry for waking the leaser.
+                        retried += defer.execute(params![id, c.retry_at_ms.unwrap_or(now).max(floor)])? as u64;
                         continue;
                     }
                     let a = &c.attempt;

@@ -32,6 +32,8 @@ impl WebhookTargets for Targets {
                 keys: self.keys.clone(),
                 message_id: "msg_fixed".into(),
                 body: r#"{"type":"test.ping","timestamp":"2026-12-01T00:00:00Z","data":{}}"#.into(),
+                // `routed:<url>#<n>` plays an endpoint limited to n a second.
+                rate_limit_per_sec: url.split_once('#').and_then(|(_, n)| n.parse().ok()),
             }))
         })
     }
@@ -223,4 +225,58 @@ async fn a_queue_file_without_the_owner_column_is_upgraded_and_keeps_its_backlog
     assert_eq!(seen.of("waiting", AttemptOutcome::Delivered), vec![None]);
     assert_eq!(seen.of("new", AttemptOutcome::Delivered), vec![Some("carol".to_string())]);
     svc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_endpoint_waits_in_the_queue_not_in_a_worker() {
+    let redis = Redis::start();
+    for backend in [Backend::Embedded, Backend::Redis] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig::default()).await.unwrap();
+        let mut cfg = config(&dir);
+        cfg.redis_url = Some(redis.url.clone());
+        cfg.redis_prefix = format!("limited-{}", backend.as_str());
+        // Two workers: were a limited endpoint's deliveries waited for in them, the other endpoint's
+        // would queue behind.
+        cfg.concurrency = 2;
+        cfg.webhook.url = sink.url();
+        let svc = NotifyService::new(cfg).await.unwrap();
+        let keys = vec![SigningKey::from_secret(SECRET_A).unwrap()];
+        svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(|ip| ip.is_loopback())) }).unwrap();
+        let seen = Arc::new(Seen::default());
+        svc.add_attempt_observer(seen.clone());
+        svc.start().await.unwrap();
+        let url = format!("http://127.0.0.1:{}/webhook", sink.addr().port());
+        let slow: Vec<_> = (0..20).map(|_| ("ep_slow".to_string(), hook(format!("routed:{url}#5")))).collect();
+        let fast: Vec<_> = (0..20).map(|_| ("ep_fast".to_string(), hook(format!("routed:{url}")))).collect();
+        let started = std::time::Instant::now();
+        svc.enqueue_routed(&contract::Owner::from("ann"), backend, slow).await.unwrap();
+        svc.enqueue_routed(&contract::Owner::from("ann"), backend, fast).await.unwrap();
+        let seen_for = |n: usize| {
+            let seen = seen.clone();
+            move || {
+                let seen = seen.clone();
+                async move { seen.0.lock().unwrap().iter().filter(|(r, ..)| !r.contains('#')).count() >= n }
+            }
+        };
+        wait_for("the unlimited endpoint's 20", Duration::from_secs(10), seen_for(20)).await;
+        let fast_done = started.elapsed();
+        wait_for("all 40", Duration::from_secs(20), || async { sink.stats().received == 40 }).await;
+        let all_done = started.elapsed();
+        assert!(fast_done < Duration::from_millis(1_500), "{backend:?}: the unlimited endpoint waited: {fast_done:?}");
+        // A burst of 5, then 5 a second: the other 15 take about 3 s.
+        assert!(all_done >= Duration::from_millis(2_500) && all_done < Duration::from_secs(10), "{backend:?}: {all_done:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let attempts = seen.0.lock().unwrap().clone();
+        assert_eq!(attempts.len(), 40, "{backend:?}: a deferral is no attempt");
+        assert!(attempts.iter().all(|(_, o, ..)| *o == AttemptOutcome::Delivered), "{backend:?}");
+        let deferred: u64 = svc
+            .metrics_text()
+            .lines()
+            .find(|l| l.starts_with("notify_deferred_total{channel=\"webhook\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(deferred > 0, "{backend:?}");
+        svc.shutdown().await;
+    }
 }

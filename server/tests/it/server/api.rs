@@ -655,3 +655,22 @@ fn recovering_an_endpoint_sends_what_it_missed_and_shows_the_progress() {
         assert_eq!(s, StatusCode::NOT_FOUND);
     })
 }
+
+#[test]
+fn an_endpoint_rate_limit_is_set_shown_and_checked_over_the_api() {
+    block_on(async {
+        let app = app().await;
+        app.create_user("tia", "tia-password-1").await;
+        let t = app.token("tia", &Scope::USER).await.1;
+        let new = |rate: Value| json!({"url": "http://127.0.0.1:9/hook", "rate_limit_per_sec": rate});
+        let (s, _, p) = app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(new(json!(0))))).await;
+        assert_eq!((s.as_u16(), p["errors"][0]["field"].as_str()), (422, Some("rate_limit_per_sec")), "{p}");
+        let (s, _, created) = app.call(api("POST", "/api/v1/webhooks/endpoints", Some(&t), Some(new(json!(25))))).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        assert_eq!(created["endpoint"]["rate_limit_per_sec"], 25);
+        let id = created["endpoint"]["id"].as_str().unwrap();
+        let (_, _, updated) =
+            app.call(api("PATCH", &format!("/api/v1/webhooks/endpoints/{id}"), Some(&t), Some(json!({"rate_limit_per_sec": 0})))).await;
+        assert_eq!(updated["rate_limit_per_sec"], Value::Null, "0 removes it: {updated}");
+    })
+}

@@ -46,7 +46,7 @@ async fn new_endpoint(app: &TestApp) -> String {
         .hooks
         .create_endpoint(
             &Owner::from("cora"),
-            hooks::NewEndpoint { url: "http://127.0.0.1:9/hook".into(), description: String::new(), event_types: vec![] },
+            hooks::NewEndpoint { url: "http://127.0.0.1:9/hook".into(), description: String::new(), event_types: vec![], rate_limit_per_sec: None },
         )
         .await
         .unwrap();

@@ -55,7 +55,12 @@ async fn a_notification_addressed_to_another_users_endpoint_never_reaches_it() {
     let created = hooks
         .create_endpoint(
             &Owner::from("alice"),
-            hooks::endpoints::NewEndpoint { url: "http://127.0.0.1:9/".into(), description: String::new(), event_types: vec![] },
+            hooks::endpoints::NewEndpoint {
+                url: "http://127.0.0.1:9/".into(),
+                description: String::new(),
+                event_types: vec![],
+                rate_limit_per_sec: None,
+            },
         )
         .await
         .unwrap();
