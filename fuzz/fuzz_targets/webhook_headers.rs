@@ -85,8 +85,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(padded) = headers(&format!(" {id} "), &format!("\t{ts} "), &format!("  {sig} ")) {
         assert_eq!(outcome(&padded, body, keys), verifies, "spaces around the headers changed the outcome");
     }
-    if let Some(h) = headers(id, &format!("+000{t}"), &sig) {
-        assert_eq!(outcome(&h, body, keys), verifies, "+000{t} is the same timestamp");
+    // Only for a header that was plain text: "\u{a0}{t}" is refused as unreadable, "+000{t}" is not.
+    if ts_plain {
+        if let Some(h) = headers(id, &format!("+000{t}"), &sig) {
+            assert_eq!(outcome(&h, body, keys), verifies, "+000{t} is the same timestamp");
+        }
     }
     // Rotation: holding another key beside this one changes nothing.
     let other = SigningKey::from_secret(OTHER).unwrap();

@@ -153,6 +153,9 @@ pub struct WebhookRetry {
     /// Longest `Retry-After` a receiver may ask for with 429, 502, 503 or 504 (ms); a longer one is cut
     /// to this. The wait is the longer of the schedule's and the receiver's.
     pub max_retry_after_ms: u64,
+    /// Retries one endpoint may have waiting; past it, its oldest waiting retries become dead letters
+    /// (its owner is told, and can recover them once the receiver is back). 0: no cap.
+    pub max_pending_per_endpoint: u64,
 }
 
 /// Svix: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -160,7 +163,7 @@ pub const SVIX_SCHEDULE_MS: [u64; 7] = [5_000, 300_000, 1_800_000, 7_200_000, 18
 
 impl Default for WebhookRetry {
     fn default() -> Self {
-        Self { schedule_ms: SVIX_SCHEDULE_MS.to_vec(), jitter: 0.1, max_retry_after_ms: 3_600_000 }
+        Self { schedule_ms: SVIX_SCHEDULE_MS.to_vec(), jitter: 0.1, max_retry_after_ms: 3_600_000, max_pending_per_endpoint: 100_000 }
     }
 }
 

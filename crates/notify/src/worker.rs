@@ -159,6 +159,42 @@ impl<Q: Queue> WorkerPool<Q> {
         }
     }
 
+    /// An endpoint may have at most `max_pending_per_endpoint` retries waiting: before one more is
+    /// added, its oldest waiting ones beyond the cap become dead letters, and the observers hear of
+    /// each (the endpoint's owner is told, and can recover them later).
+    async fn keep_under_cap(&self, route: &str) {
+        let cap = self.retry.webhook.max_pending_per_endpoint;
+        if cap == 0 {
+            return;
+        }
+        let waiting = match self.queue.route_retries(route).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count an endpoint's retries");
+                return;
+            }
+        };
+        if waiting < cap {
+            return;
+        }
+        let why = format!("dropped: more than {cap} retries were waiting for this endpoint");
+        let shed = match self.queue.shed_oldest(route, (waiting + 1 - cap) as usize, &why).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not shed an endpoint's oldest retries");
+                return;
+            }
+        };
+        let at_ms = now_ms();
+        for job in shed {
+            self.metrics.dead_lettered.with_label_values(&[job.channel.as_str()]).inc();
+            if self.deliverer.has_observers() {
+                let attempt = Attempt { number: job.attempts, at_ms, outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: Some(why.clone()) };
+                self.deliverer.observe(&AttemptReport { job, attempt, status: None, refused: false }).await;
+            }
+        }
+    }
+
     async fn deliver_one(&self, job: Job) -> Completion {
         let cancelled = job.run.is_some_and(|r| self.cancelled.read().map(|s| s.contains(&r)).unwrap_or(false));
         let number = job.attempts + 1;
@@ -189,6 +225,9 @@ impl<Q: Queue> WorkerPool<Q> {
                 self.metrics.failed.with_label_values(&[ch]).inc();
                 match self.retry.next(&job, number, delivery.retry_after).filter(|_| !delivery.give_up) {
                     Some(wait) => {
+                        if let Some(route) = &job.route {
+                            self.keep_under_cap(route).await;
+                        }
                         self.metrics.retried.with_label_values(&[ch]).inc();
                         (AttemptOutcome::Retrying, Some(e), Some(at_ms + wait.as_millis() as i64))
                     }

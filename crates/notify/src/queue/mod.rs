@@ -37,6 +37,13 @@ pub(crate) trait Queue: Send + Sync + 'static {
     /// Of the backlog, the notifications that failed and wait for a retry, as last seen.
     fn retries_waiting(&self) -> u64;
 
+    /// Retries waiting of one route (a webhook endpoint).
+    fn route_retries(&self, route: &str) -> impl Future<Output = Result<u64, NotifyError>> + Send;
+
+    /// Takes up to `n` of `route`'s oldest waiting retries out of the queue as dead letters (last error
+    /// `why`), answering their jobs so the observers hear of them.
+    fn shed_oldest(&self, route: &str, n: usize, why: &str) -> impl Future<Output = Result<Vec<Job>, NotifyError>> + Send;
+
     /// What the high-water mark is about: the backlog without retries waiting. A receiver that is
     /// down holds its retries for a day; they must not turn every producer away.
     fn fresh_backlog(&self) -> u64 {

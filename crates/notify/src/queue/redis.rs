@@ -69,8 +69,26 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, m in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'm', m)
   redis.call('ZREM', KEYS[1], m)
+  -- A routed retry leaves its endpoint's waiting set too (only routed messages carry "e").
+  if string.find(m, '"e":', 1, true) then
+    local ok, w = pcall(cjson.decode, m)
+    if ok and type(w.e) == 'string' then redis.call('ZREM', ARGV[3] .. ':retryby:' .. w.e, m) end
+  end
 end
 return #due
+"#;
+
+/// Takes an endpoint's oldest waiting retries out of the delayed set (those still in it: one moved
+/// to the stream meanwhile is being tried). KEYS: delayed, the endpoint's waiting set. ARGV: n.
+/// Returns the messages taken.
+const SHED_LUA: &str = r#"
+local ms = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+local out = {}
+for _, m in ipairs(ms) do
+  redis.call('ZREM', KEYS[2], m)
+  if redis.call('ZREM', KEYS[1], m) == 1 then table.insert(out, m) end
+end
+return out
 "#;
 
 /// Puts dead letters back. KEYS: dead, deadmsg, stream, run-key prefix, the owner's dead set ("" for
@@ -120,7 +138,7 @@ return #seqs
 /// effects, so a message that was reclaimed and delivered twice is counted once. KEYS: stream, delayed,
 /// dead, deadmsg, key prefix. ARGV: 8 per item — receipt, id, kind (d delivered, r retry, x dead,
 /// c cancelled, f deferred: back to the delayed set unattempted), run ("" for none), attempt JSON,
-/// score, member, latency buckets ("a12 e40").
+/// score, member, latency buckets ("a12 e40") for d or the route for r.
 /// Returns how many items were settled (delivered, dead or cancelled).
 const COMPLETE_LUA: &str = r#"
 local stream, delayed, dead, deadmsg, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -151,6 +169,8 @@ for i = 1, #ARGV, 8 do
         settled = settled + 1
       elseif kind == 'r' then
         redis.call('ZADD', delayed, ARGV[i + 5], ARGV[i + 6])
+        -- A routed retry is also in its endpoint's waiting set, oldest (lowest id) first.
+        if ARGV[i + 7] ~= '' then redis.call('ZADD', prefix .. ':retryby:' .. ARGV[i + 7], seq, ARGV[i + 6]) end
         bump(run, 'failed', 1)
         bump(run, 'retried', 1)
       else
@@ -308,6 +328,7 @@ pub struct RedisQueue {
     held: std::sync::Mutex<std::collections::HashSet<String>>,
     enqueue_script: redis::Script,
     move_script: redis::Script,
+    shed_script: redis::Script,
     replay_script: redis::Script,
     complete_script: redis::Script,
     release_script: redis::Script,
@@ -331,6 +352,10 @@ impl Keys {
     }
     fn attempts(&self, seq: u64) -> String {
         format!("{}:att:{seq}", self.prefix)
+    }
+    /// One endpoint's waiting retries (by notification id), for its pending-retry cap.
+    fn retry_by(&self, route: &str) -> String {
+        format!("{}:retryby:{route}", self.prefix)
     }
     /// One owner's dead letters (a sorted set by time, like `:dead`).
     fn dead_of(&self, owner: Option<&str>) -> String {
@@ -391,6 +416,7 @@ impl RedisQueue {
             held: Default::default(),
             enqueue_script: redis::Script::new(ENQUEUE_LUA),
             move_script: redis::Script::new(MOVE_DUE_LUA),
+            shed_script: redis::Script::new(SHED_LUA),
             replay_script: redis::Script::new(REPLAY_LUA),
             complete_script: redis::Script::new(COMPLETE_LUA),
             release_script: redis::Script::new(RELEASE_LUA),
@@ -595,7 +621,15 @@ impl RedisQueue {
 
     async fn move_due(&self) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
-        let n: u64 = self.move_script.key(&self.keys.delayed).key(&self.keys.stream).arg(now_ms()).arg(1000).invoke_async(&mut c).await?;
+        let n: u64 = self
+            .move_script
+            .key(&self.keys.delayed)
+            .key(&self.keys.stream)
+            .arg(now_ms())
+            .arg(1000)
+            .arg(&self.keys.prefix)
+            .invoke_async(&mut c)
+            .await?;
         Ok(n)
     }
 
@@ -868,7 +902,8 @@ impl Queue for RedisQueue {
                     inv.arg("d").arg(run).arg(att).arg(0).arg("").arg(buckets);
                 }
                 AttemptOutcome::Retrying => {
-                    inv.arg("r").arg(run).arg(att).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).arg("");
+                    let route = c.job.route.as_deref().unwrap_or_default();
+                    inv.arg("r").arg(run).arg(att).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).arg(route);
                 }
                 AttemptOutcome::DeadLettered => {
                     let rec = DeadRecord {
@@ -918,6 +953,42 @@ impl Queue for RedisQueue {
 
     fn retries_waiting(&self) -> u64 {
         self.delayed.load(Ordering::Relaxed)
+    }
+
+    async fn route_retries(&self, route: &str) -> Result<u64, NotifyError> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("ZCARD").arg(self.keys.retry_by(route)).query_async(&mut c).await?)
+    }
+
+    async fn shed_oldest(&self, route: &str, n: usize, why: &str) -> Result<Vec<Job>, NotifyError> {
+        let mut c = self.conn.clone();
+        let members: Vec<String> = self.shed_script.key(&self.keys.delayed).key(self.keys.retry_by(route)).arg(n).invoke_async(&mut c).await?;
+        let jobs: Vec<Job> = members.iter().filter_map(|m| serde_json::from_str::<Wire>(m).ok()?.into_job(String::new())).collect();
+        if jobs.is_empty() {
+            return Ok(jobs);
+        }
+        // Out of the delayed set (atomically, so no other worker has them): now their dead letters,
+        // written together.
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for j in &jobs {
+            let z = self.keys.dead_of(j.owner.as_deref());
+            let rec = DeadRecord { w: wire_json(j, 0), r: j.run, e: Some(why.to_string()), at: now, n: j.attempts, z: Some(z.clone()) };
+            let attempt =
+                Attempt { number: j.attempts, at_ms: now, outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: Some(why.to_string()) };
+            let seq = j.id.seq;
+            pipe.hset(&self.keys.deadmsg, seq, serde_json::to_string(&rec).unwrap_or_default()).ignore();
+            pipe.zadd(&self.keys.dead, seq, now).ignore();
+            pipe.zadd(&z, seq, now).ignore();
+            pipe.rpush(self.keys.attempts(seq), serde_json::to_string(&attempt).unwrap_or_default()).ignore();
+            pipe.expire(self.keys.attempts(seq), 604_800).ignore();
+        }
+        let _: () = pipe.query_async(&mut c).await?;
+        let k = jobs.len() as u64;
+        let _ = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(k)));
+        let _ = self.delayed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(k)));
+        Ok(jobs)
     }
 
     async fn dead_letters(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {

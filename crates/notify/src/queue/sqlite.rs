@@ -135,9 +135,14 @@ CREATE INDEX attempts_by_age ON attempts(at_ms);
 CREATE INDEX runs_finished ON runs(finished_ms) WHERE finished_ms IS NOT NULL;
 "#;
 
+/// Version 5 (issue 18): an endpoint's waiting retries, oldest first, for its pending-retry cap.
+const SCHEMA_V5: &str = r#"
+CREATE INDEX notifications_retrying_by_route ON notifications(route, id) WHERE state = 0 AND attempts > 0 AND route IS NOT NULL;
+"#;
+
 /// The schema's steps, in order: step `i` takes a file from `user_version` i to i + 1. Append new
 /// steps here (never edit a released one); each runs in its own transaction with its version bump.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// The WAL is cut back to this after a checkpoint (it grows to ~64 MB between checkpoints, see
 /// `wal_autocheckpoint`; a big prune or the one-off `VACUUM` must not leave it larger for good).
@@ -222,6 +227,8 @@ pub struct SqliteQueue {
     backlog: Arc<AtomicU64>,
     /// Unsettled notifications that have failed at least once (the retries of the backlog).
     retrying: Arc<AtomicU64>,
+    /// The same, per route (webhook endpoint).
+    route_retrying: Arc<Mutex<std::collections::HashMap<String, u64>>>,
     work: Arc<Notify>,
     leases: Arc<Mutex<Leases>>,
     path: PathBuf,
@@ -283,6 +290,10 @@ impl SqliteQueue {
         conn.execute("UPDATE notifications SET state = 0 WHERE state = 1", [])?;
         let waiting: i64 = conn.query_row("SELECT count(*) FROM notifications WHERE state = 0", [], |r| r.get(0))?;
         let retrying = count_retrying(&conn)?;
+        let route_retrying = conn
+            .prepare("SELECT route, count(*) FROM notifications WHERE state = 0 AND attempts > 0 AND route IS NOT NULL GROUP BY route")?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<rusqlite::Result<std::collections::HashMap<_, _>>>()?;
         let (tx, rx) = mpsc::channel::<Cmd>();
         std::thread::Builder::new()
             .name("notify-sqlite".into())
@@ -293,6 +304,7 @@ impl SqliteQueue {
             tx,
             backlog: Arc::new(AtomicU64::new(waiting as u64)),
             retrying: Arc::new(AtomicU64::new(retrying)),
+            route_retrying: Arc::new(Mutex::new(route_retrying)),
             work: Arc::new(Notify::new()),
             leases: Arc::new(Mutex::new(leases)),
             path,
@@ -527,7 +539,7 @@ impl Queue for SqliteQueue {
         if done.is_empty() {
             return Ok(());
         }
-        let (backlog, leases, retrying) = (self.backlog.clone(), self.leases.clone(), self.retrying.clone());
+        let (backlog, leases, retrying, by_route) = (self.backlog.clone(), self.leases.clone(), self.retrying.clone(), self.route_retrying.clone());
         let retried = self
             .call(move |conn| {
                 let now = now_ms();
@@ -553,6 +565,7 @@ impl Queue for SqliteQueue {
                 let mut cancelled_per_run: std::collections::HashMap<i64, i64> = Default::default();
                 // Retries waiting: +1 when a first attempt fails, -1 when a retried one settles.
                 let (mut first_failures, mut settled_retries) = (0u64, 0u64);
+                let mut route_deltas: Vec<(String, bool)> = vec![];
                 for c in done {
                     let id = c.job.id.seq as i64;
                     l.in_flight.remove(&id);
@@ -582,10 +595,16 @@ impl Queue for SqliteQueue {
                         AttemptOutcome::Retrying => {
                             retried += 1;
                             first_failures += u64::from(c.job.attempts == 0);
+                            if let (0, Some(r)) = (c.job.attempts, &c.job.route) {
+                                route_deltas.push((r.clone(), true));
+                            }
                         }
                         _ => {
                             settled += 1;
                             settled_retries += u64::from(c.job.attempts > 0);
+                            if let (1.., Some(r)) = (c.job.attempts, &c.job.route) {
+                                route_deltas.push((r.clone(), false));
+                            }
                         }
                     }
                     if a.outcome != AttemptOutcome::Delivered {
@@ -613,6 +632,14 @@ impl Queue for SqliteQueue {
                 }
                 let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
                 let _ = retrying.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some((r + first_failures).saturating_sub(settled_retries)));
+                if !route_deltas.is_empty() {
+                    let mut m = by_route.lock().expect("route retries");
+                    for (route, up) in route_deltas {
+                        let n = m.entry(route).or_default();
+                        *n = if up { *n + 1 } else { n.saturating_sub(1) };
+                    }
+                    m.retain(|_, n| *n > 0);
+                }
                 Ok(retried)
             })
             .await?;
@@ -647,6 +674,48 @@ impl Queue for SqliteQueue {
 
     fn retries_waiting(&self) -> u64 {
         self.retrying.load(Ordering::Relaxed)
+    }
+
+    async fn route_retries(&self, route: &str) -> Result<u64, NotifyError> {
+        Ok(self.route_retrying.lock().expect("route retries").get(route).copied().unwrap_or(0))
+    }
+
+    async fn shed_oldest(&self, route: &str, n: usize, why: &str) -> Result<Vec<Job>, NotifyError> {
+        let (route, why) = (route.to_string(), why.to_string());
+        let (leases, backlog, retrying, by_route) = (self.leases.clone(), self.backlog.clone(), self.retrying.clone(), self.route_retrying.clone());
+        self.call(move |conn| {
+            let l = leases.lock().expect("leases");
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route \
+                 FROM notifications WHERE state = 0 AND attempts > 0 AND route = ?1 ORDER BY id LIMIT ?2",
+            )?;
+            // Leased ones are being tried right now: not shed.
+            let jobs: Vec<Job> = stmt
+                .query_map(params![route, (n + l.in_flight.len().min(1024)) as i64], job_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|j| !l.in_flight.contains(&(j.id.seq as i64)))
+                .take(n)
+                .collect();
+            let now = now_ms();
+            let mut dead = conn.prepare_cached("UPDATE notifications SET state = 3, done_ms = ?2, last_error = ?3 WHERE id = ?1 AND state = 0")?;
+            let mut attempt_row = conn.prepare_cached(
+                "INSERT INTO attempts (notification_id, attempt, at_ms, outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+            )?;
+            for j in &jobs {
+                dead.execute(params![j.id.seq as i64, now, why])?;
+                attempt_row.execute(params![j.id.seq as i64, j.attempts, now, AttemptOutcome::DeadLettered.code(), why])?;
+            }
+            let k = jobs.len() as u64;
+            let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(k)));
+            let _ = retrying.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some(r.saturating_sub(k)));
+            let mut m = by_route.lock().expect("route retries");
+            if let Some(c) = m.get_mut(&route) {
+                *c = c.saturating_sub(k);
+            }
+            Ok(jobs)
+        })
+        .await
     }
 
     async fn dead_letters(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {

@@ -206,7 +206,7 @@ async fn a_queue_file_without_the_owner_column_is_upgraded_and_keeps_its_backlog
     // Back to the shape of that time: schema version 0, no owner column (nor anything built on it).
     conn.execute_batch(
         "DROP INDEX notifications_idem_owner; DROP INDEX notifications_idem_operator; DROP INDEX notifications_dead_by_owner; \
-         DROP INDEX notifications_settled; DROP INDEX attempts_by_age; DROP INDEX runs_finished; \
+         DROP INDEX notifications_settled; DROP INDEX attempts_by_age; DROP INDEX runs_finished; DROP INDEX notifications_retrying_by_route; \
          DROP TABLE owner_usage; ALTER TABLE notifications DROP COLUMN route; ALTER TABLE notifications DROP COLUMN owner; \
          CREATE UNIQUE INDEX notifications_idem ON notifications(idem_key) WHERE idem_key IS NOT NULL; PRAGMA user_version = 0;",
     )
@@ -277,6 +277,60 @@ async fn a_rate_limited_endpoint_waits_in_the_queue_not_in_a_worker() {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0);
         assert!(deferred > 0, "{backend:?}");
+        svc.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_cap_an_endpoints_oldest_waiting_retries_become_dead_letters_and_are_reported() {
+    let redis = Redis::start();
+    for backend in [Backend::Embedded, Backend::Redis] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { fail_rate: 1.0, ..SinkConfig::default() }).await.unwrap();
+        let mut cfg = config(&dir);
+        cfg.redis_url = Some(redis.url.clone());
+        cfg.redis_prefix = format!("cap-{}", backend.as_str());
+        cfg.webhook.url = sink.url();
+        // The receiver is down all along; every retry waits an hour.
+        cfg.webhook.retry = WebhookRetry { max_pending_per_endpoint: 10, ..WebhookRetry::every(3_600_000, 5) };
+        let svc = NotifyService::new(cfg).await.unwrap();
+        let keys = vec![SigningKey::from_secret(SECRET_A).unwrap()];
+        svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(|ip| ip.is_loopback())) }).unwrap();
+        let seen = Arc::new(Seen::default());
+        svc.add_attempt_observer(seen.clone());
+        svc.start().await.unwrap();
+        let owner = contract::Owner::from("ann");
+        let job = |n: usize| ("ep_down".to_string(), hook(format!("routed:{}#n{n}", sink.url())));
+        let waiting = |n: u64| {
+            let svc = svc.clone();
+            move || {
+                let svc = svc.clone();
+                async move { svc.metrics_text().contains(&format!("notify_retries_waiting{{backend=\"{}\"}} {n}", backend.as_str())) }
+            }
+        };
+        let mut ids = vec![];
+        for n in 0..10 {
+            ids.extend(svc.enqueue_routed(&owner, backend, vec![job(n)]).await.unwrap());
+        }
+        wait_for("ten retries waiting", Duration::from_secs(10), waiting(10)).await;
+        // Each further failure makes room by dropping the oldest waiting one.
+        for n in 10..15 {
+            ids.extend(svc.enqueue_routed(&owner, backend, vec![job(n)]).await.unwrap());
+            let dead = n - 9;
+            wait_for("the oldest to be dropped", Duration::from_secs(10), || async { svc.dead_letters(100).await.unwrap().len() == dead }).await;
+            wait_for("still ten waiting", Duration::from_secs(10), waiting(10)).await;
+        }
+        let mut dead: Vec<String> = svc.dead_letters(100).await.unwrap().iter().map(|d| d.id.to_string()).collect();
+        dead.sort();
+        let mut oldest: Vec<String> = ids[..5].iter().map(|i| i.to_string()).collect();
+        oldest.sort();
+        assert_eq!(dead, oldest, "{backend:?}: the five oldest");
+        let reports = seen.0.lock().unwrap().clone();
+        let dropped = reports.iter().filter(|(_, o, status, _)| *o == AttemptOutcome::DeadLettered && status.is_none()).count();
+        assert_eq!(dropped, 5, "{backend:?}: the observers heard of each: {reports:?}");
+        assert_eq!(svc.backlog(backend), 10, "{backend:?}");
+        let why = svc.dead_letters(1).await.unwrap()[0].last_error.clone().unwrap_or_default();
+        assert!(why.contains("more than 10 retries"), "{backend:?}: {why}");
         svc.shutdown().await;
     }
 }
