@@ -509,7 +509,7 @@ pub fn EndpointPage() -> impl IntoView {
             None => ().into_any(),
         }}
         <p class="alert alert-error" role="alert" hidden=move || other_error().is_none()>{other_error}</p>
-        <p class="muted" role="status" data-testid="endpoint-status-message">{move || sent().or_else(replayed).or_else(recovered)}</p>
+        <p class="muted" role="status" data-testid="endpoint-status-message">{move || recovered().or_else(sent).or_else(replayed)}</p>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {

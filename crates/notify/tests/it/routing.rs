@@ -227,25 +227,38 @@ async fn a_queue_file_without_the_owner_column_is_upgraded_and_keeps_its_backlog
     svc.shutdown().await;
 }
 
+/// A started service on `backend` (its own Redis prefix) whose webhooks [`Targets`] routes (loopback
+/// allowed) and `sink` gets otherwise, with an observer of every attempt.
+async fn routed_on(
+    dir: &tempfile::TempDir,
+    redis: &Redis,
+    backend: Backend,
+    sink: &Sink,
+    tune: impl FnOnce(&mut PipelineConfig),
+) -> (NotifyService, Arc<Seen>) {
+    let mut cfg = config(dir);
+    cfg.redis_url = Some(redis.url.clone());
+    cfg.redis_prefix = format!("routed-{}-{}", backend.as_str(), sink.addr().port());
+    cfg.webhook.url = sink.url();
+    tune(&mut cfg);
+    let svc = NotifyService::new(cfg).await.unwrap();
+    let keys = vec![SigningKey::from_secret(SECRET_A).unwrap()];
+    svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(|ip| ip.is_loopback())) }).unwrap();
+    let seen = Arc::new(Seen::default());
+    svc.add_attempt_observer(seen.clone());
+    svc.start().await.unwrap();
+    (svc, seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_endpoint_waits_in_the_queue_not_in_a_worker() {
     let redis = Redis::start();
     for backend in [Backend::Embedded, Backend::Redis] {
         let dir = tempfile::tempdir().unwrap();
         let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig::default()).await.unwrap();
-        let mut cfg = config(&dir);
-        cfg.redis_url = Some(redis.url.clone());
-        cfg.redis_prefix = format!("limited-{}", backend.as_str());
         // Two workers: were a limited endpoint's deliveries waited for in them, the other endpoint's
         // would queue behind.
-        cfg.concurrency = 2;
-        cfg.webhook.url = sink.url();
-        let svc = NotifyService::new(cfg).await.unwrap();
-        let keys = vec![SigningKey::from_secret(SECRET_A).unwrap()];
-        svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(|ip| ip.is_loopback())) }).unwrap();
-        let seen = Arc::new(Seen::default());
-        svc.add_attempt_observer(seen.clone());
-        svc.start().await.unwrap();
+        let (svc, seen) = routed_on(&dir, &redis, backend, &sink, |cfg| cfg.concurrency = 2).await;
         let url = format!("http://127.0.0.1:{}/webhook", sink.addr().port());
         let slow: Vec<_> = (0..20).map(|_| ("ep_slow".to_string(), hook(format!("routed:{url}#5")))).collect();
         let fast: Vec<_> = (0..20).map(|_| ("ep_fast".to_string(), hook(format!("routed:{url}")))).collect();
@@ -287,18 +300,11 @@ async fn past_its_cap_an_endpoints_oldest_waiting_retries_become_dead_letters_an
     for backend in [Backend::Embedded, Backend::Redis] {
         let dir = tempfile::tempdir().unwrap();
         let sink = Sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { fail_rate: 1.0, ..SinkConfig::default() }).await.unwrap();
-        let mut cfg = config(&dir);
-        cfg.redis_url = Some(redis.url.clone());
-        cfg.redis_prefix = format!("cap-{}", backend.as_str());
-        cfg.webhook.url = sink.url();
         // The receiver is down all along; every retry waits an hour.
-        cfg.webhook.retry = WebhookRetry { max_pending_per_endpoint: 10, ..WebhookRetry::every(3_600_000, 5) };
-        let svc = NotifyService::new(cfg).await.unwrap();
-        let keys = vec![SigningKey::from_secret(SECRET_A).unwrap()];
-        svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(|ip| ip.is_loopback())) }).unwrap();
-        let seen = Arc::new(Seen::default());
-        svc.add_attempt_observer(seen.clone());
-        svc.start().await.unwrap();
+        let (svc, seen) = routed_on(&dir, &redis, backend, &sink, |cfg| {
+            cfg.webhook.retry = WebhookRetry { max_pending_per_endpoint: 10, ..WebhookRetry::every(3_600_000, 5) }
+        })
+        .await;
         let owner = contract::Owner::from("ann");
         let job = |n: usize| ("ep_down".to_string(), hook(format!("routed:{}#n{n}", sink.url())));
         let waiting = |n: u64| {
@@ -312,13 +318,13 @@ async fn past_its_cap_an_endpoints_oldest_waiting_retries_become_dead_letters_an
         for n in 0..10 {
             ids.extend(svc.enqueue_routed(&owner, backend, vec![job(n)]).await.unwrap());
         }
-        wait_for("ten retries waiting", Duration::from_secs(10), waiting(10)).await;
+        wait_for("ten retries waiting", Duration::from_secs(30), waiting(10)).await;
         // Each further failure makes room by dropping the oldest waiting one.
         for n in 10..15 {
             ids.extend(svc.enqueue_routed(&owner, backend, vec![job(n)]).await.unwrap());
             let dead = n - 9;
-            wait_for("the oldest to be dropped", Duration::from_secs(10), || async { svc.dead_letters(100).await.unwrap().len() == dead }).await;
-            wait_for("still ten waiting", Duration::from_secs(10), waiting(10)).await;
+            wait_for("the oldest to be dropped", Duration::from_secs(30), || async { svc.dead_letters(100).await.unwrap().len() == dead }).await;
+            wait_for("still ten waiting", Duration::from_secs(30), waiting(10)).await;
         }
         let mut dead: Vec<String> = svc.dead_letters(100).await.unwrap().iter().map(|d| d.id.to_string()).collect();
         dead.sort();
