@@ -400,7 +400,21 @@ pub enum RetryClass {
     Webhook,
 }
 
+/// The pending-retry cap's key of webhooks that go to the configured receiver (`notify.webhook.url`)
+/// rather than to a registered endpoint (whose id is the key).
+pub const DEFAULT_RECEIVER: &str = "-";
+
 impl Job {
+    /// Whose pending-retry cap this job's retries count under: its endpoint's, or the configured
+    /// receiver's for any other webhook on the webhook schedule; `None` for everything else.
+    pub fn cap_key(&self) -> Option<&str> {
+        match (&self.route, self.retry_class()) {
+            (Some(r), _) => Some(r.as_str()),
+            (None, RetryClass::Webhook) => Some(DEFAULT_RECEIVER),
+            (None, RetryClass::Standard) => None,
+        }
+    }
+
     /// A webhook outside a simulation run is a real receiver's: it gets the long schedule. A run's
     /// webhooks measure the pipeline and keep the run's backoff.
     pub fn retry_class(&self) -> RetryClass {

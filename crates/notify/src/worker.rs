@@ -225,8 +225,8 @@ impl<Q: Queue> WorkerPool<Q> {
                 self.metrics.failed.with_label_values(&[ch]).inc();
                 match self.retry.next(&job, number, delivery.retry_after).filter(|_| !delivery.give_up) {
                     Some(wait) => {
-                        if let Some(route) = &job.route {
-                            self.keep_under_cap(route).await;
+                        if let Some(key) = job.cap_key() {
+                            self.keep_under_cap(key).await;
                         }
                         self.metrics.retried.with_label_values(&[ch]).inc();
                         (AttemptOutcome::Retrying, Some(e), Some(at_ms + wait.as_millis() as i64))

@@ -69,10 +69,15 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, m in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'm', m)
   redis.call('ZREM', KEYS[1], m)
-  -- A routed retry leaves its endpoint's waiting set too (only routed messages carry "e").
-  if string.find(m, '"e":', 1, true) then
+  -- A webhook retry leaves its cap's waiting set too: its endpoint's ("e"), or the configured
+  -- receiver's ("-") for a webhook outside a run. Others carry neither, and are not decoded.
+  if string.find(m, '"e":', 1, true) or string.find(m, '"c":"webhook"', 1, true) then
     local ok, w = pcall(cjson.decode, m)
-    if ok and type(w.e) == 'string' then redis.call('ZREM', ARGV[3] .. ':retryby:' .. w.e, m) end
+    if ok then
+      local key = nil
+      if type(w.e) == 'string' then key = w.e elseif w.c == 'webhook' and w.r == nil then key = '-' end
+      if key then redis.call('ZREM', ARGV[3] .. ':retryby:' .. key, m) end
+    end
   end
 end
 return #due
@@ -138,7 +143,7 @@ return #seqs
 /// effects, so a message that was reclaimed and delivered twice is counted once. KEYS: stream, delayed,
 /// dead, deadmsg, key prefix. ARGV: 8 per item — receipt, id, kind (d delivered, r retry, x dead,
 /// c cancelled, f deferred: back to the delayed set unattempted), run ("" for none), attempt JSON,
-/// score, member, latency buckets ("a12 e40") for d or the route for r.
+/// score, member, latency buckets ("a12 e40") for d or the cap key for r ("" for none).
 /// Returns how many items were settled (delivered, dead or cancelled).
 const COMPLETE_LUA: &str = r#"
 local stream, delayed, dead, deadmsg, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -169,7 +174,7 @@ for i = 1, #ARGV, 8 do
         settled = settled + 1
       elseif kind == 'r' then
         redis.call('ZADD', delayed, ARGV[i + 5], ARGV[i + 6])
-        -- A routed retry is also in its endpoint's waiting set, oldest (lowest id) first.
+        -- A webhook retry is also in its cap's waiting set, oldest (lowest id) first.
         if ARGV[i + 7] ~= '' then redis.call('ZADD', prefix .. ':retryby:' .. ARGV[i + 7], seq, ARGV[i + 6]) end
         bump(run, 'failed', 1)
         bump(run, 'retried', 1)
@@ -902,8 +907,8 @@ impl Queue for RedisQueue {
                     inv.arg("d").arg(run).arg(att).arg(0).arg("").arg(buckets);
                 }
                 AttemptOutcome::Retrying => {
-                    let route = c.job.route.as_deref().unwrap_or_default();
-                    inv.arg("r").arg(run).arg(att).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).arg(route);
+                    let cap_key = c.job.cap_key().unwrap_or_default();
+                    inv.arg("r").arg(run).arg(att).arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, a.number)).arg(cap_key);
                 }
                 AttemptOutcome::DeadLettered => {
                     let rec = DeadRecord {

@@ -135,9 +135,12 @@ CREATE INDEX attempts_by_age ON attempts(at_ms);
 CREATE INDEX runs_finished ON runs(finished_ms) WHERE finished_ms IS NOT NULL;
 "#;
 
-/// Version 5 (issue 18): an endpoint's waiting retries, oldest first, for its pending-retry cap.
+/// Version 5 (issue 18): an endpoint's waiting retries, oldest first, for its pending-retry cap; and
+/// the same for the configured receiver's (unrouted webhooks outside runs).
 const SCHEMA_V5: &str = r#"
 CREATE INDEX notifications_retrying_by_route ON notifications(route, id) WHERE state = 0 AND attempts > 0 AND route IS NOT NULL;
+CREATE INDEX notifications_retrying_default ON notifications(id)
+    WHERE state = 0 AND attempts > 0 AND route IS NULL AND channel = 'webhook' AND run_id IS NULL;
 "#;
 
 /// The schema's steps, in order: step `i` takes a file from `user_version` i to i + 1. Append new
@@ -291,7 +294,10 @@ impl SqliteQueue {
         let waiting: i64 = conn.query_row("SELECT count(*) FROM notifications WHERE state = 0", [], |r| r.get(0))?;
         let retrying = count_retrying(&conn)?;
         let route_retrying = conn
-            .prepare("SELECT route, count(*) FROM notifications WHERE state = 0 AND attempts > 0 AND route IS NOT NULL GROUP BY route")?
+            .prepare(
+                "SELECT COALESCE(route, '-'), count(*) FROM notifications WHERE state = 0 AND attempts > 0 \
+                 AND (route IS NOT NULL OR (channel = 'webhook' AND run_id IS NULL)) GROUP BY 1",
+            )?
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<rusqlite::Result<std::collections::HashMap<_, _>>>()?;
         let (tx, rx) = mpsc::channel::<Cmd>();
@@ -595,15 +601,15 @@ impl Queue for SqliteQueue {
                         AttemptOutcome::Retrying => {
                             retried += 1;
                             first_failures += u64::from(c.job.attempts == 0);
-                            if let (0, Some(r)) = (c.job.attempts, &c.job.route) {
-                                route_deltas.push((r.clone(), true));
+                            if let (0, Some(k)) = (c.job.attempts, c.job.cap_key()) {
+                                route_deltas.push((k.to_string(), true));
                             }
                         }
                         _ => {
                             settled += 1;
                             settled_retries += u64::from(c.job.attempts > 0);
-                            if let (1.., Some(r)) = (c.job.attempts, &c.job.route) {
-                                route_deltas.push((r.clone(), false));
+                            if let (1.., Some(k)) = (c.job.attempts, c.job.cap_key()) {
+                                route_deltas.push((k.to_string(), false));
                             }
                         }
                     }
@@ -685,10 +691,15 @@ impl Queue for SqliteQueue {
         let (leases, backlog, retrying, by_route) = (self.leases.clone(), self.backlog.clone(), self.retrying.clone(), self.route_retrying.clone());
         self.call(move |conn| {
             let l = leases.lock().expect("leases");
-            let mut stmt = conn.prepare_cached(
+            let sql = if route == crate::model::DEFAULT_RECEIVER {
                 "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route \
-                 FROM notifications WHERE state = 0 AND attempts > 0 AND route = ?1 ORDER BY id LIMIT ?2",
-            )?;
+                 FROM notifications WHERE state = 0 AND attempts > 0 AND route IS NULL AND channel = 'webhook' AND run_id IS NULL \
+                 AND ?1 = '-' ORDER BY id LIMIT ?2"
+            } else {
+                "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route \
+                 FROM notifications WHERE state = 0 AND attempts > 0 AND route = ?1 ORDER BY id LIMIT ?2"
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
             // Leased ones are being tried right now: not shed.
             let jobs: Vec<Job> = stmt
                 .query_map(params![route, (n + l.in_flight.len().min(1024)) as i64], job_from_row)?

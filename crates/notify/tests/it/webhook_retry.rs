@@ -179,3 +179,42 @@ async fn retries_waiting_for_a_dead_receiver_do_not_count_toward_the_high_water_
         svc.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_receiver_has_a_pending_retry_cap_of_its_own() {
+    let redis = Redis::start();
+    for backend in [Backend::Embedded, Backend::Redis] {
+        let rx = receiver(vec![(503, "")]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&dir);
+        cfg.redis_url = Some(redis.url.clone());
+        cfg.redis_prefix = format!("default-cap-{}", backend.as_str());
+        cfg.webhook.url = rx.url.clone();
+        cfg.webhook.retry = WebhookRetry { max_pending_per_endpoint: 5, ..WebhookRetry::every(3_600_000, 4) };
+        // SMS always fails and waits an hour between tries: three such retries share the queue with the
+        // webhooks but not their cap (were they counted, the cap would bite three webhooks early).
+        cfg.providers.failure_rate = 1.0;
+        cfg.retry = notify::RetrySchedule { base_ms: 3_600_000, max_delay_ms: 3_600_000, max_attempts: 3 };
+        let svc = service(cfg).await;
+        svc.enqueue_for(Some("ann"), backend, (0..3).map(|_| NewNotification::new(Channel::Sms, "+15555550123", json!({}))).collect()).await.unwrap();
+        let waiting = format!("notify_retries_waiting{{backend=\"{}\"}} 3\n", backend.as_str());
+        wait_for("three SMS retries waiting", Duration::from_secs(30), || async { svc.metrics_text().contains(&waiting) }).await;
+        let mut ids = vec![];
+        for n in 0..8u64 {
+            ids.extend(svc.enqueue_for(Some("ann"), backend, vec![hook()]).await.unwrap());
+            wait_for("the attempt", Duration::from_secs(30), || async { rx.count() as u64 == n + 1 }).await;
+            let dead = n.saturating_sub(4) as usize;
+            wait_for("the oldest over the cap to go", Duration::from_secs(30), || async {
+                svc.dead_letters(100).await.unwrap().iter().filter(|d| d.channel == Channel::Webhook).count() == dead
+            })
+            .await;
+        }
+        let mut dead: Vec<String> =
+            svc.dead_letters(100).await.unwrap().iter().filter(|d| d.channel == Channel::Webhook).map(|d| d.id.to_string()).collect();
+        dead.sort();
+        let mut oldest: Vec<String> = ids[..3].iter().map(|i| i.to_string()).collect();
+        oldest.sort();
+        assert_eq!(dead, oldest, "{backend:?}");
+        svc.shutdown().await;
+    }
+}
