@@ -79,28 +79,19 @@ pub mod ssr {
     /// `2026-12-06T10:30` (what `<input type="datetime-local">` sends, seconds optional), read as UTC,
     /// in ms since the epoch.
     pub fn utc_minute_ms(s: &str) -> Option<i64> {
-        let s = s.trim();
-        let (date, clock) = s.split_once('T')?;
-        let num = |p: &str| p.parse::<i32>().ok();
-        let d: Vec<i32> = date.split('-').map(num).collect::<Option<_>>()?;
-        let t: Vec<i32> = clock.split(':').map(num).collect::<Option<_>>()?;
-        let ([y, m, d], [h, min, rest @ ..]) = (d.as_slice(), t.as_slice()) else { return None };
-        let sec = match rest {
-            [] => 0,
-            [s] => *s,
-            _ => return None,
-        };
-        let month = time::Month::try_from(u8::try_from(*m).ok()?).ok()?;
-        let date = time::Date::from_calendar_date(*y, month, u8::try_from(*d).ok()?).ok()?;
-        let clock = time::Time::from_hms(u8::try_from(*h).ok()?, u8::try_from(*min).ok()?, u8::try_from(sec).ok()?).ok()?;
-        Some((time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        let (s, minute, second) = (s.trim(), MINUTE, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"));
+        let t = time::PrimitiveDateTime::parse(s, minute).or_else(|_| time::PrimitiveDateTime::parse(s, second)).ok()?;
+        Some((t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
     }
 
     /// A time as `<input type="datetime-local">` shows it (UTC, to the minute).
     pub fn utc_minute(ms: i64) -> String {
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        format!("{:04}-{:02}-{:02}T{:02}:{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute())
+        t.format(MINUTE).unwrap_or_default()
     }
+
+    use time::macros::format_description;
+    const MINUTE: &[time::format_description::BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]");
 
     /// `must not be empty` → `Must not be empty.`
     pub fn sentence(m: &str) -> String {

@@ -696,7 +696,8 @@ impl Hooks {
         // Disabling and telling the owner commit together.
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(
-            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_ms = $2 WHERE id = $3 AND enabled = 1              RETURNING owner, url, consecutive_failures",
+            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_ms = $2 WHERE id = $3 AND enabled = 1 \
+             RETURNING owner, url, consecutive_failures",
         )
         .bind(reason)
         .bind(now)

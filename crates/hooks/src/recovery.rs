@@ -11,7 +11,7 @@ use sqlx::Row;
 use std::time::Duration;
 
 use crate::error::HooksError;
-use crate::{new_id, now_ms, Hooks};
+use crate::{new_id, now_ms, Endpoint, Hooks};
 
 pub use contract::webhooks::Recovery;
 
@@ -29,6 +29,34 @@ const COLUMNS: &str = "id, endpoint_id, since_ms, until_ms, status, total, sent,
 const MISSED: &str = "FROM webhook_messages m WHERE m.owner = $1 AND m.seq > $2 AND m.created_ms >= $3 AND m.created_ms <= $4 \
      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = m.id AND d.endpoint_id = $5 \
      AND d.state IN ('delivered', 'pending', 'retrying'))";
+
+/// `SELECT select` over the messages `ep` missed ([`MISSED`]) of its event types (`$6`… when it names
+/// any), oldest first; `batch` adds a `LIMIT` bound last.
+fn missed_sql(ep: &Endpoint, select: &str, batch: bool) -> String {
+    let mut sql = format!("SELECT {select} {MISSED}");
+    let n = ep.event_types.len();
+    if n > 0 {
+        let marks: Vec<String> = (6..6 + n).map(|i| format!("${i}")).collect();
+        sql.push_str(&format!(" AND m.event_type IN ({})", marks.join(", ")));
+    }
+    if batch {
+        sql.push_str(&format!(" ORDER BY m.seq LIMIT ${}", 6 + n));
+    }
+    sql
+}
+
+/// Binds [`missed_sql`]'s parameters but the `LIMIT`.
+fn bind_missed<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ep: &'q Endpoint,
+    owner: &'q Owner,
+    cursor: i64,
+    since_ms: i64,
+    until_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let q = q.bind(owner).bind(cursor).bind(since_ms).bind(until_ms).bind(ep.id.as_str());
+    ep.event_types.iter().fold(q, |q, t| q.bind(t.as_str()))
+}
 
 fn from_row(r: &AnyRow) -> Result<Recovery, sqlx::Error> {
     Ok(Recovery {
@@ -58,25 +86,8 @@ impl Hooks {
         }
         self.inner.notify.as_ref().ok_or(HooksError::Unavailable)?;
         let since_ms = since_ms.max(ep.created_ms);
-        let mut total = 0u64;
-        let mut cursor = 0i64;
-        loop {
-            // Counted in pages so the event-type filter (in Rust: a list of names) is applied as the
-            // runner will.
-            let rows = sqlx::query(&format!("SELECT m.seq, m.event_type {MISSED} ORDER BY m.seq LIMIT 1000"))
-                .bind(owner)
-                .bind(cursor)
-                .bind(since_ms)
-                .bind(now)
-                .bind(endpoint_id)
-                .fetch_all(self.pool())
-                .await?;
-            let Some(last) = rows.last() else { break };
-            cursor = last.try_get("seq")?;
-            for r in &rows {
-                total += u64::from(ep.subscribes_to(&r.try_get::<String, _>("event_type")?));
-            }
-        }
+        let count = missed_sql(&ep, "COUNT(*)", false);
+        let total: i64 = bind_missed(sqlx::query(&count), &ep, owner, 0, since_ms, now).fetch_one(self.pool()).await?.try_get(0)?;
         let id = new_id("rec");
         let inserted = sqlx::query(
             "INSERT INTO webhook_recoveries (id, owner, endpoint_id, since_ms, until_ms, status, total, sent, cursor_seq, heartbeat_ms, created_ms) \
@@ -88,7 +99,7 @@ impl Hooks {
         .bind(endpoint_id)
         .bind(since_ms)
         .bind(now)
-        .bind(total as i64)
+        .bind(total)
         .execute(self.pool())
         .await?;
         if inserted.rows_affected() == 0 {
@@ -165,22 +176,13 @@ impl Hooks {
                 // Deleted or disabled again: what is left waits for the next recovery.
                 _ => return self.finish_recovery(id, "stopped").await,
             };
-            let rows = sqlx::query(&format!("SELECT m.seq, m.id, m.event_type {MISSED} ORDER BY m.seq LIMIT $6"))
-                .bind(&owner)
-                .bind(cursor)
-                .bind(row.try_get::<i64, _>("since_ms")?)
-                .bind(row.try_get::<i64, _>("until_ms")?)
-                .bind(&endpoint_id)
-                .bind(BATCH)
-                .fetch_all(self.pool())
-                .await?;
+            let (since_ms, until_ms) = (row.try_get::<i64, _>("since_ms")?, row.try_get::<i64, _>("until_ms")?);
+            let batch = missed_sql(&ep, "m.seq, m.id", true);
+            let rows = bind_missed(sqlx::query(&batch), &ep, &owner, cursor, since_ms, until_ms).bind(BATCH).fetch_all(self.pool()).await?;
             let Some(last) = rows.last() else { return self.finish_recovery(id, "completed").await };
             let last_seq: i64 = last.try_get("seq")?;
             let mut sent = 0i64;
             for r in &rows {
-                if !ep.subscribes_to(&r.try_get::<String, _>("event_type")?) {
-                    continue;
-                }
                 let message_id: String = r.try_get("id")?;
                 // Paced by the owner's outbound budget, as every send is.
                 loop {

@@ -70,7 +70,8 @@ for _, m in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'm', m)
   redis.call('ZREM', KEYS[1], m)
   -- A webhook retry leaves its cap's waiting set too: its endpoint's ("e"), or the configured
-  -- receiver's ("-") for a webhook outside a run. Others carry neither, and are not decoded.
+  -- receiver's ("-") for a webhook outside a run, as `Job::cap_key` has it. Others carry neither,
+  -- and are not decoded.
   if string.find(m, '"e":', 1, true) or string.find(m, '"c":"webhook"', 1, true) then
     local ok, w = pcall(cjson.decode, m)
     if ok then

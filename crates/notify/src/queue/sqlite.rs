@@ -219,6 +219,18 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), NotifyError> {
     Ok(())
 }
 
+/// What [`job_from_row`] reads, in its order (a macro, so the lease's SQL stays one literal).
+macro_rules! job_columns {
+    () => {
+        "id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route"
+    };
+}
+const JOB_COLUMNS: &str = job_columns!();
+
+/// The rows whose retries count under the configured receiver's cap (`Job::cap_key`): unrouted
+/// webhooks outside runs (as the index `notifications_retrying_default` has them).
+const DEFAULT_RECEIVER_ROWS: &str = "route IS NULL AND channel = 'webhook' AND run_id IS NULL";
+
 fn count_retrying(conn: &Connection) -> rusqlite::Result<u64> {
     conn.query_row("SELECT count(*) FROM notifications WHERE state = 0 AND attempts > 0", [], |r| r.get::<_, i64>(0)).map(|n| n as u64)
 }
@@ -294,10 +306,10 @@ impl SqliteQueue {
         let waiting: i64 = conn.query_row("SELECT count(*) FROM notifications WHERE state = 0", [], |r| r.get(0))?;
         let retrying = count_retrying(&conn)?;
         let route_retrying = conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT COALESCE(route, '-'), count(*) FROM notifications WHERE state = 0 AND attempts > 0 \
-                 AND (route IS NOT NULL OR (channel = 'webhook' AND run_id IS NULL)) GROUP BY 1",
-            )?
+                 AND (route IS NOT NULL OR ({DEFAULT_RECEIVER_ROWS})) GROUP BY 1"
+            ))?
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<rusqlite::Result<std::collections::HashMap<_, _>>>()?;
         let (tx, rx) = mpsc::channel::<Cmd>();
@@ -503,11 +515,11 @@ impl Queue for SqliteQueue {
             let leases = self.leases.clone();
             self.call(move |conn| {
                 let mut l = leases.lock().expect("leases");
-                let mut stmt = conn.prepare_cached(
-                    "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route \
-                     FROM notifications WHERE state = 0 AND due_ms <= ?1 AND (due_ms, id) > (?2, ?3) \
-                     ORDER BY due_ms, id LIMIT ?4",
-                )?;
+                let mut stmt = conn.prepare_cached(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM notifications WHERE state = 0 AND due_ms <= ?1 AND (due_ms, id) > (?2, ?3) ORDER BY due_ms, id LIMIT ?4"
+                ))?;
                 let now = now_ms();
                 let mut jobs = Vec::with_capacity(max);
                 // Rows still in flight are skipped (they are only behind the cursor after a release).
@@ -691,15 +703,11 @@ impl Queue for SqliteQueue {
         let (leases, backlog, retrying, by_route) = (self.leases.clone(), self.backlog.clone(), self.retrying.clone(), self.route_retrying.clone());
         self.call(move |conn| {
             let l = leases.lock().expect("leases");
-            let sql = if route == crate::model::DEFAULT_RECEIVER {
-                "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route \
-                 FROM notifications WHERE state = 0 AND attempts > 0 AND route IS NULL AND channel = 'webhook' AND run_id IS NULL \
-                 AND ?1 = '-' ORDER BY id LIMIT ?2"
-            } else {
-                "SELECT id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route \
-                 FROM notifications WHERE state = 0 AND attempts > 0 AND route = ?1 ORDER BY id LIMIT ?2"
-            };
-            let mut stmt = conn.prepare_cached(sql)?;
+            // The configured receiver's retries are the unrouted webhooks' (`?1` is then unused).
+            let key_rows = if route == crate::model::DEFAULT_RECEIVER { DEFAULT_RECEIVER_ROWS } else { "route = ?1" };
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM notifications WHERE state = 0 AND attempts > 0 AND {key_rows} ORDER BY id LIMIT ?2"
+            ))?;
             // Leased ones are being tried right now: not shed.
             let jobs: Vec<Job> = stmt
                 .query_map(params![route, (n + l.in_flight.len().min(1024)) as i64], job_from_row)?
