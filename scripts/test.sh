@@ -27,6 +27,20 @@ say "setup: tools (skips what is installed)"
 scripts/setup.sh
 . scripts/env.sh
 
+# Disk is the scarce resource on CI machines (a run once died at 15 min with "No space left on
+# device"): say what there is, and on a cold target skip rustc's incremental caches, which only pay
+# off on the next build and would cost several GB here. The summary says what the run left behind.
+df -h "$ROOT" | tail -1 | awk '{print "disk: " $4 " free of " $2 " before the build"}'
+if [ ! -d "$TARGET_DIR/debug/deps" ]; then
+  export CARGO_INCREMENTAL=0
+  echo "cold target: CARGO_INCREMENTAL=0"
+fi
+disk_report() {
+  df -h "$ROOT" | tail -1 | awk '{print "disk: " $4 " free at the end"}'
+  du -sh "$TARGET_DIR" 2>/dev/null | awk '{print "target/: " $1}'
+}
+at_exit disk_report
+
 RUN="$ROOT/.run/e2e"
 . scripts/stack.sh
 
