@@ -37,6 +37,7 @@ pub fn sim_params(a: &SimulateArgs) -> Result<SimParams, String> {
         failure_rate: a.failure_rate,
         latency_ms: a.latency_ms,
         backend: backend.expect("checked"),
+        ttl_secs: None,
     };
     p.validate().map_err(|e| field_errors(&e))?;
     Ok(p)
@@ -75,7 +76,7 @@ pub async fn simulate(mut cfg: PipelineConfig, a: SimulateArgs) -> Result<(), St
             }
         }
         let Some(s) = service.run_snapshot(id).await.map_err(|e| e.to_string())? else { continue };
-        bar.set_position(s.delivered + s.dead_lettered + s.cancelled);
+        bar.set_position(s.delivered + s.dead_lettered + s.cancelled + s.expired);
         let rate = s.throughput.last().map(|(_, r)| *r).unwrap_or(0);
         bar.set_message(format!("{rate}/s  retried {}  dead {}  backlog {}", s.retried, s.dead_lettered, s.backlog));
         if s.status != RunStatus::Running {
@@ -96,8 +97,8 @@ pub async fn simulate(mut cfg: PipelineConfig, a: SimulateArgs) -> Result<(), St
         snap.latency_ms.p50, snap.latency_ms.p95, snap.latency_ms.p99, snap.end_to_end_ms.p50, snap.end_to_end_ms.p95, snap.end_to_end_ms.p99
     );
     println!(
-        "failed attempts {}, retried {}, dead-lettered {}, cancelled {}",
-        snap.failed_attempts, snap.retried, snap.dead_lettered, snap.cancelled
+        "failed attempts {}, retried {}, dead-lettered {}, cancelled {}, expired {}",
+        snap.failed_attempts, snap.retried, snap.dead_lettered, snap.cancelled, snap.expired
     );
     service.shutdown().await;
     if snap.status == RunStatus::Failed {

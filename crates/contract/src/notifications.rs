@@ -20,6 +20,9 @@ pub struct RunView {
     pub retried: u64,
     pub dead_lettered: u64,
     pub cancelled: u64,
+    /// Notifications whose time to live ran out before they were sent (settled unsent).
+    #[serde(default)]
+    pub expired: u64,
     pub backlog: u64,
     /// Enqueue to delivered, retries included: p50, p95, p99 in milliseconds.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<f64>))]
@@ -41,9 +44,9 @@ impl RunView {
         self.status == "running"
     }
 
-    /// Settled notifications (delivered, dead-lettered or dropped by a cancel) out of `count`.
+    /// Settled notifications (delivered, dead-lettered, dropped by a cancel or expired) out of `count`.
     pub fn settled(&self) -> u64 {
-        (self.delivered + self.dead_lettered + self.cancelled).min(self.count)
+        (self.delivered + self.dead_lettered + self.cancelled + self.expired).min(self.count)
     }
 }
 

@@ -316,6 +316,8 @@ mod tests {
             sim,
             owner: None,
             route: None,
+            priority: crate::Priority::Normal,
+            expires_ms: None,
             receipt: String::new(),
         }
     }

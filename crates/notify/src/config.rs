@@ -22,7 +22,9 @@ pub struct PipelineConfig {
     pub concurrency: usize,
     /// Notifications leased per round trip to the queue.
     pub lease_batch: usize,
-    /// Backlog (waiting + in flight + delayed retries) above which enqueue answers `Backpressure`.
+    /// The machine's limit: fresh backlog (waiting and in flight; retries waiting for their time are
+    /// not counted) above which every enqueue answers `Backpressure`. Each user is held to
+    /// `quotas.backlog_per_owner` well before it, so one user's backlog alone cannot reach it.
     pub high_water: u64,
     /// Redis: a message pending this long on a consumer is considered abandoned and reclaimed.
     pub reclaim_idle_ms: u64,
@@ -45,7 +47,7 @@ impl Default for PipelineConfig {
             workers: true,
             concurrency: 256,
             lease_batch: 1024,
-            high_water: 200_000,
+            high_water: 1_000_000,
             reclaim_idle_ms: 30_000,
             rate_limits: RateLimits::default(),
             retry: RetrySchedule::default(),
@@ -79,11 +81,21 @@ pub struct Quotas {
     /// Sustained notifications per second one user may enqueue through the API (429 beyond); the burst
     /// is one full batch (10,000) or a second's worth, whichever is larger.
     pub enqueue_per_sec: u32,
+    /// Notifications one user may have waiting (not yet attempted) at once, API enqueues and runs
+    /// together: past it their enqueues get 429 and their runs' producers wait, while other users'
+    /// notifications go on being accepted (and, the lanes being fair, delivered) as before.
+    pub backlog_per_owner: u64,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Self { concurrent_runs: 3, notifications_per_run: 1_000_000, notifications_per_day: 5_000_000, enqueue_per_sec: 1_000 }
+        Self {
+            concurrent_runs: 3,
+            notifications_per_run: 1_000_000,
+            notifications_per_day: 5_000_000,
+            enqueue_per_sec: 1_000,
+            backlog_per_owner: 200_000,
+        }
     }
 }
 

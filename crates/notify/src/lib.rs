@@ -45,8 +45,8 @@ mod worker;
 pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig, WebhookRetry, SVIX_SCHEDULE_MS};
 pub use error::{FieldError, NotifyError};
 pub use model::{
-    parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, PerChannel, Replay,
-    Retained, RetryClass, RunId, StoreSize,
+    parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, PerChannel, Priority,
+    Replay, Retained, RetryClass, RunId, StoreSize, MAX_TTL_SECS,
 };
 pub use quotas::OwnerRate;
 pub use routing::{

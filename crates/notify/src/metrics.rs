@@ -14,6 +14,7 @@ pub(crate) struct Metrics {
     pub retried: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub deferred: IntCounterVec,
+    pub expired: IntCounterVec,
     pub backlog: IntGaugeVec,
     pub retries_waiting: IntGaugeVec,
     pub latency: HistogramVec,
@@ -33,6 +34,7 @@ impl Metrics {
         let retried = counter("notify_retried_total", "Failed attempts scheduled for a retry.");
         let dead_lettered = counter("notify_dead_lettered_total", "Notifications moved to the dead-letter queue.");
         let deferred = counter("notify_deferred_total", "Deliveries put back unattempted: their endpoint's rate limit was reached.");
+        let expired = counter("notify_expired_total", "Notifications whose time to live ran out before they were sent (settled unsent).");
         let backlog = IntGaugeVec::new(Opts::new("notify_backlog", "Notifications waiting, in flight or scheduled for retry."), &["backend"])
             .expect("valid metric");
         registry.register(Box::new(backlog.clone())).expect("unique metric");
@@ -53,12 +55,12 @@ impl Metrics {
         .expect("valid metric");
         registry.register(Box::new(latency.clone())).expect("unique metric");
         for c in Channel::ALL {
-            for m in [&enqueued, &delivered, &failed, &retried, &dead_lettered, &deferred] {
+            for m in [&enqueued, &delivered, &failed, &retried, &dead_lettered, &deferred, &expired] {
                 m.with_label_values(&[c.as_str()]);
             }
             latency.with_label_values(&[c.as_str()]);
         }
-        Self { registry, enqueued, delivered, failed, retried, dead_lettered, deferred, backlog, retries_waiting, latency }
+        Self { registry, enqueued, delivered, failed, retried, dead_lettered, deferred, expired, backlog, retries_waiting, latency }
     }
 
     pub fn set_backlog(&self, backend: Backend, n: u64, retries: u64) {
@@ -88,7 +90,9 @@ mod tests {
         assert!(text.contains("notify_backlog{backend=\"embedded\"} 12"));
         assert!(text.contains("notify_retries_waiting{backend=\"embedded\"} 3"));
         assert!(text.contains("notify_delivery_latency_seconds_bucket{channel=\"noop\",le=\"0.0025\"} 1"));
-        for name in ["notify_enqueued_total", "notify_failed_attempts_total", "notify_retried_total", "notify_dead_lettered_total"] {
+        for name in
+            ["notify_enqueued_total", "notify_failed_attempts_total", "notify_retried_total", "notify_dead_lettered_total", "notify_expired_total"]
+        {
             assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");
         }
     }

@@ -186,6 +186,53 @@ impl FromStr for Backend {
     }
 }
 
+/// How urgent a notification is. Leasing serves `high` first, then `normal` and `bulk` (bulk gets at
+/// least a quarter of each lease while both wait, so it is never starved); within a class each owner
+/// gets an equal share. One-time codes and account mail are `high`, simulation runs `bulk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Bulk,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Bulk];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Bulk => "bulk",
+        }
+    }
+
+    /// As stored (SQLite's column, the Redis lane's name): 0, 1, 2.
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_code(c: i64) -> Priority {
+        match c {
+            0 => Priority::High,
+            2 => Priority::Bulk,
+            _ => Priority::Normal,
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown priority {:?} (expected high, normal or bulk)", truncate(s, 40)))
+    }
+}
+
 /// A notification's id: unique per backend, stable across retries, and the receiver's dedup key
 /// (sent as `webhook-id`). Written `emb_<n>` or `red_<n>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -249,6 +296,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 /// Most notifications in one enqueue call.
 pub const MAX_BATCH: usize = 10_000;
+/// Longest time to live a notification may ask for: 30 days (longer than any retry schedule).
+pub const MAX_TTL_SECS: u64 = 30 * 86_400;
 
 /// What a producer hands in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -262,11 +311,23 @@ pub struct NewNotification {
     /// A second enqueue with the same key returns the first one's id and adds nothing.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// `high`, `normal` (the default) or `bulk`.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Seconds from now after which it is no longer worth sending (1 to 30 days' worth; none by
+    /// default): a notification still waiting then, first attempt or retry, ends `expired`, unsent.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
 }
 
 impl NewNotification {
     pub fn new(channel: Channel, recipient: impl Into<String>, payload: serde_json::Value) -> Self {
-        Self { recipient: recipient.into(), channel, payload, idempotency_key: None }
+        Self { recipient: recipient.into(), channel, payload, idempotency_key: None, priority: Priority::Normal, ttl_secs: None }
+    }
+
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
     }
 
     /// Field-level checks; `index` names the position in a batch.
@@ -282,6 +343,11 @@ impl NewNotification {
         if let Some(k) = &self.idempotency_key {
             if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN {
                 errors.push(crate::FieldError::new(field("idempotency_key"), format!("1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes")));
+            }
+        }
+        if let Some(ttl) = self.ttl_secs {
+            if ttl == 0 || ttl > MAX_TTL_SECS {
+                errors.push(crate::FieldError::new(field("ttl_secs"), format!("1 to {MAX_TTL_SECS} seconds")));
             }
         }
         let size = serde_json::to_string(&self.payload).map(|s| s.len()).unwrap_or(usize::MAX);
@@ -358,6 +424,9 @@ pub(crate) struct Prepared {
     pub owner: Option<String>,
     /// Internal routing (see [`Job::route`]); never taken from a [`NewNotification`].
     pub route: Option<String>,
+    pub priority: Priority,
+    /// When it stops being worth sending (unix ms), if ever.
+    pub expires_ms: Option<i64>,
 }
 
 /// Injected behaviour for the simulated providers (per run; the configured defaults otherwise).
@@ -387,7 +456,10 @@ pub struct Job {
     /// registered webhook endpoint it fans an event out to). Users cannot set it: [`NewNotification`]
     /// has no such field, so the API and forms cannot reach it, whatever the recipient says.
     pub route: Option<String>,
-    /// Backend-specific handle (the Redis stream entry id); empty for SQLite.
+    pub priority: Priority,
+    /// Past this (unix ms) it is not sent but settled as expired.
+    pub expires_ms: Option<i64>,
+    /// Backend-specific handle (the Redis lane and stream entry id); empty for SQLite.
     pub(crate) receipt: String,
 }
 
@@ -413,6 +485,10 @@ impl Job {
             (None, RetryClass::Webhook) => Some(DEFAULT_RECEIVER),
             (None, RetryClass::Standard) => None,
         }
+    }
+
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        self.expires_ms.is_some_and(|e| now_ms >= e)
     }
 
     /// A webhook outside a simulation run is a real receiver's: it gets the long schedule. A run's
@@ -472,11 +548,27 @@ pub(crate) struct Completion {
     pub attempt: Attempt,
     /// When to try again (unix ms), for `Retrying`.
     pub retry_at_ms: Option<i64>,
+    pub kind: Settle,
+}
+
+/// What became of a leased job besides an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// An attempt was made: `attempt` says how it went.
+    Attempted,
     /// Its run was cancelled: dropped without an attempt (`attempt` is then meaningless).
-    pub cancelled: bool,
+    Cancelled,
     /// Not attempted (its endpoint's rate limit was reached): back in the queue, due at
     /// `retry_at_ms`, its attempts unchanged, nothing recorded.
-    pub deferred: bool,
+    Deferred,
+    /// Its time to live ran out before it could be sent: settled unsent, nothing recorded.
+    Expired,
+}
+
+impl Completion {
+    pub fn attempted(&self) -> bool {
+        self.kind == Settle::Attempted
+    }
 }
 
 /// A notification that ran out of attempts.

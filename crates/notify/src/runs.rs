@@ -73,6 +73,8 @@ pub struct RunSnapshot {
     pub retried: u64,
     pub dead_lettered: u64,
     pub cancelled: u64,
+    /// Notifications whose time to live ran out before they were sent.
+    pub expired: u64,
     /// This run's notifications not yet settled (waiting, in flight or scheduled for retry).
     pub backlog: u64,
     /// Duration of successful delivery attempts, milliseconds.
@@ -109,7 +111,7 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-const RUN_COLUMNS: &str = "id, owner, params, status, started_ms, finished_ms, produced, delivered, failed, retried, dead, cancelled";
+const RUN_COLUMNS: &str = "id, owner, params, status, started_ms, finished_ms, produced, delivered, failed, retried, dead, cancelled, expired";
 
 impl SqliteQueue {
     /// Records a new running run. With `quotas` (a user's run), the owner's concurrent runs and today's
@@ -191,7 +193,7 @@ impl SqliteQueue {
             )?;
             if let (1, Some(k)) = (n, final_counts) {
                 c.execute(
-                    "UPDATE runs SET produced = ?2, delivered = ?3, failed = ?4, retried = ?5, dead = ?6, cancelled = ?7 WHERE id = ?1",
+                    "UPDATE runs SET produced = ?2, delivered = ?3, failed = ?4, retried = ?5, dead = ?6, cancelled = ?7, expired = ?8 WHERE id = ?1",
                     params![
                         id,
                         k.produced as i64,
@@ -199,7 +201,8 @@ impl SqliteQueue {
                         k.failed_attempts as i64,
                         k.retried as i64,
                         k.dead_lettered as i64,
-                        k.cancelled as i64
+                        k.cancelled as i64,
+                        k.expired as i64
                     ],
                 )?;
             }
@@ -229,20 +232,23 @@ pub(crate) fn simulated(run: RunId, owner: &str, seq: u64, p: &SimParams) -> Pre
         // The run's owner: its dead letters are listed and replayed as theirs.
         owner: Some(owner.to_owned()),
         route: None,
+        // Load, by definition: anything else waiting goes first.
+        priority: crate::Priority::Bulk,
+        expires_ms: p.ttl_secs.map(|t| now_ms() + (t as i64) * 1000),
     }
 }
 
 pub(crate) const PRODUCE_BATCH: u64 = 1000;
 
 /// Produces a run's notifications from `produced` on, paced by its rate and held back by the high-water
-/// mark (a simulation waits instead of failing). Each batch commits its checkpoint with it. The run is
+/// mark and its owner's backlog cap (`marks`: a simulation waits instead of failing). Each batch commits its checkpoint with it. The run is
 /// given with its owner, whom every notification carries.
 pub(crate) async fn produce<Q: Queue>(
     queue: &Q,
     (run, owner): (RunId, &str),
     params: &SimParams,
     mut produced: u64,
-    high_water: u64,
+    (high_water, per_owner): (u64, u64),
     mut stop: tokio::sync::watch::Receiver<bool>,
     on_batch: impl Fn(&PerChannel<u64>),
 ) -> Result<u64, NotifyError> {
@@ -264,7 +270,9 @@ pub(crate) async fn produce<Q: Queue>(
                 Rate::Max => Duration::ZERO,
             };
             Some(per.clamp(Duration::from_millis(1), Duration::from_millis(50)))
-        } else if queue.fresh_backlog() + PRODUCE_BATCH > high_water {
+        } else if queue.fresh_backlog() + PRODUCE_BATCH > high_water
+            || (per_owner > 0 && queue.owner_backlog(Some(owner)) + PRODUCE_BATCH > per_owner)
+        {
             Some(Duration::from_millis(10))
         } else {
             None
@@ -359,6 +367,7 @@ impl From<RunSnapshot> for contract::notifications::RunView {
             retried: s.retried,
             dead_lettered: s.dead_lettered,
             cancelled: s.cancelled,
+            expired: s.expired,
             backlog: s.backlog,
             end_to_end_ms: [s.end_to_end_ms.p50, s.end_to_end_ms.p95, s.end_to_end_ms.p99],
             attempt_ms: [s.latency_ms.p50, s.latency_ms.p95, s.latency_ms.p99],

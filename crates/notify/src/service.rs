@@ -253,6 +253,7 @@ impl NotifyService {
         let p = &self.inner.config.providers;
         let sim = SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms };
         let mut per_channel = PerChannel::<u64>::default();
+        let now = now_ms();
         let prepared: Vec<Prepared> = items
             .into_iter()
             .zip(routes)
@@ -267,6 +268,8 @@ impl NotifyService {
                     sim,
                     owner: owner.map(str::to_owned),
                     route,
+                    priority: n.priority,
+                    expires_ms: n.ttl_secs.map(|t| now + (t as i64) * 1000),
                 }
             })
             .collect();
@@ -282,14 +285,15 @@ impl NotifyService {
             }
             None => false,
         };
+        let mine = owner.filter(|_| quotas);
         let result = match backend {
-            Backend::Embedded => match self.admit(&*self.inner.embedded, n) {
+            Backend::Embedded => match self.admit(&*self.inner.embedded, mine, n) {
                 Ok(q) => q.enqueue(prepared, None).await,
                 Err(e) => Err(e),
             },
             Backend::Redis => {
                 let q = self.inner.redis.as_deref().ok_or(NotifyError::BackendUnavailable)?;
-                match self.admit(q, n) {
+                match self.admit(q, mine, n) {
                     Ok(q) => q.enqueue(prepared, None).await,
                     Err(e) => Err(e),
                 }
@@ -304,7 +308,21 @@ impl NotifyService {
         Ok(ids)
     }
 
-    fn admit<'q, Q: Queue>(&self, q: &'q Q, n: u64) -> Result<&'q Q, NotifyError> {
+    /// The backlog limits: the user's own (`quotas.backlog_per_owner`, for `owner`'s enqueues), then
+    /// the machine's (`high_water`).
+    fn admit<'q, Q: Queue>(&self, q: &'q Q, owner: Option<&str>, n: u64) -> Result<&'q Q, NotifyError> {
+        let cap = self.inner.config.quotas.backlog_per_owner;
+        if let (Some(who), 1..) = (owner, cap) {
+            let waiting = q.owner_backlog(Some(who));
+            if waiting + n > cap {
+                return Err(NotifyError::QuotaExceeded {
+                    message: format!(
+                        "You have {waiting} notifications waiting to be sent; at most {cap} may wait at once. Try again as they are delivered."
+                    ),
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+        }
         if q.fresh_backlog() + n > self.inner.config.high_water {
             return Err(NotifyError::Backpressure { retry_after: Duration::from_secs(1) });
         }
@@ -352,7 +370,7 @@ impl NotifyService {
         let state = Arc::new(AtomicU8::new(PRODUCING));
         let (me, p, st) = (self.clone(), params.clone(), state.clone());
         let handle = tokio::spawn(async move {
-            let hw = me.inner.config.high_water;
+            let hw = (me.inner.config.high_water, me.inner.config.quotas.backlog_per_owner);
             let count = |c: &PerChannel<u64>| me.count_enqueued(c);
             let result = match p.backend {
                 Backend::Embedded => produce(&*me.inner.embedded, (id, &owner), &p, from, hw, stop_rx, count).await,
@@ -706,6 +724,7 @@ fn snapshot(
         retried: c.retried,
         dead_lettered: c.dead_lettered,
         cancelled: c.cancelled,
+        expired: c.expired,
         backlog: c.produced.saturating_sub(c.settled()),
         latency_ms: percentiles(&c.attempt_latency),
         end_to_end_ms: percentiles(&c.end_to_end),

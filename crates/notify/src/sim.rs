@@ -113,6 +113,10 @@ pub struct SimParams {
     /// Latency the simulated providers add to each call.
     pub latency_ms: u32,
     pub backend: Backend,
+    /// Each notification's time to live, in seconds (none by default): those still waiting after it
+    /// end `expired`, unsent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
 }
 
 impl Default for SimParams {
@@ -124,6 +128,7 @@ impl Default for SimParams {
             failure_rate: 0.0,
             latency_ms: 0,
             backend: Backend::Embedded,
+            ttl_secs: None,
         }
     }
 }
@@ -149,6 +154,9 @@ impl SimParams {
         }
         if self.latency_ms > MAX_LATENCY_MS {
             e.push(FieldError::new("latency_ms", format!("at most {MAX_LATENCY_MS}")));
+        }
+        if self.ttl_secs.is_some_and(|t| t == 0 || t > crate::model::MAX_TTL_SECS) {
+            e.push(FieldError::new("ttl_secs", format!("1 to {} seconds", crate::model::MAX_TTL_SECS)));
         }
         if Channel::ALL.iter().any(|c| self.mix.weight(*c) > MAX_WEIGHT) {
             e.push(FieldError::new("mix", format!("weights are at most {MAX_WEIGHT}")));
@@ -225,6 +233,13 @@ impl SimParams {
                     Some(Err(m)) => e.push(FieldError::new("backend", m)),
                     None => e.push(FieldError::new("backend", "must be \"embedded\" or \"redis\"")),
                 },
+                "ttl_secs" => match v {
+                    Value::Null => p.ttl_secs = None,
+                    _ => match v.as_u64() {
+                        Some(n) => p.ttl_secs = Some(n),
+                        None => e.push(FieldError::new("ttl_secs", "must be a whole number of seconds")),
+                    },
+                },
                 other => e.push(FieldError::new(truncate(other, 40), "unknown field")),
             }
         }
@@ -240,7 +255,7 @@ impl SimParams {
             return Ok(p);
         }
         // JSON objects are unordered; report in the form's order.
-        const ORDER: [&str; 6] = ["count", "rate", "mix", "failure_rate", "latency_ms", "backend"];
+        const ORDER: [&str; 7] = ["count", "rate", "mix", "failure_rate", "latency_ms", "backend", "ttl_secs"];
         e.sort_by_key(|f| ORDER.iter().position(|o| f.field.split('.').next() == Some(*o)).unwrap_or(ORDER.len()));
         Err(NotifyError::Invalid(e))
     }

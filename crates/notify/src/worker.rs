@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::channels::Deliverer;
 use crate::config::{RateLimits, RetryPolicies};
 use crate::metrics::Metrics;
-use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, PerChannel, RunId};
+use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, PerChannel, RunId, Settle};
 use crate::queue::Queue;
 use crate::routing::AttemptReport;
 
@@ -62,11 +62,16 @@ impl<Q: Queue> WorkerPool<Q> {
     /// Runs until `stop` turns true, then stops leasing, finishes what is in flight, records it, and hands
     /// back what was leased but not started.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<Job>>(1);
+        // Jobs are leased only for delivery slots that are free, each with its slot: a job leased ahead
+        // of capacity would wait behind slow deliveries while the queue's fair order (a high-priority
+        // notification, another owner's) is already decided. So what is leased next is chosen when a
+        // slot frees, not a batch earlier.
+        let sem = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<(Job, OwnedSemaphorePermit)>>(1);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
 
         let leaser = {
-            let queue = self.queue.clone();
+            let (queue, sem) = (self.queue.clone(), sem.clone());
             let mut stop = stop.clone();
             let n = self.lease_batch.max(1);
             tokio::spawn(async move {
@@ -74,15 +79,30 @@ impl<Q: Queue> WorkerPool<Q> {
                     if *stop.borrow() {
                         break;
                     }
+                    let mut slots = tokio::select! {
+                        p = sem.clone().acquire_owned() => p.expect("semaphore open"),
+                        _ = stop.changed() => break,
+                    };
+                    if sem.available_permits() < n.min(32) {
+                        // Let a few more deliveries finish, so a busy pool leases in batches rather than
+                        // a round trip per freed slot.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    let more = sem.available_permits().min(n - 1);
+                    if let Ok(p) = sem.clone().try_acquire_many_owned(more as u32) {
+                        slots.merge(p);
+                    }
                     let jobs = tokio::select! {
-                        r = queue.lease(n) => r,
+                        r = queue.lease(slots.num_permits()) => r,
                         _ = stop.changed() => break,
                     };
                     match jobs {
                         Ok(jobs) if jobs.is_empty() => {}
                         Ok(jobs) => {
-                            if let Err(back) = batch_tx.send(jobs).await {
-                                let _ = queue.release(back.0).await;
+                            // Each job takes one slot; the rest go back as `slots` drops.
+                            let batch: Vec<_> = jobs.into_iter().map(|j| (j, slots.split(1).expect("a slot per leased job"))).collect();
+                            if let Err(back) = batch_tx.send(batch).await {
+                                let _ = queue.release(back.0.into_iter().map(|(j, _)| j).collect()).await;
                                 break;
                             }
                         }
@@ -123,20 +143,19 @@ impl<Q: Queue> WorkerPool<Q> {
             })
         };
 
-        let sem = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let shared = Arc::new(self);
         let mut unstarted = Vec::new();
-        'outer: while let Some(batch) = batch_rx.recv().await {
+        'outer: while let Some(batch) = tokio::select! {
+            b = batch_rx.recv() => b,
+            _ = stop.wait_for(|s| *s) => None,
+        } {
             let mut jobs = batch.into_iter();
-            while let Some(job) = jobs.next() {
-                let permit = tokio::select! {
-                    p = sem.clone().acquire_owned() => p.expect("semaphore open"),
-                    _ = stop.wait_for(|s| *s) => {
-                        unstarted.push(job);
-                        unstarted.extend(jobs);
-                        break 'outer;
-                    }
-                };
+            while let Some((job, permit)) = jobs.next() {
+                if *stop.borrow() {
+                    unstarted.push(job);
+                    unstarted.extend(jobs.map(|(j, _)| j));
+                    break 'outer;
+                }
                 let (pool, done) = (shared.clone(), done_tx.clone());
                 tokio::spawn(async move {
                     let c = pool.deliver_one(job).await;
@@ -145,10 +164,10 @@ impl<Q: Queue> WorkerPool<Q> {
                 });
             }
         }
-        // Stop: no more leases; hand back the prefetched batch; wait for in-flight deliveries.
+        // Stop: no more leases; hand back what was leased but not started; wait for in-flight deliveries.
         batch_rx.close();
         while let Some(batch) = batch_rx.recv().await {
-            unstarted.extend(batch);
+            unstarted.extend(batch.into_iter().map(|(j, _)| j));
         }
         let _ = leaser.await;
         let _ = sem.acquire_many(shared.concurrency.max(1) as u32).await;
@@ -200,7 +219,13 @@ impl<Q: Queue> WorkerPool<Q> {
         let number = job.attempts + 1;
         if cancelled {
             let attempt = Attempt { number, at_ms: now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
-            return Completion { job, attempt, retry_at_ms: None, cancelled: true, deferred: false };
+            return Completion { job, attempt, retry_at_ms: None, kind: Settle::Cancelled };
+        }
+        if job.is_expired(now_ms()) {
+            // Past its time to live (a first attempt or a retry come due): not sent at all.
+            self.metrics.expired.with_label_values(&[job.channel.as_str()]).inc();
+            let attempt = Attempt { number: job.attempts, at_ms: now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
+            return Completion { job, attempt, retry_at_ms: None, kind: Settle::Expired };
         }
         self.limits.acquire(job.channel).await;
         let started = Instant::now();
@@ -213,7 +238,7 @@ impl<Q: Queue> WorkerPool<Q> {
             self.metrics.deferred.with_label_values(&[ch]).inc();
             let attempt = Attempt { number: job.attempts, at_ms, outcome: AttemptOutcome::Retrying, latency_us: 0, error: None };
             let due = at_ms + wait.as_millis().max(1) as i64;
-            return Completion { job, attempt, retry_at_ms: Some(due), cancelled: false, deferred: true };
+            return Completion { job, attempt, retry_at_ms: Some(due), kind: Settle::Deferred };
         }
         let (outcome, error, retry_at_ms) = match delivery.result {
             Ok(()) => {
@@ -244,8 +269,8 @@ impl<Q: Queue> WorkerPool<Q> {
             let report = AttemptReport { job, attempt, status: delivery.status, refused: delivery.give_up && delivery.status.is_none() };
             self.deliverer.observe(&report).await;
             let AttemptReport { job, attempt, .. } = report;
-            return Completion { job, attempt, retry_at_ms, cancelled: false, deferred: false };
+            return Completion { job, attempt, retry_at_ms, kind: Settle::Attempted };
         }
-        Completion { job, attempt, retry_at_ms, cancelled: false, deferred: false }
+        Completion { job, attempt, retry_at_ms, kind: Settle::Attempted }
     }
 }

@@ -37,6 +37,10 @@ pub(crate) trait Queue: Send + Sync + 'static {
     /// Of the backlog, the notifications that failed and wait for a retry, as last seen.
     fn retries_waiting(&self) -> u64;
 
+    /// Waiting notifications not yet attempted of one owner (`None`: the operator), as last seen: what
+    /// the per-owner backlog cap is about.
+    fn owner_backlog(&self, owner: Option<&str>) -> u64;
+
     /// Retries waiting of one route (a webhook endpoint).
     fn route_retries(&self, route: &str) -> impl Future<Output = Result<u64, NotifyError>> + Send;
 
@@ -159,6 +163,8 @@ pub struct RunCounters {
     pub dead_lettered: u64,
     /// Waiting notifications dropped by a cancel.
     pub cancelled: u64,
+    /// Notifications whose time to live ran out before they were sent.
+    pub expired: u64,
     /// Duration of successful delivery attempts.
     pub attempt_latency: LatencyBuckets,
     /// From enqueue to successful delivery.
@@ -168,7 +174,7 @@ pub struct RunCounters {
 impl RunCounters {
     /// Notifications that are finished one way or another.
     pub fn settled(&self) -> u64 {
-        self.delivered + self.dead_lettered + self.cancelled
+        self.delivered + self.dead_lettered + self.cancelled + self.expired
     }
 }
 
@@ -187,7 +193,7 @@ pub(crate) fn run_deltas(done: &[Completion], now_ms: i64) -> std::collections::
     use crate::model::AttemptOutcome;
     let mut map: std::collections::HashMap<RunId, RunDelta> = std::collections::HashMap::new();
     for c in done {
-        let Some(run) = c.job.run.filter(|_| !c.cancelled && !c.deferred) else { continue };
+        let Some(run) = c.job.run.filter(|_| c.attempted()) else { continue };
         let d = map.entry(run).or_default();
         match c.attempt.outcome {
             AttemptOutcome::Delivered => {

@@ -1,11 +1,16 @@
-//! The Redis Streams backend: one stream read through a consumer group (so any number of worker
-//! processes share it), acknowledged and deleted after delivery; `XAUTOCLAIM` takes over messages a
+//! The Redis Streams backend: one stream per lane (a priority class and an owner), each read through
+//! a consumer group (so any number of worker processes share them), acknowledged and deleted after
+//! delivery. A lease reads the `high` lanes first, then `normal` and `bulk` (bulk a quarter while both
+//! wait), with an equal count from each owner's lane, so one owner's backlog never stands in front of
+//! another's; `XAUTOCLAIM` takes over messages a
 //! dead consumer left pending; a sorted set holds delayed retries until a Lua script moves the due ones
 //! back into the stream; dead letters live in a sorted set + hash. A live consumer keeps what it holds
 //! (leased, waiting for a delivery slot or the rate limit, or in flight) fresh with a heartbeat, so only
 //! a dead consumer's messages go idle long enough to be taken over.
 //!
-//! Keys (all under the configured prefix, `notify` by default): `:stream`, `:seq` (id counter),
+//! Keys (all under the configured prefix, `notify` by default): `:lane:<class>:<owner>` (class 0 high,
+//! 1 normal, 2 bulk), `:lanes` (the set of lane keys; an empty lane is deleted and leaves it),
+//! `:stream` (the one stream of layout 2 and before, read as a lane until it is empty), `:seq` (id counter),
 //! `:delayed`, `:dead` (everyone's dead letters), `:deadby:<owner>` (one owner's), `:deadmsg`,
 //! `:att:<id>` (attempt history, kept 7 days), `:idem2:<owner>:<key>` (idempotency keys, per owner,
 //! kept 7 days), `:run:<id>` (a run's counters and checkpoint), `:cancelled`, `:layout` (the key
@@ -31,12 +36,35 @@ use crate::worker::CancelledRuns;
 const GROUP: &str = "workers";
 
 /// The key layout this code writes, kept in `:layout` (absent: layout 1, before the marker). 2: idempotency
-/// keys and dead-letter sets per owner (issue 14). [`RedisQueue::migrate_layout`] brings older data up.
-pub(crate) const LAYOUT: u32 = 2;
+/// keys and dead-letter sets per owner (issue 14). 3: a stream per lane (issue 18), so older code, which
+/// reads only `:stream`, must not run on it. [`RedisQueue::migrate_layout`] brings older data up.
+pub(crate) const LAYOUT: u32 = 3;
 
-/// Adds a batch atomically with the run's checkpoint. KEYS: stream, seq, run hash (or ""), idem prefix.
-/// ARGV: n, produced ("" for none), then per item: idempotency key ("" for none), wire JSON without id.
-const ENQUEUE_LUA: &str = r#"
+/// Lua: adds message `m` to its lane (named in the message's `"q"`, which no other field's text can
+/// contain unescaped; a message without one goes to the old single stream), creating the lane's stream
+/// and group when it is new. Pasted into every script that puts messages in a stream.
+macro_rules! push_lua {
+    () => {
+        r#"
+local function push(prefix, m)
+  local q = string.match(m, '"q":"([^"]*)"')
+  local lane = prefix .. ':stream'
+  if q then lane = prefix .. ':lane:' .. q end
+  if redis.call('SADD', prefix .. ':lanes', lane) == 1 then
+    redis.pcall('XGROUP', 'CREATE', lane, 'workers', '0', 'MKSTREAM')
+  end
+  redis.call('XADD', lane, '*', 'm', m)
+end
+"#
+    };
+}
+
+/// Adds a batch atomically with the run's checkpoint. KEYS: key prefix, seq, run hash (or ""), idem
+/// prefix. ARGV: n, produced ("" for none), then per item: idempotency key ("" for none), wire JSON
+/// without id.
+const ENQUEUE_LUA: &str = concat!(
+    push_lua!(),
+    r#"
 local n = tonumber(ARGV[1])
 local last = redis.call('INCRBY', KEYS[2], n)
 local ids = {}
@@ -53,7 +81,7 @@ for i = 1, n do
   end
   if fresh then
     local body = ARGV[2 + 2 * i]
-    redis.call('XADD', KEYS[1], '*', 'm', '{"i":' .. id .. ',' .. string.sub(body, 2))
+    push(KEYS[1], '{"i":' .. id .. ',' .. string.sub(body, 2))
   end
   ids[i] = id
 end
@@ -61,13 +89,17 @@ if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], 'produced', ARGV[2])
 end
 return ids
-"#;
+"#
+);
 
-/// Moves due retries from the sorted set back into the stream. KEYS: delayed, stream. ARGV: now, limit.
-const MOVE_DUE_LUA: &str = r#"
+/// Moves due retries from the sorted set back into their lanes. KEYS: delayed. ARGV: now, limit, key
+/// prefix.
+const MOVE_DUE_LUA: &str = concat!(
+    push_lua!(),
+    r#"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'm', m)
+  push(ARGV[3], m)
   redis.call('ZREM', KEYS[1], m)
   -- A webhook retry leaves its cap's waiting set too: its endpoint's ("e"), or the configured
   -- receiver's ("-") for a webhook outside a run, as `Job::cap_key` has it. Others carry neither,
@@ -82,7 +114,8 @@ for _, m in ipairs(due) do
   end
 end
 return #due
-"#;
+"#
+);
 
 /// Takes an endpoint's oldest waiting retries out of the delayed set (those still in it: one moved
 /// to the stream meanwhile is being tried). KEYS: delayed, the endpoint's waiting set. ARGV: n.
@@ -97,9 +130,11 @@ end
 return out
 "#;
 
-/// Puts dead letters back. KEYS: dead, deadmsg, stream, run-key prefix, the owner's dead set ("" for
-/// anyone's: only ids in it are replayed). ARGV: ids.
-const REPLAY_LUA: &str = r#"
+/// Puts dead letters back. KEYS: dead, deadmsg, key prefix, run-key prefix, the owner's dead set (""
+/// for anyone's: only ids in it are replayed). ARGV: ids.
+const REPLAY_LUA: &str = concat!(
+    push_lua!(),
+    r#"
 local n = 0
 for _, id in ipairs(ARGV) do
   local v = nil
@@ -108,7 +143,7 @@ for _, id in ipairs(ARGV) do
   end
   if v then
     local d = cjson.decode(v)
-    redis.call('XADD', KEYS[3], '*', 'm', d.w)
+    push(KEYS[3], d.w)
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
     if type(d.z) == 'string' then
@@ -122,7 +157,8 @@ for _, id in ipairs(ARGV) do
   end
 end
 return n
-"#;
+"#
+);
 
 /// Drops dead letters that died before a time (retention), with their per-owner index entries.
 /// KEYS: dead, deadmsg. ARGV: before (ms, exclusive), limit. Returns how many were dropped.
@@ -141,13 +177,13 @@ return #seqs
 "#;
 
 /// Acknowledges a batch of outcomes. Only a message this call actually acknowledges (XACK = 1) has
-/// effects, so a message that was reclaimed and delivered twice is counted once. KEYS: stream, delayed,
-/// dead, deadmsg, key prefix. ARGV: 8 per item — receipt, id, kind (d delivered, r retry, x dead,
-/// c cancelled, f deferred: back to the delayed set unattempted), run ("" for none), attempt JSON,
-/// score, member, latency buckets ("a12 e40") for d or the cap key for r ("" for none).
-/// Returns how many items were settled (delivered, dead or cancelled).
+/// effects, so a message that was reclaimed and delivered twice is counted once. KEYS: delayed, dead,
+/// deadmsg, key prefix. ARGV: 9 per item — lane, entry id, id, kind (d delivered, r retry, x dead,
+/// c cancelled, e expired, f deferred: back to the delayed set unattempted), run ("" for none), attempt
+/// JSON, score, member, latency buckets ("a12 e40") for d or the cap key for r ("" for none).
+/// Returns how many items were settled (delivered, dead, cancelled or expired).
 const COMPLETE_LUA: &str = r#"
-local stream, delayed, dead, deadmsg, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local delayed, dead, deadmsg, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local deltas = {}
 local function bump(run, field, n)
   if run == '' then return end
@@ -156,12 +192,17 @@ local function bump(run, field, n)
   t[field] = (t[field] or 0) + n
 end
 local settled = 0
-for i = 1, #ARGV, 8 do
+for j = 1, #ARGV, 9 do
+  local stream = ARGV[j]
+  local i = j + 1
   local rid, seq, kind, run = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('XACK', stream, 'workers', rid) == 1 then
     redis.call('XDEL', stream, rid)
     if kind == 'c' then
       bump(run, 'cancelled', 1)
+      settled = settled + 1
+    elseif kind == 'e' then
+      bump(run, 'expired', 1)
       settled = settled + 1
     elseif kind == 'f' then
       redis.call('ZADD', delayed, ARGV[i + 5], ARGV[i + 6])
@@ -200,27 +241,48 @@ return settled
 "#;
 
 /// Hands leased messages back: re-added for any consumer, but only those still ours (XACK = 1).
-/// KEYS: stream. ARGV: pairs of receipt, message.
-const RELEASE_LUA: &str = r#"
-for i = 1, #ARGV, 2 do
-  if redis.call('XACK', KEYS[1], 'workers', ARGV[i]) == 1 then
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
+/// KEYS: key prefix. ARGV: triples of lane, entry id, message.
+const RELEASE_LUA: &str = concat!(
+    push_lua!(),
+    r#"
+for i = 1, #ARGV, 3 do
+  if redis.call('XACK', ARGV[i], 'workers', ARGV[i + 1]) == 1 then
+    redis.call('XDEL', ARGV[i], ARGV[i + 1])
+    push(KEYS[1], ARGV[i + 2])
   end
 end
 return 0
+"#
+);
+
+/// Deletes lanes that are empty (nothing waiting, nothing pending: acknowledged entries are deleted,
+/// so an empty stream holds neither) and takes them out of the set; the old single stream only
+/// leaves the set. KEYS: lanes set, the old stream. Returns how many went.
+const DROP_EMPTY_LANES_LUA: &str = r#"
+local n = 0
+for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('XLEN', lane) == 0 then
+    if lane ~= KEYS[2] then redis.call('DEL', lane) end
+    redis.call('SREM', KEYS[1], lane)
+    n = n + 1
+  end
+end
+return n
 "#;
 
 /// Resets the idle time of messages this consumer still holds (`XCLAIM … JUSTID` to itself: no delivery
 /// is counted), skipping any another consumer has taken over meanwhile, so a heartbeat never steals one
-/// back. KEYS: stream. ARGV: consumer, then receipts. Returns how many were refreshed.
+/// back. ARGV: consumer, then pairs of lane and entry id. Returns how many were refreshed.
 const HEARTBEAT_LUA: &str = r#"
 local n = 0
-for i = 2, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], 'workers', ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == ARGV[1] then
-    redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'JUSTID')
-    n = n + 1
+for i = 2, #ARGV, 2 do
+  local lane, rid = ARGV[i], ARGV[i + 1]
+  if redis.call('EXISTS', lane) == 1 then
+    local p = redis.call('XPENDING', lane, 'workers', rid, rid, 1)
+    if p[1] and p[1][2] == ARGV[1] then
+      redis.call('XCLAIM', lane, 'workers', ARGV[1], 0, rid, 'JUSTID')
+      n = n + 1
+    end
   end
 end
 return n
@@ -247,6 +309,20 @@ struct Wire<'a> {
     /// The job's internal route; absent in messages written before it existed, which read as `None`.
     #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
     e: Option<std::borrow::Cow<'a, str>>,
+    /// The lane: `<class>:<owner key part>` (absent before lanes: the old stream).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    q: Option<String>,
+    /// Priority class (0 high, 1 normal, 2 bulk; absent: normal).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    y: Option<u8>,
+    /// Expiry, unix ms.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    x: Option<i64>,
+}
+
+/// The lane suffix of a notification: its class and its owner's key part.
+fn lane_suffix(priority: Priority, owner: Option<&str>) -> String {
+    format!("{}:{}", priority.code(), owner_key_part(owner))
 }
 
 /// A job's channel on the wire: its name. Messages written before channels were stored by name carry
@@ -286,6 +362,9 @@ impl<'a> Wire<'a> {
             l: j.sim.latency_ms,
             o: j.owner.as_deref().map(Into::into),
             e: j.route.as_deref().map(Into::into),
+            q: Some(lane_suffix(j.priority, j.owner.as_deref())),
+            y: Some(j.priority.code()),
+            x: j.expires_ms,
         }
     }
 
@@ -301,6 +380,8 @@ impl<'a> Wire<'a> {
             sim: SimKnobs { failure_rate: self.f, latency_ms: self.l },
             owner: self.o.map(std::borrow::Cow::into_owned),
             route: self.e.map(std::borrow::Cow::into_owned),
+            priority: Priority::from_code(self.y.unwrap_or(1).into()),
+            expires_ms: self.x,
             receipt,
         })
     }
@@ -332,6 +413,12 @@ pub struct RedisQueue {
     last_reclaim: std::sync::Mutex<Instant>,
     /// Receipts leased by this consumer and not yet completed or released (see [`HEARTBEAT_LUA`]).
     held: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The lanes (stream keys) as last read from `:lanes`, by class.
+    lanes: std::sync::Mutex<[Vec<String>; 3]>,
+    /// Where each class's window of lanes starts next (when there are more lanes than a lease takes).
+    turn: std::sync::atomic::AtomicUsize,
+    /// Waiting messages per owner (key part) as last counted, plus what this process added since.
+    owner_waiting: std::sync::Mutex<HashMap<String, u64>>,
     enqueue_script: redis::Script,
     move_script: redis::Script,
     shed_script: redis::Script,
@@ -340,6 +427,7 @@ pub struct RedisQueue {
     release_script: redis::Script,
     heartbeat_script: redis::Script,
     prune_dead_script: redis::Script,
+    drop_lanes_script: redis::Script,
 }
 
 struct Keys {
@@ -353,6 +441,9 @@ struct Keys {
 }
 
 impl Keys {
+    fn lanes(&self) -> String {
+        format!("{}:lanes", self.prefix)
+    }
     fn run(&self, id: RunId) -> String {
         format!("{}:run:{id}", self.prefix)
     }
@@ -420,6 +511,9 @@ impl RedisQueue {
             reclaim_idle_ms: cfg.reclaim_idle_ms.max(100),
             last_reclaim: std::sync::Mutex::new(Instant::now() - Duration::from_secs(3600)),
             held: Default::default(),
+            lanes: Default::default(),
+            turn: Default::default(),
+            owner_waiting: Default::default(),
             enqueue_script: redis::Script::new(ENQUEUE_LUA),
             move_script: redis::Script::new(MOVE_DUE_LUA),
             shed_script: redis::Script::new(SHED_LUA),
@@ -428,7 +522,14 @@ impl RedisQueue {
             release_script: redis::Script::new(RELEASE_LUA),
             heartbeat_script: redis::Script::new(HEARTBEAT_LUA),
             prune_dead_script: redis::Script::new(PRUNE_DEAD_LUA),
+            drop_lanes_script: redis::Script::new(DROP_EMPTY_LANES_LUA),
         };
+        // Messages left in the old single stream are read as one more lane until it is empty.
+        let old: u64 = redis::cmd("XLEN").arg(&q.keys.stream).query_async(&mut q.conn.clone()).await?;
+        if old > 0 {
+            let _: i64 = redis::cmd("SADD").arg(q.keys.lanes()).arg(&q.keys.stream).query_async(&mut q.conn.clone()).await?;
+        }
+        q.refresh_lanes().await?;
         q.refresh_backlog().await?;
         Ok(q)
     }
@@ -490,6 +591,11 @@ impl RedisQueue {
         let k = &self.keys;
         let layout: Option<u32> = redis::cmd("GET").arg(k.layout()).query_async(&mut c).await?;
         if layout.is_some_and(|v| v >= LAYOUT) {
+            return Ok(());
+        }
+        if layout == Some(2) {
+            // 2 -> 3: nothing to move; the old stream is read as a lane (see `connect`).
+            let _: () = redis::cmd("SET").arg(k.layout()).arg(LAYOUT).query_async(&mut c).await?;
             return Ok(());
         }
         // Whose is notification `id`: Some(None) is the operator's; absent means not found.
@@ -616,26 +722,57 @@ impl RedisQueue {
         Ok(())
     }
 
+    /// Reads the set of lanes, sorted into classes by their names.
+    async fn refresh_lanes(&self) -> Result<(), NotifyError> {
+        let mut c = self.conn.clone();
+        let all: Vec<String> = redis::cmd("SMEMBERS").arg(self.keys.lanes()).query_async(&mut c).await?;
+        let mut by_class: [Vec<String>; 3] = Default::default();
+        let lane_prefix = format!("{}:lane:", self.keys.prefix);
+        for lane in all {
+            let class = lane.strip_prefix(&lane_prefix).and_then(|rest| rest.split(':').next()).and_then(|c| c.parse::<usize>().ok());
+            by_class[class.filter(|c| *c < 3).unwrap_or(1)].push(lane);
+        }
+        for v in &mut by_class {
+            v.sort();
+        }
+        *self.lanes.lock().expect("lanes lock") = by_class;
+        Ok(())
+    }
+
     async fn refresh_backlog(&self) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
-        let (len, delayed): (u64, u64) =
-            redis::pipe().cmd("XLEN").arg(&self.keys.stream).cmd("ZCARD").arg(&self.keys.delayed).query_async(&mut c).await?;
-        self.backlog.store(len + delayed, Ordering::Relaxed);
+        let lanes: Vec<String> = self.lanes.lock().expect("lanes lock").iter().flatten().cloned().collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZCARD").arg(&self.keys.delayed);
+        for l in &lanes {
+            pipe.cmd("XLEN").arg(l);
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut c).await?;
+        let delayed = counts.first().copied().unwrap_or(0);
+        let lane_prefix = format!("{}:lane:", self.keys.prefix);
+        let mut per_owner: HashMap<String, u64> = HashMap::new();
+        let mut waiting = 0;
+        for (lane, n) in lanes.iter().zip(counts.iter().skip(1)) {
+            waiting += n;
+            let owner = lane.strip_prefix(&lane_prefix).and_then(|rest| rest.split_once(':')).map(|(_, o)| o.to_string());
+            *per_owner.entry(owner.unwrap_or_default()).or_default() += n;
+        }
+        *self.owner_waiting.lock().expect("owner lock") = per_owner;
+        self.backlog.store(waiting + delayed, Ordering::Relaxed);
         self.delayed.store(delayed, Ordering::Relaxed);
-        Ok(len + delayed)
+        Ok(waiting + delayed)
+    }
+
+    /// Deletes empty lanes (every few seconds): each owner's lane exists while it has work.
+    async fn drop_empty_lanes(&self) -> Result<u64, NotifyError> {
+        let mut c = self.conn.clone();
+        let n: u64 = self.drop_lanes_script.key(self.keys.lanes()).key(&self.keys.stream).invoke_async(&mut c).await?;
+        Ok(n)
     }
 
     async fn move_due(&self) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
-        let n: u64 = self
-            .move_script
-            .key(&self.keys.delayed)
-            .key(&self.keys.stream)
-            .arg(now_ms())
-            .arg(1000)
-            .arg(&self.keys.prefix)
-            .invoke_async(&mut c)
-            .await?;
+        let n: u64 = self.move_script.key(&self.keys.delayed).arg(now_ms()).arg(1000).arg(&self.keys.prefix).invoke_async(&mut c).await?;
         Ok(n)
     }
 
@@ -674,9 +811,15 @@ impl RedisQueue {
                         }
                     }
                 }
+                let _ = q.refresh_lanes().await;
                 if n.is_multiple_of(3) {
                     let _ = q.refresh_backlog().await;
                     let _ = q.refresh_cancelled(&cancelled).await;
+                }
+                if n.is_multiple_of(50) {
+                    if let Err(e) = q.drop_empty_lanes().await {
+                        tracing::warn!(error = %e, "dropping empty lanes failed");
+                    }
                 }
                 if n.is_multiple_of(heartbeat_every) {
                     if let Err(e) = q.heartbeat().await {
@@ -693,9 +836,10 @@ impl RedisQueue {
         let mut refreshed = 0;
         for chunk in held.chunks(1000) {
             let mut inv = self.heartbeat_script.prepare_invoke();
-            inv.key(&self.keys.stream).arg(&self.consumer);
+            inv.arg(&self.consumer);
             for r in chunk {
-                inv.arg(r);
+                let (lane, rid) = split_receipt(r);
+                inv.arg(lane).arg(rid);
             }
             let mut c = self.conn.clone();
             let n: u64 = inv.invoke_async(&mut c).await?;
@@ -715,7 +859,8 @@ impl RedisQueue {
         }
     }
 
-    fn parse_entries(entries: &Value, out: &mut Vec<Job>, acks: &mut Vec<String>) {
+    /// Jobs from a stream read's entries (receipts name `lane`); unreadable entries' ids go to `acks`.
+    fn parse_entries(lane: &str, entries: &Value, out: &mut Vec<Job>, acks: &mut Vec<(String, String)>) {
         let Value::Array(entries) = entries else { return };
         for e in entries {
             let Value::Array(parts) = e else { continue };
@@ -725,59 +870,61 @@ impl RedisQueue {
                 [Value::BulkString(k), Value::BulkString(v)] if k == b"m" => Some(v),
                 _ => None,
             });
-            match body.and_then(|b| serde_json::from_slice::<Wire>(b).ok()).and_then(|w| w.into_job(rid.clone())) {
+            match body.and_then(|b| serde_json::from_slice::<Wire>(b).ok()).and_then(|w| w.into_job(format!("{lane} {rid}"))) {
                 Some(job) => out.push(job),
                 // Unreadable: acknowledge and drop it rather than loop on it forever.
-                None => acks.push(rid),
+                None => acks.push((lane.to_string(), rid)),
             }
         }
     }
 
-    async fn ack_garbage(&self, ids: Vec<String>) {
+    async fn ack_garbage(&self, ids: Vec<(String, String)>) {
         if ids.is_empty() {
             return;
         }
         tracing::error!(n = ids.len(), "dropping unreadable stream entries");
         let mut c = self.conn.clone();
-        let _: Result<Value, _> = redis::pipe()
-            .cmd("XACK")
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .arg(&ids)
-            .cmd("XDEL")
-            .arg(&self.keys.stream)
-            .arg(&ids)
-            .query_async(&mut c)
-            .await;
+        let mut pipe = redis::pipe();
+        for (lane, id) in &ids {
+            pipe.cmd("XACK").arg(lane).arg(GROUP).arg(id).ignore().cmd("XDEL").arg(lane).arg(id).ignore();
+        }
+        let _: Result<(), _> = pipe.query_async(&mut c).await;
     }
 
-    /// Takes over messages pending on any consumer for longer than the reclaim idle time.
+    /// Takes over messages pending on any consumer for longer than the reclaim idle time, lane by lane.
     async fn reclaim(&self, max: usize) -> Result<Vec<Job>, NotifyError> {
         let mut c = self.conn.clone();
-        let mut cursor = "0-0".to_string();
         let mut jobs = vec![];
         let mut garbage = vec![];
-        for _ in 0..16 {
-            let v: Value = redis::cmd("XAUTOCLAIM")
-                .arg(&self.keys.stream)
-                .arg(GROUP)
-                .arg(&self.consumer)
-                .arg(self.reclaim_idle_ms)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(max)
-                .query_async(&mut c)
-                .await?;
-            let Value::Array(parts) = v else { break };
-            if let Some(entries) = parts.get(1) {
-                Self::parse_entries(entries, &mut jobs, &mut garbage);
-            }
-            cursor = match parts.first() {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                _ => "0-0".into(),
-            };
-            if cursor == "0-0" || jobs.len() >= max {
-                break;
+        let lanes: Vec<String> = self.lanes.lock().expect("lanes lock").iter().flatten().cloned().collect();
+        'lanes: for lane in lanes {
+            let mut cursor = "0-0".to_string();
+            for _ in 0..16 {
+                let v: Result<Value, _> = redis::cmd("XAUTOCLAIM")
+                    .arg(&lane)
+                    .arg(GROUP)
+                    .arg(&self.consumer)
+                    .arg(self.reclaim_idle_ms)
+                    .arg(&cursor)
+                    .arg("COUNT")
+                    .arg(max - jobs.len())
+                    .query_async(&mut c)
+                    .await;
+                // A lane deleted since the list was read has nothing to take over.
+                let Ok(Value::Array(parts)) = v else { continue 'lanes };
+                if let Some(entries) = parts.get(1) {
+                    Self::parse_entries(&lane, entries, &mut jobs, &mut garbage);
+                }
+                cursor = match parts.first() {
+                    Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                    _ => "0-0".into(),
+                };
+                if jobs.len() >= max {
+                    break 'lanes;
+                }
+                if cursor == "0-0" {
+                    break;
+                }
             }
         }
         self.ack_garbage(garbage).await;
@@ -786,6 +933,64 @@ impl RedisQueue {
         }
         Ok(jobs)
     }
+
+    /// One read of up to `want` new messages from `lanes` (at most `want` of them, an equal count from
+    /// each, the window turning from lease to lease), blocking up to `block_ms` when there are none.
+    async fn read_lanes(&self, lanes: &[String], want: usize, block_ms: Option<u64>, out: &mut Vec<Job>) -> Result<(), NotifyError> {
+        if lanes.is_empty() || want == 0 {
+            return Ok(());
+        }
+        let k = lanes.len().min(want);
+        let start = self.turn.fetch_add(1, Ordering::Relaxed) % lanes.len();
+        let window: Vec<&String> = lanes.iter().cycle().skip(start).take(k).collect();
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(&self.consumer).arg("COUNT").arg(want / k);
+        if let Some(ms) = block_ms {
+            cmd.arg("BLOCK").arg(ms);
+        }
+        cmd.arg("STREAMS");
+        for l in &window {
+            cmd.arg(*l);
+        }
+        for _ in &window {
+            cmd.arg(">");
+        }
+        let mut c = self.lease_conn.lock().await;
+        let v: Result<Value, _> = cmd.query_async(&mut *c).await;
+        drop(c);
+        let v = match v {
+            Ok(v) => v,
+            Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("UNBLOCKED") => {
+                // A lane went (emptied and deleted) after the list was read: read the list again.
+                self.refresh_lanes().await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut garbage = vec![];
+        let mut got = vec![];
+        if let Value::Array(streams) = v {
+            for s in streams {
+                if let Value::Array(parts) = s {
+                    let lane = match parts.first() {
+                        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                        _ => continue,
+                    };
+                    if let Some(entries) = parts.get(1) {
+                        Self::parse_entries(&lane, entries, &mut got, &mut garbage);
+                    }
+                }
+            }
+        }
+        self.ack_garbage(garbage).await;
+        out.extend(got);
+        Ok(())
+    }
+}
+
+/// A receipt is `<lane> <entry id>` (entry ids have no spaces).
+fn split_receipt(r: &str) -> (&str, &str) {
+    r.rsplit_once(' ').unwrap_or(("", r))
 }
 
 fn default_consumer_name() -> String {
@@ -804,7 +1009,7 @@ impl Queue for RedisQueue {
 
     async fn enqueue(&self, items: Vec<Prepared>, checkpoint: Option<Checkpoint>) -> Result<Vec<NotificationId>, NotifyError> {
         let mut inv = self.enqueue_script.prepare_invoke();
-        inv.key(&self.keys.stream).key(&self.keys.seq);
+        inv.key(&self.keys.prefix).key(&self.keys.seq);
         inv.key(checkpoint.map(|c| self.keys.run(c.run)).unwrap_or_default());
         inv.key(self.keys.idem_base());
         inv.arg(items.len()).arg(checkpoint.map(|c| c.produced.to_string()).unwrap_or_default());
@@ -822,6 +1027,9 @@ impl Queue for RedisQueue {
                 l: it.sim.latency_ms,
                 o: it.owner.as_deref().map(Into::into),
                 e: it.route.as_deref().map(Into::into),
+                q: Some(lane_suffix(it.priority, it.owner.as_deref())),
+                y: Some(it.priority.code()),
+                x: it.expires_ms,
             };
             // Scoped by owner: the same key from two owners names two notifications.
             let key = it.idempotency_key.as_deref().map(|k| format!("{}:{k}", owner_key_part(it.owner.as_deref())));
@@ -830,6 +1038,12 @@ impl Queue for RedisQueue {
         let mut c = self.conn.clone();
         let ids: Vec<u64> = inv.invoke_async(&mut c).await?;
         self.backlog.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        {
+            let mut per_owner = self.owner_waiting.lock().expect("owner lock");
+            for it in &items {
+                *per_owner.entry(owner_key_part(it.owner.as_deref())).or_default() += 1;
+            }
+        }
         Ok(ids.into_iter().map(NotificationId::redis).collect())
     }
 
@@ -849,33 +1063,31 @@ impl Queue for RedisQueue {
                 return Ok(jobs);
             }
         }
-        let mut c = self.lease_conn.lock().await;
-        let v: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(max)
-            .arg("BLOCK")
-            .arg(100)
-            .arg("STREAMS")
-            .arg(&self.keys.stream)
-            .arg(">")
-            .query_async(&mut *c)
-            .await?;
-        drop(c);
-        let mut jobs = vec![];
-        let mut garbage = vec![];
-        if let Value::Array(streams) = v {
-            for s in streams {
-                if let Value::Array(parts) = s {
-                    if let Some(entries) = parts.get(1) {
-                        Self::parse_entries(entries, &mut jobs, &mut garbage);
-                    }
-                }
+        let [high, normal, bulk] = self.lanes.lock().expect("lanes lock").clone();
+        let mut jobs = Vec::with_capacity(max);
+        self.read_lanes(&high, max, None, &mut jobs).await?;
+        let room = max - jobs.len();
+        if room > 0 {
+            let normal_share = if bulk.is_empty() { room } else { room - room / 4 };
+            let before = jobs.len();
+            self.read_lanes(&normal, normal_share, None, &mut jobs).await?;
+            let normal_full = jobs.len() - before >= normal_share;
+            self.read_lanes(&bulk, max - jobs.len(), None, &mut jobs).await?;
+            if normal_full && jobs.len() < max {
+                // What bulk left unused.
+                self.read_lanes(&normal, max - jobs.len(), None, &mut jobs).await?;
             }
         }
-        self.ack_garbage(garbage).await;
+        if jobs.is_empty() {
+            // Nothing anywhere: wait for new messages on every lane (briefly, so new lanes are seen).
+            let all: Vec<String> = [high, normal, bulk].concat();
+            if all.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.refresh_lanes().await?;
+            } else {
+                self.read_lanes(&all, max, Some(100), &mut jobs).await?;
+            }
+        }
         self.hold(&jobs);
         Ok(jobs)
     }
@@ -887,17 +1099,25 @@ impl Queue for RedisQueue {
         let now = now_ms();
         let k = &self.keys;
         let mut inv = self.complete_script.prepare_invoke();
-        inv.key(&k.stream).key(&k.delayed).key(&k.dead).key(&k.deadmsg).key(&k.prefix);
+        inv.key(&k.delayed).key(&k.dead).key(&k.deadmsg).key(&k.prefix);
         for c in &done {
             let run = c.job.run.map(|r| r.to_string()).unwrap_or_default();
-            inv.arg(&c.job.receipt).arg(c.job.id.seq);
-            if c.cancelled {
-                inv.arg("c").arg(run).arg("").arg(0).arg("").arg("");
-                continue;
-            }
-            if c.deferred {
-                inv.arg("f").arg(run).arg("").arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, c.job.attempts)).arg("");
-                continue;
+            let (lane, rid) = split_receipt(&c.job.receipt);
+            inv.arg(lane).arg(rid).arg(c.job.id.seq);
+            match c.kind {
+                Settle::Cancelled => {
+                    inv.arg("c").arg(run).arg("").arg(0).arg("").arg("");
+                    continue;
+                }
+                Settle::Expired => {
+                    inv.arg("e").arg(run).arg("").arg(0).arg("").arg("");
+                    continue;
+                }
+                Settle::Deferred => {
+                    inv.arg("f").arg(run).arg("").arg(c.retry_at_ms.unwrap_or(now)).arg(wire_json(&c.job, c.job.attempts)).arg("");
+                    continue;
+                }
+                Settle::Attempted => {}
             }
             let a = &c.attempt;
             let att = serde_json::to_string(a).unwrap_or_default();
@@ -932,7 +1152,7 @@ impl Queue for RedisQueue {
         let settled = settled?;
         let _ = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(settled)));
         // Until the next refresh reads the delayed set's size.
-        let retries = done.iter().filter(|c| !c.cancelled && !c.deferred && c.attempt.outcome == AttemptOutcome::Retrying).count() as u64;
+        let retries = done.iter().filter(|c| c.attempted() && c.attempt.outcome == AttemptOutcome::Retrying).count() as u64;
         self.delayed.fetch_add(retries, Ordering::Relaxed);
         Ok(())
     }
@@ -942,9 +1162,10 @@ impl Queue for RedisQueue {
             return Ok(());
         }
         let mut inv = self.release_script.prepare_invoke();
-        inv.key(&self.keys.stream);
+        inv.key(&self.keys.prefix);
         for j in &jobs {
-            inv.arg(&j.receipt).arg(wire_json(j, j.attempts));
+            let (lane, rid) = split_receipt(&j.receipt);
+            inv.arg(lane).arg(rid).arg(wire_json(j, j.attempts));
         }
         let mut c = self.conn.clone();
         let released: Result<i64, _> = inv.invoke_async(&mut c).await;
@@ -959,6 +1180,10 @@ impl Queue for RedisQueue {
 
     fn retries_waiting(&self) -> u64 {
         self.delayed.load(Ordering::Relaxed)
+    }
+
+    fn owner_backlog(&self, owner: Option<&str>) -> u64 {
+        self.owner_waiting.lock().expect("owner lock").get(&owner_key_part(owner)).copied().unwrap_or(0)
     }
 
     async fn route_retries(&self, route: &str) -> Result<u64, NotifyError> {
@@ -1046,7 +1271,7 @@ impl Queue for RedisQueue {
                 .replay_script
                 .key(&self.keys.dead)
                 .key(&self.keys.deadmsg)
-                .key(&self.keys.stream)
+                .key(&self.keys.prefix)
                 .key(format!("{}:run:", self.keys.prefix))
                 .key(&only)
                 .arg(chunk)
@@ -1078,6 +1303,7 @@ impl Queue for RedisQueue {
             retried: get("retried"),
             dead_lettered: get("dead"),
             cancelled: get("cancelled"),
+            expired: get("expired"),
             ..Default::default()
         };
         for (k, v) in &h {

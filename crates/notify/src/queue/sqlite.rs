@@ -32,6 +32,7 @@ const STATE_LEASED: i64 = 1;
 const STATE_DELIVERED: i64 = 2;
 const STATE_DEAD: i64 = 3;
 const STATE_CANCELLED: i64 = 4;
+const STATE_EXPIRED: i64 = 5;
 
 /// Version 1: the schema as it was before versioned migrations (files made then have `user_version`
 /// 0 and exactly these tables; on them every statement here is a no-op).
@@ -143,9 +144,22 @@ CREATE INDEX notifications_retrying_default ON notifications(id)
     WHERE state = 0 AND attempts > 0 AND route IS NULL AND channel = 'webhook' AND run_id IS NULL;
 "#;
 
+/// Version 6 (issue 18): priorities and expiry. Ready rows are found by lane (priority, owner), each
+/// in due order, so one owner's backlog never stands in front of another's and a class overtakes the
+/// ones below it; expired rows (state 5) are settled like delivered ones and pruned with them.
+const SCHEMA_V6: &str = r#"
+ALTER TABLE notifications ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE notifications ADD COLUMN expires_ms INTEGER;
+ALTER TABLE runs ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS notifications_ready;
+CREATE INDEX notifications_lanes ON notifications(priority, owner, due_ms) WHERE state = 0;
+DROP INDEX IF EXISTS notifications_settled;
+CREATE INDEX notifications_settled ON notifications(done_ms) WHERE state IN (2, 4, 5);
+"#;
+
 /// The schema's steps, in order: step `i` takes a file from `user_version` i to i + 1. Append new
 /// steps here (never edit a released one); each runs in its own transaction with its version bump.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
 
 /// The WAL is cut back to this after a checkpoint (it grows to ~64 MB between checkpoints, see
 /// `wal_autocheckpoint`; a big prune or the one-off `VACUUM` must not leave it larger for good).
@@ -222,7 +236,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), NotifyError> {
 /// What [`job_from_row`] reads, in its order (a macro, so the lease's SQL stays one literal).
 macro_rules! job_columns {
     () => {
-        "id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route"
+        "id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route, priority, expires_ms"
     };
 }
 const JOB_COLUMNS: &str = job_columns!();
@@ -244,6 +258,9 @@ pub struct SqliteQueue {
     retrying: Arc<AtomicU64>,
     /// The same, per route (webhook endpoint).
     route_retrying: Arc<Mutex<std::collections::HashMap<String, u64>>>,
+    /// Waiting notifications not yet attempted, per owner (`None`: the operator's), for the per-owner
+    /// backlog cap.
+    fresh: Arc<Mutex<FreshByOwner>>,
     work: Arc<Notify>,
     leases: Arc<Mutex<Leases>>,
     path: PathBuf,
@@ -256,17 +273,151 @@ pub struct SqliteQueue {
 /// cursor over the ready index plus the set of ids in flight. Leasing is then a read, which saves a row
 /// rewrite per notification; after a crash there is nothing to recover (unacknowledged rows are still
 /// ready). Every row made ready later gets a `due_ms` past the cursor, so the cursor never skips one.
+///
+/// There is a cursor per lane: a priority class and an owner. A lease serves `high` lanes first, then
+/// `normal` and `bulk` (bulk has a quarter of the lease while both wait), and within a class gives each
+/// owner's lane an equal share, starting with a different lane each time: one owner's 200,000 waiting
+/// notifications are not in front of another owner's one.
 #[derive(Default)]
 struct Leases {
-    /// (due_ms, id) of the last row leased; the next lease starts after it.
-    cursor: (i64, i64),
+    lanes: std::collections::BTreeMap<LaneKey, Lane>,
+    /// Where each class's round starts next.
+    turn: [usize; 3],
+    /// The greatest `due_ms` any lane's cursor has reached.
+    high: i64,
     in_flight: std::collections::HashSet<i64>,
+}
+
+type LaneKey = (u8, Option<String>);
+
+struct Lane {
+    /// (due_ms, id) of the lane's last row leased; the next lease starts after it.
+    cursor: (i64, i64),
+    /// No row of the lane is due before this (a hint: leasing looks again from then on).
+    next_due: i64,
 }
 
 impl Leases {
     /// The earliest `due_ms` a row made ready now may get.
     fn floor(&self) -> i64 {
-        self.cursor.0 + 1
+        self.high + 1
+    }
+
+    /// A row of lane `key` is ready from `due` on.
+    fn wake(&mut self, key: LaneKey, due: i64) {
+        let lane = self.lanes.entry(key).or_insert(Lane { cursor: (i64::MIN, i64::MIN), next_due: due });
+        lane.next_due = lane.next_due.min(due);
+    }
+
+    /// Takes up to `want` due rows of class `class`, lanes sharing equally.
+    fn take_class(&mut self, conn: &Connection, class: u8, want: usize, now: i64, jobs: &mut Vec<Job>) -> Result<(), NotifyError> {
+        let mut active: Vec<LaneKey> =
+            self.lanes.range((class, None)..(class + 1, None)).filter(|(_, l)| l.next_due <= now).map(|(k, _)| k.clone()).collect();
+        if active.is_empty() || want == 0 {
+            return Ok(());
+        }
+        let start = self.turn[class as usize] % active.len();
+        active.rotate_left(start);
+        self.turn[class as usize] = self.turn[class as usize].wrapping_add(1);
+        let mut left = want;
+        let mut rows = conn.prepare_cached(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM notifications WHERE state = 0 AND priority = ?1 AND owner IS ?2 AND due_ms <= ?3 AND (due_ms, id) > (?4, ?5) \
+             ORDER BY due_ms, id LIMIT ?6"
+        ))?;
+        let mut next = conn.prepare_cached(
+            "SELECT due_ms FROM notifications WHERE state = 0 AND priority = ?1 AND owner IS ?2 AND (due_ms, id) > (?3, ?4) \
+             ORDER BY due_ms, id LIMIT 1",
+        )?;
+        while left > 0 && !active.is_empty() {
+            let share = left.div_ceil(active.len());
+            let mut again = Vec::with_capacity(active.len());
+            for key in active {
+                if left == 0 {
+                    break;
+                }
+                let Some(lane) = self.lanes.get_mut(&key) else { continue };
+                let ask = share.min(left);
+                let mut got = 0;
+                let mut exhausted = false;
+                // Rows still in flight are skipped (they are only behind the cursor after a release).
+                while got < ask {
+                    let asked = ask - got;
+                    let (cd, cid) = lane.cursor;
+                    let mut r = rows.query(params![class, key.1, now, cd, cid, asked as i64])?;
+                    let mut seen = 0;
+                    while let Some(row) = r.next()? {
+                        seen += 1;
+                        let job = job_from_row(row)?;
+                        let seq = job.id.seq as i64;
+                        lane.cursor = (row.get(9)?, seq);
+                        if self.in_flight.insert(seq) {
+                            jobs.push(job);
+                            got += 1;
+                        }
+                    }
+                    if seen < asked {
+                        exhausted = true;
+                        break;
+                    }
+                }
+                self.high = self.high.max(lane.cursor.0);
+                left -= got;
+                if exhausted {
+                    // Nothing more due: when is its next row, if it has one left?
+                    let (cd, cid) = lane.cursor;
+                    match next.query_row(params![class, key.1, cd, cid], |r| r.get::<_, i64>(0)).optional()? {
+                        Some(due) => lane.next_due = due.max(now + 1),
+                        None => {
+                            self.lanes.remove(&key);
+                        }
+                    }
+                } else {
+                    again.push(key);
+                }
+            }
+            active = again;
+        }
+        Ok(())
+    }
+
+    /// One lease: `high` first, then `normal` and `bulk` sharing what is left 3:1 while both wait (what
+    /// one leaves unused the other may take).
+    fn take(&mut self, conn: &Connection, max: usize, now: i64) -> Result<Vec<Job>, NotifyError> {
+        let mut jobs = Vec::with_capacity(max);
+        let [high, normal, bulk] = Priority::ALL.map(Priority::code);
+        self.take_class(conn, high, max, now, &mut jobs)?;
+        let room = max - jobs.len();
+        if room > 0 {
+            let bulk_waiting = self.lanes.range((bulk, None)..).any(|(_, l)| l.next_due <= now);
+            let normal_share = if bulk_waiting { room - room / 4 } else { room };
+            self.take_class(conn, normal, normal_share, now, &mut jobs)?;
+            self.take_class(conn, bulk, max - jobs.len(), now, &mut jobs)?;
+            self.take_class(conn, normal, max - jobs.len(), now, &mut jobs)?;
+        }
+        Ok(jobs)
+    }
+}
+
+fn lane_of(job: &Job) -> LaneKey {
+    (job.priority.code(), job.owner.clone())
+}
+
+type FreshByOwner = std::collections::HashMap<Option<String>, u64>;
+
+fn add_fresh(map: &mut FreshByOwner, owner: &Option<String>, up: u64, down: u64) {
+    match map.get_mut(owner) {
+        Some(n) => {
+            *n = (*n + up).saturating_sub(down);
+            if *n == 0 {
+                map.remove(owner);
+            }
+        }
+        None if up > down => {
+            map.insert(owner.clone(), up - down);
+        }
+        None => {}
     }
 }
 
@@ -312,17 +463,28 @@ impl SqliteQueue {
             ))?
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<rusqlite::Result<std::collections::HashMap<_, _>>>()?;
+        let fresh = conn
+            .prepare("SELECT owner, count(*) FROM notifications WHERE state = 0 AND attempts = 0 GROUP BY owner")?
+            .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<rusqlite::Result<FreshByOwner>>()?;
+        let mut leases = Leases { high: i64::MIN, ..Default::default() };
+        let mut lanes = conn.prepare("SELECT priority, owner, min(due_ms) FROM notifications WHERE state = 0 GROUP BY priority, owner")?;
+        for lane in lanes.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?)))? {
+            let (p, owner, due) = lane?;
+            leases.wake((Priority::from_code(p).code(), owner), due);
+        }
+        drop(lanes);
         let (tx, rx) = mpsc::channel::<Cmd>();
         std::thread::Builder::new()
             .name("notify-sqlite".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| NotifyError::internal("cannot start queue writer", e))?;
-        let leases = Leases { cursor: (i64::MIN, i64::MIN), ..Default::default() };
         Ok(Self {
             tx,
             backlog: Arc::new(AtomicU64::new(waiting as u64)),
             retrying: Arc::new(AtomicU64::new(retrying)),
             route_retrying: Arc::new(Mutex::new(route_retrying)),
+            fresh: Arc::new(Mutex::new(fresh)),
             work: Arc::new(Notify::new()),
             leases: Arc::new(Mutex::new(leases)),
             path,
@@ -402,14 +564,15 @@ const ROWS_PER_INSERT: usize = 100;
 
 fn multi_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner, route) VALUES ",
+        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner, route, priority, expires_ms) VALUES ",
     );
     for r in 0..rows {
-        let b = r * 9;
+        let b = r * 11;
         if r > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(?{},?{},?{},?{},?{},?{},?{},?{},?{},?{})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7, b + 8, b + 9));
+        let p: Vec<String> = [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11].iter().map(|k| format!("?{}", b + k)).collect();
+        sql.push_str(&format!("({})", p.join(",")));
     }
     sql
 }
@@ -426,6 +589,8 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         sim: SimKnobs { failure_rate: r.get::<_, f64>(7)? as f32, latency_ms: r.get::<_, i64>(8)? as u32 },
         owner: r.get(10)?,
         route: r.get(11)?,
+        priority: Priority::from_code(r.get(12)?),
+        expires_ms: r.get(13)?,
         receipt: String::new(),
     })
 }
@@ -443,10 +608,16 @@ impl Queue for SqliteQueue {
     }
 
     async fn enqueue(&self, items: Vec<Prepared>, checkpoint: Option<Checkpoint>) -> Result<Vec<NotificationId>, NotifyError> {
-        let (backlog, leases) = (self.backlog.clone(), self.leases.clone());
+        let (backlog, leases, fresh) = (self.backlog.clone(), self.leases.clone(), self.fresh.clone());
         let ids = self
             .call(move |conn| {
-                let now = now_ms().max(leases.lock().expect("leases").cursor.0);
+                let mut l = leases.lock().expect("leases");
+                let mut fresh = fresh.lock().expect("fresh");
+                let now = now_ms().max(l.high);
+                let mut woken = |it: &Prepared| {
+                    l.wake((it.priority.code(), it.owner.clone()), now);
+                    add_fresh(&mut fresh, &it.owner, 1, 0);
+                };
                 let mut ids = Vec::with_capacity(items.len());
                 let mut added = 0u64;
                 let mut i = 0;
@@ -455,12 +626,26 @@ impl Queue for SqliteQueue {
                         let it = &items[i];
                         // Keys are per owner (two partial unique indexes: users' and the operator's).
                         let inserted = conn.prepare_cached(
-                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner, route) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner, route, priority, expires_ms) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
                         )?
-                        .execute(params![it.run, it.channel.as_str(), it.recipient, it.payload, it.sim.failure_rate as f64, it.sim.latency_ms, now, key, it.owner, it.route])?;
+                        .execute(params![
+                            it.run,
+                            it.channel.as_str(),
+                            it.recipient,
+                            it.payload,
+                            it.sim.failure_rate as f64,
+                            it.sim.latency_ms,
+                            now,
+                            key,
+                            it.owner,
+                            it.route,
+                            it.priority.code(),
+                            it.expires_ms
+                        ])?;
                         if inserted == 1 {
                             added += 1;
+                            woken(it);
                             ids.push(NotificationId::embedded(conn.last_insert_rowid() as u64));
                         } else {
                             let id: i64 = match &it.owner {
@@ -485,13 +670,25 @@ impl Queue for SqliteQueue {
                     let mut stmt = conn.prepare_cached(&multi_insert_sql(chunk.len()))?;
                     let fails: Vec<f64> = chunk.iter().map(|it| it.sim.failure_rate as f64).collect();
                     let codes: Vec<&str> = chunk.iter().map(|it| it.channel.as_str()).collect();
-                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 9);
+                    let priorities: Vec<u8> = chunk.iter().map(|it| it.priority.code()).collect();
+                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 11);
                     for (k, it) in chunk.iter().enumerate() {
                         values.extend_from_slice(&[
-                            &it.run, &codes[k], &it.recipient, &it.payload, &fails[k], &it.sim.latency_ms, &now, &it.owner, &it.route,
+                            &it.run,
+                            &codes[k],
+                            &it.recipient,
+                            &it.payload,
+                            &fails[k],
+                            &it.sim.latency_ms,
+                            &now,
+                            &it.owner,
+                            &it.route,
+                            &priorities[k],
+                            &it.expires_ms,
                         ]);
                     }
                     stmt.execute(rusqlite::params_from_iter(values))?;
+                    chunk.iter().for_each(&mut woken);
                     // One writer and AUTOINCREMENT: the rows of one statement get consecutive ids.
                     let last = conn.last_insert_rowid() as u64;
                     let first = last + 1 - chunk.len() as u64;
@@ -513,35 +710,7 @@ impl Queue for SqliteQueue {
     async fn lease(&self, max: usize) -> Result<Vec<Job>, NotifyError> {
         let take = |max: usize| {
             let leases = self.leases.clone();
-            self.call(move |conn| {
-                let mut l = leases.lock().expect("leases");
-                let mut stmt = conn.prepare_cached(concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM notifications WHERE state = 0 AND due_ms <= ?1 AND (due_ms, id) > (?2, ?3) ORDER BY due_ms, id LIMIT ?4"
-                ))?;
-                let now = now_ms();
-                let mut jobs = Vec::with_capacity(max);
-                // Rows still in flight are skipped (they are only behind the cursor after a release).
-                while jobs.len() < max {
-                    let (cd, cid) = l.cursor;
-                    let mut rows = stmt.query(params![now, cd, cid, (max - jobs.len()) as i64])?;
-                    let mut seen = 0;
-                    while let Some(r) = rows.next()? {
-                        seen += 1;
-                        let job = job_from_row(r)?;
-                        let seq = job.id.seq as i64;
-                        l.cursor = (r.get(9)?, seq);
-                        if l.in_flight.insert(seq) {
-                            jobs.push(job);
-                        }
-                    }
-                    if seen == 0 {
-                        break;
-                    }
-                }
-                Ok(jobs)
-            })
+            self.call(move |conn| leases.lock().expect("leases").take(conn, max, now_ms()))
         };
         let notified = self.work.notified();
         let jobs = take(max).await?;
@@ -558,10 +727,12 @@ impl Queue for SqliteQueue {
             return Ok(());
         }
         let (backlog, leases, retrying, by_route) = (self.backlog.clone(), self.leases.clone(), self.retrying.clone(), self.route_retrying.clone());
+        let fresh = self.fresh.clone();
         let retried = self
             .call(move |conn| {
                 let now = now_ms();
                 let mut l = leases.lock().expect("leases");
+                let mut fresh = fresh.lock().expect("fresh");
                 let floor = l.floor();
                 let mut settled = 0u64;
                 let mut retried = 0u64;
@@ -576,29 +747,44 @@ impl Queue for SqliteQueue {
                 let mut dead = conn
                     .prepare_cached("UPDATE notifications SET state = 3, attempts = ?2, done_ms = ?3, last_error = ?4 WHERE id = ?1 AND state = 0")?;
                 let mut cancel = conn.prepare_cached("UPDATE notifications SET state = 4, done_ms = ?2 WHERE id = ?1 AND state = 0")?;
+                let mut expire = conn.prepare_cached("UPDATE notifications SET state = 5, done_ms = ?2 WHERE id = ?1 AND state = 0")?;
                 let mut defer = conn.prepare_cached("UPDATE notifications SET due_ms = ?2 WHERE id = ?1 AND state = 0")?;
                 let mut attempt_row = conn.prepare_cached(
                     "INSERT INTO attempts (notification_id, attempt, at_ms, outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 let mut cancelled_per_run: std::collections::HashMap<i64, i64> = Default::default();
+                let mut expired_per_run: std::collections::HashMap<i64, i64> = Default::default();
                 // Retries waiting: +1 when a first attempt fails, -1 when a retried one settles.
                 let (mut first_failures, mut settled_retries) = (0u64, 0u64);
                 let mut route_deltas: Vec<(String, bool)> = vec![];
                 for c in done {
                     let id = c.job.id.seq as i64;
                     l.in_flight.remove(&id);
-                    if c.cancelled {
-                        if let (1, Some(run)) = (cancel.execute(params![id, now])?, c.job.run) {
-                            *cancelled_per_run.entry(run).or_default() += 1;
-                            settled += 1;
-                            settled_retries += u64::from(c.job.attempts > 0);
+                    match c.kind {
+                        Settle::Cancelled | Settle::Expired => {
+                            let (stmt, per_run) =
+                                if c.kind == Settle::Cancelled { (&mut cancel, &mut cancelled_per_run) } else { (&mut expire, &mut expired_per_run) };
+                            if stmt.execute(params![id, now])? == 1 {
+                                if let Some(run) = c.job.run {
+                                    *per_run.entry(run).or_default() += 1;
+                                }
+                                settled += 1;
+                                settled_retries += u64::from(c.job.attempts > 0);
+                                add_fresh(&mut fresh, &c.job.owner, 0, u64::from(c.job.attempts == 0));
+                                if let (1.., Some(k)) = (c.job.attempts, c.job.cap_key()) {
+                                    route_deltas.push((k.to_string(), false));
+                                }
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    if c.deferred {
-                        // Not attempted: only later. Counts as a retry for waking the leaser.
-                        retried += defer.execute(params![id, c.retry_at_ms.unwrap_or(now).max(floor)])? as u64;
-                        continue;
+                        Settle::Deferred => {
+                            // Not attempted: only later. Counts as a retry for waking the leaser.
+                            let due = c.retry_at_ms.unwrap_or(now).max(floor);
+                            retried += defer.execute(params![id, due])? as u64;
+                            l.wake(lane_of(&c.job), due);
+                            continue;
+                        }
+                        Settle::Attempted => {}
                     }
                     let a = &c.attempt;
                     let changed = match a.outcome {
@@ -609,8 +795,10 @@ impl Queue for SqliteQueue {
                     if changed == 0 {
                         continue; // already settled (e.g. its run was cancelled meanwhile)
                     }
+                    add_fresh(&mut fresh, &c.job.owner, 0, u64::from(c.job.attempts == 0));
                     match a.outcome {
                         AttemptOutcome::Retrying => {
+                            l.wake(lane_of(&c.job), c.retry_at_ms.unwrap_or(now).max(floor));
                             retried += 1;
                             first_failures += u64::from(c.job.attempts == 0);
                             if let (0, Some(k)) = (c.job.attempts, c.job.cap_key()) {
@@ -632,6 +820,9 @@ impl Queue for SqliteQueue {
                 }
                 for (run, n) in cancelled_per_run {
                     conn.prepare_cached("UPDATE runs SET cancelled = cancelled + ?2 WHERE id = ?1")?.execute(params![run, n])?;
+                }
+                for (run, n) in expired_per_run {
+                    conn.prepare_cached("UPDATE runs SET expired = expired + ?2 WHERE id = ?1")?.execute(params![run, n])?;
                 }
                 for (run, d) in run_deltas(&applied, now) {
                     conn.prepare_cached(
@@ -673,12 +864,16 @@ impl Queue for SqliteQueue {
         }
         let leases = self.leases.clone();
         self.call(move |_| {
-            // Back to ready: forget the lease and rewind the cursor so they are found again.
+            // Back to ready: forget the lease and rewind their lanes' cursors so they are found again.
             let mut l = leases.lock().expect("leases");
             for j in jobs {
                 l.in_flight.remove(&(j.id.seq as i64));
+                let key = lane_of(&j);
+                l.wake(key.clone(), i64::MIN);
+                if let Some(lane) = l.lanes.get_mut(&key) {
+                    lane.cursor = (i64::MIN, i64::MIN);
+                }
             }
-            l.cursor = (i64::MIN, i64::MIN);
             Ok(())
         })
         .await?;
@@ -692,6 +887,11 @@ impl Queue for SqliteQueue {
 
     fn retries_waiting(&self) -> u64 {
         self.retrying.load(Ordering::Relaxed)
+    }
+
+    fn owner_backlog(&self, owner: Option<&str>) -> u64 {
+        let key = owner.map(str::to_owned);
+        self.fresh.lock().expect("fresh").get(&key).copied().unwrap_or(0)
     }
 
     async fn route_retries(&self, route: &str) -> Result<u64, NotifyError> {
@@ -782,22 +982,30 @@ impl Queue for SqliteQueue {
             OwnerScope::Of(None) => (1, None),
             OwnerScope::Of(Some(o)) => (2, Some(o)),
         };
-        let (backlog, leases) = (self.backlog.clone(), self.leases.clone());
+        let (backlog, leases, fresh) = (self.backlog.clone(), self.leases.clone(), self.fresh.clone());
         let n = self
             .call(move |conn| {
-                let now = now_ms().max(leases.lock().expect("leases").floor());
+                let mut l = leases.lock().expect("leases");
+                let mut fresh = fresh.lock().expect("fresh");
+                let now = now_ms().max(l.floor());
                 let mut per_run: std::collections::HashMap<Option<i64>, i64> = Default::default();
                 let mut replay_one = |id: Option<i64>| -> Result<u64, NotifyError> {
                     // A fresh attempt budget; the earlier attempts stay in the history.
                     let sql = "UPDATE notifications SET state = 0, attempts = 0, due_ms = ?1 \
                                WHERE state = 3 AND (?2 IS NULL OR id = ?2) \
-                               AND (?3 = 0 OR (?3 = 1 AND owner IS NULL) OR (?3 = 2 AND owner = ?4)) RETURNING run_id";
+                               AND (?3 = 0 OR (?3 = 1 AND owner IS NULL) OR (?3 = 2 AND owner = ?4)) RETURNING run_id, priority, owner";
                     let mut stmt = conn.prepare_cached(sql)?;
-                    let runs = stmt.query_map(params![now, id, mode, owner], |r| r.get::<_, Option<i64>>(0))?.collect::<Result<Vec<_>, _>>()?;
-                    for r in &runs {
-                        *per_run.entry(*r).or_default() += 1;
+                    let rows = stmt
+                        .query_map(params![now, id, mode, owner], |r| {
+                            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<String>>(2)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    for (run, priority, owner) in &rows {
+                        *per_run.entry(*run).or_default() += 1;
+                        add_fresh(&mut fresh, owner, 1, 0);
+                        l.wake((Priority::from_code(*priority).code(), owner.clone()), now);
                     }
-                    Ok(runs.len() as u64)
+                    Ok(rows.len() as u64)
                 };
                 let n = match ids {
                     None => replay_one(None)?,
@@ -855,9 +1063,17 @@ impl Queue for SqliteQueue {
     }
 
     async fn cancel_run(&self, run: RunId) -> Result<u64, NotifyError> {
-        let (backlog, retrying) = (self.backlog.clone(), self.retrying.clone());
+        let (backlog, retrying, fresh) = (self.backlog.clone(), self.retrying.clone(), self.fresh.clone());
         self.call(move |conn| {
-            let n = conn.execute("UPDATE notifications SET state = 4, done_ms = ?2 WHERE run_id = ?1 AND state = 0", params![run, now_ms()])? as u64;
+            let owners = conn
+                .prepare_cached("UPDATE notifications SET state = 4, done_ms = ?2 WHERE run_id = ?1 AND state = 0 RETURNING owner, attempts")?
+                .query_map(params![run, now_ms()], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let n = owners.len() as u64;
+            let mut fresh = fresh.lock().expect("fresh");
+            for (owner, attempts) in &owners {
+                add_fresh(&mut fresh, owner, 0, u64::from(*attempts == 0));
+            }
             conn.execute("UPDATE runs SET cancelled = cancelled + ?2 WHERE id = ?1", params![run, n as i64])?;
             let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(n)));
             // Some of them may have been retries: count again (a cancel is rare; the count is indexed
@@ -878,7 +1094,7 @@ impl SqliteQueue {
             let limit = limit as i64;
             let (n, runs) = match store {
                 Retained::Delivered | Retained::DeadLetters => {
-                    let states = if store == Retained::Delivered { "state IN (2, 4)" } else { "state = 3" };
+                    let states = if store == Retained::Delivered { "state IN (2, 4, 5)" } else { "state = 3" };
                     let sql =
                         format!("DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE {states} AND done_ms < ?1 LIMIT ?2)");
                     (conn.prepare_cached(&sql)?.execute(params![before_ms, limit])? as u64, vec![])
@@ -916,7 +1132,7 @@ impl SqliteQueue {
     pub(crate) async fn stored(&self, store: Retained) -> Result<StoreSize, NotifyError> {
         fn read(conn: &Connection, store: Retained) -> Result<StoreSize, NotifyError> {
             let sql = match store {
-                Retained::Delivered => "SELECT count(*), min(done_ms) FROM notifications WHERE state IN (2, 4)",
+                Retained::Delivered => "SELECT count(*), min(done_ms) FROM notifications WHERE state IN (2, 4, 5)",
                 Retained::DeadLetters => "SELECT count(*), min(done_ms) FROM notifications WHERE state = 3",
                 Retained::Attempts => "SELECT count(*), min(at_ms) FROM attempts",
                 Retained::Runs => "SELECT count(*), min(finished_ms) FROM runs WHERE status != 'running'",
@@ -971,7 +1187,7 @@ impl SqliteQueue {
     }
 }
 
-/// The six counter columns of `runs` (produced, delivered, failed, retried, dead, cancelled), read
+/// The seven counter columns of `runs` (produced, delivered, failed, retried, dead, cancelled, expired), read
 /// from `row` starting at column `first`.
 pub(crate) fn counters_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RunCounters> {
     let n = |i: usize| row.get::<_, i64>(first + i).map(|v| v as u64);
@@ -982,13 +1198,14 @@ pub(crate) fn counters_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqli
         retried: n(3)?,
         dead_lettered: n(4)?,
         cancelled: n(5)?,
+        expired: n(6)?,
         ..Default::default()
     })
 }
 
 pub(crate) fn read_run_counters(conn: &Connection, run: RunId) -> Result<RunCounters, NotifyError> {
     let mut c = conn
-        .prepare_cached("SELECT produced, delivered, failed, retried, dead, cancelled FROM runs WHERE id = ?1")?
+        .prepare_cached("SELECT produced, delivered, failed, retried, dead, cancelled, expired FROM runs WHERE id = ?1")?
         .query_row([run], |r| counters_from_row(r, 0))
         .optional()?
         .ok_or(NotifyError::NotFound)?;
@@ -1003,7 +1220,7 @@ pub(crate) fn read_run_counters(conn: &Connection, run: RunId) -> Result<RunCoun
 }
 
 #[allow(dead_code)]
-const _STATES: [i64; 5] = [STATE_READY, STATE_LEASED, STATE_DELIVERED, STATE_DEAD, STATE_CANCELLED];
+const _STATES: [i64; 6] = [STATE_READY, STATE_LEASED, STATE_DELIVERED, STATE_DEAD, STATE_CANCELLED, STATE_EXPIRED];
 
 #[cfg(test)]
 mod tests {

@@ -95,23 +95,24 @@ async fn one_of_two_redis_workers_killed_the_other_reclaims_its_messages() {
 
     let sink_ref = &sink;
     tokio::task::block_in_place(|| wait_sink(sink_ref, 4_000, Duration::from_secs(60)));
-    a.sigkill();
-    let at_kill = sink.stats();
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // Summed over every lane (a stream per class and owner); a lane emptied and deleted holds none.
     let pending_on_a = |mut conn: redis::aio::MultiplexedConnection| async move {
-        let v: Vec<redis::Value> = redis::cmd("XPENDING")
-            .arg("notify:stream")
-            .arg("workers")
-            .arg("-")
-            .arg("+")
-            .arg(100_000)
-            .arg("worker-a")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        v.len()
+        let lanes: Vec<String> = redis::cmd("SMEMBERS").arg("notify:lanes").query_async(&mut conn).await.unwrap();
+        let mut n = 0;
+        for lane in lanes {
+            let v: Result<Vec<redis::Value>, _> =
+                redis::cmd("XPENDING").arg(&lane).arg("workers").arg("-").arg("+").arg(100_000).arg("worker-a").query_async(&mut conn).await;
+            n += v.map(|v| v.len()).unwrap_or(0);
+        }
+        n
     };
+    // Killed while it holds messages (it leases only for free delivery slots, so it may be between
+    // leases at any one moment).
+    wait_for("worker a to hold messages", Duration::from_secs(30), || async { pending_on_a(conn.clone()).await > 0 }).await;
+    a.sigkill();
+    let at_kill = sink.stats();
     let stranded = pending_on_a(conn.clone()).await;
     assert!(stranded > 0, "the killed worker held messages it never acknowledged");
 

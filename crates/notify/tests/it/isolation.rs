@@ -91,7 +91,7 @@ async fn a_queue_file_from_before_migrations_keeps_its_rows_and_gets_per_owner_k
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     // Channels are stored by name now; the numbers of before meant webhook, email, sms, push, noop.
     let names: Vec<String> = conn
         .prepare("SELECT DISTINCT channel FROM notifications ORDER BY channel")
@@ -182,7 +182,7 @@ async fn the_redis_key_layout_is_migrated_at_start_up() {
     cfg.workers = false;
     let svc = service(cfg.clone()).await;
     let layout: Option<String> = redis::cmd("GET").arg("notify:layout").query_async(&mut c).await.unwrap();
-    assert_eq!(layout.as_deref(), Some("2"));
+    assert_eq!(layout.as_deref(), Some("3"));
     // alice's old key is hers now; bob's same key is a new notification.
     let alice = svc.enqueue_for(Some("alice"), Backend::Redis, vec![keyed(Channel::Email, "a@example.test", "inv-1")]).await.unwrap();
     assert_eq!(alice[0], NotificationId::redis(5));

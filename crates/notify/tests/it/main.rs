@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod embedded;
 mod isolation;
+mod priority;
 mod redis;
 mod retention;
 mod routing;
