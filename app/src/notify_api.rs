@@ -91,6 +91,8 @@ pub async fn start_simulation(
     failure_percent: String,
     latency_ms: String,
     backend: String,
+    // Absent from a form of before this field: no expiry.
+    #[server(default)] ttl_secs: String,
 ) -> Result<i64, Problem> {
     let me = ssr::owner()?;
     let weight = |v: &str| -> serde_json::Value {
@@ -119,6 +121,7 @@ pub async fn start_simulation(
         "failure_rate": failure_rate,
         "latency_ms": number(&latency_ms),
         "backend": backend,
+        "ttl_secs": if ttl_secs.trim().is_empty() { serde_json::Value::Null } else { number(&ttl_secs) },
     });
     let params = notify::SimParams::from_value(&body).map_err(refusal)?;
     ssr::service()?.start_run(&me, params).await.map_err(refusal)

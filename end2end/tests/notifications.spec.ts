@@ -95,6 +95,29 @@ test("notifications that keep failing become dead letters, and can be replayed",
   await expect(page.getByText(/\d+ put back in the queue\./)).toBeVisible();
 });
 
+test("notifications past their time to live expire unsent, counted apart on the dashboard", async ({ page }) => {
+  // e2e-kim's own: a second-long life, and a second per delivery, so all but the first slots' worth expire.
+  await openDashboard(page, "e2e-kim");
+  await startSimulation(page, {
+    Notifications: "3000",
+    Webhook: "0",
+    Email: "1",
+    SMS: "0",
+    Push: "0",
+    "Added latency (ms)": "1000",
+    "Expire after (s, optional)": "1",
+  });
+  const panel = page.getByTestId("run-panel");
+  await expect(panel.getByTestId("run-status")).toHaveText("Completed", { timeout: 30_000 });
+  const delivered = Number(await panel.getByTestId("delivered").textContent());
+  const expired = Number(await panel.getByTestId("expired").textContent());
+  expect(expired).toBeGreaterThan(1000);
+  expect(delivered + expired).toBe(3000);
+  await expect(panel.getByTestId("dead-lettered")).toHaveText("0");
+  await expect(page.getByTestId("run-progress")).toHaveAttribute("value", "3000");
+  await expectNoViolations(page);
+});
+
 test("the operator alone sees storage per store, with retention and the next pass", async ({ page }) => {
   // e2e-olga is APP_OPERATORS in the test stack; e2e-gina is not.
   await openDashboard(page, "e2e-olga");

@@ -130,7 +130,7 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
         }
     };
     // A refusal about this form's inputs is shown under them; anything else here.
-    const INPUTS: &[&str] = &["count", "rate", "webhook", "email", "sms", "push", "mix", "failure_percent", "latency_ms", "backend"];
+    const INPUTS: &[&str] = &["count", "rate", "webhook", "email", "sms", "push", "mix", "failure_percent", "latency_ms", "backend", "ttl_secs"];
     let general_error = move || match start.value().get() {
         Some(Err(p)) if !p.errors.iter().any(|f| INPUTS.contains(&f.field.as_str())) => Some(format!("Could not start the simulation: {}", p.detail)),
         _ => None,
@@ -165,6 +165,7 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
                     <div class="row">
                         <NumberField name="failure_percent" label="Injected failures (%)" value="0" error=error_for("failure_percent")/>
                         <NumberField name="latency_ms" label="Added latency (ms)" value="0" error=error_for("latency_ms")/>
+                        <NumberField name="ttl_secs" label="Expire after (s, optional)" value="" error=error_for("ttl_secs")/>
                         <div class="field">
                             <label for="backend">"Backend"</label>
                             <select id="backend" name="backend">
@@ -316,6 +317,7 @@ fn RunDetails(run: Signal<RunView>) -> impl IntoView {
                 <div><dt>"Delivered"</dt><dd data-testid="delivered">{move || run.with(|r| r.delivered)}</dd></div>
                 <div><dt>"Retried"</dt><dd data-testid="retried">{move || run.with(|r| r.retried)}</dd></div>
                 <div><dt>"Dead letters"</dt><dd data-testid="dead-lettered">{move || run.with(|r| r.dead_lettered)}</dd></div>
+                <div><dt>"Expired"</dt><dd data-testid="expired">{move || run.with(|r| r.expired)}</dd></div>
                 <div><dt>"Backlog"</dt><dd data-testid="backlog">{move || run.with(|r| r.backlog)}</dd></div>
                 <div><dt>"p50"</dt><dd>{move || run.with(|r| fmt_ms(r.end_to_end_ms[0]))}</dd></div>
                 <div><dt>"p95"</dt><dd>{move || run.with(|r| fmt_ms(r.end_to_end_ms[1]))}</dd></div>

@@ -135,10 +135,14 @@ pub struct Enqueued {
     pub ids: Vec<String>,
 }
 
-/// Enqueue one notification (`{"recipient", "channel", "payload"?, "idempotency_key"?}`), a list, or
-/// `{"notifications": [...]}`; at most 10,000. An idempotency key is the caller's own: another user's
-/// same key is a different notification. 429 with `Retry-After` over the queue's high-water mark or a
-/// per-user quota (`enqueue_per_sec`, `notifications_per_day`, `limits.stored_bytes_per_day`).
+/// Enqueue one notification (`{"recipient", "channel", "payload"?, "idempotency_key"?, "priority"?,
+/// "ttl_secs"?}`), a list, or `{"notifications": [...]}`; at most 10,000. An idempotency key is the
+/// caller's own: another user's same key is a different notification. `priority` is `high` (one-time
+/// codes, account mail: sent before anything else waiting), `normal` (the default) or `bulk`;
+/// `ttl_secs` (1 to 2,592,000) is how long it is worth sending: one still waiting then, first attempt
+/// or retry, ends `expired`, unsent. 429 with `Retry-After` past the caller's own backlog cap
+/// (`backlog_per_owner` waiting at once), the machine's high-water mark or a per-user quota
+/// (`enqueue_per_sec`, `notifications_per_day`, `limits.stored_bytes_per_day`).
 #[utoipa::path(post, path = "/api/v1/notifications", tag = "notifications", params(EnqueueQuery),
     request_body(content = Object, description = "A notification, a list of them, or {\"notifications\": [...]}"),
     responses((status = 202, body = Enqueued), (status = 422, body = Problem, content_type = "application/problem+json"),
