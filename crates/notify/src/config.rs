@@ -36,6 +36,9 @@ pub struct PipelineConfig {
     pub consumer_name: Option<String>,
     /// What one user may put through the pipeline (`notify.quotas.*`).
     pub quotas: Quotas,
+    /// The clock every due time and attempt time comes from (wall time; tests move an adjustable one).
+    #[serde(skip)]
+    pub clock: crate::Clock,
 }
 
 impl Default for PipelineConfig {
@@ -55,6 +58,7 @@ impl Default for PipelineConfig {
             providers: SimulatedProviders::default(),
             consumer_name: None,
             quotas: Quotas::default(),
+            clock: crate::Clock::system(),
         }
     }
 }

@@ -28,6 +28,7 @@
 //! - [`SimParams::from_json`] / `validate`: field-level errors for bad simulation parameters.
 
 pub mod channels;
+mod clock;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -42,6 +43,7 @@ pub mod sim;
 pub mod sink;
 mod worker;
 
+pub use clock::Clock;
 pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig, WebhookRetry, SVIX_SCHEDULE_MS};
 pub use error::{FieldError, NotifyError};
 pub use model::{

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Quotas;
 use crate::error::NotifyError;
-use crate::model::{now_ms, PerChannel, Prepared, RunId, SimKnobs};
+use crate::model::{PerChannel, Prepared, RunId, SimKnobs};
 use crate::queue::sqlite::SqliteQueue;
 use crate::queue::{Checkpoint, Queue};
 use crate::sim::{Rate, SimParams};
@@ -120,6 +120,7 @@ impl SqliteQueue {
     pub(crate) async fn create_run(&self, owner: &str, params: &SimParams, quotas: Option<Quotas>) -> Result<RunId, NotifyError> {
         let (owner, json, backend, count) =
             (owner.to_string(), serde_json::to_string(params).unwrap_or_default(), params.backend.as_str(), params.count);
+        let clock = self.clock().clone();
         self.call(move |c| {
             if let Some(q) = quotas {
                 if q.concurrent_runs > 0 {
@@ -139,7 +140,7 @@ impl SqliteQueue {
             }
             c.execute(
                 "INSERT INTO runs (owner, params, backend, status, started_ms) VALUES (?1, ?2, ?3, 'running', ?4)",
-                params![owner, json, backend, now_ms()],
+                params![owner, json, backend, clock.now_ms()],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -186,10 +187,11 @@ impl SqliteQueue {
         status: RunStatus,
         final_counts: Option<crate::queue::RunCounters>,
     ) -> Result<bool, NotifyError> {
+        let clock = self.clock().clone();
         self.call(move |c| {
             let n = c.execute(
                 "UPDATE runs SET status = ?2, finished_ms = ?3 WHERE id = ?1 AND status = 'running'",
-                params![id, status.as_str(), now_ms()],
+                params![id, status.as_str(), clock.now_ms()],
             )?;
             if let (1, Some(k)) = (n, final_counts) {
                 c.execute(
@@ -213,7 +215,7 @@ impl SqliteQueue {
 }
 
 /// The `seq`-th notification of a run (deterministic, so a resumed run produces the same ones).
-pub(crate) fn simulated(run: RunId, owner: &str, seq: u64, p: &SimParams) -> Prepared {
+pub(crate) fn simulated(run: RunId, owner: &str, seq: u64, p: &SimParams, now_ms: i64) -> Prepared {
     let channel = p.mix.pick(seq);
     let recipient = match channel {
         crate::Channel::Webhook => format!("endpoint-{}", seq % 100),
@@ -234,7 +236,7 @@ pub(crate) fn simulated(run: RunId, owner: &str, seq: u64, p: &SimParams) -> Pre
         route: None,
         // Load, by definition: anything else waiting goes first.
         priority: crate::Priority::Bulk,
-        expires_ms: p.ttl_secs.map(|t| now_ms() + (t as i64) * 1000),
+        expires_ms: p.ttl_secs.map(|t| now_ms + (t as i64) * 1000),
     }
 }
 
@@ -285,7 +287,7 @@ pub(crate) async fn produce<Q: Queue>(
             continue;
         }
         let n = (target - produced).min(PRODUCE_BATCH);
-        let items: Vec<Prepared> = (produced..produced + n).map(|s| simulated(run, owner, s, params)).collect();
+        let items: Vec<Prepared> = (produced..produced + n).map(|s| simulated(run, owner, s, params, queue.clock().now_ms())).collect();
         let mut per_channel = PerChannel::<u64>::default();
         for it in &items {
             *per_channel.get_mut(it.channel) += 1;

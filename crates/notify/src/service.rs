@@ -69,8 +69,9 @@ impl NotifyService {
     /// [`start`]: NotifyService::start
     pub async fn new(config: PipelineConfig) -> Result<Self, NotifyError> {
         validate_config(&config)?;
-        let url = config.queue_url.clone();
-        let embedded = tokio::task::spawn_blocking(move || SqliteQueue::open(&url)).await.map_err(|e| NotifyError::internal("queue open", e))??;
+        let (url, clock) = (config.queue_url.clone(), config.clock.clone());
+        let embedded =
+            tokio::task::spawn_blocking(move || SqliteQueue::open_with(&url, clock)).await.map_err(|e| NotifyError::internal("queue open", e))??;
         let redis = match &config.redis_url {
             Some(url) if !url.is_empty() => {
                 let q = RedisQueue::connect(url, &config).await?;
@@ -253,7 +254,7 @@ impl NotifyService {
         let p = &self.inner.config.providers;
         let sim = SimKnobs { failure_rate: p.failure_rate as f32, latency_ms: p.latency_ms };
         let mut per_channel = PerChannel::<u64>::default();
-        let now = now_ms();
+        let now = self.inner.config.clock.now_ms();
         let prepared: Vec<Prepared> = items
             .into_iter()
             .zip(routes)
@@ -361,7 +362,7 @@ impl NotifyService {
             return Err(NotifyError::invalid("backend", "Redis is not configured on this server"));
         }
         let id = self.inner.embedded.create_run(owner, &params, quotas).await?;
-        self.spawn_producer(id, owner.to_owned(), params, now_ms(), 0);
+        self.spawn_producer(id, owner.to_owned(), params, self.inner.config.clock.now_ms(), 0);
         Ok(id)
     }
 
@@ -439,7 +440,7 @@ impl NotifyService {
                     Some((at, before)) if now.duration_since(at) >= Duration::from_millis(950) => {
                         let secs = now.duration_since(at).as_secs_f64();
                         let rate = (counters.delivered.saturating_sub(before) as f64 / secs).round() as u32;
-                        let since = ((now_ms() - run.started_ms).max(0) / 1000) as u32;
+                        let since = ((self.inner.config.clock.now_ms() - run.started_ms).max(0) / 1000) as u32;
                         if run.series.len() < MAX_SERIES {
                             run.series.push((since, rate));
                         }
@@ -687,6 +688,14 @@ impl NotifyService {
         match backend {
             Backend::Embedded => self.inner.embedded.backlog(),
             Backend::Redis => self.inner.redis.as_ref().map(|r| r.backlog()).unwrap_or(0),
+        }
+    }
+
+    /// Of [`backlog`](Self::backlog), the notifications waiting for a retry, as last seen.
+    pub fn retries_waiting(&self, backend: Backend) -> u64 {
+        match backend {
+            Backend::Embedded => self.inner.embedded.retries_waiting(),
+            Backend::Redis => self.inner.redis.as_ref().map(|r| r.retries_waiting()).unwrap_or(0),
         }
     }
 

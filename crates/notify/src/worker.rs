@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use crate::channels::Deliverer;
 use crate::config::{RateLimits, RetryPolicies};
 use crate::metrics::Metrics;
-use crate::model::{now_ms, Attempt, AttemptOutcome, Channel, Completion, Job, PerChannel, RunId, Settle};
+use crate::model::{Attempt, AttemptOutcome, Channel, Completion, Job, PerChannel, RunId, Settle};
 use crate::queue::Queue;
 use crate::routing::AttemptReport;
 
@@ -204,7 +204,7 @@ impl<Q: Queue> WorkerPool<Q> {
                 return;
             }
         };
-        let at_ms = now_ms();
+        let at_ms = self.queue.clock().now_ms();
         for job in shed {
             self.metrics.dead_lettered.with_label_values(&[job.channel.as_str()]).inc();
             if self.deliverer.has_observers() {
@@ -218,13 +218,19 @@ impl<Q: Queue> WorkerPool<Q> {
         let cancelled = job.run.is_some_and(|r| self.cancelled.read().map(|s| s.contains(&r)).unwrap_or(false));
         let number = job.attempts + 1;
         if cancelled {
-            let attempt = Attempt { number, at_ms: now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
+            let attempt = Attempt { number, at_ms: self.queue.clock().now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
             return Completion { job, attempt, retry_at_ms: None, kind: Settle::Cancelled };
         }
-        if job.is_expired(now_ms()) {
+        if job.is_expired(self.queue.clock().now_ms()) {
             // Past its time to live (a first attempt or a retry come due): not sent at all.
             self.metrics.expired.with_label_values(&[job.channel.as_str()]).inc();
-            let attempt = Attempt { number: job.attempts, at_ms: now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
+            let attempt = Attempt {
+                number: job.attempts,
+                at_ms: self.queue.clock().now_ms(),
+                outcome: AttemptOutcome::DeadLettered,
+                latency_us: 0,
+                error: None,
+            };
             return Completion { job, attempt, retry_at_ms: None, kind: Settle::Expired };
         }
         self.limits.acquire(job.channel).await;
@@ -232,7 +238,7 @@ impl<Q: Queue> WorkerPool<Q> {
         let delivery = self.deliverer.deliver(&job).await;
         let latency = started.elapsed();
         let ch = job.channel.as_str();
-        let at_ms = now_ms();
+        let at_ms = self.queue.clock().now_ms();
         if let Some(wait) = delivery.defer {
             // Its endpoint's limit: back to the queue at once, so the worker serves other endpoints.
             self.metrics.deferred.with_label_values(&[ch]).inc();

@@ -19,6 +19,9 @@ pub(crate) struct Checkpoint {
 pub(crate) trait Queue: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
+    /// The clock its due times come from (the pipeline's, see [`crate::Clock`]).
+    fn clock(&self) -> &crate::Clock;
+
     /// Adds a batch (ids in input order; an idempotency key seen before yields the earlier id).
     fn enqueue(&self, items: Vec<Prepared>, checkpoint: Option<Checkpoint>) -> impl Future<Output = Result<Vec<NotificationId>, NotifyError>> + Send;
 

@@ -428,6 +428,7 @@ pub struct RedisQueue {
     heartbeat_script: redis::Script,
     prune_dead_script: redis::Script,
     drop_lanes_script: redis::Script,
+    clock: crate::Clock,
 }
 
 struct Keys {
@@ -523,6 +524,7 @@ impl RedisQueue {
             heartbeat_script: redis::Script::new(HEARTBEAT_LUA),
             prune_dead_script: redis::Script::new(PRUNE_DEAD_LUA),
             drop_lanes_script: redis::Script::new(DROP_EMPTY_LANES_LUA),
+            clock: cfg.clock.clone(),
         };
         // Messages left in the old single stream are read as one more lane until it is empty.
         let old: u64 = redis::cmd("XLEN").arg(&q.keys.stream).query_async(&mut q.conn.clone()).await?;
@@ -772,7 +774,7 @@ impl RedisQueue {
 
     async fn move_due(&self) -> Result<u64, NotifyError> {
         let mut c = self.conn.clone();
-        let n: u64 = self.move_script.key(&self.keys.delayed).arg(now_ms()).arg(1000).arg(&self.keys.prefix).invoke_async(&mut c).await?;
+        let n: u64 = self.move_script.key(&self.keys.delayed).arg(self.clock.now_ms()).arg(1000).arg(&self.keys.prefix).invoke_async(&mut c).await?;
         Ok(n)
     }
 
@@ -1013,7 +1015,7 @@ impl Queue for RedisQueue {
         inv.key(checkpoint.map(|c| self.keys.run(c.run)).unwrap_or_default());
         inv.key(self.keys.idem_base());
         inv.arg(items.len()).arg(checkpoint.map(|c| c.produced.to_string()).unwrap_or_default());
-        let created = now_ms();
+        let created = self.clock.now_ms();
         for it in &items {
             let w = Wire {
                 i: None,
@@ -1096,7 +1098,7 @@ impl Queue for RedisQueue {
         if done.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let k = &self.keys;
         let mut inv = self.complete_script.prepare_invoke();
         inv.key(&k.delayed).key(&k.dead).key(&k.deadmsg).key(&k.prefix);
@@ -1182,6 +1184,10 @@ impl Queue for RedisQueue {
         self.delayed.load(Ordering::Relaxed)
     }
 
+    fn clock(&self) -> &crate::Clock {
+        &self.clock
+    }
+
     fn owner_backlog(&self, owner: Option<&str>) -> u64 {
         self.owner_waiting.lock().expect("owner lock").get(&owner_key_part(owner)).copied().unwrap_or(0)
     }
@@ -1200,7 +1206,7 @@ impl Queue for RedisQueue {
         }
         // Out of the delayed set (atomically, so no other worker has them): now their dead letters,
         // written together.
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut pipe = redis::pipe();
         pipe.atomic();
         for j in &jobs {

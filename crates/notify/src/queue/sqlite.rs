@@ -267,6 +267,7 @@ pub struct SqliteQueue {
     /// A read-only connection for the retention report's counts, opened on first use: counting a
     /// day of rows takes a second or two, which must not be spent on the writer thread.
     reader: Arc<Mutex<Option<Connection>>>,
+    clock: crate::Clock,
 }
 
 /// Leases live in memory, not in the file: the queue has one consumer (this process), so a lease is a
@@ -433,6 +434,11 @@ impl SqliteQueue {
     /// Opens (creating if needed) the queue file and starts its writer thread. Notifications a crashed
     /// process had leased are delivered again (at-least-once).
     pub fn open(url: &str) -> Result<Self, NotifyError> {
+        Self::open_with(url, crate::Clock::system())
+    }
+
+    /// The same, its due times read from `clock`.
+    pub fn open_with(url: &str, clock: crate::Clock) -> Result<Self, NotifyError> {
         let (path, full_sync) = parse_url(url);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| NotifyError::internal("cannot create queue directory", e))?;
@@ -489,6 +495,7 @@ impl SqliteQueue {
             leases: Arc::new(Mutex::new(leases)),
             path,
             reader: Arc::new(Mutex::new(None)),
+            clock,
         })
     }
 
@@ -608,12 +615,12 @@ impl Queue for SqliteQueue {
     }
 
     async fn enqueue(&self, items: Vec<Prepared>, checkpoint: Option<Checkpoint>) -> Result<Vec<NotificationId>, NotifyError> {
-        let (backlog, leases, fresh) = (self.backlog.clone(), self.leases.clone(), self.fresh.clone());
+        let (backlog, leases, fresh, clock) = (self.backlog.clone(), self.leases.clone(), self.fresh.clone(), self.clock.clone());
         let ids = self
             .call(move |conn| {
                 let mut l = leases.lock().expect("leases");
                 let mut fresh = fresh.lock().expect("fresh");
-                let now = now_ms().max(l.high);
+                let now = clock.now_ms().max(l.high);
                 let mut woken = |it: &Prepared| {
                     l.wake((it.priority.code(), it.owner.clone()), now);
                     add_fresh(&mut fresh, &it.owner, 1, 0);
@@ -709,8 +716,8 @@ impl Queue for SqliteQueue {
 
     async fn lease(&self, max: usize) -> Result<Vec<Job>, NotifyError> {
         let take = |max: usize| {
-            let leases = self.leases.clone();
-            self.call(move |conn| leases.lock().expect("leases").take(conn, max, now_ms()))
+            let (leases, clock) = (self.leases.clone(), self.clock.clone());
+            self.call(move |conn| leases.lock().expect("leases").take(conn, max, clock.now_ms()))
         };
         let notified = self.work.notified();
         let jobs = take(max).await?;
@@ -727,10 +734,10 @@ impl Queue for SqliteQueue {
             return Ok(());
         }
         let (backlog, leases, retrying, by_route) = (self.backlog.clone(), self.leases.clone(), self.retrying.clone(), self.route_retrying.clone());
-        let fresh = self.fresh.clone();
+        let (fresh, clock) = (self.fresh.clone(), self.clock.clone());
         let retried = self
             .call(move |conn| {
-                let now = now_ms();
+                let now = clock.now_ms();
                 let mut l = leases.lock().expect("leases");
                 let mut fresh = fresh.lock().expect("fresh");
                 let floor = l.floor();
@@ -889,6 +896,10 @@ impl Queue for SqliteQueue {
         self.retrying.load(Ordering::Relaxed)
     }
 
+    fn clock(&self) -> &crate::Clock {
+        &self.clock
+    }
+
     fn owner_backlog(&self, owner: Option<&str>) -> u64 {
         let key = owner.map(str::to_owned);
         self.fresh.lock().expect("fresh").get(&key).copied().unwrap_or(0)
@@ -901,6 +912,7 @@ impl Queue for SqliteQueue {
     async fn shed_oldest(&self, route: &str, n: usize, why: &str) -> Result<Vec<Job>, NotifyError> {
         let (route, why) = (route.to_string(), why.to_string());
         let (leases, backlog, retrying, by_route) = (self.leases.clone(), self.backlog.clone(), self.retrying.clone(), self.route_retrying.clone());
+        let clock = self.clock.clone();
         self.call(move |conn| {
             let l = leases.lock().expect("leases");
             // The configured receiver's retries are the unrouted webhooks' (`?1` is then unused).
@@ -916,7 +928,7 @@ impl Queue for SqliteQueue {
                 .filter(|j| !l.in_flight.contains(&(j.id.seq as i64)))
                 .take(n)
                 .collect();
-            let now = now_ms();
+            let now = clock.now_ms();
             let mut dead = conn.prepare_cached("UPDATE notifications SET state = 3, done_ms = ?2, last_error = ?3 WHERE id = ?1 AND state = 0")?;
             let mut attempt_row = conn.prepare_cached(
                 "INSERT INTO attempts (notification_id, attempt, at_ms, outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
@@ -982,12 +994,12 @@ impl Queue for SqliteQueue {
             OwnerScope::Of(None) => (1, None),
             OwnerScope::Of(Some(o)) => (2, Some(o)),
         };
-        let (backlog, leases, fresh) = (self.backlog.clone(), self.leases.clone(), self.fresh.clone());
+        let (backlog, leases, fresh, clock) = (self.backlog.clone(), self.leases.clone(), self.fresh.clone(), self.clock.clone());
         let n = self
             .call(move |conn| {
                 let mut l = leases.lock().expect("leases");
                 let mut fresh = fresh.lock().expect("fresh");
-                let now = now_ms().max(l.floor());
+                let now = clock.now_ms().max(l.floor());
                 let mut per_run: std::collections::HashMap<Option<i64>, i64> = Default::default();
                 let mut replay_one = |id: Option<i64>| -> Result<u64, NotifyError> {
                     // A fresh attempt budget; the earlier attempts stay in the history.
@@ -1063,11 +1075,11 @@ impl Queue for SqliteQueue {
     }
 
     async fn cancel_run(&self, run: RunId) -> Result<u64, NotifyError> {
-        let (backlog, retrying, fresh) = (self.backlog.clone(), self.retrying.clone(), self.fresh.clone());
+        let (backlog, retrying, fresh, now) = (self.backlog.clone(), self.retrying.clone(), self.fresh.clone(), self.clock.now_ms());
         self.call(move |conn| {
             let owners = conn
                 .prepare_cached("UPDATE notifications SET state = 4, done_ms = ?2 WHERE run_id = ?1 AND state = 0 RETURNING owner, attempts")?
-                .query_map(params![run, now_ms()], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))?
+                .query_map(params![run, now], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let n = owners.len() as u64;
             let mut fresh = fresh.lock().expect("fresh");

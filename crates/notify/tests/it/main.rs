@@ -2,6 +2,7 @@
 
 mod common;
 
+mod clock;
 mod crash;
 mod embedded;
 mod isolation;
