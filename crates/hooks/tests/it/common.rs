@@ -35,12 +35,19 @@ pub struct Pipeline {
 
 /// A started pipeline with `max_attempts` attempts per notification and hooks attached.
 pub async fn pipeline(db: &db::testing::TestDb, cfg: HooksConfig, max_attempts: u32) -> Pipeline {
+    pipeline_on(db, cfg, notify::WebhookRetry::every(10, max_attempts), notify::Clock::system()).await
+}
+
+/// The same with webhook retries on `retry` and the pipeline's time from `clock`.
+pub async fn pipeline_on(db: &db::testing::TestDb, cfg: HooksConfig, retry: notify::WebhookRetry, clock: notify::Clock) -> Pipeline {
     let dir = tempfile::tempdir().expect("temp dir");
+    let max_attempts = retry.max_attempts();
     let ncfg = PipelineConfig {
         queue_url: format!("sqlite://{}", dir.path().join("notify.db").display()),
         retry: RetrySchedule { base_ms: 10, max_delay_ms: 50, max_attempts },
-        webhook: notify::WebhookConfig { retry: notify::WebhookRetry::every(10, max_attempts), ..Default::default() },
+        webhook: notify::WebhookConfig { retry, ..Default::default() },
         concurrency: 8,
+        clock,
         ..PipelineConfig::default()
     };
     let notify = NotifyService::new(ncfg).await.expect("notify");

@@ -162,6 +162,42 @@ async fn a_failing_endpoint_is_retried_dead_lettered_then_disabled_and_its_owner
     }
 }
 
+/// The default rule (5 messages in a row AND 5 days of failure), on the pipeline's clock: five dead
+/// messages within minutes leave the endpoint on; one more after five simulated days turns it off.
+#[tokio::test]
+async fn the_default_auto_disable_waits_five_days_of_failure_on_the_pipelines_clock() {
+    for db in db::testing::engines().await {
+        let engine = db.engine.as_str();
+        let clock = notify::Clock::adjustable();
+        let p = common::pipeline_on(&db, common::config(), notify::WebhookRetry::every(60_000, 2), clock.clone()).await;
+        assert_eq!(p.hooks.config().auto_disable.min_failing_secs, 5 * 86_400);
+        let failing = SinkConfig { fail_rate: 1.0, ..SinkConfig::default() };
+        let (ep, _, _sink) = endpoint_with_sink(&p.hooks, &USER_7, &["workflow.failed"], failing).await;
+        let failures = || async { p.hooks.get_endpoint(&USER_7, &ep).await.unwrap().consecutive_failures };
+        // One message: its first attempt, then (a simulated minute later) its last.
+        let one_message = |n: i64| {
+            let (p, clock) = (&p, clock.clone());
+            async move {
+                p.hooks.emit(&USER_7, "workflow.failed", serde_json::json!({ "n": n })).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                clock.advance(Duration::from_secs(61));
+            }
+        };
+        for n in 1..=5 {
+            one_message(n).await;
+            common::wait_for("the message to run out of attempts", WAIT, || async { failures().await == n }).await;
+        }
+        assert!(p.hooks.get_endpoint(&USER_7, &ep).await.unwrap().enabled, "{engine}: 5 messages, but failing for minutes only");
+        clock.advance(Duration::from_secs(5 * 86_400));
+        one_message(6).await;
+        common::wait_for("the endpoint to be disabled", WAIT, || async { !p.hooks.get_endpoint(&USER_7, &ep).await.unwrap().enabled }).await;
+        let e = p.hooks.get_endpoint(&USER_7, &ep).await.unwrap();
+        assert_eq!(e.consecutive_failures, 6, "{engine}");
+        assert!(e.disabled_reason.as_deref().unwrap().contains("6 messages in a row"), "{e:?}");
+        p.notify.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn during_a_rotation_overlap_both_signatures_are_sent_and_each_verifies() {
     for db in db::testing::engines().await {
