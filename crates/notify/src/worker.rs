@@ -4,9 +4,10 @@
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashSet;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use crate::channels::Deliverer;
 use crate::config::{RateLimits, RetryPolicies};
@@ -62,47 +63,54 @@ impl<Q: Queue> WorkerPool<Q> {
     /// Runs until `stop` turns true, then stops leasing, finishes what is in flight, records it, and hands
     /// back what was leased but not started.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        // Jobs are leased only for delivery slots that are free, each with its slot: a job leased ahead
-        // of capacity would wait behind slow deliveries while the queue's fair order (a high-priority
-        // notification, another owner's) is already decided. So what is leased next is chosen when a
-        // slot frees, not a batch earlier.
+        // How far the leaser may run ahead of free delivery slots: what the pool finishes in about
+        // 10 ms (measured as it goes). A job leased ahead waits for a slot after the queue's fair order
+        // (a high-priority notification, another owner's) was decided, so the lead is kept to what
+        // hides a lease's round trip at the current pace: up to a full batch when deliveries take
+        // microseconds, none when each takes a second.
         let sem = Arc::new(Semaphore::new(self.concurrency.max(1)));
-        let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<(Job, OwnedSemaphorePermit)>>(1);
+        let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<Job>>(1);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+        // Leased and not yet started; deliveries finished (for the pace); a wake-up for the leaser.
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Notify::new());
 
         let leaser = {
-            let (queue, sem) = (self.queue.clone(), sem.clone());
+            let (queue, sem, waiting, finished, progress) = (self.queue.clone(), sem.clone(), waiting.clone(), finished.clone(), progress.clone());
             let mut stop = stop.clone();
             let n = self.lease_batch.max(1);
             tokio::spawn(async move {
+                let (mut paced_at, mut paced_count, mut ahead) = (Instant::now(), 0u64, 0usize);
                 loop {
                     if *stop.borrow() {
                         break;
                     }
-                    let mut slots = tokio::select! {
-                        p = sem.clone().acquire_owned() => p.expect("semaphore open"),
-                        _ = stop.changed() => break,
-                    };
-                    if sem.available_permits() < n.min(32) {
-                        // Let a few more deliveries finish, so a busy pool leases in batches rather than
-                        // a round trip per freed slot.
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    let elapsed = paced_at.elapsed();
+                    if elapsed >= Duration::from_millis(50) {
+                        let done = finished.load(Ordering::Relaxed);
+                        let per_sec = (done - paced_count) as f64 / elapsed.as_secs_f64();
+                        ahead = ((per_sec / 100.0) as usize).min(n);
+                        (paced_at, paced_count) = (Instant::now(), done);
                     }
-                    let more = sem.available_permits().min(n - 1);
-                    if let Ok(p) = sem.clone().try_acquire_many_owned(more as u32) {
-                        slots.merge(p);
+                    let room = (sem.available_permits() + ahead).saturating_sub(waiting.load(Ordering::Acquire)).min(n);
+                    if room == 0 {
+                        tokio::select! {
+                            _ = tokio::time::timeout(Duration::from_millis(5), progress.notified()) => {}
+                            _ = stop.changed() => break,
+                        }
+                        continue;
                     }
                     let jobs = tokio::select! {
-                        r = queue.lease(slots.num_permits()) => r,
+                        r = queue.lease(room) => r,
                         _ = stop.changed() => break,
                     };
                     match jobs {
                         Ok(jobs) if jobs.is_empty() => {}
                         Ok(jobs) => {
-                            // Each job takes one slot; the rest go back as `slots` drops.
-                            let batch: Vec<_> = jobs.into_iter().map(|j| (j, slots.split(1).expect("a slot per leased job"))).collect();
-                            if let Err(back) = batch_tx.send(batch).await {
-                                let _ = queue.release(back.0.into_iter().map(|(j, _)| j).collect()).await;
+                            waiting.fetch_add(jobs.len(), Ordering::AcqRel);
+                            if let Err(back) = batch_tx.send(jobs).await {
+                                let _ = queue.release(back.0).await;
                                 break;
                             }
                         }
@@ -145,29 +153,33 @@ impl<Q: Queue> WorkerPool<Q> {
 
         let shared = Arc::new(self);
         let mut unstarted = Vec::new();
-        'outer: while let Some(batch) = tokio::select! {
-            b = batch_rx.recv() => b,
-            _ = stop.wait_for(|s| *s) => None,
-        } {
+        'outer: while let Some(batch) = batch_rx.recv().await {
             let mut jobs = batch.into_iter();
-            while let Some((job, permit)) = jobs.next() {
-                if *stop.borrow() {
-                    unstarted.push(job);
-                    unstarted.extend(jobs.map(|(j, _)| j));
-                    break 'outer;
-                }
-                let (pool, done) = (shared.clone(), done_tx.clone());
+            while let Some(job) = jobs.next() {
+                let permit = tokio::select! {
+                    p = sem.clone().acquire_owned() => p.expect("semaphore open"),
+                    _ = stop.wait_for(|s| *s) => {
+                        unstarted.push(job);
+                        unstarted.extend(jobs);
+                        break 'outer;
+                    }
+                };
+                waiting.fetch_sub(1, Ordering::AcqRel);
+                progress.notify_one();
+                let (pool, done, finished, progress) = (shared.clone(), done_tx.clone(), finished.clone(), progress.clone());
                 tokio::spawn(async move {
                     let c = pool.deliver_one(job).await;
                     let _ = done.send(c);
                     drop(permit);
+                    finished.fetch_add(1, Ordering::Relaxed);
+                    progress.notify_one();
                 });
             }
         }
         // Stop: no more leases; hand back what was leased but not started; wait for in-flight deliveries.
         batch_rx.close();
         while let Some(batch) = batch_rx.recv().await {
-            unstarted.extend(batch.into_iter().map(|(j, _)| j));
+            unstarted.extend(batch);
         }
         let _ = leaser.await;
         let _ = sem.acquire_many(shared.concurrency.max(1) as u32).await;

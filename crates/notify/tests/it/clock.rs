@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use notify::*;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
 
@@ -31,28 +31,11 @@ async fn receiver(status: u16) -> Receiver {
             let Ok((mut conn, _)) = listener.accept().await else { return };
             let (st, acc) = (st.clone(), acc.clone());
             tokio::spawn(async move {
-                // One request per connection: read the head and the body its length names.
-                let mut got = Vec::new();
-                let mut buf = vec![0u8; 16 * 1024];
-                let head = loop {
-                    let Ok(n) = conn.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&got).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let header =
-                            |name: &str| text[..end].lines().find_map(|l| l.to_ascii_lowercase().strip_prefix(name).map(|v| v.trim().to_string()));
-                        let len = header("content-length:").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-                        if got.len() >= end + 4 + len {
-                            break header("webhook-id:").unwrap_or_default();
-                        }
-                    }
-                };
+                let Some(head) = read_request(&mut conn).await else { return };
+                let id = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("webhook-id:").map(|v| v.trim().to_string()));
                 let status = st.load(Ordering::SeqCst);
                 if (200..300).contains(&status) {
-                    *acc.lock().unwrap().entry(head).or_default() += 1;
+                    *acc.lock().unwrap().entry(id.unwrap_or_default()).or_default() += 1;
                 }
                 let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                 let _ = conn.write_all(answer.as_bytes()).await;
@@ -74,15 +57,18 @@ async fn attempts_of(svc: &NotifyService, ids: &[NotificationId]) -> Vec<usize> 
     out
 }
 
-async fn down_for_a_day(backend: Backend) {
-    let redis = Redis::start();
-    let rx = receiver(503).await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::adjustable();
-    let mut cfg = config(&dir);
+/// Both backends, webhooks to `rx` (the configured receiver), time from `clock`.
+fn day_config(dir: &tempfile::TempDir, redis: &Redis, rx: &Receiver, clock: &Clock) -> PipelineConfig {
+    let mut cfg = config(dir);
     cfg.redis_url = Some(redis.url.clone());
     cfg.webhook.url = rx.url.clone();
     cfg.clock = clock.clone();
+    cfg
+}
+
+async fn down_for_a_day(backend: Backend) {
+    let (redis, rx, dir, clock) = (Redis::start(), receiver(503).await, tempfile::tempdir().unwrap(), Clock::adjustable());
+    let cfg = day_config(&dir, &redis, &rx, &clock);
     // Svix's schedule as shipped (jitter ±10 % included).
     assert_eq!(cfg.webhook.retry.schedule_ms, SVIX_SCHEDULE_MS);
     let svc = service(cfg).await;
@@ -130,14 +116,8 @@ async fn a_receiver_down_for_a_simulated_day_loses_nothing_on_redis() {
 async fn dead_endpoint_all_day(backend: Backend) {
     const PER_HOUR: usize = 1_000;
     const CAP: u64 = 1_500;
-    let redis = Redis::start();
-    let rx = receiver(503).await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::adjustable();
-    let mut cfg = config(&dir);
-    cfg.redis_url = Some(redis.url.clone());
-    cfg.webhook.url = rx.url.clone();
-    cfg.clock = clock.clone();
+    let (redis, rx, dir, clock) = (Redis::start(), receiver(503).await, tempfile::tempdir().unwrap(), Clock::adjustable());
+    let mut cfg = day_config(&dir, &redis, &rx, &clock);
     cfg.high_water = 3_000;
     cfg.webhook.retry.max_pending_per_endpoint = CAP;
     cfg.quotas.enqueue_per_sec = 0;

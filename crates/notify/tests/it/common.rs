@@ -68,3 +68,28 @@ pub fn rss_bytes() -> u64 {
     let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap();
     kb * 1024
 }
+
+/// Reads one HTTP/1.1 request from `conn` (its head and the body its length names) and answers its
+/// head, or `None` if the peer went away first. For the tests' hand-written receivers.
+pub async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = conn.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return Some(text[..end].to_string());
+            }
+        }
+    }
+}

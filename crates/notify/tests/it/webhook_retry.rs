@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use notify::{Backend, Channel, ChannelMix, NewNotification, Rate, SimParams, WebhookRetry};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
 use contract::Owner;
@@ -30,25 +30,8 @@ async fn receiver(script: Vec<(u16, &'static str)>) -> Receiver {
             let Ok((mut conn, _)) = listener.accept().await else { return };
             let (seen, script) = (seen.clone(), script.clone());
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut got = Vec::new();
-                // One request per connection: read the head and the body its length names.
-                loop {
-                    let Ok(n) = conn.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&got).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
-                            .unwrap_or(0);
-                        if got.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
+                if read_request(&mut conn).await.is_none() {
+                    return;
                 }
                 let n = {
                     let mut s = seen.lock().unwrap();
