@@ -94,7 +94,9 @@ impl<Q: Queue> WorkerPool<Q> {
                         (paced_at, paced_count) = (Instant::now(), done);
                     }
                     let room = (sem.available_permits() + ahead).saturating_sub(waiting.load(Ordering::Acquire)).min(n);
-                    if room == 0 {
+                    // Leases of at least half the lead: a fast pool frees slots a few at a time, and a
+                    // round trip per few would cost more than the deliveries.
+                    if room == 0 || room < ahead / 2 {
                         tokio::select! {
                             _ = tokio::time::timeout(Duration::from_millis(5), progress.notified()) => {}
                             _ = stop.changed() => break,

@@ -144,15 +144,15 @@ CREATE INDEX notifications_retrying_default ON notifications(id)
     WHERE state = 0 AND attempts > 0 AND route IS NULL AND channel = 'webhook' AND run_id IS NULL;
 "#;
 
-/// Version 6 (issue 18): priorities and expiry. Ready rows are found by lane (priority, owner), each
+/// Version 6 (issue 18): priorities and expiry. Ready rows are found by lane (see [`lane_id`]), each
 /// in due order, so one owner's backlog never stands in front of another's and a class overtakes the
 /// ones below it; expired rows (state 5) are settled like delivered ones and pruned with them.
 const SCHEMA_V6: &str = r#"
-ALTER TABLE notifications ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE notifications ADD COLUMN lane INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE notifications ADD COLUMN expires_ms INTEGER;
 ALTER TABLE runs ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;
 DROP INDEX IF EXISTS notifications_ready;
-CREATE INDEX notifications_lanes ON notifications(priority, owner, due_ms) WHERE state = 0;
+CREATE INDEX notifications_lanes ON notifications(lane, due_ms) WHERE state = 0;
 DROP INDEX IF EXISTS notifications_settled;
 CREATE INDEX notifications_settled ON notifications(done_ms) WHERE state IN (2, 4, 5);
 "#;
@@ -211,6 +211,19 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), NotifyError> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let applied = (|| -> rusqlite::Result<()> {
             conn.execute_batch(step)?;
+            if i == 5 {
+                // Rows waiting from before lanes go to their owner's `normal` lane.
+                let owners: Vec<Option<String>> = conn
+                    .prepare("SELECT DISTINCT owner FROM notifications WHERE state = 0")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for owner in owners {
+                    conn.execute(
+                        "UPDATE notifications SET lane = ?1 WHERE state = 0 AND owner IS ?2",
+                        params![lane_id(Priority::Normal.code(), owner.as_deref()), owner],
+                    )?;
+                }
+            }
             if i == 0 {
                 // Files made before notifications had an owner get the column (CREATE TABLE IF NOT
                 // EXISTS leaves an existing table as it is).
@@ -236,7 +249,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), NotifyError> {
 /// What [`job_from_row`] reads, in its order (a macro, so the lease's SQL stays one literal).
 macro_rules! job_columns {
     () => {
-        "id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route, priority, expires_ms"
+        "id, run_id, channel, recipient, payload, attempts, created_ms, sim_fail, sim_latency, due_ms, owner, route, lane, expires_ms"
     };
 }
 const JOB_COLUMNS: &str = job_columns!();
@@ -289,7 +302,28 @@ struct Leases {
     in_flight: std::collections::HashSet<i64>,
 }
 
-type LaneKey = (u8, Option<String>);
+/// A lane's id ([`lane_id`]): its class in the top bits, so a class's lanes are one range.
+type LaneKey = i64;
+
+const CLASS_SHIFT: u32 = 60;
+
+/// A lane as a number (an integer key compares faster than an owner's name in every index entry):
+/// the priority class in bits 60–61, below it 60 bits of the owner's FNV-1a hash (the operator's
+/// lane hashes a byte no name has). Two owners sharing a hash would share a lane: they would still be
+/// served in due order, only not apart from each other.
+pub(crate) fn lane_id(class: u8, owner: Option<&str>) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes: &[u8] = owner.map(str::as_bytes).unwrap_or(&[0xff]);
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    ((class as i64) << CLASS_SHIFT) | (h >> 4) as i64
+}
+
+fn class_of(lane: i64) -> Priority {
+    Priority::from_code(lane >> CLASS_SHIFT)
+}
 
 struct Lane {
     /// (due_ms, id) of the lane's last row leased; the next lease starts after it.
@@ -312,8 +346,7 @@ impl Leases {
 
     /// Takes up to `want` due rows of class `class`, lanes sharing equally.
     fn take_class(&mut self, conn: &Connection, class: u8, want: usize, now: i64, jobs: &mut Vec<Job>) -> Result<(), NotifyError> {
-        let mut active: Vec<LaneKey> =
-            self.lanes.range((class, None)..(class + 1, None)).filter(|(_, l)| l.next_due <= now).map(|(k, _)| k.clone()).collect();
+        let mut active: Vec<LaneKey> = self.lanes.range(lane_id_range(class)).filter(|(_, l)| l.next_due <= now).map(|(k, _)| *k).collect();
         if active.is_empty() || want == 0 {
             return Ok(());
         }
@@ -324,12 +357,10 @@ impl Leases {
         let mut rows = conn.prepare_cached(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM notifications WHERE state = 0 AND priority = ?1 AND owner IS ?2 AND due_ms <= ?3 AND (due_ms, id) > (?4, ?5) \
-             ORDER BY due_ms, id LIMIT ?6"
+            " FROM notifications WHERE state = 0 AND lane = ?1 AND due_ms <= ?2 AND (due_ms, id) > (?3, ?4) ORDER BY due_ms, id LIMIT ?5"
         ))?;
         let mut next = conn.prepare_cached(
-            "SELECT due_ms FROM notifications WHERE state = 0 AND priority = ?1 AND owner IS ?2 AND (due_ms, id) > (?3, ?4) \
-             ORDER BY due_ms, id LIMIT 1",
+            "SELECT due_ms FROM notifications WHERE state = 0 AND lane = ?1 AND (due_ms, id) > (?2, ?3) ORDER BY due_ms, id LIMIT 1",
         )?;
         while left > 0 && !active.is_empty() {
             let share = left.div_ceil(active.len());
@@ -346,7 +377,7 @@ impl Leases {
                 while got < ask {
                     let asked = ask - got;
                     let (cd, cid) = lane.cursor;
-                    let mut r = rows.query(params![class, key.1, now, cd, cid, asked as i64])?;
+                    let mut r = rows.query(params![key, now, cd, cid, asked as i64])?;
                     let mut seen = 0;
                     while let Some(row) = r.next()? {
                         seen += 1;
@@ -368,7 +399,7 @@ impl Leases {
                 if exhausted {
                     // Nothing more due: when is its next row, if it has one left?
                     let (cd, cid) = lane.cursor;
-                    match next.query_row(params![class, key.1, cd, cid], |r| r.get::<_, i64>(0)).optional()? {
+                    match next.query_row(params![key, cd, cid], |r| r.get::<_, i64>(0)).optional()? {
                         Some(due) => lane.next_due = due.max(now + 1),
                         None => {
                             self.lanes.remove(&key);
@@ -391,7 +422,7 @@ impl Leases {
         self.take_class(conn, high, max, now, &mut jobs)?;
         let room = max - jobs.len();
         if room > 0 {
-            let bulk_waiting = self.lanes.range((bulk, None)..).any(|(_, l)| l.next_due <= now);
+            let bulk_waiting = self.lanes.range(lane_id_range(bulk)).any(|(_, l)| l.next_due <= now);
             let normal_share = if bulk_waiting { room - room / 4 } else { room };
             self.take_class(conn, normal, normal_share, now, &mut jobs)?;
             self.take_class(conn, bulk, max - jobs.len(), now, &mut jobs)?;
@@ -402,7 +433,11 @@ impl Leases {
 }
 
 fn lane_of(job: &Job) -> LaneKey {
-    (job.priority.code(), job.owner.clone())
+    lane_id(job.priority.code(), job.owner.as_deref())
+}
+
+fn lane_id_range(class: u8) -> std::ops::Range<i64> {
+    ((class as i64) << CLASS_SHIFT)..((class as i64 + 1) << CLASS_SHIFT)
 }
 
 type FreshByOwner = std::collections::HashMap<Option<String>, u64>;
@@ -474,10 +509,10 @@ impl SqliteQueue {
             .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<rusqlite::Result<FreshByOwner>>()?;
         let mut leases = Leases { high: i64::MIN, ..Default::default() };
-        let mut lanes = conn.prepare("SELECT priority, owner, min(due_ms) FROM notifications WHERE state = 0 GROUP BY priority, owner")?;
-        for lane in lanes.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?)))? {
-            let (p, owner, due) = lane?;
-            leases.wake((Priority::from_code(p).code(), owner), due);
+        let mut lanes = conn.prepare("SELECT lane, min(due_ms) FROM notifications WHERE state = 0 GROUP BY lane")?;
+        for lane in lanes.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+            let (lane, due) = lane?;
+            leases.wake(lane, due);
         }
         drop(lanes);
         let (tx, rx) = mpsc::channel::<Cmd>();
@@ -571,7 +606,7 @@ const ROWS_PER_INSERT: usize = 100;
 
 fn multi_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner, route, priority, expires_ms) VALUES ",
+        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner, route, lane, expires_ms) VALUES ",
     );
     for r in 0..rows {
         let b = r * 11;
@@ -596,7 +631,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         sim: SimKnobs { failure_rate: r.get::<_, f64>(7)? as f32, latency_ms: r.get::<_, i64>(8)? as u32 },
         owner: r.get(10)?,
         route: r.get(11)?,
-        priority: Priority::from_code(r.get(12)?),
+        priority: class_of(r.get(12)?),
         expires_ms: r.get(13)?,
         receipt: String::new(),
     })
@@ -622,7 +657,7 @@ impl Queue for SqliteQueue {
                 let mut fresh = fresh.lock().expect("fresh");
                 let now = clock.now_ms().max(l.high);
                 let mut woken = |it: &Prepared| {
-                    l.wake((it.priority.code(), it.owner.clone()), now);
+                    l.wake(lane_id(it.priority.code(), it.owner.as_deref()), now);
                     add_fresh(&mut fresh, &it.owner, 1, 0);
                 };
                 let mut ids = Vec::with_capacity(items.len());
@@ -633,7 +668,7 @@ impl Queue for SqliteQueue {
                         let it = &items[i];
                         // Keys are per owner (two partial unique indexes: users' and the operator's).
                         let inserted = conn.prepare_cached(
-                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner, route, priority, expires_ms) \
+                            "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner, route, lane, expires_ms) \
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
                         )?
                         .execute(params![
@@ -647,7 +682,7 @@ impl Queue for SqliteQueue {
                             key,
                             it.owner,
                             it.route,
-                            it.priority.code(),
+                            lane_id(it.priority.code(), it.owner.as_deref()),
                             it.expires_ms
                         ])?;
                         if inserted == 1 {
@@ -677,7 +712,7 @@ impl Queue for SqliteQueue {
                     let mut stmt = conn.prepare_cached(&multi_insert_sql(chunk.len()))?;
                     let fails: Vec<f64> = chunk.iter().map(|it| it.sim.failure_rate as f64).collect();
                     let codes: Vec<&str> = chunk.iter().map(|it| it.channel.as_str()).collect();
-                    let priorities: Vec<u8> = chunk.iter().map(|it| it.priority.code()).collect();
+                    let lanes: Vec<i64> = chunk.iter().map(|it| lane_id(it.priority.code(), it.owner.as_deref())).collect();
                     let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 11);
                     for (k, it) in chunk.iter().enumerate() {
                         values.extend_from_slice(&[
@@ -690,7 +725,7 @@ impl Queue for SqliteQueue {
                             &now,
                             &it.owner,
                             &it.route,
-                            &priorities[k],
+                            &lanes[k],
                             &it.expires_ms,
                         ]);
                     }
@@ -876,7 +911,7 @@ impl Queue for SqliteQueue {
             for j in jobs {
                 l.in_flight.remove(&(j.id.seq as i64));
                 let key = lane_of(&j);
-                l.wake(key.clone(), i64::MIN);
+                l.wake(key, i64::MIN);
                 if let Some(lane) = l.lanes.get_mut(&key) {
                     lane.cursor = (i64::MIN, i64::MIN);
                 }
@@ -1005,17 +1040,17 @@ impl Queue for SqliteQueue {
                     // A fresh attempt budget; the earlier attempts stay in the history.
                     let sql = "UPDATE notifications SET state = 0, attempts = 0, due_ms = ?1 \
                                WHERE state = 3 AND (?2 IS NULL OR id = ?2) \
-                               AND (?3 = 0 OR (?3 = 1 AND owner IS NULL) OR (?3 = 2 AND owner = ?4)) RETURNING run_id, priority, owner";
+                               AND (?3 = 0 OR (?3 = 1 AND owner IS NULL) OR (?3 = 2 AND owner = ?4)) RETURNING run_id, lane, owner";
                     let mut stmt = conn.prepare_cached(sql)?;
                     let rows = stmt
                         .query_map(params![now, id, mode, owner], |r| {
                             Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<String>>(2)?))
                         })?
                         .collect::<Result<Vec<_>, _>>()?;
-                    for (run, priority, owner) in &rows {
+                    for (run, lane, owner) in &rows {
                         *per_run.entry(*run).or_default() += 1;
                         add_fresh(&mut fresh, owner, 1, 0);
-                        l.wake((Priority::from_code(*priority).code(), owner.clone()), now);
+                        l.wake(*lane, now);
                     }
                     Ok(rows.len() as u64)
                 };

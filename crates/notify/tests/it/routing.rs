@@ -207,7 +207,7 @@ async fn a_queue_file_without_the_owner_column_is_upgraded_and_keeps_its_backlog
     conn.execute_batch(
         "DROP INDEX notifications_idem_owner; DROP INDEX notifications_idem_operator; DROP INDEX notifications_dead_by_owner; \
          DROP INDEX notifications_settled; DROP INDEX attempts_by_age; DROP INDEX runs_finished; DROP INDEX notifications_retrying_by_route; DROP INDEX notifications_retrying_default; \
-         DROP INDEX notifications_lanes; ALTER TABLE notifications DROP COLUMN priority; ALTER TABLE notifications DROP COLUMN expires_ms; \
+         DROP INDEX notifications_lanes; ALTER TABLE notifications DROP COLUMN lane; ALTER TABLE notifications DROP COLUMN expires_ms; \
          ALTER TABLE runs DROP COLUMN expired; CREATE INDEX notifications_ready ON notifications(due_ms) WHERE state = 0; \
          DROP TABLE owner_usage; ALTER TABLE notifications DROP COLUMN route; ALTER TABLE notifications DROP COLUMN owner; \
          CREATE UNIQUE INDEX notifications_idem ON notifications(idem_key) WHERE idem_key IS NOT NULL; PRAGMA user_version = 0;",
