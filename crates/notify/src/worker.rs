@@ -64,7 +64,7 @@ impl<Q: Queue> WorkerPool<Q> {
     /// back what was leased but not started.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         // How far the leaser may run ahead of free delivery slots: what the pool finishes in about
-        // 10 ms (measured as it goes). A job leased ahead waits for a slot after the queue's fair order
+        // 30 ms (measured as it goes; up to two batches). A job leased ahead waits for a slot after the queue's fair order
         // (a high-priority notification, another owner's) was decided, so the lead is kept to what
         // hides a lease's round trip at the current pace: up to a full batch when deliveries take
         // microseconds, none when each takes a second.
@@ -90,13 +90,13 @@ impl<Q: Queue> WorkerPool<Q> {
                     if elapsed >= Duration::from_millis(50) {
                         let done = finished.load(Ordering::Relaxed);
                         let per_sec = (done - paced_count) as f64 / elapsed.as_secs_f64();
-                        ahead = ((per_sec / 100.0) as usize).min(n);
+                        ahead = ((per_sec * 0.03) as usize).min(2 * n);
                         (paced_at, paced_count) = (Instant::now(), done);
                     }
                     let room = (sem.available_permits() + ahead).saturating_sub(waiting.load(Ordering::Acquire)).min(n);
-                    // Leases of at least half the lead: a fast pool frees slots a few at a time, and a
-                    // round trip per few would cost more than the deliveries.
-                    if room == 0 || room < ahead / 2 {
+                    // Leases of at least a quarter batch of the lead: a fast pool frees slots a few at
+                    // a time, and a round trip per few would cost more than the deliveries.
+                    if room == 0 || room < ahead.min(n) / 4 {
                         tokio::select! {
                             _ = tokio::time::timeout(Duration::from_millis(5), progress.notified()) => {}
                             _ = stop.changed() => break,

@@ -338,10 +338,14 @@ impl Leases {
         self.high + 1
     }
 
-    /// A row of lane `key` is ready from `due` on.
+    /// A row of lane `key` is ready from `due` on: the lane's cursor is moved back before it if it is
+    /// past it. A lane made anew starts there rather than at its beginning, where the rows it still
+    /// has in flight would be read again (and skipped) at every lease.
     fn wake(&mut self, key: LaneKey, due: i64) {
-        let lane = self.lanes.entry(key).or_insert(Lane { cursor: (i64::MIN, i64::MIN), next_due: due });
+        let start = (due.saturating_sub(1), i64::MAX);
+        let lane = self.lanes.entry(key).or_insert(Lane { cursor: start, next_due: due });
         lane.next_due = lane.next_due.min(due);
+        lane.cursor = lane.cursor.min(start);
     }
 
     /// Takes up to `want` due rows of class `class`, lanes sharing equally.
@@ -604,19 +608,31 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Cmd>) {
 
 const ROWS_PER_INSERT: usize = 100;
 
-fn multi_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner, route, lane, expires_ms) VALUES ",
-    );
-    for r in 0..rows {
-        let b = r * 11;
-        if r > 0 {
-            sql.push(',');
-        }
-        let p: Vec<String> = [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11].iter().map(|k| format!("?{}", b + k)).collect();
-        sql.push_str(&format!("({})", p.join(",")));
+/// The INSERT of `rows` rows (11 parameters a row; `created_ms` repeats `due_ms`'s). Built once per
+/// size: formatting it for every chunk cost as much as the insert.
+fn multi_insert_sql(rows: usize) -> std::sync::Arc<str> {
+    static BUILT: Mutex<Vec<Option<std::sync::Arc<str>>>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().expect("insert statements");
+    if built.len() <= rows {
+        built.resize(rows + 1, None);
     }
-    sql
+    built[rows]
+        .get_or_insert_with(|| {
+            use std::fmt::Write;
+            let mut sql = String::from(
+                "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, owner, route, lane, expires_ms) VALUES ",
+            );
+            for r in 0..rows {
+                let b = r * 11;
+                sql.push_str(if r > 0 { ",(" } else { "(" });
+                for (i, k) in [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11].iter().enumerate() {
+                    let _ = write!(sql, "{}?{}", if i > 0 { "," } else { "" }, b + k);
+                }
+                sql.push(')');
+            }
+            sql.into()
+        })
+        .clone()
 }
 
 fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
@@ -910,11 +926,7 @@ impl Queue for SqliteQueue {
             let mut l = leases.lock().expect("leases");
             for j in jobs {
                 l.in_flight.remove(&(j.id.seq as i64));
-                let key = lane_of(&j);
-                l.wake(key, i64::MIN);
-                if let Some(lane) = l.lanes.get_mut(&key) {
-                    lane.cursor = (i64::MIN, i64::MIN);
-                }
+                l.wake(lane_of(&j), i64::MIN);
             }
             Ok(())
         })
