@@ -64,9 +64,9 @@ impl<Q: Queue> WorkerPool<Q> {
     /// back what was leased but not started.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         // How far the leaser may run ahead of free delivery slots: what the pool finishes in about
-        // 30 ms (measured as it goes; up to two batches). A job leased ahead waits for a slot after the queue's fair order
+        // 30 ms, measured as it goes. A job leased ahead waits for a slot after the queue's fair order
         // (a high-priority notification, another owner's) was decided, so the lead is kept to what
-        // hides a lease's round trip at the current pace: up to a full batch when deliveries take
+        // hides a lease's round trip at the current pace: two batches when deliveries take
         // microseconds, none when each takes a second.
         let sem = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<Job>>(1);
