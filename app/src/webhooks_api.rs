@@ -20,13 +20,15 @@ pub struct WebhooksDashboard {
     pub event_types: Vec<EventTypeView>,
 }
 
-/// An event type of the catalogue as the page shows it (the REST API adds its JSON Schema).
+/// An event type of the catalogue as the page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventTypeView {
     pub name: String,
     pub description: String,
     /// An example body, pretty-printed JSON.
     pub example: String,
+    /// The JSON Schema of the body, pretty-printed (the same as in the OpenAPI document's `webhooks`).
+    pub schema: String,
 }
 
 /// One delivery attempt in an endpoint's log, with its message's event type.
@@ -117,7 +119,12 @@ pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, Problem> {
         notices: notices.items.into_iter().filter(|n| !n.read).collect(),
         event_types: hooks::events::CATALOGUE
             .iter()
-            .map(|e| EventTypeView { name: e.name.to_string(), description: e.description.to_string(), example: e.example_text() })
+            .map(|e| EventTypeView {
+                name: e.name.to_string(),
+                description: e.description.to_string(),
+                example: e.example_text(),
+                schema: serde_json::to_string_pretty(&e.schema()).unwrap_or_default(),
+            })
             .collect(),
     }))
 }

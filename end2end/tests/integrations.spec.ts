@@ -161,6 +161,24 @@ test.describe("webhooks", () => {
     receiver.stop();
   });
 
+  test("the event-type catalogue shows each type's example and JSON Schema, and each example fits its schema", async ({ page }) => {
+    await signedIn(page, "e2e-judy");
+    await page.goto("/settings/webhooks");
+    await hydrated(page);
+    const types = page.getByTestId("event-type");
+    expect(await types.count()).toBeGreaterThanOrEqual(7);
+    const item = page.locator('[data-testid="event-type"][data-name="message.attempt.exhausted"]');
+    await item.getByText("JSON Schema").click();
+    const schema = JSON.parse((await item.getByTestId("event-schema").textContent())!);
+    expect(schema.properties.type.const).toBe("message.attempt.exhausted");
+    await item.getByText("Example payload").click();
+    const example = JSON.parse((await item.locator("pre.example").first().textContent())!);
+    // The example's fields are exactly what the schema names (required ones included).
+    expect(Object.keys(example).sort()).toEqual(Object.keys(schema.properties).sort());
+    for (const field of schema.properties.data.required ?? []) expect(example.data).toHaveProperty(field);
+    for (const field of Object.keys(example.data)) expect(Object.keys(schema.properties.data.properties)).toContain(field);
+  });
+
   test("what an endpoint missed while failing is recovered once, with the progress shown", async ({ page }) => {
     // The receiver refuses everything (401) until it knows the secret: the test event fails for good.
     const receiver = new Receiver();

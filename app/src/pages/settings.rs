@@ -350,15 +350,15 @@ fn WebhooksView(
     }
 }
 
-/// What each event type means and what its body looks like. The JSON Schemas are in the API's
-/// reference (the OpenAPI document's `webhooks`).
+/// What each event type means, what its body looks like and its JSON Schema (also in the API's
+/// reference: the OpenAPI document's `webhooks`).
 #[component]
 fn EventCatalogue(event_types: Vec<EventTypeView>) -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="event-types-heading">
             <h2 id="event-types-heading">"Event types"</h2>
             <p class="muted">
-                "Every delivery's body is "<code>"{\"type\", \"timestamp\", \"data\"}"</code>". The JSON Schema of each type is in the "
+                "Every delivery's body is "<code>"{\"type\", \"timestamp\", \"data\"}"</code>". Each type's JSON Schema is below and in the "
                 <a href="/api/docs#webhook-events">"API reference"</a>" (the OpenAPI document's "<code>"webhooks"</code>")."
             </p>
             <ul class="event-types" data-testid="event-types">
@@ -369,6 +369,10 @@ fn EventCatalogue(event_types: Vec<EventTypeView>) -> impl IntoView {
                         <details>
                             <summary>"Example payload"<span class="visually-hidden">{format!(" of {}", e.name)}</span></summary>
                             <pre class="example"><code>{e.example}</code></pre>
+                        </details>
+                        <details>
+                            <summary>"JSON Schema"<span class="visually-hidden">{format!(" of {}", e.name)}</span></summary>
+                            <pre class="example" data-testid="event-schema"><code>{e.schema}</code></pre>
                         </details>
                     </li>
                 }).collect_view()}
