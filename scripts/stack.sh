@@ -128,6 +128,8 @@ stack_start() {
   stack_sink "$run"
   stack_env
   export APP_DATABASE_URL="sqlite://$run/app.db"
+  # The CLI's own queue file (user and token commands open the pipeline), in the run, not the checkout.
+  export APP_NOTIFY__QUEUE_URL="sqlite://$run/notify-cli.db"
   "$SERVER_BIN" migrate
   stack_app "$run" app "$APP_PORT"
   stack_nginx "$run"
@@ -144,6 +146,7 @@ stack_start_scaled() {
   stack_sink "$run"
   stack_env
   export APP_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  export APP_NOTIFY__QUEUE_URL="sqlite://$run/notify-cli.db"
   export APP_SESSION__STORE=redis
   "$SERVER_BIN" migrate
   if [ -z "${STACK_NO_APPS:-}" ]; then
