@@ -48,6 +48,45 @@ pub struct NewRun {
     /// `embedded` (default) or `redis` (when the server has Redis).
     #[schema(pattern = "^(embedded|redis)$")]
     backend: Option<String>,
+    /// Each notification's time to live, seconds (none by default): those still waiting then end
+    /// `expired`, unsent.
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    ttl_secs: Option<u64>,
+}
+
+/// What `POST /api/v1/notifications` takes, in the `{"notifications": [...]}` form (one notification
+/// object alone, or a bare list of them, is taken too).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only: the body is read by notify's own parser
+pub struct NotificationBatch {
+    #[schema(min_items = 1, max_items = 10_000)]
+    notifications: Vec<NewNotification>,
+}
+
+/// One notification to send.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewNotification {
+    /// Who it goes to (an address, a number, a device; for a webhook, a label the receiver sees).
+    #[schema(min_length = 1, max_length = 320)]
+    recipient: String,
+    /// `webhook`, `email`, `sms`, `push` or `noop`.
+    #[schema(pattern = "^(webhook|email|sms|push|noop)$")]
+    channel: String,
+    /// Any JSON, at most 16 KiB: the `data` of the webhook body, or what the provider gets.
+    #[schema(value_type = Option<Object>)]
+    payload: Option<serde_json::Value>,
+    /// A repeat with the same key (yours alone) returns the first one's id and adds nothing.
+    #[schema(min_length = 1, max_length = 200)]
+    idempotency_key: Option<String>,
+    /// `high` (sent before anything else waiting), `normal` (the default) or `bulk`.
+    #[schema(pattern = "^(high|normal|bulk)$")]
+    priority: Option<String>,
+    /// How long it is worth sending, seconds: one still waiting then ends `expired`, unsent.
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    ttl_secs: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -144,7 +183,7 @@ pub struct Enqueued {
 /// (`backlog_per_owner` waiting at once), the machine's high-water mark or a per-user quota
 /// (`enqueue_per_sec`, `notifications_per_day`, `limits.stored_bytes_per_day`).
 #[utoipa::path(post, path = "/api/v1/notifications", tag = "notifications", params(EnqueueQuery),
-    request_body(content = Object, description = "A notification, a list of them, or {\"notifications\": [...]}"),
+    request_body(content = NotificationBatch, description = "{\"notifications\": [...]}, a list of notifications, or one notification"),
     responses((status = 202, body = Enqueued), (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["notifications:write"])))]

@@ -412,6 +412,17 @@ fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
         assert!(schemas.contains_key("WebhookAttempt") && schemas.contains_key("StepAttempt"), "{:?}", schemas.keys().collect::<Vec<_>>());
         assert!(!schemas.contains_key("AttemptRecord"));
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+        // The enqueue body is typed, priority and time to live included, and strict as the parser is.
+        let body = &doc["paths"]["/api/v1/notifications"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(body, "#/components/schemas/NotificationBatch");
+        let item = &schemas["NewNotification"];
+        assert_eq!(item["properties"]["priority"]["pattern"], "^(high|normal|bulk)$", "{item}");
+        assert_eq!(
+            (item["properties"]["ttl_secs"]["minimum"].as_u64(), item["properties"]["ttl_secs"]["maximum"].as_u64()),
+            (Some(1), Some(2_592_000))
+        );
+        assert_eq!(item["additionalProperties"], json!(false), "{item}");
+        assert_eq!(schemas["RunView"]["properties"]["expired"]["type"], "integer");
 
         // OpenAPI 3.1's `webhooks`: a POST per event type of the catalogue, whose body is what an
         // endpoint receives (utoipa has no field for it: added after generation).
@@ -479,6 +490,8 @@ fn the_event_types_endpoint_gives_each_type_its_schema_and_example() {
             assert!(item.contains(&shown(e.description)), "{}: description", e.name);
             let folded = format!("<pre class=\"example\"><code>{}</code></pre>", shown(&e.example_text()));
             assert!(item.contains("<details>") && item.contains(&folded), "{}: example in a <details>: {item}", e.name);
+            let schema = serde_json::to_string_pretty(&e.schema()).unwrap();
+            assert!(item.contains(&format!("<code>{}</code>", shown(&schema))), "{}: its JSON Schema, folded too", e.name);
         }
     })
 }
