@@ -173,6 +173,7 @@ impl NotifyService {
             concurrency: c.concurrency,
             lease_batch: c.lease_batch,
             cancelled: self.inner.cancelled.clone(),
+            unrecorded: Default::default(),
         }
     }
 
@@ -811,6 +812,7 @@ impl RedisWorker {
             concurrency: config.concurrency,
             lease_batch: config.lease_batch,
             cancelled: cancelled.clone(),
+            unrecorded: Default::default(),
         };
         let mut tasks = vec![tokio::spawn(pool.run(stop_tx.subscribe()))];
         tasks.extend(queue.spawn_maintenance(stop_tx.subscribe(), cancelled));

@@ -57,6 +57,16 @@ pub(crate) struct WorkerPool<Q: Queue> {
     pub concurrency: usize,
     pub lease_batch: usize,
     pub cancelled: CancelledRuns,
+    /// Retries this pool has scheduled and not yet seen recorded, per cap key: the queue's own count
+    /// lags by what waits in the completer, and the pending-retry cap must count them too.
+    pub unrecorded: Unrecorded,
+}
+
+pub(crate) type Unrecorded = Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>;
+
+/// The cap keys of the retries in `done`, for [`WorkerPool::unrecorded`].
+fn retry_keys(done: &[Completion]) -> impl Iterator<Item = &str> {
+    done.iter().filter(|c| c.attempted() && c.attempt.outcome == AttemptOutcome::Retrying).filter_map(|c| c.job.cap_key())
 }
 
 impl<Q: Queue> WorkerPool<Q> {
@@ -126,11 +136,12 @@ impl<Q: Queue> WorkerPool<Q> {
         };
 
         let completer = {
-            let queue = self.queue.clone();
+            let (queue, unrecorded) = (self.queue.clone(), self.unrecorded.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::with_capacity(4096);
                 while done_rx.recv_many(&mut buf, 4096).await > 0 {
                     let batch = std::mem::take(&mut buf);
+                    let keys: Vec<String> = retry_keys(&batch).map(str::to_owned).collect();
                     // A failed report leaves the jobs leased; they are delivered again later (at-least-once).
                     let mut tries = 0;
                     let mut pending = batch;
@@ -146,6 +157,18 @@ impl<Q: Queue> WorkerPool<Q> {
                                 tracing::error!(error = %e, n = pending.len(), "could not record outcomes");
                                 pending.clear();
                                 break;
+                            }
+                        }
+                    }
+                    // Recorded (or given up on): the queue's count has them now.
+                    if !keys.is_empty() {
+                        let mut u = unrecorded.lock().expect("unrecorded");
+                        for k in keys {
+                            if let Some(n) = u.get_mut(&k) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    u.remove(&k);
+                                }
                             }
                         }
                     }
@@ -194,18 +217,25 @@ impl<Q: Queue> WorkerPool<Q> {
 
     /// An endpoint may have at most `max_pending_per_endpoint` retries waiting: before one more is
     /// added, its oldest waiting ones beyond the cap become dead letters, and the observers hear of
-    /// each (the endpoint's owner is told, and can recover them later).
+    /// each (the endpoint's owner is told, and can recover them later). The one more is counted from
+    /// here until the queue has recorded it ([`WorkerPool::unrecorded`]).
     async fn keep_under_cap(&self, route: &str) {
         let cap = self.retry.webhook.max_pending_per_endpoint;
         if cap == 0 {
             return;
         }
-        let waiting = match self.queue.route_retries(route).await {
+        let recorded = match self.queue.route_retries(route).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "could not count an endpoint's retries");
                 return;
             }
+        };
+        let waiting = {
+            let mut u = self.unrecorded.lock().expect("unrecorded");
+            let mine = u.entry(route.to_string()).or_default();
+            *mine += 1;
+            recorded + *mine - 1
         };
         if waiting < cap {
             return;
