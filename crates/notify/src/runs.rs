@@ -287,7 +287,10 @@ pub(crate) async fn produce<Q: Queue>(
             continue;
         }
         let n = (target - produced).min(PRODUCE_BATCH);
-        let items: Vec<Prepared> = (produced..produced + n).map(|s| simulated(run, owner, s, params, queue.clock().now_ms())).collect();
+        let items: Vec<Prepared> = {
+            let now = queue.clock().now_ms();
+            (produced..produced + n).map(|s| simulated(run, owner, s, params, now)).collect()
+        };
         let mut per_channel = PerChannel::<u64>::default();
         for it in &items {
             *per_channel.get_mut(it.channel) += 1;

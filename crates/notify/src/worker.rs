@@ -13,7 +13,7 @@ use crate::channels::Deliverer;
 use crate::config::{RateLimits, RetryPolicies};
 use crate::metrics::Metrics;
 use crate::model::{Attempt, AttemptOutcome, Channel, Completion, Job, PerChannel, RunId, Settle};
-use crate::queue::Queue;
+use crate::queue::{adjust_count, Queue};
 use crate::routing::AttemptReport;
 
 /// Token buckets: one for everything, one per channel (absent = unlimited).
@@ -163,13 +163,8 @@ impl<Q: Queue> WorkerPool<Q> {
                     // Recorded (or given up on): the queue's count has them now.
                     if !keys.is_empty() {
                         let mut u = unrecorded.lock().expect("unrecorded");
-                        for k in keys {
-                            if let Some(n) = u.get_mut(&k) {
-                                *n = n.saturating_sub(1);
-                                if *n == 0 {
-                                    u.remove(&k);
-                                }
-                            }
+                        for k in &keys {
+                            adjust_count(&mut u, k, 0, 1);
                         }
                     }
                 }
@@ -224,6 +219,8 @@ impl<Q: Queue> WorkerPool<Q> {
         if cap == 0 {
             return;
         }
+        // Counted from now on, whatever happens below: the completer takes it off once recorded.
+        adjust_count(&mut self.unrecorded.lock().expect("unrecorded"), &route.to_string(), 1, 0);
         let recorded = match self.queue.route_retries(route).await {
             Ok(n) => n,
             Err(e) => {
@@ -231,12 +228,8 @@ impl<Q: Queue> WorkerPool<Q> {
                 return;
             }
         };
-        let waiting = {
-            let mut u = self.unrecorded.lock().expect("unrecorded");
-            let mine = u.entry(route.to_string()).or_default();
-            *mine += 1;
-            recorded + *mine - 1
-        };
+        // Beside this one (the one more).
+        let waiting = recorded + self.unrecorded.lock().expect("unrecorded").get(route).copied().unwrap_or(1) - 1;
         if waiting < cap {
             return;
         }
@@ -261,20 +254,15 @@ impl<Q: Queue> WorkerPool<Q> {
     async fn deliver_one(&self, job: Job) -> Completion {
         let cancelled = job.run.is_some_and(|r| self.cancelled.read().map(|s| s.contains(&r)).unwrap_or(false));
         let number = job.attempts + 1;
+        let now = self.queue.clock().now_ms();
         if cancelled {
-            let attempt = Attempt { number, at_ms: self.queue.clock().now_ms(), outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
+            let attempt = Attempt { number, at_ms: now, outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
             return Completion { job, attempt, retry_at_ms: None, kind: Settle::Cancelled };
         }
-        if job.is_expired(self.queue.clock().now_ms()) {
+        if job.is_expired(now) {
             // Past its time to live (a first attempt or a retry come due): not sent at all.
             self.metrics.expired.with_label_values(&[job.channel.as_str()]).inc();
-            let attempt = Attempt {
-                number: job.attempts,
-                at_ms: self.queue.clock().now_ms(),
-                outcome: AttemptOutcome::DeadLettered,
-                latency_us: 0,
-                error: None,
-            };
+            let attempt = Attempt { number: job.attempts, at_ms: now, outcome: AttemptOutcome::DeadLettered, latency_us: 0, error: None };
             return Completion { job, attempt, retry_at_ms: None, kind: Settle::Expired };
         }
         self.limits.acquire(job.channel).await;

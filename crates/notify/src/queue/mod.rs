@@ -83,6 +83,24 @@ impl OwnerScope {
     }
 }
 
+/// Moves one key of an in-memory count by `up` and `down` (never below 0), dropping keys that reach 0
+/// so a map of counts holds only what is there: each owner's waiting notifications, each endpoint's
+/// waiting retries, a worker's unrecorded ones.
+pub(crate) fn adjust_count<K: std::hash::Hash + Eq + Clone>(counts: &mut std::collections::HashMap<K, u64>, key: &K, up: u64, down: u64) {
+    match counts.get_mut(key) {
+        Some(n) => {
+            *n = (*n + up).saturating_sub(down);
+            if *n == 0 {
+                counts.remove(key);
+            }
+        }
+        None if up > down => {
+            counts.insert(key.clone(), up - down);
+        }
+        None => {}
+    }
+}
+
 /// An owner's part of a Redis key: `u` and the name in lowercase hex (so no character of a name can end
 /// the part early or make it look like another owner's), or `op` for the operator (no owner).
 pub(crate) fn owner_key_part(owner: Option<&str>) -> String {

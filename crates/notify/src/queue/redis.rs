@@ -321,8 +321,8 @@ struct Wire<'a> {
 }
 
 /// The lane suffix of a notification: its class and its owner's key part.
-fn lane_suffix(priority: Priority, owner: Option<&str>) -> String {
-    format!("{}:{}", priority.code(), owner_key_part(owner))
+fn lane_suffix(priority: Priority, owner_part: &str) -> String {
+    format!("{}:{owner_part}", priority.code())
 }
 
 /// A job's channel on the wire: its name. Messages written before channels were stored by name carry
@@ -362,7 +362,7 @@ impl<'a> Wire<'a> {
             l: j.sim.latency_ms,
             o: j.owner.as_deref().map(Into::into),
             e: j.route.as_deref().map(Into::into),
-            q: Some(lane_suffix(j.priority, j.owner.as_deref())),
+            q: Some(lane_suffix(j.priority, &owner_key_part(j.owner.as_deref()))),
             y: Some(j.priority.code()),
             x: j.expires_ms,
         }
@@ -724,15 +724,22 @@ impl RedisQueue {
         Ok(())
     }
 
+    /// A lane key's class and owner part (`<prefix>:lane:<class>:<owner>`); `None` for the old single
+    /// stream.
+    fn parse_lane<'l>(&self, lane: &'l str) -> Option<(usize, &'l str)> {
+        let rest = lane.strip_prefix(self.keys.prefix.as_str())?.strip_prefix(":lane:")?;
+        let (class, owner) = rest.split_once(':')?;
+        class.parse::<usize>().ok().filter(|c| *c < 3).map(|c| (c, owner))
+    }
+
     /// Reads the set of lanes, sorted into classes by their names.
     async fn refresh_lanes(&self) -> Result<(), NotifyError> {
         let mut c = self.conn.clone();
         let all: Vec<String> = redis::cmd("SMEMBERS").arg(self.keys.lanes()).query_async(&mut c).await?;
         let mut by_class: [Vec<String>; 3] = Default::default();
-        let lane_prefix = format!("{}:lane:", self.keys.prefix);
         for lane in all {
-            let class = lane.strip_prefix(&lane_prefix).and_then(|rest| rest.split(':').next()).and_then(|c| c.parse::<usize>().ok());
-            by_class[class.filter(|c| *c < 3).unwrap_or(1)].push(lane);
+            let class = self.parse_lane(&lane).map_or(1, |(class, _)| class);
+            by_class[class].push(lane);
         }
         for v in &mut by_class {
             v.sort();
@@ -751,13 +758,13 @@ impl RedisQueue {
         }
         let counts: Vec<u64> = pipe.query_async(&mut c).await?;
         let delayed = counts.first().copied().unwrap_or(0);
-        let lane_prefix = format!("{}:lane:", self.keys.prefix);
         let mut per_owner: HashMap<String, u64> = HashMap::new();
         let mut waiting = 0;
         for (lane, n) in lanes.iter().zip(counts.iter().skip(1)) {
             waiting += n;
-            let owner = lane.strip_prefix(&lane_prefix).and_then(|rest| rest.split_once(':')).map(|(_, o)| o.to_string());
-            *per_owner.entry(owner.unwrap_or_default()).or_default() += n;
+            // The old single stream's messages are nobody's in particular.
+            let owner = self.parse_lane(lane).map_or("", |(_, owner)| owner);
+            *per_owner.entry(owner.to_string()).or_default() += n;
         }
         *self.owner_waiting.lock().expect("owner lock") = per_owner;
         self.backlog.store(waiting + delayed, Ordering::Relaxed);
@@ -1016,7 +1023,8 @@ impl Queue for RedisQueue {
         inv.key(self.keys.idem_base());
         inv.arg(items.len()).arg(checkpoint.map(|c| c.produced.to_string()).unwrap_or_default());
         let created = self.clock.now_ms();
-        for it in &items {
+        let parts: Vec<String> = items.iter().map(|it| owner_key_part(it.owner.as_deref())).collect();
+        for (it, part) in items.iter().zip(&parts) {
             let w = Wire {
                 i: None,
                 r: it.run,
@@ -1029,12 +1037,12 @@ impl Queue for RedisQueue {
                 l: it.sim.latency_ms,
                 o: it.owner.as_deref().map(Into::into),
                 e: it.route.as_deref().map(Into::into),
-                q: Some(lane_suffix(it.priority, it.owner.as_deref())),
+                q: Some(lane_suffix(it.priority, part)),
                 y: Some(it.priority.code()),
                 x: it.expires_ms,
             };
             // Scoped by owner: the same key from two owners names two notifications.
-            let key = it.idempotency_key.as_deref().map(|k| format!("{}:{k}", owner_key_part(it.owner.as_deref())));
+            let key = it.idempotency_key.as_deref().map(|k| format!("{part}:{k}"));
             inv.arg(key.unwrap_or_default()).arg(serde_json::to_string(&w).unwrap_or_default());
         }
         let mut c = self.conn.clone();
@@ -1042,8 +1050,8 @@ impl Queue for RedisQueue {
         self.backlog.fetch_add(ids.len() as u64, Ordering::Relaxed);
         {
             let mut per_owner = self.owner_waiting.lock().expect("owner lock");
-            for it in &items {
-                *per_owner.entry(owner_key_part(it.owner.as_deref())).or_default() += 1;
+            for part in parts {
+                *per_owner.entry(part).or_default() += 1;
             }
         }
         Ok(ids.into_iter().map(NotificationId::redis).collect())

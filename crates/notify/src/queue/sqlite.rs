@@ -20,7 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 
-use super::{run_deltas, Checkpoint, LatencyBuckets, OwnerScope, Queue, RunCounters};
+use super::{adjust_count, run_deltas, Checkpoint, LatencyBuckets, OwnerScope, Queue, RunCounters};
 use crate::error::NotifyError;
 use crate::model::*;
 
@@ -446,21 +446,6 @@ fn lane_id_range(class: u8) -> std::ops::Range<i64> {
 
 type FreshByOwner = std::collections::HashMap<Option<String>, u64>;
 
-fn add_fresh(map: &mut FreshByOwner, owner: &Option<String>, up: u64, down: u64) {
-    match map.get_mut(owner) {
-        Some(n) => {
-            *n = (*n + up).saturating_sub(down);
-            if *n == 0 {
-                map.remove(owner);
-            }
-        }
-        None if up > down => {
-            map.insert(owner.clone(), up - down);
-        }
-        None => {}
-    }
-}
-
 /// `sqlite://data/notify.db`, `sqlite:notify.db?synchronous=full` or a plain path.
 fn parse_url(url: &str) -> (PathBuf, bool) {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
@@ -499,8 +484,6 @@ impl SqliteQueue {
         crate::quotas::prune_days(&conn)?;
         // State 1 (leased) is no longer written; files from before that change are fixed up here.
         conn.execute("UPDATE notifications SET state = 0 WHERE state = 1", [])?;
-        let waiting: i64 = conn.query_row("SELECT count(*) FROM notifications WHERE state = 0", [], |r| r.get(0))?;
-        let retrying = count_retrying(&conn)?;
         let route_retrying = conn
             .prepare(&format!(
                 "SELECT COALESCE(route, '-'), count(*) FROM notifications WHERE state = 0 AND attempts > 0 \
@@ -508,16 +491,21 @@ impl SqliteQueue {
             ))?
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<rusqlite::Result<std::collections::HashMap<_, _>>>()?;
-        let fresh = conn
-            .prepare("SELECT owner, count(*) FROM notifications WHERE state = 0 AND attempts = 0 GROUP BY owner")?
-            .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)? as u64)))?
-            .collect::<rusqlite::Result<FreshByOwner>>()?;
+        // One pass over the waiting rows: the backlog and its retries, each owner's not yet attempted,
+        // each lane's start.
+        let (mut waiting, mut retrying, mut fresh) = (0u64, 0u64, FreshByOwner::new());
         let mut leases = Leases { high: i64::MIN, ..Default::default() };
-        let mut lanes = conn.prepare("SELECT lane, min(due_ms) FROM notifications WHERE state = 0 GROUP BY lane")?;
-        for lane in lanes.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
-            let (lane, due) = lane?;
-            leases.wake(lane, due);
+        let mut lanes =
+            conn.prepare("SELECT lane, owner, min(due_ms), count(*), sum(attempts = 0) FROM notifications WHERE state = 0 GROUP BY lane, owner")?;
+        let mut rows = lanes.query([])?;
+        while let Some(r) = rows.next()? {
+            let (owner, all, untried): (Option<String>, i64, i64) = (r.get(1)?, r.get(3)?, r.get(4)?);
+            leases.wake(r.get(0)?, r.get(2)?);
+            waiting += all as u64;
+            retrying += (all - untried) as u64;
+            adjust_count(&mut fresh, &owner, untried as u64, 0);
         }
+        drop(rows);
         drop(lanes);
         let (tx, rx) = mpsc::channel::<Cmd>();
         std::thread::Builder::new()
@@ -526,7 +514,7 @@ impl SqliteQueue {
             .map_err(|e| NotifyError::internal("cannot start queue writer", e))?;
         Ok(Self {
             tx,
-            backlog: Arc::new(AtomicU64::new(waiting as u64)),
+            backlog: Arc::new(AtomicU64::new(waiting)),
             retrying: Arc::new(AtomicU64::new(retrying)),
             route_retrying: Arc::new(Mutex::new(route_retrying)),
             fresh: Arc::new(Mutex::new(fresh)),
@@ -672,9 +660,9 @@ impl Queue for SqliteQueue {
                 let mut l = leases.lock().expect("leases");
                 let mut fresh = fresh.lock().expect("fresh");
                 let now = clock.now_ms().max(l.high);
-                let mut woken = |it: &Prepared| {
-                    l.wake(lane_id(it.priority.code(), it.owner.as_deref()), now);
-                    add_fresh(&mut fresh, &it.owner, 1, 0);
+                let mut woken = |it: &Prepared, lane: i64| {
+                    l.wake(lane, now);
+                    adjust_count(&mut fresh, &it.owner, 1, 0);
                 };
                 let mut ids = Vec::with_capacity(items.len());
                 let mut added = 0u64;
@@ -682,6 +670,7 @@ impl Queue for SqliteQueue {
                 while i < items.len() {
                     if let Some(key) = &items[i].idempotency_key {
                         let it = &items[i];
+                        let lane = lane_id(it.priority.code(), it.owner.as_deref());
                         // Keys are per owner (two partial unique indexes: users' and the operator's).
                         let inserted = conn.prepare_cached(
                             "INSERT INTO notifications (run_id, channel, recipient, payload, sim_fail, sim_latency, due_ms, created_ms, idem_key, owner, route, lane, expires_ms) \
@@ -698,12 +687,12 @@ impl Queue for SqliteQueue {
                             key,
                             it.owner,
                             it.route,
-                            lane_id(it.priority.code(), it.owner.as_deref()),
+                            lane,
                             it.expires_ms
                         ])?;
                         if inserted == 1 {
                             added += 1;
-                            woken(it);
+                            woken(it, lane);
                             ids.push(NotificationId::embedded(conn.last_insert_rowid() as u64));
                         } else {
                             let id: i64 = match &it.owner {
@@ -746,7 +735,9 @@ impl Queue for SqliteQueue {
                         ]);
                     }
                     stmt.execute(rusqlite::params_from_iter(values))?;
-                    chunk.iter().for_each(&mut woken);
+                    for (it, lane) in chunk.iter().zip(&lanes) {
+                        woken(it, *lane);
+                    }
                     // One writer and AUTOINCREMENT: the rows of one statement get consecutive ids.
                     let last = conn.last_insert_rowid() as u64;
                     let first = last + 1 - chunk.len() as u64;
@@ -828,7 +819,7 @@ impl Queue for SqliteQueue {
                                 }
                                 settled += 1;
                                 settled_retries += u64::from(c.job.attempts > 0);
-                                add_fresh(&mut fresh, &c.job.owner, 0, u64::from(c.job.attempts == 0));
+                                adjust_count(&mut fresh, &c.job.owner, 0, u64::from(c.job.attempts == 0));
                                 if let (1.., Some(k)) = (c.job.attempts, c.job.cap_key()) {
                                     route_deltas.push((k.to_string(), false));
                                 }
@@ -853,7 +844,7 @@ impl Queue for SqliteQueue {
                     if changed == 0 {
                         continue; // already settled (e.g. its run was cancelled meanwhile)
                     }
-                    add_fresh(&mut fresh, &c.job.owner, 0, u64::from(c.job.attempts == 0));
+                    adjust_count(&mut fresh, &c.job.owner, 0, u64::from(c.job.attempts == 0));
                     match a.outcome {
                         AttemptOutcome::Retrying => {
                             l.wake(lane_of(&c.job), c.retry_at_ms.unwrap_or(now).max(floor));
@@ -902,10 +893,8 @@ impl Queue for SqliteQueue {
                 if !route_deltas.is_empty() {
                     let mut m = by_route.lock().expect("route retries");
                     for (route, up) in route_deltas {
-                        let n = m.entry(route).or_default();
-                        *n = if up { *n + 1 } else { n.saturating_sub(1) };
+                        adjust_count(&mut m, &route, u64::from(up), u64::from(!up));
                     }
-                    m.retain(|_, n| *n > 0);
                 }
                 Ok(retried)
             })
@@ -987,10 +976,7 @@ impl Queue for SqliteQueue {
             let k = jobs.len() as u64;
             let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(k)));
             let _ = retrying.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some(r.saturating_sub(k)));
-            let mut m = by_route.lock().expect("route retries");
-            if let Some(c) = m.get_mut(&route) {
-                *c = c.saturating_sub(k);
-            }
+            adjust_count(&mut by_route.lock().expect("route retries"), &route, 0, k);
             Ok(jobs)
         })
         .await
@@ -1061,7 +1047,7 @@ impl Queue for SqliteQueue {
                         .collect::<Result<Vec<_>, _>>()?;
                     for (run, lane, owner) in &rows {
                         *per_run.entry(*run).or_default() += 1;
-                        add_fresh(&mut fresh, owner, 1, 0);
+                        adjust_count(&mut fresh, owner, 1, 0);
                         l.wake(*lane, now);
                     }
                     Ok(rows.len() as u64)
@@ -1131,7 +1117,7 @@ impl Queue for SqliteQueue {
             let n = owners.len() as u64;
             let mut fresh = fresh.lock().expect("fresh");
             for (owner, attempts) in &owners {
-                add_fresh(&mut fresh, owner, 0, u64::from(*attempts == 0));
+                adjust_count(&mut fresh, owner, 0, u64::from(*attempts == 0));
             }
             conn.execute("UPDATE runs SET cancelled = cancelled + ?2 WHERE id = ?1", params![run, n as i64])?;
             let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(n)));
