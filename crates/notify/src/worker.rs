@@ -62,7 +62,30 @@ pub(crate) struct WorkerPool<Q: Queue> {
     pub unrecorded: Unrecorded,
 }
 
-pub(crate) type Unrecorded = Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>;
+/// The retries a pool has scheduled and the queue not yet recorded, per cap key. Recording them and
+/// taking them off here happen under `order`'s write side, and a count is read under its read side:
+/// otherwise a count read between the two sees a retry twice (recorded and still here) and the cap
+/// drops one too many.
+#[derive(Default, Clone)]
+pub(crate) struct Unrecorded {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    order: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl Unrecorded {
+    fn add(&self, key: &str) {
+        adjust_count(&mut self.counts.lock().expect("unrecorded"), &key.to_string(), 1, 0);
+    }
+    fn get(&self, key: &str) -> u64 {
+        self.counts.lock().expect("unrecorded").get(key).copied().unwrap_or(0)
+    }
+    fn forget<'a>(&self, keys: impl IntoIterator<Item = &'a String>) {
+        let mut u = self.counts.lock().expect("unrecorded");
+        for k in keys {
+            adjust_count(&mut u, k, 0, 1);
+        }
+    }
+}
 
 /// The cap keys of the retries in `done`, for [`WorkerPool::unrecorded`].
 fn retry_keys(done: &[Completion]) -> impl Iterator<Item = &str> {
@@ -142,6 +165,8 @@ impl<Q: Queue> WorkerPool<Q> {
                 while done_rx.recv_many(&mut buf, 4096).await > 0 {
                     let batch = std::mem::take(&mut buf);
                     let keys: Vec<String> = retry_keys(&batch).map(str::to_owned).collect();
+                    // Counts wait while retries move from here to the queue (see [`Unrecorded`]).
+                    let _moving = if keys.is_empty() { None } else { Some(unrecorded.order.write().await) };
                     // A failed report leaves the jobs leased; they are delivered again later (at-least-once).
                     let mut tries = 0;
                     let mut pending = batch;
@@ -161,12 +186,7 @@ impl<Q: Queue> WorkerPool<Q> {
                         }
                     }
                     // Recorded (or given up on): the queue's count has them now.
-                    if !keys.is_empty() {
-                        let mut u = unrecorded.lock().expect("unrecorded");
-                        for k in &keys {
-                            adjust_count(&mut u, k, 0, 1);
-                        }
-                    }
+                    unrecorded.forget(&keys);
                 }
             })
         };
@@ -220,16 +240,19 @@ impl<Q: Queue> WorkerPool<Q> {
             return;
         }
         // Counted from now on, whatever happens below: the completer takes it off once recorded.
-        adjust_count(&mut self.unrecorded.lock().expect("unrecorded"), &route.to_string(), 1, 0);
-        let recorded = match self.queue.route_retries(route).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not count an endpoint's retries");
-                return;
-            }
+        self.unrecorded.add(route);
+        let waiting = {
+            let _counting = self.unrecorded.order.read().await;
+            let recorded = match self.queue.route_retries(route).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not count an endpoint's retries");
+                    return;
+                }
+            };
+            // Beside this one (the one more).
+            recorded + self.unrecorded.get(route).saturating_sub(1)
         };
-        // Beside this one (the one more).
-        let waiting = recorded + self.unrecorded.lock().expect("unrecorded").get(route).copied().unwrap_or(1) - 1;
         if waiting < cap {
             return;
         }
