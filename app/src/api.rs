@@ -25,12 +25,20 @@ pub use contract::{FieldError, Kind, Problem};
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use auth::{SessionPolicy, SessionRegistry};
+    use auth::sessions::SessionInfo;
+    use auth::{AuthError, SessionPolicy};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    /// A user's sessions that have not expired, newest first: the server answers from its session
+    /// cache while they are unchanged, else from the registry.
+    pub type SessionsOf = Arc<dyn Fn(i64) -> Pin<Box<dyn Future<Output = Result<Vec<SessionInfo>, AuthError>> + Send>> + Send + Sync>;
 
     /// What the server hands to server functions through context.
     #[derive(Clone)]
     pub struct PageServices {
-        pub registry: SessionRegistry,
+        pub sessions_of: SessionsOf,
         pub policy: SessionPolicy,
     }
 
@@ -67,8 +75,7 @@ pub async fn session_overview() -> Result<Option<Overview>, Problem> {
         return Ok(None);
     };
     let services = use_context::<PageServices>().ok_or_else(|| Problem::internal("services missing"))?;
-    let now = auth::now_unix();
-    let rows = services.registry.list_for_user(me.user_id, now).await.map_err(Problem::from)?;
+    let rows = (services.sessions_of)(me.user_id).await.map_err(Problem::from)?;
     let (mine, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.handle == me.handle);
     let current = mine.into_iter().next().unwrap_or(SessionInfo {
         handle: me.handle.clone(),

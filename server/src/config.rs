@@ -240,6 +240,18 @@ pub struct SessionSettings {
     pub store: SessionStoreKind,
     /// Redis for `store = "redis"`; empty means the pipeline's `notify.redis_url` (one Redis for both).
     pub redis_url: Option<String>,
+    /// Signed-in requests answered from memory while the user's sessions are unchanged
+    /// (`server::session_cache`): `auto` (Redis-shared with the Redis store, in memory with the
+    /// database store on SQLite, off on PostgreSQL without Redis), `memory` (one instance only) or `off`.
+    pub cache: SessionCacheKind,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionCacheKind {
+    Auto,
+    Memory,
+    Off,
 }
 
 /// `APP_AUTH__…`. Every field has a default, so the section may be absent.
@@ -356,6 +368,7 @@ impl Settings {
             .set_default("session.idle_timeout_secs", 30 * 60)?
             .set_default("session.absolute_lifetime_secs", 8 * 3600)?
             .set_default("session.store", "database")?
+            .set_default("session.cache", "auto")?
             .set_default("throttle.account_burst", t.account_burst)?
             .set_default("throttle.account_refill_secs", t.account_refill_secs)?
             .set_default("throttle.ip_burst", t.ip_burst)?

@@ -17,6 +17,7 @@ pub mod notify_cli;
 pub mod retention;
 pub mod routes;
 pub mod security_page;
+pub mod session_cache;
 pub mod session_store;
 pub mod state;
 pub mod web_session;
@@ -75,7 +76,14 @@ plain_routes! {
 
 /// Context every page render and server function gets.
 fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
-    let services = PageServices { registry: state.sessions.registry.clone(), policy: state.sessions.policy };
+    let sessions = state.sessions.clone();
+    let services = PageServices {
+        sessions_of: std::sync::Arc::new(move |user_id| {
+            let sessions = sessions.clone();
+            Box::pin(async move { sessions.sessions_of(user_id).await })
+        }),
+        policy: state.sessions.policy,
+    };
     let notify = state.notify.clone();
     let (hooks, flows, tokens) = (state.hooks.clone(), state.flows.clone(), state.tokens.clone());
     // Minting a token or a webhook secret from a page asks for the password again.

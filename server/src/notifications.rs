@@ -46,7 +46,7 @@ pub async fn enqueue_owned(
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut res = (state.notify.metrics_text() + &state.retention.render()).into_response();
+    let mut res = (state.notify.metrics_text() + &state.retention.render() + &state.sessions.cache.render_metrics()).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     res
 }

@@ -278,7 +278,7 @@ pub async fn change_password(
         }
         Err(e) => return Refusal::from_error(e.into(), Some("new_password")).answer(&state, headers, PAGE).await,
     };
-    state.sessions.delete_ended(&ended).await;
+    state.sessions.delete_ended(me.user_id, &ended).await;
     // This session stays signed in, under a new id: the one the password change was made from may have
     // been seen by whoever made the change necessary.
     let user = match state.auth.users.find_by_id(me.user_id).await {

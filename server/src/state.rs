@@ -6,7 +6,8 @@ use leptos::config::LeptosOptions;
 use sqlx::AnyPool;
 use std::sync::Arc;
 
-use crate::config::{SessionStoreKind, Settings};
+use crate::config::{SessionCacheKind, SessionStoreKind, Settings};
+use crate::session_cache::SessionCache;
 use crate::session_store::AnyStore;
 use crate::web_session::SessionManager;
 
@@ -79,11 +80,17 @@ impl AppState {
             hasher: hasher.with_concurrency(settings.auth.hash_concurrency()),
             throttle: Arc::new(LoginThrottle::new(pool.clone(), &settings.throttle)),
         };
-        let sessions = SessionManager {
-            registry: SessionRegistry::new(pool.clone()),
-            store: Arc::new(session_store.clone()),
-            policy: settings.session_policy(),
+        let policy = settings.session_policy();
+        let cache = match (settings.session.cache, &session_store) {
+            (SessionCacheKind::Off, _) => SessionCache::off(),
+            (_, AnyStore::Redis(_, redis)) => SessionCache::redis(redis.clone(), &policy),
+            (SessionCacheKind::Memory, _) | (SessionCacheKind::Auto, AnyStore::Sqlite(_)) => SessionCache::local(),
+            // Several instances usually share a PostgreSQL database; without Redis they have no
+            // generations in common.
+            (SessionCacheKind::Auto, AnyStore::Postgres(_)) => SessionCache::off(),
         };
+        tracing::info!(cache = cache.kind(), store = session_store.kind(), "sessions");
+        let sessions = SessionManager { registry: SessionRegistry::new(pool.clone()), store: Arc::new(session_store.clone()), policy, cache };
         let notify = notify::NotifyService::new(settings.notify_config())
             .await
             .map_err(|e| crate::error::AppError::Internal(format!("notification pipeline: {e:?}")))?;
@@ -156,7 +163,13 @@ pub async fn ensure_demo_user(state: &AppState) {
         // The documented password, whatever the settings say: that is the one the world knows.
         let public = secrecy::SecretString::from(crate::config::DEMO_PASSWORD);
         match state.auth.disable_if_password_is(&demo.username, public).await {
-            Ok(true) => tracing::warn!(username = %demo.username, "demo account with the public password disabled (production mode)"),
+            Ok(true) => {
+                tracing::warn!(username = %demo.username, "demo account with the public password disabled (production mode)");
+                // Its sessions ended: other instances must not answer them from their caches.
+                if let Ok(Some(user)) = state.auth.users.find_by_username(&demo.username).await {
+                    state.sessions.cache.changed(user.id).await;
+                }
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not check for the demo account"),
         }

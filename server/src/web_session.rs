@@ -10,6 +10,7 @@ use tower_sessions::session::Id;
 use tower_sessions::{Session, SessionStore};
 
 use crate::error::AppError;
+use crate::session_cache::SessionCache;
 
 /// Key of the signed-in record inside the session data.
 pub const SIGNED_IN_KEY: &str = "signed_in";
@@ -24,6 +25,9 @@ pub struct SessionManager {
     pub registry: SessionRegistry,
     pub store: Arc<dyn SessionStore>,
     pub policy: SessionPolicy,
+    /// Answers a signed-in request from memory while the user's sessions are unchanged; every change
+    /// below tells it, after the change is committed.
+    pub cache: SessionCache,
 }
 
 impl SessionManager {
@@ -32,6 +36,10 @@ impl SessionManager {
     pub async fn establish(&self, session: &Session, user: &User, user_agent: &str, client_ip: &str) -> Result<SignedIn, AppError> {
         if let Ok(Some(previous)) = session.get::<SignedIn>(SIGNED_IN_KEY).await {
             self.registry.remove(&previous.handle).await?;
+            self.cache.changed(previous.user_id).await;
+        }
+        if let Some(old) = session.id() {
+            self.cache.forget(&old);
         }
         session.cycle_id().await?;
         session.clear().await;
@@ -52,20 +60,33 @@ impl SessionManager {
                 client_ip,
             })
             .await?;
+        // The user's list of sessions has one more.
+        self.cache.changed(user.id).await;
         Ok(signed)
     }
 
     /// The signed-in record of this session if it is still valid; an expired or revoked one is
-    /// destroyed. Refreshes the idle clock at most every [`SessionPolicy::touch_interval`].
+    /// destroyed. Refreshes the idle clock at most every [`SessionPolicy::touch_interval`]. Answered
+    /// from the cache when it can vouch for the session (no storage read); otherwise from storage,
+    /// and remembered.
     pub async fn current(&self, session: &Session) -> Result<Option<SignedIn>, AppError> {
+        let now = now_unix();
+        let id = session.id();
+        if let Some(id) = &id {
+            if let Some(signed) = self.cache.signed_in(id, now, &self.policy).await {
+                return Ok(Some(signed));
+            }
+        }
         let Some(mut signed) = session.get::<SignedIn>(SIGNED_IN_KEY).await? else {
             return Ok(None);
         };
-        let now = now_unix();
+        // Read before the registry is: a change committed after this read is a newer generation.
+        let generation = self.cache.generation(signed.user_id).await;
         let live = self.policy.liveness(signed.created_at, signed.last_seen_at, now) == Liveness::Active
             && self.registry.is_live(&signed.handle, signed.user_id).await?;
         if !live {
             self.registry.remove(&signed.handle).await?;
+            self.cache.changed(signed.user_id).await;
             session.flush().await?;
             return Ok(None);
         }
@@ -73,8 +94,17 @@ impl SessionManager {
             signed.last_seen_at = now;
             session.insert(SIGNED_IN_KEY, &signed).await?;
             self.registry.touch(&signed.handle, now, self.policy.expires_at(signed.created_at, now)).await?;
+            self.cache.changed(signed.user_id).await;
+        } else if let Some(id) = id {
+            self.cache.remember(id, &signed, generation);
         }
         Ok(Some(signed))
+    }
+
+    /// `user_id`'s sessions that have not expired, newest first (the success page's list).
+    pub async fn sessions_of(&self, user_id: i64) -> Result<Vec<auth::sessions::SessionInfo>, auth::AuthError> {
+        let now = now_unix();
+        self.cache.sessions_of(user_id, now, || self.registry.list_for_user(user_id, now)).await
     }
 
     /// Whether `signed`'s session still stands now, by the shared registry (see
@@ -112,6 +142,10 @@ impl SessionManager {
     pub async fn end_current(&self, session: &Session) -> Result<(), AppError> {
         if let Some(signed) = session.get::<SignedIn>(SIGNED_IN_KEY).await? {
             self.registry.remove(&signed.handle).await?;
+            self.cache.changed(signed.user_id).await;
+        }
+        if let Some(id) = session.id() {
+            self.cache.forget(&id);
         }
         session.flush().await?;
         Ok(())
@@ -123,6 +157,7 @@ impl SessionManager {
             return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
         }
         let store_id = self.registry.revoke(me.user_id, handle).await?;
+        self.cache.changed(me.user_id).await;
         self.delete_data(&store_id).await;
         Ok(())
     }
@@ -130,15 +165,17 @@ impl SessionManager {
     /// Ends every session of `me` but the current one; returns how many.
     pub async fn revoke_others(&self, me: &SignedIn) -> Result<usize, AppError> {
         let ids = self.registry.revoke_others(me.user_id, &me.handle).await?;
+        self.cache.changed(me.user_id).await;
         for id in &ids {
             self.delete_data(id).await;
         }
         Ok(ids.len())
     }
 
-    /// Deletes the data of sessions whose registry rows are already gone (the other sessions a
-    /// password change ended).
-    pub async fn delete_ended(&self, store_ids: &[String]) {
+    /// Deletes the data of `user_id`'s sessions whose registry rows are already gone (the other
+    /// sessions a password change or a disabled account ended).
+    pub async fn delete_ended(&self, user_id: i64, store_ids: &[String]) {
+        self.cache.changed(user_id).await;
         for id in store_ids {
             self.delete_data(id).await;
         }

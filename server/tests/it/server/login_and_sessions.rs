@@ -353,6 +353,53 @@ fn revoking_a_single_session_by_handle() {
     })
 }
 
+/// Repeat requests are answered from the session cache (`server::session_cache`, in memory on
+/// SQLite), and every change to a user's sessions is seen by the very next request: a new sign-in
+/// appears in the list, a revoked session and a signed-out one are refused.
+#[test]
+fn the_session_cache_answers_repeats_and_sees_every_change_at_once() {
+    block_on(async {
+        let app = spawn().await;
+        assert_eq!(app.state.sessions.cache.kind(), "memory");
+        app.create_user("pia", "pia-password-1").await;
+        app.create_user("quin", "quin-password-1").await;
+        let a = app.login("pia", "pia-password-1").await;
+        let other_user = app.login("quin", "quin-password-1").await;
+        let handles = |html: &str| html.matches(r#"name="handle" value=""#).count();
+        for _ in 0..2 {
+            assert_eq!(app.send(get("/success", Some(&a))).await.status(), StatusCode::OK);
+            assert_eq!(app.send(get("/success", Some(&other_user))).await.status(), StatusCode::OK);
+        }
+        let (hits, _) = app.state.sessions.cache.counts();
+        assert!(hits >= 2, "repeats answered from memory: {hits}");
+        assert_eq!(handles(&body_text(app.send(get("/success", Some(&a))).await).await), 0);
+
+        // A new sign-in shows in the (cached) list at once.
+        let b = app.login("pia", "pia-password-1").await;
+        assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::OK);
+        let html = body_text(app.send(get("/success", Some(&a))).await).await;
+        assert_eq!(handles(&html), 1, "b listed on a's page");
+        let user = app.state.auth.users.find_by_username("pia").await.unwrap().unwrap();
+        let rows = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
+        let b_handle = rows.iter().map(|r| r.handle.clone()).find(|h| html.contains(h.as_str())).unwrap();
+
+        // Revoked from a: b's very next request is refused, and a's list is empty again.
+        let hits_before = app.state.sessions.cache.counts().0;
+        assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::OK);
+        assert_eq!(app.state.sessions.cache.counts().0, hits_before + 1, "b was held in memory");
+        let res = app.send(post_form("/sessions/revoke", &[("handle", &b_handle)], Some(&a))).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(handles(&body_text(app.send(get("/success", Some(&a))).await).await), 0);
+
+        // Signed out: refused at once. The other user is untouched throughout.
+        let res = app.send(post_form("/logout", &[], Some(&a))).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&a))).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.send(get("/success", Some(&other_user))).await.status(), StatusCode::OK);
+    })
+}
+
 /// ASVS 6.3.2: no default account in production; the documented demo user only in dev mode.
 #[test]
 fn the_demo_user_exists_only_in_dev_mode() {

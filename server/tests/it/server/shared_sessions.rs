@@ -1,5 +1,7 @@
 //! Two app instances over one database and one Redis session store, as behind nginx's upstream: a
-//! session made on one is seen on the other, and a logout on either ends it on both. Runs over
+//! session made on one is seen on the other, and a logout or revocation on either ends it on both, on
+//! the very next request, although each instance answers repeat requests from its session cache
+//! (generations in Redis, `server::session_cache`). Runs over
 //! PostgreSQL when the test command has started one (`APP_TEST_POSTGRES_URL`), else over one SQLite file.
 
 use crate::common::*;
@@ -33,14 +35,19 @@ fn a_session_made_on_one_instance_works_and_ends_on_the_other() {
         let a = instance(tempfile::tempdir().unwrap(), &database, &redis_url).await;
         let b = instance(tempfile::tempdir().unwrap(), &database, &redis_url).await;
         assert_eq!(a.state.session_store.kind(), "redis");
+        assert_eq!(a.state.sessions.cache.kind(), "redis");
 
         a.create_user("ivy", "ivy-password-1").await;
         let cookie = a.login("ivy", "ivy-password-1").await;
         for app in [&a, &b] {
-            let res = app.send(get("/success", Some(&cookie))).await;
-            assert_eq!(res.status(), StatusCode::OK, "the session is seen on both instances");
-            assert!(body_text(res).await.contains("ivy"));
+            for _ in 0..2 {
+                let res = app.send(get("/success", Some(&cookie))).await;
+                assert_eq!(res.status(), StatusCode::OK, "the session is seen on both instances");
+                assert!(body_text(res).await.contains("ivy"));
+            }
         }
+        let (hits, _) = a.state.sessions.cache.counts();
+        assert!(hits >= 1, "A answered the repeat from memory");
 
         // Sign out on B; A refuses the same cookie.
         let res = b.send(post_form("/logout", &[], Some(&cookie))).await;
@@ -52,6 +59,12 @@ fn a_session_made_on_one_instance_works_and_ends_on_the_other() {
         // Revocation crosses instances too: a second session revoked from A is gone on B.
         let first = a.login("ivy", "ivy-password-1").await;
         let second = b.login("ivy", "ivy-password-1").await;
+        for _ in 0..2 {
+            assert_eq!(b.send(get("/success", Some(&second))).await.status(), StatusCode::OK);
+        }
+        let (hits_before, _) = b.state.sessions.cache.counts();
+        assert_eq!(b.send(get("/success", Some(&second))).await.status(), StatusCode::OK);
+        assert_eq!(b.state.sessions.cache.counts().0, hits_before + 1, "B holds the second session in memory");
         let res = a.send(post_form("/sessions/revoke-others", &[], Some(&first))).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(b.send(get("/success", Some(&second))).await.status(), StatusCode::SEE_OTHER);
