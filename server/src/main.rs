@@ -6,6 +6,12 @@ use server::AppState;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+/// glibc's malloc took a fifth of a rendered page's time, a tenth of it waiting on its arena locks
+/// between the runtime's threads (docs/benchmarks.md, "Signed-in pages"); mimalloc's per-thread heaps
+/// do not contend.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

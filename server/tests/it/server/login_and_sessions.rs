@@ -381,7 +381,7 @@ fn the_session_cache_answers_repeats_and_sees_every_change_at_once() {
         assert_eq!(handles(&html), 1, "b listed on a's page");
         let user = app.state.auth.users.find_by_username("pia").await.unwrap().unwrap();
         let rows = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
-        let b_handle = rows.iter().map(|r| r.handle.clone()).find(|h| html.contains(h.as_str())).unwrap();
+        let b_handle = rows.iter().map(|r| r.handle.clone()).find(|h| html.contains(&format!(r#"name="handle" value="{h}""#))).unwrap();
 
         // Revoked from a: b's very next request is refused, and a's list is empty again.
         let hits_before = app.state.sessions.cache.counts().0;
