@@ -353,13 +353,13 @@ fn revoking_a_single_session_by_handle() {
     })
 }
 
-/// Repeat requests are answered from the session cache (`server::session_cache`, in memory on
-/// SQLite), and every change to a user's sessions is seen by the very next request: a new sign-in
+/// Repeat requests are answered from the session cache (`server::session_cache`, in memory), and every change to a user's sessions is seen by the very next request: a new sign-in
 /// appears in the list, a revoked session and a signed-out one are refused.
 #[test]
 fn the_session_cache_answers_repeats_and_sees_every_change_at_once() {
     block_on(async {
-        let app = spawn().await;
+        // One instance: generations in memory (the default on SQLite; PostgreSQL's default is off).
+        let app = spawn_with(|s| s.session.cache = server::config::SessionCacheKind::Memory).await;
         assert_eq!(app.state.sessions.cache.kind(), "memory");
         app.create_user("pia", "pia-password-1").await;
         app.create_user("quin", "quin-password-1").await;
