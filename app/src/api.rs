@@ -32,8 +32,20 @@ pub mod ssr {
     use std::sync::Arc;
 
     /// A user's sessions that have not expired, newest first: the server answers from its session
-    /// cache while they are unchanged, else from the registry.
-    pub type SessionsOf = Arc<dyn Fn(i64) -> Pin<Box<dyn Future<Output = Result<Vec<SessionInfo>, AuthError>> + Send>> + Send + Sync>;
+    /// cache while they are unchanged, else from the registry. The second argument is the request's
+    /// [`SessionGeneration`], if any.
+    pub type SessionsOf = Arc<dyn Fn(i64, Option<u64>) -> Pin<Box<dyn Future<Output = Result<Vec<SessionInfo>, AuthError>> + Send>> + Send + Sync>;
+
+    /// The generation of the signed-in user's sessions that the server checked this request's session
+    /// at (`server::session_cache`): the page's list of sessions is answered at the same one, without
+    /// reading it again.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SessionGeneration(pub u64);
+
+    /// [`SessionGeneration`] of the current request, for server functions.
+    pub fn session_generation() -> Option<u64> {
+        leptos::prelude::use_context::<http::request::Parts>().and_then(|parts| Some(parts.extensions.get::<SessionGeneration>()?.0))
+    }
 
     /// What the server hands to server functions through context.
     #[derive(Clone)]
@@ -70,12 +82,12 @@ pub mod ssr {
 /// The signed-in user's current session and their other sessions; `None` when signed out.
 #[server]
 pub async fn session_overview() -> Result<Option<Overview>, Problem> {
-    use ssr::{signed_in, PageServices};
+    use ssr::{session_generation, signed_in, PageServices};
     let Some(me) = signed_in() else {
         return Ok(None);
     };
     let services = use_context::<PageServices>().ok_or_else(|| Problem::internal("services missing"))?;
-    let rows = (services.sessions_of)(me.user_id).await.map_err(Problem::from)?;
+    let rows = (services.sessions_of)(me.user_id, session_generation()).await.map_err(Problem::from)?;
     let (mine, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.handle == me.handle);
     let current = mine.into_iter().next().unwrap_or(SessionInfo {
         handle: me.handle.clone(),

@@ -76,11 +76,11 @@ plain_routes! {
 
 /// Context every page render and server function gets.
 fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
-    let sessions = state.sessions.clone();
+    let shared = state.clone();
     let services = PageServices {
-        sessions_of: std::sync::Arc::new(move |user_id| {
-            let sessions = sessions.clone();
-            Box::pin(async move { sessions.sessions_of(user_id).await })
+        sessions_of: std::sync::Arc::new(move |user_id, checked_at| {
+            let state = shared.clone();
+            Box::pin(async move { state.sessions.sessions_of(user_id, checked_at).await })
         }),
         policy: state.sessions.policy,
     };

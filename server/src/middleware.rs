@@ -172,12 +172,16 @@ pub fn is_same_site(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(
     }
 }
 
-/// Puts the signed-in user (if any, and still valid) into the request's extensions.
+/// Puts the signed-in user (if any, and still valid) into the request's extensions, with the session
+/// generation it was checked at (when known).
 pub async fn load_signed_in(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Some(session) = req.extensions().get::<Session>().cloned() {
         match state.sessions.current(&session).await {
-            Ok(Some(signed)) => {
+            Ok(Some((signed, generation))) => {
                 req.extensions_mut().insert(signed);
+                if let Some(g) = generation {
+                    req.extensions_mut().insert(app::api::ssr::SessionGeneration(g));
+                }
             }
             Ok(None) => {}
             Err(e) => return e.into_response(),

@@ -107,11 +107,20 @@ impl SessionCache {
         format!("session:gen:{user_id}")
     }
 
+    fn stripe(stripes: &[AtomicU64], user_id: i64) -> &AtomicU64 {
+        &stripes[user_id.rem_euclid(STRIPES as i64) as usize]
+    }
+
+    /// Whether an entry filled at `at` under generation `filled` may answer under generation `now`.
+    fn usable(at: Instant, filled: u64, now: u64) -> bool {
+        filled == now && at.elapsed() < MAX_AGE
+    }
+
     /// The user's generation now; `None` when the cache is off or it cannot be read.
     pub async fn generation(&self, user_id: i64) -> Option<u64> {
         match &self.generations {
             Generations::Off => None,
-            Generations::Local(stripes) => Some(stripes[user_id.rem_euclid(STRIPES as i64) as usize].load(Ordering::Acquire)),
+            Generations::Local(stripes) => Some(Self::stripe(stripes, user_id).load(Ordering::Acquire)),
             Generations::Redis { pool, .. } => match pool.get::<Option<u64>, _>(Self::key(user_id)).await {
                 Ok(g) => Some(g.unwrap_or(0)),
                 Err(e) => {
@@ -127,7 +136,7 @@ impl SessionCache {
         match &self.generations {
             Generations::Off => {}
             Generations::Local(stripes) => {
-                stripes[user_id.rem_euclid(STRIPES as i64) as usize].fetch_add(1, Ordering::AcqRel);
+                Self::stripe(stripes, user_id).fetch_add(1, Ordering::AcqRel);
             }
             Generations::Redis { pool, ttl_secs } => {
                 let key = Self::key(user_id);
@@ -141,27 +150,29 @@ impl SessionCache {
                 }
             }
         }
-        // This instance forgets at once whatever the generation check would refuse anyway.
+        // This instance forgets at once whatever the generation check would refuse anyway (even
+        // when the bump did not reach Redis).
         self.lists.remove(&user_id);
     }
 
-    /// The signed-in record of session `id` if the cache can vouch for it at `now` (unix seconds).
-    pub async fn signed_in(&self, id: &Id, now: i64, policy: &SessionPolicy) -> Option<SignedIn> {
+    /// The signed-in record of session `id` if the cache can vouch for it at `now` (unix seconds),
+    /// with the generation it was vouched for at.
+    pub async fn signed_in(&self, id: &Id, now: i64, policy: &SessionPolicy) -> Option<(SignedIn, u64)> {
         let found = self.vouch(id, now, policy).await;
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
-    async fn vouch(&self, id: &Id, now: i64, policy: &SessionPolicy) -> Option<SignedIn> {
+    async fn vouch(&self, id: &Id, now: i64, policy: &SessionPolicy) -> Option<(SignedIn, u64)> {
         let entry = self.sessions.get(id)?;
-        if entry.at.elapsed() >= MAX_AGE
-            || policy.liveness(entry.signed.created_at, entry.signed.last_seen_at, now) != Liveness::Active
+        if policy.liveness(entry.signed.created_at, entry.signed.last_seen_at, now) != Liveness::Active
             || now - entry.signed.last_seen_at >= policy.touch_interval()
         {
             return None;
         }
-        (self.generation(entry.signed.user_id).await? == entry.generation).then_some(entry.signed)
+        let generation = self.generation(entry.signed.user_id).await?;
+        Self::usable(entry.at, entry.generation, generation).then_some((entry.signed, generation))
     }
 
     /// (answered from memory, read from storage) since start.
@@ -195,14 +206,19 @@ impl SessionCache {
 
     /// `user_id`'s sessions that have not expired at `now`, newest first: from memory when the cache
     /// can vouch for them, else from `read` (the registry), remembered for the next request.
-    pub async fn sessions_of<F, Fut, E>(&self, user_id: i64, now: i64, read: F) -> Result<Vec<SessionInfo>, E>
+    /// `checked_at` is the generation this request's session was checked at, if known: it is not
+    /// read again.
+    pub async fn sessions_of<F, Fut, E>(&self, user_id: i64, now: i64, checked_at: Option<u64>, read: F) -> Result<Vec<SessionInfo>, E>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<SessionInfo>, E>>,
     {
-        let generation = self.generation(user_id).await;
+        let generation = match checked_at {
+            Some(g) => Some(g),
+            None => self.generation(user_id).await,
+        };
         if let (Some(entry), Some(g)) = (self.lists.get(&user_id), generation) {
-            if entry.generation == g && entry.at.elapsed() < MAX_AGE {
+            if Self::usable(entry.at, entry.generation, g) {
                 return Ok(entry.rows.iter().filter(|s| s.expires_at > now).cloned().collect());
             }
         }
@@ -229,7 +245,7 @@ mod tests {
         let (id, now) = (Id(7), 1_000_000);
         let g = cache.generation(1).await;
         cache.remember(id, &signed(1, now), g);
-        assert_eq!(cache.signed_in(&id, now + 1, &policy).await.map(|s| s.user_id), Some(1));
+        assert_eq!(cache.signed_in(&id, now + 1, &policy).await.map(|(s, _)| s.user_id), Some(1));
         // Another user's change (another stripe) leaves it; its own user's change drops it.
         cache.changed(2).await;
         assert!(cache.signed_in(&id, now + 1, &policy).await.is_some());
@@ -263,7 +279,7 @@ mod tests {
         let reads = std::sync::atomic::AtomicUsize::new(0);
         for _ in 0..2 {
             let rows: Result<_, ()> = cache
-                .sessions_of(1, 0, || async {
+                .sessions_of(1, 0, None, || async {
                     reads.fetch_add(1, Ordering::Relaxed);
                     Ok(vec![])
                 })
@@ -289,11 +305,18 @@ mod tests {
             reads.fetch_add(1, Ordering::Relaxed);
             Ok::<_, ()>(vec![row("a", 100), row("b", 50)])
         };
-        assert_eq!(cache.sessions_of(5, 10, read).await.unwrap().len(), 2);
-        assert_eq!(cache.sessions_of(5, 60, read).await.unwrap().len(), 1, "b expired at 50");
+        assert_eq!(cache.sessions_of(5, 10, None, read).await.unwrap().len(), 2);
+        assert_eq!(cache.sessions_of(5, 60, None, read).await.unwrap().len(), 1, "b expired at 50");
         assert_eq!(reads.load(Ordering::Relaxed), 1);
         cache.changed(5).await;
-        cache.sessions_of(5, 60, read).await.unwrap();
+        cache.sessions_of(5, 60, None, read).await.unwrap();
         assert_eq!(reads.load(Ordering::Relaxed), 2);
+        // The generation the request's session was checked at is used as it is: the current one
+        // answers from memory, another one reads storage.
+        let g = cache.generation(5).await.unwrap();
+        cache.sessions_of(5, 60, Some(g), read).await.unwrap();
+        assert_eq!(reads.load(Ordering::Relaxed), 2);
+        cache.sessions_of(5, 60, Some(g + 1), read).await.unwrap();
+        assert_eq!(reads.load(Ordering::Relaxed), 3);
     }
 }

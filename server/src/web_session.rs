@@ -68,13 +68,14 @@ impl SessionManager {
     /// The signed-in record of this session if it is still valid; an expired or revoked one is
     /// destroyed. Refreshes the idle clock at most every [`SessionPolicy::touch_interval`]. Answered
     /// from the cache when it can vouch for the session (no storage read); otherwise from storage,
-    /// and remembered.
-    pub async fn current(&self, session: &Session) -> Result<Option<SignedIn>, AppError> {
+    /// and remembered. Beside it, the generation of the user's sessions it was checked at (when the
+    /// cache knows one), for [`Self::sessions_of`] in the same request.
+    pub async fn current(&self, session: &Session) -> Result<Option<(SignedIn, Option<u64>)>, AppError> {
         let now = now_unix();
         let id = session.id();
         if let Some(id) = &id {
-            if let Some(signed) = self.cache.signed_in(id, now, &self.policy).await {
-                return Ok(Some(signed));
+            if let Some((signed, generation)) = self.cache.signed_in(id, now, &self.policy).await {
+                return Ok(Some((signed, Some(generation))));
             }
         }
         let Some(mut signed) = session.get::<SignedIn>(SIGNED_IN_KEY).await? else {
@@ -95,16 +96,20 @@ impl SessionManager {
             session.insert(SIGNED_IN_KEY, &signed).await?;
             self.registry.touch(&signed.handle, now, self.policy.expires_at(signed.created_at, now)).await?;
             self.cache.changed(signed.user_id).await;
-        } else if let Some(id) = id {
+            // The touch made a newer generation than the one read above.
+            return Ok(Some((signed, None)));
+        }
+        if let Some(id) = id {
             self.cache.remember(id, &signed, generation);
         }
-        Ok(Some(signed))
+        Ok(Some((signed, generation)))
     }
 
     /// `user_id`'s sessions that have not expired, newest first (the success page's list).
-    pub async fn sessions_of(&self, user_id: i64) -> Result<Vec<auth::sessions::SessionInfo>, auth::AuthError> {
+    /// `checked_at`: the generation [`Self::current`] checked this request's session at.
+    pub async fn sessions_of(&self, user_id: i64, checked_at: Option<u64>) -> Result<Vec<auth::sessions::SessionInfo>, auth::AuthError> {
         let now = now_unix();
-        self.cache.sessions_of(user_id, now, || self.registry.list_for_user(user_id, now)).await
+        self.cache.sessions_of(user_id, now, checked_at, || self.registry.list_for_user(user_id, now)).await
     }
 
     /// Whether `signed`'s session still stands now, by the shared registry (see
