@@ -417,10 +417,13 @@ fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
         assert_eq!(body, "#/components/schemas/NotificationBatch");
         let item = &schemas["NewNotification"];
         assert_eq!(item["properties"]["priority"]["pattern"], "^(high|normal|bulk)$", "{item}");
+        // The documented bounds are the parser's own.
         assert_eq!(
             (item["properties"]["ttl_secs"]["minimum"].as_u64(), item["properties"]["ttl_secs"]["maximum"].as_u64()),
-            (Some(1), Some(2_592_000))
+            (Some(1), Some(notify::MAX_TTL_SECS))
         );
+        assert_eq!(schemas["NotificationBatch"]["properties"]["notifications"]["maxItems"].as_u64(), Some(notify::model::MAX_BATCH as u64));
+        assert_eq!(item["properties"]["idempotency_key"]["maxLength"].as_u64(), Some(notify::model::MAX_IDEMPOTENCY_KEY_LEN as u64));
         assert_eq!(item["additionalProperties"], json!(false), "{item}");
         assert_eq!(schemas["RunView"]["properties"]["expired"]["type"], "integer");
 
