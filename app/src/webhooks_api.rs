@@ -20,15 +20,13 @@ pub struct WebhooksDashboard {
     pub event_types: Vec<EventTypeView>,
 }
 
-/// An event type of the catalogue as the page shows it.
+/// An event type of the catalogue as the page shows it: its name and what it means. Each type's
+/// example body and JSON Schema are in the API reference (`/api/docs#event-<name>`), rendered once per
+/// process, rather than in every render of the settings page and its hydration state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventTypeView {
     pub name: String,
     pub description: String,
-    /// An example body, pretty-printed JSON.
-    pub example: String,
-    /// The JSON Schema of the body, pretty-printed (the same as in the OpenAPI document's `webhooks`).
-    pub schema: String,
 }
 
 /// One delivery attempt in an endpoint's log, with its message's event type.
@@ -68,7 +66,7 @@ pub mod ssr {
     use super::*;
 
     pub fn hooks() -> Result<hooks::Hooks, Problem> {
-        use_context::<hooks::Hooks>().ok_or_else(|| Problem::internal("webhooks service missing"))
+        Ok(crate::api::ssr::require_services()?.hooks.clone())
     }
 
     pub use crate::api::ssr::owner;
@@ -119,12 +117,7 @@ pub async fn webhooks_overview() -> Result<Option<WebhooksDashboard>, Problem> {
         notices: notices.items.into_iter().filter(|n| !n.read).collect(),
         event_types: hooks::events::CATALOGUE
             .iter()
-            .map(|e| EventTypeView {
-                name: e.name.to_string(),
-                description: e.description.to_string(),
-                example: e.example_text(),
-                schema: serde_json::to_string_pretty(&e.schema()).unwrap_or_default(),
-            })
+            .map(|e| EventTypeView { name: e.name.to_string(), description: e.description.to_string() })
             .collect(),
     }))
 }

@@ -161,18 +161,20 @@ test.describe("webhooks", () => {
     receiver.stop();
   });
 
-  test("the event-type catalogue shows each type's example and JSON Schema, and each example fits its schema", async ({ page }) => {
+  test("the event-type catalogue lists each type and links to its reference entry, whose example fits its JSON Schema", async ({ page }) => {
     await signedIn(page, "e2e-judy");
     await page.goto("/settings/webhooks");
     await hydrated(page);
     const types = page.getByTestId("event-type");
     expect(await types.count()).toBeGreaterThanOrEqual(7);
-    const item = page.locator('[data-testid="event-type"][data-name="message.attempt.exhausted"]');
-    await item.getByText("JSON Schema").click();
+    // A full navigation to the server-rendered reference, not the app's client-side router.
+    await page.locator('li[data-testid="event-type"][data-name="message.attempt.exhausted"]').getByRole("link").click();
+    await expect(page).toHaveURL(/\/api\/docs#event-message\.attempt\.exhausted$/);
+    const item = page.locator('article[data-testid="event-type"][data-name="message.attempt.exhausted"]');
+    await item.getByText("JSON Schema of the body").click();
     const schema = JSON.parse((await item.getByTestId("event-schema").textContent())!);
     expect(schema.properties.type.const).toBe("message.attempt.exhausted");
-    await item.getByText("Example payload").click();
-    const example = JSON.parse((await item.locator("pre.example").first().textContent())!);
+    const example = JSON.parse((await item.getByTestId("event-example").textContent())!);
     // The example's fields are exactly what the schema names (required ones included).
     expect(Object.keys(example).sort()).toEqual(Object.keys(schema.properties).sort());
     for (const field of schema.properties.data.required ?? []) expect(example.data).toHaveProperty(field);

@@ -45,7 +45,7 @@ pub fn NotificationsPage() -> impl IntoView {
         <h1>"Notifications"</h1>
         <p class="muted">
             "A pipeline that carries a million notifications an hour with room to spare: a durable queue, rate-limited workers, retries with backoff and a dead-letter queue. Email, SMS and push go to simulated providers; webhooks are real, signed HTTP calls. "
-            <a href="/docs/notifications">"How it works"</a>
+            <a href="/docs/notifications" rel="external">"How it works"</a>
         </p>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {

@@ -59,15 +59,26 @@ fn webhooks(spec: &Value) -> String {
     for (name, item) in hooks {
         let op = &item["post"];
         let body = &op["requestBody"]["content"]["application/json"];
-        out.push_str(&format!("<article><h3 id=\"event-{0}\"><code class=\"m\">POST</code> <code>{0}</code></h3>", esc(name)));
+        out.push_str(&format!(
+            "<article data-testid=\"event-type\" data-name=\"{0}\"><h3 id=\"event-{0}\"><code class=\"m\">POST</code> <code>{0}</code></h3>",
+            esc(name)
+        ));
         out.push_str(&format!("<p>{}</p>", esc(op["summary"].as_str().unwrap_or(""))));
         let data = &body["schema"]["properties"]["data"];
         if let Some(d) = data["description"].as_str() {
             out.push_str(&format!("<p class=\"s\">{}</p>", esc(d)));
         }
         out.push_str(&format!("<p><code>data</code>:</p>{}", fields(data)));
-        let example = serde_json::to_string_pretty(&body["example"]).unwrap_or_default();
-        out.push_str(&format!("<p>Example:</p><pre><code>{}</code></pre></article>", esc(&example)));
+        // The catalogue's own text keeps the body's fields in the order deliveries write them.
+        let example =
+            hooks::events::find(name).map(|e| e.example_text()).unwrap_or_else(|| serde_json::to_string_pretty(&body["example"]).unwrap_or_default());
+        let schema = serde_json::to_string_pretty(&body["schema"]).unwrap_or_default();
+        out.push_str(&format!(
+            "<p>Example:</p><pre><code data-testid=\"event-example\">{}</code></pre>\
+             <details><summary>JSON Schema of the body</summary><pre><code data-testid=\"event-schema\">{}</code></pre></details></article>",
+            esc(&example),
+            esc(&schema)
+        ));
     }
     out.push_str("</section>");
     out
@@ -166,9 +177,13 @@ h1{font-size:1.8rem}h2{border-bottom:2px solid #ddd;margin-top:2.5rem}h3{font-si
 a{color:#2a4bd7}@media (prefers-color-scheme: dark){body{background:#14141f;color:#e8e8f0}code,pre{background:#2a2a40}th,td{border-color:#444}a{color:#9db0ff}}";
 
 pub async fn page() -> Response {
-    let spec = super::openapi::served();
-    let title = format!("{} — reference", spec["info"]["title"].as_str().unwrap_or("API"));
-    static_page(&title, &render(spec))
+    // The document is fixed for the life of the process, so the page is rendered once.
+    static PAGE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (title, body) = PAGE.get_or_init(|| {
+        let spec = super::openapi::served();
+        (format!("{} — reference", spec["info"]["title"].as_str().unwrap_or("API")), render(spec))
+    });
+    static_page(title, body)
 }
 
 /// A server-rendered page without scripts (`/api/docs`, `/security`): `body` (already escaped) in a

@@ -459,7 +459,7 @@ fn the_openapi_document_covers_the_routes_and_the_reference_page_renders_it() {
 
 /// The event-types endpoint answers the catalogue, each type with the schema and example of the body it
 /// sends (the same as the document's `webhooks`), to a token with `webhooks:read`; `/settings/webhooks`
-/// shows each example.
+/// lists each type and links to its example and schema in the API reference.
 #[test]
 fn the_event_types_endpoint_gives_each_type_its_schema_and_example() {
     block_on(async {
@@ -483,19 +483,29 @@ fn the_event_types_endpoint_gives_each_type_its_schema_and_example() {
         let listed = &doc["components"]["schemas"]["EventTypeInfo"]["required"];
         assert!(["name", "description", "schema", "example"].iter().all(|f| listed.as_array().unwrap().contains(&json!(f))), "{listed}");
 
-        // The settings page shows each type's description and, folded, its example.
+        // The settings page shows each type's description and links to its entry in the API
+        // reference, which shows the example and, folded, the JSON Schema.
         let cookie = app.login("eve", "eve-password-1").await;
         let html = body_text(app.send(get("/settings/webhooks", Some(&cookie))).await).await;
+        let reference = body_text(app.send(get("/api/docs", None)).await).await;
+        // Leptos escapes text as HTML text; the reference page escapes quotes too.
+        let text = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let shown = |s: &str| text(s).replace('"', "&quot;");
+        let item_of = |page: &str, name: &str, end: &str| {
+            let item = page.split(&format!("data-name=\"{name}\"")).nth(1).unwrap_or_else(|| panic!("{name} not on the page"));
+            item[..item.find(end).unwrap()].to_string()
+        };
         for e in hooks::events::CATALOGUE {
-            let item = html.split(&format!("data-name=\"{}\"", e.name)).nth(1).unwrap_or_else(|| panic!("{} not on the page", e.name));
-            let item = &item[..item.find("</li>").unwrap()];
-            let shown = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-            assert!(item.contains(&shown(e.description)), "{}: description", e.name);
-            let folded = format!("<pre class=\"example\"><code>{}</code></pre>", shown(&e.example_text()));
-            assert!(item.contains("<details>") && item.contains(&folded), "{}: example in a <details>: {item}", e.name);
+            let item = item_of(&html, e.name, "</li>");
+            assert!(item.contains(&text(e.description)), "{}: description", e.name);
+            assert!(item.contains(&format!("href=\"/api/docs#event-{}\"", e.name)), "{}: links to its reference entry: {item}", e.name);
+            let entry = item_of(&reference, e.name, "</article>");
+            assert!(entry.contains(&format!("id=\"event-{}\"", e.name)), "{}: the link's target", e.name);
+            assert!(entry.contains(&format!("<code data-testid=\"event-example\">{}</code>", shown(&e.example_text()))), "{}: example", e.name);
             let schema = serde_json::to_string_pretty(&e.schema()).unwrap();
-            assert!(item.contains(&format!("<code>{}</code>", shown(&schema))), "{}: its JSON Schema, folded too", e.name);
+            assert!(entry.contains("<details>") && entry.contains(&shown(&schema)), "{}: its JSON Schema, folded: {entry}", e.name);
         }
+        assert!(html.len() < 30_000, "the settings page stays small: {} bytes", html.len());
     })
 }
 
