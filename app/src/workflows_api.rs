@@ -25,7 +25,7 @@ pub mod ssr {
     use super::*;
 
     pub fn engine() -> Result<flows::Engine, Problem> {
-        use_context::<flows::Engine>().ok_or_else(|| Problem::internal("workflow engine missing"))
+        Ok(crate::api::ssr::require_services()?.flows.clone())
     }
 
     pub use crate::api::ssr::owner;
@@ -39,8 +39,12 @@ pub async fn workflows_overview() -> Result<Option<WorkflowsDashboard>, Problem>
     let Ok(me) = owner() else { return Ok(None) };
     let engine = engine()?;
     let store = engine.store();
-    store.install_builtins(&me).await.map_err(Problem::from)?;
-    let defs = store.list_definitions(&me, flows::Page::first(100)).await.map_err(Problem::from)?;
+    let mut defs = store.list_definitions(&me, flows::Page::first(100)).await.map_err(Problem::from)?;
+    // The built-in example is installed on first look; once it is listed there is nothing to do.
+    if !flows::builtin::all().iter().all(|(name, _)| defs.items.iter().any(|d| d.name == *name)) {
+        store.install_builtins(&me).await.map_err(Problem::from)?;
+        defs = store.list_definitions(&me, flows::Page::first(100)).await.map_err(Problem::from)?;
+    }
     let runs = engine.list_runs(&me, &flows::RunFilter::default(), flows::Page::first(RUNS_SHOWN)).await.map_err(Problem::from)?;
     let definitions: Vec<DefinitionSummary> = defs.items.iter().map(flows::DefinitionRecord::summary).collect();
     let steps_of = |workflow: &str| definitions.iter().find(|d| d.name == workflow).map(|d| d.steps.clone()).unwrap_or_default();

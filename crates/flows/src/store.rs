@@ -183,6 +183,12 @@ const RUN_COLUMNS: &str = "id, owner, definition_id, workflow, definition_versio
     current_step, attempt, state, cancel_requested, failed_step, error_code, error_message, wake_at_ms, wait_until_ms, \
     waiting_source, waiting_correlation, waiting_token, started_by, token_id, scopes, created_at_ms, updated_at_ms, finished_at_ms";
 
+/// [`RUN_COLUMNS`] less the definition snapshot and the run's wait bookkeeping: what a listing shows.
+/// The snapshot is the largest column and a listing never needs it.
+const LISTED_RUN_COLUMNS: &str = "id, owner, definition_id, workflow, definition_version, idempotency_key, input, status, \
+    current_step, attempt, state, cancel_requested, failed_step, error_code, error_message, wake_at_ms, \
+    waiting_source, waiting_correlation, started_by, token_id, scopes, created_at_ms, updated_at_ms, finished_at_ms";
+
 const ACTIVE_SQL: &str = "('running', 'waiting', 'compensating')";
 
 fn json_col(row: &AnyRow, col: &str) -> Result<Value, FlowsError> {
@@ -191,11 +197,16 @@ fn json_col(row: &AnyRow, col: &str) -> Result<Value, FlowsError> {
 }
 
 fn run_from_row(row: &AnyRow) -> Result<RunRow, FlowsError> {
-    let status: String = row.try_get("status")?;
     let definition: WorkflowDefinition =
         serde_json::from_value(json_col(row, "definition")?).map_err(|e| FlowsError::internal("stored definition snapshot does not parse", e))?;
+    Ok(RunRow { rec: record_from_row(row)?, definition, wait_until_ms: row.try_get("wait_until_ms")?, waiting_token: row.try_get("waiting_token")? })
+}
+
+/// The run's record from a row with at least [`LISTED_RUN_COLUMNS`].
+fn record_from_row(row: &AnyRow) -> Result<RunRecord, FlowsError> {
+    let status: String = row.try_get("status")?;
     let state: RunState = serde_json::from_value(json_col(row, "state")?).map_err(|e| FlowsError::internal("stored run state does not parse", e))?;
-    let rec = RunRecord {
+    Ok(RunRecord {
         id: row.try_get("id")?,
         owner: row.try_get("owner")?,
         definition_id: row.try_get("definition_id")?,
@@ -218,19 +229,43 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow, FlowsError> {
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
         finished_at_ms: row.try_get("finished_at_ms")?,
-    };
-    Ok(RunRow { rec, definition, wait_until_ms: row.try_get("wait_until_ms")?, waiting_token: row.try_get("waiting_token")? })
+    })
+}
+
+/// A stored definition's source, parsed. Stored definitions were valid when written; they are parsed
+/// without re-validating so that a stricter validator later never makes an old one unreadable.
+///
+/// Parses are remembered by source text: the same text always parses to the same definition, and the
+/// workflows page lists every definition (the built-in one is the same text for every user) on every
+/// view. Bounded by weight: at most 8 MB of source text.
+fn parse_stored(format: Format, source: &str) -> Result<WorkflowDefinition, FlowsError> {
+    use std::sync::OnceLock;
+    type Parsed = quick_cache::sync::Cache<(bool, String), WorkflowDefinition, SourceBytes>;
+    #[derive(Clone)]
+    struct SourceBytes;
+    impl quick_cache::Weighter<(bool, String), WorkflowDefinition> for SourceBytes {
+        fn weight(&self, key: &(bool, String), _: &WorkflowDefinition) -> u64 {
+            key.1.len() as u64 + 1
+        }
+    }
+    static PARSED: OnceLock<Parsed> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| Parsed::with_weighter(1_000, 8 << 20, SourceBytes));
+    let key = (matches!(format, Format::Toml), source.to_string());
+    if let Some(d) = parsed.get(&key) {
+        return Ok(d);
+    }
+    let definition: WorkflowDefinition = match format {
+        Format::Toml => toml::from_str(source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
+        Format::Json => serde_json::from_str(source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
+    }?;
+    parsed.insert(key, definition.clone());
+    Ok(definition)
 }
 
 fn definition_from_row(row: &AnyRow) -> Result<DefinitionRecord, FlowsError> {
     let format = Format::parse(&row.try_get::<String, _>("format")?).map_err(|e| FlowsError::internal("stored format", e))?;
     let source: String = row.try_get("source")?;
-    // Stored definitions were valid when written; parse without re-validating so that a stricter
-    // validator later never makes an old definition unreadable.
-    let definition = match format {
-        Format::Toml => toml::from_str(&source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
-        Format::Json => serde_json::from_str(&source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
-    }?;
+    let definition = parse_stored(format, &source)?;
     Ok(DefinitionRecord {
         id: row.try_get("id")?,
         owner: row.try_get("owner")?,
@@ -692,7 +727,7 @@ impl Store {
     /// Newest first.
     pub async fn list_runs(&self, owner: &Owner, filter: &RunFilter, page: Page) -> Result<Paged<RunRecord>, FlowsError> {
         let (limit, cursor) = page_bounds(&page)?;
-        let mut sql = format!("SELECT seq, {RUN_COLUMNS} FROM workflow_runs WHERE owner = $1 AND seq < $2");
+        let mut sql = format!("SELECT seq, {LISTED_RUN_COLUMNS} FROM workflow_runs WHERE owner = $1 AND seq < $2");
         let mut n = 2;
         if filter.status.is_some() {
             n += 1;
@@ -718,7 +753,7 @@ impl Store {
                 break;
             }
             last_seq = row.try_get("seq")?;
-            items.push(run_from_row(row)?.rec);
+            items.push(record_from_row(row)?);
         }
         let next_cursor = (rows.len() as i64 > limit).then(|| last_seq.to_string());
         Ok(Paged { items, next_cursor })
@@ -1093,6 +1128,24 @@ impl Store {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A remembered parse is the parse of that very text, whichever format it came in; text that does
+    /// not parse is refused every time, never remembered.
+    #[test]
+    fn stored_definitions_parse_the_same_from_memory() {
+        let toml = crate::builtin::ONBOARDING_TOML;
+        let fresh: WorkflowDefinition = toml::from_str(toml).unwrap();
+        assert_eq!(serde_json::to_value(parse_stored(Format::Toml, toml).unwrap()).unwrap(), serde_json::to_value(&fresh).unwrap());
+        assert_eq!(serde_json::to_value(parse_stored(Format::Toml, toml).unwrap()).unwrap(), serde_json::to_value(&fresh).unwrap());
+        let as_json = serde_json::to_string(&fresh).unwrap();
+        assert_eq!(serde_json::to_value(parse_stored(Format::Json, &as_json).unwrap()).unwrap(), serde_json::to_value(&fresh).unwrap());
+        let edited = toml.replacen("customer_onboarding", "customer_onboarding_2", 1);
+        assert_ne!(parse_stored(Format::Toml, &edited).unwrap().name, fresh.name, "another text, another parse");
+        for _ in 0..2 {
+            assert!(parse_stored(Format::Toml, "name = ").is_err());
+            assert!(parse_stored(Format::Json, toml).is_err(), "TOML text is not JSON, even after its TOML parse was remembered");
+        }
+    }
 
     async fn claim(store: &Store, token: &str, lease_ms: i64, limit: usize) -> Vec<RunId> {
         store.claim_due(token, lease_ms, limit, 8, &HashMap::new()).await.unwrap().into_iter().map(|(id, _)| id).collect()
