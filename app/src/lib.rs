@@ -3,6 +3,7 @@
 
 pub mod account_api;
 pub mod api;
+mod assets;
 pub mod components;
 pub mod crypto_api;
 #[cfg(feature = "hydrate")]
@@ -17,7 +18,7 @@ pub mod webhooks_api;
 pub mod workflows_api;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, Lazy, SsrMode,
@@ -52,8 +53,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <HashedStylesheet options=stylesheet_options(&options) id="leptos"/>
-                <HydrationScripts options/>
+                <assets::AssetTags options/>
                 <MetaTags/>
             </head>
             <body>
@@ -61,29 +61,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
-}
-
-/// The options `HashedStylesheet` gets: with hashed file names on, it would find `hash.txt` beside the
-/// executable and read it on every render (a tenth of a small page's time in syscalls); this reads it
-/// once and names the hashed file directly, which gives the same `<link>`.
-fn stylesheet_options(options: &LeptosOptions) -> LeptosOptions {
-    #[cfg(feature = "ssr")]
-    if options.hash_files {
-        static HASHED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        let hashed = HASHED.get_or_init(|| {
-            let path = std::env::current_exe().ok()?.parent()?.join(options.hash_file.as_ref());
-            let hashes = std::fs::read_to_string(path).ok()?;
-            let css = hashes.lines().find_map(|l| l.trim().strip_prefix("css:"))?;
-            Some(format!("{}.{}", options.output_name, css.trim()))
-        });
-        if let Some(name) = hashed {
-            let mut named = options.clone();
-            named.output_name = name.as_str().into();
-            named.hash_files = false;
-            return named;
-        }
-    }
-    options.clone()
 }
 
 /// Only our own scripts (by nonce) and WASM compilation; nothing may frame us.

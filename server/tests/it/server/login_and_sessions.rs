@@ -30,6 +30,13 @@ fn login_page_renders_with_strict_security_headers() {
                 assert!(tag.contains(&format!("nonce=\"{nonce}\"")), "inline script without nonce: {tag}");
             }
         }
+        // The head links the stylesheet and loads the app's module, each once (the names are read
+        // once per process, not per render; the end-to-end tests prove they hydrate).
+        let head = html.split("</head>").next().unwrap();
+        assert_eq!(head.matches(r#"<link rel="stylesheet" id="leptos" href="/pkg/"#).count(), 1, "{head}");
+        assert_eq!(head.matches(r#"<link rel="modulepreload" href="/pkg/"#).count(), 1, "{head}");
+        assert_eq!(head.matches(&format!(r#"<script type="module" nonce="{nonce}">"#)).count(), 1, "{head}");
+        assert!(head.contains("mod.hydrate()"), "Leptos's loader");
     })
 }
 
