@@ -28,11 +28,6 @@ impl FormFailure {
     }
 }
 
-/// Whether this server offers self-service sign-up (the `signup.enabled` setting), provided by the
-/// server as context.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignupOffered(pub bool);
-
 /// What a form page needs from the server before it renders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct FormPageState {
@@ -46,7 +41,7 @@ pub mod ssr {
     use super::*;
 
     pub fn signup_offered() -> bool {
-        use_context::<SignupOffered>().is_some_and(|s| s.0)
+        crate::api::ssr::services().is_some_and(|s| s.signup_offered)
     }
 
     pub fn form_failure() -> Option<FormFailure> {

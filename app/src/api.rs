@@ -47,11 +47,33 @@ pub mod ssr {
         leptos::prelude::use_context::<http::request::Parts>().and_then(|parts| Some(parts.extensions.get::<SessionGeneration>()?.0))
     }
 
-    /// What the server hands to server functions through context.
-    #[derive(Clone)]
+    /// What the server hands to pages and server functions: one context per render, so providing
+    /// it is one `Arc` clone rather than a boxed clone of each service.
     pub struct PageServices {
         pub sessions_of: SessionsOf,
         pub policy: SessionPolicy,
+        pub lab: crate::crypto_api::ssr::LabGate,
+        /// Whether sign-up is offered (`APP_SIGNUP`).
+        pub signup_offered: bool,
+        /// Whether cookies are set `Secure` (`__Host-`) whatever the request looks like.
+        pub secure_cookies: bool,
+        pub notify: notify::NotifyService,
+        pub hooks: hooks::Hooks,
+        pub flows: flows::Engine,
+        pub tokens: auth::tokens::ApiTokenStore,
+        /// Minting a token or a webhook secret from a page asks for the password again.
+        pub authenticator: auth::Authenticator,
+        pub ops: crate::notify_api::ssr::OpsView,
+    }
+
+    /// The services of the current render; `None` only outside a server render (unit tests).
+    pub fn services() -> Option<Arc<PageServices>> {
+        leptos::prelude::use_context::<Arc<PageServices>>()
+    }
+
+    /// [`services`], or the problem a server function answers without them.
+    pub fn require_services() -> Result<Arc<PageServices>, super::Problem> {
+        services().ok_or_else(|| super::Problem::internal("services missing"))
     }
 
     pub fn sign_in_first() -> super::Problem {
@@ -82,11 +104,11 @@ pub mod ssr {
 /// The signed-in user's current session and their other sessions; `None` when signed out.
 #[server]
 pub async fn session_overview() -> Result<Option<Overview>, Problem> {
-    use ssr::{session_generation, signed_in, PageServices};
+    use ssr::{require_services, session_generation, signed_in};
     let Some(me) = signed_in() else {
         return Ok(None);
     };
-    let services = use_context::<PageServices>().ok_or_else(|| Problem::internal("services missing"))?;
+    let services = require_services()?;
     let rows = (services.sessions_of)(me.user_id, session_generation()).await.map_err(Problem::from)?;
     let (mine, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.handle == me.handle);
     let current = mine.into_iter().next().unwrap_or(SessionInfo {

@@ -115,8 +115,8 @@ pub mod ssr {
 /// `/api/crypto`, so nginx's `limit_req` for the lab names both.
 #[server(endpoint = "crypto/lab", input = leptos::server_fn::codec::Json)]
 pub async fn lab_on_server(req: LabRequest) -> Result<LabResult, Problem> {
-    let gate = use_context::<ssr::LabGate>().ok_or_else(|| Problem::internal("crypto lab missing"))?;
-    match gate.run(req, crate::api::ssr::client_addr()).await {
+    let services = crate::api::ssr::require_services()?;
+    match services.lab.run(req, crate::api::ssr::client_addr()).await {
         Ok(out) => Ok(Ok(out)),
         Err(p) if p.kind() == contract::Kind::Invalid => Ok(Err(p)),
         Err(p) => Err(p),

@@ -32,7 +32,7 @@ pub mod ssr {
     use notify::NotifyService;
 
     pub fn service() -> Result<NotifyService, Problem> {
-        use_context::<NotifyService>().ok_or_else(|| Problem::internal("notification service missing"))
+        Ok(crate::api::ssr::require_services()?.notify.clone())
     }
 
     pub use crate::api::ssr::owner;
@@ -52,7 +52,7 @@ pub mod ssr {
 
     /// Storage per store if `me` is an operator.
     pub fn storage_for(me: &str) -> Option<contract::ops::StorageReport> {
-        use_context::<OpsView>().filter(|ops| (ops.is_operator)(me)).map(|ops| (ops.storage)())
+        crate::api::ssr::services().filter(|s| (s.ops.is_operator)(me)).map(|s| (s.ops.storage)())
     }
 
     /// How many dead letters one dashboard request reads.

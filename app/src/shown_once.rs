@@ -24,12 +24,6 @@ pub const COOKIE: &str = "shown-once";
 /// `Domain`, so no sibling subdomain or plain-HTTP page can plant or overwrite it.
 pub const SECURE_COOKIE: &str = "__Host-shown-once";
 
-/// Whether the server's cookies are `Secure` (`session.cookie_secure`), provided by the server as
-/// context; a request that arrived over HTTPS (nginx's `X-Forwarded-Proto`, an `https://` Origin) gets
-/// the secure cookie even without it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SecureCookies(pub bool);
-
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
@@ -44,8 +38,10 @@ pub mod ssr {
         parts().and_then(|p| p.headers.get(ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html"))).unwrap_or(false)
     }
 
+    /// The server's cookies are `Secure` (`session.cookie_secure`); a request that arrived over HTTPS
+    /// (nginx's `X-Forwarded-Proto`, an `https://` Origin) gets the secure cookie even without it.
     fn secure() -> bool {
-        use_context::<SecureCookies>().is_some_and(|s| s.0)
+        crate::api::ssr::services().is_some_and(|s| s.secure_cookies)
             || parts().is_some_and(|p| {
                 p.headers.get("x-forwarded-proto").is_some_and(|v| v == "https")
                     || p.headers.get(ORIGIN).and_then(|v| v.to_str().ok()).is_some_and(|o| o.starts_with("https://"))

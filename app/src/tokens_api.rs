@@ -31,10 +31,9 @@ pub struct CreatedToken {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use contract::Problem;
-    use leptos::prelude::*;
 
     pub fn store() -> Result<auth::tokens::ApiTokenStore, Problem> {
-        use_context::<auth::tokens::ApiTokenStore>().ok_or_else(|| Problem::internal("token store missing"))
+        Ok(crate::api::ssr::require_services()?.tokens.clone())
     }
 
     /// Tokens belong to the user id (usernames are not forever).
@@ -46,9 +45,8 @@ pub mod ssr {
     /// token, a webhook signing secret): a stolen session alone must not be enough. A wrong password
     /// is a 401 and counts as a failed sign-in for the account's throttle (429 once locked).
     pub async fn confirm_password(user_id: i64, current_password: String) -> Result<(), Problem> {
-        use leptos::prelude::use_context;
-        let auth = use_context::<auth::Authenticator>().ok_or_else(|| Problem::internal("authenticator missing"))?;
-        match auth.confirm_password(user_id, secrecy::SecretString::from(current_password)).await {
+        let services = crate::api::ssr::require_services()?;
+        match services.authenticator.confirm_password(user_id, secrecy::SecretString::from(current_password)).await {
             Ok(()) => Ok(()),
             Err(auth::AuthError::InvalidCredentials) => Err(Problem::unauthorized("Your current password is not correct.")
                 .with_field("current_password", "Your current password is not correct.")),

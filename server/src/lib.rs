@@ -74,23 +74,9 @@ plain_routes! {
     get "/security" => security_page::page,
 }
 
-/// Context every page render and server function gets.
+/// Context every page render and server function gets: one `Arc`, cloned per render.
 fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let shared = state.clone();
-    let services = PageServices {
-        sessions_of: std::sync::Arc::new(move |user_id, checked_at| {
-            let state = shared.clone();
-            Box::pin(async move { state.sessions.sessions_of(user_id, checked_at).await })
-        }),
-        policy: state.sessions.policy,
-    };
-    let notify = state.notify.clone();
-    let (hooks, flows, tokens) = (state.hooks.clone(), state.flows.clone(), state.tokens.clone());
-    // Minting a token or a webhook secret from a page asks for the password again.
-    let authenticator = state.auth.clone();
-    let secure_cookies = app::shown_once::SecureCookies(state.settings.cookie_secure());
-    let signup = app::account_api::SignupOffered(state.settings.signup_enabled());
-    let lab = state.lab.clone();
     let ops = {
         let (settings, retention) = (state.settings.clone(), state.retention.clone());
         app::notify_api::ssr::OpsView {
@@ -98,19 +84,23 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
             storage: std::sync::Arc::new(move || retention.report()),
         }
     };
-    move || {
-        provide_context(services.clone());
-        provide_context(lab.clone());
-        provide_context(signup);
-        provide_context(notify.clone());
-        // The settings and workflow pages' server functions call these domain services directly.
-        provide_context(hooks.clone());
-        provide_context(flows.clone());
-        provide_context(tokens.clone());
-        provide_context(authenticator.clone());
-        provide_context(secure_cookies);
-        provide_context(ops.clone());
-    }
+    let services = std::sync::Arc::new(PageServices {
+        sessions_of: std::sync::Arc::new(move |user_id, checked_at| {
+            let state = shared.clone();
+            Box::pin(async move { state.sessions.sessions_of(user_id, checked_at).await })
+        }),
+        policy: state.sessions.policy,
+        lab: state.lab.clone(),
+        signup_offered: state.settings.signup_enabled(),
+        secure_cookies: state.settings.cookie_secure(),
+        notify: state.notify.clone(),
+        hooks: state.hooks.clone(),
+        flows: state.flows.clone(),
+        tokens: state.tokens.clone(),
+        authenticator: state.auth.clone(),
+        ops,
+    });
+    move || provide_context(services.clone())
 }
 
 /// Renders a page for `req` outside the router (used to re-render the login page with an error).

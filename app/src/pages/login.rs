@@ -31,7 +31,7 @@ pub fn LoginPage() -> impl IntoView {
     let signup_offered = SharedValue::new(|| {
         #[cfg(feature = "ssr")]
         {
-            use_context::<crate::account_api::SignupOffered>().is_some_and(|s| s.0)
+            crate::account_api::ssr::signup_offered()
         }
         #[cfg(not(feature = "ssr"))]
         {
