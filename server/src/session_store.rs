@@ -33,7 +33,8 @@ impl AnyStore {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(|e| internal(&e))?;
+                let pool =
+                    SqlitePoolOptions::new().max_connections(4).test_before_acquire(false).connect_with(options).await.map_err(|e| internal(&e))?;
                 let store = SqliteStore::new(pool);
                 store.migrate().await.map_err(|e| internal(&e))?;
                 Ok(AnyStore::Sqlite(store))

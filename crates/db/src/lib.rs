@@ -100,6 +100,10 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
             use_incremental_vacuum(&options).await?;
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
+                // A file on this machine has no connection to lose. sqlx's check before each use is
+                // a round trip to the connection's worker thread per query, about a tenth of a
+                // signed-in page that reads twice.
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // Per connection: wait for the writer instead of failing, enforce foreign keys,
