@@ -37,10 +37,11 @@ pub mod ssr {
 
     pub use crate::api::ssr::owner;
 
-    /// The user's own dead letters (of their runs and their API notifications), newest first; the
-    /// queue filters by owner, so others' newer ones never hide them.
+    /// The user's newest dead letters that the dashboard shows (of their runs and their API
+    /// notifications), newest first. The queue filters by owner, so others' newer ones never hide them,
+    /// and each backend answers its newest, so reading as many as are shown is enough.
     pub async fn my_dead_letters(service: &NotifyService, me: &str) -> Result<Vec<notify::DeadLetter>, Problem> {
-        service.dead_letters_of(Some(me), MAX_DEAD_LETTERS_SCANNED).await.map_err(Problem::from)
+        service.dead_letters_of(Some(me), DEAD_LETTERS_SHOWN).await.map_err(Problem::from)
     }
 
     /// Who the operators are and what retention last measured (the server's pruner provides it).
@@ -54,9 +55,6 @@ pub mod ssr {
     pub fn storage_for(me: &str) -> Option<contract::ops::StorageReport> {
         crate::api::ssr::services().filter(|s| (s.ops.is_operator)(me)).map(|s| (s.ops.storage)())
     }
-
-    /// How many dead letters one dashboard request reads.
-    pub const MAX_DEAD_LETTERS_SCANNED: usize = 10_000;
 }
 
 /// The signed-in user's runs, the dead letters and what can be chosen; `None` when signed out.
@@ -66,7 +64,7 @@ pub async fn notification_dashboard() -> Result<Option<Dashboard>, Problem> {
     let Ok(me) = owner() else { return Ok(None) };
     let service = service()?;
     let runs: Vec<RunRow> = service.list_runs(&me).await.map_err(Problem::from)?.into_iter().map(Into::into).collect();
-    let dead_letters = my_dead_letters(&service, &me).await?.into_iter().take(DEAD_LETTERS_SHOWN).map(Into::into).collect();
+    let dead_letters = my_dead_letters(&service, &me).await?.into_iter().map(Into::into).collect();
     Ok(Some(Dashboard { runs, dead_letters, redis_available: service.has_redis(), storage: storage_for(&me) }))
 }
 

@@ -158,7 +158,7 @@ impl SqliteQueue {
     }
 
     pub(crate) async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, NotifyError> {
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?.query_row([id], record_from_row).optional()?)
         })
         .await
@@ -166,7 +166,7 @@ impl SqliteQueue {
 
     pub(crate) async fn list_runs(&self, owner: Option<&str>, only_running: bool, limit: usize) -> Result<Vec<RunRecord>, NotifyError> {
         let owner = owner.map(str::to_string);
-        self.call(move |c| {
+        self.read(move |c| {
             let sql = format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR owner = ?1) AND (?2 = 0 OR status = 'running') \
                  ORDER BY id DESC LIMIT ?3"

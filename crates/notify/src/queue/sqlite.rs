@@ -277,9 +277,8 @@ pub struct SqliteQueue {
     work: Arc<Notify>,
     leases: Arc<Mutex<Leases>>,
     path: PathBuf,
-    /// A read-only connection for the retention report's counts, opened on first use: counting a
-    /// day of rows takes a second or two, which must not be spent on the writer thread.
-    reader: Arc<Mutex<Option<Connection>>>,
+    /// Idle read-only connections beside the writer (see [`SqliteQueue::read`]), opened on demand.
+    readers: Arc<Mutex<Vec<Connection>>>,
     clock: crate::Clock,
 }
 
@@ -521,7 +520,7 @@ impl SqliteQueue {
             work: Arc::new(Notify::new()),
             leases: Arc::new(Mutex::new(leases)),
             path,
-            reader: Arc::new(Mutex::new(None)),
+            readers: Arc::new(Mutex::new(Vec::new())),
             clock,
         })
     }
@@ -545,6 +544,52 @@ impl SqliteQueue {
         });
         self.tx.send(cmd).map_err(|_| NotifyError::internal("queue writer", "stopped"))?;
         reply_rx.await.map_err(|_| NotifyError::internal("queue writer", "dropped a request"))?
+    }
+}
+
+/// Idle readers kept for the next read; more may be open while reads overlap.
+const IDLE_READERS: usize = 4;
+
+impl SqliteQueue {
+    /// Runs `f` on a read-only connection beside the writer, in one read transaction (one snapshot).
+    /// WAL readers see the last commit and never wait for the writer's batch, so a dashboard or an API
+    /// read is not queued behind a million-an-hour write stream, and costs no savepoint in it. Every
+    /// write is answered after its commit, so a caller reads what it wrote. An in-memory queue, which
+    /// only its own connection sees, reads on the writer thread.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, NotifyError> + Send + 'static,
+    ) -> Result<T, NotifyError> {
+        if self.path.as_os_str() == ":memory:" || self.path.as_os_str().is_empty() {
+            return self.call(f).await;
+        }
+        let (readers, path) = (self.readers.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().expect("readers").pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => {
+                    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let conn = Connection::open_with_flags(&path, flags)?;
+                    conn.busy_timeout(Duration::from_secs(5))?;
+                    conn.set_prepared_statement_cache_capacity(32);
+                    conn
+                }
+            };
+            conn.execute_batch("BEGIN")?;
+            let out = f(&conn);
+            // A read transaction has nothing to keep: ending it cannot lose anything.
+            let ended = conn.execute_batch("COMMIT");
+            if ended.is_ok() {
+                let mut idle = readers.lock().expect("readers");
+                if idle.len() < IDLE_READERS {
+                    idle.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| NotifyError::internal("queue reader", e))?
     }
 }
 
@@ -983,7 +1028,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn dead_letters(&self, scope: OwnerScope, limit: usize) -> Result<Vec<DeadLetter>, NotifyError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             // The owner is filtered in the query (index on owner, done_ms), so one user's old dead letters
             // are found however many newer ones other users have.
             let (filter, owner) = match &scope {
@@ -1071,7 +1116,7 @@ impl Queue for SqliteQueue {
 
     async fn attempts(&self, id: NotificationId) -> Result<Vec<Attempt>, NotifyError> {
         let seq = embedded_seq(id)?;
-        self.call(move |conn| {
+        self.read(move |conn| {
             let row = conn
                 .prepare_cached("SELECT state, attempts, done_ms, latency_us FROM notifications WHERE id = ?1")?
                 .query_row([seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?)))
@@ -1104,7 +1149,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn run_counters(&self, run: RunId) -> Result<RunCounters, NotifyError> {
-        self.call(move |conn| read_run_counters(conn, run)).await
+        self.read(move |conn| read_run_counters(conn, run)).await
     }
 
     async fn cancel_run(&self, run: RunId) -> Result<u64, NotifyError> {
@@ -1206,22 +1251,7 @@ impl SqliteQueue {
             let n: i64 = conn.prepare_cached(sql)?.query_row([table], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         }
-        if self.path.as_os_str() == ":memory:" || self.path.as_os_str().is_empty() {
-            return self.call(move |conn| read(conn, store)).await;
-        }
-        let (reader, path) = (self.reader.clone(), self.path.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut guard = reader.lock().expect("reader");
-            if guard.is_none() {
-                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn = Connection::open_with_flags(&path, flags)?;
-                conn.busy_timeout(Duration::from_secs(5))?;
-                *guard = Some(conn);
-            }
-            read(guard.as_ref().expect("opened above"), store)
-        })
-        .await
-        .map_err(|e| NotifyError::internal("queue reader", e))?
+        self.read(move |conn| read(conn, store)).await
     }
 
     /// The queue file and its WAL, in bytes.
@@ -1276,5 +1306,34 @@ mod tests {
         assert_eq!(parse_url("sqlite://data/notify.db"), (PathBuf::from("data/notify.db"), false));
         assert_eq!(parse_url("sqlite:/tmp/q.db?synchronous=full"), (PathBuf::from("/tmp/q.db"), true));
         assert_eq!(parse_url("q.db"), (PathBuf::from("q.db"), false));
+    }
+
+    /// Reads go beside the writer: while the writer thread is busy with a long batch, a listing is
+    /// answered at once, and it sees every write that was answered before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_are_not_queued_behind_the_writer_and_see_answered_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&format!("sqlite://{}", dir.path().join("q.db").display())).unwrap();
+        let run = q.create_run("alice", &crate::sim::SimParams::default(), None).await.unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let busy = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                q.call(move |_| {
+                    let _ = started_tx.send(());
+                    std::thread::sleep(Duration::from_millis(1500));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        let t = std::time::Instant::now();
+        let runs = q.list_runs(Some("alice"), false, 10).await.unwrap();
+        assert!(t.elapsed() < Duration::from_millis(1000), "the read waited for the writer: {:?}", t.elapsed());
+        assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [run]);
+        assert!(q.get_run(run).await.unwrap().is_some());
+        assert!(!busy.is_finished(), "the writer was still busy during the reads");
+        busy.await.unwrap().unwrap();
     }
 }
