@@ -179,15 +179,20 @@ pub(crate) enum AttemptOp {
     },
 }
 
-const RUN_COLUMNS: &str = "id, owner, definition_id, workflow, definition_version, definition, idempotency_key, input, status, \
-    current_step, attempt, state, cancel_requested, failed_step, error_code, error_message, wake_at_ms, wait_until_ms, \
-    waiting_source, waiting_correlation, waiting_token, started_by, token_id, scopes, created_at_ms, updated_at_ms, finished_at_ms";
+/// The columns a run listing reads: all but the definition snapshot (the largest column, which a
+/// listing never shows) and the wait bookkeeping. A macro so that [`RUN_COLUMNS`] extends it.
+macro_rules! listed_run_columns {
+    () => {
+        "id, owner, definition_id, workflow, definition_version, idempotency_key, input, status, \
+         current_step, attempt, state, cancel_requested, failed_step, error_code, error_message, wake_at_ms, \
+         waiting_source, waiting_correlation, started_by, token_id, scopes, created_at_ms, updated_at_ms, finished_at_ms"
+    };
+}
 
-/// [`RUN_COLUMNS`] less the definition snapshot and the run's wait bookkeeping: what a listing shows.
-/// The snapshot is the largest column and a listing never needs it.
-const LISTED_RUN_COLUMNS: &str = "id, owner, definition_id, workflow, definition_version, idempotency_key, input, status, \
-    current_step, attempt, state, cancel_requested, failed_step, error_code, error_message, wake_at_ms, \
-    waiting_source, waiting_correlation, started_by, token_id, scopes, created_at_ms, updated_at_ms, finished_at_ms";
+/// Every column of a run (what the engine works from).
+const RUN_COLUMNS: &str = concat!(listed_run_columns!(), ", definition, wait_until_ms, waiting_token");
+
+const LISTED_RUN_COLUMNS: &str = listed_run_columns!();
 
 const ACTIVE_SQL: &str = "('running', 'waiting', 'compensating')";
 
@@ -239,27 +244,44 @@ fn record_from_row(row: &AnyRow) -> Result<RunRecord, FlowsError> {
 /// workflows page lists every definition (the built-in one is the same text for every user) on every
 /// view. Bounded by weight: at most 8 MB of source text.
 fn parse_stored(format: Format, source: &str) -> Result<WorkflowDefinition, FlowsError> {
-    use std::sync::OnceLock;
-    type Parsed = quick_cache::sync::Cache<(bool, String), WorkflowDefinition, SourceBytes>;
-    #[derive(Clone)]
-    struct SourceBytes;
-    impl quick_cache::Weighter<(bool, String), WorkflowDefinition> for SourceBytes {
-        fn weight(&self, key: &(bool, String), _: &WorkflowDefinition) -> u64 {
-            key.1.len() as u64 + 1
-        }
-    }
-    static PARSED: OnceLock<Parsed> = OnceLock::new();
-    let parsed = PARSED.get_or_init(|| Parsed::with_weighter(1_000, 8 << 20, SourceBytes));
-    let key = (matches!(format, Format::Toml), source.to_string());
-    if let Some(d) = parsed.get(&key) {
+    let toml = matches!(format, Format::Toml);
+    if let Some(d) = parsed_definitions().get(&SourceRef(toml, source)) {
         return Ok(d);
     }
     let definition: WorkflowDefinition = match format {
         Format::Toml => toml::from_str(source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
         Format::Json => serde_json::from_str(source).map_err(|e| FlowsError::internal("stored definition does not parse", e)),
     }?;
-    parsed.insert(key, definition.clone());
+    parsed_definitions().insert(Source(toml, source.to_string()), definition.clone());
     Ok(definition)
+}
+
+/// A remembered definition's text (TOML or not), looked up by [`SourceRef`] so a lookup copies no text.
+#[derive(PartialEq, Eq, Hash)]
+struct Source(bool, String);
+
+/// Hashes as [`Source`] does (the same fields in the same order).
+#[derive(Hash)]
+struct SourceRef<'a>(bool, &'a str);
+
+impl quick_cache::Equivalent<Source> for SourceRef<'_> {
+    fn equivalent(&self, key: &Source) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+#[derive(Clone)]
+struct SourceBytes;
+
+impl quick_cache::Weighter<Source, WorkflowDefinition> for SourceBytes {
+    fn weight(&self, key: &Source, _: &WorkflowDefinition) -> u64 {
+        key.1.len() as u64 + 1
+    }
+}
+
+fn parsed_definitions() -> &'static quick_cache::sync::Cache<Source, WorkflowDefinition, SourceBytes> {
+    static PARSED: std::sync::OnceLock<quick_cache::sync::Cache<Source, WorkflowDefinition, SourceBytes>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| quick_cache::sync::Cache::with_weighter(1_000, 8 << 20, SourceBytes))
 }
 
 fn definition_from_row(row: &AnyRow) -> Result<DefinitionRecord, FlowsError> {
@@ -1139,6 +1161,8 @@ mod tests {
         assert_eq!(serde_json::to_value(parse_stored(Format::Toml, toml).unwrap()).unwrap(), serde_json::to_value(&fresh).unwrap());
         let as_json = serde_json::to_string(&fresh).unwrap();
         assert_eq!(serde_json::to_value(parse_stored(Format::Json, &as_json).unwrap()).unwrap(), serde_json::to_value(&fresh).unwrap());
+        assert!(parsed_definitions().get(&SourceRef(true, toml)).is_some(), "a repeat is found by the borrowed text");
+        assert!(parsed_definitions().get(&SourceRef(false, toml)).is_none(), "the format is part of the key");
         let edited = toml.replacen("customer_onboarding", "customer_onboarding_2", 1);
         assert_ne!(parse_stored(Format::Toml, &edited).unwrap().name, fresh.name, "another text, another parse");
         for _ in 0..2 {
