@@ -360,8 +360,9 @@ fn revoking_a_single_session_by_handle() {
     })
 }
 
-/// Repeat requests are answered from the session cache (`server::session_cache`, in memory), and every change to a user's sessions is seen by the very next request: a new sign-in
-/// appears in the list, a revoked session and a signed-out one are refused.
+/// Repeat requests are answered from the session cache (`server::session_cache`, in memory), and
+/// every change to a user's sessions is seen by the very next request: a new sign-in appears in the
+/// list, a revoked session and a signed-out one are refused.
 #[test]
 fn the_session_cache_answers_repeats_and_sees_every_change_at_once() {
     block_on(async {
