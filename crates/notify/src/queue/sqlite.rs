@@ -279,6 +279,9 @@ pub struct SqliteQueue {
     path: PathBuf,
     /// Idle read-only connections beside the writer (see [`SqliteQueue::read`]), opened on demand.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// At most [`MAX_READERS`] reads at once, so a burst of dashboards opens a bounded number of
+    /// connections (each with its own page cache) and blocking threads.
+    read_slots: Arc<tokio::sync::Semaphore>,
     clock: crate::Clock,
 }
 
@@ -521,6 +524,7 @@ impl SqliteQueue {
             leases: Arc::new(Mutex::new(leases)),
             path,
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             clock,
         })
     }
@@ -547,8 +551,10 @@ impl SqliteQueue {
     }
 }
 
-/// Idle readers kept for the next read; more may be open while reads overlap.
+/// Idle readers kept for the next read; up to [`MAX_READERS`] may be open while reads overlap.
 const IDLE_READERS: usize = 4;
+/// Reads running at once; more wait their turn.
+const MAX_READERS: usize = 8;
 
 impl SqliteQueue {
     /// Runs `f` on a read-only connection beside the writer, in one read transaction (one snapshot).
@@ -563,8 +569,10 @@ impl SqliteQueue {
         if self.path.as_os_str() == ":memory:" || self.path.as_os_str().is_empty() {
             return self.call(f).await;
         }
+        let slot = self.read_slots.clone().acquire_owned().await.map_err(|e| NotifyError::internal("queue reader", e))?;
         let (readers, path) = (self.readers.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let idle = readers.lock().expect("readers").pop();
             let conn = match idle {
                 Some(c) => c,
@@ -1335,5 +1343,35 @@ mod tests {
         assert!(q.get_run(run).await.unwrap().is_some());
         assert!(!busy.is_finished(), "the writer was still busy during the reads");
         busy.await.unwrap().unwrap();
+    }
+
+    /// However many reads arrive at once, at most `MAX_READERS` run (each on its own connection and
+    /// blocking thread); the rest wait their turn and are answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_are_capped() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&format!("sqlite://{}", dir.path().join("q.db").display())).unwrap();
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let reads: Vec<_> = (0..4 * MAX_READERS)
+            .map(|_| {
+                let (q, running, most) = (q.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    q.read(move |conn| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(30));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        Ok(conn.query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))?)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for r in reads {
+            assert_eq!(r.await.unwrap().unwrap(), 0);
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((2..=MAX_READERS).contains(&most), "{most} reads ran at once");
     }
 }
