@@ -157,7 +157,9 @@ app_sign_in() {
 }
 
 # The signed-in pages besides /success: app::PROTECTED_PAGES (app/src/lib.rs) but the per-id ones.
-PAGES=(/notifications /workflows /settings/tokens /settings/webhooks /settings/password)
+# `/success?render` is the same page rendered every time: the session-only page cache
+# (server/src/page_cache.rs) replays only requests without a query.
+PAGES=('/success?render' /notifications /workflows /settings/tokens /settings/webhooks /settings/password)
 
 # measure_app PREFIX BASE COOKIE: the app's rows for one target.
 measure_app() {
@@ -270,7 +272,7 @@ notes() {  # PREFIX ROW: the ratios the row is read against
   case "$row" in
     /healthz) echo "$(ratio "${RPS[$p:/healthz]}" "${RPS[ceiling]}")× ceiling" ;;
     /success) echo "$(ratio "${RPS[$p:/success]}" "${RPS[$p:/healthz]}")× healthz, $(ratio "${RPS[$p:/success]}" "${RPS[django:/success]}")× Django /success" ;;
-    /notifications | /workflows | /settings/*) echo "$(ratio "${RPS[$p:$row]}" "${RPS[$p:/success]}")× /success" ;;
+    '/success?render' | /notifications | /workflows | /settings/*) echo "$(ratio "${RPS[$p:$row]}" "${RPS[$p:/success]}")× /success" ;;
     *) echo "" ;;
   esac
 }

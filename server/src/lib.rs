@@ -14,6 +14,7 @@ pub mod live;
 pub mod middleware;
 pub mod notifications;
 pub mod notify_cli;
+pub mod page_cache;
 pub mod retention;
 pub mod routes;
 pub mod security_page;
@@ -152,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .leptos_routes_with_context(&state, routes, page_context(&state), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context(&state), app::shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), page_cache::session_pages))
         .layer(axum::middleware::from_fn(middleware::require_sign_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::load_signed_in))
         .layer(session_layer)

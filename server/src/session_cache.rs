@@ -63,6 +63,8 @@ pub struct SessionCache {
     generations: Generations,
     sessions: Arc<quick_cache::sync::Cache<Id, Checked>>,
     lists: Arc<quick_cache::sync::Cache<i64, Listed>>,
+    /// The pages drawn only from the session, as rendered at a generation (`server::page_cache`).
+    pub pages: crate::page_cache::PageCache,
     /// Sessions answered from memory, and from storage (`/metrics`).
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
@@ -74,6 +76,7 @@ impl SessionCache {
             generations,
             sessions: Arc::new(quick_cache::sync::Cache::new(SESSIONS)),
             lists: Arc::new(quick_cache::sync::Cache::new(USERS)),
+            pages: Default::default(),
             hits: Arc::default(),
             misses: Arc::default(),
         }
@@ -189,7 +192,7 @@ impl SessionCache {
              session_cache_requests_total{{answered=\"memory\",generations=\"{kind}\"}} {hits}\n\
              session_cache_requests_total{{answered=\"storage\",generations=\"{kind}\"}} {misses}\n",
             kind = self.kind()
-        )
+        ) + &self.pages.render_metrics()
     }
 
     /// Remembers that session `id` stood as `signed` when storage was read after `generation` was.
@@ -202,6 +205,7 @@ impl SessionCache {
     /// Forgets session `id` in this instance (it ended here; the other instances learn it from the bump).
     pub fn forget(&self, id: &Id) {
         self.sessions.remove(id);
+        self.pages.forget(id);
     }
 
     /// `user_id`'s sessions that have not expired at `now`, newest first: from memory when the cache

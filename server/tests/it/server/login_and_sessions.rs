@@ -408,6 +408,103 @@ fn the_session_cache_answers_repeats_and_sees_every_change_at_once() {
     })
 }
 
+/// The pages drawn only from the session are rendered once per session and generation and replayed
+/// under a fresh nonce (`server::page_cache`): the replay is the page as rendered, its script nonce
+/// and its policy's agree, and a change to the user's sessions shows on the very next request.
+#[test]
+fn session_pages_are_replayed_under_a_fresh_nonce_and_follow_every_change() {
+    block_on(async {
+        let app = spawn_with(|s| s.session.cache = server::config::SessionCacheKind::Memory).await;
+        let pages = app.state.sessions.cache.pages.clone();
+        app.create_user("rue", "rue-password-1").await;
+        let a = app.login("rue", "rue-password-1").await;
+        let fetch = |path: &'static str, cookie: String| {
+            let app = &app;
+            async move {
+                let res = app.send(get(path, Some(&cookie))).await;
+                assert_eq!(res.status(), StatusCode::OK, "{path}");
+                let csp = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+                let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap().to_string();
+                let html = body_text(res).await;
+                assert!(html.contains(&format!(r#"nonce="{nonce}""#)), "the scripts run under the policy's nonce");
+                (nonce, html)
+            }
+        };
+        let (n1, first) = fetch("/success", a.clone()).await;
+        let (replayed, rendered) = pages.counts();
+        let (n2, second) = fetch("/success", a.clone()).await;
+        assert_eq!(pages.counts(), (replayed + 1, rendered), "the repeat was replayed");
+        assert_ne!(n1, n2, "every answer has its own nonce");
+        assert!(!second.contains(&n1), "no trace of the rendered page's nonce");
+        assert_eq!(first.replace(&n1, "NONCE"), second.replace(&n2, "NONCE"), "otherwise the page as rendered");
+        // A query changes what a page shows: rendered, never replayed nor kept.
+        let before = pages.counts();
+        for _ in 0..2 {
+            let html = body_text(app.send(get("/settings/password?changed=1", Some(&a))).await).await;
+            assert!(html.contains("Password changed"), "the query's message is shown");
+        }
+        assert_eq!(pages.counts(), before);
+
+        // A second session: its own page (a's is never shared), and a's lists it at once.
+        let b = app.login("rue", "rue-password-1").await;
+        let handles = |html: &str| html.matches(r#"name="handle" value=""#).count();
+        let (_, on_b) = fetch("/success", b.clone()).await;
+        let (_, on_a) = fetch("/success", a.clone()).await;
+        assert_eq!((handles(&on_b), handles(&on_a)), (1, 1));
+        let user = app.state.auth.users.find_by_username("rue").await.unwrap().unwrap();
+        let rows = app.state.sessions.registry.list_for_user(user.id, auth::now_unix()).await.unwrap();
+        let b_handle = rows.iter().map(|r| r.handle.clone()).find(|h| on_a.contains(&format!(r#"value="{h}""#))).unwrap();
+        assert!(!on_b.contains(&format!(r#"value="{b_handle}""#)), "b's page lists a, not itself: pages are per session");
+        let before = pages.counts();
+        fetch("/success", a.clone()).await;
+        assert_eq!(pages.counts(), (before.0 + 1, before.1), "replayed while nothing changed");
+
+        // b revoked from a: a's next page lists nobody, b's next request is refused.
+        let res = app.send(post_form("/sessions/revoke", &[("handle", &b_handle)], Some(&a))).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(handles(&fetch("/success", a.clone()).await.1), 0);
+        assert_eq!(app.send(get("/success", Some(&b))).await.status(), StatusCode::SEE_OTHER);
+
+        // The password page is replayed as well; signed out, neither page is.
+        fetch("/settings/password", a.clone()).await;
+        let before = pages.counts();
+        assert!(!fetch("/settings/password", a.clone()).await.1.contains("Password changed"), "the query's page was not kept");
+        assert_eq!(pages.counts(), (before.0 + 1, before.1));
+        assert_eq!(app.send(post_form("/logout", &[], Some(&a))).await.status(), StatusCode::SEE_OTHER);
+        for path in ["/success", "/settings/password"] {
+            assert_eq!(app.send(get(path, Some(&a))).await.status(), StatusCode::SEE_OTHER, "{path}");
+        }
+        let (replayed, rendered) = pages.counts();
+        let metrics = body_text(app.send(get("/metrics", None)).await).await;
+        assert!(metrics.contains(&format!("page_cache_requests_total{{answered=\"replayed\"}} {replayed}\n")), "{metrics}");
+        assert!(metrics.contains(&format!("page_cache_requests_total{{answered=\"rendered\"}} {rendered}\n")), "{metrics}");
+    })
+}
+
+/// A replayed page stops listing a session once that session has expired, although nothing bumped
+/// the user's generation: the page is kept only until the first session it lists expires.
+#[test]
+fn a_replayed_page_drops_a_listed_session_when_it_expires() {
+    block_on(async {
+        let app = spawn_with(|s| {
+            s.session.cache = server::config::SessionCacheKind::Memory;
+            s.session.idle_timeout_secs = 3600;
+            s.session.absolute_lifetime_secs = 3;
+        })
+        .await;
+        app.create_user("sol", "sol-password-1").await;
+        let older = app.login("sol", "sol-password-1").await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let newer = app.login("sol", "sol-password-1").await;
+        let handles = |html: String| html.matches(r#"name="handle" value=""#).count();
+        assert_eq!(handles(body_text(app.send(get("/success", Some(&newer))).await).await), 1, "the older session listed");
+        // The older one reaches its absolute limit; the newer one is still within its own.
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        assert_eq!(handles(body_text(app.send(get("/success", Some(&newer))).await).await), 0, "no longer listed");
+        assert_eq!(app.send(get("/success", Some(&older))).await.status(), StatusCode::SEE_OTHER);
+    })
+}
+
 /// ASVS 6.3.2: no default account in production; the documented demo user only in dev mode.
 #[test]
 fn the_demo_user_exists_only_in_dev_mode() {

@@ -59,6 +59,14 @@ fn a_session_made_on_one_instance_works_and_ends_on_the_other() {
         // Revocation crosses instances too: a second session revoked from A is gone on B.
         let first = a.login("ivy", "ivy-password-1").await;
         let second = b.login("ivy", "ivy-password-1").await;
+        // A replays its page for `first` (`server::page_cache`), yet shows a sign-in on B at once.
+        let listed = |html: String| html.matches(r#"name="handle" value=""#).count();
+        for _ in 0..2 {
+            assert_eq!(listed(body_text(a.send(get("/success", Some(&first))).await).await), 1);
+        }
+        assert!(a.state.sessions.cache.pages.counts().0 >= 1, "A replayed the page");
+        let _third = b.login("ivy", "ivy-password-1").await;
+        assert_eq!(listed(body_text(a.send(get("/success", Some(&first))).await).await), 2, "B's sign-in listed on A's next page");
         for _ in 0..2 {
             assert_eq!(b.send(get("/success", Some(&second))).await.status(), StatusCode::OK);
         }
