@@ -272,7 +272,9 @@ notes() {  # PREFIX ROW: the ratios the row is read against
   case "$row" in
     /healthz) echo "$(ratio "${RPS[$p:/healthz]}" "${RPS[ceiling]}")× ceiling" ;;
     /success) echo "$(ratio "${RPS[$p:/success]}" "${RPS[$p:/healthz]}")× healthz, $(ratio "${RPS[$p:/success]}" "${RPS[django:/success]}")× Django /success" ;;
-    '/success?render' | /notifications | /workflows | /settings/*) echo "$(ratio "${RPS[$p:$row]}" "${RPS[$p:/success]}")× /success" ;;
+    '/success?render') echo "$(ratio "${RPS[$p:$row]}" "${RPS[$p:/success]}")× /success" ;;
+    /notifications | /workflows | /settings/*)
+      echo "$(ratio "${RPS[$p:$row]}" "${RPS[$p:/success]}")× /success, $(ratio "${RPS[$p:$row]}" "${RPS[$p:/success?render]}")× rendered /success" ;;
     *) echo "" ;;
   esac
 }
