@@ -41,6 +41,7 @@ pub mod service;
 pub mod signature;
 pub mod sim;
 pub mod sink;
+pub mod webpush;
 mod worker;
 
 pub use clock::Clock;
