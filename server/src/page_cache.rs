@@ -9,7 +9,7 @@
 //! - the request's session was vouched for at the generation the page was rendered at, by the
 //!   session cache, which also enforces the idle and absolute limits before this layer runs (so a
 //!   revoked, expired or signed-out session never reaches a replay);
-//! - it is younger than [`session_cache::MAX_AGE`] and no session it lists has expired since;
+//! - it is younger than [`crate::session_cache::MAX_AGE`] and no session it lists has expired since;
 //! - a plain `GET` without a query (a query changes what a page shows: `?changed=…`).
 //!
 //! Each replay gets its own nonce: the rendered body is kept cut at its nonce, and the pieces are
@@ -27,7 +27,7 @@ use std::time::Instant;
 use tower_sessions::session::Id;
 use tower_sessions::Session;
 
-use crate::session_cache::MAX_AGE;
+use crate::session_cache::SessionCache;
 use crate::state::AppState;
 
 /// The pages drawn only from the signed-in session. A page that shows anything else (notifications,
@@ -148,7 +148,7 @@ pub async fn session_pages(State(state): State<AppState>, req: Request, next: Ne
     let cache = &state.sessions.cache.pages;
     let now = auth::now_unix();
     if let Some(page) = cache.pages.get(&key) {
-        if page.user_id == user_id && page.generation == generation && page.at.elapsed() < MAX_AGE && now < page.until {
+        if page.user_id == user_id && SessionCache::usable(page.at, page.generation, generation) && now < page.until {
             cache.hits.fetch_add(1, Ordering::Relaxed);
             return replay(&page);
         }

@@ -114,8 +114,9 @@ impl SessionCache {
         &stripes[user_id.rem_euclid(STRIPES as i64) as usize]
     }
 
-    /// Whether an entry filled at `at` under generation `filled` may answer under generation `now`.
-    fn usable(at: Instant, filled: u64, now: u64) -> bool {
+    /// Whether an entry filled at `at` under generation `filled` may answer under generation `now`
+    /// (the page cache's entries too).
+    pub(crate) fn usable(at: Instant, filled: u64, now: u64) -> bool {
         filled == now && at.elapsed() < MAX_AGE
     }
 
