@@ -16,9 +16,17 @@ export APP_DATABASE_URL="${APP_DATABASE_URL:-sqlite://$ROOT/data/app.db}"
 export LEPTOS_SITE_ADDR="${LEPTOS_SITE_ADDR:-127.0.0.1:3000}"
 echo
 echo "Implementation-Eng on http://$LEPTOS_SITE_ADDR  (sign in as demo / demo-password-2026; Ctrl-C stops)"
+echo "E-mail sent through the API lands in data/maildir/new (a local SMTP server on 127.0.0.1:2525)"
 # The local webhook receiver that the notification pipeline's webhook channel posts to by default
 # (http://127.0.0.1:3100/webhook), so dashboard simulations with webhooks deliver out of the box.
 "$SERVER_BIN" sink --addr 127.0.0.1:3100 >data/sink.log 2>&1 &
 sink_pid=$!
-trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
+# A real SMTP server on loopback (aiosmtpd) for e-mail sent through the API and workflows: each message
+# it accepts is a file in data/maildir/new (simulation runs keep their simulated providers).
+.run/venv/bin/python scripts/smtp_capture.py --listen 127.0.0.1:2525 --maildir data/maildir >data/smtp.log 2>&1 &
+smtp_pid=$!
+trap 'kill "$sink_pid" "$smtp_pid" 2>/dev/null || true' EXIT
+export APP_NOTIFY__EMAIL__HOST="${APP_NOTIFY__EMAIL__HOST:-127.0.0.1}"
+export APP_NOTIFY__EMAIL__PORT="${APP_NOTIFY__EMAIL__PORT:-2525}"
+export APP_NOTIFY__EMAIL__TLS="${APP_NOTIFY__EMAIL__TLS:-none}"
 "$SERVER_BIN" serve

@@ -49,4 +49,15 @@ if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ ! -x end2end/node_modules/.b
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
+# --- PyPI: one venv for the Python examples and the test servers (a real SMTP server, a push service) --
+VENV=.run/venv
+if [ ! -x "$VENV/bin/python" ] || [ examples/python/requirements.txt -nt "$VENV/.installed" ] \
+   || [ scripts/requirements.txt -nt "$VENV/.installed" ]; then
+  say "pip: the Python venv (.run/venv)"
+  mkdir -p .run
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r examples/python/requirements.txt -r scripts/requirements.txt
+  touch "$VENV/.installed"
+fi
+
 say "setup complete"

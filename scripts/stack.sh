@@ -15,6 +15,7 @@ HTTP_PORT=${HTTP_PORT:-18080}
 SINK_PORT=${SINK_PORT:-13100}
 REDIS_PORT=${REDIS_PORT:-16390}
 PG_PORT=${PG_PORT:-15440}
+SMTP_PORT=${SMTP_PORT:-12525}
 
 . "$ROOT/scripts/pg.sh"
 
@@ -69,6 +70,23 @@ stack_sink() {
   stack_pids+=($!)
   export APP_NOTIFY__WEBHOOK__URL="http://127.0.0.1:$SINK_PORT/webhook"
   stack_wait "http://127.0.0.1:$SINK_PORT/stats"
+}
+
+# A real SMTP server on loopback (aiosmtpd, scripts/smtp_capture.py) that keeps what it accepts in
+# RUN/maildir, where the tests read it back. Users may write to the tests' domains only (production
+# allows nobody by default); 4xx answers are retried within the test's time.
+stack_smtp() {
+  local run="$1"
+  "$ROOT/.run/venv/bin/python" "$ROOT/scripts/smtp_capture.py" --listen "127.0.0.1:$SMTP_PORT" \
+    --maildir "$run/maildir" --ready-file "$run/smtp.ready" >"$run/smtp.log" 2>&1 &
+  stack_pids+=($!)
+  local ok=""
+  for _ in $(seq 1 100); do [ -s "$run/smtp.ready" ] && { ok=1; break; }; sleep 0.1; done
+  [ -n "$ok" ] || { echo "the SMTP server did not start"; cat "$run/smtp.log"; return 1; }
+  export SMTP_MAILDIR="$run/maildir"
+  export APP_NOTIFY__EMAIL__HOST=127.0.0.1 APP_NOTIFY__EMAIL__PORT="$SMTP_PORT" APP_NOTIFY__EMAIL__TLS=none
+  export APP_NOTIFY__EMAIL__ALLOW_RECIPIENTS="${APP_NOTIFY__EMAIL__ALLOW_RECIPIENTS:-@example.com,@example.test}"
+  export APP_NOTIFY__EMAIL__RETRY__SCHEDULE_MS="${APP_NOTIFY__EMAIL__RETRY__SCHEDULE_MS:-50,100,200}"
 }
 
 # Production mode (Secure, __Host- cookie over nginx's TLS). Webhook endpoints may point at loopback
@@ -126,6 +144,7 @@ stack_start() {
   stack_prepare "$run" 1 "${2:-}"
   stack_redis "$run"
   stack_sink "$run"
+  stack_smtp "$run"
   stack_env
   export APP_DATABASE_URL="sqlite://$run/app.db"
   # The CLI's own queue file (user and token commands open the pipeline), in the run, not the checkout.
@@ -144,6 +163,7 @@ stack_start_scaled() {
   pg_start "$run/pg" "$PG_PORT"
   stack_redis "$run"
   stack_sink "$run"
+  stack_smtp "$run"
   stack_env
   export APP_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   export APP_NOTIFY__QUEUE_URL="sqlite://$run/notify-cli.db"

@@ -110,12 +110,7 @@ export E2E_HTTP_URL="http://127.0.0.1:$HTTP_PORT"
 (cd end2end && npx playwright test)
 
 say "Python examples against the live server (through nginx)"
-VENV="$ROOT/.run/venv"
-if [ ! -x "$VENV/bin/python" ] || [ examples/python/requirements.txt -nt "$VENV/.installed" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r examples/python/requirements.txt
-  touch "$VENV/.installed"
-fi
+VENV="$ROOT/.run/venv"   # made by scripts/setup.sh
 IMPLEMENTATION_ENG_URL="https://127.0.0.1:$HTTPS_PORT" SSL_CERT_FILE="$RUN/nginx/certs/server.crt" \
   "$VENV/bin/python" -m unittest -v examples/python/test_examples.py
 

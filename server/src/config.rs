@@ -303,6 +303,12 @@ impl std::fmt::Debug for DemoUser {
     }
 }
 
+/// `localhost` or a loopback address: traffic that never leaves the machine.
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Dev mode's key for sealing webhook endpoint secrets when none is configured (documented, so never
 /// for production, which refuses to start without its own: see [`Settings::check_production`]).
 pub const DEV_SECRET_KEY: &str = "ZGV2LW9ubHkgc2VhbGluZyBrZXk6IG5vdCBzZWNyZXQ=";
@@ -323,6 +329,8 @@ impl Settings {
                     .with_list_parse_key("allowed_origins")
                     .with_list_parse_key("operators")
                     .with_list_parse_key("notify.webhook.retry.schedule_ms")
+                    .with_list_parse_key("notify.email.retry.schedule_ms")
+                    .with_list_parse_key("notify.email.allow_recipients")
                     .with_list_parse_key("flows.allow_networks")
                     .with_list_parse_key("flows.deny_addresses")
                     .with_list_parse_key("trusted_proxies")
@@ -356,6 +364,14 @@ impl Settings {
             return Err("notify.webhook.secret (APP_NOTIFY__WEBHOOK__SECRET) is the public example secret: set your \
                         receiver's own in production. Generate one with `echo whsec_$(openssl rand -base64 32)`."
                 .into());
+        }
+        let email = &self.notify.email;
+        if email.is_real() && email.tls == notify::SmtpTls::None && !is_loopback_host(&email.host) {
+            return Err(format!(
+                "notify.email.tls (APP_NOTIFY__EMAIL__TLS) is none for {}: production sends e-mail (and SMTP credentials) only \
+                 over TLS (starttls or tls), unless the SMTP server is on this machine's loopback.",
+                email.host
+            ));
         }
         Ok(())
     }
@@ -405,6 +421,13 @@ impl Settings {
             c.queue_url = format!("sqlite://{}", file.display());
         }
         c.redis_url = c.redis_url.filter(|u| !u.trim().is_empty());
+        // Who users may e-mail: anyone in dev mode (the SMTP server is the local capture); in production
+        // only the operator's list (empty: nobody) until accounts have verified addresses of their own.
+        if c.email.allow_recipients.is_none() && self.mode == Mode::Production {
+            c.email.allow_recipients = Some(vec![]);
+        }
+        // Production never pretends to send e-mail: with no SMTP server a user's e-mail is refused.
+        c.email.simulate_when_unset = Some(c.email.simulate_when_unset.unwrap_or(self.mode != Mode::Production));
         c
     }
 
@@ -534,6 +557,29 @@ mod tests {
         assert_eq!(dev.hooks.secret_keys.len(), 1, "dev mode seals with the documented dev key");
         assert!(dev.check_production().is_ok());
         hooks::Sealer::new(&dev.hooks.secret_keys).expect("the dev key is a valid key");
+    }
+
+    #[test]
+    fn production_e_mail_goes_over_tls_to_allowed_recipients_only_and_is_never_pretended() {
+        let mut own = Settings { hooks: Settings { mode: Mode::Dev, ..Settings::defaults() }.with_dev_defaults().hooks, ..Settings::defaults() };
+        own.notify.webhook.secret = "whsec_dGhpcyBvbmUgaXMgb3VyIG93biBzZWNyZXQgMTIzNA==".into();
+        let c = own.notify_config();
+        assert_eq!(c.email.allow_recipients, Some(vec![]), "production: nobody until the operator lists addresses");
+        assert_eq!(c.email.simulate_when_unset, Some(false), "production refuses e-mail without an SMTP server rather than simulate it");
+        own.notify.email.host = "smtp.example.com".into();
+        own.notify.email.tls = notify::SmtpTls::None;
+        let e = own.check_production().unwrap_err();
+        assert!(e.contains("APP_NOTIFY__EMAIL__TLS"), "{e}");
+        own.notify.email.host = "127.0.0.1".into();
+        assert!(own.check_production().is_ok(), "a relay on loopback may be plain");
+        own.notify.email.host = "smtp.example.com".into();
+        own.notify.email.tls = notify::SmtpTls::Starttls;
+        own.notify.email.allow_recipients = Some(vec!["@example.com".into()]);
+        assert!(own.check_production().is_ok());
+        assert_eq!(own.notify_config().email.allow_recipients, Some(vec!["@example.com".into()]));
+        let dev = Settings { mode: Mode::Dev, ..Settings::defaults() }.notify_config();
+        assert_eq!(dev.email.allow_recipients, None, "dev mode: anyone (the SMTP server is the local capture)");
+        assert_eq!(dev.email.simulate_when_unset, Some(true));
     }
 
     #[test]

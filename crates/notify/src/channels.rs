@@ -1,6 +1,7 @@
-//! Delivery to each channel: a real signed webhook POST over a pooled keep-alive client, simulated
-//! email/SMS/push providers (they only wait and fail as told — no message leaves the machine), and a
-//! no-op channel that measures the pipeline itself.
+//! Delivery to each channel: a real signed webhook POST over a pooled keep-alive client, real e-mail
+//! over SMTP for notifications outside simulation runs ([`crate::email`]), simulated providers for
+//! simulation runs, SMS and push (they only wait and fail as told — no message leaves the machine),
+//! and a no-op channel that measures the pipeline itself.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub(crate) struct Deliverer {
     /// Token buckets of rate-limited endpoints, by route, with the rate each was made for.
     endpoint_limits: std::sync::Mutex<std::collections::HashMap<String, (u32, governor::DefaultDirectRateLimiter)>>,
     observers: RwLock<Arc<[Arc<dyn AttemptObserver>]>>,
+    /// The SMTP client, when `notify.email.host` is set.
+    mailer: Option<crate::email::Mailer>,
 }
 
 /// Routed deliveries get their own client: its resolver applies the address policy, and it ignores
@@ -83,7 +86,7 @@ fn client(timeout: Duration, pool_max_idle: usize) -> reqwest::ClientBuilder {
 }
 
 impl Deliverer {
-    pub fn new(cfg: &WebhookConfig) -> Result<Self, NotifyError> {
+    pub fn new(cfg: &WebhookConfig, email: &crate::email::EmailConfig) -> Result<Self, NotifyError> {
         let key =
             SigningKey::from_secret(&cfg.secret).map_err(|_| NotifyError::invalid("notify.webhook.secret", "must be whsec_ followed by base64"))?;
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
@@ -97,6 +100,7 @@ impl Deliverer {
             routed: RwLock::new(None),
             endpoint_limits: Default::default(),
             observers: RwLock::new(Arc::from(Vec::new())),
+            mailer: if email.is_real() { Some(crate::email::Mailer::new(email)?) } else { None },
         })
     }
 
@@ -152,7 +156,15 @@ impl Deliverer {
         match job.channel {
             Channel::Noop => Delivery::of(Ok(())),
             Channel::Webhook => self.deliver_webhook(job).await,
-            Channel::Email | Channel::Sms | Channel::Push => Delivery::of(simulate_provider(job).await),
+            Channel::Email => match (&self.mailer, job.run) {
+                (Some(mailer), None) => {
+                    let sent = mailer.send(job).await;
+                    // A 5xx answer (or an address that is none) is permanent: a dead letter now.
+                    Delivery { result: sent.result, status: None, give_up: sent.permanent, retry_after: None, defer: None }
+                }
+                _ => Delivery::of(simulate_provider(job).await),
+            },
+            Channel::Sms | Channel::Push => Delivery::of(simulate_provider(job).await),
         }
     }
 

@@ -31,6 +31,8 @@ pub struct PipelineConfig {
     pub rate_limits: RateLimits,
     pub retry: RetrySchedule,
     pub webhook: WebhookConfig,
+    /// Real e-mail over SMTP (`notify.email.*`); without a host, e-mail is simulated.
+    pub email: crate::email::EmailConfig,
     pub providers: SimulatedProviders,
     /// Name of this worker in the Redis consumer group (default: host name and process id).
     pub consumer_name: Option<String>,
@@ -55,6 +57,7 @@ impl Default for PipelineConfig {
             rate_limits: RateLimits::default(),
             retry: RetrySchedule::default(),
             webhook: WebhookConfig::default(),
+            email: crate::email::EmailConfig::default(),
             providers: SimulatedProviders::default(),
             consumer_name: None,
             quotas: Quotas::default(),
@@ -89,6 +92,10 @@ pub struct Quotas {
     /// together: past it their enqueues get 429 and their runs' producers wait, while other users'
     /// notifications go on being accepted (and, the lanes being fair, delivered) as before.
     pub backlog_per_owner: u64,
+    /// Real e-mails (SMTP, outside simulation runs) one user may send per UTC day (429 beyond).
+    pub emails_per_day: u64,
+    /// Real Web Push messages one user may send per UTC day (429 beyond).
+    pub pushes_per_day: u64,
 }
 
 impl Default for Quotas {
@@ -99,6 +106,8 @@ impl Default for Quotas {
             notifications_per_day: 5_000_000,
             enqueue_per_sec: 1_000,
             backlog_per_owner: 200_000,
+            emails_per_day: 1_000,
+            pushes_per_day: 10_000,
         }
     }
 }
@@ -212,15 +221,20 @@ impl WebhookRetry {
 pub(crate) struct RetryPolicies {
     pub standard: RetrySchedule,
     pub webhook: WebhookRetry,
+    /// Real e-mail's schedule, when SMTP is set up (simulated e-mail keeps `standard`).
+    pub email: Option<WebhookRetry>,
 }
 
 impl RetryPolicies {
     pub fn of(c: &PipelineConfig) -> Self {
-        Self { standard: c.retry.clone(), webhook: c.webhook.retry.clone() }
+        Self { standard: c.retry.clone(), webhook: c.webhook.retry.clone(), email: c.email.is_real().then(|| c.email.retry.clone()) }
     }
 
     /// The wait before `job` is tried again after its `number`-th attempt failed; `None`: dead letter.
     pub fn next(&self, job: &crate::model::Job, number: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if let (Some(email), Channel::Email, None) = (&self.email, job.channel, job.run) {
+            return email.delay(number, None);
+        }
         match job.retry_class() {
             crate::model::RetryClass::Webhook => self.webhook.delay(number, retry_after),
             crate::model::RetryClass::Standard => (number < self.standard.max_attempts.max(1)).then(|| self.standard.delay(number)),

@@ -30,6 +30,7 @@
 pub mod channels;
 mod clock;
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod metrics;
 pub mod model;
@@ -46,6 +47,7 @@ mod worker;
 
 pub use clock::Clock;
 pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig, WebhookRetry, SVIX_SCHEDULE_MS};
+pub use email::{EmailConfig, SmtpTls};
 pub use error::{FieldError, NotifyError};
 pub use model::{
     parse_batch, validate_batch, Attempt, AttemptOutcome, Backend, Channel, DeadLetter, Job, NewNotification, NotificationId, PerChannel, Priority,

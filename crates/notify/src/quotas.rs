@@ -13,45 +13,69 @@ use crate::model::{now_ms, MAX_BATCH};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Counts `n` more notifications for `owner` today (UTC), or refuses with the time until midnight when
-/// that would pass `per_day` (0: no limit, nothing counted).
-pub(crate) fn reserve_day(conn: &Connection, owner: &str, n: u64, per_day: u64) -> Result<(), NotifyError> {
-    if per_day == 0 {
+/// What one enqueue counts against a user's day: every notification, and of them those that leave the
+/// machine for real as e-mail or Web Push (each with a cap of its own, so an open sign-up cannot make
+/// this server a spam relay).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DayUse {
+    pub notifications: u64,
+    pub emails: u64,
+    pub pushes: u64,
+}
+
+impl DayUse {
+    pub fn notifications(n: u64) -> Self {
+        Self { notifications: n, ..Self::default() }
+    }
+}
+
+/// Counts `n` more for `owner` today (UTC), or refuses with the time until midnight when that would
+/// pass one of the day's caps (0: that cap is off).
+pub(crate) fn reserve_day(conn: &Connection, owner: &str, n: DayUse, q: &Quotas) -> Result<(), NotifyError> {
+    let caps = [
+        (n.notifications, q.notifications_per_day, "notifications"),
+        (n.emails, q.emails_per_day, "e-mails"),
+        (n.pushes, q.pushes_per_day, "push messages"),
+    ];
+    if caps.iter().all(|(want, cap, _)| *cap == 0 || *want == 0) {
         return Ok(());
     }
     let now = now_ms();
     let day = now.div_euclid(DAY_MS);
-    let used: i64 = conn
-        .prepare_cached("SELECT notifications FROM owner_usage WHERE owner = ?1 AND day = ?2")?
-        .query_row(params![owner, day], |r| r.get(0))
+    let used: (i64, i64, i64) = conn
+        .prepare_cached("SELECT notifications, emails, pushes FROM owner_usage WHERE owner = ?1 AND day = ?2")?
+        .query_row(params![owner, day], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
-        .unwrap_or(0);
-    let used = used.max(0) as u64;
-    if used.saturating_add(n) > per_day {
-        let left = per_day.saturating_sub(used);
-        return Err(NotifyError::QuotaExceeded {
-            message: format!(
-                "You can send at most {per_day} notifications a day and have {left} left today; this needs {n}. \
-                 The count starts again at midnight UTC."
-            ),
-            retry_after: Duration::from_millis(((day + 1) * DAY_MS - now).max(1000) as u64),
-        });
+        .unwrap_or_default();
+    for ((want, cap, what), used) in caps.into_iter().zip([used.0, used.1, used.2]) {
+        let used = used.max(0) as u64;
+        if cap > 0 && want > 0 && used.saturating_add(want) > cap {
+            let left = cap.saturating_sub(used);
+            return Err(NotifyError::QuotaExceeded {
+                message: format!(
+                    "You can send at most {cap} {what} a day and have {left} left today; this needs {want}. \
+                     The count starts again at midnight UTC."
+                ),
+                retry_after: Duration::from_millis(((day + 1) * DAY_MS - now).max(1000) as u64),
+            });
+        }
     }
     conn.prepare_cached(
-        "INSERT INTO owner_usage (owner, day, notifications) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (owner, day) DO UPDATE SET notifications = notifications + excluded.notifications",
+        "INSERT INTO owner_usage (owner, day, notifications, emails, pushes) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (owner, day) DO UPDATE SET notifications = notifications + excluded.notifications, \
+         emails = emails + excluded.emails, pushes = pushes + excluded.pushes",
     )?
-    .execute(params![owner, day, n as i64])?;
+    .execute(params![owner, day, n.notifications as i64, n.emails as i64, n.pushes as i64])?;
     Ok(())
 }
 
 /// Gives back what [`reserve_day`] counted for an enqueue that then failed.
-pub(crate) fn refund_day(conn: &Connection, owner: &str, n: u64) -> Result<(), NotifyError> {
-    conn.prepare_cached("UPDATE owner_usage SET notifications = max(notifications - ?3, 0) WHERE owner = ?1 AND day = ?2")?.execute(params![
-        owner,
-        now_ms().div_euclid(DAY_MS),
-        n as i64
-    ])?;
+pub(crate) fn refund_day(conn: &Connection, owner: &str, n: DayUse) -> Result<(), NotifyError> {
+    conn.prepare_cached(
+        "UPDATE owner_usage SET notifications = max(notifications - ?3, 0), emails = max(emails - ?4, 0), \
+         pushes = max(pushes - ?5, 0) WHERE owner = ?1 AND day = ?2",
+    )?
+    .execute(params![owner, now_ms().div_euclid(DAY_MS), n.notifications as i64, n.emails as i64, n.pushes as i64])?;
     Ok(())
 }
 

@@ -136,7 +136,7 @@ impl SqliteQueue {
                         });
                     }
                 }
-                crate::quotas::reserve_day(c, &owner, count, q.notifications_per_day)?;
+                crate::quotas::reserve_day(c, &owner, crate::quotas::DayUse::notifications(count), &q)?;
             }
             c.execute(
                 "INSERT INTO runs (owner, params, backend, status, started_ms) VALUES (?1, ?2, ?3, 'running', ?4)",

@@ -83,7 +83,7 @@ impl NotifyService {
         let (stop_tx, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(Inner {
-                deliverer: Arc::new(Deliverer::new(&config.webhook)?),
+                deliverer: Arc::new(Deliverer::new(&config.webhook, &config.email)?),
                 limits: Arc::new(Limiters::new(&config.rate_limits)),
                 enqueue_rate: EnqueueRate::new(&config.quotas),
                 metrics: Metrics::new(),
@@ -276,14 +276,18 @@ impl NotifyService {
             })
             .collect();
         let n = prepared.len() as u64;
-        // A user's quotas: the rate first (in memory), then the day's count (stored; given back if the
+        let email = &self.inner.config.email;
+        let emails = if quotas && owner.is_some() { self.check_real_email(&prepared)? } else { 0 };
+        let usage = crate::quotas::DayUse { notifications: n, emails, pushes: 0 };
+        // A user's quotas: the rate first (in memory), then the day's counts (stored; given back if the
         // enqueue itself fails, e.g. on backpressure).
+        let q = self.inner.config.quotas;
         let counted = match owner.filter(|_| quotas) {
             Some(who) => {
                 self.inner.enqueue_rate.check(who, prepared.len())?;
-                let (who, per_day) = (who.to_owned(), self.inner.config.quotas.notifications_per_day);
-                self.inner.embedded.call(move |c| crate::quotas::reserve_day(c, &who, n, per_day)).await?;
-                per_day > 0
+                let who = who.to_owned();
+                self.inner.embedded.call(move |c| crate::quotas::reserve_day(c, &who, usage, &q)).await?;
+                q.notifications_per_day > 0 || (email.is_real() && q.emails_per_day > 0)
             }
             None => false,
         };
@@ -303,11 +307,49 @@ impl NotifyService {
         };
         if let (Err(_), true, Some(who)) = (&result, counted, owner) {
             let who = who.to_owned();
-            let _ = self.inner.embedded.call(move |c| crate::quotas::refund_day(c, &who, n)).await;
+            let _ = self.inner.embedded.call(move |c| crate::quotas::refund_day(c, &who, usage)).await;
         }
         let ids = result?;
         self.count_enqueued(&per_channel);
         Ok(ids)
+    }
+
+    /// A user's e-mails that will leave by SMTP: each recipient must be an address the operator lets
+    /// users write to (`notify.email.allow_recipients`); with no SMTP server and simulation off in this
+    /// mode, e-mail is refused outright. Returns how many there are (for the day's e-mail cap).
+    fn check_real_email(&self, items: &[Prepared]) -> Result<u64, NotifyError> {
+        let email = &self.inner.config.email;
+        let mut errors = vec![];
+        let mut count = 0;
+        for (i, p) in items.iter().enumerate().filter(|(_, p)| p.channel == Channel::Email && p.run.is_none()) {
+            let field = format!("notifications[{i}].recipient");
+            if !email.is_real() {
+                if email.simulate_when_unset == Some(false) {
+                    errors.push(crate::FieldError::new(
+                        format!("notifications[{i}].channel"),
+                        "e-mail is not set up on this server (notify.email.host)",
+                    ));
+                }
+                continue;
+            }
+            count += 1;
+            match crate::email::parse_recipient(&p.recipient) {
+                Err(e) => errors.push(crate::FieldError::new(field, e)),
+                Ok(a) if !email.allows(a.as_ref()) => errors.push(crate::FieldError::new(
+                    field,
+                    "this server sends e-mail only to addresses its operator allows (notify.email.allow_recipients)",
+                )),
+                Ok(_) => {}
+            }
+            if errors.len() >= 20 {
+                break;
+            }
+        }
+        if errors.is_empty() {
+            Ok(count)
+        } else {
+            Err(NotifyError::Invalid(errors))
+        }
     }
 
     /// The backlog limits: the user's own (`quotas.backlog_per_owner`, for `owner`'s enqueues), then
@@ -791,7 +833,7 @@ impl RedisWorker {
     /// that delivers to registered endpoints).
     pub async fn start_with(config: PipelineConfig, extensions: DeliveryExtensions) -> Result<Self, NotifyError> {
         validate_config(&config)?;
-        let deliverer = Deliverer::new(&config.webhook)?;
+        let deliverer = Deliverer::new(&config.webhook, &config.email)?;
         if let Some(routing) = extensions.routing {
             deliverer.set_routing(routing)?;
         }

@@ -80,6 +80,87 @@ impl Drop for Redis {
     }
 }
 
+/// The Python that runs the test servers written in Python (`scripts/smtp_capture.py`,
+/// `scripts/push_service.py`): `APP_TEST_PYTHON`, else the test command's venv (`.run/venv`, made by
+/// `scripts/setup.sh` with their PyPI packages), else `python3`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("APP_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = workspace_root().join(".run/venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+/// The repository's top directory.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// One of the repository's Python test servers (`scripts/<script>`), started with `args` plus
+/// `--listen 127.0.0.1:0 --ready-file F`; returns once it has written its address to the file.
+/// Killed on drop. A missing Python package fails the test with the server's own error.
+pub fn python_server(script: &str, args: &[&str], dir: &std::path::Path) -> (Reaped, std::net::SocketAddr) {
+    let ready = dir.join(format!("{script}.ready"));
+    let _ = std::fs::remove_file(&ready);
+    let child = Command::new(python())
+        .arg(workspace_root().join("scripts").join(script))
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--ready-file"])
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {} for scripts/{script}: {e} (scripts/setup.sh makes .run/venv)", python().display()));
+    let mut child = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            if let Ok(addr) = text.trim().parse() {
+                return (child, addr);
+            }
+        }
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("scripts/{script} exited with {status} before it was ready (is .run/venv set up? scripts/setup.sh)");
+        }
+        assert!(Instant::now() < deadline, "scripts/{script} was not ready within 20 s");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+/// A real SMTP server on loopback (`scripts/smtp_capture.py`, aiosmtpd) that keeps every message it
+/// accepts in a Maildir. Recipients whose local part starts with `defer` get `451`, with `reject` get
+/// `550`. Stopped on drop.
+pub struct Smtp {
+    _child: Reaped,
+    pub addr: std::net::SocketAddr,
+    pub maildir: std::path::PathBuf,
+}
+
+impl Smtp {
+    pub fn start(dir: &std::path::Path) -> Smtp {
+        let maildir = dir.join("maildir");
+        let (child, addr) = python_server("smtp_capture.py", &["--maildir", maildir.to_str().expect("utf-8 path")], dir);
+        Smtp { _child: child, addr, maildir }
+    }
+
+    /// Every message delivered so far, raw, oldest first.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.maildir.join(d)).ok())
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        files.sort();
+        files.into_iter().filter_map(|(_, p)| std::fs::read(p).ok()).collect()
+    }
+}
+
 /// Polls `check` every 50 ms until it is true; past `timeout`, fails the test naming `what`.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

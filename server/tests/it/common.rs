@@ -43,6 +43,9 @@ pub async fn spawn_in(dir: tempfile::TempDir, settings: impl FnOnce(&mut Setting
     s.database_url = database_url(dir.path()).await;
     s.notify.queue_url = format!("sqlite://{}", dir.path().join("notify.db").display());
     s.hooks.secret_keys = vec![hooks::Secret::new(server::config::DEV_SECRET_KEY)];
+    // No SMTP server beside the router tests: their e-mail is simulated (production mode would refuse
+    // it; `notify`'s own tests and the test stacks send it for real).
+    s.notify.email.simulate_when_unset = Some(true);
     settings(&mut s);
     let state = AppState::new(s, leptos_options()).await.unwrap();
     let router = server::router(state.clone());

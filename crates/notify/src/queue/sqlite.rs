@@ -157,9 +157,16 @@ DROP INDEX IF EXISTS notifications_settled;
 CREATE INDEX notifications_settled ON notifications(done_ms) WHERE state IN (2, 4, 5);
 "#;
 
+/// Version 7 (issue 20): real e-mail and Web Push leave the machine, so each has a daily cap per user
+/// of its own beside the notifications'.
+const SCHEMA_V7: &str = r#"
+ALTER TABLE owner_usage ADD COLUMN emails INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE owner_usage ADD COLUMN pushes INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// The schema's steps, in order: step `i` takes a file from `user_version` i to i + 1. Append new
 /// steps here (never edit a released one); each runs in its own transaction with its version bump.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
 
 /// The WAL is cut back to this after a checkpoint (it grows to ~64 MB between checkpoints, see
 /// `wal_autocheckpoint`; a big prune or the one-off `VACUUM` must not leave it larger for good).

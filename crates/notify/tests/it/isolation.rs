@@ -91,7 +91,7 @@ async fn a_queue_file_from_before_migrations_keeps_its_rows_and_gets_per_owner_k
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     // Channels are stored by name now; the numbers of before meant webhook, email, sms, push, noop.
     let names: Vec<String> = conn
         .prepare("SELECT DISTINCT channel FROM notifications ORDER BY channel")

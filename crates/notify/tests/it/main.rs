@@ -4,6 +4,7 @@ mod common;
 
 mod clock;
 mod crash;
+mod email;
 mod embedded;
 mod isolation;
 mod priority;

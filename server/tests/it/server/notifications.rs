@@ -106,3 +106,31 @@ fn metrics_are_served_in_the_prometheus_text_format() {
         assert!(text.contains("notify_backlog{backend=\"embedded\"} 1"));
     })
 }
+
+/// Production never pretends: with no SMTP server set up, a user's e-mail is refused with a field error
+/// naming the setting (SMS stays simulated and is accepted); with one, only allowed recipients pass.
+#[test]
+fn production_refuses_e_mail_it_cannot_send_or_may_not_send() {
+    block_on(async {
+        let app = spawn_with(|s| s.notify.email.simulate_when_unset = None).await;
+        app.create_user("alice", "correct horse battery").await;
+        let cookie = app.login("alice", "correct horse battery").await;
+        let res = app.send(post_json("/api/v1/notifications", r#"{"recipient":"a@example.test","channel":"email"}"#, Some(&cookie))).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = json(res).await;
+        assert_eq!(body["errors"][0]["field"], "notifications[0].channel", "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("notify.email.host"), "{body}");
+        let res = app.send(post_json("/api/v1/notifications", r#"{"recipient":"+15550001","channel":"sms"}"#, Some(&cookie))).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+
+        // An SMTP server (never reached: workers are not started here) and no list: nobody may be written to.
+        let app = spawn_with(|s| s.notify.email.host = "127.0.0.1".into()).await;
+        app.create_user("alice", "correct horse battery").await;
+        let cookie = app.login("alice", "correct horse battery").await;
+        let res = app.send(post_json("/api/v1/notifications", r#"{"recipient":"a@example.test","channel":"email"}"#, Some(&cookie))).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = json(res).await;
+        assert_eq!(body["errors"][0]["field"], "notifications[0].recipient", "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("notify.email.allow_recipients"), "{body}");
+    })
+}

@@ -1,0 +1,363 @@
+//! Real e-mail over SMTP (lettre on rustls): pooled connections, STARTTLS or implicit TLS with the
+//! certificate checked against the web PKI roots (and an operator's own CA, if given), a plain-text
+//! and an HTML body from one template, a `Message-ID` that stays the same across retries and the
+//! notification id in `X-Notification-Id`.
+//!
+//! Only notifications outside simulation runs (API, workflow and account mail) are sent here; runs keep
+//! the simulated provider. With no `notify.email.host` every e-mail stays simulated (the library's
+//! default; the server's dev mode and test stacks point it at the local capture server).
+//!
+//! Failures are classified as SMTP means them: a 4xx answer or a lost connection is retried on
+//! `notify.email.retry` (greylisting wants minutes, not seconds), a 5xx answer is permanent and the
+//! notification becomes a dead letter at once.
+
+use std::time::Duration;
+
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use crate::config::WebhookRetry;
+use crate::error::NotifyError;
+use crate::model::Job;
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text: only for a server on loopback (production refuses it for any other host).
+    None,
+    /// STARTTLS, required (port 587 by default): a server that does not offer it is a failure.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465 by default).
+    Tls,
+}
+
+/// `notify.email.*`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailConfig {
+    /// The SMTP server; empty: e-mail is simulated everywhere.
+    pub host: String,
+    /// 0: the TLS mode's usual port (25 plain, 587 STARTTLS, 465 TLS).
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// A PEM file of one more CA to trust (a private relay); the web PKI roots are always trusted.
+    pub ca_file: String,
+    /// SMTP AUTH, when the server wants it. Never logged.
+    pub username: String,
+    pub password: String,
+    /// The sender, `Name <address>` or an address.
+    pub from: String,
+    /// SMTP connections kept open and used at once.
+    pub pool_size: u32,
+    /// Longest wait for the server at each step.
+    pub timeout_ms: u64,
+    /// Retries after a 4xx answer or a lost connection: 1, 5 and 15 minutes, 1 and 4 hours.
+    pub retry: WebhookRetry,
+    /// Who users may send e-mail to: `*` (anyone), `@example.com` (a domain) or an address. `None`: the
+    /// server decides (anyone in dev mode, nobody but the operator's list in production).
+    pub allow_recipients: Option<Vec<String>>,
+    /// What happens to a user's e-mail when `host` is empty: simulated (true) or refused at enqueue
+    /// with a clear error (false). `None`: the server decides (refused in production); here, simulated.
+    pub simulate_when_unset: Option<bool>,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("username", &self.username)
+            .field("password", &if self.password.is_empty() { "" } else { "[redacted]" })
+            .field("from", &self.from)
+            .field("pool_size", &self.pool_size)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retry", &self.retry)
+            .field("allow_recipients", &self.allow_recipients)
+            .finish()
+    }
+}
+
+/// The retry waits of real e-mail (ms).
+pub const EMAIL_SCHEDULE_MS: [u64; 5] = [60_000, 300_000, 900_000, 3_600_000, 14_400_000];
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 0,
+            tls: SmtpTls::Starttls,
+            ca_file: String::new(),
+            username: String::new(),
+            password: String::new(),
+            from: "Implementation-Eng <notifications@localhost>".into(),
+            pool_size: 16,
+            timeout_ms: 30_000,
+            retry: WebhookRetry { schedule_ms: EMAIL_SCHEDULE_MS.to_vec(), max_pending_per_endpoint: 0, ..WebhookRetry::default() },
+            allow_recipients: None,
+            simulate_when_unset: None,
+        }
+    }
+}
+
+impl EmailConfig {
+    /// Real SMTP is set up.
+    pub fn is_real(&self) -> bool {
+        !self.host.trim().is_empty()
+    }
+
+    pub fn port(&self) -> u16 {
+        match (self.port, self.tls) {
+            (0, SmtpTls::None) => 25,
+            (0, SmtpTls::Starttls) => 587,
+            (0, SmtpTls::Tls) => 465,
+            (p, _) => p,
+        }
+    }
+
+    /// May a user send e-mail to `address` (already a valid address)?
+    pub fn allows(&self, address: &str) -> bool {
+        let Some(list) = &self.allow_recipients else { return true };
+        let address = address.to_ascii_lowercase();
+        list.iter()
+            .map(|e| e.trim().to_ascii_lowercase())
+            .any(|e| e == "*" || (e.starts_with('@') && address.ends_with(&e)) || (!e.starts_with('@') && !e.is_empty() && e == address))
+    }
+}
+
+/// A recipient as an e-mail address, or why it is not one.
+pub fn parse_recipient(recipient: &str) -> Result<Address, &'static str> {
+    recipient.trim().parse::<Address>().map_err(|_| "is not an e-mail address")
+}
+
+/// `X-Notification-Id`: which notification a message is, for the recipient's support and for tests.
+#[derive(Clone)]
+struct NotificationIdHeader(String);
+
+impl Header for NotificationIdHeader {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Notification-Id")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// What the template takes from a notification's payload: `subject` and `text` when they are strings,
+/// else a generic subject and the payload itself as indented JSON. No HTML is taken from users: the
+/// HTML part is the same text, escaped, in the product's own layout.
+fn content(job: &Job) -> (String, String) {
+    let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
+    let field = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let subject = field("subject").unwrap_or_else(|| "A notification from Implementation-Eng".into());
+    // A subject is one line: folded by lettre, but a newline in it would be a header injection attempt.
+    let subject: String = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+    let text = field("text").unwrap_or_else(|| serde_json::to_string_pretty(&payload).unwrap_or_default());
+    (subject, text)
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The message for `job`, from `from` to `to`. The `Message-ID` is the notification's, so a retry
+/// that the server did receive the first time is recognisably the same message.
+pub fn compose(job: &Job, from: &Mailbox, to: Address) -> Result<Message, String> {
+    let (subject, text) = content(job);
+    let paragraphs: String = text.split("\n\n").map(|p| format!("<p>{}</p>", escape_html(p).replace('\n', "<br>"))).collect();
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">{paragraphs}\
+         <hr><p style=\"color:#555;font-size:small\">Sent by Implementation-Eng. Notification {id}.</p></body></html>",
+        id = escape_html(&job.id.to_string())
+    );
+    let text = format!("{text}\n\n-- \nSent by Implementation-Eng. Notification {}.\n", job.id);
+    let domain = from.email.domain().to_owned();
+    let local: String = job.id.to_string().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    Message::builder()
+        .from(from.clone())
+        .to(Mailbox::new(None, to))
+        .subject(subject)
+        .message_id(Some(format!("<{local}@{domain}>")))
+        .header(NotificationIdHeader(job.id.to_string()))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+        )
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// The pooled SMTP client.
+pub(crate) struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+/// One attempt's result: delivered, or the error for the attempt log and whether retrying can help.
+pub(crate) struct Sent {
+    pub result: Result<(), String>,
+    pub permanent: bool,
+}
+
+impl Mailer {
+    pub fn new(cfg: &EmailConfig) -> Result<Self, NotifyError> {
+        let invalid = |field: &str, msg: String| NotifyError::invalid(&format!("notify.email.{field}"), msg);
+        let from: Mailbox = cfg.from.parse().map_err(|_| invalid("from", "must be an address or `Name <address>`".into()))?;
+        let host = cfg.host.trim();
+        let tls = match cfg.tls {
+            SmtpTls::None => Tls::None,
+            mode => {
+                let mut params = TlsParameters::builder(host.to_owned());
+                if !cfg.ca_file.trim().is_empty() {
+                    let pem = std::fs::read(cfg.ca_file.trim()).map_err(|e| invalid("ca_file", format!("cannot be read: {e}")))?;
+                    let cert = Certificate::from_pem(&pem).map_err(|e| invalid("ca_file", format!("is not a PEM certificate: {e}")))?;
+                    params = params.add_root_certificate(cert);
+                }
+                let params = params.build_rustls().map_err(|e| invalid("tls", format!("cannot set up TLS: {e}")))?;
+                if mode == SmtpTls::Tls {
+                    Tls::Wrapper(params)
+                } else {
+                    Tls::Required(params)
+                }
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(cfg.port())
+            .tls(tls)
+            .timeout(Some(Duration::from_millis(cfg.timeout_ms.max(1))))
+            .pool_config(PoolConfig::new().max_size(cfg.pool_size.max(1)).idle_timeout(Duration::from_secs(60)));
+        if !cfg.username.is_empty() {
+            builder = builder.credentials(Credentials::new(cfg.username.clone(), cfg.password.clone()));
+        }
+        Ok(Self { transport: builder.build(), from })
+    }
+
+    pub async fn send(&self, job: &Job) -> Sent {
+        let to = match parse_recipient(&job.recipient) {
+            Ok(a) => a,
+            Err(e) => return Sent { result: Err(format!("recipient {e}")), permanent: true },
+        };
+        let message = match compose(job, &self.from, to) {
+            Ok(m) => m,
+            Err(e) => return Sent { result: Err(e), permanent: true },
+        };
+        match self.transport.send(message).await {
+            Ok(_) => Sent { result: Ok(()), permanent: false },
+            Err(e) => {
+                let code = e.status().map(u16::from);
+                let what = match code {
+                    Some(c) => format!("SMTP {c}"),
+                    None if e.is_timeout() => "SMTP server timed out".into(),
+                    None if e.is_tls() => "TLS with the SMTP server failed".into(),
+                    None => "SMTP connection failed".into(),
+                };
+                // The server's own words help the owner (a 550 says which rule refused); the error's
+                // Display is the reply's text, cut to one short line.
+                let detail: String = e.to_string().chars().map(|c| if c.is_control() { ' ' } else { c }).take(160).collect();
+                Sent { result: Err(format!("{what}: {detail}")), permanent: e.is_permanent() }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Channel, NotificationId, SimKnobs};
+
+    fn job(payload: serde_json::Value) -> Job {
+        Job {
+            id: NotificationId::embedded(42),
+            run: None,
+            channel: Channel::Email,
+            recipient: "ada@example.com".into(),
+            payload: payload.to_string(),
+            attempts: 0,
+            created_ms: 0,
+            sim: SimKnobs::default(),
+            owner: Some("ada".into()),
+            route: None,
+            priority: crate::Priority::Normal,
+            expires_ms: None,
+            receipt: String::new(),
+        }
+    }
+
+    fn formatted(job: &Job) -> String {
+        let from: Mailbox = "Implementation-Eng <notifications@mail.example.org>".parse().unwrap();
+        String::from_utf8(compose(job, &from, parse_recipient(&job.recipient).unwrap()).unwrap().formatted()).unwrap()
+    }
+
+    #[test]
+    fn a_message_has_both_bodies_its_ids_and_no_html_from_the_payload() {
+        let m = formatted(&job(serde_json::json!({"subject": "Your invoice", "text": "Total: <b>42</b> & more\n\nThanks"})));
+        assert!(m.contains("Subject: Your invoice\r\n"), "{m}");
+        assert!(m.contains("Message-ID: <emb_42@mail.example.org>\r\n"), "{m}");
+        assert!(m.contains("X-Notification-Id: emb_42\r\n"), "{m}");
+        assert!(m.contains("To: ada@example.com\r\n"), "{m}");
+        assert!(m.contains("multipart/alternative"), "{m}");
+        assert!(m.contains("Content-Type: text/plain; charset=utf-8"), "{m}");
+        assert!(m.contains("Content-Type: text/html; charset=utf-8"), "{m}");
+        assert!(m.contains("&lt;b&gt;42&lt;/b&gt; &amp; more"), "the payload's markup is escaped in the HTML part: {m}");
+        assert!(!m.contains("<b>42</b> &amp;"), "{m}");
+    }
+
+    #[test]
+    fn without_subject_and_text_the_payload_is_shown_and_a_newline_cannot_add_a_header() {
+        let m = formatted(&job(serde_json::json!({"order": 7})));
+        assert!(m.contains("Subject: A notification from Implementation-Eng\r\n"), "{m}");
+        assert!(m.contains("\"order\": 7"), "{m}");
+        let m = formatted(&job(serde_json::json!({"subject": "hi\r\nBcc: victim@example.net"})));
+        assert!(!m.contains("\r\nBcc:"), "{m}");
+    }
+
+    #[test]
+    fn recipients_are_checked_against_the_operators_list() {
+        let mut c = EmailConfig::default();
+        assert!(c.allows("anyone@example.net"), "no list: the server decides, so anyone here");
+        c.allow_recipients = Some(vec![]);
+        assert!(!c.allows("anyone@example.net"), "an empty list allows nobody");
+        c.allow_recipients = Some(vec!["@Example.com".into(), "ops@example.org".into()]);
+        assert!(c.allows("ada@example.com") && c.allows("ADA@EXAMPLE.COM") && c.allows("ops@example.org"));
+        assert!(!c.allows("ada@example.com.evil.net") && !c.allows("ada@notexample.com") && !c.allows("dev@example.org"));
+        c.allow_recipients = Some(vec!["*".into()]);
+        assert!(c.allows("x@y.z"));
+        assert!(parse_recipient("not an address").is_err() && parse_recipient("a@b").is_ok());
+    }
+
+    #[test]
+    fn ports_follow_the_tls_mode_and_the_password_never_prints() {
+        let mut c = EmailConfig { password: "hunter2".into(), ..EmailConfig::default() };
+        assert_eq!(c.port(), 587);
+        c.tls = SmtpTls::Tls;
+        assert_eq!(c.port(), 465);
+        c.tls = SmtpTls::None;
+        c.port = 2525;
+        assert_eq!(c.port(), 2525);
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
