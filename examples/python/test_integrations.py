@@ -759,6 +759,57 @@ class LiveApiClient(LiveTestCase):
         self.assertEqual((final["status"], final["delivered"], final["count"]), ("completed", 300, 300))
 
 
+class LiveEmail(LiveTestCase):
+    """E-mail sent through the API reaches the stack's real SMTP server (aiosmtpd keeping a Maildir,
+    $SMTP_MAILDIR), and is read back here with the standard library's parser."""
+
+    def maildir(self):
+        path = os.environ.get("SMTP_MAILDIR")
+        if not path:
+            if REQUIRE_LIVE:
+                raise AssertionError("IMPLEMENTATION_ENG_REQUIRE_LIVE=1 but $SMTP_MAILDIR is not set")
+            self.skipTest("set $SMTP_MAILDIR to the SMTP server's Maildir")
+        return Path(path)
+
+    def find(self, maildir, notification_id, timeout=20):
+        import email
+        import email.policy
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for f in list((maildir / "new").glob("*")) + list((maildir / "cur").glob("*")):
+                msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+                if msg.get("X-Notification-Id", "").strip() == notification_id:
+                    return msg
+            time.sleep(0.2)
+        self.fail(f"no message for {notification_id} in {maildir} within {timeout} s")
+
+    def test_an_api_email_arrives_with_its_subject_both_bodies_and_ids(self):
+        maildir = self.maildir()
+        to = f"py-{secrets.token_hex(4)}@example.com"
+        sent = common.api("POST", f"{common.API}/notifications", {
+            "channel": "email", "recipient": to,
+            "payload": {"subject": "Hello from Python", "text": "Line one <b>bold?</b>\n\nLine two"},
+        })
+        nid = sent["ids"][0]
+        msg = self.find(maildir, nid)
+        self.assertEqual(msg["Subject"], "Hello from Python")
+        self.assertEqual(msg["To"], to)
+        self.assertEqual(msg["X-Envelope-To"].strip(), to)
+        self.assertRegex(msg["Message-ID"], rf"^<{re.escape(nid)}@[^>]+>$")
+        self.assertEqual(msg.get_content_type(), "multipart/alternative")
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        html = msg.get_body(preferencelist=("html",)).get_content()
+        self.assertIn("Line one <b>bold?</b>", text)
+        self.assertIn("Line one &lt;b&gt;bold?&lt;/b&gt;", html)
+        self.assertNotIn("<b>bold?</b>", html)
+
+    def test_a_recipient_the_operator_does_not_allow_is_a_422(self):
+        resp = self.call("POST", "/notifications", {"channel": "email", "recipient": "someone@elsewhere.invalid"})
+        body = self.assert_problem(resp, 422, "validation_failed")
+        self.assertEqual(body["errors"][0]["field"], "notifications[0].recipient", body)
+        self.assertIn("allow_recipients", body["errors"][0]["message"], body)
+
+
 class LiveWebhookReceiver(LiveTestCase):
     """The receiver registers itself at 127.0.0.1 (allowlisted on the test server) and gets our deliveries."""
 
