@@ -16,6 +16,7 @@ SINK_PORT=${SINK_PORT:-13100}
 REDIS_PORT=${REDIS_PORT:-16390}
 PG_PORT=${PG_PORT:-15440}
 SMTP_PORT=${SMTP_PORT:-12525}
+PUSH_PORT=${PUSH_PORT:-13200}
 
 . "$ROOT/scripts/pg.sh"
 
@@ -89,6 +90,19 @@ stack_smtp() {
   export APP_NOTIFY__EMAIL__RETRY__SCHEDULE_MS="${APP_NOTIFY__EMAIL__RETRY__SCHEDULE_MS:-50,100,200}"
 }
 
+# A Web Push service on loopback (scripts/push_service.py): it hands out subscriptions as a browser
+# would, and decrypts and checks what the app pushes (an independent implementation of RFC 8291/8292).
+stack_push() {
+  local run="$1"
+  "$ROOT/.run/venv/bin/python" "$ROOT/scripts/push_service.py" --listen "127.0.0.1:$PUSH_PORT" \
+    --ready-file "$run/push.ready" >"$run/push.log" 2>&1 &
+  stack_pids+=($!)
+  local ok=""
+  for _ in $(seq 1 100); do [ -s "$run/push.ready" ] && { ok=1; break; }; sleep 0.1; done
+  [ -n "$ok" ] || { echo "the push service did not start"; cat "$run/push.log"; return 1; }
+  export E2E_PUSH_SERVICE_URL="http://127.0.0.1:$PUSH_PORT"
+}
+
 # Production mode (Secure, __Host- cookie over nginx's TLS). Webhook endpoints may point at loopback
 # (the sink and the Python receiver), and the `crm` inbound source signs with the spec's example secret.
 # Sign-up is turned on (production's default is off) with room for the suite's sign-ups, which all
@@ -105,6 +119,8 @@ stack_env() {
   # An inbound source belongs to one user: only that user's runs may wait on it. The suite's CRM
   # confirmations (Playwright's onboarding test, the Python orchestration tests) all run as this user.
   export APP_HOOKS__INBOUND__SOURCES__CRM__OWNER="${APP_HOOKS__INBOUND__SOURCES__CRM__OWNER:-e2e-python}"
+  # Web Push signs with the stack's own VAPID key (production has none unless set).
+  export APP_NOTIFY__PUSH__VAPID_PRIVATE_KEY="${APP_NOTIFY__PUSH__VAPID_PRIVATE_KEY:-Hn5Lz0dQw0l8t2q1F4m2nq3d3Xx8tE7pXWk0cQhM2Ls}"
   # The operator who sees storage per store (the dashboard's storage card, /api/v1/ops/storage).
   export APP_OPERATORS="${APP_OPERATORS:-e2e-olga}"
   export RUST_LOG="${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}"
@@ -145,6 +161,7 @@ stack_start() {
   stack_redis "$run"
   stack_sink "$run"
   stack_smtp "$run"
+  stack_push "$run"
   stack_env
   export APP_DATABASE_URL="sqlite://$run/app.db"
   # The CLI's own queue file (user and token commands open the pipeline), in the run, not the checkout.

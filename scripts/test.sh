@@ -100,7 +100,7 @@ export APP_NOTIFY__RETRY__BASE_MS=50
 # Webhooks follow Svix's 27-hour schedule by default; the stack's receivers answer within the test.
 export APP_NOTIFY__WEBHOOK__RETRY__SCHEDULE_MS=50,100,200,400,800
 stack_start "$RUN"
-for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy e2e-kim e2e-python e2e-headers e2e-olga; do
+for user in e2e-alice e2e-bob e2e-carol e2e-dave e2e-erin e2e-frank e2e-gina e2e-hank e2e-ivan e2e-judy e2e-kim e2e-python e2e-headers e2e-olga e2e-pia; do
   stack_user "$user" "password-of-$user"
 done
 

@@ -156,3 +156,39 @@ pub async fn replay_dead_letters(which: String) -> Result<u64, Problem> {
     }
     Ok(n)
 }
+
+/// A Web Push subscription as the dashboard lists it (the REST API's shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSubscriptionRow {
+    pub id: String,
+    pub endpoint: String,
+    pub created_ms: i64,
+}
+
+/// The signed-in user's push subscriptions and this server's VAPID public key (what a browser
+/// subscribes with); `None` when signed out.
+#[server]
+pub async fn push_subscriptions() -> Result<Option<(Vec<PushSubscriptionRow>, Option<String>)>, Problem> {
+    let Ok(me) = ssr::owner() else { return Ok(None) };
+    let services = crate::api::ssr::require_services()?;
+    let rows = services.hooks.list_subscriptions(&me).await.map_err(Problem::from)?;
+    let rows = rows.into_iter().map(|s| PushSubscriptionRow { id: s.id, endpoint: s.endpoint, created_ms: s.created_ms }).collect();
+    Ok(Some((rows, services.notify.push_public_key())))
+}
+
+/// Registers a subscription from its three parts (a browser's `PushSubscription.toJSON()`: the
+/// endpoint, `keys.p256dh` and `keys.auth`); a bad part is a 422 naming the form's input.
+#[server]
+pub async fn add_push_subscription(endpoint: String, p256dh: String, auth: String) -> Result<String, Problem> {
+    let me = ssr::owner()?;
+    let new = hooks::push::NewSubscription { endpoint, keys: hooks::push::SubscriptionKeys { p256dh, auth }, expiration_time: None };
+    let sub = crate::api::ssr::require_services()?.hooks.create_subscription(&me, new).await;
+    sub.map(|s| s.id).map_err(|e| Problem::from(e).renaming_fields(|f| f.strip_prefix("keys.").unwrap_or(f).to_string()))
+}
+
+/// Deletes one of the signed-in user's subscriptions.
+#[server]
+pub async fn remove_push_subscription(id: String) -> Result<(), Problem> {
+    let me = ssr::owner()?;
+    crate::api::ssr::require_services()?.hooks.delete_subscription(&me, &id).await.map_err(Problem::from)
+}

@@ -133,3 +133,29 @@ test("the operator alone sees storage per store, with retention and the next pas
   await expect(page.getByTestId("dead-letters").or(page.getByTestId("no-dead-letters"))).toBeVisible();
   await expect(page.getByTestId("storage")).toHaveCount(0);
 });
+
+test("a Web Push subscription is registered from the dashboard, listed by its id and deleted", async ({ page }) => {
+  // The test stack's push service hands out subscriptions as a browser would (PushSubscription.toJSON()).
+  const push = process.env.E2E_PUSH_SERVICE_URL;
+  expect(push, "the test stack runs a push service (scripts/stack.sh)").toBeTruthy();
+  const sub = await (await fetch(`${push}/subscriptions`, { method: "POST", body: "{}" })).json();
+  await openDashboard(page, "e2e-pia");
+  const card = page.getByTestId("push-subscriptions");
+  await expect(card.getByTestId("vapid-key")).toContainText("applicationServerKey");
+  await expect(card.getByText("No subscriptions yet.")).toBeVisible();
+  // A key that is not one is named under its field.
+  await card.getByLabel("Push endpoint (URL)").fill(sub.endpoint);
+  await card.getByLabel("Public key (keys.p256dh, base64url)").fill("AAAA");
+  await card.getByLabel("Auth secret (keys.auth, base64url)").fill(sub.keys.auth);
+  await card.getByRole("button", { name: "Add subscription" }).click();
+  await expect(card.getByText("must be 65 bytes, base64url")).toBeVisible();
+  await card.getByLabel("Public key (keys.p256dh, base64url)").fill(sub.keys.p256dh);
+  await card.getByRole("button", { name: "Add subscription" }).click();
+  const row = card.locator("tr[data-subscription]");
+  await expect(row).toHaveCount(1);
+  await expect(row).toContainText(sub.endpoint);
+  await expect(row.locator("code")).toHaveText(/^psub_[A-Za-z0-9]{24}$/);
+  await expectNoViolations(page);
+  await row.getByRole("button", { name: "Delete" }).click();
+  await expect(row).toHaveCount(0);
+});

@@ -810,6 +810,51 @@ class LiveEmail(LiveTestCase):
         self.assertIn("allow_recipients", body["errors"][0]["message"], body)
 
 
+class LivePush(LiveTestCase):
+    """Web Push through the API: a subscription handed out by the stack's push service (as a browser
+    would) is registered, a push naming it is sent, and the push service decrypts it with its own
+    RFC 8291 implementation and checks the VAPID token ($E2E_PUSH_SERVICE_URL)."""
+
+    def push_service(self):
+        url = os.environ.get("E2E_PUSH_SERVICE_URL")
+        if not url:
+            if REQUIRE_LIVE:
+                raise AssertionError("IMPLEMENTATION_ENG_REQUIRE_LIVE=1 but $E2E_PUSH_SERVICE_URL is not set")
+            self.skipTest("set $E2E_PUSH_SERVICE_URL to a push service (scripts/push_service.py)")
+        return url
+
+    def plain(self, method, url, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method), timeout=10) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    def test_a_registered_subscription_receives_an_encrypted_push(self):
+        push = self.push_service()
+        browser = self.plain("POST", f"{push}/subscriptions", {})
+        sub = common.api("POST", f"{common.API}/push/subscriptions",
+                         {"endpoint": browser["endpoint"], "keys": browser["keys"], "expirationTime": None})
+        self.assertRegex(sub["id"], r"^psub_[A-Za-z0-9]{24}$")
+        key = common.api("GET", f"{common.API}/push/vapid-public-key")["public_key"]
+        sent = common.api("POST", f"{common.API}/notifications",
+                          {"channel": "push", "recipient": sub["id"], "priority": "high", "payload": {"title": "From Python"}})
+        self.assertEqual(len(sent["ids"]), 1)
+        got = common.wait_for(lambda: self.plain("GET", f"{push}/messages/{browser['id']}"),
+                              lambda m: len(m["messages"]) == 1, timeout_s=20, interval_s=0.2)
+        self.assertEqual(got["failures"], [])
+        message = got["messages"][0]
+        self.assertEqual(json.loads(message["payload"]), {"title": "From Python"})
+        self.assertEqual((message["urgency"], message["vapid"]["k"]), ("high", key))
+        common.api("DELETE", f"{common.API}/push/subscriptions/{sub['id']}")
+        listed = common.api("GET", f"{common.API}/push/subscriptions")["items"]
+        self.assertNotIn(sub["id"], [s["id"] for s in listed])
+
+    def test_a_push_to_no_subscription_of_yours_is_a_422(self):
+        resp = self.call("POST", "/notifications", {"channel": "push", "recipient": "psub_" + "x" * 24})
+        body = self.assert_problem(resp, 422, "validation_failed")
+        self.assertEqual(body["errors"][0]["field"], "notifications[0].recipient", body)
+
+
 class LiveWebhookReceiver(LiveTestCase):
     """The receiver registers itself at 127.0.0.1 (allowlisted on the test server) and gets our deliveries."""
 

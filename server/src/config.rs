@@ -313,6 +313,10 @@ fn is_loopback_host(host: &str) -> bool {
 /// for production, which refuses to start without its own: see [`Settings::check_production`]).
 pub const DEV_SECRET_KEY: &str = "ZGV2LW9ubHkgc2VhbGluZyBrZXk6IG5vdCBzZWNyZXQ=";
 
+/// Dev mode's VAPID private key for Web Push when none is configured (public, so never for production:
+/// browsers subscribed with it would accept pushes signed by anyone who read this file).
+pub const DEV_VAPID_KEY: &str = "gegrcyU7LjEl-fMoAUyMQJyFeSLs-cadTrftfj18aEc";
+
 pub const DEMO_USERNAME: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo-password-2026";
 
@@ -428,6 +432,12 @@ impl Settings {
         }
         // Production never pretends to send e-mail: with no SMTP server a user's e-mail is refused.
         c.email.simulate_when_unset = Some(c.email.simulate_when_unset.unwrap_or(self.mode != Mode::Production));
+        // Web Push: dev mode signs with a documented key of its own; production only with the operator's,
+        // and refuses push without one rather than pretend.
+        if self.mode == Mode::Dev && !c.push.is_real() {
+            c.push.vapid_private_key = DEV_VAPID_KEY.into();
+        }
+        c.push.simulate_when_unset = Some(c.push.simulate_when_unset.unwrap_or(self.mode != Mode::Production));
         c
     }
 
@@ -577,9 +587,13 @@ mod tests {
         own.notify.email.allow_recipients = Some(vec!["@example.com".into()]);
         assert!(own.check_production().is_ok());
         assert_eq!(own.notify_config().email.allow_recipients, Some(vec!["@example.com".into()]));
+        assert!(!own.notify_config().push.is_real(), "production: no VAPID key unless the operator sets one");
+        assert_eq!(own.notify_config().push.simulate_when_unset, Some(false), "and then push is refused, not pretended");
         let dev = Settings { mode: Mode::Dev, ..Settings::defaults() }.notify_config();
         assert_eq!(dev.email.allow_recipients, None, "dev mode: anyone (the SMTP server is the local capture)");
         assert_eq!(dev.email.simulate_when_unset, Some(true));
+        assert_eq!(dev.push.vapid_private_key, DEV_VAPID_KEY, "dev mode pushes for real with its documented key");
+        assert!(dev.push.vapid().unwrap().is_some());
     }
 
     #[test]

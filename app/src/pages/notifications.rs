@@ -7,7 +7,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::notify_api::{
-    load_run, notification_dashboard, CancelSimulation, Dashboard, DeadLetterView, ReplayDeadLetters, RunRow, RunView, StartSimulation,
+    load_run, notification_dashboard, push_subscriptions, AddPushSubscription, CancelSimulation, Dashboard, DeadLetterView, PushSubscriptionRow,
+    RemovePushSubscription, ReplayDeadLetters, RunRow, RunView, StartSimulation,
 };
 use crate::time_fmt::{iso, utc};
 
@@ -44,7 +45,7 @@ pub fn NotificationsPage() -> impl IntoView {
         <Title text="Notifications"/>
         <h1>"Notifications"</h1>
         <p class="muted">
-            "A pipeline that carries a million notifications an hour with room to spare: a durable queue, rate-limited workers, retries with backoff and a dead-letter queue. Email, SMS and push go to simulated providers; webhooks are real, signed HTTP calls. "
+            "A pipeline that carries a million notifications an hour with room to spare: a durable queue, rate-limited workers, retries with backoff and a dead-letter queue. Webhooks, e-mail (SMTP) and Web Push sent through the API are real; simulations and SMS use simulated providers. "
             <a href="/docs/notifications" rel="external">"How it works"</a>
         </p>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -74,7 +75,103 @@ fn DashboardView(dashboard: Dashboard, requested: Option<i64>, version: RwSignal
             None => ().into_any(),
         }}
         <DeadLetters letters=dead_letters replay/>
+        <PushSubscriptions/>
         {storage.map(|report| view! { <Storage report/> })}
+    }
+}
+
+/// The user's Web Push subscriptions: register one from a browser's `PushSubscription.toJSON()` parts
+/// (its endpoint, `keys.p256dh`, `keys.auth`), list and delete them. A push notification names one of
+/// these ids as its recipient; a push service's 404 or 410 deletes it.
+#[component]
+fn PushSubscriptions() -> impl IntoView {
+    let add = ServerAction::<AddPushSubscription>::new();
+    let remove = ServerAction::<RemovePushSubscription>::new();
+    let subs = Resource::new(move || (add.version().get(), remove.version().get()), |_| push_subscriptions());
+    let error_for = move |field: &'static str| {
+        move || match add.value().get() {
+            Some(Err(p)) => p.field(field).map(str::to_string),
+            _ => None,
+        }
+    };
+    let general_error = move || match add.value().get() {
+        Some(Err(p)) if p.errors.is_empty() => Some(format!("Could not add the subscription: {}", p.detail)),
+        _ => None,
+    };
+    view! {
+        <section class="card" aria-labelledby="push-heading" data-testid="push-subscriptions">
+            <h2 id="push-heading">"Web Push subscriptions"</h2>
+            <p class="muted">
+                "Push notifications are real: encrypted for the subscription (RFC 8291) and sent to its push service with this server's VAPID key (RFC 8292). Send one through the API with "
+                <code>"\"channel\": \"push\""</code>" and a subscription's id as the recipient."
+            </p>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match subs.await {
+                        Ok(Some((rows, key))) => view! {
+                            <p class="muted" data-testid="vapid-key">
+                                {match key {
+                                    Some(k) => view! { "Subscribe with applicationServerKey " <code class="break">{k}</code> }.into_any(),
+                                    None => view! { "Web Push is not set up on this server (no VAPID key)." }.into_any(),
+                                }}
+                            </p>
+                            {if rows.is_empty() {
+                                view! { <p class="empty">"No subscriptions yet."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <table class="table stack-on-phone">
+                                        <thead><tr><th scope="col">"Id (the recipient)"</th><th scope="col">"Push endpoint"</th><th scope="col">"Added"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                        <tbody>
+                                            {rows.into_iter().map(|s| {
+                                                let PushSubscriptionRow { id, endpoint, created_ms } = s;
+                                                let (row_id, shown_id) = (id.clone(), id.clone());
+                                                view! {
+                                                <tr data-subscription=row_id>
+                                                    <td data-label="Id"><code>{shown_id}</code></td>
+                                                    <td data-label="Push endpoint" class="break">{endpoint}</td>
+                                                    <td data-label="Added">{crate::time_fmt::utc_ms(created_ms)}</td>
+                                                    <td>
+                                                        <ActionForm action=remove>
+                                                            <input type="hidden" name="id" value=id/>
+                                                            <button type="submit" class="btn btn-small">"Delete"</button>
+                                                        </ActionForm>
+                                                    </td>
+                                                </tr>
+                                                }
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                }.into_any()
+                            }}
+                        }.into_any(),
+                        Ok(None) => ().into_any(),
+                        Err(_) => view! { <p class="alert alert-error" role="alert">"Could not load the subscriptions."</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <ActionForm action=add>
+                <div class="field">
+                    <label for="push-endpoint">"Push endpoint (URL)"</label>
+                    <input id="push-endpoint" name="endpoint" type="url" required autocomplete="off"
+                        aria-invalid=move || error_for("endpoint")().is_some().then_some("true")/>
+                    <FieldError error=error_for("endpoint")/>
+                </div>
+                <div class="field">
+                    <label for="push-p256dh">"Public key (keys.p256dh, base64url)"</label>
+                    <input id="push-p256dh" name="p256dh" type="text" required autocomplete="off" spellcheck="false"
+                        aria-invalid=move || error_for("p256dh")().is_some().then_some("true")/>
+                    <FieldError error=error_for("p256dh")/>
+                </div>
+                <div class="field">
+                    <label for="push-auth">"Auth secret (keys.auth, base64url)"</label>
+                    <input id="push-auth" name="auth" type="text" required autocomplete="off" spellcheck="false"
+                        aria-invalid=move || error_for("auth")().is_some().then_some("true")/>
+                    <FieldError error=error_for("auth")/>
+                </div>
+                <p class="alert alert-error" role="alert" hidden=move || general_error().is_none()>{general_error}</p>
+                <button type="submit" class="btn">"Add subscription"</button>
+            </ActionForm>
+        </section>
     }
 }
 

@@ -132,6 +132,12 @@ text_id!(
     |s| prefixed(s, "msg")
 );
 text_id!(
+    /// A Web Push subscription: `psub_` and 24 letters and digits.
+    PushSubscriptionId,
+    "push subscription",
+    |s| prefixed(s, "psub")
+);
+text_id!(
     /// A workflow run: a UUID.
     WorkflowRunId,
     "workflow run",

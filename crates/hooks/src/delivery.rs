@@ -160,7 +160,11 @@ impl Hooks {
     pub fn extensions(&self) -> DeliveryExtensions {
         let weak = Arc::downgrade(&self.inner);
         DeliveryExtensions {
-            routing: Some(WebhookRouting { targets: Arc::new(EndpointTargets(weak.clone())), policy: self.inner.guard.clone() }),
+            routing: Some(WebhookRouting {
+                targets: Arc::new(EndpointTargets(weak.clone())),
+                policy: self.inner.guard.clone(),
+                push: Some(self.push_targets()),
+            }),
             observers: vec![Arc::new(DeliveryLog(weak))],
         }
     }

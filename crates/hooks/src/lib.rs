@@ -21,6 +21,7 @@ pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod inbound;
+pub mod push;
 pub mod recovery;
 pub mod sealing;
 pub mod ssrf;

@@ -25,6 +25,8 @@ pub(crate) struct Deliverer {
     observers: RwLock<Arc<[Arc<dyn AttemptObserver>]>>,
     /// The SMTP client, when `notify.email.host` is set.
     mailer: Option<crate::email::Mailer>,
+    /// This server's VAPID identity, when `notify.push.vapid_private_key` is set.
+    vapid: Option<crate::webpush::Vapid>,
 }
 
 /// Routed deliveries get their own client: its resolver applies the address policy, and it ignores
@@ -86,7 +88,7 @@ fn client(timeout: Duration, pool_max_idle: usize) -> reqwest::ClientBuilder {
 }
 
 impl Deliverer {
-    pub fn new(cfg: &WebhookConfig, email: &crate::email::EmailConfig) -> Result<Self, NotifyError> {
+    pub fn new(cfg: &WebhookConfig, email: &crate::email::EmailConfig, push: &crate::config::PushConfig) -> Result<Self, NotifyError> {
         let key =
             SigningKey::from_secret(&cfg.secret).map_err(|_| NotifyError::invalid("notify.webhook.secret", "must be whsec_ followed by base64"))?;
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
@@ -101,6 +103,7 @@ impl Deliverer {
             endpoint_limits: Default::default(),
             observers: RwLock::new(Arc::from(Vec::new())),
             mailer: if email.is_real() { Some(crate::email::Mailer::new(email)?) } else { None },
+            vapid: push.vapid()?,
         })
     }
 
@@ -164,8 +167,88 @@ impl Deliverer {
                 }
                 _ => Delivery::of(simulate_provider(job).await),
             },
-            Channel::Sms | Channel::Push => Delivery::of(simulate_provider(job).await),
+            Channel::Push => match (&self.vapid, job.run) {
+                (Some(vapid), None) => self.deliver_push(vapid, job).await,
+                _ => Delivery::of(simulate_provider(job).await),
+            },
+            Channel::Sms => Delivery::of(simulate_provider(job).await),
         }
+    }
+
+    pub fn vapid_public_key(&self) -> Option<String> {
+        self.vapid.as_ref().map(|v| v.public_key())
+    }
+
+    /// The push subscriptions plugged in with the routing (none in a process without `hooks`).
+    pub fn push_targets(&self) -> Option<Arc<dyn crate::routing::PushTargets>> {
+        self.routed.read().expect("routing lock").as_ref().and_then(|r| r.routing.push.clone())
+    }
+
+    /// One Web Push message (RFC 8030): the payload encrypted for the subscription (RFC 8291), signed
+    /// for by VAPID (RFC 8292), through the guarded client, as webhooks are.
+    async fn deliver_push(&self, vapid: &crate::webpush::Vapid, job: &Job) -> Delivery {
+        use crate::webpush;
+        let routed = self.routed.read().expect("routing lock").clone();
+        let Some((r, targets)) = routed.as_ref().and_then(|r| Some((r, r.routing.push.clone()?))) else {
+            return Delivery::refused("no push subscriptions in this process");
+        };
+        let target = match targets.resolve(job).await {
+            Ok(t) => t,
+            Err(RouteError::Retry(e)) => return Delivery::of(Err(e)),
+            Err(RouteError::GiveUp(e)) => return Delivery::refused(e),
+        };
+        if let Some(ip) = literal_ip(&target.endpoint) {
+            if !r.routing.policy.permits(ip) {
+                return Delivery::refused("address not allowed");
+            }
+        }
+        let body = match webpush::encrypt(job.payload.as_bytes(), &webpush::Subscriber { p256dh: &target.p256dh, auth: &target.auth }) {
+            Ok(b) => b,
+            Err(e) => return Delivery::refused(e.to_string()),
+        };
+        let now = crate::model::now_ms();
+        let authorization = match vapid.authorization(&target.endpoint, now / 1000) {
+            Ok(a) => a,
+            Err(e) => return Delivery::refused(e.to_string()),
+        };
+        let sent = r
+            .http
+            .post(&target.endpoint)
+            .header("TTL", webpush::ttl_secs(job.expires_ms, now).to_string())
+            .header("Urgency", webpush::urgency(job.priority))
+            .header(http::header::CONTENT_ENCODING, "aes128gcm")
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .header(http::header::AUTHORIZATION, authorization)
+            .body(body)
+            .send()
+            .await;
+        let res = match sent {
+            Ok(res) => res,
+            Err(e) => return Delivery::of(Err(send_error(&e).to_string())),
+        };
+        let status = res.status().as_u16();
+        let wait = SLOW_DOWN
+            .contains(&status)
+            .then(|| {
+                res.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()))
+            })
+            .flatten();
+        let answer = read_capped(res, MAX_RESPONSE_BYTES).await;
+        if (200..300).contains(&status) {
+            return Delivery { result: Ok(()), status: Some(status), give_up: false, retry_after: None, defer: None };
+        }
+        let error = match snippet(&answer) {
+            Some(s) => format!("HTTP {status}: {s}"),
+            None => format!("HTTP {status}"),
+        };
+        // 404/410: the subscription expired or the browser unsubscribed (RFC 8030 §7.3): forget it.
+        // 400, 401, 403, 413: our request was refused as it is; sending it again cannot help.
+        let gone = matches!(status, 404 | 410);
+        if gone {
+            targets.gone(job).await;
+        }
+        let permanent = gone || matches!(status, 400 | 401 | 403 | 413);
+        Delivery { result: Err(error), status: Some(status), give_up: permanent, retry_after: wait, defer: None }
     }
 
     async fn deliver_webhook(&self, job: &Job) -> Delivery {
@@ -208,18 +291,7 @@ impl Deliverer {
         let sent = request.header(HEADER_TIMESTAMP, ts.to_string()).header(http::header::CONTENT_TYPE, "application/json").send().await;
         let res = match sent {
             Ok(res) => res,
-            Err(e) => {
-                let msg = if refused_by_policy(&e) {
-                    "address not allowed"
-                } else if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "connection failed"
-                } else {
-                    "request failed"
-                };
-                return Delivery::of(Err(msg.to_string()));
-            }
+            Err(e) => return Delivery::of(Err(send_error(&e).to_string())),
         };
         let status = res.status().as_u16();
         let wait = SLOW_DOWN
@@ -239,6 +311,19 @@ impl Deliverer {
         };
         // 410 Gone: the receiver says the endpoint is no more (Standard Webhooks); no retry.
         Delivery { result, status: Some(status), give_up: status == 410, retry_after: wait, defer: None }
+    }
+}
+
+/// A failed request, as the attempt log says it (the policy's refusal told apart from the network's).
+fn send_error(e: &reqwest::Error) -> &'static str {
+    if refused_by_policy(e) {
+        "address not allowed"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+use crate::error::NotifyError;
 use crate::model::Channel;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +34,8 @@ pub struct PipelineConfig {
     pub webhook: WebhookConfig,
     /// Real e-mail over SMTP (`notify.email.*`); without a host, e-mail is simulated.
     pub email: crate::email::EmailConfig,
+    /// Real Web Push (`notify.push.*`); without a VAPID key, push is simulated.
+    pub push: PushConfig,
     pub providers: SimulatedProviders,
     /// Name of this worker in the Redis consumer group (default: host name and process id).
     pub consumer_name: Option<String>,
@@ -58,6 +61,7 @@ impl Default for PipelineConfig {
             retry: RetrySchedule::default(),
             webhook: WebhookConfig::default(),
             email: crate::email::EmailConfig::default(),
+            push: PushConfig::default(),
             providers: SimulatedProviders::default(),
             consumer_name: None,
             quotas: Quotas::default(),
@@ -223,17 +227,27 @@ pub(crate) struct RetryPolicies {
     pub webhook: WebhookRetry,
     /// Real e-mail's schedule, when SMTP is set up (simulated e-mail keeps `standard`).
     pub email: Option<WebhookRetry>,
+    /// Real push messages follow the webhook schedule (a push service down for hours loses nothing).
+    pub push_real: bool,
 }
 
 impl RetryPolicies {
     pub fn of(c: &PipelineConfig) -> Self {
-        Self { standard: c.retry.clone(), webhook: c.webhook.retry.clone(), email: c.email.is_real().then(|| c.email.retry.clone()) }
+        Self {
+            standard: c.retry.clone(),
+            webhook: c.webhook.retry.clone(),
+            email: c.email.is_real().then(|| c.email.retry.clone()),
+            push_real: c.push.is_real(),
+        }
     }
 
     /// The wait before `job` is tried again after its `number`-th attempt failed; `None`: dead letter.
     pub fn next(&self, job: &crate::model::Job, number: u32, retry_after: Option<Duration>) -> Option<Duration> {
         if let (Some(email), Channel::Email, None) = (&self.email, job.channel, job.run) {
             return email.delay(number, None);
+        }
+        if let (true, Channel::Push, None) = (self.push_real, job.channel, job.run) {
+            return self.webhook.delay(number, retry_after);
         }
         match job.retry_class() {
             crate::model::RetryClass::Webhook => self.webhook.delay(number, retry_after),
@@ -281,6 +295,56 @@ impl Default for WebhookConfig {
             pool_max_idle: 256,
             retry: WebhookRetry::default(),
         }
+    }
+}
+
+/// Real Web Push (`notify.push.*`): this server's VAPID identity. Without a key, push is simulated
+/// (the library, dev mode's own documented key aside) or refused at enqueue.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PushConfig {
+    /// The VAPID private key: 32 bytes, base64url (`openssl ecparam -name prime256v1 -genkey` gives
+    /// one; any Web Push library's "generate VAPID keys" prints it). Never logged.
+    pub vapid_private_key: String,
+    /// The contact push services see in each VAPID token (`mailto:` or `https:`).
+    pub subject: String,
+    /// With no key: simulate users' push (true) or refuse it at enqueue (false). `None`: the server
+    /// decides (refused in production); here, simulated.
+    pub simulate_when_unset: Option<bool>,
+}
+
+impl std::fmt::Debug for PushConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushConfig")
+            .field("vapid_private_key", &if self.vapid_private_key.is_empty() { "" } else { "[redacted]" })
+            .field("subject", &self.subject)
+            .field("simulate_when_unset", &self.simulate_when_unset)
+            .finish()
+    }
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self { vapid_private_key: String::new(), subject: "mailto:admin@localhost".into(), simulate_when_unset: None }
+    }
+}
+
+impl PushConfig {
+    pub fn is_real(&self) -> bool {
+        !self.vapid_private_key.trim().is_empty()
+    }
+
+    /// The identity, if a key is set; a key that is not one is a settings error.
+    pub fn vapid(&self) -> Result<Option<crate::webpush::Vapid>, NotifyError> {
+        if !self.is_real() {
+            return Ok(None);
+        }
+        if !(self.subject.starts_with("mailto:") || self.subject.starts_with("https:")) {
+            return Err(NotifyError::invalid("notify.push.subject", "must be a mailto: or https: URL"));
+        }
+        crate::webpush::Vapid::from_base64url(&self.vapid_private_key, self.subject.clone())
+            .map(Some)
+            .ok_or_else(|| NotifyError::invalid("notify.push.vapid_private_key", "must be a P-256 private key: 32 bytes, base64url"))
     }
 }
 

@@ -46,7 +46,7 @@ pub mod webpush;
 mod worker;
 
 pub use clock::Clock;
-pub use config::{PipelineConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig, WebhookRetry, SVIX_SCHEDULE_MS};
+pub use config::{PipelineConfig, PushConfig, Quotas, RateLimits, RetrySchedule, SimulatedProviders, WebhookConfig, WebhookRetry, SVIX_SCHEDULE_MS};
 pub use email::{EmailConfig, SmtpTls};
 pub use error::{FieldError, NotifyError};
 pub use model::{
@@ -55,7 +55,8 @@ pub use model::{
 };
 pub use quotas::OwnerRate;
 pub use routing::{
-    AddressPolicy, AttemptObserver, AttemptReport, BoxFuture, DeliveryExtensions, RouteError, WebhookRouting, WebhookTarget, WebhookTargets,
+    AddressPolicy, AttemptObserver, AttemptReport, BoxFuture, DeliveryExtensions, PushTarget, PushTargets, RouteError, WebhookRouting, WebhookTarget,
+    WebhookTargets,
 };
 pub use runs::{Percentiles, RunSnapshot, RunStatus, RunSummary};
 pub use service::{NotifyService, RedisWorker};

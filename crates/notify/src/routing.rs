@@ -74,6 +74,36 @@ pub trait AddressPolicy: Send + Sync {
 pub struct WebhookRouting {
     pub targets: Arc<dyn WebhookTargets>,
     pub policy: Arc<dyn AddressPolicy>,
+    /// Users' Web Push subscriptions; their endpoints are held to the same `policy`.
+    pub push: Option<Arc<dyn PushTargets>>,
+}
+
+/// Where one push job goes: the subscription its recipient names, keys decoded.
+#[derive(Clone)]
+pub struct PushTarget {
+    pub endpoint: String,
+    /// The browser's P-256 public key, uncompressed (65 bytes).
+    pub p256dh: Vec<u8>,
+    /// The 16-byte authentication secret.
+    pub auth: Vec<u8>,
+}
+
+impl std::fmt::Debug for PushTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushTarget").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+/// Users' push subscriptions (the `hooks` crate keeps them): a push job's recipient is the id of one
+/// of its owner's subscriptions.
+pub trait PushTargets: Send + Sync {
+    /// The subscription `job.recipient` names when it is `job.owner`'s; `GiveUp` when there is none
+    /// (deleted, or someone else's: the same answer).
+    fn resolve<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<PushTarget, RouteError>>;
+    /// Has `owner` a subscription `id`? (A push to any other is refused at enqueue.)
+    fn owns<'a>(&'a self, owner: &'a str, id: &'a str) -> BoxFuture<'a, Result<bool, RouteError>>;
+    /// The push service answered 404 or 410: the subscription is gone for good; forget it.
+    fn gone<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, ()>;
 }
 
 /// One finished attempt, as observers see it.

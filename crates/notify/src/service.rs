@@ -83,7 +83,7 @@ impl NotifyService {
         let (stop_tx, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(Inner {
-                deliverer: Arc::new(Deliverer::new(&config.webhook, &config.email)?),
+                deliverer: Arc::new(Deliverer::new(&config.webhook, &config.email, &config.push)?),
                 limits: Arc::new(Limiters::new(&config.rate_limits)),
                 enqueue_rate: EnqueueRate::new(&config.quotas),
                 metrics: Metrics::new(),
@@ -277,8 +277,11 @@ impl NotifyService {
             .collect();
         let n = prepared.len() as u64;
         let email = &self.inner.config.email;
-        let emails = if quotas && owner.is_some() { self.check_real_email(&prepared)? } else { 0 };
-        let usage = crate::quotas::DayUse { notifications: n, emails, pushes: 0 };
+        let (emails, pushes) = match owner.filter(|_| quotas) {
+            Some(who) => (self.check_real_email(&prepared)?, self.check_real_push(who, &prepared).await?),
+            None => (0, 0),
+        };
+        let usage = crate::quotas::DayUse { notifications: n, emails, pushes };
         // A user's quotas: the rate first (in memory), then the day's counts (stored; given back if the
         // enqueue itself fails, e.g. on backpressure).
         let q = self.inner.config.quotas;
@@ -287,7 +290,7 @@ impl NotifyService {
                 self.inner.enqueue_rate.check(who, prepared.len())?;
                 let who = who.to_owned();
                 self.inner.embedded.call(move |c| crate::quotas::reserve_day(c, &who, usage, &q)).await?;
-                q.notifications_per_day > 0 || (email.is_real() && q.emails_per_day > 0)
+                q.notifications_per_day > 0 || (email.is_real() && q.emails_per_day > 0) || (pushes > 0 && q.pushes_per_day > 0)
             }
             None => false,
         };
@@ -350,6 +353,54 @@ impl NotifyService {
         } else {
             Err(NotifyError::Invalid(errors))
         }
+    }
+
+    /// A user's push messages that will go to a push service: each recipient must be one of the user's
+    /// own subscriptions and each payload fit one encrypted record; with no VAPID key and simulation off
+    /// in this mode, push is refused outright. Returns how many there are (for the day's push cap).
+    async fn check_real_push(&self, owner: &str, items: &[Prepared]) -> Result<u64, NotifyError> {
+        let push = &self.inner.config.push;
+        let mut errors = vec![];
+        let mut count = 0;
+        let targets = self.inner.deliverer.push_targets();
+        for (i, p) in items.iter().enumerate().filter(|(_, p)| p.channel == Channel::Push && p.run.is_none()) {
+            if !push.is_real() {
+                if push.simulate_when_unset == Some(false) {
+                    errors.push(crate::FieldError::new(
+                        format!("notifications[{i}].channel"),
+                        "Web Push is not set up on this server (notify.push.vapid_private_key)",
+                    ));
+                }
+                continue;
+            }
+            count += 1;
+            if p.payload.len() > crate::webpush::MAX_PAYLOAD {
+                errors.push(crate::FieldError::new(
+                    format!("notifications[{i}].payload"),
+                    format!("a push message holds at most {} bytes of JSON", crate::webpush::MAX_PAYLOAD),
+                ));
+            }
+            let owned = match &targets {
+                Some(t) => t.owns(owner, &p.recipient).await.map_err(|_| NotifyError::BackendUnavailable)?,
+                None => false,
+            };
+            if !owned {
+                errors.push(crate::FieldError::new(format!("notifications[{i}].recipient"), "is not the id of one of your push subscriptions"));
+            }
+            if errors.len() >= 20 {
+                break;
+            }
+        }
+        if errors.is_empty() {
+            Ok(count)
+        } else {
+            Err(NotifyError::Invalid(errors))
+        }
+    }
+
+    /// This server's VAPID public key (what browsers subscribe with), when push is set up.
+    pub fn push_public_key(&self) -> Option<String> {
+        self.inner.deliverer.vapid_public_key()
     }
 
     /// The backlog limits: the user's own (`quotas.backlog_per_owner`, for `owner`'s enqueues), then
@@ -833,7 +884,7 @@ impl RedisWorker {
     /// that delivers to registered endpoints).
     pub async fn start_with(config: PipelineConfig, extensions: DeliveryExtensions) -> Result<Self, NotifyError> {
         validate_config(&config)?;
-        let deliverer = Deliverer::new(&config.webhook, &config.email)?;
+        let deliverer = Deliverer::new(&config.webhook, &config.email, &config.push)?;
         if let Some(routing) = extensions.routing {
             deliverer.set_routing(routing)?;
         }

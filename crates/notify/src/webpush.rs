@@ -6,8 +6,7 @@
 //!   sent with the application server's public key in `Authorization: vapid t=…, k=…`;
 //! - RFC 8030's `TTL` and `Urgency` from a notification's expiry and priority.
 //!
-//! This is the building block of the real push channel (issue 20); delivery goes through the guarded
-//! client of webhooks once the channel is wired.
+//! The push channel (`channels.rs`) sends with these through the guarded client of webhooks.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce};
@@ -107,6 +106,11 @@ fn content_keys(ecdh_secret: &[u8], auth: &[u8], receiver_public: &[u8], sender_
     prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek).expect("16 bytes is a valid length");
     prk.expand(b"Content-Encoding: nonce\0", &mut nonce).expect("12 bytes is a valid length");
     (cek, nonce)
+}
+
+/// Is `bytes` a P-256 public key as a browser's `keys.p256dh` carries it (uncompressed, on the curve)?
+pub fn is_public_key(bytes: &[u8]) -> bool {
+    bytes.len() == 65 && PublicKey::from_sec1_bytes(bytes).is_ok()
 }
 
 /// The application server's VAPID identity: a P-256 signing key and a contact (`mailto:` or

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod openapi;
 pub mod ops;
+pub mod push;
 pub mod runs;
 pub mod webhooks;
 pub mod workflows;
@@ -42,6 +43,7 @@ pub fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .merge(runs::operations())
         .merge(webhooks::operations())
+        .merge(push::operations())
         .merge(workflows::operations())
         .routes(routes!(inbound::receive))
         .merge(ops::operations())

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         (name = "account", description = "Who is calling"),
         (name = "notifications", description = "Notification runs (the load simulator) and single notifications"),
         (name = "webhooks", description = "Endpoints that receive our signed events, their messages and attempts"),
+        (name = "push", description = "Web Push subscriptions (a push notification's recipient) and this server's VAPID key"),
         (name = "workflows", description = "Workflows as data, their runs and timelines"),
         (name = "inbound", description = "Signed webhooks sent to us"),
         (name = "ops", description = "The machine, for operators (`APP_OPERATORS`): storage per store and retention"),

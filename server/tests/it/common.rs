@@ -43,9 +43,11 @@ pub async fn spawn_in(dir: tempfile::TempDir, settings: impl FnOnce(&mut Setting
     s.database_url = database_url(dir.path()).await;
     s.notify.queue_url = format!("sqlite://{}", dir.path().join("notify.db").display());
     s.hooks.secret_keys = vec![hooks::Secret::new(server::config::DEV_SECRET_KEY)];
-    // No SMTP server beside the router tests: their e-mail is simulated (production mode would refuse
-    // it; `notify`'s own tests and the test stacks send it for real).
+    // No SMTP server or VAPID key beside the router tests unless one sets them: their e-mail and push
+    // are simulated (production mode would refuse them; the push tests, `notify`'s own tests and the
+    // test stacks send them for real).
     s.notify.email.simulate_when_unset = Some(true);
+    s.notify.push.simulate_when_unset = Some(true);
     settings(&mut s);
     let state = AppState::new(s, leptos_options()).await.unwrap();
     let router = server::router(state.clone());

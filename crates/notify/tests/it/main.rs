@@ -8,6 +8,7 @@ mod email;
 mod embedded;
 mod isolation;
 mod priority;
+mod push;
 mod redis;
 mod retention;
 mod routing;

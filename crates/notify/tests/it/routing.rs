@@ -67,7 +67,7 @@ async fn routed_service(dir: &tempfile::TempDir, permits: fn(IpAddr) -> bool, si
     let svc = NotifyService::new(cfg).await.unwrap();
     let new_key = SigningKey::from_secret(&SigningKey::generate_secret()).unwrap();
     let keys = vec![new_key, SigningKey::from_secret(SECRET_A).unwrap()];
-    svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(permits)) }).unwrap();
+    svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(permits)), push: None }).unwrap();
     let seen = Arc::new(Seen::default());
     svc.add_attempt_observer(seen.clone());
     svc.start().await.unwrap();
@@ -245,7 +245,8 @@ async fn routed_on(
     tune(&mut cfg);
     let svc = NotifyService::new(cfg).await.unwrap();
     let keys = vec![SigningKey::from_secret(SECRET_A).unwrap()];
-    svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(|ip| ip.is_loopback())) }).unwrap();
+    svc.set_webhook_routing(WebhookRouting { targets: Arc::new(Targets { keys }), policy: Arc::new(Policy(|ip| ip.is_loopback())), push: None })
+        .unwrap();
     let seen = Arc::new(Seen::default());
     svc.add_attempt_observer(seen.clone());
     svc.start().await.unwrap();

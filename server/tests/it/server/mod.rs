@@ -11,6 +11,7 @@ mod login_and_sessions;
 mod notifications;
 mod notify_cli;
 mod problems;
+mod push;
 mod readyz;
 mod retention;
 mod shared_sessions;
