@@ -29,4 +29,9 @@ trap 'kill "$sink_pid" "$smtp_pid" 2>/dev/null || true' EXIT
 export APP_NOTIFY__EMAIL__HOST="${APP_NOTIFY__EMAIL__HOST:-127.0.0.1}"
 export APP_NOTIFY__EMAIL__PORT="${APP_NOTIFY__EMAIL__PORT:-2525}"
 export APP_NOTIFY__EMAIL__TLS="${APP_NOTIFY__EMAIL__TLS:-none}"
+# SMS goes to the sink's simulated provider, which has Twilio's API shape (point these at Twilio to send
+# for real).
+export APP_NOTIFY__SMS__URL="${APP_NOTIFY__SMS__URL:-http://127.0.0.1:3100/sms}"
+export APP_NOTIFY__SMS__ACCOUNT_SID="${APP_NOTIFY__SMS__ACCOUNT_SID:-ACdev}"
+export APP_NOTIFY__SMS__AUTH_TOKEN="${APP_NOTIFY__SMS__AUTH_TOKEN:-dev-sms-auth-token}"
 "$SERVER_BIN" serve

@@ -70,6 +70,9 @@ stack_sink() {
   "$SERVER_BIN" sink --addr "127.0.0.1:$SINK_PORT" --secret "$APP_NOTIFY__WEBHOOK__SECRET" >"$run/sink.log" 2>&1 &
   stack_pids+=($!)
   export APP_NOTIFY__WEBHOOK__URL="http://127.0.0.1:$SINK_PORT/webhook"
+  # The sink is also the simulated SMS provider, with Twilio's API shape (notify::sink).
+  export APP_NOTIFY__SMS__URL="http://127.0.0.1:$SINK_PORT/sms" APP_NOTIFY__SMS__ACCOUNT_SID=ACtest
+  export APP_NOTIFY__SMS__AUTH_TOKEN=dev-sms-auth-token E2E_SMS_PROVIDER_URL="http://127.0.0.1:$SINK_PORT/sms"
   stack_wait "http://127.0.0.1:$SINK_PORT/stats"
 }
 

@@ -855,6 +855,32 @@ class LivePush(LiveTestCase):
         self.assertEqual(body["errors"][0]["field"], "notifications[0].recipient", body)
 
 
+class LiveSms(LiveTestCase):
+    """SMS through the API goes to the stack's simulated provider, which has Twilio's API shape
+    ($E2E_SMS_PROVIDER_URL: the sink's /sms); a refused number is a dead letter with Twilio's code."""
+
+    def test_an_api_sms_reaches_the_provider_and_a_bad_number_is_refused(self):
+        provider = os.environ.get("E2E_SMS_PROVIDER_URL")
+        if not provider:
+            if REQUIRE_LIVE:
+                raise AssertionError("IMPLEMENTATION_ENG_REQUIRE_LIVE=1 but $E2E_SMS_PROVIDER_URL is not set")
+            self.skipTest("set $E2E_SMS_PROVIDER_URL to the simulated SMS provider")
+        to = "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
+        common.api("POST", f"{common.API}/notifications", {"channel": "sms", "recipient": to, "payload": {"text": "Code 424242"}})
+
+        def messages():
+            with urllib.request.urlopen(f"{provider}/messages", timeout=10) as r:
+                return json.loads(r.read())
+        got = common.wait_for(messages, lambda ms: any(m["to"] == to for m in ms), timeout_s=20, interval_s=0.2)
+        mine = [m for m in got if m["to"] == to]
+        self.assertEqual(len(mine), 1, got)
+        self.assertEqual(mine[0]["body"], "Code 424242")
+        self.assertRegex(mine[0]["sid"], r"^SM[0-9a-f]{32}$")
+        resp = self.call("POST", "/notifications", {"channel": "sms", "recipient": "call me maybe"})
+        body = self.assert_problem(resp, 422, "validation_failed")
+        self.assertIn("E.164", body["errors"][0]["message"], body)
+
+
 class LiveWebhookReceiver(LiveTestCase):
     """The receiver registers itself at 127.0.0.1 (allowlisted on the test server) and gets our deliveries."""
 

@@ -45,7 +45,7 @@ pub fn NotificationsPage() -> impl IntoView {
         <Title text="Notifications"/>
         <h1>"Notifications"</h1>
         <p class="muted">
-            "A pipeline that carries a million notifications an hour with room to spare: a durable queue, rate-limited workers, retries with backoff and a dead-letter queue. Webhooks, e-mail (SMTP) and Web Push sent through the API are real; simulations and SMS use simulated providers. "
+            "A pipeline that carries a million notifications an hour with room to spare: a durable queue, rate-limited workers, retries with backoff and a dead-letter queue. Webhooks, e-mail (SMTP) and Web Push sent through the API are real; SMS goes to a simulated provider with Twilio's API shape, and simulations use simulated providers throughout. "
             <a href="/docs/notifications" rel="external">"How it works"</a>
         </p>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -257,7 +257,7 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
                             <NumberField name="push" label="Push" value="1" error=error_for("push")/>
                         </div>
                         <FieldError error=error_for("mix")/>
-                        <p class="footnote">"Email, SMS and push go to simulated providers (they stand in for third-party services). Webhooks are real signed HTTP calls to the configured receiver."</p>
+                        <p class="footnote">"A simulation's email, SMS and push go to simulated providers (they stand in for third-party services, so a million-notification run never reaches a real inbox). Its webhooks are real signed HTTP calls to the configured receiver."</p>
                     </fieldset>
                     <div class="row">
                         <NumberField name="failure_percent" label="Injected failures (%)" value="0" error=error_for("failure_percent")/>

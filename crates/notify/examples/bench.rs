@@ -5,6 +5,7 @@
 //! cargo run --release -p notify --example bench -- webhook 200000     # signed POSTs to the in-process sink
 //! cargo run --release -p notify --example bench -- redis 1000000 redis://127.0.0.1:6390   # 2 worker processes
 //! cargo run --release -p notify --example bench -- paced 60           # 1M/hour for 60 s
+//! cargo run --release -p notify --example bench -- email 20000 16     # real SMTP to aiosmtpd, pool of 16
 //! ```
 //! Each prints the wall time from the run's start until every notification is delivered, the
 //! throughput, the run's latency percentiles and the peak resident memory of this process.
@@ -41,6 +42,12 @@ async fn main() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
+    }
+
+    if scenario == "email" {
+        let pool: u32 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(16);
+        email(cfg, n, pool, dir.path(), peak).await;
+        return;
     }
 
     let mut _sink = None;
@@ -130,4 +137,92 @@ async fn main() {
     for mut w in _workers {
         let _ = w.kill();
     }
+}
+
+/// Every attempt's SMTP latency (µs) and enqueue-to-accepted time (ms), as attempts are reported.
+#[derive(Default)]
+struct Timings(std::sync::Mutex<(Vec<u64>, Vec<i64>)>);
+
+impl AttemptObserver for Timings {
+    fn on_attempt<'a>(&'a self, r: &'a AttemptReport) -> BoxFuture<'a, ()> {
+        if r.attempt.outcome == AttemptOutcome::Delivered {
+            let mut t = self.0.lock().unwrap();
+            t.0.push(r.attempt.latency_us);
+            t.1.push(r.attempt.at_ms - r.job.created_ms);
+        }
+        Box::pin(async {})
+    }
+}
+
+fn percentile<T: Copy + Ord + Default>(v: &mut [T], p: f64) -> T {
+    v.sort_unstable();
+    v.get(((v.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
+}
+
+/// `n` e-mails from our pooled SMTP sender to a real SMTP server on loopback (aiosmtpd in count-only
+/// mode, scripts/smtp_capture.py, run by the venv of scripts/setup.sh), enqueued through the API path
+/// in batches as fast as they are taken.
+async fn email(mut cfg: PipelineConfig, n: u64, pool: u32, dir: &std::path::Path, peak: Arc<AtomicU64>) {
+    let stats = dir.join("smtp-stats.json");
+    let (_smtp, addr) = testkit::python_server("smtp_capture.py", &["--count-only", "--stats-file", stats.to_str().unwrap()], dir);
+    cfg.email = EmailConfig {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        tls: SmtpTls::None,
+        from: "Bench <bench@example.org>".into(),
+        pool_size: pool,
+        ..EmailConfig::default()
+    };
+    cfg.concurrency = pool as usize * 2;
+    let svc = NotifyService::new(cfg).await.unwrap();
+    let timings = Arc::new(Timings::default());
+    svc.add_attempt_observer(timings.clone());
+    svc.start().await.unwrap();
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let batch = (n - sent).min(1_000);
+        let items = (0..batch)
+            .map(|i| {
+                NewNotification::new(
+                    Channel::Email,
+                    format!("user{}@example.com", sent + i),
+                    serde_json::json!({"subject": "Your receipt", "text": "Thank you for your order.\n\nTotal: 42.00"}),
+                )
+            })
+            .collect();
+        match svc.enqueue(items).await {
+            Ok(_) => sent += batch,
+            Err(NotifyError::Backpressure { .. }) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let done = timings.0.lock().unwrap().0.len() as u64;
+        if started.elapsed().as_secs() > last {
+            last = started.elapsed().as_secs();
+            eprintln!("{last:>4} s  delivered {done:>9}");
+        }
+        if done >= n {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "not all delivered within 10 minutes ({done} of {n})");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (mut smtp, mut e2e) = std::mem::take(&mut *timings.0.lock().unwrap());
+    let received = std::fs::read_to_string(&stats).unwrap_or_default();
+    println!(
+        "email: {n} accepted by the SMTP server in {secs:.2} s = {:.0}/s with a pool of {pool}; SMTP send p50/p99 {:.2}/{:.2} ms; \
+         enqueue to accepted p50/p99 {}/{} ms; peak RSS {} MB; server says {}",
+        n as f64 / secs,
+        percentile(&mut smtp, 0.5) as f64 / 1000.0,
+        percentile(&mut smtp, 0.99) as f64 / 1000.0,
+        percentile(&mut e2e, 0.5),
+        percentile(&mut e2e, 0.99),
+        peak.load(Ordering::Relaxed) / 1024,
+        received.trim()
+    );
+    svc.shutdown().await;
 }

@@ -6,7 +6,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::config::WebhookConfig;
 use crate::error::NotifyError;
 use crate::model::{Channel, Job};
 use crate::routing::{refused_by_policy, AttemptObserver, AttemptReport, GuardedResolver, RouteError, WebhookRouting};
@@ -27,6 +26,8 @@ pub(crate) struct Deliverer {
     mailer: Option<crate::email::Mailer>,
     /// This server's VAPID identity, when `notify.push.vapid_private_key` is set.
     vapid: Option<crate::webpush::Vapid>,
+    /// The SMS provider's API, when `notify.sms.url` is set.
+    sms: Option<crate::config::SmsConfig>,
 }
 
 /// Routed deliveries get their own client: its resolver applies the address policy, and it ignores
@@ -88,7 +89,8 @@ fn client(timeout: Duration, pool_max_idle: usize) -> reqwest::ClientBuilder {
 }
 
 impl Deliverer {
-    pub fn new(cfg: &WebhookConfig, email: &crate::email::EmailConfig, push: &crate::config::PushConfig) -> Result<Self, NotifyError> {
+    pub fn new(c: &crate::config::PipelineConfig) -> Result<Self, NotifyError> {
+        let (cfg, email, push) = (&c.webhook, &c.email, &c.push);
         let key =
             SigningKey::from_secret(&cfg.secret).map_err(|_| NotifyError::invalid("notify.webhook.secret", "must be whsec_ followed by base64"))?;
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
@@ -104,6 +106,7 @@ impl Deliverer {
             observers: RwLock::new(Arc::from(Vec::new())),
             mailer: if email.is_real() { Some(crate::email::Mailer::new(email)?) } else { None },
             vapid: push.vapid()?,
+            sms: c.sms.is_set().then(|| c.sms.clone()),
         })
     }
 
@@ -171,7 +174,10 @@ impl Deliverer {
                 (Some(vapid), None) => self.deliver_push(vapid, job).await,
                 _ => Delivery::of(simulate_provider(job).await),
             },
-            Channel::Sms => Delivery::of(simulate_provider(job).await),
+            Channel::Sms => match (&self.sms, job.run) {
+                (Some(sms), None) => self.deliver_sms(sms, job).await,
+                _ => Delivery::of(simulate_provider(job).await),
+            },
         }
     }
 
@@ -248,6 +254,53 @@ impl Deliverer {
             targets.gone(job).await;
         }
         let permanent = gone || matches!(status, 400 | 401 | 403 | 413);
+        Delivery { result: Err(error), status: Some(status), give_up: permanent, retry_after: wait, defer: None }
+    }
+
+    /// One SMS through the provider's API (Twilio's shape: Basic auth, a form with `To`, `From` and
+    /// `Body`). The URL is the operator's, not a user's, so the plain client is used, as for the
+    /// configured webhook receiver.
+    async fn deliver_sms(&self, sms: &crate::config::SmsConfig, job: &Job) -> Delivery {
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
+        let body = match payload.get("text").and_then(|t| t.as_str()) {
+            Some(t) => t.to_string(),
+            None => job.payload.clone(),
+        };
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", job.recipient.trim())
+            .append_pair("From", &sms.from)
+            .append_pair("Body", &body)
+            .finish();
+        let sent = self
+            .http
+            .post(sms.messages_url())
+            .basic_auth(sms.account_sid.trim(), Some(&sms.auth_token))
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await;
+        let res = match sent {
+            Ok(res) => res,
+            Err(e) => return Delivery::of(Err(send_error(&e).to_string())),
+        };
+        let status = res.status().as_u16();
+        let wait = SLOW_DOWN
+            .contains(&status)
+            .then(|| {
+                res.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()))
+            })
+            .flatten();
+        let answer = read_capped(res, MAX_RESPONSE_BYTES).await;
+        if (200..300).contains(&status) {
+            return Delivery { result: Ok(()), status: Some(status), give_up: false, retry_after: None, defer: None };
+        }
+        let error = match snippet(&answer) {
+            Some(s) => format!("HTTP {status}: {s}"),
+            None => format!("HTTP {status}"),
+        };
+        // A 4xx other than 429 is this message refused as it is (a bad number, bad credentials):
+        // sending it again cannot help. 429 and 5xx are the provider's trouble: retried.
+        let permanent = (400..500).contains(&status) && status != 429;
         Delivery { result: Err(error), status: Some(status), give_up: permanent, retry_after: wait, defer: None }
     }
 

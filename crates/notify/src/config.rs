@@ -36,6 +36,9 @@ pub struct PipelineConfig {
     pub email: crate::email::EmailConfig,
     /// Real Web Push (`notify.push.*`); without a VAPID key, push is simulated.
     pub push: PushConfig,
+    /// The SMS provider's HTTP API (`notify.sms.*`, Twilio's shape); without a URL, SMS is simulated in
+    /// the process.
+    pub sms: SmsConfig,
     pub providers: SimulatedProviders,
     /// Name of this worker in the Redis consumer group (default: host name and process id).
     pub consumer_name: Option<String>,
@@ -62,6 +65,7 @@ impl Default for PipelineConfig {
             webhook: WebhookConfig::default(),
             email: crate::email::EmailConfig::default(),
             push: PushConfig::default(),
+            sms: SmsConfig::default(),
             providers: SimulatedProviders::default(),
             consumer_name: None,
             quotas: Quotas::default(),
@@ -346,6 +350,53 @@ impl PushConfig {
             .map(Some)
             .ok_or_else(|| NotifyError::invalid("notify.push.vapid_private_key", "must be a P-256 private key: 32 bytes, base64url"))
     }
+}
+
+/// An SMS provider with Twilio's Messages API (`notify.sms.*`): the local sink's simulated one in dev
+/// and tests (`http://127.0.0.1:3100/sms`), or Twilio itself (`https://api.twilio.com`) with a real
+/// account. Empty `url`: SMS is simulated in the process.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsConfig {
+    /// The API's base: `{url}/2010-04-01/Accounts/{account_sid}/Messages.json` is posted to.
+    pub url: String,
+    pub account_sid: String,
+    /// Never logged.
+    pub auth_token: String,
+    /// The sending number, E.164.
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsConfig")
+            .field("url", &self.url)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &if self.auth_token.is_empty() { "" } else { "[redacted]" })
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self { url: String::new(), account_sid: "ACsimulated".into(), auth_token: String::new(), from: "+15005550006".into() }
+    }
+}
+
+impl SmsConfig {
+    pub fn is_set(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
+    pub(crate) fn messages_url(&self) -> String {
+        format!("{}/2010-04-01/Accounts/{}/Messages.json", self.url.trim().trim_end_matches('/'), self.account_sid.trim())
+    }
+}
+
+/// A phone number in E.164 form: `+`, then 7 to 15 digits, the first not 0.
+pub fn is_e164(n: &str) -> bool {
+    n.strip_prefix('+').is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
 }
 
 /// Defaults for the simulated email, SMS and push providers (a run's own settings take precedence).

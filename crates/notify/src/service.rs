@@ -83,7 +83,7 @@ impl NotifyService {
         let (stop_tx, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(Inner {
-                deliverer: Arc::new(Deliverer::new(&config.webhook, &config.email, &config.push)?),
+                deliverer: Arc::new(Deliverer::new(&config)?),
                 limits: Arc::new(Limiters::new(&config.rate_limits)),
                 enqueue_rate: EnqueueRate::new(&config.quotas),
                 metrics: Metrics::new(),
@@ -278,7 +278,10 @@ impl NotifyService {
         let n = prepared.len() as u64;
         let email = &self.inner.config.email;
         let (emails, pushes) = match owner.filter(|_| quotas) {
-            Some(who) => (self.check_real_email(&prepared)?, self.check_real_push(who, &prepared).await?),
+            Some(who) => {
+                self.check_sms_numbers(&prepared)?;
+                (self.check_real_email(&prepared)?, self.check_real_push(who, &prepared).await?)
+            }
             None => (0, 0),
         };
         let usage = crate::quotas::DayUse { notifications: n, emails, pushes };
@@ -393,6 +396,27 @@ impl NotifyService {
         }
         if errors.is_empty() {
             Ok(count)
+        } else {
+            Err(NotifyError::Invalid(errors))
+        }
+    }
+
+    /// A user's SMS for the provider's API must name a number it can take (E.164).
+    fn check_sms_numbers(&self, items: &[Prepared]) -> Result<(), NotifyError> {
+        if !self.inner.config.sms.is_set() {
+            return Ok(());
+        }
+        let errors: Vec<_> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.channel == Channel::Sms && p.run.is_none() && !crate::config::is_e164(p.recipient.trim()))
+            .take(20)
+            .map(|(i, _)| {
+                crate::FieldError::new(format!("notifications[{i}].recipient"), "must be a phone number in E.164 form (+ and 7 to 15 digits)")
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
         } else {
             Err(NotifyError::Invalid(errors))
         }
@@ -884,7 +908,7 @@ impl RedisWorker {
     /// that delivers to registered endpoints).
     pub async fn start_with(config: PipelineConfig, extensions: DeliveryExtensions) -> Result<Self, NotifyError> {
         validate_config(&config)?;
-        let deliverer = Deliverer::new(&config.webhook, &config.email, &config.push)?;
+        let deliverer = Deliverer::new(&config)?;
         if let Some(routing) = extensions.routing {
             deliverer.set_routing(routing)?;
         }

@@ -1,6 +1,12 @@
 //! A small local webhook receiver for tests and demos: verifies Standard Webhooks signatures, counts
 //! deliveries per `webhook-id` (so exactly-once-after-dedup can be checked), can be told to fail a share
 //! of requests or to stall some past the sender's timeout, and reports its counts at `GET /stats`.
+//!
+//! It is also the simulated SMS provider, shaped like Twilio's Messages API so a real one can be
+//! swapped in by changing `notify.sms.*`: `POST /sms/2010-04-01/Accounts/{AccountSid}/Messages.json`
+//! with HTTP Basic auth and a form (`To`, `From`, `Body`), answered `201` with the message's `sid`, or
+//! `400` with a Twilio error code (Twilio's own test numbers: `+15005550001` is not a valid number,
+//! `+15005550009` cannot receive SMS). Nothing leaves the machine; `GET /sms/messages` lists what came.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -38,6 +44,21 @@ impl Default for SinkConfig {
     }
 }
 
+/// The simulated SMS provider's auth token (public: it guards nothing real).
+pub const DEV_SMS_AUTH_TOKEN: &str = "dev-sms-auth-token";
+/// SMS messages kept for `GET /sms/messages` (the newest).
+const SMS_KEPT: usize = 1_000;
+
+/// One SMS as the simulated provider took it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SmsMessage {
+    pub sid: String,
+    pub account_sid: String,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+}
+
 /// A verified request as received (see [`Sink::capture`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapturedRequest {
@@ -59,6 +80,11 @@ pub struct SinkStats {
     pub unique_ids: u64,
     /// Accepted deliveries beyond the first per id.
     pub duplicates: u64,
+    /// SMS taken by the simulated provider, and refused by it (bad credentials, number or body).
+    #[serde(default)]
+    pub sms_accepted: u64,
+    #[serde(default)]
+    pub sms_refused: u64,
 }
 
 struct State {
@@ -72,6 +98,9 @@ struct State {
     /// How many more verified requests to keep for [`Sink::captured`].
     capture_left: AtomicU64,
     captured: Mutex<Vec<CapturedRequest>>,
+    sms: Mutex<std::collections::VecDeque<SmsMessage>>,
+    sms_accepted: AtomicU64,
+    sms_refused: AtomicU64,
 }
 
 pub struct Sink {
@@ -99,6 +128,9 @@ impl Sink {
             accepted: Mutex::new(HashMap::new()),
             capture_left: AtomicU64::new(0),
             captured: Mutex::new(Vec::new()),
+            sms: Mutex::new(Default::default()),
+            sms_accepted: AtomicU64::new(0),
+            sms_refused: AtomicU64::new(0),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -143,6 +175,16 @@ impl Sink {
         self.state.captured.lock().expect("sink lock").clone()
     }
 
+    /// Where `notify.sms.url` points to use this sink as the SMS provider.
+    pub fn sms_url(&self) -> String {
+        format!("http://{}/sms", self.addr)
+    }
+
+    /// The SMS taken so far, oldest first (the newest 1,000).
+    pub fn sms(&self) -> Vec<SmsMessage> {
+        self.state.sms.lock().expect("sink lock").iter().cloned().collect()
+    }
+
     pub fn stop(self) {
         self.task.abort();
     }
@@ -165,7 +207,64 @@ fn stats(s: &State) -> SinkStats {
         stalled: s.stalled.load(Ordering::Relaxed),
         unique_ids: accepted.len() as u64,
         duplicates: total - accepted.len() as u64,
+        sms_accepted: s.sms_accepted.load(Ordering::Relaxed),
+        sms_refused: s.sms_refused.load(Ordering::Relaxed),
     }
+}
+
+/// A Twilio-shaped error answer.
+fn twilio_error(status: StatusCode, code: u32, message: String) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "code": code, "message": message, "status": status.as_u16() });
+    text(status, body.to_string(), "application/json")
+}
+
+/// Twilio's `Messages.json`: Basic auth as the account in the path, a form with `To`, `From`, `Body`.
+async fn sms(s: Arc<State>, account: String, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use base64::Engine;
+    let auth = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "));
+    let decoded = auth.and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok()).and_then(|b| String::from_utf8(b).ok());
+    if decoded.as_deref() != Some(&format!("{account}:{DEV_SMS_AUTH_TOKEN}")) {
+        s.sms_refused.fetch_add(1, Ordering::Relaxed);
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate".into());
+    }
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return twilio_error(StatusCode::PAYLOAD_TOO_LARGE, 21617, "The message body is too long.".into()),
+    };
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let field = |k: &str| form.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let (to, from, text_body) = (field("To"), field("From"), field("Body"));
+    let e164 =
+        |n: &str| n.strip_prefix('+').is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'));
+    let refusal = if !e164(&to) || to == "+15005550001" {
+        Some((21211, format!("The 'To' number {to} is not a valid phone number.")))
+    } else if to == "+15005550009" {
+        Some((21614, format!("'To' number {to} is not a mobile number that can receive SMS.")))
+    } else if !e164(&from) {
+        Some((21212, format!("The 'From' number {from} is not a valid phone number.")))
+    } else if text_body.is_empty() {
+        Some((21602, "Message body is required.".into()))
+    } else if text_body.chars().count() > 1600 {
+        Some((21617, "The concatenated message body exceeds the 1600 character limit.".into()))
+    } else {
+        None
+    };
+    if let Some((code, message)) = refusal {
+        s.sms_refused.fetch_add(1, Ordering::Relaxed);
+        return twilio_error(StatusCode::BAD_REQUEST, code, message);
+    }
+    let sid = format!("SM{:032x}", rand::random::<u128>());
+    let m = SmsMessage { sid: sid.clone(), account_sid: account.clone(), to: to.clone(), from: from.clone(), body: text_body.clone() };
+    {
+        let mut kept = s.sms.lock().expect("sink lock");
+        if kept.len() >= SMS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(m);
+    }
+    s.sms_accepted.fetch_add(1, Ordering::Relaxed);
+    let answer = serde_json::json!({ "sid": sid, "account_sid": account, "to": to, "from": from, "body": text_body, "status": "queued" });
+    text(StatusCode::CREATED, answer.to_string(), "application/json")
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
@@ -176,6 +275,17 @@ async fn handle(s: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<B
     if req.method() == Method::GET && req.uri().path() == "/stats" {
         let body = serde_json::to_vec(&stats(&s)).unwrap_or_default();
         return Ok(text(StatusCode::OK, body, "application/json"));
+    }
+    if req.method() == Method::GET && req.uri().path() == "/sms/messages" {
+        let all: Vec<SmsMessage> = s.sms.lock().expect("sink lock").iter().cloned().collect();
+        return Ok(text(StatusCode::OK, serde_json::to_vec(&all).unwrap_or_default(), "application/json"));
+    }
+    if let Some(account) = req.uri().path().strip_prefix("/sms/2010-04-01/Accounts/").and_then(|r| r.strip_suffix("/Messages.json")) {
+        if req.method() == Method::POST && !account.is_empty() && !account.contains('/') {
+            let account = account.to_string();
+            return Ok(sms(s, account, req).await);
+        }
+        return Ok(text(StatusCode::NOT_FOUND, "not found\n", "text/plain"));
     }
     if req.method() != Method::POST {
         return Ok(text(StatusCode::NOT_FOUND, "not found\n", "text/plain"));

@@ -12,4 +12,5 @@ mod push;
 mod redis;
 mod retention;
 mod routing;
+mod sms;
 mod webhook_retry;
