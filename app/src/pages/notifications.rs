@@ -111,7 +111,7 @@ fn PushSubscriptions() -> impl IntoView {
                         Ok(Some((rows, key))) => view! {
                             <p class="muted" data-testid="vapid-key">
                                 {match key {
-                                    Some(k) => view! { "Subscribe with applicationServerKey " <code class="break">{k}</code> }.into_any(),
+                                    Some(k) => view! { "Subscribe with applicationServerKey " <code>{k}</code> }.into_any(),
                                     None => view! { "Web Push is not set up on this server (no VAPID key)." }.into_any(),
                                 }}
                             </p>
@@ -124,16 +124,16 @@ fn PushSubscriptions() -> impl IntoView {
                                         <tbody>
                                             {rows.into_iter().map(|s| {
                                                 let PushSubscriptionRow { id, endpoint, created_ms } = s;
-                                                let (row_id, shown_id) = (id.clone(), id.clone());
+                                                let (row_id, shown_id, label) = (id.clone(), id.clone(), format!("Delete subscription {id}"));
                                                 view! {
                                                 <tr data-subscription=row_id>
                                                     <td data-label="Id"><code>{shown_id}</code></td>
-                                                    <td data-label="Push endpoint" class="break">{endpoint}</td>
+                                                    <td data-label="Push endpoint"><code>{endpoint}</code></td>
                                                     <td data-label="Added">{crate::time_fmt::utc_ms(created_ms)}</td>
                                                     <td>
                                                         <ActionForm action=remove>
                                                             <input type="hidden" name="id" value=id/>
-                                                            <button type="submit" class="btn btn-small">"Delete"</button>
+                                                            <button type="submit" class="btn btn-danger btn-small" aria-label=label>"Delete"</button>
                                                         </ActionForm>
                                                     </td>
                                                 </tr>
@@ -150,24 +150,9 @@ fn PushSubscriptions() -> impl IntoView {
                 })}
             </Transition>
             <ActionForm action=add>
-                <div class="field">
-                    <label for="push-endpoint">"Push endpoint (URL)"</label>
-                    <input id="push-endpoint" name="endpoint" type="url" required autocomplete="off"
-                        aria-invalid=move || error_for("endpoint")().is_some().then_some("true")/>
-                    <FieldError error=error_for("endpoint")/>
-                </div>
-                <div class="field">
-                    <label for="push-p256dh">"Public key (keys.p256dh, base64url)"</label>
-                    <input id="push-p256dh" name="p256dh" type="text" required autocomplete="off" spellcheck="false"
-                        aria-invalid=move || error_for("p256dh")().is_some().then_some("true")/>
-                    <FieldError error=error_for("p256dh")/>
-                </div>
-                <div class="field">
-                    <label for="push-auth">"Auth secret (keys.auth, base64url)"</label>
-                    <input id="push-auth" name="auth" type="text" required autocomplete="off" spellcheck="false"
-                        aria-invalid=move || error_for("auth")().is_some().then_some("true")/>
-                    <FieldError error=error_for("auth")/>
-                </div>
+                <PushField name="endpoint" kind="url" label="Push endpoint (URL)" error=error_for("endpoint")/>
+                <PushField name="p256dh" kind="text" label="Public key (keys.p256dh, base64url)" error=error_for("p256dh")/>
+                <PushField name="auth" kind="text" label="Auth secret (keys.auth, base64url)" error=error_for("auth")/>
                 <p class="alert alert-error" role="alert" hidden=move || general_error().is_none()>{general_error}</p>
                 <button type="submit" class="btn">"Add subscription"</button>
             </ActionForm>
@@ -281,6 +266,27 @@ fn StartForm(redis_available: bool, running: bool, version: RwSignal<u32>) -> im
                 </div>
             </ActionForm>
         </section>
+    }
+}
+
+/// One input of the push subscription form, with its refusal under it.
+#[component]
+fn PushField(
+    name: &'static str,
+    kind: &'static str,
+    label: &'static str,
+    error: impl Fn() -> Option<String> + Send + Sync + Copy + 'static,
+) -> impl IntoView {
+    let id = format!("push-{name}");
+    let err_id = format!("{id}-error");
+    view! {
+        <div class="field">
+            <label for=id.clone()>{label}</label>
+            <input id=id name=name type=kind required autocomplete="off" spellcheck="false"
+                aria-invalid=move || error().is_some().then_some("true")
+                aria-describedby=err_id.clone()/>
+            <p class="field-error" id=err_id hidden=move || error().is_none()>{error}</p>
+        </div>
     }
 }
 

@@ -232,21 +232,10 @@ impl Deliverer {
             Ok(res) => res,
             Err(e) => return Delivery::of(Err(send_error(&e).to_string())),
         };
-        let status = res.status().as_u16();
-        let wait = SLOW_DOWN
-            .contains(&status)
-            .then(|| {
-                res.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()))
-            })
-            .flatten();
-        let answer = read_capped(res, MAX_RESPONSE_BYTES).await;
-        if (200..300).contains(&status) {
-            return Delivery { result: Ok(()), status: Some(status), give_up: false, retry_after: None, defer: None };
+        let Answer { status, retry_after, result } = answer(res).await;
+        if result.is_ok() {
+            return Delivery { result, status: Some(status), give_up: false, retry_after: None, defer: None };
         }
-        let error = match snippet(&answer) {
-            Some(s) => format!("HTTP {status}: {s}"),
-            None => format!("HTTP {status}"),
-        };
         // 404/410: the subscription expired or the browser unsubscribed (RFC 8030 §7.3): forget it.
         // 400, 401, 403, 413: our request was refused as it is; sending it again cannot help.
         let gone = matches!(status, 404 | 410);
@@ -254,7 +243,7 @@ impl Deliverer {
             targets.gone(job).await;
         }
         let permanent = gone || matches!(status, 400 | 401 | 403 | 413);
-        Delivery { result: Err(error), status: Some(status), give_up: permanent, retry_after: wait, defer: None }
+        Delivery { result, status: Some(status), give_up: permanent, retry_after, defer: None }
     }
 
     /// One SMS through the provider's API (Twilio's shape: Basic auth, a form with `To`, `From` and
@@ -283,25 +272,11 @@ impl Deliverer {
             Ok(res) => res,
             Err(e) => return Delivery::of(Err(send_error(&e).to_string())),
         };
-        let status = res.status().as_u16();
-        let wait = SLOW_DOWN
-            .contains(&status)
-            .then(|| {
-                res.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()))
-            })
-            .flatten();
-        let answer = read_capped(res, MAX_RESPONSE_BYTES).await;
-        if (200..300).contains(&status) {
-            return Delivery { result: Ok(()), status: Some(status), give_up: false, retry_after: None, defer: None };
-        }
-        let error = match snippet(&answer) {
-            Some(s) => format!("HTTP {status}: {s}"),
-            None => format!("HTTP {status}"),
-        };
+        let Answer { status, retry_after, result } = answer(res).await;
         // A 4xx other than 429 is this message refused as it is (a bad number, bad credentials):
         // sending it again cannot help. 429 and 5xx are the provider's trouble: retried.
         let permanent = (400..500).contains(&status) && status != 429;
-        Delivery { result: Err(error), status: Some(status), give_up: permanent, retry_after: wait, defer: None }
+        Delivery { give_up: result.is_err() && permanent, result, status: Some(status), retry_after, defer: None }
     }
 
     async fn deliver_webhook(&self, job: &Job) -> Delivery {
@@ -346,25 +321,38 @@ impl Deliverer {
             Ok(res) => res,
             Err(e) => return Delivery::of(Err(send_error(&e).to_string())),
         };
-        let status = res.status().as_u16();
-        let wait = SLOW_DOWN
-            .contains(&status)
-            .then(|| {
-                res.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()))
-            })
-            .flatten();
-        let body = read_capped(res, MAX_RESPONSE_BYTES).await;
-        let result = if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            match snippet(&body) {
-                Some(s) => Err(format!("HTTP {status}: {s}")),
-                None => Err(format!("HTTP {status}")),
-            }
-        };
+        let Answer { status, retry_after, result } = answer(res).await;
         // 410 Gone: the receiver says the endpoint is no more (Standard Webhooks); no retry.
-        Delivery { result, status: Some(status), give_up: status == 410, retry_after: wait, defer: None }
+        Delivery { result, status: Some(status), give_up: status == 410, retry_after, defer: None }
     }
+}
+
+/// What a receiver, push service or provider answered: its status, the wait it asked for (with 429,
+/// 502, 503 or 504) and, unless 2xx, the error for the attempt log with the start of its body.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    result: Result<(), String>,
+}
+
+async fn answer(res: reqwest::Response) -> Answer {
+    let status = res.status().as_u16();
+    let wait = SLOW_DOWN
+        .contains(&status)
+        .then(|| {
+            res.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()))
+        })
+        .flatten();
+    let body = read_capped(res, MAX_RESPONSE_BYTES).await;
+    let result = if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        match snippet(&body) {
+            Some(s) => Err(format!("HTTP {status}: {s}")),
+            None => Err(format!("HTTP {status}")),
+        }
+    };
+    Answer { status, retry_after: wait, result }
 }
 
 /// A failed request, as the attempt log says it (the policy's refusal told apart from the network's).

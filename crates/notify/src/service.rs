@@ -351,11 +351,7 @@ impl NotifyService {
                 break;
             }
         }
-        if errors.is_empty() {
-            Ok(count)
-        } else {
-            Err(NotifyError::Invalid(errors))
-        }
+        invalid_unless_empty(errors, count)
     }
 
     /// A user's push messages that will go to a push service: each recipient must be one of the user's
@@ -394,11 +390,7 @@ impl NotifyService {
                 break;
             }
         }
-        if errors.is_empty() {
-            Ok(count)
-        } else {
-            Err(NotifyError::Invalid(errors))
-        }
+        invalid_unless_empty(errors, count)
     }
 
     /// A user's SMS for the provider's API must name a number it can take (E.164).
@@ -415,11 +407,7 @@ impl NotifyService {
                 crate::FieldError::new(format!("notifications[{i}].recipient"), "must be a phone number in E.164 form (+ and 7 to 15 digits)")
             })
             .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(NotifyError::Invalid(errors))
-        }
+        invalid_unless_empty(errors, ())
     }
 
     /// This server's VAPID public key (what browsers subscribe with), when push is set up.
@@ -946,5 +934,14 @@ impl RedisWorker {
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+/// `ok` when no field was refused, else every refusal as one 422.
+fn invalid_unless_empty<T>(errors: Vec<crate::FieldError>, ok: T) -> Result<T, NotifyError> {
+    if errors.is_empty() {
+        Ok(ok)
+    } else {
+        Err(NotifyError::Invalid(errors))
     }
 }

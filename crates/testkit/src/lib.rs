@@ -142,8 +142,16 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn start(dir: &std::path::Path) -> Smtp {
+        Smtp::start_with(dir, &[])
+    }
+
+    /// With more of the script's options (`--tls-cert C --tls-key K` offers STARTTLS).
+    pub fn start_with(dir: &std::path::Path, args: &[&str]) -> Smtp {
+        std::fs::create_dir_all(dir).expect("the SMTP server's folder");
         let maildir = dir.join("maildir");
-        let (child, addr) = python_server("smtp_capture.py", &["--maildir", maildir.to_str().expect("utf-8 path")], dir);
+        let mut all = vec!["--maildir", maildir.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        let (child, addr) = python_server("smtp_capture.py", &all, dir);
         Smtp { _child: child, addr, maildir }
     }
 

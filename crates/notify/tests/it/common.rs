@@ -22,6 +22,15 @@ pub async fn service(cfg: PipelineConfig) -> NotifyService {
 
 pub use testkit::{free_port, wait_for, Redis};
 
+/// The attempts of `id` once it has settled (delivered, dead-lettered or expired).
+pub async fn settled(svc: &NotifyService, id: notify::NotificationId) -> Vec<notify::Attempt> {
+    wait_for("the notification to settle", Duration::from_secs(15), || async {
+        svc.attempts(id).await.unwrap_or_default().iter().any(|a| a.outcome != notify::AttemptOutcome::Retrying)
+    })
+    .await;
+    svc.attempts(id).await.unwrap()
+}
+
 /// A child process killed on drop (the tests SIGKILL it on purpose before that).
 pub struct Node(pub Child);
 

@@ -30,14 +30,6 @@ fn mail(to: &str, payload: serde_json::Value) -> NewNotification {
     NewNotification::new(Channel::Email, to, payload)
 }
 
-async fn settled(svc: &NotifyService, id: NotificationId) -> Vec<Attempt> {
-    wait_for("the notification to settle", Duration::from_secs(15), || async {
-        svc.attempts(id).await.unwrap_or_default().iter().any(|a| a.outcome != AttemptOutcome::Retrying)
-    })
-    .await;
-    svc.attempts(id).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_mail_outside_runs_arrives_over_smtp_with_both_bodies_and_its_ids_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,4 +178,74 @@ async fn users_write_only_to_allowed_addresses_and_so_many_a_day() {
     let e = svc.enqueue_for(Some(ADA), Backend::Embedded, vec![mail("a@example.com", json!({}))]).await.unwrap_err();
     assert_eq!(field_messages(e), ["notifications[0].channel: e-mail is not set up on this server (notify.email.host)"]);
     svc.shutdown().await;
+}
+
+/// A self-signed certificate for `localhost` (Debian's openssl, as the test stacks make theirs).
+fn localhost_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("smtp.crt"), dir.join("smtp.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        // A server's own certificate, not a CA's (webpki refuses a CA certificate as the server's).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (scripts/setup.sh installs it)");
+    assert!(made.success());
+    (cert, key)
+}
+
+/// STARTTLS is required and the server's certificate checked: trusted through `ca_file` the message is
+/// delivered; an untrusted certificate, or a server that offers no STARTTLS, is a failure that is
+/// retried, and nothing is ever sent in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_required_and_the_servers_certificate_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = localhost_certificate(dir.path());
+    let smtp = Smtp::start_with(dir.path(), &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let tls_config = |dir: &tempfile::TempDir, ca_file: &str| {
+        let mut c = smtp_config(dir, &smtp);
+        c.email.host = "localhost".into();
+        c.email.tls = SmtpTls::Starttls;
+        c.email.ca_file = ca_file.into();
+        c.email.retry = WebhookRetry::every(60_000, 3);
+        c
+    };
+    let first_attempt = |svc: NotifyService, id: NotificationId| async move {
+        wait_for("a first attempt", Duration::from_secs(15), || async { !svc.attempts(id).await.unwrap_or_default().is_empty() }).await;
+        let a = svc.attempts(id).await.unwrap();
+        svc.shutdown().await;
+        a
+    };
+
+    let trusted = tempfile::tempdir().unwrap();
+    let svc = service(tls_config(&trusted, cert.to_str().unwrap())).await;
+    let id = svc.enqueue_for(Some(ADA), Backend::Embedded, vec![mail("ada@example.com", json!({"subject": "over TLS"}))]).await.unwrap()[0];
+    let a = first_attempt(svc, id).await;
+    assert_eq!(a[0].outcome, AttemptOutcome::Delivered, "{a:?}");
+    assert_eq!(smtp.messages().len(), 1);
+
+    let untrusted = tempfile::tempdir().unwrap();
+    let svc = service(tls_config(&untrusted, "")).await;
+    let id = svc.enqueue_for(Some(ADA), Backend::Embedded, vec![mail("ada@example.com", json!({}))]).await.unwrap()[0];
+    let a = first_attempt(svc, id).await;
+    assert_eq!(a[0].outcome, AttemptOutcome::Retrying, "{a:?}");
+    assert!(a[0].error.as_deref().is_some_and(|e| e.contains("invalid peer certificate")), "the certificate is checked: {a:?}");
+
+    // A server that offers no STARTTLS (the plain capture): refused, not sent in clear.
+    let plain = Smtp::start(&dir.path().join("plain"));
+    let no_tls = tempfile::tempdir().unwrap();
+    let mut c = smtp_config(&no_tls, &plain);
+    c.email.tls = SmtpTls::Starttls;
+    c.email.retry = WebhookRetry::every(60_000, 3);
+    let svc = service(c).await;
+    let id = svc.enqueue_for(Some(ADA), Backend::Embedded, vec![mail("ada@example.com", json!({}))]).await.unwrap()[0];
+    let a = first_attempt(svc, id).await;
+    assert_eq!(a[0].outcome, AttemptOutcome::Retrying, "{a:?}");
+    assert!(a[0].error.as_deref().is_some_and(|e| e.contains("STARTTLS")), "{a:?}");
+    assert!(plain.messages().is_empty(), "nothing was sent in clear");
+    assert_eq!(smtp.messages().len(), 1);
 }

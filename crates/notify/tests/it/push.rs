@@ -104,14 +104,6 @@ async fn add(push: &PushService, subs: &Subscriptions, owner: &str, options: Val
     id
 }
 
-async fn settled(svc: &NotifyService, id: NotificationId) -> Vec<Attempt> {
-    wait_for("the push to settle", Duration::from_secs(15), || async {
-        svc.attempts(id).await.unwrap_or_default().iter().any(|a| a.outcome != AttemptOutcome::Retrying)
-    })
-    .await;
-    svc.attempts(id).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_decrypted_by_an_independent_implementation_with_its_vapid_token_ttl_and_urgency() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,14 +13,6 @@ use std::time::Duration;
 
 const ADA: &str = "ada";
 
-async fn settled(svc: &NotifyService, id: NotificationId) -> Vec<Attempt> {
-    wait_for("the SMS to settle", Duration::from_secs(15), || async {
-        svc.attempts(id).await.unwrap_or_default().iter().any(|a| a.outcome != AttemptOutcome::Retrying)
-    })
-    .await;
-    svc.attempts(id).await.unwrap()
-}
-
 fn sms(to: &str, text: &str) -> NewNotification {
     NewNotification::new(Channel::Sms, to, json!({ "text": text }))
 }
