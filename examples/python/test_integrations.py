@@ -771,17 +771,30 @@ class LiveEmail(LiveTestCase):
             self.skipTest("set $SMTP_MAILDIR to the SMTP server's Maildir")
         return Path(path)
 
-    def find(self, maildir, notification_id, timeout=20):
+    def find(self, maildir, want, timeout=20):
+        """The first message whose headers hold every `want` item, parsed by the standard library."""
         import email
         import email.policy
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for f in list((maildir / "new").glob("*")) + list((maildir / "cur").glob("*")):
                 msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
-                if msg.get("X-Notification-Id", "").strip() == notification_id:
+                if all(msg.get(h, "").strip() == v for h, v in want.items()):
                     return msg
             time.sleep(0.2)
-        self.fail(f"no message for {notification_id} in {maildir} within {timeout} s")
+        self.fail(f"no message with {want} in {maildir} within {timeout} s")
+
+    def test_the_onboarding_workflows_welcome_arrives_by_smtp(self):
+        maildir = self.maildir()
+        to = f"welcome+{secrets.token_hex(5)}@example.com"
+        wf = next(w for w in common.list_all(f"{common.API}/workflows") if w["name"] == "customer_onboarding")
+        run = common.api("POST", f"{common.API}/workflows/{wf['id']}/runs", {"input": {"email": to, "name": "Grace"}})
+        msg = self.find(maildir, {"To": to, "Subject": "Welcome to Implementation-Eng, Grace"})
+        self.assertIn("Your account is ready.", msg.get_body(preferencelist=("plain",)).get_content())
+        # Cancelling compensates the welcome with the cancellation notice, by real e-mail too.
+        common.api("POST", f"{common.API}/workflow-runs/{run['id']}/cancel")
+        msg = self.find(maildir, {"To": to, "Subject": "Your sign-up was cancelled"})
+        self.assertIn("Hello Grace,", msg.get_body(preferencelist=("plain",)).get_content())
 
     def test_an_api_email_arrives_with_its_subject_both_bodies_and_ids(self):
         maildir = self.maildir()
@@ -791,7 +804,7 @@ class LiveEmail(LiveTestCase):
             "payload": {"subject": "Hello from Python", "text": "Line one <b>bold?</b>\n\nLine two"},
         })
         nid = sent["ids"][0]
-        msg = self.find(maildir, nid)
+        msg = self.find(maildir, {"X-Notification-Id": nid})
         self.assertEqual(msg["Subject"], "Hello from Python")
         self.assertEqual(msg["To"], to)
         self.assertEqual(msg["X-Envelope-To"].strip(), to)

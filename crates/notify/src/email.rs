@@ -156,12 +156,34 @@ impl Header for NotificationIdHeader {
     }
 }
 
-/// What the template takes from a notification's payload: `subject` and `text` when they are strings,
-/// else a generic subject and the payload itself as indented JSON. No HTML is taken from users: the
-/// HTML part is the same text, escaped, in the product's own layout.
+/// The product's own messages, named by a payload's `template` (the onboarding workflow's welcome and
+/// cancellation): subject and text, with `{name}` from the payload's `name`.
+const TEMPLATES: &[(&str, &str, &str)] = &[
+    (
+        "welcome",
+        "Welcome to Implementation-Eng, {name}",
+        "Hello {name},\n\nYour account is ready. You can sign in at any time and find your notifications, webhooks and workflows in one place.\n\nIf you did not sign up, reply to this e-mail and we will close the account.",
+    ),
+    (
+        "onboarding_cancelled",
+        "Your sign-up was cancelled",
+        "Hello {name},\n\nWe could not finish setting up your account, so we cancelled the sign-up and kept nothing of it.\n\nYou are welcome to try again whenever you like.",
+    ),
+];
+
+/// What the template takes from a notification's payload: a known `template` (see [`TEMPLATES`]), or
+/// `subject` and `text` when they are strings, else a generic subject and the payload itself as
+/// indented JSON. No HTML is taken from users: the HTML part is the same text, escaped, in the
+/// product's own layout.
 fn content(job: &Job) -> (String, String) {
     let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
     let field = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let named = field("template").and_then(|t| TEMPLATES.iter().find(|(name, ..)| *name == t));
+    if let Some((_, subject, text)) = named {
+        let name = field("name").unwrap_or_else(|| "there".into());
+        let name: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).take(100).collect();
+        return (subject.replace("{name}", &name), text.replace("{name}", &name));
+    }
     let subject = field("subject").unwrap_or_else(|| "A notification from Implementation-Eng".into());
     // A subject is one line: folded by lettre, but a newline in it would be a header injection attempt.
     let subject: String = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
@@ -406,6 +428,21 @@ mod tests {
         assert!(m.contains("\"order\": 7"), "{m}");
         let m = formatted(&job(serde_json::json!({"subject": "hi\r\nBcc: victim@example.net"})));
         assert!(!m.contains("\r\nBcc:"), "{m}");
+    }
+
+    #[test]
+    fn the_products_own_templates_have_their_subject_and_text() {
+        let m = formatted(&job(serde_json::json!({"template": "welcome", "name": "Ada\r\nBcc: x@y.z"})));
+        assert!(m.contains("Subject: Welcome to Implementation-Eng, Ada  Bcc: x@y.z\r\n"), "one line, whatever the name: {m}");
+        assert!(m.contains("Your account is ready."), "{m}");
+        assert!(!m.contains("\"template\""), "not the raw payload: {m}");
+        let m = formatted(&job(serde_json::json!({"template": "onboarding_cancelled"})));
+        assert!(m.contains("Subject: Your sign-up was cancelled\r\n") && m.contains("Hello there,"), "{m}");
+        let m = formatted(&job(serde_json::json!({"template": "no_such_one", "x": 1})));
+        assert!(
+            m.contains("Subject: A notification from Implementation-Eng") && m.contains("no_such_one"),
+            "an unknown template is shown as data: {m}"
+        );
     }
 
     #[test]
