@@ -154,7 +154,7 @@ test("a Web Push subscription is registered from the dashboard, listed by its id
   const row = card.locator("tr[data-subscription]");
   await expect(row).toHaveCount(1);
   await expect(row).toContainText(sub.endpoint);
-  await expect(row.locator("code")).toHaveText(/^psub_[A-Za-z0-9]{24}$/);
+  await expect(row.locator("td[data-label=\"Id\"] code")).toHaveText(/^psub_[A-Za-z0-9]{24}$/);
   await expectNoViolations(page);
   await row.getByRole("button", { name: "Delete" }).click();
   await expect(row).toHaveCount(0);
