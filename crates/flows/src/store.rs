@@ -823,15 +823,17 @@ impl Store {
         if self.active_runs(owner).await? >= i64::from(self.limits.max_active_runs_per_owner) {
             return Err(self.too_many_runs());
         }
-        let done = sqlx::query(
+        // The record answered is the row as this update left it (RETURNING), not a read after it: the
+        // engine may claim the run and move it on the moment it is committed.
+        let updated = sqlx::query(&format!(
             "UPDATE workflow_runs SET status = $1, current_step = $2, attempt = 0, state = $3, cancel_requested = 0, \
              failed_step = CASE WHEN $4 = 1 THEN failed_step ELSE NULL END, \
              error_code = CASE WHEN $4 = 1 THEN error_code ELSE NULL END, \
              error_message = CASE WHEN $4 = 1 THEN error_message ELSE NULL END, \
              wake_at_ms = $5, nudged = 1, wait_until_ms = NULL, waiting_source = NULL, waiting_correlation = NULL, \
              waiting_token = NULL, finished_at_ms = NULL, updated_at_ms = $5, started_by = $8, token_id = $9, scopes = $10 \
-             WHERE id = $6 AND status = $7",
-        )
+             WHERE id = $6 AND status = $7 RETURNING {RUN_COLUMNS}"
+        ))
         .bind(status.as_str())
         .bind(current_step)
         .bind(to_text(&RunState { steps }))
@@ -842,12 +844,12 @@ impl Store {
         .bind(&by.kind)
         .bind(by.token_id)
         .bind(crate::run::scopes_column(by))
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(FlowsError::Conflict("the run changed meanwhile; reload it".into()));
+        match updated {
+            Some(row) => Ok(run_from_row(&row)?.rec),
+            None => Err(FlowsError::Conflict("the run changed meanwhile; reload it".into())),
         }
-        self.get_run(owner, id).await
     }
 
     /// The owner's runs that are `running`, `waiting` or `compensating`.
