@@ -276,7 +276,7 @@ impl Deliverer {
         // A 4xx other than 429 is this message refused as it is (a bad number, bad credentials):
         // sending it again cannot help. 429 and 5xx are the provider's trouble: retried.
         let permanent = (400..500).contains(&status) && status != 429;
-        Delivery { give_up: result.is_err() && permanent, result, status: Some(status), retry_after, defer: None }
+        Delivery { result, status: Some(status), give_up: permanent, retry_after, defer: None }
     }
 
     async fn deliver_webhook(&self, job: &Job) -> Delivery {

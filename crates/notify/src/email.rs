@@ -180,15 +180,19 @@ fn content(job: &Job) -> (String, String) {
     let field = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let named = field("template").and_then(|t| TEMPLATES.iter().find(|(name, ..)| *name == t));
     if let Some((_, subject, text)) = named {
-        let name = field("name").unwrap_or_else(|| "there".into());
-        let name: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).take(100).collect();
+        let name = one_line(&field("name").unwrap_or_else(|| "there".into()), 100);
         return (subject.replace("{name}", &name), text.replace("{name}", &name));
     }
-    let subject = field("subject").unwrap_or_else(|| "A notification from Implementation-Eng".into());
     // A subject is one line: folded by lettre, but a newline in it would be a header injection attempt.
-    let subject: String = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+    let subject = one_line(&field("subject").unwrap_or_else(|| "A notification from Implementation-Eng".into()), 200);
     let text = field("text").unwrap_or_else(|| serde_json::to_string_pretty(&payload).unwrap_or_default());
     (subject, text)
+}
+
+/// `s` as one line of at most `max` characters: control characters (line breaks among them) become
+/// spaces.
+fn one_line(s: &str, max: usize) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect()
 }
 
 fn escape_html(s: &str) -> String {
@@ -375,8 +379,7 @@ fn classify(e: lettre::transport::smtp::Error) -> Sent {
     };
     // The server's own words help the owner (a 550 says which rule refused); the error's Display is
     // the reply's text, cut to one short line.
-    let detail: String = e.to_string().chars().map(|c| if c.is_control() { ' ' } else { c }).take(160).collect();
-    Sent { result: Err(format!("{what}: {detail}")), permanent: e.is_permanent() }
+    Sent { result: Err(format!("{what}: {}", one_line(&e.to_string(), 160))), permanent: e.is_permanent() }
 }
 
 #[cfg(test)]

@@ -30,15 +30,16 @@ impl DayUse {
 }
 
 /// Counts `n` more for `owner` today (UTC), or refuses with the time until midnight when that would
-/// pass one of the day's caps (0: that cap is off).
-pub(crate) fn reserve_day(conn: &Connection, owner: &str, n: DayUse, q: &Quotas) -> Result<(), NotifyError> {
+/// pass one of the day's caps (0: that cap is off). Says whether it counted anything (what
+/// [`refund_day`] would have to give back).
+pub(crate) fn reserve_day(conn: &Connection, owner: &str, n: DayUse, q: &Quotas) -> Result<bool, NotifyError> {
     let caps = [
         (n.notifications, q.notifications_per_day, "notifications"),
         (n.emails, q.emails_per_day, "e-mails"),
         (n.pushes, q.pushes_per_day, "push messages"),
     ];
     if caps.iter().all(|(want, cap, _)| *cap == 0 || *want == 0) {
-        return Ok(());
+        return Ok(false);
     }
     let now = now_ms();
     let day = now.div_euclid(DAY_MS);
@@ -66,7 +67,7 @@ pub(crate) fn reserve_day(conn: &Connection, owner: &str, n: DayUse, q: &Quotas)
          emails = emails + excluded.emails, pushes = pushes + excluded.pushes",
     )?
     .execute(params![owner, day, n.notifications as i64, n.emails as i64, n.pushes as i64])?;
-    Ok(())
+    Ok(true)
 }
 
 /// Gives back what [`reserve_day`] counted for an enqueue that then failed.

@@ -276,7 +276,6 @@ impl NotifyService {
             })
             .collect();
         let n = prepared.len() as u64;
-        let email = &self.inner.config.email;
         let (emails, pushes) = match owner.filter(|_| quotas) {
             Some(who) => {
                 self.check_sms_numbers(&prepared)?;
@@ -292,8 +291,7 @@ impl NotifyService {
             Some(who) => {
                 self.inner.enqueue_rate.check(who, prepared.len())?;
                 let who = who.to_owned();
-                self.inner.embedded.call(move |c| crate::quotas::reserve_day(c, &who, usage, &q)).await?;
-                q.notifications_per_day > 0 || (email.is_real() && q.emails_per_day > 0) || (pushes > 0 && q.pushes_per_day > 0)
+                self.inner.embedded.call(move |c| crate::quotas::reserve_day(c, &who, usage, &q)).await?
             }
             None => false,
         };
@@ -362,6 +360,8 @@ impl NotifyService {
         let mut errors = vec![];
         let mut count = 0;
         let targets = self.inner.deliverer.push_targets();
+        // A batch of up to 10,000 usually names a few subscriptions: each is looked up once.
+        let mut owned_ids: HashMap<&str, bool> = HashMap::new();
         for (i, p) in items.iter().enumerate().filter(|(_, p)| p.channel == Channel::Push && p.run.is_none()) {
             if !push.is_real() {
                 if push.simulate_when_unset == Some(false) {
@@ -379,9 +379,14 @@ impl NotifyService {
                     format!("a push message holds at most {} bytes of JSON", crate::webpush::MAX_PAYLOAD),
                 ));
             }
-            let owned = match &targets {
-                Some(t) => t.owns(owner, &p.recipient).await.map_err(|_| NotifyError::BackendUnavailable)?,
-                None => false,
+            let owned = match (owned_ids.get(p.recipient.as_str()), &targets) {
+                (Some(known), _) => *known,
+                (None, Some(t)) => {
+                    let owned = t.owns(owner, &p.recipient).await.map_err(|_| NotifyError::BackendUnavailable)?;
+                    owned_ids.insert(&p.recipient, owned);
+                    owned
+                }
+                (None, None) => false,
             };
             if !owned {
                 errors.push(crate::FieldError::new(format!("notifications[{i}].recipient"), "is not the id of one of your push subscriptions"));

@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::config::is_e164;
 use crate::signature::{SigningKey, DEFAULT_TOLERANCE_SECS, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 #[derive(Debug, Clone)]
@@ -234,13 +235,11 @@ async fn sms(s: Arc<State>, account: String, req: Request<Incoming>) -> Response
     let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |k: &str| form.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let (to, from, text_body) = (field("To"), field("From"), field("Body"));
-    let e164 =
-        |n: &str| n.strip_prefix('+').is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'));
-    let refusal = if !e164(&to) || to == "+15005550001" {
+    let refusal = if !is_e164(&to) || to == "+15005550001" {
         Some((21211, format!("The 'To' number {to} is not a valid phone number.")))
     } else if to == "+15005550009" {
         Some((21614, format!("'To' number {to} is not a mobile number that can receive SMS.")))
-    } else if !e164(&from) {
+    } else if !is_e164(&from) {
         Some((21212, format!("The 'From' number {from} is not a valid phone number.")))
     } else if text_body.is_empty() {
         Some((21602, "Message body is required.".into()))
