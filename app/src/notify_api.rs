@@ -157,22 +157,16 @@ pub async fn replay_dead_letters(which: String) -> Result<u64, Problem> {
     Ok(n)
 }
 
-/// A Web Push subscription as the dashboard lists it (the REST API's shape).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushSubscriptionRow {
-    pub id: String,
-    pub endpoint: String,
-    pub created_ms: i64,
-}
+/// A Web Push subscription as every client sees it (the REST API answers the same type).
+pub use contract::push::Subscription as PushSubscription;
 
 /// The signed-in user's push subscriptions and this server's VAPID public key (what a browser
 /// subscribes with); `None` when signed out.
 #[server]
-pub async fn push_subscriptions() -> Result<Option<(Vec<PushSubscriptionRow>, Option<String>)>, Problem> {
+pub async fn push_subscriptions() -> Result<Option<(Vec<PushSubscription>, Option<String>)>, Problem> {
     let Ok(me) = ssr::owner() else { return Ok(None) };
     let services = crate::api::ssr::require_services()?;
     let rows = services.hooks.list_subscriptions(&me).await.map_err(Problem::from)?;
-    let rows = rows.into_iter().map(|s| PushSubscriptionRow { id: s.id, endpoint: s.endpoint, created_ms: s.created_ms }).collect();
     Ok(Some((rows, services.notify.push_public_key())))
 }
 

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::notify_api::{
-    load_run, notification_dashboard, push_subscriptions, AddPushSubscription, CancelSimulation, Dashboard, DeadLetterView, PushSubscriptionRow,
+    load_run, notification_dashboard, push_subscriptions, AddPushSubscription, CancelSimulation, Dashboard, DeadLetterView, PushSubscription,
     RemovePushSubscription, ReplayDeadLetters, RunRow, RunView, StartSimulation,
 };
 use crate::time_fmt::{iso, utc};
@@ -123,7 +123,7 @@ fn PushSubscriptions() -> impl IntoView {
                                         <thead><tr><th scope="col">"Id (the recipient)"</th><th scope="col">"Push endpoint"</th><th scope="col">"Added"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                                         <tbody>
                                             {rows.into_iter().map(|s| {
-                                                let PushSubscriptionRow { id, endpoint, created_ms } = s;
+                                                let PushSubscription { id, endpoint, created_ms } = s;
                                                 let (row_id, shown_id, label) = (id.clone(), id.clone(), format!("Delete subscription {id}"));
                                                 view! {
                                                 <tr data-subscription=row_id>

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod notifications;
 pub mod ops;
 mod owner;
+pub mod push;
 pub mod sessions;
 pub mod tokens;
 pub mod webhooks;

@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use contract::Owner;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::Row;
 use std::sync::{Arc, Weak};
 
@@ -41,15 +41,8 @@ pub struct NewSubscription {
     pub expiration_time: Option<i64>,
 }
 
-/// A registered subscription as its owner sees it (never the keys back).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Subscription {
-    /// What a push notification names as its `recipient`.
-    pub id: String,
-    pub endpoint: String,
-    pub created_ms: i64,
-}
+/// A registered subscription as its owner sees it (`contract::push`).
+pub use contract::push::Subscription;
 
 fn key(field: &str, value: &str, len: usize, errors: &mut Vec<FieldError>) -> Vec<u8> {
     match B64URL.decode(value.trim().trim_end_matches('=')) {
@@ -83,40 +76,33 @@ impl Hooks {
             return Err(HooksError::Invalid(errors));
         }
         let pool = self.pool();
-        let existing: Option<(String, i64)> = sqlx::query("SELECT id, created_ms FROM push_subscriptions WHERE owner = $1 AND endpoint = $2")
+        let known: Option<String> = sqlx::query_scalar("SELECT id FROM push_subscriptions WHERE owner = $1 AND endpoint = $2")
             .bind(owner)
             .bind(&endpoint)
             .fetch_optional(pool)
-            .await?
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("created_ms")?)))
-            .transpose()?;
-        let (p256dh, auth) = (B64URL.encode(p256dh), B64URL.encode(auth));
-        if let Some((id, created_ms)) = existing {
-            sqlx::query("UPDATE push_subscriptions SET p256dh = $1, auth = $2 WHERE id = $3")
-                .bind(&p256dh)
-                .bind(&auth)
-                .bind(&id)
-                .execute(pool)
-                .await?;
-            return Ok(Subscription { id, endpoint, created_ms });
-        }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM push_subscriptions WHERE owner = $1").bind(owner).fetch_one(pool).await?;
-        if count >= MAX_SUBSCRIPTIONS_PER_OWNER {
-            return Err(HooksError::Conflict(format!(
-                "You have {count} push subscriptions, the most one user may have. Delete one you no longer use."
-            )));
-        }
-        let sub = Subscription { id: new_id("psub"), endpoint, created_ms: now_ms() };
-        sqlx::query("INSERT INTO push_subscriptions (id, owner, endpoint, p256dh, auth, created_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&sub.id)
-            .bind(owner)
-            .bind(&sub.endpoint)
-            .bind(&p256dh)
-            .bind(&auth)
-            .bind(sub.created_ms)
-            .execute(pool)
             .await?;
-        Ok(sub)
+        if known.is_none() {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM push_subscriptions WHERE owner = $1").bind(owner).fetch_one(pool).await?;
+            if count >= MAX_SUBSCRIPTIONS_PER_OWNER {
+                return Err(HooksError::Conflict(format!(
+                    "You have {count} push subscriptions, the most one user may have. Delete one you no longer use."
+                )));
+            }
+        }
+        // One statement for new and known alike, so two registrations of one browser at once make one row.
+        let row = sqlx::query(
+            "INSERT INTO push_subscriptions (id, owner, endpoint, p256dh, auth, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (owner, endpoint) DO UPDATE SET p256dh = excluded.p256dh, auth = excluded.auth RETURNING id, created_ms",
+        )
+        .bind(new_id("psub"))
+        .bind(owner)
+        .bind(&endpoint)
+        .bind(B64URL.encode(p256dh))
+        .bind(B64URL.encode(auth))
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await?;
+        Ok(Subscription { id: row.try_get("id")?, endpoint, created_ms: row.try_get("created_ms")? })
     }
 
     /// `owner`'s subscriptions, newest first.
@@ -133,8 +119,7 @@ impl Hooks {
 
     /// Deletes `owner`'s subscription `id`; someone else's is "not found".
     pub async fn delete_subscription(&self, owner: &Owner, id: &str) -> Result<(), HooksError> {
-        let done = sqlx::query("DELETE FROM push_subscriptions WHERE owner = $1 AND id = $2").bind(owner).bind(id).execute(self.pool()).await?;
-        if done.rows_affected() == 0 {
+        if delete(self.pool(), owner, id).await? == 0 {
             return Err(HooksError::NotFound);
         }
         Ok(())
@@ -144,6 +129,12 @@ impl Hooks {
     pub(crate) fn push_targets(&self) -> Arc<dyn PushTargets> {
         Arc::new(SubscriptionTargets(Arc::downgrade(&self.inner)))
     }
+}
+
+/// Deletes `owner`'s subscription `id` (by its owner, or because its push service said it is gone);
+/// how many rows went.
+async fn delete(pool: &sqlx::AnyPool, owner: &str, id: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM push_subscriptions WHERE owner = $1 AND id = $2").bind(owner).bind(id).execute(pool).await?.rows_affected())
 }
 
 struct SubscriptionTargets(Weak<Inner>);
@@ -195,9 +186,7 @@ impl PushTargets for SubscriptionTargets {
     fn gone<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let (Ok(inner), Some(owner)) = (self.inner(), job.owner.as_deref()) else { return };
-            if let Err(e) =
-                sqlx::query("DELETE FROM push_subscriptions WHERE owner = $1 AND id = $2").bind(owner).bind(&job.recipient).execute(&inner.pool).await
-            {
+            if let Err(e) = delete(&inner.pool, owner, &job.recipient).await {
                 tracing::warn!(error = %e, "could not delete a gone push subscription");
             }
         })
