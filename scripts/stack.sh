@@ -76,17 +76,25 @@ stack_sink() {
   stack_wait "http://127.0.0.1:$SINK_PORT/stats"
 }
 
+# stack_python RUN NAME PORT SCRIPT [ARGS…]: one of the Python test servers (scripts/SCRIPT, in the
+# venv scripts/setup.sh makes) on PORT, returning once it has written its address to RUN/NAME.ready.
+stack_python() {
+  local run="$1" name="$2" port="$3" script="$4"
+  shift 4
+  "$ROOT/.run/venv/bin/python" "$ROOT/scripts/$script" --listen "127.0.0.1:$port" --ready-file "$run/$name.ready" "$@" \
+    >"$run/$name.log" 2>&1 &
+  stack_pids+=($!)
+  local ok=""
+  for _ in $(seq 1 100); do [ -s "$run/$name.ready" ] && { ok=1; break; }; sleep 0.1; done
+  [ -n "$ok" ] || { echo "scripts/$script did not start"; cat "$run/$name.log"; return 1; }
+}
+
 # A real SMTP server on loopback (aiosmtpd, scripts/smtp_capture.py) that keeps what it accepts in
 # RUN/maildir, where the tests read it back. Users may write to the tests' domains only (production
 # allows nobody by default); 4xx answers are retried within the test's time.
 stack_smtp() {
   local run="$1"
-  "$ROOT/.run/venv/bin/python" "$ROOT/scripts/smtp_capture.py" --listen "127.0.0.1:$SMTP_PORT" \
-    --maildir "$run/maildir" --ready-file "$run/smtp.ready" >"$run/smtp.log" 2>&1 &
-  stack_pids+=($!)
-  local ok=""
-  for _ in $(seq 1 100); do [ -s "$run/smtp.ready" ] && { ok=1; break; }; sleep 0.1; done
-  [ -n "$ok" ] || { echo "the SMTP server did not start"; cat "$run/smtp.log"; return 1; }
+  stack_python "$run" smtp "$SMTP_PORT" smtp_capture.py --maildir "$run/maildir"
   export SMTP_MAILDIR="$run/maildir"
   export APP_NOTIFY__EMAIL__HOST=127.0.0.1 APP_NOTIFY__EMAIL__PORT="$SMTP_PORT" APP_NOTIFY__EMAIL__TLS=none
   export APP_NOTIFY__EMAIL__ALLOW_RECIPIENTS="${APP_NOTIFY__EMAIL__ALLOW_RECIPIENTS:-@example.com,@example.test}"
@@ -96,13 +104,7 @@ stack_smtp() {
 # A Web Push service on loopback (scripts/push_service.py): it hands out subscriptions as a browser
 # would, and decrypts and checks what the app pushes (an independent implementation of RFC 8291/8292).
 stack_push() {
-  local run="$1"
-  "$ROOT/.run/venv/bin/python" "$ROOT/scripts/push_service.py" --listen "127.0.0.1:$PUSH_PORT" \
-    --ready-file "$run/push.ready" >"$run/push.log" 2>&1 &
-  stack_pids+=($!)
-  local ok=""
-  for _ in $(seq 1 100); do [ -s "$run/push.ready" ] && { ok=1; break; }; sleep 0.1; done
-  [ -n "$ok" ] || { echo "the push service did not start"; cat "$run/push.log"; return 1; }
+  stack_python "$1" push "$PUSH_PORT" push_service.py
   export E2E_PUSH_SERVICE_URL="http://127.0.0.1:$PUSH_PORT"
 }
 

@@ -169,6 +169,57 @@ impl Smtp {
     }
 }
 
+/// A Web Push service on loopback (`scripts/push_service.py`) standing in for a browser and its push
+/// service: it hands out subscriptions, and decrypts and checks what is pushed to them with an
+/// implementation of its own (PyPI `http_ece`, `cryptography`). Stopped on drop.
+pub struct PushService {
+    _child: Reaped,
+    pub addr: std::net::SocketAddr,
+    http: reqwest::Client,
+}
+
+impl PushService {
+    pub fn start(dir: &std::path::Path) -> PushService {
+        let (child, addr) = python_server("push_service.py", &[], dir);
+        PushService { _child: child, addr, http: reqwest::Client::new() }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method, format!("http://{}{path}", self.addr));
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let res = req.send().await.expect("the push service answers");
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.expect("its answer");
+        if bytes.is_empty() {
+            return (status, serde_json::Value::Null);
+        }
+        (status, serde_json::from_slice(&bytes).expect("the push service answers JSON"))
+    }
+
+    /// A new subscription, as the push service hands it out (`id`, and `endpoint` and `keys` as in a
+    /// browser's `PushSubscription.toJSON()`); `options` may say how pushes to it are answered
+    /// (`{"answer": 410}`, `{"answer": 429, "retry_after": 0}`).
+    pub async fn subscribe(&self, options: serde_json::Value) -> serde_json::Value {
+        let (status, sub) = self.call(reqwest::Method::POST, "/subscriptions", Some(&options)).await;
+        assert_eq!(status, 201, "{sub}");
+        sub
+    }
+
+    /// `{"messages": [...], "failures": [...]}`: what subscription `id` received, decrypted, and every
+    /// check a push failed.
+    pub async fn received(&self, id: &str) -> serde_json::Value {
+        self.call(reqwest::Method::GET, &format!("/messages/{id}"), None).await.1
+    }
+
+    /// The browser unsubscribes: later pushes to it are answered 410 Gone.
+    pub async fn unsubscribe(&self, id: &str) {
+        let (status, _) = self.call(reqwest::Method::DELETE, &format!("/subscriptions/{id}"), None).await;
+        assert_eq!(status, 204);
+    }
+}
+
 /// Polls `check` every 50 ms until it is true; past `timeout`, fails the test naming `what`.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

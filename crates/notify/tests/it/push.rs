@@ -8,9 +8,10 @@ use crate::common::*;
 use notify::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::PushService;
 
 /// A VAPID private key for these tests only (32 bytes, base64url).
 const VAPID_KEY: &str = "PmClDwB8c2t9E0T0y3HqF3Z2o1k4YVZ1mR0H2WcQy1A";
@@ -50,31 +51,6 @@ struct Policy(fn(IpAddr) -> bool);
 impl AddressPolicy for Policy {
     fn permits(&self, ip: IpAddr) -> bool {
         (self.0)(ip)
-    }
-}
-
-struct PushService {
-    _child: testkit::Reaped,
-    addr: SocketAddr,
-    http: reqwest::Client,
-}
-
-impl PushService {
-    fn start(dir: &std::path::Path) -> PushService {
-        let (child, addr) = testkit::python_server("push_service.py", &[], dir);
-        PushService { _child: child, addr, http: reqwest::Client::new() }
-    }
-
-    /// A browser's subscription (`PushSubscription.toJSON()`), answering pushes with `answer` if given.
-    async fn subscribe(&self, options: Value) -> Value {
-        let res = self.http.post(format!("http://{}/subscriptions", self.addr)).body(options.to_string()).send().await.unwrap();
-        assert_eq!(res.status(), 201);
-        serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
-    }
-
-    async fn received(&self, id: &str) -> Value {
-        let res = self.http.get(format!("http://{}/messages/{id}", self.addr)).send().await.unwrap();
-        serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
     }
 }
 

@@ -13,15 +13,11 @@ use testkit::wait_for;
 /// The tests' own VAPID key (32 bytes, base64url).
 const VAPID_KEY: &str = "DD1IgsmNyji3OI6Awduh6Ybl3kw9e0IhI-EDF_UqPjI";
 
-async fn browser_subscription(http: &reqwest::Client, push: std::net::SocketAddr, options: Value) -> Value {
-    http.post(format!("http://{push}/subscriptions")).json(&options).send().await.unwrap().json().await.unwrap()
-}
-
 #[test]
 fn a_registered_subscription_receives_pushes_its_owner_sends_and_no_one_elses() {
     block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (_push_service, push) = testkit::python_server("push_service.py", &[], dir.path());
+        let push = testkit::PushService::start(dir.path());
         let app = spawn_with(|s| {
             s.hooks.allow_networks = vec!["127.0.0.1/32".into()];
             s.notify.push.vapid_private_key = VAPID_KEY.into();
@@ -32,7 +28,6 @@ fn a_registered_subscription_receives_pushes_its_owner_sends_and_no_one_elses() 
         app.create_user("yan", "yan-password-1").await;
         app.create_user("zed", "zed-password-1").await;
         let (yan, zed) = (app.token("yan", &Scope::USER).await.1, app.token("zed", &Scope::USER).await.1);
-        let http = reqwest::Client::new();
 
         let (s, _, key) = app.call(api("GET", "/api/v1/push/vapid-public-key", Some(&yan), None)).await;
         assert_eq!(s, StatusCode::OK, "{key}");
@@ -45,7 +40,7 @@ fn a_registered_subscription_receives_pushes_its_owner_sends_and_no_one_elses() 
         let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
         assert_eq!(fields, ["endpoint", "keys.p256dh", "keys.auth"], "{body}");
 
-        let browser = browser_subscription(&http, push, json!({})).await;
+        let browser = push.subscribe(json!({})).await;
         // Exactly what a browser's PushSubscription.toJSON() gives.
         let to_json = json!({"endpoint": browser["endpoint"], "expirationTime": null, "keys": browser["keys"]});
         let (s, _, sub) = app.call(api("POST", "/api/v1/push/subscriptions", Some(&yan), Some(to_json.clone()))).await;
@@ -70,21 +65,17 @@ fn a_registered_subscription_receives_pushes_its_owner_sends_and_no_one_elses() 
         let (s, _, body) = app.call(api("POST", "/api/v1/notifications", Some(&yan), Some(to(&id)))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{body}");
         let browser_id = browser["id"].as_str().unwrap().to_string();
-        let received = || async {
-            let v: Value = http.get(format!("http://{push}/messages/{browser_id}")).send().await.unwrap().json().await.unwrap();
-            v
-        };
         wait_for("the push at the push service", Duration::from_secs(15), || async {
-            received().await["messages"].as_array().is_some_and(|m| m.len() == 1)
+            push.received(&browser_id).await["messages"].as_array().is_some_and(|m| m.len() == 1)
         })
         .await;
-        let got = received().await;
+        let got = push.received(&browser_id).await;
         assert_eq!(got["failures"], json!([]), "{got}");
         assert_eq!(serde_json::from_str::<Value>(got["messages"][0]["payload"].as_str().unwrap()).unwrap(), json!({"title": "Hello"}));
         assert_eq!(got["messages"][0]["vapid"]["k"], key["public_key"]);
 
         // The browser unsubscribes: its push service answers 410 and the subscription is deleted.
-        http.delete(format!("http://{push}/subscriptions/{browser_id}")).send().await.unwrap();
+        push.unsubscribe(&browser_id).await;
         let (s, _, _) = app.call(api("POST", "/api/v1/notifications", Some(&yan), Some(to(&id)))).await;
         assert_eq!(s, StatusCode::ACCEPTED);
         wait_for("the gone subscription to be deleted", Duration::from_secs(15), || async {
