@@ -6,4 +6,5 @@ mod delivery;
 mod endpoints;
 mod inbound;
 mod operational;
+mod push;
 mod sealing;
